@@ -1,0 +1,143 @@
+//! Berth's agent: registers this host as a node, runs the tasks the control plane places here on
+//! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
+
+pub mod runner;
+pub mod runtime;
+mod session;
+
+use runtime::{ContainerRuntime, DockerRuntime, RuntimeError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How the agent presents its node and runs its tasks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The control plane, `http://HOST:PORT`.
+    pub server: String,
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// The address clients and the proxy reach this node's published ports at.
+    pub advertise_addr: String,
+    pub attributes: Vec<(String, String)>,
+    /// CPU units offered (1024 a core).
+    pub cpu: i64,
+    /// Memory offered, MiB.
+    pub memory_mib: i64,
+    pub reserved_ports: Vec<i32>,
+    pub default_stop_timeout: Duration,
+    /// How often stopped containers the control plane no longer keeps are looked for.
+    pub sweep_interval: Duration,
+    /// How often a runner re-inspects its containers.
+    pub poll: Duration,
+}
+
+impl Config {
+    /// This host's cores and memory (less `memory_reserve_mib` for the host itself).
+    pub fn for_this_host(
+        server: String,
+        name: String,
+        data_dir: PathBuf,
+        memory_reserve_mib: i64,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+        Self {
+            server,
+            name,
+            data_dir,
+            advertise_addr: "127.0.0.1".into(),
+            attributes: Vec::new(),
+            cpu: cores * 1024,
+            memory_mib: (host_memory_mib() - memory_reserve_mib).max(128),
+            reserved_ports: Vec::new(),
+            default_stop_timeout: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// MemTotal from /proc/meminfo, in MiB (1024 when unknown).
+pub fn host_memory_mib() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<i64>().ok())
+        })
+        .map_or(1024, |kb| kb / 1024)
+}
+
+/// The demo web server image `berth dev` and the tests use.
+pub const DEMO_IMAGE: &str = "berth-demo:latest";
+
+/// Builds `berth-demo:latest` from this executable when it is missing or out of date.
+pub async fn ensure_demo_image() -> Result<runtime::image::ImageOutcome, AgentError> {
+    let rt = DockerRuntime::connect().await?;
+    Ok(runtime::image::ensure_self_image(rt.client(), DEMO_IMAGE, &["demo"], Some(80)).await?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("building {DEMO_IMAGE}: {0}")]
+    Image(#[from] runtime::image::ImageError),
+    #[error("agent data directory {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A running agent. Its tasks keep running after `shutdown`, as ECS's agent does; a restarted
+/// agent adopts them.
+pub struct Agent {
+    stop: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+fn node_id_file(dir: &Path) -> PathBuf {
+    dir.join("node-id")
+}
+
+pub(crate) fn save_node_id(dir: &Path, id: &str) -> std::io::Result<()> {
+    let tmp = dir.join("node-id.tmp");
+    std::fs::write(&tmp, id)?;
+    std::fs::rename(tmp, node_id_file(dir))
+}
+
+/// Connects to Docker, then serves the control plane's stream (reconnecting) until shutdown.
+pub async fn spawn(config: Config) -> Result<Agent, AgentError> {
+    let rt = DockerRuntime::connect().await?;
+    spawn_with(config, Arc::new(rt)).await
+}
+
+/// As `spawn`, on any runtime.
+pub async fn spawn_with<R: ContainerRuntime>(
+    config: Config,
+    rt: Arc<R>,
+) -> Result<Agent, AgentError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    let node_id = std::fs::read_to_string(node_id_file(&config.data_dir))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let (stop, stopped) = watch::channel(false);
+    let session = session::Session::new(rt, config, node_id);
+    let join = tokio::spawn(session.run(stopped));
+    Ok(Agent { stop, join })
+}
+
+impl Agent {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.join.await;
+    }
+}

@@ -1,0 +1,576 @@
+//! The task runner: the one owner of a task on this node. Only the runner mutates its task; it is
+//! fed desired-state changes through a watch channel and publishes what it observes through
+//! another. It starts containers in `dependsOn` order, watches them, stops the task when an
+//! essential container exits, and stops in reverse order with each container's stop timeout.
+
+use crate::runtime::{
+    ContainerRuntime, ContainerSpec, ContainerStatus, Health, HealthSpec, PortSpec,
+};
+use berth_proto::agent::v1::TaskReport;
+use berth_proto::time;
+use berth_proto::v1::{Container, ContainerDefinition, NetworkBinding, Task, TaskDefinition};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// What the control plane wants of this task now.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub task: Task,
+    pub definition: TaskDefinition,
+    /// False once the task is no longer in the node's desired set.
+    pub wanted: bool,
+}
+
+impl Desired {
+    /// Stop now. A load-balanced task waits until the control plane has deregistered it from
+    /// every proxy (its in-flight requests done), so no request meets a dying container.
+    fn stop_requested(&self) -> bool {
+        !self.wanted
+            || (self.task.desired_status == "STOPPED"
+                && (!self.task.load_balanced || !self.task.deregistered_at.is_empty()))
+    }
+
+    /// Asked to stop, but still draining behind the load balancer.
+    fn draining(&self) -> bool {
+        self.wanted && self.task.desired_status == "STOPPED" && !self.stop_requested()
+    }
+}
+
+/// Node-wide settings every runner shares.
+#[derive(Debug, Clone)]
+pub struct RunnerContext {
+    pub node_id: String,
+    pub default_stop_timeout: Duration,
+    pub poll: Duration,
+}
+
+/// Labels every Berth container carries; adoption and cleanup find containers by them.
+pub mod labels {
+    pub const TASK: &str = "berth.task";
+    pub const TASK_ARN: &str = "berth.task-arn";
+    pub const CLUSTER: &str = "berth.cluster";
+    pub const NODE: &str = "berth.node";
+    pub const CONTAINER: &str = "berth.container";
+}
+
+/// The deterministic name of a task's container, so a restarted agent finds it again.
+pub fn container_name(task_arn: &str, container: &str) -> String {
+    format!("berth-{}-{container}", task_id(task_arn))
+}
+
+pub fn task_id(task_arn: &str) -> &str {
+    task_arn.rsplit('/').next().unwrap_or(task_arn)
+}
+
+fn cluster_of(task_arn: &str) -> &str {
+    task_arn
+        .rsplit_once(":task/")
+        .and_then(|(_, r)| r.split_once('/'))
+        .map_or("", |(c, _)| c)
+}
+
+/// Runs a task until it has stopped. `report` always holds the latest observation; each change
+/// is also announced on `changed` with the task ARN.
+pub async fn run<R: ContainerRuntime>(
+    rt: Arc<R>,
+    ctx: RunnerContext,
+    mut desired: watch::Receiver<Desired>,
+    report: watch::Sender<TaskReport>,
+    changed: mpsc::UnboundedSender<String>,
+) {
+    let first = desired.borrow().clone();
+    let mut r = Runner {
+        rt,
+        ctx,
+        arn: first.task.task_arn.clone(),
+        def: first.definition.clone(),
+        order: start_order(&first.definition.container_definitions),
+        status: HashMap::new(),
+        ids: HashMap::new(),
+        report,
+        changed,
+        last: TaskReport {
+            task_arn: first.task.task_arn.clone(),
+            last_status: first.task.last_status.clone(),
+            containers: first.task.containers.clone(),
+            ..Default::default()
+        },
+    };
+    r.run(&mut desired).await;
+}
+
+struct Runner<R> {
+    rt: Arc<R>,
+    ctx: RunnerContext,
+    arn: String,
+    def: TaskDefinition,
+    /// Container indexes in start order (dependencies first).
+    order: Vec<usize>,
+    status: HashMap<String, ContainerStatus>,
+    ids: HashMap<String, String>,
+    report: watch::Sender<TaskReport>,
+    changed: mpsc::UnboundedSender<String>,
+    last: TaskReport,
+}
+
+enum Outcome {
+    Started,
+    StopRequested,
+    Failed(String, String),
+}
+
+impl<R: ContainerRuntime> Runner<R> {
+    async fn run(&mut self, desired: &mut watch::Receiver<Desired>) {
+        let (code, reason) = match self.start(desired).await {
+            Outcome::Started => {
+                self.publish("RUNNING", "", "");
+                self.watch(desired).await
+            }
+            Outcome::StopRequested => (String::new(), String::new()),
+            Outcome::Failed(code, reason) => (code, reason),
+        };
+        self.stop(&code, &reason).await;
+    }
+
+    fn container(&self, i: usize) -> &ContainerDefinition {
+        &self.def.container_definitions[i]
+    }
+
+    fn name_of(&self, i: usize) -> String {
+        container_name(&self.arn, &self.container(i).name)
+    }
+
+    async fn refresh(&mut self) {
+        for i in 0..self.def.container_definitions.len() {
+            let name = self.name_of(i);
+            match self.rt.inspect(&name).await {
+                Ok(Some(s)) => {
+                    self.ids
+                        .insert(self.container(i).name.clone(), s.id.clone());
+                    self.status.insert(self.container(i).name.clone(), s);
+                }
+                Ok(None) => {
+                    let name = self.container(i).name.clone();
+                    self.status.remove(&name);
+                }
+                Err(e) => tracing::warn!(task = %self.arn, error = %e, "inspect failed"),
+            }
+        }
+    }
+
+    /// Starts every container in dependency order, adopting any that already exist.
+    async fn start(&mut self, desired: &mut watch::Receiver<Desired>) -> Outcome {
+        self.refresh().await;
+        self.publish("PENDING", "", "");
+        for pos in 0..self.order.len() {
+            let i = self.order[pos];
+            let c = self.container(i).clone();
+            // Wait for this container's dependencies.
+            loop {
+                if desired.borrow().stop_requested() {
+                    return Outcome::StopRequested;
+                }
+                match self.dependencies_met(&c) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(why) => return Outcome::Failed("TaskFailedToStart".into(), why),
+                }
+                self.sleep_or_change(desired).await;
+                self.refresh().await;
+                self.publish("PENDING", "", "");
+            }
+            match self.status.get(&c.name) {
+                Some(s) if s.running || s.exited => continue, // adopted
+                Some(s) if s.created => {
+                    let id = s.id.clone();
+                    if let Err(e) = self.rt.start(&id).await {
+                        return Outcome::Failed(
+                            "TaskFailedToStart".into(),
+                            format!("CannotStartContainerError: {e}"),
+                        );
+                    }
+                }
+                _ => {
+                    if let Err(e) = self.rt.ensure_image(&c.image).await {
+                        return Outcome::Failed(
+                            "TaskFailedToStart".into(),
+                            format!("CannotPullContainerError: {e}"),
+                        );
+                    }
+                    let spec = self.spec(i);
+                    let id = match self.rt.create(&spec).await {
+                        Ok(id) => id,
+                        Err(e) => {
+                            return Outcome::Failed(
+                                "TaskFailedToStart".into(),
+                                format!("CannotCreateContainerError: {e}"),
+                            )
+                        }
+                    };
+                    self.ids.insert(c.name.clone(), id.clone());
+                    if let Err(e) = self.rt.start(&id).await {
+                        return Outcome::Failed(
+                            "TaskFailedToStart".into(),
+                            format!("CannotStartContainerError: {e}"),
+                        );
+                    }
+                }
+            }
+            self.refresh().await;
+        }
+        Outcome::Started
+    }
+
+    fn dependencies_met(&self, c: &ContainerDefinition) -> Result<bool, String> {
+        for d in &c.depends_on {
+            let s = self.status.get(&d.container_name);
+            let met = match (d.condition.as_str(), s) {
+                (_, None) => false,
+                ("START", Some(s)) => s.running || s.exited,
+                ("COMPLETE", Some(s)) => s.exited,
+                ("SUCCESS", Some(s)) if s.exited => {
+                    if s.exit_code != Some(0) {
+                        return Err(format!(
+                            "dependency {} exited with code {} (condition SUCCESS)",
+                            d.container_name,
+                            s.exit_code.unwrap_or(-1)
+                        ));
+                    }
+                    true
+                }
+                ("SUCCESS", Some(_)) => false,
+                ("HEALTHY", Some(s)) => {
+                    if s.exited {
+                        return Err(format!(
+                            "dependency {} exited before it was healthy",
+                            d.container_name
+                        ));
+                    }
+                    s.health == Health::Healthy
+                }
+                _ => true,
+            };
+            if !met {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Watches a running task until an essential container exits or a stop is requested.
+    async fn watch(&mut self, desired: &mut watch::Receiver<Desired>) -> (String, String) {
+        loop {
+            if desired.borrow().stop_requested() {
+                return (String::new(), String::new());
+            }
+            self.refresh().await;
+            let essential_exit = self.def.container_definitions.iter().find(|c| {
+                c.essential.unwrap_or(true) && self.status.get(&c.name).is_none_or(|s| s.exited)
+            });
+            if let Some(c) = essential_exit {
+                let why = match self.status.get(&c.name) {
+                    None => format!(
+                        "Essential container in task exited ({} was removed)",
+                        c.name
+                    ),
+                    Some(_) => "Essential container in task exited".to_string(),
+                };
+                return ("EssentialContainerExited".into(), why);
+            }
+            let status = if desired.borrow().draining() {
+                "DEACTIVATING"
+            } else {
+                "RUNNING"
+            };
+            self.publish(status, "", "");
+            self.sleep_or_change(desired).await;
+        }
+    }
+
+    /// Stops containers in reverse start order, then reports STOPPED.
+    async fn stop(&mut self, code: &str, reason: &str) {
+        self.refresh().await;
+        self.publish("STOPPING", code, reason);
+        for pos in (0..self.order.len()).rev() {
+            let i = self.order[pos];
+            let c = self.container(i).clone();
+            let Some(s) = self.status.get(&c.name) else {
+                continue;
+            };
+            if !s.running {
+                continue;
+            }
+            let timeout = if c.stop_timeout > 0 {
+                i64::from(c.stop_timeout)
+            } else {
+                self.ctx.default_stop_timeout.as_secs() as i64
+            };
+            if let Err(e) = self.rt.stop(&s.id.clone(), timeout).await {
+                tracing::warn!(task = %self.arn, container = %c.name, error = %e, "stop failed");
+            }
+        }
+        self.refresh().await;
+        self.publish("STOPPED", code, reason);
+    }
+
+    async fn sleep_or_change(&self, desired: &mut watch::Receiver<Desired>) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.ctx.poll) => {}
+            _ = desired.changed() => {}
+        }
+    }
+
+    fn spec(&self, i: usize) -> ContainerSpec {
+        let c = self.container(i);
+        let mut env: Vec<(String, String)> = c
+            .environment
+            .iter()
+            .map(|kv| (kv.name.clone(), kv.value.clone()))
+            .collect();
+        env.push(("BERTH_TASK_ARN".into(), self.arn.clone()));
+        env.push(("BERTH_CONTAINER_NAME".into(), c.name.clone()));
+        let mut labels = c.docker_labels.clone();
+        labels.insert(labels::TASK.into(), task_id(&self.arn).into());
+        labels.insert(labels::TASK_ARN.into(), self.arn.clone());
+        labels.insert(labels::CLUSTER.into(), cluster_of(&self.arn).into());
+        labels.insert(labels::NODE.into(), self.ctx.node_id.clone());
+        labels.insert(labels::CONTAINER.into(), c.name.clone());
+        let health = c
+            .health_check
+            .as_ref()
+            .filter(|h| h.command.first().map(String::as_str) != Some("NONE"))
+            .map(|h| HealthSpec {
+                test: h.command.clone(),
+                interval_s: i64::from(h.interval.unwrap_or(30)),
+                timeout_s: i64::from(h.timeout.unwrap_or(5)),
+                retries: i64::from(h.retries.unwrap_or(3)),
+                start_period_s: i64::from(h.start_period.unwrap_or(0)),
+            });
+        ContainerSpec {
+            name: self.name_of(i),
+            image: c.image.clone(),
+            entry_point: c.entry_point.clone(),
+            command: c.command.clone(),
+            env,
+            working_dir: c.working_directory.clone(),
+            user: c.user.clone(),
+            memory_mib: i64::from(c.memory),
+            memory_reservation_mib: i64::from(c.memory_reservation),
+            cpu_shares: i64::from(c.cpu),
+            ports: c
+                .port_mappings
+                .iter()
+                .map(|p| PortSpec {
+                    container_port: p.container_port,
+                    host_port: p.host_port,
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
+            health,
+            labels,
+            network_mode: match self.def.network_mode.as_str() {
+                "host" => "host".into(),
+                "none" => "none".into(),
+                _ => String::new(),
+            },
+            stop_timeout: if c.stop_timeout > 0 {
+                i64::from(c.stop_timeout)
+            } else {
+                self.ctx.default_stop_timeout.as_secs() as i64
+            },
+        }
+    }
+
+    /// Publishes the task's observed state; announces it only when something changed.
+    fn publish(&mut self, status: &str, code: &str, reason: &str) {
+        let containers: Vec<Container> = self
+            .def
+            .container_definitions
+            .iter()
+            .map(|c| {
+                let s = self.status.get(&c.name);
+                Container {
+                    container_arn: format!("{}/{}", self.arn, c.name),
+                    task_arn: self.arn.clone(),
+                    name: c.name.clone(),
+                    image: c.image.clone(),
+                    runtime_id: s
+                        .map(|s| s.id.clone())
+                        .or_else(|| self.ids.get(&c.name).cloned())
+                        .unwrap_or_default(),
+                    last_status: match s {
+                        Some(s) if s.running => "RUNNING".into(),
+                        Some(s) if s.exited => "STOPPED".into(),
+                        _ if status == "STOPPED" => "STOPPED".into(),
+                        _ => "PENDING".into(),
+                    },
+                    exit_code: s
+                        .filter(|s| s.exited)
+                        .and_then(|s| s.exit_code)
+                        .map(|c| c as i32),
+                    reason: s
+                        .map(|s| {
+                            if s.oom_killed {
+                                "OutOfMemoryError: Container killed due to memory usage".to_string()
+                            } else {
+                                s.error.clone()
+                            }
+                        })
+                        .unwrap_or_default(),
+                    health_status: match s.map(|s| s.health) {
+                        Some(Health::Healthy) => "HEALTHY".into(),
+                        Some(Health::Unhealthy) => "UNHEALTHY".into(),
+                        _ => "UNKNOWN".into(),
+                    },
+                    network_bindings: s
+                        .map(|s| {
+                            s.bindings
+                                .iter()
+                                .map(|b| NetworkBinding {
+                                    bind_ip: if b.host_ip.is_empty() {
+                                        "0.0.0.0".into()
+                                    } else {
+                                        b.host_ip.clone()
+                                    },
+                                    container_port: b.container_port,
+                                    host_port: b.host_port,
+                                    protocol: b.protocol.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    essential: c.essential.unwrap_or(true),
+                }
+            })
+            .collect();
+        let mut next = TaskReport {
+            task_arn: self.arn.clone(),
+            last_status: status.to_string(),
+            // A stopped task's last health check result (often failing mid-shutdown) says nothing.
+            health_status: if status == "STOPPED" {
+                "UNKNOWN".into()
+            } else {
+                task_health(&self.def, &containers)
+            },
+            stop_code: code.to_string(),
+            stopped_reason: reason.to_string(),
+            started_at: self.last.started_at.clone(),
+            stopped_at: String::new(),
+            containers,
+        };
+        if status == "RUNNING" && next.started_at.is_empty() {
+            next.started_at = time::now();
+        }
+        if status == "STOPPED" {
+            next.stopped_at = time::now();
+        }
+        let same = TaskReport {
+            stopped_at: String::new(),
+            ..next.clone()
+        } == TaskReport {
+            stopped_at: String::new(),
+            ..self.last.clone()
+        };
+        if same && status != "STOPPED" {
+            return;
+        }
+        self.last = next.clone();
+        self.report.send_replace(next);
+        let _ = self.changed.send(self.arn.clone());
+    }
+}
+
+/// ECS's task health: UNHEALTHY if any essential container with a check is unhealthy, HEALTHY
+/// when all of them are healthy, UNKNOWN otherwise (or with no checks at all).
+fn task_health(def: &TaskDefinition, containers: &[Container]) -> String {
+    let checked: Vec<&Container> = containers
+        .iter()
+        .filter(|c| {
+            c.essential
+                && def
+                    .container_definitions
+                    .iter()
+                    .any(|d| d.name == c.name && d.health_check.is_some())
+        })
+        .collect();
+    if checked.is_empty() {
+        "UNKNOWN".into()
+    } else if checked.iter().any(|c| c.health_status == "UNHEALTHY") {
+        "UNHEALTHY".into()
+    } else if checked.iter().all(|c| c.health_status == "HEALTHY") {
+        "HEALTHY".into()
+    } else {
+        "UNKNOWN".into()
+    }
+}
+
+/// Dependencies first (validation guarantees no cycle); ties keep definition order.
+fn start_order(containers: &[ContainerDefinition]) -> Vec<usize> {
+    let index: HashMap<&str, usize> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut done = vec![false; containers.len()];
+    let mut order = Vec::with_capacity(containers.len());
+    fn visit(
+        i: usize,
+        cs: &[ContainerDefinition],
+        index: &HashMap<&str, usize>,
+        done: &mut [bool],
+        order: &mut Vec<usize>,
+        depth: usize,
+    ) {
+        if done[i] || depth > cs.len() {
+            return;
+        }
+        for d in &cs[i].depends_on {
+            if let Some(&j) = index.get(d.container_name.as_str()) {
+                visit(j, cs, index, done, order, depth + 1);
+            }
+        }
+        if !done[i] {
+            done[i] = true;
+            order.push(i);
+        }
+    }
+    for i in 0..containers.len() {
+        visit(i, containers, &index, &mut done, &mut order, 0);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_proto::v1::ContainerDependency;
+
+    fn c(name: &str, deps: &[&str]) -> ContainerDefinition {
+        ContainerDefinition {
+            name: name.into(),
+            depends_on: deps
+                .iter()
+                .map(|d| ContainerDependency {
+                    container_name: d.to_string(),
+                    condition: "START".into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dependencies_start_first() {
+        let cs = vec![c("app", &["db", "init"]), c("db", &[]), c("init", &["db"])];
+        assert_eq!(start_order(&cs), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn names_are_deterministic() {
+        let arn = "arn:berth:ecs:local:000000000000:task/demo/abc123";
+        assert_eq!(container_name(arn, "web"), "berth-abc123-web");
+        assert_eq!(cluster_of(arn), "demo");
+    }
+}

@@ -1,0 +1,137 @@
+//! The container runtime seam. `ContainerRuntime` speaks Berth's terms (specs, statuses); the
+//! Docker implementation behind it is the only code that knows bollard.
+
+mod docker;
+pub mod image;
+
+pub use docker::DockerRuntime;
+
+use futures_util::stream::BoxStream;
+use std::collections::HashMap;
+use std::future::Future;
+
+/// A container to create, already translated from the task definition.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub entry_point: Vec<String>,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    pub user: String,
+    pub memory_mib: i64,
+    pub memory_reservation_mib: i64,
+    pub cpu_shares: i64,
+    pub ports: Vec<PortSpec>,
+    pub health: Option<HealthSpec>,
+    pub labels: HashMap<String, String>,
+    pub network_mode: String,
+    /// Seconds Docker waits after SIGTERM before SIGKILL.
+    pub stop_timeout: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PortSpec {
+    pub container_port: i32,
+    /// 0: Docker picks a free host port.
+    pub host_port: i32,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HealthSpec {
+    /// ["CMD", …] or ["CMD-SHELL", "…"], as in ECS and Docker.
+    pub test: Vec<String>,
+    pub interval_s: i64,
+    pub timeout_s: i64,
+    pub retries: i64,
+    pub start_period_s: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// What the runtime says of one container now.
+#[derive(Debug, Clone)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub running: bool,
+    /// Created but never started.
+    pub created: bool,
+    /// Ran and ended (exited or dead).
+    pub exited: bool,
+    pub exit_code: Option<i64>,
+    pub error: String,
+    pub oom_killed: bool,
+    pub health: Health,
+    pub finished_at: String,
+    pub bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub host_ip: String,
+    pub host_port: i32,
+    pub container_port: i32,
+    pub protocol: String,
+}
+
+/// A container found by its labels.
+#[derive(Debug, Clone)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("image {image}: {message}")]
+    Image { image: String, message: String },
+    #[error("container {name}: {message}")]
+    Container { name: String, message: String },
+    #[error("docker: {0}")]
+    Engine(String),
+}
+
+/// Everything a task runner needs from a container engine.
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Pulls the image only when it is not present locally.
+    fn ensure_image(&self, image: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn create(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<String, RuntimeError>> + Send;
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// SIGTERM, then SIGKILL after `timeout_s`.
+    fn stop(
+        &self,
+        id: &str,
+        timeout_s: i64,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// `None` when no such container exists.
+    fn inspect(
+        &self,
+        name_or_id: &str,
+    ) -> impl Future<Output = Result<Option<ContainerStatus>, RuntimeError>> + Send;
+    /// Containers (running or not) carrying every given label.
+    fn list(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>, RuntimeError>> + Send;
+    /// Output of a container; `tail` <= 0 means all of it.
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: i32,
+    ) -> BoxStream<'static, Result<Vec<u8>, RuntimeError>>;
+}

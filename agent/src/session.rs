@@ -1,0 +1,378 @@
+//! The agent's side of its stream: hello, heartbeats, the desired set in, reports and logs out.
+//! The session loop alone owns the table of runners; runners alone own their tasks.
+
+use crate::runner::{self, labels, Desired, RunnerContext};
+use crate::runtime::ContainerRuntime;
+use crate::Config;
+use berth_proto::agent::v1::agent_sessions_client::AgentSessionsClient;
+use berth_proto::agent::v1::*;
+use berth_proto::v1::Attribute;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+struct RunnerHandle {
+    desired: watch::Sender<Desired>,
+    report: watch::Receiver<TaskReport>,
+    join: JoinHandle<()>,
+}
+
+/// State that outlives one connection: the runners keep going while the server is away.
+pub struct Session<R> {
+    pub rt: Arc<R>,
+    pub config: Config,
+    pub node_id: String,
+    runners: HashMap<String, RunnerHandle>,
+    changed_tx: mpsc::UnboundedSender<String>,
+    changed_rx: mpsc::UnboundedReceiver<String>,
+    logs: HashMap<String, JoinHandle<()>>,
+    last_sweep: std::time::Instant,
+    last_orphan_check: std::time::Instant,
+    /// The last desired set's tasks and retained stopped tasks: containers of anything else
+    /// that is not running may go.
+    known: HashSet<String>,
+    have_desired: bool,
+}
+
+/// How often the agent looks for running containers of tasks it no longer runs.
+const ORPHAN_CHECK: Duration = Duration::from_secs(5);
+
+enum End {
+    Shutdown,
+    Disconnected(String),
+}
+
+/// How a connection ended, and whether it got as far as being welcomed.
+struct Ended {
+    end: End,
+    welcomed: bool,
+}
+
+impl<R: ContainerRuntime> Session<R> {
+    pub fn new(rt: Arc<R>, config: Config, node_id: String) -> Self {
+        let (changed_tx, changed_rx) = mpsc::unbounded_channel();
+        Self {
+            rt,
+            config,
+            node_id,
+            runners: HashMap::new(),
+            changed_tx,
+            changed_rx,
+            logs: HashMap::new(),
+            last_sweep: std::time::Instant::now(),
+            last_orphan_check: std::time::Instant::now(),
+            known: HashSet::new(),
+            have_desired: false,
+        }
+    }
+
+    /// Connects, serves the stream, and reconnects with backoff until shutdown.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let Ended { end, welcomed } = self.connect_once(&mut shutdown).await;
+            if welcomed {
+                backoff = Duration::from_millis(200);
+            }
+            match end {
+                End::Shutdown => return,
+                End::Disconnected(why) => {
+                    tracing::warn!(server = %self.config.server, error = %why, retry_in = ?backoff, "control plane unreachable; tasks keep running");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped(&mut shutdown) => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            // Reports produced meanwhile are resent in full on the next connection.
+            while self.changed_rx.try_recv().is_ok() {}
+        }
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            node_id: self.node_id.clone(),
+            name: self.config.name.clone(),
+            address: self.config.advertise_addr.clone(),
+            cpu: self.config.cpu,
+            memory_mib: self.config.memory_mib,
+            reserved_ports: self.config.reserved_ports.clone(),
+            attributes: self
+                .config
+                .attributes
+                .iter()
+                .map(|(k, v)| Attribute {
+                    name: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    async fn connect_once(&mut self, shutdown: &mut watch::Receiver<bool>) -> Ended {
+        let mut welcomed = false;
+        let end = self.serve_stream(shutdown, &mut welcomed).await;
+        Ended { end, welcomed }
+    }
+
+    async fn serve_stream(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        welcomed: &mut bool,
+    ) -> End {
+        let endpoint = match tonic::transport::Endpoint::from_shared(self.config.server.clone()) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true),
+            Err(e) => return End::Disconnected(format!("bad server URL: {e}")),
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return End::Disconnected(e.to_string()),
+        };
+        let (out, out_rx) = mpsc::channel::<AgentMessage>(256);
+        let send = |body| AgentMessage { body: Some(body) };
+        let _ = out
+            .send(send(agent_message::Body::Hello(self.hello())))
+            .await;
+        let mut inbound = match AgentSessionsClient::new(channel)
+            .session(ReceiverStream::new(out_rx))
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(e) => return End::Disconnected(e.message().to_string()),
+        };
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = stopped(shutdown) => return End::Shutdown,
+                m = inbound.next() => {
+                    let m = match m {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => return End::Disconnected(e.message().to_string()),
+                        None => return End::Disconnected("stream closed by the control plane".into()),
+                    };
+                    match m.body {
+                        Some(server_message::Body::Welcome(w)) => {
+                            if w.node_id != self.node_id {
+                                self.node_id = w.node_id.clone();
+                                if let Err(e) = crate::save_node_id(&self.config.data_dir, &self.node_id) {
+                                    tracing::error!(error = %e, "cannot persist the node id");
+                                }
+                            }
+                            let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
+                            heartbeat = tokio::time::interval(every);
+                            *welcomed = true;
+                            tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
+                            // Everything we know, in full: the server may have missed reports.
+                            for h in self.runners.values() {
+                                let r = h.report.borrow().clone();
+                                if !r.last_status.is_empty() {
+                                    let _ = out.send(send(agent_message::Body::TaskReport(r))).await;
+                                }
+                            }
+                        }
+                        Some(server_message::Body::DesiredTasks(d)) if *welcomed => {
+                            self.reconcile(d).await;
+                        }
+                        Some(server_message::Body::LogRequest(req)) => self.start_logs(req, out.clone()),
+                        Some(server_message::Body::LogCancel(c)) => {
+                            if let Some(h) = self.logs.remove(&c.request_id) {
+                                h.abort();
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Some(arn) = self.changed_rx.recv() => {
+                    if let Some(h) = self.runners.get(&arn) {
+                        let r = h.report.borrow().clone();
+                        if out.send(send(agent_message::Body::TaskReport(r))).await.is_err() {
+                            return End::Disconnected("stream closed".into());
+                        }
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if out.send(send(agent_message::Body::Heartbeat(Heartbeat {}))).await.is_err() {
+                        return End::Disconnected("stream closed".into());
+                    }
+                    self.logs.retain(|_, h| !h.is_finished());
+                    if *welcomed && self.last_orphan_check.elapsed() >= ORPHAN_CHECK {
+                        self.last_orphan_check = std::time::Instant::now();
+                        self.stop_orphans().await;
+                    }
+                    if self.last_sweep.elapsed() >= self.config.sweep_interval {
+                        self.last_sweep = std::time::Instant::now();
+                        self.sweep().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the runners match the desired set, and stops containers of tasks nobody wants.
+    async fn reconcile(&mut self, set: DesiredTasks) {
+        let mut wanted = HashSet::new();
+        self.known = set.retained_task_arns.iter().cloned().collect();
+        self.known.extend(
+            set.tasks
+                .iter()
+                .filter_map(|a| a.task.as_ref().map(|t| t.task_arn.clone())),
+        );
+        self.have_desired = true;
+        for a in set.tasks {
+            let (Some(task), Some(definition)) = (a.task, a.task_definition) else {
+                continue;
+            };
+            let arn = task.task_arn.clone();
+            wanted.insert(arn.clone());
+            let desired = Desired {
+                task,
+                definition,
+                wanted: true,
+            };
+            match self.runners.get(&arn) {
+                Some(h) => {
+                    h.desired.send_if_modified(|cur| {
+                        let differs = cur.task.desired_status != desired.task.desired_status
+                            || cur.task.deregistered_at != desired.task.deregistered_at
+                            || !cur.wanted;
+                        *cur = desired.clone();
+                        differs
+                    });
+                }
+                None => {
+                    let (dtx, drx) = watch::channel(desired);
+                    let (rtx, rrx) = watch::channel(TaskReport::default());
+                    let ctx = RunnerContext {
+                        node_id: self.node_id.clone(),
+                        default_stop_timeout: self.config.default_stop_timeout,
+                        poll: self.config.poll,
+                    };
+                    let join = tokio::spawn(runner::run(
+                        self.rt.clone(),
+                        ctx,
+                        drx,
+                        rtx,
+                        self.changed_tx.clone(),
+                    ));
+                    self.runners.insert(
+                        arn,
+                        RunnerHandle {
+                            desired: dtx,
+                            report: rrx,
+                            join,
+                        },
+                    );
+                }
+            }
+        }
+        // Runners of tasks no longer in the set: stop them if still going; forget them when done.
+        self.runners.retain(|arn, h| {
+            if wanted.contains(arn) {
+                return true;
+            }
+            if h.join.is_finished() {
+                return false;
+            }
+            h.desired.send_modify(|d| d.wanted = false);
+            true
+        });
+        self.stop_orphans().await;
+        self.sweep().await;
+    }
+
+    /// Stops running containers of this node whose task has no runner: the control plane no
+    /// longer wants them (it forgot the task, or placed it elsewhere while we were away).
+    async fn stop_orphans(&mut self) {
+        let node_id = self.node_id.clone();
+        match self.rt.list(&[(labels::NODE, &node_id)]).await {
+            Ok(list) => {
+                for c in list.into_iter().filter(|c| c.running) {
+                    let arn = c.labels.get(labels::TASK_ARN).cloned().unwrap_or_default();
+                    if !self.runners.contains_key(&arn) {
+                        tracing::info!(container = %c.name, task = %arn, "stopping a container of a task the control plane no longer wants");
+                        let rt = self.rt.clone();
+                        let t = self.config.default_stop_timeout.as_secs() as i64;
+                        tokio::spawn(async move {
+                            let _ = rt.stop(&c.id, t).await;
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list this node's containers"),
+        }
+    }
+
+    /// Removes this node's stopped containers whose task the control plane neither runs nor
+    /// retains: the control plane alone decides how long a stopped task is kept.
+    async fn sweep(&mut self) {
+        if !self.have_desired {
+            return;
+        }
+        let node_id = self.node_id.clone();
+        let Ok(list) = self.rt.list(&[(labels::NODE, &node_id)]).await else {
+            return;
+        };
+        for c in list.into_iter().filter(|c| !c.running) {
+            let arn = c.labels.get(labels::TASK_ARN).cloned().unwrap_or_default();
+            if self.known.contains(&arn)
+                || self
+                    .runners
+                    .get(&arn)
+                    .is_some_and(|h| !h.join.is_finished())
+            {
+                continue;
+            }
+            tracing::info!(container = %c.name, task = %arn, "removing the container of a task the control plane no longer keeps");
+            let _ = self.rt.remove(&c.id).await;
+        }
+    }
+
+    fn start_logs(&mut self, req: LogRequest, out: mpsc::Sender<AgentMessage>) {
+        let name = runner::container_name(&req.task_arn, &req.container);
+        let mut stream = self.rt.logs(&name, req.follow, req.tail);
+        let id = req.request_id.clone();
+        let handle = tokio::spawn(async move {
+            let chunk = |data: Vec<u8>, eof: bool, error: String| AgentMessage {
+                body: Some(agent_message::Body::LogChunk(LogChunk {
+                    request_id: id.clone(),
+                    data,
+                    eof,
+                    error,
+                })),
+            };
+            while let Some(item) = stream.next().await {
+                let msg = match item {
+                    Ok(bytes) => chunk(bytes, false, String::new()),
+                    Err(e) => {
+                        let _ = out.send(chunk(Vec::new(), true, e.to_string())).await;
+                        return;
+                    }
+                };
+                if out.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            let _ = out.send(chunk(Vec::new(), true, String::new())).await;
+        });
+        self.logs.insert(req.request_id, handle);
+    }
+}
+
+impl<R> Drop for Session<R> {
+    fn drop(&mut self) {
+        for h in self.logs.values() {
+            h.abort();
+        }
+    }
+}
+
+/// Resolves once shutdown is asked for (the watch guard never lives across an await).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}

@@ -1,0 +1,127 @@
+//! `berth agent`: this host as a node of a Berth control plane.
+
+use berth_agent as agent;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The node's name (shown in `node list`).
+    #[arg(long, env = "BERTH_NODE_NAME")]
+    pub name: Option<String>,
+    /// Where the agent keeps its node id.
+    #[arg(long, env = "BERTH_AGENT_DATA", default_value = "./berth-agent-data")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Node settings shared by `berth agent` and the local agent of `berth dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// Address clients and the proxy reach this node's published ports at.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub advertise_addr: String,
+    /// A node attribute for placement constraints, NAME=VALUE (repeatable).
+    #[arg(long = "attribute", value_parser = parse_key_value)]
+    pub attributes: Vec<(String, String)>,
+    /// Memory (MiB) kept back for the host itself.
+    #[arg(long, default_value_t = 256)]
+    pub memory_reserve: i64,
+    /// CPU units to offer instead of cores × 1024.
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// Memory (MiB) to offer instead of the host's less the reserve.
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// A host port tasks may not use (repeatable).
+    #[arg(long = "reserved-port")]
+    pub reserved_ports: Vec<i32>,
+    /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+}
+
+impl NodeArgs {
+    pub fn config(&self, server: String, name: String, data: PathBuf) -> agent::Config {
+        let mut c = agent::Config::for_this_host(server, name, data, self.memory_reserve);
+        c.advertise_addr = self.advertise_addr.clone();
+        c.attributes = self.attributes.clone();
+        if let Some(cpu) = self.cpu {
+            c.cpu = cpu;
+        }
+        if let Some(m) = self.memory {
+            c.memory_mib = m;
+        }
+        c.reserved_ports = self.reserved_ports.clone();
+        c.default_stop_timeout = self.stop_timeout;
+        c
+    }
+}
+
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} must be NAME=VALUE")),
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `24h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 24h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 24h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
+    let name = args.name.clone().unwrap_or_else(hostname);
+    let config = args
+        .node
+        .config(server.to_string(), name.clone(), args.data.clone());
+    eprintln!(
+        "berth agent: node {name} ({} CPU units, {} MiB) for {server}; data in {}",
+        config.cpu,
+        config.memory_mib,
+        args.data.display()
+    );
+    let a = agent::spawn(config).await?;
+    super::serve::wait_for_signal().await;
+    eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
+    a.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert!(parse_duration("soon").is_err());
+    }
+}

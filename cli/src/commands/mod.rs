@@ -1,0 +1,117 @@
+//! The command line: global flags, subcommands, and dispatch.
+
+mod agent;
+mod bench; // proxy helper
+mod cluster;
+mod demo;
+mod images;
+mod node;
+mod proxy; // proxy helper
+mod serve;
+mod service;
+mod service_view;
+mod task;
+mod taskdef;
+
+use crate::output::Format;
+use clap::{Parser, Subcommand};
+
+/// Berth: a self-hosted Amazon ECS. Server, agent, proxy and client in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about)]
+pub struct Cli {
+    /// The Berth server's gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub server: String,
+    /// Output for people (table) or programs (json, ECS's field names).
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything on this machine in one process: control plane (and, as Berth grows, a local
+    /// agent and the proxy). Like `nomad agent -dev`.
+    Dev(serve::ServeArgs),
+    /// The control plane alone, for a real fleet.
+    Server(serve::ServeArgs),
+    /// Create, list, describe and delete clusters.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Register, describe, list and deregister ECS task definitions.
+    #[command(subcommand, name = "taskdef")]
+    TaskDef(taskdef::TaskDefCommand),
+    /// This host as a node: runs the tasks the control plane places here on Docker.
+    Agent(agent::AgentArgs),
+    /// Run, stop, describe and list tasks.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// A task's container output, read through the agent that runs it.
+    Logs(task::LogsArgs),
+    /// List, describe, drain and activate nodes (container instances).
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Services: keep N copies running, roll out new revisions.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Service events, as ECS words them.
+    Events(service::EventsArgs),
+    /// The demo web server baked into the berth-demo image (serve, check, exit).
+    Demo(demo::DemoArgs),
+    /// Build the images Berth needs, offline (berth-demo:latest).
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+    #[command(about = "The load balancer alone (one per edge host), routing from --server")]
+    // proxy helper
+    Proxy(proxy::ProxyArgs), // proxy helper
+    #[command(
+        subcommand,
+        about = "Benchmarks: `bench proxy` loads Berth's proxy and nginx with wrk"
+    )] // proxy helper
+    Bench(bench::BenchCommand), // proxy helper
+}
+
+impl Command {
+    /// Servers log at info by default; client commands stay quiet.
+    pub fn is_long_running(&self) -> bool {
+        matches!(
+            self,
+            Command::Dev(_) | Command::Server(_) | Command::Agent(_) | Command::Proxy(_) // proxy helper
+        )
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => serve::run(args, serve::Mode::Dev).await,
+        Command::Server(args) => serve::run(args, serve::Mode::Server).await,
+        Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
+        Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
+        Command::Agent(a) => agent::run(a, &cli.server).await,
+        Command::Task(c) => task::run(c, &cli.server, cli.output).await,
+        Command::Logs(a) => task::logs(a, &cli.server).await,
+        Command::Node(c) => node::run(c, &cli.server, cli.output).await,
+        Command::Service(c) => service::run(c, &cli.server, cli.output).await,
+        Command::Events(a) => service_view::events(a, &cli.server, cli.output).await,
+        Command::Demo(a) => demo::run(a).await,
+        Command::Images(c) => images::run(c).await,
+        Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
+        Command::Bench(c) => bench::run(c).await,              // proxy helper
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,142 @@
+//! `berth proxy`: the load balancer alone (one per edge host, several at once), fed by the control
+//! plane at `--server`, with `/metrics` and `/healthz` on its own HTTP port; drains on a signal.
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Listener ports bind on this address.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Where `/metrics` (Prometheus) and `/healthz` are served.
+    #[arg(long, default_value = "127.0.0.1:7081")]
+    pub http: SocketAddr,
+    /// This proxy's id in health reports [default: proxy-HOSTNAME-PID].
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
+    let id = args.id.unwrap_or_else(default_id);
+    let config = berth_proxy::Config::new(server, args.bind, id.clone());
+    let http = TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
+    let http_addr = http.local_addr()?;
+    let proxy = berth_proxy::spawn(config).await?;
+    let telemetry = tokio::spawn(serve_telemetry(http, proxy.telemetry()));
+    eprintln!(
+        "berth proxy: {id} on {}, routes from {server}, http://{http_addr}/metrics",
+        args.bind
+    );
+
+    let signalled = {
+        let mut waiting = std::pin::pin!(proxy.first_table());
+        tokio::select! {
+            _ = &mut waiting => false,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                eprintln!("berth proxy: waiting for the routing table from {server}");
+                tokio::select! {
+                    _ = &mut waiting => false,
+                    _ = super::serve::wait_for_signal() => true,
+                }
+            }
+            _ = super::serve::wait_for_signal() => true,
+        }
+    };
+    if !signalled {
+        eprintln!(
+            "berth proxy: listener ports {}",
+            describe_ports(&proxy.listening_ports())
+        );
+        eprintln!("berth proxy: ready");
+        super::serve::wait_for_signal().await;
+    }
+    eprintln!("berth proxy: draining");
+    telemetry.abort();
+    proxy.shutdown().await;
+    Ok(())
+}
+
+fn describe_ports(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none yet".into();
+    }
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("proxy-{host}-{}", std::process::id())
+}
+
+async fn serve_telemetry(listener: TcpListener, telemetry: berth_proxy::Telemetry) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("metrics listener: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let telemetry = telemetry.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let telemetry = telemetry.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &telemetry)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(req: &Request<Incoming>, telemetry: &berth_proxy::Telemetry) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            telemetry.metrics_text(),
+        ),
+        "/healthz" if telemetry.tables_applied() > 0 => {
+            (StatusCode::OK, "text/plain", "ok\n".to_string())
+        }
+        "/healthz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "waiting for the routing table\n".to_string(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}

@@ -1,0 +1,167 @@
+//! `berth dev` and `berth server`: start the libraries, print where they listen, drain on a signal.
+
+use super::agent::{parse_duration, NodeArgs};
+use berth_control_plane as cp;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where the store lives.
+    #[arg(long, env = "BERTH_DATA", default_value = "./berth-data")]
+    pub data: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// HTTP listen address (health, metrics).
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    pub http: SocketAddr,
+    /// How often agents heartbeat.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// An agent silent this long is disconnected.
+    #[arg(long, default_value = "6s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// How long a stopped task (its record, and so its containers) is kept.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub task_retention: Duration,
+    /// Resync period of the service controllers.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// A node disconnected this long is lost; its tasks are replaced elsewhere.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub lost_node_timeout: Duration,
+    /// A service task counts as healthy only after running this long (with passing checks).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub min_healthy_time: Duration,
+    /// Do not run the load balancer in this process (run `berth proxy` elsewhere).
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Where the proxy's listeners bind (default: 127.0.0.1 for dev, 0.0.0.0 for server).
+    #[arg(long)]
+    pub proxy_bind: Option<std::net::IpAddr>,
+    /// dev only: the local node's name.
+    #[arg(long, default_value = "dev")]
+    pub node_name: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    Dev,
+    Server,
+}
+
+pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
+    let mut config = cp::Config::new(args.data.clone(), args.listen, args.http);
+    config.sessions.heartbeat = args.heartbeat;
+    config.sessions.heartbeat_timeout = args.heartbeat_timeout;
+    config.task_retention = args.task_retention;
+    config.controller.resync = args.resync;
+    config.controller.lost_node_timeout = args.lost_node_timeout;
+    config.controller.min_healthy_time = args.min_healthy_time;
+    let plane = cp::spawn(config).await?;
+    let name = match mode {
+        Mode::Dev => "berth dev",
+        Mode::Server => "berth server",
+    };
+    eprintln!(
+        "{name}: control plane on {} (gRPC), http://{} (health, metrics), data in {}",
+        plane.grpc_addr,
+        plane.http_addr,
+        args.data.display()
+    );
+    let proxy = if args.no_proxy {
+        None
+    } else {
+        let bind = args.proxy_bind.unwrap_or(match mode {
+            Mode::Dev => std::net::Ipv4Addr::LOCALHOST.into(),
+            Mode::Server => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        });
+        let id = format!("{}-{}", args.node_name, std::process::id());
+        let cfg = berth_proxy::Config::new(format!("http://{}", plane.grpc_addr), bind, id);
+        match berth_proxy::spawn(cfg).await {
+            Ok(p) => {
+                let telemetry = p.telemetry();
+                if let Ok(mut extra) = plane.extra_metrics.lock() {
+                    extra.push(std::sync::Arc::new(move || telemetry.metrics_text()));
+                }
+                eprintln!("{name}: load balancer listening on {bind} (each service's --lb-port)");
+                Some(p)
+            }
+            Err(e) => {
+                plane.shutdown().await;
+                anyhow::bail!("the load balancer cannot start: {e}");
+            }
+        }
+    };
+    let local_agent = match mode {
+        Mode::Server => None,
+        Mode::Dev => {
+            match berth_agent::ensure_demo_image().await {
+                Ok(berth_agent::runtime::image::ImageOutcome::Built) => {
+                    eprintln!("{name}: built {}", berth_agent::DEMO_IMAGE)
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("{name}: warning: {e}"),
+            }
+            let server = format!("http://{}", plane.grpc_addr);
+            let cfg = args
+                .node
+                .config(server, args.node_name.clone(), args.data.join("agent"));
+            match berth_agent::spawn(cfg).await {
+                Ok(a) => {
+                    eprintln!(
+                        "{name}: local agent (node {}) on the Docker engine",
+                        args.node_name
+                    );
+                    Some(a)
+                }
+                Err(e) => {
+                    plane.shutdown().await;
+                    anyhow::bail!("the local agent cannot start: {e}");
+                }
+            }
+        }
+    };
+    eprintln!(
+        "{name}: try `berth cluster list --server http://{}`",
+        plane.grpc_addr
+    );
+    eprintln!("{name}: ready");
+    wait_for_signal().await;
+    eprintln!("{name}: shutting down (tasks keep running; the next start adopts them)");
+    if let Some(a) = local_agent {
+        a.shutdown().await;
+    }
+    if let Some(p) = proxy {
+        p.shutdown().await;
+    }
+    plane.shutdown().await;
+    Ok(())
+}
+
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

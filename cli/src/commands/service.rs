@@ -1,0 +1,467 @@
+//! `berth service …` and `berth events`.
+
+use super::service_view::{describe, follow_deployment};
+use crate::client::connect;
+use crate::output::{self, Format, Table};
+use berth_proto::v1::services_client::ServicesClient;
+use berth_proto::v1::*;
+use clap::Subcommand;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Debug, clap::Args)]
+pub struct Placement {
+    /// Placement strategy TYPE[:FIELD], applied in order: spread:instanceId,
+    /// spread:attribute:NAME, binpack:cpu, binpack:memory, random.
+    #[arg(long = "strategy")]
+    pub strategies: Vec<String>,
+    /// Placement constraint: distinctInstance, or 'memberOf:EXPRESSION' in ECS's cluster query language.
+    #[arg(long = "constraint")]
+    pub constraints: Vec<String>,
+}
+
+// Parsed once per process: the size of the Create variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service that keeps --desired copies of a task definition running.
+    Create {
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        #[arg(long)]
+        name: String,
+        /// FAMILY or FAMILY:REVISION.
+        #[arg(long)]
+        taskdef: String,
+        #[arg(long, default_value_t = 1)]
+        desired: i32,
+        #[command(flatten)]
+        placement: Placement,
+        /// minimumHealthyPercent (default 100; DAEMON 0).
+        #[arg(long)]
+        min_healthy: Option<i32>,
+        /// maximumPercent (default 200; DAEMON 100).
+        #[arg(long)]
+        max_percent: Option<i32>,
+        /// Fail a deployment whose tasks keep failing (and roll back unless --no-rollback).
+        #[arg(long)]
+        circuit_breaker: bool,
+        /// Failed tasks that trip the breaker (default: ECS's clamp(ceil(desired/2), 10, 200)).
+        #[arg(long)]
+        circuit_breaker_threshold: Option<i32>,
+        #[arg(long)]
+        no_rollback: bool,
+        /// Seconds before new tasks' health checks count (healthCheckGracePeriodSeconds).
+        #[arg(long, default_value_t = 0)]
+        grace_period: i32,
+        /// REPLICA or DAEMON.
+        #[arg(long, default_value = "REPLICA")]
+        scheduling: String,
+        #[command(flatten)]
+        lb: LbArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Change the task definition (a rolling deployment), the desired count, or redeploy.
+    Update {
+        service: String,
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        #[arg(long)]
+        taskdef: Option<String>,
+        #[arg(long)]
+        desired: Option<i32>,
+        #[arg(long)]
+        force_new_deployment: bool,
+        #[arg(long)]
+        min_healthy: Option<i32>,
+        #[arg(long)]
+        max_percent: Option<i32>,
+        #[arg(long)]
+        grace_period: Option<i32>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Show a service: counts, deployments, recent events.
+    Describe {
+        service: String,
+        #[arg(long, default_value = "default")]
+        cluster: String,
+    },
+    /// List the cluster's services.
+    List {
+        #[arg(long, default_value = "default")]
+        cluster: String,
+    },
+    /// Delete a service: DRAINING, its tasks stopped, then INACTIVE.
+    Delete {
+        service: String,
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        /// Scale to zero and delete in one go.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Follow the deployment under way until it completes or fails.
+    Wait {
+        service: String,
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// The service's load balancer: a listener on the proxy, its rule, and the target group.
+#[derive(Debug, clap::Args)]
+pub struct LbArgs {
+    /// Listener port on the proxy.
+    #[arg(long)]
+    pub lb_port: Option<i32>,
+    /// The container and port requests go to, NAME:PORT.
+    #[arg(long)]
+    pub lb_container: Option<String>,
+    /// Host-header rule (wildcards * and ?, case-insensitive; repeatable).
+    #[arg(long = "lb-host")]
+    pub lb_hosts: Vec<String>,
+    /// Path rule (wildcards * and ?, case-sensitive; repeatable).
+    #[arg(long = "lb-path")]
+    pub lb_paths: Vec<String>,
+    /// Rule priority on a shared listener port (lower first).
+    #[arg(long, default_value_t = 0)]
+    pub lb_priority: i32,
+    /// round_robin or least_outstanding.
+    #[arg(long, default_value = "")]
+    pub lb_algorithm: String,
+    /// Health check path.
+    #[arg(long, default_value = "")]
+    pub health_path: String,
+    /// Seconds between health checks (default 5).
+    #[arg(long)]
+    pub health_interval: Option<i32>,
+    /// Seconds before a check times out (default 2).
+    #[arg(long)]
+    pub health_timeout: Option<i32>,
+    /// Passes before a target is healthy (default 2).
+    #[arg(long)]
+    pub healthy_threshold: Option<i32>,
+    /// Failures before a target is unhealthy (default 2).
+    #[arg(long)]
+    pub unhealthy_threshold: Option<i32>,
+    /// Status codes that mean healthy (default 200-399).
+    #[arg(long, default_value = "")]
+    pub health_codes: String,
+    /// Seconds a stopping task may finish in-flight requests (default 30).
+    #[arg(long)]
+    pub drain_timeout: Option<i32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Show the deployment converging, and exit non-zero if it fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+fn strategies(list: &[String]) -> Vec<PlacementStrategy> {
+    list.iter()
+        .map(|s| match s.split_once(':') {
+            Some((t, f)) => PlacementStrategy {
+                r#type: t.into(),
+                field: f.into(),
+            },
+            None => PlacementStrategy {
+                r#type: s.clone(),
+                field: String::new(),
+            },
+        })
+        .collect()
+}
+
+fn constraints(list: &[String]) -> Vec<PlacementConstraint> {
+    list.iter()
+        .map(|c| match c.split_once(':') {
+            Some((t, e)) if t == "memberOf" => PlacementConstraint {
+                r#type: t.into(),
+                expression: e.into(),
+            },
+            _ => PlacementConstraint {
+                r#type: c.clone(),
+                expression: String::new(),
+            },
+        })
+        .collect()
+}
+
+fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
+    let (listener_port, container) = match (lb.lb_port, &lb.lb_container) {
+        (None, None) => return Ok(Vec::new()),
+        (Some(p), Some(c)) => (p, c),
+        _ => anyhow::bail!("--lb-port and --lb-container go together"),
+    };
+    let (name, p) = container
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--lb-container {container:?} must be NAME:PORT"))?;
+    let container_port = p
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--lb-container {container:?}: {p:?} is not a port"))?;
+    Ok(vec![LoadBalancer {
+        container_name: name.into(),
+        container_port,
+        listener_port,
+        host_patterns: lb.lb_hosts.clone(),
+        path_patterns: lb.lb_paths.clone(),
+        priority: lb.lb_priority,
+        health_check: Some(TargetHealthCheck {
+            path: lb.health_path.clone(),
+            interval_seconds: lb.health_interval,
+            timeout_seconds: lb.health_timeout,
+            healthy_threshold: lb.healthy_threshold,
+            unhealthy_threshold: lb.unhealthy_threshold,
+            matcher: lb.health_codes.clone(),
+        }),
+        drain_timeout_seconds: lb.drain_timeout,
+        algorithm: lb.lb_algorithm.clone(),
+    }])
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Result<()> {
+    let channel = connect(server).await?;
+    let mut client = ServicesClient::new(channel.clone());
+    match cmd {
+        ServiceCommand::Create {
+            cluster,
+            name,
+            taskdef,
+            desired,
+            placement,
+            min_healthy,
+            max_percent,
+            circuit_breaker,
+            circuit_breaker_threshold,
+            no_rollback,
+            grace_period,
+            scheduling,
+            lb,
+            wait,
+        } => {
+            let breaker = (circuit_breaker || circuit_breaker_threshold.is_some()).then(|| {
+                DeploymentCircuitBreaker {
+                    enable: true,
+                    rollback: !no_rollback,
+                    threshold: circuit_breaker_threshold.unwrap_or(0),
+                }
+            });
+            let reply = client
+                .create_service(CreateServiceRequest {
+                    cluster: cluster.clone(),
+                    service_name: name,
+                    task_definition: taskdef,
+                    desired_count: desired,
+                    scheduling_strategy: scheduling,
+                    deployment_configuration: Some(DeploymentConfiguration {
+                        minimum_healthy_percent: min_healthy,
+                        maximum_percent: max_percent,
+                        deployment_circuit_breaker: breaker,
+                    }),
+                    placement_strategy: strategies(&placement.strategies),
+                    placement_constraints: constraints(&placement.constraints),
+                    health_check_grace_period_seconds: grace_period,
+                    load_balancers: load_balancer(&lb)?,
+                })
+                .await?
+                .into_inner();
+            show_then_wait(channel, reply, &cluster, fmt, &wait).await
+        }
+        ServiceCommand::Update {
+            service,
+            cluster,
+            taskdef,
+            desired,
+            force_new_deployment,
+            min_healthy,
+            max_percent,
+            grace_period,
+            wait,
+        } => {
+            let dc = (min_healthy.is_some() || max_percent.is_some()).then_some(
+                DeploymentConfiguration {
+                    minimum_healthy_percent: min_healthy,
+                    maximum_percent: max_percent,
+                    deployment_circuit_breaker: None,
+                },
+            );
+            let reply = client
+                .update_service(UpdateServiceRequest {
+                    cluster: cluster.clone(),
+                    service,
+                    task_definition: taskdef.unwrap_or_default(),
+                    desired_count: desired,
+                    force_new_deployment,
+                    deployment_configuration: dc,
+                    health_check_grace_period_seconds: grace_period,
+                })
+                .await?
+                .into_inner();
+            show_then_wait(channel, reply, &cluster, fmt, &wait).await
+        }
+        ServiceCommand::Describe { service, cluster } => {
+            let reply = client
+                .describe_service(DescribeServiceRequest { cluster, service })
+                .await?
+                .into_inner();
+            if fmt == Format::Json {
+                return output::json(&reply);
+            }
+            describe(&reply.service.unwrap_or_default());
+            Ok(())
+        }
+        ServiceCommand::List { cluster } => {
+            let reply = client
+                .list_services(ListServicesRequest { cluster })
+                .await?
+                .into_inner();
+            if fmt == Format::Json {
+                return output::json(&reply);
+            }
+            let mut t = Table::new(&[
+                "SERVICE",
+                "STATUS",
+                "TASK DEFINITION",
+                "DESIRED",
+                "RUNNING",
+                "PENDING",
+                "ROLLOUT",
+            ]);
+            for s in &reply.services {
+                t.row(vec![
+                    s.service_name.clone(),
+                    s.status.clone(),
+                    short(&s.task_definition).to_string(),
+                    s.desired_count.to_string(),
+                    s.running_count.to_string(),
+                    s.pending_count.to_string(),
+                    s.deployments
+                        .first()
+                        .map(|d| d.rollout_state.clone())
+                        .unwrap_or_default(),
+                ]);
+            }
+            t.print();
+            Ok(())
+        }
+        ServiceCommand::Delete {
+            service,
+            cluster,
+            force,
+            wait,
+        } => {
+            let reply = client
+                .delete_service(DeleteServiceRequest {
+                    cluster: cluster.clone(),
+                    service: service.clone(),
+                    force,
+                })
+                .await?
+                .into_inner();
+            if fmt == Format::Json && !wait.wait {
+                return output::json(&reply);
+            }
+            crate::outln!(
+                "service {service} is {}",
+                reply.service.map(|s| s.status).unwrap_or_default()
+            );
+            if wait.wait {
+                let deadline = Instant::now() + wait.timeout;
+                loop {
+                    let s = client
+                        .describe_service(DescribeServiceRequest {
+                            cluster: cluster.clone(),
+                            service: service.clone(),
+                        })
+                        .await?
+                        .into_inner()
+                        .service
+                        .unwrap_or_default();
+                    if s.status == "INACTIVE" {
+                        crate::outln!("service {service} is INACTIVE: its tasks have stopped");
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        anyhow::bail!(
+                            "service {service} is still {} after {:?}",
+                            s.status,
+                            wait.timeout
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            Ok(())
+        }
+        ServiceCommand::Wait {
+            service,
+            cluster,
+            timeout,
+        } => {
+            let reply = client
+                .describe_service(DescribeServiceRequest {
+                    cluster: cluster.clone(),
+                    service,
+                })
+                .await?
+                .into_inner();
+            let svc = reply.service.unwrap_or_default();
+            follow_deployment(channel, &svc, &cluster, timeout).await
+        }
+    }
+}
+
+async fn show_then_wait(
+    channel: Channel,
+    reply: ServiceReply,
+    cluster: &str,
+    fmt: Format,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let svc = reply.service.clone().unwrap_or_default();
+    if !wait.wait {
+        if fmt == Format::Json {
+            return output::json(&reply);
+        }
+        describe(&svc);
+        return Ok(());
+    }
+    follow_deployment(channel.clone(), &svc, cluster, wait.timeout).await?;
+    if fmt == Format::Json {
+        let mut client = ServicesClient::new(channel);
+        let now = client
+            .describe_service(DescribeServiceRequest {
+                cluster: cluster.into(),
+                service: svc.service_name.clone(),
+            })
+            .await?
+            .into_inner();
+        return output::json(&now);
+    }
+    Ok(())
+}

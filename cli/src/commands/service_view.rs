@@ -1,0 +1,202 @@
+//! How services are shown: the describe view, a deployment followed to its end, and events.
+
+use super::service::EventsArgs;
+use crate::client::connect;
+use crate::output::{or_dash, Format, Table};
+use berth_proto::v1::services_client::ServicesClient;
+use berth_proto::v1::*;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Prints the primary deployment converging and new events, until it completes (Ok) or fails.
+pub async fn follow_deployment(
+    channel: Channel,
+    start: &Service,
+    cluster: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(channel);
+    let Some(dep) = start.deployments.first().cloned() else {
+        anyhow::bail!("service {} has no deployment", start.service_name);
+    };
+    let seen_at_start: HashSet<String> = start.events.iter().map(|e| e.id.clone()).collect();
+    let mut seen = seen_at_start;
+    let mut last_line = String::new();
+    let deadline = Instant::now() + timeout;
+    eprintln!(
+        "waiting for deployment {} ({}) of service {}",
+        dep.id,
+        short(&dep.task_definition),
+        start.service_name
+    );
+    loop {
+        let svc = client
+            .describe_service(DescribeServiceRequest {
+                cluster: cluster.into(),
+                service: start.service_name.clone(),
+            })
+            .await?
+            .into_inner()
+            .service
+            .unwrap_or_default();
+        for e in svc.events.iter().rev() {
+            if seen.insert(e.id.clone()) {
+                eprintln!("  {}  {}", e.created_at, e.message);
+            }
+        }
+        let Some(d) = svc.deployments.iter().find(|d| d.id == dep.id) else {
+            // Drained away: a later deployment replaced it.
+            anyhow::bail!("deployment {} was replaced before it completed", dep.id);
+        };
+        let line = format!(
+            "deployment {}: {} pending, {} running, {} healthy of {} desired, {} failed — {}",
+            short(&d.id),
+            d.pending_count,
+            d.running_count,
+            d.healthy_count,
+            d.desired_count,
+            d.failed_tasks,
+            d.rollout_state
+        );
+        if line != last_line {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        match d.rollout_state.as_str() {
+            "COMPLETED" => {
+                crate::outln!(
+                    "service {}: deployment {} completed: {} running",
+                    svc.service_name,
+                    d.id,
+                    d.running_count
+                );
+                return Ok(());
+            }
+            "FAILED" => anyhow::bail!("deployment {} failed: {}", d.id, d.rollout_state_reason),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("deployment {} did not finish within {:?}", d.id, timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub fn describe(s: &Service) {
+    crate::outln!("Service          {}", s.service_name);
+    crate::outln!("ARN              {}", s.service_arn);
+    crate::outln!("Status           {}", s.status);
+    crate::outln!("Task definition  {}", short(&s.task_definition));
+    crate::outln!("Scheduling       {}", s.scheduling_strategy);
+    crate::outln!(
+        "Tasks            {} desired, {} running, {} pending",
+        s.desired_count,
+        s.running_count,
+        s.pending_count
+    );
+    if let Some(dc) = &s.deployment_configuration {
+        crate::outln!(
+            "Deployment       min {}% / max {}%{}",
+            dc.minimum_healthy_percent.unwrap_or(0),
+            dc.maximum_percent.unwrap_or(0),
+            dc.deployment_circuit_breaker
+                .as_ref()
+                .filter(|c| c.enable)
+                .map_or(String::new(), |c| format!(
+                    ", circuit breaker{}",
+                    if c.rollback { " with rollback" } else { "" }
+                ))
+        );
+    }
+    for lb in &s.load_balancers {
+        crate::outln!(
+            "Load balancer    :{} -> {}:{}",
+            lb.listener_port,
+            lb.container_name,
+            lb.container_port
+        );
+    }
+    for f in &s.placement_failures {
+        crate::outln!("Cannot place     {} ({})", f.reason, f.detail);
+    }
+    crate::outln!();
+    let mut t = Table::new(&[
+        "DEPLOYMENT",
+        "STATUS",
+        "TASK DEFINITION",
+        "DESIRED",
+        "RUNNING",
+        "PENDING",
+        "FAILED",
+        "ROLLOUT",
+    ]);
+    for d in &s.deployments {
+        t.row(vec![
+            d.id.clone(),
+            d.status.clone(),
+            short(&d.task_definition).to_string(),
+            d.desired_count.to_string(),
+            d.running_count.to_string(),
+            d.pending_count.to_string(),
+            d.failed_tasks.to_string(),
+            or_dash(&d.rollout_state),
+        ]);
+    }
+    t.print();
+    if !s.events.is_empty() {
+        crate::outln!();
+        let mut t = Table::new(&["TIME", "EVENT"]);
+        for e in s.events.iter().take(10) {
+            t.row(vec![e.created_at.clone(), e.message.clone()]);
+        }
+        t.print();
+    }
+}
+
+pub async fn events(args: EventsArgs, server: &str, fmt: Format) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(connect(server).await?);
+    let mut seen = HashSet::new();
+    loop {
+        let services = match &args.service {
+            Some(s) => vec![client
+                .describe_service(DescribeServiceRequest {
+                    cluster: args.cluster.clone(),
+                    service: s.clone(),
+                })
+                .await?
+                .into_inner()
+                .service
+                .unwrap_or_default()],
+            None => {
+                client
+                    .list_services(ListServicesRequest {
+                        cluster: args.cluster.clone(),
+                    })
+                    .await?
+                    .into_inner()
+                    .services
+            }
+        };
+        let mut events: Vec<ServiceEvent> = services
+            .into_iter()
+            .flat_map(|s| s.events)
+            .filter(|e| seen.insert(e.id.clone()))
+            .collect();
+        events.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        for e in &events {
+            match fmt {
+                Format::Json => crate::outln!("{}", serde_json::to_string(e)?),
+                Format::Table => crate::outln!("{}  {}", e.created_at, e.message),
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

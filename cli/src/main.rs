@@ -1,0 +1,38 @@
+//! `berth`: parses flags, sets up tracing, runs one command, exits non-zero with one clear line
+//! on error. Everything else lives in the libraries and `commands/`.
+
+mod client;
+mod commands;
+mod output;
+
+use clap::Parser;
+use commands::Cli;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.command.is_long_running());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(commands::run(cli)) {
+        eprintln!("error: {}", client::describe_error(&e));
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing(verbose_default: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose_default { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,134 @@
+//! Clusters: create (idempotent), describe with live counts, list, delete with ECS's guards.
+
+use crate::error::{Error, Result};
+use crate::state::{keys, put, State};
+use crate::{arn, time};
+use berth_proto::v1::{Cluster, ContainerInstance, Service, Task};
+
+pub const DEFAULT_CLUSTER: &str = "default";
+
+fn check_cluster_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 255
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::invalid(
+            "clusterName",
+            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the cluster, or returns it when it already exists (as ECS does).
+pub fn create(state: &State, name: &str) -> Result<Cluster> {
+    check_cluster_name(name)?;
+    let _w = state.write_lock();
+    if let Some(c) = state.get::<Cluster>(&keys::cluster(name))? {
+        if c.status == "ACTIVE" {
+            return with_counts(state, c);
+        }
+    }
+    let cluster = Cluster {
+        cluster_arn: arn::cluster(name),
+        cluster_name: name.to_string(),
+        status: "ACTIVE".into(),
+        created_at: time::now(),
+        ..Default::default()
+    };
+    state.commit(vec![put(keys::cluster(name), &cluster)])?;
+    Ok(cluster)
+}
+
+/// Makes sure the `default` cluster exists; called once when the store opens.
+pub fn ensure_default(state: &State) -> Result<()> {
+    if state
+        .get::<Cluster>(&keys::cluster(DEFAULT_CLUSTER))?
+        .is_none()
+    {
+        create(state, DEFAULT_CLUSTER)?;
+    }
+    Ok(())
+}
+
+/// An ACTIVE cluster by name or ARN, or ClusterNotFound.
+pub fn get_active(state: &State, name_or_arn: &str) -> Result<Cluster> {
+    let name = arn::cluster_name(name_or_arn);
+    match state.get::<Cluster>(&keys::cluster(name))? {
+        Some(c) if c.status == "ACTIVE" => Ok(c),
+        _ => Err(Error::not_found(
+            "Cluster",
+            name,
+            format!("create it with `berth cluster create {name}`"),
+        )),
+    }
+}
+
+pub fn describe(state: &State, name_or_arn: &str) -> Result<Cluster> {
+    let name = arn::cluster_name(name_or_arn);
+    match state.get::<Cluster>(&keys::cluster(name))? {
+        Some(c) => with_counts(state, c),
+        None => Err(Error::not_found(
+            "Cluster",
+            name,
+            format!("create it with `berth cluster create {name}`"),
+        )),
+    }
+}
+
+pub fn list(state: &State) -> Result<Vec<Cluster>> {
+    state
+        .scan::<Cluster>(keys::CLUSTERS)?
+        .into_iter()
+        .filter(|c| c.status == "ACTIVE")
+        .map(|c| with_counts(state, c))
+        .collect()
+}
+
+/// Marks the cluster INACTIVE; refused while it has services or unstopped tasks.
+pub fn delete(state: &State, name_or_arn: &str) -> Result<Cluster> {
+    let _w = state.write_lock();
+    let mut cluster = get_active(state, name_or_arn)?;
+    let cluster = {
+        let c = with_counts(state, cluster.clone())?;
+        if c.active_services_count > 0 {
+            return Err(Error::ClusterContainsServices(
+                c.cluster_name,
+                c.active_services_count as usize,
+            ));
+        }
+        let live = c.running_tasks_count + c.pending_tasks_count;
+        if live > 0 {
+            return Err(Error::ClusterContainsTasks(c.cluster_name, live as usize));
+        }
+        cluster.status = "INACTIVE".into();
+        cluster
+    };
+    state.commit(vec![put(keys::cluster(&cluster.cluster_name), &cluster)])?;
+    Ok(cluster)
+}
+
+/// Counts are derived from the tasks, services and nodes stored, never kept by hand.
+fn with_counts(state: &State, mut c: Cluster) -> Result<Cluster> {
+    let name = c.cluster_name.clone();
+    let tasks = state.scan::<Task>(&keys::tasks_of(&name))?;
+    c.running_tasks_count = tasks.iter().filter(|t| t.last_status == "RUNNING").count() as i32;
+    c.pending_tasks_count = tasks
+        .iter()
+        .filter(|t| {
+            t.last_status != "RUNNING"
+                && t.last_status != "STOPPED"
+                && t.desired_status != "STOPPED"
+        })
+        .count() as i32;
+    c.active_services_count = state
+        .scan::<Service>(&keys::services_of(&name))?
+        .iter()
+        .filter(|s| s.status == "ACTIVE" || s.status == "DRAINING")
+        .count() as i32;
+    c.registered_container_instances_count =
+        state.scan::<ContainerInstance>(keys::NODES)?.len() as i32;
+    Ok(c)
+}

@@ -1,0 +1,103 @@
+//! The control plane's errors and their one mapping to `tonic::Status`.
+//!
+//! Messages carry ECS's exception names so users of ECS recognise them, name the field or object
+//! at fault, and say what to do about it.
+
+use crate::store::StoreError;
+use std::fmt;
+
+/// One invalid field: its JSON path (`containerDefinitions[0].portMappings[1].containerPort`)
+/// and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Everything a control-plane request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("InvalidParameterException: {}", join(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("{kind}NotFoundException: {kind} '{name}' not found{}", hint_text(.hint))]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+    #[error("ClusterContainsServicesException: cluster '{0}' still has {1} active service(s); delete them first (berth service delete NAME --cluster {0} --force)")]
+    ClusterContainsServices(String, usize),
+    #[error("ClusterContainsTasksException: cluster '{0}' still has {1} running task(s); stop them first (berth task stop ID)")]
+    ClusterContainsTasks(String, usize),
+    #[error("ClientException: {0}")]
+    Client(String),
+    #[error("ServerException: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn hint_text(h: &str) -> String {
+    if h.is_empty() {
+        String::new()
+    } else {
+        format!("; {h}")
+    }
+}
+
+impl Error {
+    /// A single invalid field.
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldError::new(path, message)])
+    }
+
+    pub fn not_found(kind: &'static str, name: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::Invalid(_) => tonic::Status::invalid_argument(msg),
+            Error::NotFound { .. } => tonic::Status::not_found(msg),
+            Error::ClusterContainsServices(..) | Error::ClusterContainsTasks(..) => {
+                tonic::Status::failed_precondition(msg)
+            }
+            Error::Client(_) => tonic::Status::failed_precondition(msg),
+            Error::Store(_) => tonic::Status::internal(msg),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

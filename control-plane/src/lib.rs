@@ -1,0 +1,23 @@
+//! Berth's control plane: the gRPC API, the store, and (in later layers) the scheduler,
+//! controllers and node sessions. `server::spawn` starts all of it.
+
+pub mod api;
+pub mod arn;
+pub mod clusters;
+pub mod controller;
+pub mod endpoints;
+pub mod error;
+pub mod http;
+pub mod nodes;
+pub mod proxies;
+pub mod scheduler;
+pub mod server;
+pub mod services;
+pub mod state;
+pub mod store;
+pub mod taskdef;
+pub mod taskdefs;
+pub mod tasks;
+pub use berth_proto::time;
+
+pub use server::{spawn, Config, ControlPlane};

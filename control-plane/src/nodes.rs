@@ -1,0 +1,294 @@
+//! Nodes (ECS container instances): registration from an agent's hello, live sessions, and the
+//! views `node list` / `node describe` show. Whether a node is connected is derived from the
+//! live sessions, never stored, so it cannot go stale across a control-plane restart.
+
+use crate::error::{Error, Result};
+use crate::state::{keys, put, State};
+use crate::{arn, time};
+use berth_proto::agent::v1::{Hello, LogChunk, ServerMessage};
+use berth_proto::v1::{ContainerInstance, Resource, Task};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// The sending half of one agent's stream.
+pub type AgentTx = mpsc::Sender<Result<ServerMessage, tonic::Status>>;
+
+struct Session {
+    generation: u64,
+    tx: AgentTx,
+    last_heartbeat_ms: i64,
+}
+
+/// Live agent sessions and in-flight log requests. Shared by the API handlers.
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<SessionsInner>,
+}
+
+#[derive(Default)]
+struct SessionsInner {
+    next_generation: u64,
+    by_node: HashMap<String, Session>,
+    /// When each node was last heard from (kept after it disconnects).
+    last_seen: HashMap<String, i64>,
+    logs: HashMap<String, mpsc::Sender<LogChunk>>,
+}
+
+impl Sessions {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a node's new stream, replacing any older one. Returns its generation.
+    pub fn attach(&self, node_id: &str, tx: AgentTx) -> u64 {
+        let mut s = self.lock();
+        s.next_generation += 1;
+        let generation = s.next_generation;
+        s.last_seen.insert(node_id.to_string(), time::now_millis());
+        s.by_node.insert(
+            node_id.to_string(),
+            Session {
+                generation,
+                tx,
+                last_heartbeat_ms: time::now_millis(),
+            },
+        );
+        generation
+    }
+
+    /// Removes the session if it is still the given generation.
+    pub fn detach(&self, node_id: &str, generation: u64) {
+        let mut s = self.lock();
+        if s.by_node.get(node_id).map(|x| x.generation) == Some(generation) {
+            s.by_node.remove(node_id);
+            s.last_seen.insert(node_id.to_string(), time::now_millis());
+        }
+    }
+
+    pub fn heartbeat(&self, node_id: &str) {
+        let now = time::now_millis();
+        let mut s = self.lock();
+        if let Some(x) = s.by_node.get_mut(node_id) {
+            x.last_heartbeat_ms = now;
+        }
+        s.last_seen.insert(node_id.to_string(), now);
+    }
+
+    /// When the node was last heard from since this control plane started.
+    pub fn last_seen(&self, node_id: &str) -> Option<i64> {
+        self.lock().last_seen.get(node_id).copied()
+    }
+
+    pub fn is_connected(&self, node_id: &str) -> bool {
+        self.lock().by_node.contains_key(node_id)
+    }
+
+    pub fn last_heartbeat(&self, node_id: &str) -> Option<i64> {
+        self.lock()
+            .by_node
+            .get(node_id)
+            .map(|x| x.last_heartbeat_ms)
+    }
+
+    pub fn sender(&self, node_id: &str) -> Option<AgentTx> {
+        self.lock().by_node.get(node_id).map(|x| x.tx.clone())
+    }
+
+    pub fn add_log_waiter(&self, request_id: &str, tx: mpsc::Sender<LogChunk>) {
+        self.lock().logs.insert(request_id.to_string(), tx);
+    }
+
+    pub fn remove_log_waiter(&self, request_id: &str) {
+        self.lock().logs.remove(request_id);
+    }
+
+    pub fn log_waiter(&self, request_id: &str) -> Option<mpsc::Sender<LogChunk>> {
+        self.lock().logs.get(request_id).cloned()
+    }
+}
+
+/// Records (or refreshes) the node an agent says hello as, and returns it.
+pub fn register(state: &State, hello: &Hello) -> Result<ContainerInstance> {
+    if hello.name.trim().is_empty() {
+        return Err(Error::invalid(
+            "hello.name",
+            "an agent must give its node a name (--name)",
+        ));
+    }
+    if hello.cpu <= 0 || hello.memory_mib <= 0 {
+        return Err(Error::invalid(
+            "hello",
+            "an agent must report its CPU and memory",
+        ));
+    }
+    let _w = state.write_lock();
+    let id = if hello.node_id.is_empty() {
+        new_id(16)
+    } else {
+        hello.node_id.clone()
+    };
+    let existing = state.get::<ContainerInstance>(&keys::node(&id))?;
+    let node = ContainerInstance {
+        container_instance_arn: arn::container_instance(&id),
+        ec2_instance_id: id.clone(),
+        name: hello.name.clone(),
+        status: existing
+            .as_ref()
+            .map(|n| n.status.clone())
+            .unwrap_or_else(|| "ACTIVE".into()),
+        address: hello.address.clone(),
+        registered_resources: vec![
+            int_resource("CPU", hello.cpu),
+            int_resource("MEMORY", hello.memory_mib),
+            Resource {
+                name: "PORTS".into(),
+                string_set_value: hello.reserved_ports.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            },
+        ],
+        attributes: hello.attributes.clone(),
+        registered_at: existing
+            .as_ref()
+            .map(|n| n.registered_at.clone())
+            .unwrap_or_else(time::now),
+        version: hello.version.clone(),
+        ..Default::default()
+    };
+    state.commit(vec![put(keys::node(&id), &node)])?;
+    Ok(node)
+}
+
+fn int_resource(name: &str, v: i64) -> Resource {
+    Resource {
+        name: name.into(),
+        integer_value: v,
+        ..Default::default()
+    }
+}
+
+/// Random lowercase hex, `len` characters.
+pub fn new_id(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+pub fn resource(node: &ContainerInstance, name: &str) -> i64 {
+    node.registered_resources
+        .iter()
+        .find(|r| r.name == name)
+        .map_or(0, |r| r.integer_value)
+}
+
+pub fn reserved_ports(node: &ContainerInstance) -> Vec<i32> {
+    node.registered_resources
+        .iter()
+        .find(|r| r.name == "PORTS")
+        .map(|r| {
+            r.string_set_value
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Fills the derived fields: connected, heartbeat, remaining resources, task counts.
+pub fn with_live_view(
+    mut node: ContainerInstance,
+    sessions: &Sessions,
+    all_tasks: &[Task],
+) -> ContainerInstance {
+    let id = node.ec2_instance_id.clone();
+    node.agent_connected = sessions.is_connected(&id);
+    if let Some(ms) = sessions.last_heartbeat(&id) {
+        node.last_heartbeat_at = time::rfc3339(ms);
+    }
+    let mine: Vec<&Task> = all_tasks
+        .iter()
+        .filter(|t| {
+            t.container_instance_arn == node.container_instance_arn && t.last_status != "STOPPED"
+        })
+        .collect();
+    node.running_tasks_count = mine.iter().filter(|t| t.last_status == "RUNNING").count() as i32;
+    node.pending_tasks_count = mine.len() as i32 - node.running_tasks_count;
+    let cpu: i64 = mine.iter().map(|t| i64::from(t.cpu)).sum();
+    let mem: i64 = mine.iter().map(|t| i64::from(t.memory)).sum();
+    let mut ports: Vec<String> = reserved_ports(&node)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    for t in &mine {
+        for c in &t.containers {
+            for b in &c.network_bindings {
+                ports.push(b.host_port.to_string());
+            }
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    node.remaining_resources = vec![
+        int_resource("CPU", resource(&node, "CPU") - cpu),
+        int_resource("MEMORY", resource(&node, "MEMORY") - mem),
+        Resource {
+            name: "PORTS".into(),
+            string_set_value: ports,
+            ..Default::default()
+        },
+    ];
+    node
+}
+
+pub fn list(state: &State, sessions: &Sessions) -> Result<Vec<ContainerInstance>> {
+    let tasks = state.scan::<Task>(keys::TASKS)?;
+    Ok(state
+        .scan::<ContainerInstance>(keys::NODES)?
+        .into_iter()
+        .map(|n| with_live_view(n, sessions, &tasks))
+        .collect())
+}
+
+/// A node by id, name or ARN.
+pub fn describe(state: &State, sessions: &Sessions, node: &str) -> Result<ContainerInstance> {
+    let want = arn::last_segment(node);
+    list(state, sessions)?
+        .into_iter()
+        .find(|n| n.ec2_instance_id == want || n.name == node)
+        .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))
+}
+
+/// `node drain` / `node activate`: DRAINING takes no new placements and its service tasks are
+/// replaced elsewhere; standalone tasks are left alone.
+pub fn set_status(
+    state: &State,
+    sessions: &Sessions,
+    node: &str,
+    status: &str,
+) -> Result<ContainerInstance> {
+    let status = status.to_ascii_uppercase();
+    if status != "ACTIVE" && status != "DRAINING" {
+        return Err(Error::invalid(
+            "status",
+            format!("{status:?} must be ACTIVE or DRAINING"),
+        ));
+    }
+    let _w = state.write_lock();
+    let found = describe(state, sessions, node)?;
+    let key = keys::node(&found.ec2_instance_id);
+    let mut stored = state
+        .get::<ContainerInstance>(&key)?
+        .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))?;
+    if stored.status != status {
+        stored.status = status;
+        state.commit(vec![put(key, &stored)])?;
+    }
+    let tasks = state.scan::<Task>(keys::TASKS)?;
+    Ok(with_live_view(stored, sessions, &tasks))
+}

@@ -1,0 +1,255 @@
+//! `spawn`: the control plane as one running thing (gRPC + HTTP), started in-process by tests
+//! and by the `berth` binary alike.
+
+use crate::api::{
+    AgentSessionsApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi, ServicesApi,
+    SessionTimings, TaskDefinitionsApi, TasksApi,
+};
+use crate::controller::{self, ControllerConfig};
+use crate::error::Error;
+use crate::nodes::Sessions;
+use crate::proxies::Proxies;
+use crate::state::State;
+use crate::store::SledStore;
+use crate::{clusters, http};
+use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
+use berth_proto::v1::clusters_server::ClustersServer;
+use berth_proto::v1::endpoints_server::EndpointsServer;
+use berth_proto::v1::node_admin_server::NodeAdminServer;
+use berth_proto::v1::nodes_server::NodesServer;
+use berth_proto::v1::services_server::ServicesServer;
+use berth_proto::v1::task_definitions_server::TaskDefinitionsServer;
+use berth_proto::v1::tasks_server::TasksServer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Where the control plane keeps its data and listens.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub sessions: SessionTimings,
+    /// How long a stopped task stays visible before it is forgotten.
+    pub task_retention: Duration,
+    pub controller: ControllerConfig,
+}
+
+impl Config {
+    /// Defaults for everything but where to keep data and listen.
+    pub fn new(data_dir: PathBuf, grpc_listen: SocketAddr, http_listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            grpc_listen,
+            http_listen,
+            sessions: SessionTimings::default(),
+            task_retention: Duration::from_secs(24 * 3600),
+            controller: ControllerConfig::default(),
+        }
+    }
+}
+
+/// A running control plane. Dropping it does not stop it; call `shutdown`.
+pub struct ControlPlane {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub state: State,
+    pub sessions: Arc<Sessions>,
+    pub proxies: Arc<Proxies>,
+    /// Components in the same process add their metrics to `/metrics` here.
+    pub extra_metrics: http::ExtraMetrics,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] Error),
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, SpawnError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SpawnError::Listen { addr, source })
+}
+
+/// Opens the store, then serves gRPC and HTTP until `shutdown`.
+pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| SpawnError::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    let grpc = bind(config.grpc_listen).await?;
+    let http_listener = bind(config.http_listen).await?;
+    let grpc_addr = grpc.local_addr().map_err(|source| SpawnError::Listen {
+        addr: config.grpc_listen,
+        source,
+    })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| SpawnError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
+
+    let store_dir = config.data_dir.join("store");
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&store_dir))
+        .await
+        .map_err(|e| Error::Client(format!("opening store: {e}")))?
+        .map_err(Error::from)?;
+    let state = State::new(Arc::new(store));
+    {
+        let s = state.clone();
+        tokio::task::spawn_blocking(move || clusters::ensure_default(&s))
+            .await
+            .map_err(|e| Error::Client(format!("opening store: {e}")))??;
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Serving only now that the store is open.
+    health.set_serving::<ClustersServer<ClustersApi>>().await;
+    health
+        .set_serving::<TaskDefinitionsServer<TaskDefinitionsApi>>()
+        .await;
+    health.set_serving::<TasksServer<TasksApi>>().await;
+    health.set_serving::<NodesServer<NodesApi>>().await;
+    health.set_serving::<ServicesServer<ServicesApi>>().await;
+    let sessions = Sessions::new();
+    let proxies = Proxies::new();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(berth_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Client(format!("reflection: {e}")))?;
+
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ClustersServer::new(ClustersApi {
+            state: state.clone(),
+        }))
+        .add_service(TaskDefinitionsServer::new(TaskDefinitionsApi {
+            state: state.clone(),
+        }))
+        .add_service(TasksServer::new(TasksApi {
+            state: state.clone(),
+            sessions: sessions.clone(),
+        }))
+        .add_service(NodesServer::new(NodesApi {
+            state: state.clone(),
+            sessions: sessions.clone(),
+        }))
+        .add_service(ServicesServer::new(ServicesApi {
+            state: state.clone(),
+        }))
+        .add_service(EndpointsServer::new(EndpointsApi {
+            state: state.clone(),
+            proxies: proxies.clone(),
+        }))
+        .add_service(NodeAdminServer::new(NodeAdminApi {
+            state: state.clone(),
+            sessions: sessions.clone(),
+        }))
+        .add_service(AgentSessionsServer::new(AgentSessionsApi {
+            state: state.clone(),
+            sessions: sessions.clone(),
+            timings: config.sessions,
+        }));
+    let mut grpc_stop = stopped.clone();
+    let grpc_task = tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(grpc);
+        let shutdown = async move {
+            let _ = grpc_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+    });
+    let extra_metrics = http::ExtraMetrics::default();
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        state.clone(),
+        extra_metrics.clone(),
+        stopped.clone(),
+    ));
+    let gc_task = tokio::spawn(forget_stopped_tasks(
+        state.clone(),
+        config.task_retention,
+        stopped.clone(),
+    ));
+    let controller_task = tokio::spawn(controller::run(
+        state.clone(),
+        sessions.clone(),
+        proxies.clone(),
+        config.controller,
+        stopped,
+    ));
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
+    Ok(ControlPlane {
+        grpc_addr,
+        http_addr,
+        state,
+        sessions,
+        proxies,
+        extra_metrics,
+        stop,
+        tasks: vec![grpc_task, http_task, gc_task, controller_task],
+    })
+}
+
+/// Stopped tasks stay visible for the retention, then their records go.
+async fn forget_stopped_tasks(
+    state: State,
+    retention: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let s = state.clone();
+        let retention_ms = retention.as_millis() as i64;
+        let res = tokio::task::spawn_blocking(move || {
+            crate::tasks::forget_stopped(&s, crate::time::now_millis(), retention_ms)
+        })
+        .await;
+        if let Ok(Ok(n)) = res {
+            if n > 0 {
+                tracing::info!(tasks = n, "forgot stopped tasks past their retention");
+            }
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Stops accepting, lets in-flight calls finish, and waits for the servers to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! Services: create, update (new deployments), describe, list, delete. These write only what the
+//! user wants (desired count, task definition, deployment settings); the service controller
+//! turns that into tasks, and writes deployments' progress and events.
+
+use crate::error::{Error, FieldError, Result};
+use crate::nodes::new_id;
+use crate::state::{keys, put, State};
+use crate::{arn, clusters, scheduler, taskdefs, time};
+use berth_proto::v1::*;
+
+/// ECS's defaults.
+pub const DEFAULT_MIN_HEALTHY: i32 = 100;
+pub const DEFAULT_MAX_PERCENT: i32 = 200;
+const MAX_EVENTS: usize = 100;
+
+pub fn key(cluster: &str, name: &str) -> String {
+    format!("{}{name}", keys::services_of(cluster))
+}
+
+fn cluster_name(c: &str) -> &str {
+    if c.trim().is_empty() {
+        clusters::DEFAULT_CLUSTER
+    } else {
+        arn::cluster_name(c)
+    }
+}
+
+fn check_name(errs: &mut Vec<FieldError>, name: &str) {
+    if name.is_empty()
+        || name.len() > 255
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errs.push(FieldError::new(
+            "serviceName",
+            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+        ));
+    }
+}
+
+/// Checks and fills the deployment configuration (ECS's defaults; DAEMON: 0 / 100).
+fn normalize_deployment_config(
+    errs: &mut Vec<FieldError>,
+    dc: &mut DeploymentConfiguration,
+    daemon: bool,
+) {
+    let min =
+        *dc.minimum_healthy_percent
+            .get_or_insert(if daemon { 0 } else { DEFAULT_MIN_HEALTHY });
+    let max = *dc
+        .maximum_percent
+        .get_or_insert(if daemon { 100 } else { DEFAULT_MAX_PERCENT });
+    if !(0..=100).contains(&min) {
+        errs.push(FieldError::new(
+            "deploymentConfiguration.minimumHealthyPercent",
+            format!("{min} must be 0-100"),
+        ));
+    }
+    if !(100..=400).contains(&max) {
+        errs.push(FieldError::new(
+            "deploymentConfiguration.maximumPercent",
+            format!("{max} must be 100-400"),
+        ));
+    }
+    if min == 100 && max == 100 {
+        errs.push(FieldError::new(
+            "deploymentConfiguration",
+            "minimumHealthyPercent 100 with maximumPercent 100 leaves no room to deploy; raise maximumPercent or lower minimumHealthyPercent",
+        ));
+    }
+    if let Some(cb) = &dc.deployment_circuit_breaker {
+        if cb.threshold < 0 {
+            errs.push(FieldError::new(
+                "deploymentConfiguration.deploymentCircuitBreaker.threshold",
+                "must be 0 (ECS's formula) or more",
+            ));
+        }
+    }
+}
+
+/// ECS's circuit breaker threshold: clamp(ceil(0.5 × desired), 10, 200), unless set.
+pub fn breaker_threshold(svc: &Service) -> i32 {
+    let set = svc
+        .deployment_configuration
+        .as_ref()
+        .and_then(|d| d.deployment_circuit_breaker.as_ref())
+        .map_or(0, |c| c.threshold);
+    if set > 0 {
+        set
+    } else {
+        ((svc.desired_count + 1) / 2).clamp(10, 200)
+    }
+}
+
+fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
+    for (i, s) in svc.placement_strategy.iter().enumerate() {
+        if let Err(e) = scheduler::parse_strategy(&s.r#type, &s.field) {
+            errs.push(FieldError::new(format!("placementStrategy[{i}]"), e));
+        }
+    }
+    for (i, c) in svc.placement_constraints.iter().enumerate() {
+        if let Err(e) = scheduler::parse_constraint(&c.r#type, &c.expression) {
+            errs.push(FieldError::new(format!("placementConstraints[{i}]"), e));
+        }
+    }
+}
+
+fn check_load_balancers(errs: &mut Vec<FieldError>, lbs: &[LoadBalancer], td: &TaskDefinition) {
+    for (i, lb) in lbs.iter().enumerate() {
+        let Some(c) = td
+            .container_definitions
+            .iter()
+            .find(|c| c.name == lb.container_name)
+        else {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].containerName"),
+                format!(
+                    "{:?} is not a container of {}:{}",
+                    lb.container_name, td.family, td.revision
+                ),
+            ));
+            continue;
+        };
+        if !c
+            .port_mappings
+            .iter()
+            .any(|p| p.container_port == lb.container_port)
+        {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].containerPort"),
+                format!(
+                    "container {} maps no port {}; add it to portMappings",
+                    c.name, lb.container_port
+                ),
+            ));
+        }
+        if !(1..=65535).contains(&lb.listener_port) {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].listenerPort"),
+                "must be 1-65535",
+            ));
+        }
+        check_lb_settings(errs, i, lb);
+    }
+}
+
+/// Rules and target group settings, in ALB's ranges (the health interval may go down to 1 s).
+fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
+    let p = |f: &str| format!("loadBalancers[{i}].{f}");
+    for (j, h) in lb.host_patterns.iter().enumerate() {
+        let ok = !h.is_empty()
+            && h.len() <= 128
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.*?".contains(c));
+        if !ok {
+            errs.push(FieldError::new(
+                p(&format!("hostPatterns[{j}]")),
+                format!(
+                    "{h:?} must be a host name with optional * and ? wildcards, e.g. *.example.com"
+                ),
+            ));
+        }
+    }
+    for (j, path) in lb.path_patterns.iter().enumerate() {
+        if !path.starts_with('/') || path.len() > 128 || path.chars().any(char::is_whitespace) {
+            errs.push(FieldError::new(
+                p(&format!("pathPatterns[{j}]")),
+                format!("{path:?} must start with / (wildcards * and ?), e.g. /api/*"),
+            ));
+        }
+    }
+    if !(0..=50_000).contains(&lb.priority) {
+        errs.push(FieldError::new(p("priority"), "must be 0-50000"));
+    }
+    if !matches!(
+        lb.algorithm.as_str(),
+        "" | "round_robin" | "least_outstanding"
+    ) {
+        errs.push(FieldError::new(
+            p("algorithm"),
+            format!(
+                "{:?} must be round_robin or least_outstanding",
+                lb.algorithm
+            ),
+        ));
+    }
+    if let Some(d) = lb.drain_timeout_seconds {
+        if !(0..=3600).contains(&d) {
+            errs.push(FieldError::new(p("drainTimeoutSeconds"), "must be 0-3600"));
+        }
+    }
+    let hc = crate::endpoints::health_check_with_defaults(lb.health_check.as_ref());
+    let interval = hc.interval_seconds.unwrap_or(5);
+    let timeout = hc.timeout_seconds.unwrap_or(2);
+    if !hc.path.starts_with('/') {
+        errs.push(FieldError::new(
+            p("healthCheck.path"),
+            format!("{:?} must start with /", hc.path),
+        ));
+    }
+    if !(1..=300).contains(&interval) {
+        errs.push(FieldError::new(
+            p("healthCheck.intervalSeconds"),
+            format!("{interval} must be 1-300"),
+        ));
+    }
+    if !(1..=120).contains(&timeout) || timeout > interval {
+        errs.push(FieldError::new(
+            p("healthCheck.timeoutSeconds"),
+            format!("{timeout} must be 1-120 and not more than the interval ({interval})"),
+        ));
+    }
+    for (f, v) in [
+        ("healthyThreshold", hc.healthy_threshold.unwrap_or(2)),
+        ("unhealthyThreshold", hc.unhealthy_threshold.unwrap_or(2)),
+    ] {
+        if !(1..=10).contains(&v) {
+            errs.push(FieldError::new(
+                p(&format!("healthCheck.{f}")),
+                format!("{v} must be 1-10"),
+            ));
+        }
+    }
+    if parse_matcher(&hc.matcher).is_none() {
+        errs.push(FieldError::new(
+            p("healthCheck.matcher"),
+            format!(
+                "{:?} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
+                hc.matcher
+            ),
+        ));
+    }
+}
+
+/// "200-399", "200", "200,204" → the ranges, or None when malformed.
+pub fn parse_matcher(m: &str) -> Option<Vec<(u16, u16)>> {
+    m.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            (200..=599).contains(&a).then_some(())?;
+            (a <= b && b <= 599).then_some((a, b))
+        })
+        .collect()
+}
+
+/// Two services on one listener port must not claim the same rule.
+fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
+    let others = state.scan::<Service>("service/")?;
+    for lb in &svc.load_balancers {
+        for other in others
+            .iter()
+            .filter(|o| o.status != "INACTIVE" && o.service_arn != svc.service_arn)
+        {
+            for olb in other
+                .load_balancers
+                .iter()
+                .filter(|o| o.listener_port == lb.listener_port)
+            {
+                let same_rule = olb.host_patterns == lb.host_patterns
+                    && olb.path_patterns == lb.path_patterns
+                    && olb.priority == lb.priority;
+                if same_rule {
+                    return Err(Error::Client(format!(
+                        "listener port {} already has this rule for service {}; give this one another --lb-host, --lb-path or --lb-priority",
+                        lb.listener_port, other.service_name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn active_definition(state: &State, reference: &str) -> Result<TaskDefinition> {
+    if reference.trim().is_empty() {
+        return Err(Error::invalid(
+            "taskDefinition",
+            "is required (FAMILY or FAMILY:REVISION)",
+        ));
+    }
+    let td = taskdefs::describe(state, reference)?;
+    if td.status != "ACTIVE" {
+        return Err(Error::Client(format!(
+            "task definition {}:{} is INACTIVE; use an active revision",
+            td.family, td.revision
+        )));
+    }
+    Ok(td)
+}
+
+pub fn new_deployment(td: &TaskDefinition, desired: i32) -> Deployment {
+    let now = time::now();
+    Deployment {
+        id: format!("ecs-svc/{}", new_id(16)),
+        status: "PRIMARY".into(),
+        task_definition: td.task_definition_arn.clone(),
+        desired_count: desired,
+        created_at: now.clone(),
+        updated_at: now,
+        rollout_state: "IN_PROGRESS".into(),
+        rollout_state_reason: "ECS deployment in progress.".into(),
+        ..Default::default()
+    }
+}
+
+/// Appends an event, newest first, keeping the last hundred.
+pub fn push_event(svc: &mut Service, message: String) {
+    svc.events.insert(
+        0,
+        ServiceEvent {
+            id: new_id(16),
+            created_at: time::now(),
+            message,
+        },
+    );
+    svc.events.truncate(MAX_EVENTS);
+}
+
+pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
+    let cluster = cluster_name(&req.cluster).to_string();
+    let mut errs = Vec::new();
+    check_name(&mut errs, &req.service_name);
+    let strategy = match req.scheduling_strategy.to_ascii_uppercase().as_str() {
+        "" | "REPLICA" => "REPLICA",
+        "DAEMON" => "DAEMON",
+        other => {
+            errs.push(FieldError::new(
+                "schedulingStrategy",
+                format!("{other:?} must be REPLICA or DAEMON"),
+            ));
+            "REPLICA"
+        }
+    };
+    let daemon = strategy == "DAEMON";
+    if !daemon && req.desired_count < 0 {
+        errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+    }
+    if req.health_check_grace_period_seconds < 0 {
+        errs.push(FieldError::new(
+            "healthCheckGracePeriodSeconds",
+            "must be 0 or more",
+        ));
+    }
+    let mut dc = req.deployment_configuration.unwrap_or_default();
+    normalize_deployment_config(&mut errs, &mut dc, daemon);
+    let mut svc = Service {
+        service_arn: arn::service(&cluster, &req.service_name),
+        service_name: req.service_name.clone(),
+        cluster_arn: arn::cluster(&cluster),
+        status: "ACTIVE".into(),
+        desired_count: if daemon { 0 } else { req.desired_count },
+        scheduling_strategy: strategy.into(),
+        deployment_configuration: Some(dc),
+        placement_strategy: req.placement_strategy.clone(),
+        placement_constraints: req.placement_constraints.clone(),
+        load_balancers: req.load_balancers.clone(),
+        health_check_grace_period_seconds: req.health_check_grace_period_seconds,
+        created_at: time::now(),
+        ..Default::default()
+    };
+    check_placement(&mut errs, &svc);
+    let _w = state.write_lock();
+    clusters::get_active(state, &cluster)?;
+    let td = active_definition(state, &req.task_definition)?;
+    check_load_balancers(&mut errs, &svc.load_balancers, &td);
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs));
+    }
+    if let Some(existing) = state.get::<Service>(&key(&cluster, &req.service_name))? {
+        if existing.status != "INACTIVE" {
+            return Err(Error::Client(format!(
+                "service {} already exists in cluster {cluster} ({}); change it with `berth service update`",
+                req.service_name, existing.status
+            )));
+        }
+    }
+    check_listener_conflicts(state, &svc)?;
+    svc.task_definition = td.task_definition_arn.clone();
+    svc.deployments = vec![new_deployment(&td, svc.desired_count)];
+    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
+    Ok(svc)
+}
+
+pub fn find(state: &State, cluster: &str, service: &str) -> Result<Service> {
+    let cluster = cluster_name(cluster);
+    let name = arn::last_segment(service);
+    state.get::<Service>(&key(cluster, name))?.ok_or_else(|| {
+        Error::not_found(
+            "Service",
+            name,
+            format!("create it with `berth service create --cluster {cluster} --name {name} …`"),
+        )
+    })
+}
+
+fn active(svc: Service) -> Result<Service> {
+    if svc.status != "ACTIVE" {
+        return Err(Error::Client(format!(
+            "ServiceNotActiveException: service {} is {}",
+            svc.service_name, svc.status
+        )));
+    }
+    Ok(svc)
+}
+
+pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
+    let cluster = cluster_name(&req.cluster).to_string();
+    let _w = state.write_lock();
+    let mut svc = active(find(state, &cluster, &req.service)?)?;
+    let daemon = svc.scheduling_strategy == "DAEMON";
+    let mut errs = Vec::new();
+    if let Some(d) = req.desired_count {
+        if daemon {
+            errs.push(FieldError::new(
+                "desiredCount",
+                "a DAEMON service runs one task per node; it has no desired count",
+            ));
+        } else if d < 0 {
+            errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        }
+    }
+    if let Some(g) = req.health_check_grace_period_seconds {
+        if g < 0 {
+            errs.push(FieldError::new(
+                "healthCheckGracePeriodSeconds",
+                "must be 0 or more",
+            ));
+        }
+    }
+    if let Some(mut dc) = req.deployment_configuration {
+        let cur = svc.deployment_configuration.unwrap_or_default();
+        if dc.minimum_healthy_percent.is_none() {
+            dc.minimum_healthy_percent = cur.minimum_healthy_percent;
+        }
+        if dc.maximum_percent.is_none() {
+            dc.maximum_percent = cur.maximum_percent;
+        }
+        if dc.deployment_circuit_breaker.is_none() {
+            dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
+        }
+        normalize_deployment_config(&mut errs, &mut dc, daemon);
+        svc.deployment_configuration = Some(dc);
+    }
+    let new_td = if req.task_definition.trim().is_empty() {
+        None
+    } else {
+        Some(active_definition(state, &req.task_definition)?)
+    };
+    if let Some(td) = &new_td {
+        check_load_balancers(&mut errs, &svc.load_balancers, td);
+    }
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs));
+    }
+    if let Some(d) = req.desired_count {
+        svc.desired_count = d;
+        for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+            dep.desired_count = d;
+        }
+    }
+    if let Some(g) = req.health_check_grace_period_seconds {
+        svc.health_check_grace_period_seconds = g;
+    }
+    let changes_definition = new_td
+        .as_ref()
+        .is_some_and(|td| td.task_definition_arn != svc.task_definition);
+    if changes_definition || req.force_new_deployment {
+        let td = match new_td {
+            Some(td) => td,
+            None => taskdefs::describe(state, &svc.task_definition)?,
+        };
+        for dep in svc.deployments.iter_mut() {
+            if dep.status == "PRIMARY" {
+                dep.status = "ACTIVE".into();
+                dep.updated_at = time::now();
+            }
+        }
+        svc.task_definition = td.task_definition_arn.clone();
+        svc.deployments
+            .insert(0, new_deployment(&td, svc.desired_count));
+    }
+    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
+    Ok(svc)
+}
+
+pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {
+    Ok(state
+        .scan::<Service>(&keys::services_of(cluster_name(cluster)))?
+        .into_iter()
+        .filter(|s| s.status != "INACTIVE")
+        .collect())
+}
+
+/// Marks the service DRAINING (scaled to zero); the controller stops its tasks and then makes it
+/// INACTIVE. Without `force`, desiredCount must already be 0.
+pub fn delete(state: &State, cluster: &str, service: &str, force: bool) -> Result<Service> {
+    let cluster = cluster_name(cluster).to_string();
+    let _w = state.write_lock();
+    let mut svc = find(state, &cluster, service)?;
+    if svc.status != "ACTIVE" {
+        return Ok(svc);
+    }
+    if !force && svc.desired_count > 0 && svc.scheduling_strategy == "REPLICA" {
+        return Err(Error::Client(format!(
+            "service {} still wants {} tasks; scale it to 0 first (berth service update {} --desired 0) or delete with --force",
+            svc.service_name, svc.desired_count, svc.service_name
+        )));
+    }
+    svc.status = "DRAINING".into();
+    svc.desired_count = 0;
+    for dep in svc.deployments.iter_mut() {
+        dep.desired_count = 0;
+    }
+    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
+    Ok(svc)
+}

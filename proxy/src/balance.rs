@@ -1,0 +1,102 @@
+//! Choosing a target for one request: round robin over the available targets, or the available
+//! target with the fewest requests in flight. Available means HEALTHY and not draining.
+
+use crate::table::{Algorithm, Service};
+use crate::target::{Target, TargetGuard};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+impl Service {
+    /// A target for the next request, counted in flight; never `exclude` (the target a retry is
+    /// moving away from). `None` when no target is available.
+    pub fn pick(&self, exclude: Option<&Arc<Target>>) -> Option<TargetGuard> {
+        let targets = &self.targets.targets;
+        let n = targets.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.targets.next.fetch_add(1, Relaxed);
+        let mut candidates = (0..n)
+            .map(|i| &targets[(start.wrapping_add(i)) % n])
+            .filter(|t| t.is_available() && exclude.is_none_or(|x| !Arc::ptr_eq(x, t)));
+        match self.algorithm {
+            Algorithm::RoundRobin => candidates.find_map(|t| t.acquire()),
+            Algorithm::LeastOutstanding => {
+                // Ties go to the round-robin order, so idle targets share the load.
+                let best = candidates.min_by_key(|t| t.in_flight())?;
+                best.acquire()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::HealthSettings;
+    use crate::table::tests::service;
+    use crate::table::{Algorithm, TargetSet};
+    use crate::target::{Health, Target};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    fn with_targets(algorithm: Algorithm, n: usize) -> crate::table::Service {
+        let (reporter, _rx) = crate::report::channel();
+        let targets: Vec<Arc<Target>> = (0..n)
+            .map(|i| {
+                let t = Target::new(
+                    "svc",
+                    &berth_proto::v1::Target {
+                        task_arn: format!("t{i}"),
+                        address: "127.0.0.1".into(),
+                        port: 1000 + i as i32,
+                        draining: false,
+                    },
+                    reporter.clone(),
+                )
+                .unwrap();
+                t.transition(Health::Initial, Health::Healthy, "");
+                t
+            })
+            .collect();
+        let base = Arc::try_unwrap(service("s", 80, 0, &[], &[])).ok().unwrap();
+        crate::table::Service {
+            algorithm,
+            targets: Arc::new(TargetSet {
+                targets,
+                source: Vec::new(),
+                health: Arc::new(HealthSettings::from_proto(None)),
+                next: AtomicUsize::new(0),
+            }),
+            ..base
+        }
+    }
+
+    fn port_of(g: &crate::target::TargetGuard) -> u16 {
+        g.key.port
+    }
+
+    #[test]
+    fn round_robin_visits_every_available_target() {
+        let s = with_targets(Algorithm::RoundRobin, 3);
+        let ports: Vec<u16> = (0..6).map(|_| port_of(&s.pick(None).unwrap())).collect();
+        assert_eq!(ports, [1000, 1001, 1002, 1000, 1001, 1002]);
+        s.targets.targets[1].eject("Connection refused");
+        s.targets.targets[2].set_draining(true);
+        for _ in 0..4 {
+            assert_eq!(port_of(&s.pick(None).unwrap()), 1000);
+        }
+        let only = s.targets.targets[0].clone();
+        assert!(s.pick(Some(&only)).is_none(), "nothing else is available");
+    }
+
+    #[test]
+    fn least_outstanding_prefers_the_idle_target() {
+        let s = with_targets(Algorithm::LeastOutstanding, 2);
+        let busy = s.pick(None).unwrap();
+        let busy_port = port_of(&busy);
+        for _ in 0..3 {
+            let g = s.pick(None).unwrap();
+            assert_ne!(port_of(&g), busy_port);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Berth's HTTP load balancer: one listener per listener port, ALB-style host and path rules,
+//! health-checked targets, one retry when nothing reached a target, connection draining. It learns
+//! routes only from the control plane's `WatchEndpoints` stream and reports target health back with
+//! `ReportTargetHealth`. `spawn` starts it; tests start it in-process.
+//!
+//! When every target of a service is unhealthy the proxy answers 503 (`no healthy target for
+//! service NAME`) instead of failing open the way an ALB does: a broken deployment should be visible
+//! at once, not hidden behind traffic sent to targets known to fail their checks.
+
+mod balance;
+mod body;
+mod conn;
+mod error;
+mod forward;
+mod health;
+mod listener;
+mod metrics;
+mod pattern;
+mod report;
+mod router;
+mod table;
+mod target;
+mod watch;
+mod worker;
+
+pub use error::{Failure, ProxyError};
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::TokioExecutor;
+use metrics::ListenerStats;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+/// How the proxy reaches the control plane, where it listens, and its timeouts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The control plane's gRPC URL, `http://HOST:PORT`.
+    pub server: String,
+    /// Listeners bind here (`0.0.0.0` on an edge host, `127.0.0.1` in tests).
+    pub bind_ip: IpAddr,
+    /// Names this proxy in health reports; stable for the life of the process.
+    pub proxy_id: String,
+    /// How long a client may take to send a request's headers once it has started.
+    pub header_read_timeout: Duration,
+    /// How long a client connection may sit idle between requests (or without traffic, once
+    /// upgraded or on HTTP/2) before it is closed.
+    pub idle_timeout: Duration,
+    /// How long an upstream may take to start answering.
+    pub upstream_timeout: Duration,
+    /// How long a TCP connect to an upstream may take before it counts as a connect failure.
+    pub connect_timeout: Duration,
+    /// Health reports are batched and sent at most this often.
+    pub report_interval: Duration,
+    /// The longest wait between reconnects to the control plane.
+    pub reconnect_max: Duration,
+    /// On shutdown (or when a listener port goes away), how long in-flight requests may finish.
+    pub shutdown_grace: Duration,
+    /// Accept HTTP/2 (prior knowledge) from clients besides HTTP/1.1.
+    pub http2: bool,
+    /// Data-plane threads, each with its own single-threaded runtime and upstream pool (nginx's
+    /// worker processes). Control work (the stream, health checks, reports) stays on the caller's
+    /// runtime.
+    pub workers: usize,
+}
+
+impl Config {
+    /// The defaults: 10 s for request headers, 60 s idle, 60 s for an upstream to answer.
+    pub fn new(server: impl Into<String>, bind_ip: IpAddr, proxy_id: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            bind_ip,
+            proxy_id: proxy_id.into(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            upstream_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(2),
+            report_interval: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            http2: true,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// What the router, the listeners and every request share. The routing snapshot is the only part
+/// the hot path reads, through `ArcSwap`; the mutex guards only the listener list for `/metrics`.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub snapshot: ArcSwap<table::Snapshot>,
+    pub workers: worker::Workers,
+    pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    pub listeners: Mutex<BTreeMap<u16, Arc<ListenerStats>>>,
+    pub tables: signal::Sender<u64>,
+}
+
+/// A running proxy. Dropping it without `shutdown` stops its worker threads at once (no draining)
+/// and leaves its control tasks to the runtime.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    stop: signal::Sender<bool>,
+    watcher: JoinHandle<()>,
+    reporter: JoinHandle<()>,
+    threads: worker::WorkerThreads,
+}
+
+/// Starts the proxy: connects (lazily, with retries) to the control plane, and opens listeners as
+/// routing tables arrive. Fails only on an unusable configuration; an unreachable control plane is
+/// retried forever.
+pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
+    let channel = tonic::transport::Endpoint::from_shared(config.server.clone())
+        .map_err(|source| ProxyError::InvalidServer {
+            server: config.server.clone(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
+        .connect_lazy();
+
+    let (workers, threads) = worker::Workers::start(&config).map_err(ProxyError::Workers)?;
+
+    let mut server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    server.http1().keep_alive(true);
+    server.http2().max_concurrent_streams(256);
+    if !config.http2 {
+        server = server.http1_only();
+    }
+
+    let (tables, _) = signal::channel(0);
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        snapshot: ArcSwap::from_pointee(table::Snapshot::default()),
+        workers,
+        server,
+        listeners: Mutex::new(BTreeMap::new()),
+        tables,
+    });
+    let (stop, stop_rx) = signal::channel(false);
+    let (reporter, reports) = report::channel();
+    let client = berth_proto::v1::endpoints_client::EndpointsClient::new(channel);
+    let reporter_task = tokio::spawn(report::run(
+        reports,
+        client.clone(),
+        config.proxy_id.clone(),
+        config.report_interval,
+        stop_rx.clone(),
+    ));
+    let router = router::Router::new(shared.clone(), reporter);
+    let watcher = tokio::spawn(watch::run(router, client, config, stop_rx));
+    Ok(Proxy {
+        shared,
+        stop,
+        watcher,
+        reporter: reporter_task,
+        threads,
+    })
+}
+
+impl Proxy {
+    /// Stops accepting, lets in-flight requests finish (up to `shutdown_grace`), stops health checks
+    /// and the control plane link.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.watcher.await;
+        // The reporter may be in the middle of a call to an unreachable control plane.
+        let grace = Duration::from_secs(1);
+        let mut reporter = self.reporter;
+        if tokio::time::timeout(grace, &mut reporter).await.is_err() {
+            reporter.abort();
+        }
+        self.threads.stop().await;
+    }
+
+    /// Prometheus text: requests by service, target and status class, latency histograms, requests
+    /// in flight and target health per target, open client connections per listener port.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.shared)
+    }
+
+    /// The listener ports bound right now.
+    pub fn listening_ports(&self) -> Vec<u16> {
+        self.telemetry().listening_ports()
+    }
+
+    /// A cheap, cloneable read-only view for an HTTP endpoint serving `/metrics` and `/healthz`.
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Waits until at least one routing table has been applied (listeners are open).
+    pub async fn first_table(&self) {
+        let mut rx = self.shared.tables.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
+    }
+}
+
+/// What a running proxy shows about itself, detached from its lifetime: it holds no task.
+#[derive(Clone)]
+pub struct Telemetry {
+    shared: Arc<Shared>,
+}
+
+impl Telemetry {
+    /// The same text as `Proxy::metrics_text`.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.shared)
+    }
+
+    pub fn listening_ports(&self) -> Vec<u16> {
+        self.shared
+            .listeners
+            .lock()
+            .map(|l| l.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many routing tables have been applied since start (0: still waiting for the control
+    /// plane).
+    pub fn tables_applied(&self) -> u64 {
+        *self.shared.tables.borrow()
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone). Returns nothing, so no lock guard is
+/// held across a `select!`.
+pub(crate) async fn stopped(stop: &mut signal::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

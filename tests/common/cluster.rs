@@ -1,0 +1,213 @@
+//! A Berth cluster for end-to-end tests: `berth server` and three `berth agent` processes
+//! sharing the local Docker engine. Timing-sensitive tests take `SERIAL` (via `cluster`) so they
+//! run one at a time within a test binary.
+
+#![allow(dead_code)]
+
+use super::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct AgentProcess {
+    child: Child,
+}
+
+impl AgentProcess {
+    pub fn start(server: &str, name: &str, data: &Path) -> Self {
+        let child = Command::new(BERTH)
+            .args([
+                "--server",
+                server,
+                "agent",
+                "--name",
+                name,
+                "--stop-timeout",
+                "2s",
+                "--data",
+            ])
+            .arg(data)
+            .env("BERTH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        Self { child }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Cluster {
+    pub server: ServerProcess,
+    pub agents: Vec<AgentProcess>,
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    _cleanup: ContainerCleanup,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+pub const SERVER_FLAGS: &[&str] = &[
+    "--heartbeat",
+    "500ms",
+    "--heartbeat-timeout",
+    "2s",
+    "--lost-node-timeout",
+    "3s",
+    "--resync",
+    "500ms",
+    "--min-healthy-time",
+    "2s",
+];
+
+pub fn cluster(prefix: &str) -> Cluster {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique_cluster(prefix);
+    let cleanup = ContainerCleanup {
+        cluster: name.clone(),
+    };
+    let server = ServerProcess::start_with("server", &dir.path().join("server"), SERVER_FLAGS);
+    let agents = (1..=3)
+        .map(|i| {
+            AgentProcess::start(
+                &server.grpc,
+                &format!("n{i}"),
+                &dir.path().join(format!("n{i}")),
+            )
+        })
+        .collect();
+    let c = Cluster {
+        server,
+        agents,
+        name,
+        dir,
+        _cleanup: cleanup,
+        _serial: serial,
+    };
+    wait_for(Duration::from_secs(30), "three connected nodes", || {
+        let n = c.cli(&["node", "list", "-o", "json"]).json();
+        let up = n["containerInstances"].as_array().map_or(0, |a| {
+            a.iter().filter(|x| x["agentConnected"] == true).count()
+        });
+        (up == 3).then_some(())
+    });
+    assert!(c.cli(&["cluster", "create", &c.name]).ok);
+    c
+}
+
+impl Cluster {
+    pub fn cli(&self, args: &[&str]) -> Run {
+        berth(&self.server.grpc, args)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.cli(args);
+        assert!(r.ok, "berth {args:?} failed: {}", r.stderr);
+        r
+    }
+
+    /// Registers the demo web server with MESSAGE=`message` (or a command instead).
+    pub fn register(&self, family: &str, message: &str, command: Option<&str>) -> String {
+        let cmd = command.map_or(String::new(), |c| format!(r#", "command": {c}"#));
+        let def = format!(
+            r#"{{"family": "{family}", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest",
+              "memory": 32, "portMappings": [{{"containerPort": 80}}],
+              "environment": [{{"name": "MESSAGE", "value": "{message}"}}]{cmd}}}]}}"#
+        );
+        let path = self.dir.path().join(format!("{family}-{message}.json"));
+        std::fs::write(&path, def).unwrap();
+        let r = self.ok(&[
+            "taskdef",
+            "register",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        let td = &r.json()["taskDefinition"];
+        format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+    }
+
+    pub fn service(&self, name: &str) -> Value {
+        self.ok(&[
+            "service",
+            "describe",
+            name,
+            "--cluster",
+            &self.name,
+            "-o",
+            "json",
+        ])
+        .json()["service"]
+            .clone()
+    }
+
+    pub fn running_tasks(&self, service: &str) -> Vec<Value> {
+        let r = self.ok(&[
+            "task",
+            "list",
+            "--cluster",
+            &self.name,
+            "--service",
+            service,
+            "-o",
+            "json",
+        ]);
+        r.json()["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t["lastStatus"] == "RUNNING")
+            .collect()
+    }
+
+    pub fn events(&self, service: &str) -> Vec<String> {
+        self.service(service)["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn running_containers(&self) -> usize {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=berth.cluster={}", self.name),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .count()
+    }
+}
+
+pub fn node_of(t: &Value) -> String {
+    t["containerInstanceArn"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}

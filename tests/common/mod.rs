@@ -1,0 +1,242 @@
+//! Shared helpers for the integration tests: a `berth dev` process that is always killed, and
+//! running the `berth` CLI against it.
+
+#![allow(dead_code)]
+
+pub mod cluster;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// A `berth dev` (or `berth server`) child process on ephemeral ports. Killed on drop, so a
+/// failing test never leaves it behind.
+pub struct ServerProcess {
+    child: Child,
+    pub grpc: String,
+    pub http: String,
+}
+
+impl ServerProcess {
+    pub fn start(mode: &str, data: &Path) -> Self {
+        Self::start_with(mode, data, &[])
+    }
+
+    /// On ephemeral ports.
+    pub fn start_with(mode: &str, data: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Self::start_on(mode, data, &args)
+    }
+
+    /// With the caller's flags (which must include --listen).
+    pub fn start_on(mode: &str, data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BERTH)
+            .arg(mode)
+            .arg("--data")
+            .arg(data)
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .env("BERTH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut addrs = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("berth {mode} was not ready within 120 s");
+                }
+            };
+            // "berth dev: control plane on 127.0.0.1:PORT (gRPC), http://127.0.0.1:PORT (...)"
+            if let Some(rest) = line.split("control plane on ").nth(1) {
+                let grpc = rest.split_whitespace().next().unwrap().to_string();
+                let http = rest
+                    .split("http://")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap()
+                    .to_string();
+                addrs = Some((format!("http://{grpc}"), http));
+            }
+            // "berth dev: ready": the local agent (if any) is up and the demo image exists.
+            if line.ends_with(": ready") {
+                if let Some((grpc, http)) = addrs.take() {
+                    return Self { child, grpc, http };
+                }
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The result of one CLI run.
+pub struct Run {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `berth --server SERVER ARGS…` and captures its output.
+pub fn berth(server: &str, args: &[&str]) -> Run {
+    let out: Output = Command::new(BERTH)
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth");
+    Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A cluster name no other test uses, so cleanup by label touches only this test's containers.
+pub fn unique_cluster(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes every container labelled with the cluster when dropped, even if the test panicked.
+pub struct ContainerCleanup {
+    pub cluster: String,
+}
+
+impl ContainerCleanup {
+    fn remove_all(&self) -> usize {
+        let ids = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=berth.cluster={}", self.cluster),
+            ])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
+        ids.len()
+    }
+}
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        self.remove_all();
+        // An agent killed in the middle of a create leaves Docker to finish it a moment later.
+        std::thread::sleep(Duration::from_millis(500));
+        self.remove_all();
+    }
+}
+
+/// `docker ps -aq --filter label=KEY=VALUE`.
+pub fn containers_with_label(label: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1:PORT: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}

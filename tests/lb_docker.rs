@@ -1,0 +1,515 @@
+//! The load balancer end to end, on the real Docker engine: `berth dev` (its proxy in-process)
+//! or `berth server` + `berth agent` + a separate `berth proxy`. Requests go through the proxy's
+//! listener to the demo containers. Load comes from `wrk` (Debian's package), as a user would
+//! apply it. Each test prints what it measured.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const FAST: &[&str] = &[
+    "--heartbeat",
+    "500ms",
+    "--heartbeat-timeout",
+    "3s",
+    "--stop-timeout",
+    "5s",
+    "--resync",
+    "500ms",
+    "--min-healthy-time",
+    "1s",
+];
+
+struct Env {
+    dev: ServerProcess,
+    cluster: String,
+    dir: tempfile::TempDir,
+    _cleanup: ContainerCleanup,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn env(prefix: &str) -> Env {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster(prefix);
+    let cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
+    Env {
+        dev,
+        cluster,
+        dir,
+        _cleanup: cleanup,
+        _serial: serial,
+    }
+}
+
+impl Env {
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
+        assert!(r.ok, "berth {args:?}: {}", r.stderr);
+        r
+    }
+
+    fn register(&self, family: &str, message: &str) -> String {
+        register_on(&self.dev.grpc, self.dir.path(), family, message)
+    }
+
+    /// A service of `desired` behind listener `port`, fast health checks; waits for steady state.
+    fn lb_service(&self, name: &str, td: &str, desired: &str, port: u16, extra: &[&str]) {
+        let port = port.to_string();
+        let mut args = vec![
+            "service",
+            "create",
+            "--cluster",
+            &self.cluster,
+            "--name",
+            name,
+            "--taskdef",
+            td,
+            "--desired",
+            desired,
+            "--lb-port",
+            &port,
+            "--lb-container",
+            "web:80",
+            "--health-path",
+            "/health",
+            "--health-interval",
+            "1",
+            "--health-timeout",
+            "1",
+            "--healthy-threshold",
+            "2",
+            "--unhealthy-threshold",
+            "2",
+            "--drain-timeout",
+            "10",
+            "--wait",
+            "--timeout",
+            "90s",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+}
+
+fn register_on(server: &str, dir: &std::path::Path, family: &str, message: &str) -> String {
+    let def = format!(
+        r#"{{"family": "{family}", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest",
+          "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5,
+          "environment": [{{"name": "MESSAGE", "value": "{message}"}}]}}]}}"#
+    );
+    let path = dir.join(format!("{family}-{message}.json"));
+    std::fs::write(&path, def).unwrap();
+    let r = berth(
+        server,
+        &[
+            "taskdef",
+            "register",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let td = r.json()["taskDefinition"].clone();
+    format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+}
+
+/// GET with a Host header through the proxy: (status, body).
+fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn task_of(body: &str) -> String {
+    body.split_whitespace()
+        .find_map(|w| w.strip_prefix("task="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `wrk` in the background; `finish` parses non-2xx responses and socket errors.
+struct Wrk(Child);
+
+impl Wrk {
+    fn start(port: u16, connections: u32, seconds: u32) -> Self {
+        let child = Command::new("wrk")
+            .args([
+                "-t",
+                "1",
+                "-c",
+                &connections.to_string(),
+                "-d",
+                &format!("{seconds}s"),
+                "--latency",
+            ])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk is needed (apt-get install wrk)");
+        Wrk(child)
+    }
+
+    /// (requests, non-2xx/3xx responses, socket errors), and wrk's report.
+    fn finish(self) -> (u64, u64, u64, String) {
+        let out = self.0.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let num = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().unwrap_or(0);
+        let requests = text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .map_or(0, num);
+        let non_2xx = text
+            .lines()
+            .find(|l| l.contains("Non-2xx or 3xx responses:"))
+            .and_then(|l| l.rsplit(':').next())
+            .map_or(0, num);
+        let socket = text
+            .lines()
+            .find(|l| l.contains("Socket errors:"))
+            .map_or(0, |l| {
+                l.split(',')
+                    .filter_map(|part| part.split_whitespace().last())
+                    .map(num)
+                    .sum()
+            });
+        (requests, non_2xx, socket, text)
+    }
+}
+
+#[test]
+fn a_service_of_2_behind_its_listener_answers_100_requests_from_both_tasks() {
+    let e = env("lb100");
+    let td = e.register("lbweb", "hello");
+    let port = free_port();
+    e.lb_service("lbweb", &td, "2", port, &[]);
+    let mut tasks = HashSet::new();
+    for i in 0..100 {
+        let (status, body) = wait_for(Duration::from_secs(5), "an answer", || {
+            get(port, "localhost", "/")
+        });
+        assert_eq!(status, 200, "request {i}: {body}");
+        tasks.insert(task_of(&body));
+    }
+    assert_eq!(tasks.len(), 2, "both tasks served: {tasks:?}");
+    let metrics = http_get_addr(&e.dev.http, "/metrics");
+    assert!(metrics.contains("lbweb"), "per-service metrics: {metrics}");
+}
+
+fn http_get_addr(addr: &str, path: &str) -> String {
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    http_get(port, path).map(|r| r.1).unwrap_or_default()
+}
+
+#[test]
+fn a_deployment_and_a_task_stop_under_load_fail_no_request() {
+    let e = env("lbzero");
+    let v1 = e.register("zero", "v1");
+    let port = free_port();
+    e.lb_service("zero", &v1, "2", port, &[]);
+    let v2 = e.register("zero", "v2");
+
+    let wrk = Wrk::start(port, 4, 30);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    e.ok(&[
+        "service",
+        "update",
+        "zero",
+        "--cluster",
+        &e.cluster,
+        "--taskdef",
+        &v2,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    let deployed = started.elapsed();
+    let tasks = e
+        .ok(&[
+            "task",
+            "list",
+            "--cluster",
+            &e.cluster,
+            "--service",
+            "zero",
+            "-o",
+            "json",
+        ])
+        .json();
+    let victim = tasks["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    e.ok(&["task", "stop", &victim, "--reason", "under load"]);
+    wait_for(
+        Duration::from_secs(30),
+        "the stopped task's replacement",
+        || {
+            let t = e
+                .ok(&[
+                    "task",
+                    "list",
+                    "--cluster",
+                    &e.cluster,
+                    "--service",
+                    "zero",
+                    "-o",
+                    "json",
+                ])
+                .json();
+            let running: Vec<&Value> = t["tasks"]
+                .as_array()?
+                .iter()
+                .filter(|t| t["lastStatus"] == "RUNNING")
+                .collect();
+            // The replacement may be serving while the victim still drains
+            // (DEACTIVATING, then STOPPING): wait for both.
+            let victim_stopped = e.ok(&["task", "describe", &victim, "-o", "json"]).json()["task"]
+                ["lastStatus"]
+                == "STOPPED";
+            (victim_stopped
+                && running.len() == 2
+                && running.iter().all(|t| t["taskArn"] != victim.as_str()))
+            .then_some(())
+        },
+    );
+    let (requests, non_2xx, socket, report) = wrk.finish();
+    eprintln!("measured: deployment under load took {deployed:?}; wrk: {requests} requests, {non_2xx} non-2xx, {socket} socket errors\n{report}");
+    assert!(requests > 100, "wrk ran: {report}");
+    assert_eq!((non_2xx, socket), (0, 0), "{report}");
+    // Every answer after the deployment comes from revision 2.
+    let (_, body) = get(port, "localhost", "/").unwrap();
+    assert!(body.contains("message=v2"), "{body}");
+}
+
+#[test]
+fn after_docker_kill_no_request_fails_past_the_next_health_check() {
+    let e = env("lbkill");
+    let td = e.register("killed", "k");
+    let port = free_port();
+    e.lb_service("killed", &td, "2", port, &[]);
+    let tasks = e
+        .ok(&[
+            "task",
+            "list",
+            "--cluster",
+            &e.cluster,
+            "--service",
+            "killed",
+            "-o",
+            "json",
+        ])
+        .json();
+    let container = tasks["tasks"][0]["containers"][0]["runtimeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Command::new("docker")
+        .args(["kill", &container])
+        .status()
+        .unwrap()
+        .success());
+    // Interval 1 s × unhealthy threshold 2: the next checks have judged it by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (requests, non_2xx, socket, report) = Wrk::start(port, 4, 5).finish();
+    eprintln!("measured: after docker kill + 2.5 s: {requests} requests, {non_2xx} non-2xx, {socket} socket errors");
+    assert!(requests > 50, "{report}");
+    assert_eq!((non_2xx, socket), (0, 0), "{report}");
+}
+
+#[test]
+fn host_and_path_rules_on_one_listener_reach_only_their_service() {
+    let e = env("lbrules");
+    let port = free_port();
+    let a = e.register("site-a", "service-a");
+    let b = e.register("site-b", "service-b");
+    let api = e.register("api", "service-api");
+    e.lb_service(
+        "site-a",
+        &a,
+        "1",
+        port,
+        &["--lb-host", "a.example", "--lb-priority", "10"],
+    );
+    e.lb_service(
+        "site-b",
+        &b,
+        "1",
+        port,
+        &[
+            "--lb-host",
+            "*.b.example",
+            "--lb-host",
+            "b.example",
+            "--lb-priority",
+            "20",
+        ],
+    );
+    e.lb_service(
+        "api",
+        &api,
+        "1",
+        port,
+        &["--lb-path", "/api/*", "--lb-priority", "1"],
+    );
+    let reach = |host: &str, path: &str, want: &str| {
+        let (status, body) = get(port, host, path).expect("an answer");
+        assert!(
+            body.contains(&format!("message={want}")),
+            "{host}{path} gave {status} {body:?}, not {want}"
+        );
+    };
+    for _ in 0..10 {
+        reach("a.example", "/", "service-a");
+        reach("A.Example", "/x", "service-a"); // hosts are case-insensitive
+        reach("b.example", "/", "service-b");
+        reach("www.b.example", "/", "service-b");
+        reach("a.example", "/api/users", "service-api"); // the path rule's priority 1 comes first
+        reach("c.example", "/api/x", "service-api");
+    }
+    assert_eq!(
+        get(port, "c.example", "/").unwrap().0,
+        404,
+        "no rule matches"
+    );
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn with_the_control_plane_killed_berth_proxy_keeps_answering_from_the_same_tasks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("lbcp");
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let mut flags = vec!["--no-proxy"];
+    flags.extend_from_slice(FAST);
+    let mut server = ServerProcess::start_with("server", &dir.path().join("server"), &flags);
+    let url = server.grpc.clone();
+    let _agent = Proc(
+        Command::new(BERTH)
+            .args(["--server", &url, "agent", "--name", "solo", "--data"])
+            .arg(dir.path().join("agent"))
+            .env("BERTH_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let metrics = free_port().to_string();
+    let _proxy = Proc(
+        Command::new(BERTH)
+            .args([
+                "--server",
+                &url,
+                "proxy",
+                "--bind",
+                "127.0.0.1",
+                "--http",
+                &format!("127.0.0.1:{metrics}"),
+            ])
+            .env("BERTH_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(berth(&url, &["cluster", "create", &cluster]).ok);
+    let td = register_on(&url, dir.path(), "edge", "edge");
+    let port = free_port();
+    let p = port.to_string();
+    let r = berth(
+        &url,
+        &[
+            "service",
+            "create",
+            "--cluster",
+            &cluster,
+            "--name",
+            "edge",
+            "--taskdef",
+            &td,
+            "--desired",
+            "2",
+            "--lb-port",
+            &p,
+            "--lb-container",
+            "web:80",
+            "--health-path",
+            "/health",
+            "--health-interval",
+            "1",
+            "--healthy-threshold",
+            "1",
+            "--wait",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let before: HashSet<String> = (0..20)
+        .filter_map(|_| {
+            wait_for(Duration::from_secs(10), "the proxy", || {
+                get(port, "localhost", "/")
+            })
+            .1
+            .into()
+        })
+        .map(|b: String| task_of(&b))
+        .collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+    server.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut after = HashSet::new();
+    for i in 0..50 {
+        let (status, body) =
+            get(port, "localhost", "/").unwrap_or_else(|| panic!("request {i} failed"));
+        assert_eq!(status, 200, "{body}");
+        after.insert(task_of(&body));
+    }
+    assert_eq!(after, before, "the same tasks answer");
+    eprintln!(
+        "measured: 50/50 requests answered 200 by the same 2 tasks with the control plane down"
+    );
+}
