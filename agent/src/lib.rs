@@ -32,6 +32,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How often a runner re-inspects its containers.
     pub poll: Duration,
+    /// Run bridge-mode tasks on this Docker network, each reached at its own address, instead
+    /// of publishing host ports (agents sharing one engine, as in `berth lab`).
+    pub task_network: Option<String>,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
             default_stop_timeout: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(30),
             poll: Duration::from_millis(500),
+            task_network: None,
         }
     }
 }
@@ -81,11 +85,20 @@ pub async fn ensure_demo_image() -> Result<runtime::image::ImageOutcome, AgentEr
     Ok(runtime::image::ensure_self_image(rt.client(), DEMO_IMAGE, &["demo"], Some(80)).await?)
 }
 
+/// The image of Berth itself (server, agent, proxy): this executable on an empty root.
+pub const BERTH_IMAGE: &str = "berth:latest";
+
+/// Builds `berth:latest` from this executable when it is missing or out of date.
+pub async fn ensure_berth_image() -> Result<runtime::image::ImageOutcome, AgentError> {
+    let rt = DockerRuntime::connect().await?;
+    Ok(runtime::image::ensure_self_image(rt.client(), BERTH_IMAGE, &["--help"], None).await?)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("building {DEMO_IMAGE}: {0}")]
+    #[error("building an image of this executable: {0}")]
     Image(#[from] runtime::image::ImageError),
     #[error("agent data directory {dir}: {source}")]
     DataDir {

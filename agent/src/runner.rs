@@ -44,6 +44,8 @@ pub struct RunnerContext {
     pub node_id: String,
     pub default_stop_timeout: Duration,
     pub poll: Duration,
+    /// Bridge-mode tasks join this Docker network instead of publishing host ports.
+    pub task_network: Option<String>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -370,11 +372,13 @@ impl<R: ContainerRuntime> Runner<R> {
                 .collect(),
             health,
             labels,
-            network_mode: match self.def.network_mode.as_str() {
-                "host" => "host".into(),
-                "none" => "none".into(),
-                _ => String::new(),
+            network_mode: match (self.def.network_mode.as_str(), &self.ctx.task_network) {
+                ("host", _) => "host".into(),
+                ("none", _) => "none".into(),
+                (_, Some(network)) => network.clone(),
+                (_, None) => String::new(),
             },
+            publish_ports: self.ctx.task_network.is_none(),
             stop_timeout: if c.stop_timeout > 0 {
                 i64::from(c.stop_timeout)
             } else {

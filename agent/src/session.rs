@@ -252,6 +252,7 @@ impl<R: ContainerRuntime> Session<R> {
                         node_id: self.node_id.clone(),
                         default_stop_timeout: self.config.default_stop_timeout,
                         poll: self.config.poll,
+                        task_network: self.config.task_network.clone(),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),

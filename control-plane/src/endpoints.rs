@@ -78,9 +78,15 @@ pub fn routing_table(state: &State) -> Result<RoutingTable> {
                         return None;
                     }
                     let node = nodes.get(&t.container_instance_arn)?;
+                    // A task on its own address (a task network) is reached there; a published
+                    // port on the node's address.
+                    let address = match b.bind_ip.as_str() {
+                        "" | "0.0.0.0" | "::" => node.address.clone(),
+                        own => own.to_string(),
+                    };
                     Some(Target {
                         task_arn: t.task_arn.clone(),
-                        address: node.address.clone(),
+                        address,
                         port: b.host_port,
                         draining: t.desired_status == "STOPPED",
                     })

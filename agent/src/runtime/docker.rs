@@ -88,6 +88,9 @@ impl ContainerRuntime for DockerRuntime {
         for p in &spec.ports {
             let key = format!("{}/{}", p.container_port, p.protocol);
             exposed.push(key.clone());
+            if !spec.publish_ports {
+                continue;
+            }
             bindings.insert(
                 key,
                 Some(vec![PortBinding {
@@ -209,13 +212,33 @@ impl ContainerRuntime for DockerRuntime {
             _ => Health::None,
         };
         let mut bindings = Vec::new();
-        if let Some(ports) = c.network_settings.and_then(|n| n.ports) {
+        let settings = c.network_settings.unwrap_or_default();
+        // On a task network nothing is published: the container is reached at its own address.
+        let own_ip = settings
+            .networks
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "bridge" | "host" | "none"))
+            .filter_map(|(_, n)| n.ip_address.filter(|ip| !ip.is_empty()))
+            .min();
+        if let Some(ports) = settings.ports {
             for (key, list) in ports {
                 let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
                 let Ok(container_port) = port.parse::<i32>() else {
                     continue;
                 };
-                for b in list.unwrap_or_default() {
+                let list = list.unwrap_or_default();
+                if list.is_empty() && state.running.unwrap_or(false) {
+                    if let Some(ip) = &own_ip {
+                        bindings.push(Binding {
+                            host_ip: ip.clone(),
+                            host_port: container_port,
+                            container_port,
+                            protocol: proto.to_string(),
+                        });
+                    }
+                }
+                for b in list {
                     let Some(host_port) = b.host_port.and_then(|p| p.parse::<i32>().ok()) else {
                         continue;
                     };

@@ -27,6 +27,9 @@ pub struct ContainerSpec {
     pub health: Option<HealthSpec>,
     pub labels: HashMap<String, String>,
     pub network_mode: String,
+    /// Publish `ports` on the host (bridge). Off on a task network, where each container is
+    /// reached at its own address and `ports` are only exposed.
+    pub publish_ports: bool,
     /// Seconds Docker waits after SIGTERM before SIGKILL.
     pub stop_timeout: i64,
 }
@@ -76,6 +79,7 @@ pub struct ContainerStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
+    /// The host address the port is bound on, or the container's own address on a task network.
     pub host_ip: String,
     pub host_port: i32,
     pub container_port: i32,

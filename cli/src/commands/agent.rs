@@ -37,6 +37,10 @@ pub struct NodeArgs {
     /// A host port tasks may not use (repeatable).
     #[arg(long = "reserved-port")]
     pub reserved_ports: Vec<i32>,
+    /// Run bridge-mode tasks on this Docker network, each reached at its own address, instead
+    /// of publishing host ports (for agents that share one Docker engine).
+    #[arg(long)]
+    pub task_network: Option<String>,
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
@@ -55,6 +59,7 @@ impl NodeArgs {
         }
         c.reserved_ports = self.reserved_ports.clone();
         c.default_stop_timeout = self.stop_timeout;
+        c.task_network = self.task_network.clone();
         c
     }
 }

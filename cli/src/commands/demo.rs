@@ -278,7 +278,7 @@ fn route(req: &Request<Incoming>, state: &State) -> (StatusCode, String) {
 }
 
 /// One GET over a fresh connection; the status when it is 2xx or 3xx.
-async fn check(url: &str) -> anyhow::Result<StatusCode> {
+pub(super) async fn check(url: &str) -> anyhow::Result<StatusCode> {
     let uri: Uri = url.parse().with_context(|| "not a URL")?;
     if uri.scheme_str() != Some("http") {
         anyhow::bail!("only http:// URLs are supported");

@@ -5,6 +5,7 @@ mod bench; // proxy helper
 mod cluster;
 mod demo;
 mod images;
+mod lab;
 mod node;
 mod proxy; // proxy helper
 mod serve;
@@ -65,9 +66,12 @@ pub enum Command {
     Events(service::EventsArgs),
     /// The demo web server baked into the berth-demo image (serve, check, exit).
     Demo(demo::DemoArgs),
-    /// Build the images Berth needs, offline (berth-demo:latest).
+    /// Build the images Berth needs, offline (berth:latest, berth-demo:latest).
     #[command(subcommand)]
     Images(images::ImagesCommand),
+    /// A whole cluster as containers on this Docker engine: control plane, agents, proxy.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     #[command(about = "The load balancer alone (one per edge host), routing from --server")]
     // proxy helper
     Proxy(proxy::ProxyArgs), // proxy helper
@@ -102,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => service_view::events(a, &cli.server, cli.output).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Images(c) => images::run(c).await,
+        Command::Lab(c) => lab::run(c, cli.output).await,
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
         Command::Bench(c) => bench::run(c).await,              // proxy helper
     }

@@ -1,0 +1,453 @@
+//! `berth lab up|down`: a whole Berth cluster on this Docker engine, from nothing — one control
+//! plane, N agent hosts and one proxy, each a container with its own address on a private
+//! network — for trying multi-node Berth and for the fault tests.
+//!
+//! The agents share this engine through its socket (this engine refuses privileged containers,
+//! so there is no Docker-in-Docker): each runs its tasks on the lab network (`--task-network`),
+//! where every task has its own address, as `awsvpc` gives each ECS task its own ENI.
+
+mod engine;
+
+use crate::output::{self, Format, Table};
+use anyhow::Context;
+use engine::{Engine, Member};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LabCommand {
+    /// Build the images, start the lab's containers, and (unless --no-demo) a demo service of
+    /// 3 behind the proxy; prints where to reach them.
+    Up(UpArgs),
+    /// Remove the lab's containers, the tasks its agents started, and its network.
+    Down(NameArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// The lab's name; containers are named berth-NAME-cp, berth-NAME-agent-N, berth-NAME-proxy.
+    #[arg(long, default_value = "lab")]
+    pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub lab: NameArgs,
+    /// Agent hosts to start.
+    #[arg(long, default_value_t = 3)]
+    pub agents: u8,
+    /// Where the containers keep their data (mounted into them) [default: ./berth-lab/NAME].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Listener ports of the proxy to publish on 127.0.0.1 (repeatable).
+    #[arg(long = "lb-port", default_values_t = [8080u16])]
+    pub lb_ports: Vec<u16>,
+    /// A node disconnected this long is lost and its tasks are replaced.
+    #[arg(long, default_value = "5s")]
+    pub lost_node_timeout: String,
+    /// Do not create the demo service.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+/// What `lab up` started, for people and (`-o json`) for programs such as the fault tests.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabInfo {
+    pub name: String,
+    pub network: String,
+    /// The control plane's gRPC address on this host (`--server`).
+    pub server: String,
+    /// Its HTTP address (health, metrics).
+    pub http: String,
+    pub data_dir: String,
+    /// listener port → address on this host
+    pub listeners: Vec<Listener>,
+    pub members: Vec<MemberInfo>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub port: u16,
+    pub address: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    pub container: String,
+    pub role: String,
+    pub address: String,
+}
+
+const GRPC: u16 = 7070;
+const HTTP: u16 = 7080;
+const PROXY_HTTP: u16 = 7081;
+
+pub async fn run(cmd: LabCommand, format: Format) -> anyhow::Result<()> {
+    match cmd {
+        LabCommand::Up(args) => up(args, format).await,
+        LabCommand::Down(args) => down(args).await,
+    }
+}
+
+fn prefix(name: &str) -> String {
+    format!("berth-{name}")
+}
+
+async fn engine(name: &str) -> anyhow::Result<Engine> {
+    let rt = berth_agent::runtime::DockerRuntime::connect().await?;
+    Ok(Engine::new(rt.client().clone(), name))
+}
+
+async fn down(args: NameArgs) -> anyhow::Result<()> {
+    let engine = engine(&args.name).await?;
+    let removed = engine.remove_all(&prefix(&args.name)).await?;
+    eprintln!(
+        "lab {}: removed {removed} containers and the network",
+        args.name
+    );
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn progress(name: &str, line: &str) {
+    eprintln!("lab {name}: {line}");
+}
+
+async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
+    let name = args.lab.name.clone();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        anyhow::bail!("--name {name:?}: use letters, digits and '-'");
+    }
+    if !(1..=9).contains(&args.agents) {
+        anyhow::bail!("--agents {}: choose 1 to 9", args.agents);
+    }
+    let net = prefix(&name);
+    let engine = engine(&name).await?;
+    if !engine.members().await?.is_empty() {
+        anyhow::bail!("lab {name} is already up; `berth lab down --name {name}` removes it");
+    }
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("berth-lab").join(&name));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+
+    for (image, outcome) in [
+        (
+            berth_agent::BERTH_IMAGE,
+            berth_agent::ensure_berth_image().await?,
+        ),
+        (
+            berth_agent::DEMO_IMAGE,
+            berth_agent::ensure_demo_image().await?,
+        ),
+    ] {
+        if outcome == berth_agent::runtime::image::ImageOutcome::Built {
+            progress(&name, &format!("built {image}"));
+        }
+    }
+    engine.create_network(&net).await?;
+    let members = plan(&args, &net, &dir)?;
+    let started = start_all(&engine, &members, &net, &name).await;
+    if let Err(e) = started {
+        let _ = engine.remove_all(&net).await;
+        return Err(e);
+    }
+    let info = describe(&engine, &name, &net, &dir, &members).await;
+    if let Err(e) = wait_ready(&info, args.agents).await {
+        anyhow::bail!("{e:#}\n(the lab stays up for inspection: `docker logs {net}-cp`; `berth lab down --name {name}` removes it)");
+    }
+    progress(&name, &format!("{} agents connected", args.agents));
+    if !args.no_demo {
+        demo(&info).await?;
+    }
+    match format {
+        Format::Json => output::json(&info)?,
+        Format::Table => print(&info),
+    }
+    Ok(())
+}
+
+fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
+    let cp = format!("{net}-cp");
+    let server = format!("http://{cp}:{GRPC}");
+    let data = |sub: &str| -> anyhow::Result<String> {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d)?;
+        Ok(d.display().to_string())
+    };
+    let mut members = vec![Member {
+        name: cp.clone(),
+        role: "control-plane",
+        args: [
+            "server",
+            "--data",
+            "/data",
+            "--listen",
+            &format!("0.0.0.0:{GRPC}"),
+            "--http",
+            &format!("0.0.0.0:{HTTP}"),
+            "--no-proxy",
+            "--heartbeat",
+            "1s",
+            "--heartbeat-timeout",
+            "3s",
+            "--lost-node-timeout",
+            &args.lost_node_timeout,
+        ]
+        .map(String::from)
+        .to_vec(),
+        binds: vec![(data("cp")?, "/data".into())],
+        published: vec![(GRPC, free_port()?), (HTTP, free_port()?)],
+    }];
+    for i in 1..=args.agents {
+        let host = format!("{net}-agent-{i}");
+        members.push(Member {
+            name: host.clone(),
+            role: "agent",
+            args: [
+                "agent",
+                "--server",
+                &server,
+                "--name",
+                &format!("agent-{i}"),
+                "--data",
+                "/data",
+                "--task-network",
+                net,
+                "--advertise-addr",
+                &host,
+                "--attribute",
+                &format!("zone=zone-{i}"),
+                "--stop-timeout",
+                "10s",
+            ]
+            .map(String::from)
+            .to_vec(),
+            binds: vec![
+                (data(&format!("agent-{i}"))?, "/data".into()),
+                (docker_socket(), "/var/run/docker.sock".into()),
+            ],
+            published: vec![],
+        });
+    }
+    let mut published = vec![(PROXY_HTTP, free_port()?)];
+    for p in &args.lb_ports {
+        published.push((*p, free_port()?));
+    }
+    members.push(Member {
+        name: format!("{net}-proxy"),
+        role: "proxy",
+        args: [
+            "proxy",
+            "--server",
+            &server,
+            "--bind",
+            "0.0.0.0",
+            "--http",
+            &format!("0.0.0.0:{PROXY_HTTP}"),
+            "--id",
+            &format!("{net}-proxy"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        binds: vec![],
+        published,
+    });
+    Ok(members)
+}
+
+/// The engine's socket on this host, which the agents mount.
+fn docker_socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(String::from))
+        .unwrap_or_else(|| "/var/run/docker.sock".into())
+}
+
+async fn start_all(
+    engine: &Engine,
+    members: &[Member],
+    net: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    for m in members {
+        engine.start(m, net, berth_agent::BERTH_IMAGE).await?;
+        progress(name, &format!("started {} ({})", m.name, m.role));
+    }
+    Ok(())
+}
+
+async fn describe(
+    engine: &Engine,
+    name: &str,
+    net: &str,
+    dir: &Path,
+    members: &[Member],
+) -> LabInfo {
+    let published = |m: &Member, inside: u16| {
+        m.published
+            .iter()
+            .find(|p| p.0 == inside)
+            .map(|p| format!("127.0.0.1:{}", p.1))
+            .unwrap_or_default()
+    };
+    let cp = &members[0];
+    let proxy = members.last().expect("the plan has a proxy");
+    let mut infos = Vec::new();
+    for m in members {
+        infos.push(MemberInfo {
+            container: m.name.clone(),
+            role: m.role.to_string(),
+            address: engine.address(&m.name, net).await.unwrap_or_default(),
+        });
+    }
+    LabInfo {
+        name: name.to_string(),
+        network: net.to_string(),
+        server: format!("http://{}", published(cp, GRPC)),
+        http: format!("http://{}", published(cp, HTTP)),
+        data_dir: dir.display().to_string(),
+        listeners: proxy
+            .published
+            .iter()
+            .filter(|p| p.0 != PROXY_HTTP)
+            .map(|p| Listener {
+                port: p.0,
+                address: format!("127.0.0.1:{}", p.1),
+            })
+            .collect(),
+        members: infos,
+    }
+}
+
+/// Waits for the control plane to answer and every agent to connect.
+async fn wait_ready(info: &LabInfo, agents: u8) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = format!("{}/healthz", info.http);
+    while super::demo::check(&health).await.is_err() {
+        if Instant::now() > deadline {
+            anyhow::bail!("the control plane did not answer {health} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let connected = connected_nodes(&info.server).await.unwrap_or(0);
+        if connected >= usize::from(agents) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{connected} of {agents} agents connected within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn connected_nodes(server: &str) -> anyhow::Result<usize> {
+    use berth_proto::v1::nodes_client::NodesClient;
+    use berth_proto::v1::ListNodesRequest;
+    let mut client = NodesClient::new(crate::client::connect(server).await?);
+    let nodes = client
+        .list_nodes(ListNodesRequest::default())
+        .await?
+        .into_inner();
+    Ok(nodes
+        .container_instances
+        .iter()
+        .filter(|n| n.agent_connected)
+        .count())
+}
+
+/// Registers the demo task definition and a service of 3 behind the first listener, waits for
+/// it, and checks it answers through the proxy.
+async fn demo(info: &LabInfo) -> anyhow::Result<()> {
+    let listener = info
+        .listeners
+        .first()
+        .context("the demo service needs a listener: keep one --lb-port")?;
+    let file = Path::new(&info.data_dir).join("web.json");
+    std::fs::write(&file, include_str!("../../../deploy/examples/web.json"))?;
+    let file = file.display().to_string();
+    let port = listener.port.to_string();
+    berth(&info.server, &["taskdef", "register", "--file", &file])?;
+    berth(
+        &info.server,
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--taskdef",
+            "web",
+            "--desired",
+            "3",
+            "--strategy",
+            "spread:attribute:zone",
+            "--lb-port",
+            &port,
+            "--lb-container",
+            "web:80",
+            "--health-path",
+            "/health",
+            "--wait",
+            "--timeout",
+            "120s",
+        ],
+    )?;
+    let url = format!("http://{}/", listener.address);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = super::demo::check(&url).await {
+        if Instant::now() > deadline {
+            anyhow::bail!("the demo service does not answer at {url}: {e:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    progress(&info.name, &format!("service web answers at {url}"));
+    Ok(())
+}
+
+/// Runs this very binary as a client of the lab, its output going to the user.
+fn berth(server: &str, args: &[&str]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let status = std::process::Command::new(exe)
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        // Progress, not the result: stdout stays for `lab up`'s own output.
+        .stdout(std::io::stderr())
+        .stderr(std::process::Stdio::inherit())
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("`berth {}` failed", args.join(" "));
+    }
+    Ok(())
+}
+
+fn print(info: &LabInfo) {
+    let mut t = Table::new(&["CONTAINER", "ROLE", "ADDRESS"]);
+    for m in &info.members {
+        t.row(vec![m.container.clone(), m.role.clone(), m.address.clone()]);
+    }
+    t.print();
+    crate::outln!();
+    crate::outln!(
+        "control plane: {}  (export BERTH_SERVER={})",
+        info.server,
+        info.server
+    );
+    for l in &info.listeners {
+        crate::outln!("proxy listener {}: http://{}/", l.port, l.address);
+    }
+    crate::outln!("data: {}", info.data_dir);
+    crate::outln!("remove it all: berth lab down --name {}", info.name);
+}
