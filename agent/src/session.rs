@@ -127,7 +127,14 @@ impl<R: ContainerRuntime> Session<R> {
         welcomed: &mut bool,
     ) -> End {
         let endpoint = match tonic::transport::Endpoint::from_shared(self.config.server.clone()) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true),
+            // HTTP/2 pings notice a control plane cut off by the network (no reset ever comes),
+            // so the agent reconnects, and hears what changed, as soon as the path heals.
+            Ok(e) => e
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(2))
+                .keep_alive_timeout(Duration::from_secs(3))
+                .keep_alive_while_idle(true),
             Err(e) => return End::Disconnected(format!("bad server URL: {e}")),
         };
         let channel = match endpoint.connect().await {
