@@ -160,29 +160,55 @@ impl Engine {
     /// Removes the lab's containers, the task containers its agents started on `network`, and
     /// the network. Returns how many containers went.
     pub async fn remove_all(&self, network: &str) -> anyhow::Result<usize> {
-        let mut names: Vec<String> = self.members().await?.into_iter().map(|m| m.0).collect();
+        // The agents first, so that none starts another task while the rest goes.
+        let members: Vec<String> = self.members().await?.into_iter().map(|m| m.0).collect();
+        let mut removed = self.remove(&members).await?;
+        let mut attempts = 0;
+        loop {
+            removed += self.remove(&self.tasks_on(network).await).await?;
+            match self.docker.remove_network(network).await {
+                Ok(())
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(removed),
+                // A container the engine was still creating holds an endpoint: once more.
+                Err(_) if attempts < 5 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => anyhow::bail!("removing network {network}: {}", message(e)),
+            }
+        }
+    }
+
+    /// Containers on `network` that Berth started (tasks, lab members).
+    async fn tasks_on(&self, network: &str) -> Vec<String> {
         let filters = HashMap::from([("network".to_string(), vec![network.to_string()])]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
-        if let Ok(list) = self.docker.list_containers(Some(opts)).await {
-            for c in list {
-                // Only what Berth started: the lab's members and task containers.
-                let labels = c.labels.unwrap_or_default();
-                if labels.contains_key("berth.task") || labels.contains_key(LAB_LABEL) {
-                    names.extend(c.id);
-                }
-            }
-        }
-        names.sort();
-        names.dedup();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default();
+        list.into_iter()
+            .filter(|c| {
+                let labels = c.labels.clone().unwrap_or_default();
+                labels.contains_key("berth.task") || labels.contains_key(LAB_LABEL)
+            })
+            .filter_map(|c| c.id)
+            .collect()
+    }
+
+    async fn remove(&self, names: &[String]) -> anyhow::Result<usize> {
         let opts = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
             .build();
         let mut removed = 0;
-        for name in &names {
+        for name in names {
             match self.docker.remove_container(name, Some(opts.clone())).await {
                 Ok(()) => removed += 1,
                 Err(bollard::errors::Error::DockerResponseServerError {
@@ -190,13 +216,6 @@ impl Engine {
                 }) => {}
                 Err(e) => anyhow::bail!("removing {name}: {}", message(e)),
             }
-        }
-        match self.docker.remove_network(network).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => anyhow::bail!("removing network {network}: {}", message(e)),
         }
         Ok(removed)
     }
