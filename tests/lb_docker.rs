@@ -88,24 +88,13 @@ impl Env {
             desired,
             "--lb-port",
             &port,
-            "--lb-container",
-            "web:80",
-            "--health-path",
-            "/health",
-            "--health-interval",
-            "1",
-            "--health-timeout",
-            "1",
-            "--healthy-threshold",
-            "2",
-            "--unhealthy-threshold",
-            "2",
             "--drain-timeout",
             "10",
             "--wait",
             "--timeout",
             "90s",
         ];
+        args.extend_from_slice(&FAST_LB_CHECKS);
         args.extend_from_slice(extra);
         self.ok(&args);
     }

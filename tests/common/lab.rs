@@ -102,7 +102,8 @@ impl Lab {
 
     /// A service of `desired` spread over the zones, behind listener 8080, checked every second.
     pub fn service(&self, taskdef: &str, desired: u32) {
-        self.ok(&[
+        let desired = desired.to_string();
+        let mut args = vec![
             "service",
             "create",
             "--name",
@@ -110,29 +111,19 @@ impl Lab {
             "--taskdef",
             taskdef,
             "--desired",
-            &desired.to_string(),
+            &desired,
             "--strategy",
             "spread:attribute:zone",
             "--lb-port",
             "8080",
-            "--lb-container",
-            "web:80",
-            "--health-path",
-            "/health",
-            "--health-interval",
-            "1",
-            "--health-timeout",
-            "1",
-            "--healthy-threshold",
-            "2",
-            "--unhealthy-threshold",
-            "2",
             "--drain-timeout",
             "5",
             "--wait",
             "--timeout",
             "120s",
-        ]);
+        ];
+        args.extend_from_slice(&FAST_LB_CHECKS);
+        self.ok(&args);
     }
 
     /// Node name → node id.

@@ -241,3 +241,20 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .unwrap_or_default();
     Some((status, body))
 }
+
+/// `service create` flags for a demo service behind a listener with checks every second, so
+/// tests see health changes quickly.
+pub const FAST_LB_CHECKS: [&str; 12] = [
+    "--lb-container",
+    "web:80",
+    "--health-path",
+    "/health",
+    "--health-interval",
+    "1",
+    "--health-timeout",
+    "1",
+    "--healthy-threshold",
+    "2",
+    "--unhealthy-threshold",
+    "2",
+];

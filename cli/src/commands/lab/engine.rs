@@ -1,6 +1,8 @@
 //! The lab's Docker side: one network, its Berth containers, and removing all of it again.
 
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, HostConfig, NetworkCreateRequest, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -51,21 +53,24 @@ impl Engine {
         ])
     }
 
-    /// Containers of this lab (any state): (name, role).
-    pub async fn members(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LAB_LABEL}={}", self.lab)],
-        )]);
+    /// Containers (any state) matching one Docker filter.
+    async fn list(&self, filter: &str, value: String) -> anyhow::Result<Vec<ContainerSummary>> {
+        let filters = HashMap::from([(filter.to_string(), vec![value])]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(opts))
             .await
-            .map_err(|e| anyhow::anyhow!("listing the lab's containers: {}", message(e)))?;
+            .map_err(|e| anyhow::anyhow!("listing containers: {}", message(e)))
+    }
+
+    /// Containers of this lab (any state): (name, role).
+    pub async fn members(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let list = self
+            .list("label", format!("{LAB_LABEL}={}", self.lab))
+            .await?;
         Ok(list
             .into_iter()
             .map(|c| {
@@ -183,20 +188,14 @@ impl Engine {
 
     /// Containers on `network` that Berth started (tasks, lab members).
     async fn tasks_on(&self, network: &str) -> Vec<String> {
-        let filters = HashMap::from([("network".to_string(), vec![network.to_string()])]);
-        let opts = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
         let list = self
-            .docker
-            .list_containers(Some(opts))
+            .list("network", network.to_string())
             .await
             .unwrap_or_default();
         list.into_iter()
             .filter(|c| {
-                let labels = c.labels.clone().unwrap_or_default();
-                labels.contains_key("berth.task") || labels.contains_key(LAB_LABEL)
+                let labels = c.labels.as_ref();
+                labels.is_some_and(|l| l.contains_key("berth.task") || l.contains_key(LAB_LABEL))
             })
             .filter_map(|c| c.id)
             .collect()
