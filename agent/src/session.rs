@@ -36,6 +36,8 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
+    /// Per running task: CPU nanoseconds used by its containers, and when that was read.
+    cpu_seen: HashMap<String, (u64, std::time::Instant)>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -67,6 +69,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
+            cpu_seen: HashMap::new(),
         }
     }
 
@@ -197,7 +200,8 @@ impl<R: ContainerRuntime> Session<R> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if out.send(send(agent_message::Body::Heartbeat(Heartbeat {}))).await.is_err() {
+                    let task_usage = self.sample_usage().await;
+                    if out.send(send(agent_message::Body::Heartbeat(Heartbeat { task_usage }))).await.is_err() {
                         return End::Disconnected("stream closed".into());
                     }
                     self.logs.retain(|_, h| !h.is_finished());
@@ -288,6 +292,51 @@ impl<R: ContainerRuntime> Session<R> {
 
     /// Stops running containers of this node whose task has no runner: the control plane no
     /// longer wants them (it forgot the task, or placed it elsewhere while we were away).
+    /// CPU of each running task since the previous heartbeat, from the engine's counters. A
+    /// task's first sample only sets the baseline.
+    async fn sample_usage(&mut self) -> Vec<TaskUsage> {
+        let running: Vec<(String, Vec<String>)> = self
+            .runners
+            .iter()
+            .filter_map(|(arn, h)| {
+                let r = h.report.borrow();
+                (r.last_status == "RUNNING").then(|| {
+                    let ids = r
+                        .containers
+                        .iter()
+                        .filter(|c| c.last_status == "RUNNING" && !c.runtime_id.is_empty())
+                        .map(|c| c.runtime_id.clone())
+                        .collect();
+                    (arn.clone(), ids)
+                })
+            })
+            .collect();
+        let mut usage = Vec::new();
+        let mut seen = HashMap::new();
+        for (arn, ids) in running {
+            let mut total = 0u64;
+            for id in &ids {
+                let read = tokio::time::timeout(Duration::from_secs(2), self.rt.cpu_usage_ns(id));
+                if let Ok(Ok(Some(ns))) = read.await {
+                    total += ns;
+                }
+            }
+            let now = std::time::Instant::now();
+            if let Some((before, at)) = self.cpu_seen.get(&arn) {
+                let wall = now.duration_since(*at).as_nanos() as f64;
+                if wall > 0.0 && total >= *before {
+                    usage.push(TaskUsage {
+                        task_arn: arn.clone(),
+                        cpu_cores: (total - before) as f64 / wall,
+                    });
+                }
+            }
+            seen.insert(arn, (total, now));
+        }
+        self.cpu_seen = seen;
+        usage
+    }
+
     async fn stop_orphans(&mut self) {
         let node_id = self.node_id.clone();
         match self.rt.list(&[(labels::NODE, &node_id)]).await {

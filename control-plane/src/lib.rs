@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod nodes;
 pub mod proxies;
+pub mod scaling;
 pub mod scheduler;
 pub mod server;
 pub mod services;

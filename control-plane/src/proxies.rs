@@ -3,8 +3,8 @@
 //! re-report on reconnect, and health is re-learned within a few checks.
 
 use crate::time;
-use berth_proto::v1::TargetHealth;
-use std::collections::HashMap;
+use berth_proto::v1::{ServiceRequestCount, TargetHealth};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -15,7 +15,12 @@ struct Inner {
     health: HashMap<(String, String), (TargetHealth, i64)>,
     /// Tasks some proxy has seen HEALTHY at least once.
     ever_healthy: std::collections::HashSet<String>,
+    /// (proxy id, service ARN) → (received at ms, requests total) samples, oldest first.
+    requests: HashMap<(String, String), VecDeque<(i64, u64)>>,
 }
+
+/// Request counters older than this are forgotten (longer than any rate window asked for).
+const REQUEST_HISTORY_MS: i64 = 15 * 60 * 1000;
 
 /// Shared registry of proxies and their target observations.
 #[derive(Default)]
@@ -83,6 +88,63 @@ impl Proxies {
     /// report may only mean its server is still starting.
     pub fn ever_healthy(&self, task_arn: &str) -> bool {
         self.lock().ever_healthy.contains(task_arn)
+    }
+
+    /// Records each service's request counter as one proxy reports it.
+    pub fn record_requests(&self, proxy: &str, counts: Vec<ServiceRequestCount>, now_ms: i64) {
+        let mut s = self.lock();
+        for c in counts {
+            let samples = s
+                .requests
+                .entry((proxy.to_string(), c.service_arn))
+                .or_default();
+            samples.push_back((now_ms, c.requests_total));
+            while samples
+                .front()
+                .is_some_and(|(t, _)| now_ms - t > REQUEST_HISTORY_MS)
+            {
+                samples.pop_front();
+            }
+        }
+        s.requests.retain(|_, v| {
+            v.back()
+                .is_some_and(|(t, _)| now_ms - t <= REQUEST_HISTORY_MS)
+        });
+    }
+
+    /// Requests a second to a service over the last `window_ms`, summed over the proxies that
+    /// reported it; None until some proxy has reported twice within the window. A counter that
+    /// went down (the proxy restarted) counts from zero again.
+    pub fn request_rate(&self, service_arn: &str, window_ms: i64, now_ms: i64) -> Option<f64> {
+        let s = self.lock();
+        let mut rate = None;
+        for ((_, svc), samples) in &s.requests {
+            if svc != service_arn {
+                continue;
+            }
+            let recent: Vec<&(i64, u64)> = samples
+                .iter()
+                .filter(|(t, _)| now_ms - t <= window_ms)
+                .collect();
+            let (Some(first), Some(last)) = (recent.first(), recent.last()) else {
+                continue;
+            };
+            if last.0 <= first.0 {
+                continue;
+            }
+            let count: u64 = recent
+                .windows(2)
+                .map(|w| {
+                    if w[1].1 >= w[0].1 {
+                        w[1].1 - w[0].1
+                    } else {
+                        w[1].1
+                    }
+                })
+                .sum();
+            *rate.get_or_insert(0.0) += count as f64 * 1000.0 / (last.0 - first.0) as f64;
+        }
+        rate
     }
 
     /// Forgets tasks that no longer exist.

@@ -420,6 +420,18 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             ));
         } else if d < 0 {
             errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        } else if let Some(p) = svc
+            .scaling_policy
+            .as_ref()
+            .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
+        {
+            errs.push(FieldError::new(
+                "desiredCount",
+                format!(
+                    "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
+                    p.min_capacity, p.max_capacity
+                ),
+            ));
         }
     }
     if let Some(g) = req.health_check_grace_period_seconds {

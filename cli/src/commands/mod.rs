@@ -7,6 +7,7 @@ mod demo;
 mod images;
 mod node;
 mod proxy; // proxy helper
+mod scaling;
 mod serve;
 mod service;
 mod service_view;
