@@ -14,6 +14,7 @@ pub mod scaling;
 pub mod scheduler;
 pub mod server;
 pub mod services;
+pub mod stacks;
 pub mod state;
 pub mod store;
 pub mod taskdef;

@@ -17,7 +17,7 @@ pub fn key(cluster: &str, name: &str) -> String {
     format!("{}{name}", keys::services_of(cluster))
 }
 
-fn cluster_name(c: &str) -> &str {
+pub(crate) fn cluster_name(c: &str) -> &str {
     if c.trim().is_empty() {
         clusters::DEFAULT_CLUSTER
     } else {
@@ -106,7 +106,11 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
     }
 }
 
-fn check_load_balancers(errs: &mut Vec<FieldError>, lbs: &[LoadBalancer], td: &TaskDefinition) {
+pub(crate) fn check_load_balancers(
+    errs: &mut Vec<FieldError>,
+    lbs: &[LoadBalancer],
+    td: &TaskDefinition,
+) {
     for (i, lb) in lbs.iter().enumerate() {
         let Some(c) = td
             .container_definitions
@@ -247,7 +251,7 @@ pub fn parse_matcher(m: &str) -> Option<Vec<(u16, u16)>> {
 }
 
 /// Two services on one listener port must not claim the same rule.
-fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
+pub(crate) fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
     let others = state.scan::<Service>("service/")?;
     for lb in &svc.load_balancers {
         for other in others
@@ -319,8 +323,9 @@ pub fn push_event(svc: &mut Service, message: String) {
     svc.events.truncate(MAX_EVENTS);
 }
 
-pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
-    let cluster = cluster_name(&req.cluster).to_string();
+/// A new service from a create request, with every problem found without the store (the load
+/// balancer is checked against the task definition with `check_load_balancers`).
+pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service, Vec<FieldError>) {
     let mut errs = Vec::new();
     check_name(&mut errs, &req.service_name);
     let strategy = match req.scheduling_strategy.to_ascii_uppercase().as_str() {
@@ -346,10 +351,10 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
     }
     let mut dc = req.deployment_configuration.unwrap_or_default();
     normalize_deployment_config(&mut errs, &mut dc, daemon);
-    let mut svc = Service {
-        service_arn: arn::service(&cluster, &req.service_name),
+    let svc = Service {
+        service_arn: arn::service(cluster, &req.service_name),
         service_name: req.service_name.clone(),
-        cluster_arn: arn::cluster(&cluster),
+        cluster_arn: arn::cluster(cluster),
         status: "ACTIVE".into(),
         desired_count: if daemon { 0 } else { req.desired_count },
         scheduling_strategy: strategy.into(),
@@ -362,6 +367,21 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
         ..Default::default()
     };
     check_placement(&mut errs, &svc);
+    (svc, errs)
+}
+
+pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
+    create_in_stack(state, req, "")
+}
+
+/// `create`, marking the service as owned by a stack (empty: by no stack).
+pub(crate) fn create_in_stack(
+    state: &State,
+    req: CreateServiceRequest,
+    stack: &str,
+) -> Result<Service> {
+    let cluster = cluster_name(&req.cluster).to_string();
+    let (mut svc, mut errs) = new_service(&cluster, &req);
     let _w = state.write_lock();
     clusters::get_active(state, &cluster)?;
     let td = active_definition(state, &req.task_definition)?;
@@ -378,6 +398,7 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
         }
     }
     check_listener_conflicts(state, &svc)?;
+    svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
     state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
