@@ -36,8 +36,7 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
-    /// Per running task: CPU nanoseconds used by its containers, and when that was read.
-    cpu_seen: HashMap<String, (u64, std::time::Instant)>,
+    usage: crate::usage::UsageSampler,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -69,7 +68,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
-            cpu_seen: HashMap::new(),
+            usage: Default::default(),
         }
     }
 
@@ -200,7 +199,8 @@ impl<R: ContainerRuntime> Session<R> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let task_usage = self.sample_usage().await;
+                    let running = self.running_containers();
+                    let task_usage = self.usage.poll(&self.rt, running);
                     if out.send(send(agent_message::Body::Heartbeat(Heartbeat { task_usage }))).await.is_err() {
                         return End::Disconnected("stream closed".into());
                     }
@@ -292,11 +292,9 @@ impl<R: ContainerRuntime> Session<R> {
 
     /// Stops running containers of this node whose task has no runner: the control plane no
     /// longer wants them (it forgot the task, or placed it elsewhere while we were away).
-    /// CPU of each running task since the previous heartbeat, from the engine's counters. A
-    /// task's first sample only sets the baseline.
-    async fn sample_usage(&mut self) -> Vec<TaskUsage> {
-        let running: Vec<(String, Vec<String>)> = self
-            .runners
+    /// Each running task's running containers, for the CPU sampler.
+    fn running_containers(&self) -> Vec<(String, Vec<String>)> {
+        self.runners
             .iter()
             .filter_map(|(arn, h)| {
                 let r = h.report.borrow();
@@ -310,31 +308,7 @@ impl<R: ContainerRuntime> Session<R> {
                     (arn.clone(), ids)
                 })
             })
-            .collect();
-        let mut usage = Vec::new();
-        let mut seen = HashMap::new();
-        for (arn, ids) in running {
-            let mut total = 0u64;
-            for id in &ids {
-                let read = tokio::time::timeout(Duration::from_secs(2), self.rt.cpu_usage_ns(id));
-                if let Ok(Ok(Some(ns))) = read.await {
-                    total += ns;
-                }
-            }
-            let now = std::time::Instant::now();
-            if let Some((before, at)) = self.cpu_seen.get(&arn) {
-                let wall = now.duration_since(*at).as_nanos() as f64;
-                if wall > 0.0 && total >= *before {
-                    usage.push(TaskUsage {
-                        task_arn: arn.clone(),
-                        cpu_cores: (total - before) as f64 / wall,
-                    });
-                }
-            }
-            seen.insert(arn, (total, now));
-        }
-        self.cpu_seen = seen;
-        usage
+            .collect()
     }
 
     async fn stop_orphans(&mut self) {

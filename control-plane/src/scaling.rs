@@ -98,6 +98,7 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
                 p.last_scale_out_at = old.last_scale_out_at.clone();
                 p.last_scale_in_at = old.last_scale_in_at.clone();
             }
+            p.set_at = crate::time::now();
             let clamped = svc.desired_count.clamp(p.min_capacity, p.max_capacity);
             if clamped != svc.desired_count {
                 set_desired(&mut svc, clamped);
@@ -167,6 +168,8 @@ pub struct Inputs<'a> {
     pub now_ms: i64,
     pub last_scale_out_ms: Option<i64>,
     pub last_scale_in_ms: Option<i64>,
+    /// When the policy was set: scale-in waits its cooldown from then as from an action.
+    pub policy_set_ms: Option<i64>,
     /// A deployment is rolling out: scaling in now could stop the tasks it relies on.
     pub deploying: bool,
 }
@@ -178,8 +181,8 @@ pub fn target(p: &ScalingPolicy) -> f64 {
 }
 
 /// Target tracking: ceil(total / target) within [min, max]. Out waits the scale-out cooldown
-/// after the last scale-out; in waits the scale-in cooldown after any action and never happens
-/// during a deployment. A count outside [min, max] is corrected at once.
+/// after the last scale-out; in waits the scale-in cooldown after any action (and after the
+/// policy was set) and never happens during a deployment. A count outside [min, max] is corrected at once.
 pub fn decide(i: &Inputs) -> Decision {
     let p = i.policy;
     let raw = (i.metric_total / target(p)).ceil();
@@ -212,7 +215,10 @@ pub fn decide(i: &Inputs) -> Decision {
                 why: "deployment in progress",
             };
         }
-        if since(i.last_scale_out_ms).min(since(i.last_scale_in_ms)) < in_cd {
+        let quiet = since(i.last_scale_out_ms)
+            .min(since(i.last_scale_in_ms))
+            .min(since(i.policy_set_ms));
+        if quiet < in_cd {
             return Decision::Hold {
                 wanted,
                 why: "scale-in cooldown",
@@ -249,6 +255,7 @@ mod tests {
             now_ms: 1_000_000,
             last_scale_out_ms: None,
             last_scale_in_ms: None,
+            policy_set_ms: None,
             deploying: false,
         }
     }
@@ -274,6 +281,15 @@ mod tests {
             }
         ));
         i.last_scale_out_ms = Some(i.now_ms - 121_000);
+        i.policy_set_ms = Some(i.now_ms - 5_000);
+        assert!(matches!(
+            decide(&i),
+            Decision::Hold {
+                why: "scale-in cooldown",
+                ..
+            }
+        ));
+        i.policy_set_ms = None;
         i.deploying = true;
         assert!(matches!(
             decide(&i),

@@ -81,10 +81,14 @@ pub(crate) async fn run(
         while let Ok(r) = rx.try_recv() {
             merge(&mut pending, r);
         }
+        let service_requests = request_totals();
+        if pending.is_empty() && service_requests.is_empty() {
+            continue;
+        }
         let report = TargetHealthReport {
             proxy_id: proxy_id.clone(),
             targets: pending.clone(),
-            service_requests: request_totals(),
+            service_requests,
         };
         let sent =
             tokio::time::timeout(Duration::from_secs(5), client.report_target_health(report)).await;

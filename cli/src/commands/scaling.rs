@@ -27,7 +27,8 @@ pub struct ScalingArgs {
     /// Wait at least this long after a scale-out before scaling out again (default 30s).
     #[arg(long, value_parser = super::agent::parse_duration)]
     pub scale_out_cooldown: Option<Duration>,
-    /// Wait at least this long after any scaling before scaling in (default 120s).
+    /// Wait at least this long after any scaling, or after setting the policy, before scaling
+    /// in (default 120s).
     #[arg(long, value_parser = super::agent::parse_duration)]
     pub scale_in_cooldown: Option<Duration>,
     /// Turn auto scaling off (the desired count stays where it is).

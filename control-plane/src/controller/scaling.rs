@@ -73,6 +73,7 @@ pub fn evaluate(
         now_ms: now,
         last_scale_out_ms: time::parse_rfc3339(&policy.last_scale_out_at),
         last_scale_in_ms: time::parse_rfc3339(&policy.last_scale_in_at),
+        policy_set_ms: time::parse_rfc3339(&policy.set_at),
         deploying,
     });
     policy.last_metric_value = Some((metric_total * 10.0).round() / 10.0);
