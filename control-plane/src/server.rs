@@ -134,6 +134,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     health.set_serving::<TasksServer<TasksApi>>().await;
     health.set_serving::<NodesServer<NodesApi>>().await;
     health.set_serving::<ServicesServer<ServicesApi>>().await;
+    health.set_serving::<StacksServer<StacksApi>>().await;
     let sessions = Sessions::new();
     let proxies = Proxies::new();
     let reflection = tonic_reflection::server::Builder::configure()
