@@ -164,3 +164,36 @@ impl Proxies {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(service: &str, total: u64) -> Vec<ServiceRequestCount> {
+        vec![ServiceRequestCount {
+            service_arn: service.into(),
+            requests_total: total,
+        }]
+    }
+
+    #[test]
+    fn request_rates_sum_over_proxies_and_survive_a_counter_reset() {
+        let p = Proxies::default();
+        assert_eq!(p.request_rate("web", 4_000, 0), None);
+        // Proxy a: 100 a second. Proxy b: restarted between its samples (counter went down).
+        for (t, total) in [(0, 1_000), (1_000, 1_100), (2_000, 1_200)] {
+            p.record_requests("a", count("web", total), t);
+        }
+        p.record_requests("b", count("web", 500), 0);
+        p.record_requests("b", count("web", 50), 1_000);
+        p.record_requests("b", count("web", 150), 2_000);
+        let rate = p.request_rate("web", 4_000, 2_000).unwrap();
+        // a: 200 in 2 s; b: 50 since its restart, then 100, in 2 s.
+        assert!((rate - 175.0).abs() < 1e-9, "{rate}");
+        // Samples outside the window do not count.
+        p.record_requests("a", count("web", 1_200), 10_000);
+        p.record_requests("a", count("web", 1_200), 11_000);
+        assert_eq!(p.request_rate("web", 2_000, 11_000), Some(0.0));
+        assert_eq!(p.request_rate("api", 2_000, 11_000), None);
+    }
+}
