@@ -171,60 +171,90 @@ fn events(svc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn requests_per_task_scale_out_under_load_and_back_in_after_the_cooldown() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster("scale");
-    let _cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
-    let s = dev.grpc.as_str();
-    let ok = |args: &[&str]| {
-        let r = berth(s, args);
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A `berth dev` with one load-balanced service `web` of 1 task, stable.
+struct Setup {
+    dev: ServerProcess,
+    cluster: String,
+    port: u16,
+    _cleanup: ContainerCleanup,
+    _dir: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Setup {
+    fn start(prefix: &str) -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique_cluster(prefix);
+        let cleanup = ContainerCleanup {
+            cluster: cluster.clone(),
+        };
+        let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+        let def = dir.path().join("web.json");
+        std::fs::write(
+            &def,
+            r#"{"family": "scale-web", "containerDefinitions": [{"name": "web", "image": "berth-demo:latest",
+                "memory": 32, "portMappings": [{"containerPort": 80}], "stopTimeout": 5}]}"#,
+        )
+        .unwrap();
+        let port = free_port();
+        let setup = Setup {
+            dev,
+            cluster,
+            port,
+            _cleanup: cleanup,
+            _dir: dir,
+            _serial: serial,
+        };
+        setup.ok(&["cluster", "create", &setup.cluster]);
+        setup.ok(&["taskdef", "register", "-f", def.to_str().unwrap()]);
+        let port_s = port.to_string();
+        setup.ok(&[
+            "service",
+            "create",
+            "--cluster",
+            &setup.cluster,
+            "--name",
+            "web",
+            "--taskdef",
+            "scale-web",
+            "--desired",
+            "1",
+            "--lb-port",
+            &port_s,
+            "--lb-container",
+            "web:80",
+            "--health-path",
+            "/health",
+            "--health-interval",
+            "1",
+            "--health-timeout",
+            "1",
+            "--healthy-threshold",
+            "2",
+            "--drain-timeout",
+            "5",
+            "--wait",
+            "--timeout",
+            "90s",
+        ]);
+        setup
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
         assert!(r.ok, "berth {args:?}: {}", r.stderr);
         r
-    };
-    ok(&["cluster", "create", &cluster]);
-    let def = dir.path().join("web.json");
-    std::fs::write(
-        &def,
-        r#"{"family": "scale-web", "containerDefinitions": [{"name": "web", "image": "berth-demo:latest",
-            "memory": 32, "portMappings": [{"containerPort": 80}], "stopTimeout": 5}]}"#,
-    )
-    .unwrap();
-    ok(&["taskdef", "register", "-f", def.to_str().unwrap()]);
-    let port = free_port();
-    let port_s = port.to_string();
-    ok(&[
-        "service",
-        "create",
-        "--cluster",
-        &cluster,
-        "--name",
-        "web",
-        "--taskdef",
-        "scale-web",
-        "--desired",
-        "1",
-        "--lb-port",
-        &port_s,
-        "--lb-container",
-        "web:80",
-        "--health-path",
-        "/health",
-        "--health-interval",
-        "1",
-        "--health-timeout",
-        "1",
-        "--healthy-threshold",
-        "2",
-        "--drain-timeout",
-        "5",
-        "--wait",
-        "--timeout",
-        "90s",
-    ]);
+    }
+}
+
+#[test]
+fn requests_per_task_scale_out_under_load_and_back_in_after_the_cooldown() {
+    let setup = Setup::start("scale");
+    let (s, cluster, port) = (setup.dev.grpc.as_str(), setup.cluster.clone(), setup.port);
+    let ok = |args: &[&str]| setup.ok(args);
 
     // Bad ranges are refused, naming the field.
     let r = berth(
@@ -338,4 +368,34 @@ fn requests_per_task_scale_out_under_load_and_back_in_after_the_cooldown() {
     let svc = describe(s, &cluster);
     assert!(svc.get("scalingPolicy").is_none(), "{svc}");
     assert_eq!(svc["desiredCount"], 1);
+}
+
+#[test]
+fn the_tasks_cpu_comes_from_docker_stats() {
+    let setup = Setup::start("scalecpu");
+    let (s, cluster) = (setup.dev.grpc.as_str(), setup.cluster.clone());
+    // A target no load here reaches: the metric is measured, the count stays.
+    setup.ok(&[
+        "service",
+        "scaling",
+        "web",
+        "--cluster",
+        &cluster,
+        "--min",
+        "1",
+        "--max",
+        "2",
+        "--target-cpu",
+        "95",
+    ]);
+    let load = Load::start(setup.port, 300, 6, Duration::from_secs(30));
+    let cpu = wait_for(Duration::from_secs(25), "a CPU measurement above 0", || {
+        let v = describe(s, &cluster)["scalingPolicy"]["lastMetricValue"].as_f64();
+        v.filter(|v| *v > 0.0)
+    });
+    let (_, _, rate) = load.finish();
+    eprintln!(
+        "CPU of the service's task under {rate:.0} req/s: {cpu}% (Docker stats via the agent)"
+    );
+    assert_eq!(describe(s, &cluster)["desiredCount"], 1);
 }

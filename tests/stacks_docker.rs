@@ -134,6 +134,20 @@ fn apply_brings_a_stack_up_reapplying_changes_nothing_and_delete_removes_it() {
         deployment
     );
 
+    // The stack is remembered durably: after kill -9 and a restart the same file is still no
+    // change.
+    drop(dev);
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    let s = dev.grpc.as_str();
+    let r = berth(s, &["apply", "-f", f]);
+    assert!(
+        r.stdout.contains("no changes"),
+        "after a restart: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(revisions(s, &family), 1);
+
     // A bad file names the field and changes nothing, even the good parts of it.
     let bad = write(
         dir.path(),
