@@ -115,6 +115,8 @@ fn apply_brings_a_stack_up_reapplying_changes_nothing_and_delete_removes_it() {
     assert_eq!(running_containers(&cluster), 2);
     assert_eq!(revisions(s, &family), 1);
     let deployment = svc["deployments"][0]["id"].clone();
+    let r = berth(s, &["service", "describe", "web", "--cluster", &cluster]);
+    assert!(r.stdout.contains("Stack            shop"), "{}", r.stdout);
 
     // Again: no new revision, no new deployment, and it says so.
     let r = berth(s, &["apply", "-f", f, "-o", "json"]);

@@ -93,6 +93,9 @@ pub fn describe(s: &Service) {
     crate::outln!("Status           {}", s.status);
     crate::outln!("Task definition  {}", short(&s.task_definition));
     crate::outln!("Scheduling       {}", s.scheduling_strategy);
+    if !s.stack.is_empty() {
+        crate::outln!("Stack            {}", s.stack);
+    }
     crate::outln!(
         "Tasks            {} desired, {} running, {} pending",
         s.desired_count,
