@@ -4,6 +4,7 @@
 pub mod runner;
 pub mod runtime;
 mod session;
+mod usage;
 
 use runtime::{ContainerRuntime, DockerRuntime, RuntimeError};
 use std::path::{Path, PathBuf};

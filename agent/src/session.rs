@@ -36,6 +36,7 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
+    usage: crate::usage::UsageSampler,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -67,6 +68,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
+            usage: Default::default(),
         }
     }
 
@@ -204,7 +206,9 @@ impl<R: ContainerRuntime> Session<R> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if out.send(send(agent_message::Body::Heartbeat(Heartbeat {}))).await.is_err() {
+                    let running = self.running_containers();
+                    let task_usage = self.usage.poll(&self.rt, running);
+                    if out.send(send(agent_message::Body::Heartbeat(Heartbeat { task_usage }))).await.is_err() {
                         return End::Disconnected("stream closed".into());
                     }
                     self.logs.retain(|_, h| !h.is_finished());
@@ -296,6 +300,25 @@ impl<R: ContainerRuntime> Session<R> {
 
     /// Stops running containers of this node whose task has no runner: the control plane no
     /// longer wants them (it forgot the task, or placed it elsewhere while we were away).
+    /// Each running task's running containers, for the CPU sampler.
+    fn running_containers(&self) -> Vec<(String, Vec<String>)> {
+        self.runners
+            .iter()
+            .filter_map(|(arn, h)| {
+                let r = h.report.borrow();
+                (r.last_status == "RUNNING").then(|| {
+                    let ids = r
+                        .containers
+                        .iter()
+                        .filter(|c| c.last_status == "RUNNING" && !c.runtime_id.is_empty())
+                        .map(|c| c.runtime_id.clone())
+                        .collect();
+                    (arn.clone(), ids)
+                })
+            })
+            .collect()
+    }
+
     async fn stop_orphans(&mut self) {
         let node_id = self.node_id.clone();
         match self.rt.list(&[(labels::NODE, &node_id)]).await {

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
 use crate::{arn, time};
-use berth_proto::agent::v1::{Hello, LogChunk, ServerMessage};
+use berth_proto::agent::v1::{Hello, LogChunk, ServerMessage, TaskUsage};
 use berth_proto::v1::{ContainerInstance, Resource, Task};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,8 @@ struct SessionsInner {
     /// When each node was last heard from (kept after it disconnects).
     last_seen: HashMap<String, i64>,
     logs: HashMap<String, mpsc::Sender<LogChunk>>,
+    /// Task ARN → (cores in use, when reported), from the agents' heartbeats.
+    task_cpu: HashMap<String, (f64, i64)>,
 }
 
 impl Sessions {
@@ -97,6 +99,24 @@ impl Sessions {
 
     pub fn sender(&self, node_id: &str) -> Option<AgentTx> {
         self.lock().by_node.get(node_id).map(|x| x.tx.clone())
+    }
+
+    /// Keeps the latest CPU sample of each task an agent reports; forgets silent ones.
+    pub fn record_usage(&self, usage: Vec<TaskUsage>, now_ms: i64) {
+        let mut s = self.lock();
+        for u in usage {
+            s.task_cpu.insert(u.task_arn, (u.cpu_cores, now_ms));
+        }
+        s.task_cpu.retain(|_, (_, at)| now_ms - *at < 300_000);
+    }
+
+    /// The task's CPU in cores, if sampled since `since_ms`.
+    pub fn task_cpu_cores(&self, task_arn: &str, since_ms: i64) -> Option<f64> {
+        self.lock()
+            .task_cpu
+            .get(task_arn)
+            .filter(|(_, at)| *at >= since_ms)
+            .map(|(c, _)| *c)
     }
 
     pub fn add_log_waiter(&self, request_id: &str, tx: mpsc::Sender<LogChunk>) {

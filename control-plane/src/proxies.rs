@@ -3,8 +3,8 @@
 //! re-report on reconnect, and health is re-learned within a few checks.
 
 use crate::time;
-use berth_proto::v1::TargetHealth;
-use std::collections::HashMap;
+use berth_proto::v1::{ServiceRequestCount, TargetHealth};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -15,7 +15,12 @@ struct Inner {
     health: HashMap<(String, String), (TargetHealth, i64)>,
     /// Tasks some proxy has seen HEALTHY at least once.
     ever_healthy: std::collections::HashSet<String>,
+    /// (proxy id, service ARN) → (received at ms, requests total) samples, oldest first.
+    requests: HashMap<(String, String), VecDeque<(i64, u64)>>,
 }
+
+/// Request counters older than this are forgotten (longer than any rate window asked for).
+const REQUEST_HISTORY_MS: i64 = 15 * 60 * 1000;
 
 /// Shared registry of proxies and their target observations.
 #[derive(Default)]
@@ -85,6 +90,63 @@ impl Proxies {
         self.lock().ever_healthy.contains(task_arn)
     }
 
+    /// Records each service's request counter as one proxy reports it.
+    pub fn record_requests(&self, proxy: &str, counts: Vec<ServiceRequestCount>, now_ms: i64) {
+        let mut s = self.lock();
+        for c in counts {
+            let samples = s
+                .requests
+                .entry((proxy.to_string(), c.service_arn))
+                .or_default();
+            samples.push_back((now_ms, c.requests_total));
+            while samples
+                .front()
+                .is_some_and(|(t, _)| now_ms - t > REQUEST_HISTORY_MS)
+            {
+                samples.pop_front();
+            }
+        }
+        s.requests.retain(|_, v| {
+            v.back()
+                .is_some_and(|(t, _)| now_ms - t <= REQUEST_HISTORY_MS)
+        });
+    }
+
+    /// Requests a second to a service over the last `window_ms`, summed over the proxies that
+    /// reported it; None until some proxy has reported twice within the window. A counter that
+    /// went down (the proxy restarted) counts from zero again.
+    pub fn request_rate(&self, service_arn: &str, window_ms: i64, now_ms: i64) -> Option<f64> {
+        let s = self.lock();
+        let mut rate = None;
+        for ((_, svc), samples) in &s.requests {
+            if svc != service_arn {
+                continue;
+            }
+            let recent: Vec<&(i64, u64)> = samples
+                .iter()
+                .filter(|(t, _)| now_ms - t <= window_ms)
+                .collect();
+            let (Some(first), Some(last)) = (recent.first(), recent.last()) else {
+                continue;
+            };
+            if last.0 <= first.0 {
+                continue;
+            }
+            let count: u64 = recent
+                .windows(2)
+                .map(|w| {
+                    if w[1].1 >= w[0].1 {
+                        w[1].1 - w[0].1
+                    } else {
+                        w[1].1
+                    }
+                })
+                .sum();
+            *rate.get_or_insert(0.0) += count as f64 * 1000.0 / (last.0 - first.0) as f64;
+        }
+        rate
+    }
+
     /// Forgets tasks that no longer exist.
     pub fn retain_tasks(&self, keep: &dyn Fn(&str) -> bool) {
         let mut s = self.lock();
@@ -100,5 +162,38 @@ impl Proxies {
                 .get(&(p.clone(), task_arn.to_string()))
                 .is_some_and(|(h, at)| h.state == "DRAINED" && *at >= since_ms)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(service: &str, total: u64) -> Vec<ServiceRequestCount> {
+        vec![ServiceRequestCount {
+            service_arn: service.into(),
+            requests_total: total,
+        }]
+    }
+
+    #[test]
+    fn request_rates_sum_over_proxies_and_survive_a_counter_reset() {
+        let p = Proxies::default();
+        assert_eq!(p.request_rate("web", 4_000, 0), None);
+        // Proxy a: 100 a second. Proxy b: restarted between its samples (counter went down).
+        for (t, total) in [(0, 1_000), (1_000, 1_100), (2_000, 1_200)] {
+            p.record_requests("a", count("web", total), t);
+        }
+        p.record_requests("b", count("web", 500), 0);
+        p.record_requests("b", count("web", 50), 1_000);
+        p.record_requests("b", count("web", 150), 2_000);
+        let rate = p.request_rate("web", 4_000, 2_000).unwrap();
+        // a: 200 in 2 s; b: 50 since its restart, then 100, in 2 s.
+        assert!((rate - 175.0).abs() < 1e-9, "{rate}");
+        // Samples outside the window do not count.
+        p.record_requests("a", count("web", 1_200), 10_000);
+        p.record_requests("a", count("web", 1_200), 11_000);
+        assert_eq!(p.request_rate("web", 2_000, 11_000), Some(0.0));
+        assert_eq!(p.request_rate("api", 2_000, 11_000), None);
     }
 }

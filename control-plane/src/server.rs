@@ -1,6 +1,7 @@
 //! `spawn`: the control plane as one running thing (gRPC + HTTP), started in-process by tests
 //! and by the `berth` binary alike.
 
+use crate::api::StacksApi;
 use crate::api::{
     AgentSessionsApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi, ServicesApi,
     SessionTimings, TaskDefinitionsApi, TasksApi,
@@ -18,6 +19,7 @@ use berth_proto::v1::endpoints_server::EndpointsServer;
 use berth_proto::v1::node_admin_server::NodeAdminServer;
 use berth_proto::v1::nodes_server::NodesServer;
 use berth_proto::v1::services_server::ServicesServer;
+use berth_proto::v1::stacks_server::StacksServer;
 use berth_proto::v1::task_definitions_server::TaskDefinitionsServer;
 use berth_proto::v1::tasks_server::TasksServer;
 use std::net::SocketAddr;
@@ -132,6 +134,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     health.set_serving::<TasksServer<TasksApi>>().await;
     health.set_serving::<NodesServer<NodesApi>>().await;
     health.set_serving::<ServicesServer<ServicesApi>>().await;
+    health.set_serving::<StacksServer<StacksApi>>().await;
     let sessions = Sessions::new();
     let proxies = Proxies::new();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -167,6 +170,9 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .add_service(NodeAdminServer::new(NodeAdminApi {
             state: state.clone(),
             sessions: sessions.clone(),
+        }))
+        .add_service(StacksServer::new(StacksApi {
+            state: state.clone(),
         }))
         .add_service(AgentSessionsServer::new(AgentSessionsApi {
             state: state.clone(),

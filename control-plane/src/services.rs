@@ -8,6 +8,10 @@ use crate::state::{keys, put, State};
 use crate::{arn, clusters, scheduler, taskdefs, time};
 use berth_proto::v1::*;
 
+mod load_balancer;
+pub(crate) use load_balancer::check_load_balancers;
+pub use load_balancer::parse_matcher;
+
 /// ECS's defaults.
 pub const DEFAULT_MIN_HEALTHY: i32 = 100;
 pub const DEFAULT_MAX_PERCENT: i32 = 200;
@@ -17,7 +21,7 @@ pub fn key(cluster: &str, name: &str) -> String {
     format!("{}{name}", keys::services_of(cluster))
 }
 
-fn cluster_name(c: &str) -> &str {
+pub(crate) fn cluster_name(c: &str) -> &str {
     if c.trim().is_empty() {
         clusters::DEFAULT_CLUSTER
     } else {
@@ -106,148 +110,8 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
     }
 }
 
-fn check_load_balancers(errs: &mut Vec<FieldError>, lbs: &[LoadBalancer], td: &TaskDefinition) {
-    for (i, lb) in lbs.iter().enumerate() {
-        let Some(c) = td
-            .container_definitions
-            .iter()
-            .find(|c| c.name == lb.container_name)
-        else {
-            errs.push(FieldError::new(
-                format!("loadBalancers[{i}].containerName"),
-                format!(
-                    "{:?} is not a container of {}:{}",
-                    lb.container_name, td.family, td.revision
-                ),
-            ));
-            continue;
-        };
-        if !c
-            .port_mappings
-            .iter()
-            .any(|p| p.container_port == lb.container_port)
-        {
-            errs.push(FieldError::new(
-                format!("loadBalancers[{i}].containerPort"),
-                format!(
-                    "container {} maps no port {}; add it to portMappings",
-                    c.name, lb.container_port
-                ),
-            ));
-        }
-        if !(1..=65535).contains(&lb.listener_port) {
-            errs.push(FieldError::new(
-                format!("loadBalancers[{i}].listenerPort"),
-                "must be 1-65535",
-            ));
-        }
-        check_lb_settings(errs, i, lb);
-    }
-}
-
-/// Rules and target group settings, in ALB's ranges (the health interval may go down to 1 s).
-fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
-    let p = |f: &str| format!("loadBalancers[{i}].{f}");
-    for (j, h) in lb.host_patterns.iter().enumerate() {
-        let ok = !h.is_empty()
-            && h.len() <= 128
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.*?".contains(c));
-        if !ok {
-            errs.push(FieldError::new(
-                p(&format!("hostPatterns[{j}]")),
-                format!(
-                    "{h:?} must be a host name with optional * and ? wildcards, e.g. *.example.com"
-                ),
-            ));
-        }
-    }
-    for (j, path) in lb.path_patterns.iter().enumerate() {
-        if !path.starts_with('/') || path.len() > 128 || path.chars().any(char::is_whitespace) {
-            errs.push(FieldError::new(
-                p(&format!("pathPatterns[{j}]")),
-                format!("{path:?} must start with / (wildcards * and ?), e.g. /api/*"),
-            ));
-        }
-    }
-    if !(0..=50_000).contains(&lb.priority) {
-        errs.push(FieldError::new(p("priority"), "must be 0-50000"));
-    }
-    if !matches!(
-        lb.algorithm.as_str(),
-        "" | "round_robin" | "least_outstanding"
-    ) {
-        errs.push(FieldError::new(
-            p("algorithm"),
-            format!(
-                "{:?} must be round_robin or least_outstanding",
-                lb.algorithm
-            ),
-        ));
-    }
-    if let Some(d) = lb.drain_timeout_seconds {
-        if !(0..=3600).contains(&d) {
-            errs.push(FieldError::new(p("drainTimeoutSeconds"), "must be 0-3600"));
-        }
-    }
-    let hc = crate::endpoints::health_check_with_defaults(lb.health_check.as_ref());
-    let interval = hc.interval_seconds.unwrap_or(5);
-    let timeout = hc.timeout_seconds.unwrap_or(2);
-    if !hc.path.starts_with('/') {
-        errs.push(FieldError::new(
-            p("healthCheck.path"),
-            format!("{:?} must start with /", hc.path),
-        ));
-    }
-    if !(1..=300).contains(&interval) {
-        errs.push(FieldError::new(
-            p("healthCheck.intervalSeconds"),
-            format!("{interval} must be 1-300"),
-        ));
-    }
-    if !(1..=120).contains(&timeout) || timeout > interval {
-        errs.push(FieldError::new(
-            p("healthCheck.timeoutSeconds"),
-            format!("{timeout} must be 1-120 and not more than the interval ({interval})"),
-        ));
-    }
-    for (f, v) in [
-        ("healthyThreshold", hc.healthy_threshold.unwrap_or(2)),
-        ("unhealthyThreshold", hc.unhealthy_threshold.unwrap_or(2)),
-    ] {
-        if !(1..=10).contains(&v) {
-            errs.push(FieldError::new(
-                p(&format!("healthCheck.{f}")),
-                format!("{v} must be 1-10"),
-            ));
-        }
-    }
-    if parse_matcher(&hc.matcher).is_none() {
-        errs.push(FieldError::new(
-            p("healthCheck.matcher"),
-            format!(
-                "{:?} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
-                hc.matcher
-            ),
-        ));
-    }
-}
-
-/// "200-399", "200", "200,204" → the ranges, or None when malformed.
-pub fn parse_matcher(m: &str) -> Option<Vec<(u16, u16)>> {
-    m.split(',')
-        .map(|part| {
-            let part = part.trim();
-            let (a, b) = part.split_once('-').unwrap_or((part, part));
-            let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-            (200..=599).contains(&a).then_some(())?;
-            (a <= b && b <= 599).then_some((a, b))
-        })
-        .collect()
-}
-
 /// Two services on one listener port must not claim the same rule.
-fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
+pub(crate) fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
     let others = state.scan::<Service>("service/")?;
     for lb in &svc.load_balancers {
         for other in others
@@ -319,8 +183,9 @@ pub fn push_event(svc: &mut Service, message: String) {
     svc.events.truncate(MAX_EVENTS);
 }
 
-pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
-    let cluster = cluster_name(&req.cluster).to_string();
+/// A new service from a create request, with every problem found without the store (the load
+/// balancer is checked against the task definition with `check_load_balancers`).
+pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service, Vec<FieldError>) {
     let mut errs = Vec::new();
     check_name(&mut errs, &req.service_name);
     let strategy = match req.scheduling_strategy.to_ascii_uppercase().as_str() {
@@ -346,10 +211,10 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
     }
     let mut dc = req.deployment_configuration.unwrap_or_default();
     normalize_deployment_config(&mut errs, &mut dc, daemon);
-    let mut svc = Service {
-        service_arn: arn::service(&cluster, &req.service_name),
+    let svc = Service {
+        service_arn: arn::service(cluster, &req.service_name),
         service_name: req.service_name.clone(),
-        cluster_arn: arn::cluster(&cluster),
+        cluster_arn: arn::cluster(cluster),
         status: "ACTIVE".into(),
         desired_count: if daemon { 0 } else { req.desired_count },
         scheduling_strategy: strategy.into(),
@@ -362,6 +227,21 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
         ..Default::default()
     };
     check_placement(&mut errs, &svc);
+    (svc, errs)
+}
+
+pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
+    create_in_stack(state, req, "")
+}
+
+/// `create`, marking the service as owned by a stack (empty: by no stack).
+pub(crate) fn create_in_stack(
+    state: &State,
+    req: CreateServiceRequest,
+    stack: &str,
+) -> Result<Service> {
+    let cluster = cluster_name(&req.cluster).to_string();
+    let (mut svc, mut errs) = new_service(&cluster, &req);
     let _w = state.write_lock();
     clusters::get_active(state, &cluster)?;
     let td = active_definition(state, &req.task_definition)?;
@@ -378,6 +258,7 @@ pub fn create(state: &State, req: CreateServiceRequest) -> Result<Service> {
         }
     }
     check_listener_conflicts(state, &svc)?;
+    svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
     state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
@@ -420,6 +301,18 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             ));
         } else if d < 0 {
             errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        } else if let Some(p) = svc
+            .scaling_policy
+            .as_ref()
+            .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
+        {
+            errs.push(FieldError::new(
+                "desiredCount",
+                format!(
+                    "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
+                    p.min_capacity, p.max_capacity
+                ),
+            ));
         }
     }
     if let Some(g) = req.health_check_grace_period_seconds {

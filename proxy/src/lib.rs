@@ -149,6 +149,10 @@ pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
         client.clone(),
         config.proxy_id.clone(),
         config.report_interval,
+        {
+            let shared = shared.clone();
+            move || metrics::request_totals(&shared)
+        },
         stop_rx.clone(),
     ));
     let router = router::Router::new(shared.clone(), reporter);

@@ -3,6 +3,7 @@
 
 use crate::table::Service;
 use crate::Shared;
+use berth_proto::v1::ServiceRequestCount;
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -23,6 +24,11 @@ impl ByClass {
     pub fn record(&self, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.0[class].fetch_add(1, Relaxed);
+    }
+
+    /// Every response, whatever its class.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|n| n.load(Relaxed)).sum()
     }
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
@@ -227,6 +233,28 @@ pub(crate) fn render(shared: &Shared) -> String {
     );
     write_listeners(shared, &mut out);
     out
+}
+
+/// Requests answered per service since start, for the control plane's auto scaling: the same
+/// counters `/metrics` shows, summed over the service's listener ports.
+pub(crate) fn request_totals(shared: &Shared) -> Vec<ServiceRequestCount> {
+    let snapshot = shared.snapshot.load_full();
+    let mut seen = HashSet::new();
+    let mut totals: Vec<ServiceRequestCount> = Vec::new();
+    for s in snapshot.services() {
+        if !seen.insert(Arc::as_ptr(&s.stats)) {
+            continue;
+        }
+        let n = s.stats.responses.total();
+        match totals.iter_mut().find(|t| t.service_arn == s.arn) {
+            Some(t) => t.requests_total += n,
+            None => totals.push(ServiceRequestCount {
+                service_arn: s.arn.clone(),
+                requests_total: n,
+            }),
+        }
+    }
+    totals
 }
 
 fn write_listeners(shared: &Shared, out: &mut String) {

@@ -1,9 +1,11 @@
 //! Target health going back to the control plane: state changes queue on a channel and leave in one
 //! `ReportTargetHealth` call at most every `report_interval`, the latest state per target winning.
-//! Reports that fail to send are kept and sent again, merged with newer ones.
+//! Reports that fail to send are kept and sent again, merged with newer ones. Every report, and
+//! one at least every `COUNTS_EVERY` even when no target changed, carries each service's request
+//! counter, from which the control plane's auto scaling takes request rates.
 
 use berth_proto::v1::endpoints_client::EndpointsClient;
-use berth_proto::v1::{TargetHealth, TargetHealthReport};
+use berth_proto::v1::{ServiceRequestCount, TargetHealth, TargetHealthReport};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Channel;
@@ -43,15 +45,21 @@ fn merge(pending: &mut Vec<TargetHealth>, report: TargetHealth) {
     }
 }
 
+/// How often request counters go out when no target health changes.
+const COUNTS_EVERY: Duration = Duration::from_secs(1);
+
 pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<TargetHealth>,
     mut client: EndpointsClient<Channel>,
     proxy_id: String,
     interval: Duration,
+    request_totals: impl Fn() -> Vec<ServiceRequestCount> + Send,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pending: Vec<TargetHealth> = Vec::new();
     let mut failures = 0u32;
+    let mut counts_tick = tokio::time::interval(COUNTS_EVERY);
+    counts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if pending.is_empty() {
             tokio::select! {
@@ -59,6 +67,7 @@ pub(crate) async fn run(
                     Some(r) => merge(&mut pending, r),
                     None => return,
                 },
+                _ = counts_tick.tick() => {}
                 _ = crate::stopped(&mut stop) => return,
             }
         }
@@ -72,9 +81,14 @@ pub(crate) async fn run(
         while let Ok(r) = rx.try_recv() {
             merge(&mut pending, r);
         }
+        let service_requests = request_totals();
+        if pending.is_empty() && service_requests.is_empty() {
+            continue;
+        }
         let report = TargetHealthReport {
             proxy_id: proxy_id.clone(),
             targets: pending.clone(),
+            service_requests,
         };
         let sent =
             tokio::time::timeout(Duration::from_secs(5), client.report_target_health(report)).await;

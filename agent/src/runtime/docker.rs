@@ -6,7 +6,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -299,6 +300,25 @@ impl ContainerRuntime for DockerRuntime {
                 labels: c.labels.unwrap_or_default(),
             })
             .collect())
+    }
+
+    async fn cpu_usage_ns(&self, id: &str) -> Result<Option<u64>, RuntimeError> {
+        let opts = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        match self.docker.stats(id, Some(opts)).next().await {
+            Some(Ok(s)) => Ok(s
+                .cpu_stats
+                .and_then(|c| c.cpu_usage)
+                .and_then(|u| u.total_usage)),
+            Some(Err(e)) if not_found(&e) => Ok(None),
+            Some(Err(e)) => Err(RuntimeError::Container {
+                name: id.to_string(),
+                message: message(e),
+            }),
+            None => Ok(None),
+        }
     }
 
     fn logs(

@@ -131,6 +131,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         &self,
         labels: &[(&str, &str)],
     ) -> impl Future<Output = Result<Vec<ContainerSummary>, RuntimeError>> + Send;
+    /// CPU time the container has used since it started, in nanoseconds (None: not running, or
+    /// the engine does not say). Auto scaling takes rates from its growth.
+    fn cpu_usage_ns(
+        &self,
+        _id: &str,
+    ) -> impl Future<Output = Result<Option<u64>, RuntimeError>> + Send {
+        async { Ok(None) }
+    }
     /// Output of a container; `tail` <= 0 means all of it.
     fn logs(
         &self,

@@ -8,9 +8,11 @@ mod images;
 mod lab;
 mod node;
 mod proxy; // proxy helper
+mod scaling;
 mod serve;
 mod service;
 mod service_view;
+mod stack;
 mod task;
 mod taskdef;
 
@@ -62,6 +64,11 @@ pub enum Command {
     /// Services: keep N copies running, roll out new revisions.
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Create or update the task definitions and services a stack file declares (JSON or
+    /// YAML); what the file no longer declares is deleted.
+    Apply(stack::ApplyArgs),
+    /// Delete what a stack file declared: services first (they drain), then task definitions.
+    Delete(stack::DeleteArgs),
     /// Service events, as ECS words them.
     Events(service::EventsArgs),
     /// The demo web server baked into the berth-demo image (serve, check, exit).
@@ -103,6 +110,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(a) => task::logs(a, &cli.server).await,
         Command::Node(c) => node::run(c, &cli.server, cli.output).await,
         Command::Service(c) => service::run(c, &cli.server, cli.output).await,
+        Command::Apply(a) => stack::apply(a, &cli.server, cli.output).await,
+        Command::Delete(a) => stack::delete(a, &cli.server, cli.output).await,
         Command::Events(a) => service_view::events(a, &cli.server, cli.output).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Images(c) => images::run(c).await,

@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// A service task counts as healthy only after running this long (with passing checks).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub min_healthy_time: Duration,
+    /// How often auto scaling policies are evaluated, each over a metric window as long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub scaling_interval: Duration,
     /// Do not run the load balancer in this process (run `berth proxy` elsewhere).
     #[arg(long)]
     pub no_proxy: bool,
@@ -62,6 +65,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     config.controller.resync = args.resync;
     config.controller.lost_node_timeout = args.lost_node_timeout;
     config.controller.min_healthy_time = args.min_healthy_time;
+    config.controller.scaling_interval = args.scaling_interval;
     let plane = cp::spawn(config).await?;
     let name = match mode {
         Mode::Dev => "berth dev",

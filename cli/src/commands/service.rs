@@ -104,6 +104,8 @@ pub enum ServiceCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Target-tracking auto scaling of the desired count (--off removes it).
+    Scaling(super::scaling::ScalingArgs),
     /// Follow the deployment under way until it completes or fails.
     Wait {
         service: String,
@@ -418,6 +420,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             }
             Ok(())
         }
+        ServiceCommand::Scaling(a) => super::scaling::run(a, channel, fmt).await,
         ServiceCommand::Wait {
             service,
             cluster,

@@ -93,6 +93,9 @@ pub fn describe(s: &Service) {
     crate::outln!("Status           {}", s.status);
     crate::outln!("Task definition  {}", short(&s.task_definition));
     crate::outln!("Scheduling       {}", s.scheduling_strategy);
+    if !s.stack.is_empty() {
+        crate::outln!("Stack            {}", s.stack);
+    }
     crate::outln!(
         "Tasks            {} desired, {} running, {} pending",
         s.desired_count,
@@ -121,6 +124,7 @@ pub fn describe(s: &Service) {
             lb.container_port
         );
     }
+    describe_scaling(s);
     for f in &s.placement_failures {
         crate::outln!("Cannot place     {} ({})", f.reason, f.detail);
     }
@@ -155,6 +159,37 @@ pub fn describe(s: &Service) {
             t.row(vec![e.created_at.clone(), e.message.clone()]);
         }
         t.print();
+    }
+}
+
+/// The auto scaling line(s) of `service describe`, when the service has a policy.
+pub fn describe_scaling(s: &Service) {
+    let Some(p) = &s.scaling_policy else {
+        return;
+    };
+    let target = match (p.target_cpu_percent, p.target_requests_per_task) {
+        (Some(c), _) => format!("CPU {c}%"),
+        (_, Some(r)) => format!("{r} requests/s per task"),
+        _ => "-".into(),
+    };
+    let cooldown = |v: i32, default: i32| if v > 0 { v } else { default };
+    crate::outln!(
+        "Auto scaling     {}-{} tasks, target {target}, cooldown out {}s / in {}s",
+        p.min_capacity,
+        p.max_capacity,
+        cooldown(p.scale_out_cooldown_seconds, 30),
+        cooldown(p.scale_in_cooldown_seconds, 120),
+    );
+    if let Some(v) = p.last_metric_value {
+        let unit = if p.target_cpu_percent.is_some() {
+            "CPU percent points"
+        } else {
+            "requests/s"
+        };
+        crate::outln!(
+            "Scaling metric   {v} {unit} in total at {}",
+            p.last_evaluated_at
+        );
     }
 }
 

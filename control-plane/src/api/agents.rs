@@ -118,9 +118,10 @@ impl AgentSessions for AgentSessionsApi {
                             let _ = w.send(c).await;
                         }
                     }
-                    Some(agent_message::Body::Heartbeat(_))
-                    | Some(agent_message::Body::Hello(_))
-                    | None => {}
+                    Some(agent_message::Body::Heartbeat(h)) => {
+                        sessions.record_usage(h.task_usage, crate::time::now_millis());
+                    }
+                    Some(agent_message::Body::Hello(_)) | None => {}
                 }
             }
             pusher.abort();

@@ -88,6 +88,8 @@ impl Endpoints for EndpointsApi {
         req: Request<TargetHealthReport>,
     ) -> Result<Response<TargetHealthAck>, Status> {
         let r = req.into_inner();
+        self.proxies
+            .record_requests(&r.proxy_id, r.service_requests, crate::time::now_millis());
         self.proxies.report(&r.proxy_id, r.targets);
         Ok(Response::new(TargetHealthAck {}))
     }

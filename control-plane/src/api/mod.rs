@@ -5,6 +5,7 @@ mod clusters;
 mod endpoints;
 mod nodes;
 mod services;
+mod stacks;
 mod taskdefs;
 mod tasks;
 
@@ -13,6 +14,7 @@ pub use clusters::ClustersApi;
 pub use endpoints::EndpointsApi;
 pub use nodes::NodesApi;
 pub use services::{NodeAdminApi, ServicesApi};
+pub use stacks::StacksApi;
 pub use taskdefs::TaskDefinitionsApi;
 pub use tasks::TasksApi;
 

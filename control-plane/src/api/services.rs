@@ -2,8 +2,8 @@
 
 use super::blocking;
 use crate::nodes::{self, Sessions};
-use crate::services;
 use crate::state::State;
+use crate::{scaling, services};
 use berth_proto::v1::node_admin_server::NodeAdmin;
 use berth_proto::v1::services_server::Services;
 use berth_proto::v1::*;
@@ -70,6 +70,17 @@ impl Services for ServicesApi {
             services::delete(s, &r.cluster, &r.service, r.force)
         })
         .await?;
+        Ok(Response::new(ServiceReply {
+            service: Some(service),
+        }))
+    }
+
+    async fn put_scaling_policy(
+        &self,
+        req: Request<PutScalingPolicyRequest>,
+    ) -> Result<Response<ServiceReply>, Status> {
+        let r = req.into_inner();
+        let service = blocking(&self.state, move |s| scaling::put_policy(s, r)).await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
         }))

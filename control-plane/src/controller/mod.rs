@@ -2,6 +2,7 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 mod rollout;
+mod scaling;
 mod service;
 
 use crate::error::Result;
@@ -27,6 +28,8 @@ pub struct ControllerConfig {
     /// A task counts as healthy only after running (and passing its checks) this long, so a
     /// revision that crashes a moment after starting cannot complete a deployment.
     pub min_healthy_time: Duration,
+    /// How often auto scaling policies are evaluated (over a metric window just as long).
+    pub scaling_interval: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -35,6 +38,7 @@ impl Default for ControllerConfig {
             resync: Duration::from_secs(2),
             lost_node_timeout: Duration::from_secs(10),
             min_healthy_time: Duration::from_secs(5),
+            scaling_interval: Duration::from_secs(10),
         }
     }
 }
@@ -103,6 +107,9 @@ fn reconcile_all(
     proxies.retain_tasks(&|t| live.contains(t));
     for svc in services.iter().filter(|s| s.status != "INACTIVE") {
         let mem = memory.entry(svc.service_arn.clone()).or_default();
+        if let Err(e) = scaling::evaluate(state, sessions, proxies, svc, now, config, mem) {
+            tracing::warn!(service = %svc.service_name, error = %e, "auto scaling failed");
+        }
         if let Err(e) =
             service::reconcile(state, sessions, proxies, &svc.service_arn, now, config, mem)
         {

@@ -84,6 +84,7 @@ pub(super) fn backoff(
         *mem = ServiceMemory {
             steady: mem.steady,
             last_placement_event_ms: mem.last_placement_event_ms,
+            scaling_evaluated_ms: mem.scaling_evaluated_ms,
             ..Default::default()
         };
         mem.failures_seen = (p.id.clone(), p.failed_tasks);

@@ -24,6 +24,8 @@ pub struct ServiceMemory {
     pub(super) next_launch_ms: i64,
     pub(super) steady: bool,
     pub(super) last_placement_event_ms: i64,
+    /// When auto scaling last evaluated the service's policy.
+    pub(super) scaling_evaluated_ms: i64,
 }
 
 /// How long a load-balanced task that has never passed a check may take to start serving.

@@ -1,0 +1,289 @@
+//! `berth apply -f FILE` and `berth delete -f FILE`: a stack of task definitions and services,
+//! in JSON or YAML, applied as one.
+
+use crate::client::connect;
+use crate::output::{self, Format, Table};
+use anyhow::Context;
+use berth_proto::v1::services_client::ServicesClient;
+use berth_proto::v1::stacks_client::StacksClient;
+use berth_proto::v1::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The stack file: JSON, or YAML when it ends in .yaml or .yml.
+    #[arg(short, long)]
+    pub file: PathBuf,
+    /// Stack name (default: the file's `name`, else its file name without extension).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until every service of the stack is stable (its deployment completed).
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// The stack file that was applied.
+    #[arg(short, long)]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only start deleting: do not wait for the services to drain (run again to finish).
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The file as JSON text, its stack name and its cluster.
+fn read_stack(file: &Path, name: Option<String>) -> anyhow::Result<(String, String, String)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let yaml = matches!(
+        file.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let value: serde_json::Value = if yaml {
+        serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not valid YAML: {e}", file.display()))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not valid JSON: {e} (a .yaml or .yml file is read as YAML)",
+                file.display()
+            )
+        })?
+    };
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let name = name
+        .or_else(|| Some(field("name")).filter(|n| !n.is_empty()))
+        .unwrap_or(stem);
+    Ok((value.to_string(), name, field("cluster")))
+}
+
+fn print_changes(changes: &[StackChange]) {
+    let mut t = Table::new(&["KIND", "NAME", "ACTION", "DETAIL"]);
+    for c in changes {
+        t.row(vec![
+            c.kind.clone(),
+            c.name.clone(),
+            c.action.clone(),
+            output::or_dash(&c.detail),
+        ]);
+    }
+    t.print();
+}
+
+fn summary(changes: &[StackChange]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for c in changes {
+        match counts.iter_mut().find(|(a, _)| *a == c.action) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c.action.clone(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(a, n)| format!("{n} {a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn apply(a: ApplyArgs, server: &str, fmt: Format) -> anyhow::Result<()> {
+    let (json, name, cluster) = read_stack(&a.file, a.name)?;
+    let channel = connect(server).await?;
+    let reply = StacksClient::new(channel.clone())
+        .apply_stack(ApplyStackRequest {
+            stack_name: name.clone(),
+            stack_json: json,
+            dry_run: a.dry_run,
+        })
+        .await?
+        .into_inner();
+    for w in &reply.warnings {
+        eprintln!("note: {}: {w}", a.file.display());
+    }
+    if fmt == Format::Table {
+        print_changes(&reply.changes);
+        let changed = reply.changes.iter().any(|c| c.action != "unchanged");
+        if changed {
+            crate::outln!("stack {name}: {}", summary(&reply.changes));
+        } else {
+            crate::outln!(
+                "stack {name}: no changes (every task definition and service is as the file says)"
+            );
+        }
+    }
+    if a.wait && !a.dry_run {
+        let services = reply
+            .stack
+            .as_ref()
+            .map(|s| s.services.clone())
+            .unwrap_or_default();
+        wait_stable(channel.clone(), &cluster, &services, a.timeout).await?;
+    }
+    if fmt == Format::Json {
+        return output::json(&reply);
+    }
+    Ok(())
+}
+
+/// One line per service whenever its progress changes, until every primary deployment has
+/// completed.
+async fn wait_stable(
+    channel: Channel,
+    cluster: &str,
+    services: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(channel);
+    let deadline = Instant::now() + timeout;
+    let mut last: HashMap<String, String> = HashMap::new();
+    loop {
+        let mut done = 0;
+        for name in services {
+            let svc = client
+                .describe_service(DescribeServiceRequest {
+                    cluster: cluster.into(),
+                    service: name.clone(),
+                })
+                .await?
+                .into_inner()
+                .service
+                .unwrap_or_default();
+            let d = svc.deployments.first().cloned().unwrap_or_default();
+            if d.rollout_state == "FAILED" {
+                anyhow::bail!(
+                    "service {name}: deployment {} failed: {}",
+                    d.id,
+                    d.rollout_state_reason
+                );
+            }
+            let line = format!(
+                "service {name}: {} running, {} pending, {} healthy of {} desired — {}",
+                d.running_count, d.pending_count, d.healthy_count, d.desired_count, d.rollout_state
+            );
+            if last.get(name) != Some(&line) {
+                eprintln!("{line}");
+                last.insert(name.clone(), line);
+            }
+            if d.rollout_state == "COMPLETED" {
+                done += 1;
+            }
+        }
+        if done == services.len() {
+            crate::outln!("stack is stable: {done} services at their desired count");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the stack's services were not stable within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn delete(a: DeleteArgs, server: &str, fmt: Format) -> anyhow::Result<()> {
+    let (_, name, cluster) = read_stack(&a.file, a.name)?;
+    let channel = connect(server).await?;
+    let mut stacks = StacksClient::new(channel.clone());
+    let req = DeleteStackRequest {
+        cluster: cluster.clone(),
+        stack_name: name.clone(),
+    };
+    let first = stacks.delete_stack(req.clone()).await?.into_inner();
+    let record = first.stack.clone().unwrap_or_default();
+    let mut changes = first.changes.clone();
+    if record.status == "DELETING" {
+        if a.no_wait {
+            if fmt == Format::Json {
+                return output::json(&first);
+            }
+            print_changes(&changes);
+            crate::outln!(
+                "stack {name} is DELETING: its services are draining; run again to finish"
+            );
+            return Ok(());
+        }
+        wait_inactive(channel, &cluster, &record.services, a.timeout).await?;
+        let last = stacks.delete_stack(req).await?.into_inner();
+        changes.retain(|c| c.kind != "service");
+        changes.extend(last.changes.iter().cloned());
+        if fmt == Format::Json {
+            return output::json(&last);
+        }
+    } else if fmt == Format::Json {
+        return output::json(&first);
+    }
+    print_changes(&changes);
+    crate::outln!("stack {name} deleted");
+    Ok(())
+}
+
+async fn wait_inactive(
+    channel: Channel,
+    cluster: &str,
+    services: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(channel);
+    let deadline = Instant::now() + timeout;
+    let mut last: HashMap<String, String> = HashMap::new();
+    loop {
+        let mut gone = 0;
+        for name in services {
+            let svc = match client
+                .describe_service(DescribeServiceRequest {
+                    cluster: cluster.into(),
+                    service: name.clone(),
+                })
+                .await
+            {
+                Ok(r) => r.into_inner().service.unwrap_or_default(),
+                Err(s) if s.code() == tonic::Code::NotFound => Service {
+                    status: "INACTIVE".into(),
+                    ..Default::default()
+                },
+                Err(s) => return Err(s.into()),
+            };
+            let line = format!(
+                "service {name}: {} — {} running, {} pending",
+                svc.status, svc.running_count, svc.pending_count
+            );
+            if last.get(name) != Some(&line) {
+                eprintln!("{line}");
+                last.insert(name.clone(), line);
+            }
+            if svc.status == "INACTIVE" {
+                gone += 1;
+            }
+        }
+        if gone == services.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the stack's services were still draining after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,149 @@
+//! Load balancer settings of a service: its container and port against the task definition,
+//! ALB's rule and target group ranges, and health check matchers.
+
+use crate::error::FieldError;
+use berth_proto::v1::{LoadBalancer, TaskDefinition};
+
+pub(crate) fn check_load_balancers(
+    errs: &mut Vec<FieldError>,
+    lbs: &[LoadBalancer],
+    td: &TaskDefinition,
+) {
+    for (i, lb) in lbs.iter().enumerate() {
+        let Some(c) = td
+            .container_definitions
+            .iter()
+            .find(|c| c.name == lb.container_name)
+        else {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].containerName"),
+                format!(
+                    "{:?} is not a container of {}:{}",
+                    lb.container_name, td.family, td.revision
+                ),
+            ));
+            continue;
+        };
+        if !c
+            .port_mappings
+            .iter()
+            .any(|p| p.container_port == lb.container_port)
+        {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].containerPort"),
+                format!(
+                    "container {} maps no port {}; add it to portMappings",
+                    c.name, lb.container_port
+                ),
+            ));
+        }
+        if !(1..=65535).contains(&lb.listener_port) {
+            errs.push(FieldError::new(
+                format!("loadBalancers[{i}].listenerPort"),
+                "must be 1-65535",
+            ));
+        }
+        check_lb_settings(errs, i, lb);
+    }
+}
+
+/// Rules and target group settings, in ALB's ranges (the health interval may go down to 1 s).
+fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
+    let p = |f: &str| format!("loadBalancers[{i}].{f}");
+    for (j, h) in lb.host_patterns.iter().enumerate() {
+        let ok = !h.is_empty()
+            && h.len() <= 128
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.*?".contains(c));
+        if !ok {
+            errs.push(FieldError::new(
+                p(&format!("hostPatterns[{j}]")),
+                format!(
+                    "{h:?} must be a host name with optional * and ? wildcards, e.g. *.example.com"
+                ),
+            ));
+        }
+    }
+    for (j, path) in lb.path_patterns.iter().enumerate() {
+        if !path.starts_with('/') || path.len() > 128 || path.chars().any(char::is_whitespace) {
+            errs.push(FieldError::new(
+                p(&format!("pathPatterns[{j}]")),
+                format!("{path:?} must start with / (wildcards * and ?), e.g. /api/*"),
+            ));
+        }
+    }
+    if !(0..=50_000).contains(&lb.priority) {
+        errs.push(FieldError::new(p("priority"), "must be 0-50000"));
+    }
+    if !matches!(
+        lb.algorithm.as_str(),
+        "" | "round_robin" | "least_outstanding"
+    ) {
+        errs.push(FieldError::new(
+            p("algorithm"),
+            format!(
+                "{:?} must be round_robin or least_outstanding",
+                lb.algorithm
+            ),
+        ));
+    }
+    if let Some(d) = lb.drain_timeout_seconds {
+        if !(0..=3600).contains(&d) {
+            errs.push(FieldError::new(p("drainTimeoutSeconds"), "must be 0-3600"));
+        }
+    }
+    let hc = crate::endpoints::health_check_with_defaults(lb.health_check.as_ref());
+    let interval = hc.interval_seconds.unwrap_or(5);
+    let timeout = hc.timeout_seconds.unwrap_or(2);
+    if !hc.path.starts_with('/') {
+        errs.push(FieldError::new(
+            p("healthCheck.path"),
+            format!("{:?} must start with /", hc.path),
+        ));
+    }
+    if !(1..=300).contains(&interval) {
+        errs.push(FieldError::new(
+            p("healthCheck.intervalSeconds"),
+            format!("{interval} must be 1-300"),
+        ));
+    }
+    if !(1..=120).contains(&timeout) || timeout > interval {
+        errs.push(FieldError::new(
+            p("healthCheck.timeoutSeconds"),
+            format!("{timeout} must be 1-120 and not more than the interval ({interval})"),
+        ));
+    }
+    for (f, v) in [
+        ("healthyThreshold", hc.healthy_threshold.unwrap_or(2)),
+        ("unhealthyThreshold", hc.unhealthy_threshold.unwrap_or(2)),
+    ] {
+        if !(1..=10).contains(&v) {
+            errs.push(FieldError::new(
+                p(&format!("healthCheck.{f}")),
+                format!("{v} must be 1-10"),
+            ));
+        }
+    }
+    if parse_matcher(&hc.matcher).is_none() {
+        errs.push(FieldError::new(
+            p("healthCheck.matcher"),
+            format!(
+                "{:?} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
+                hc.matcher
+            ),
+        ));
+    }
+}
+
+/// "200-399", "200", "200,204" → the ranges, or None when malformed.
+pub fn parse_matcher(m: &str) -> Option<Vec<(u16, u16)>> {
+    m.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            (200..=599).contains(&a).then_some(())?;
+            (a <= b && b <= 599).then_some((a, b))
+        })
+        .collect()
+}
