@@ -44,6 +44,7 @@ pub struct RunnerContext {
     pub node_id: String,
     pub default_stop_timeout: Duration,
     pub poll: Duration,
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -129,7 +130,10 @@ impl<R: ContainerRuntime> Runner<R> {
                 self.watch(desired).await
             }
             Outcome::StopRequested => (String::new(), String::new()),
-            Outcome::Failed(code, reason) => (code, reason),
+            Outcome::Failed(code, reason) => {
+                self.ctx.metrics.container_failed(&reason);
+                (code, reason)
+            }
         };
         self.stop(&code, &reason).await;
     }
@@ -191,6 +195,7 @@ impl<R: ContainerRuntime> Runner<R> {
                             format!("CannotStartContainerError: {e}"),
                         );
                     }
+                    self.ctx.metrics.container_started();
                 }
                 _ => {
                     if let Err(e) = self.rt.ensure_image(&c.image).await {
@@ -216,6 +221,7 @@ impl<R: ContainerRuntime> Runner<R> {
                             format!("CannotStartContainerError: {e}"),
                         );
                     }
+                    self.ctx.metrics.container_started();
                 }
             }
             self.refresh().await;
@@ -385,6 +391,7 @@ impl<R: ContainerRuntime> Runner<R> {
 
     /// Publishes the task's observed state; announces it only when something changed.
     fn publish(&mut self, status: &str, code: &str, reason: &str) {
+        self.ctx.metrics.task_state(&self.arn, status);
         let containers: Vec<Container> = self
             .def
             .container_definitions

@@ -36,6 +36,7 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
+    metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -53,7 +54,12 @@ struct Ended {
 }
 
 impl<R: ContainerRuntime> Session<R> {
-    pub fn new(rt: Arc<R>, config: Config, node_id: String) -> Self {
+    pub fn new(
+        rt: Arc<R>,
+        config: Config,
+        node_id: String,
+        metrics: Arc<crate::metrics::AgentMetrics>,
+    ) -> Self {
         let (changed_tx, changed_rx) = mpsc::unbounded_channel();
         Self {
             rt,
@@ -67,6 +73,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
+            metrics,
         }
     }
 
@@ -81,6 +88,7 @@ impl<R: ContainerRuntime> Session<R> {
             match end {
                 End::Shutdown => return,
                 End::Disconnected(why) => {
+                    self.metrics.disconnected();
                     tracing::warn!(server = %self.config.server, error = %why, retry_in = ?backoff, "control plane unreachable; tasks keep running");
                 }
             }
@@ -167,6 +175,7 @@ impl<R: ContainerRuntime> Session<R> {
                             let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
                             heartbeat = tokio::time::interval(every);
                             *welcomed = true;
+                            self.metrics.welcomed();
                             tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
                             // Everything we know, in full: the server may have missed reports.
                             for h in self.runners.values() {
@@ -252,6 +261,7 @@ impl<R: ContainerRuntime> Session<R> {
                         node_id: self.node_id.clone(),
                         default_stop_timeout: self.config.default_stop_timeout,
                         poll: self.config.poll,
+                        metrics: self.metrics.clone(),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),
@@ -277,6 +287,7 @@ impl<R: ContainerRuntime> Session<R> {
                 return true;
             }
             if h.join.is_finished() {
+                self.metrics.forget_task(arn);
                 return false;
             }
             h.desired.send_modify(|d| d.wanted = false);

@@ -5,6 +5,7 @@ mod bench; // proxy helper
 mod cluster;
 mod demo;
 mod images;
+mod metrics_http;
 mod node;
 mod proxy; // proxy helper
 mod serve;

@@ -113,6 +113,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
                 .config(server, args.node_name.clone(), args.data.join("agent"));
             match berth_agent::spawn(cfg).await {
                 Ok(a) => {
+                    if let Ok(mut extra) = plane.extra_metrics.lock() {
+                        extra.push(std::sync::Arc::new(a.metrics_source()));
+                    }
                     eprintln!(
                         "{name}: local agent (node {}) on the Docker engine",
                         args.node_name
