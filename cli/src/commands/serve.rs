@@ -14,7 +14,7 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// HTTP listen address (health, metrics).
+    /// HTTP listen address (web console, JSON API, health, metrics).
     #[arg(long, default_value = "127.0.0.1:7080")]
     pub http: SocketAddr,
     /// How often agents heartbeat.
@@ -68,7 +68,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Server => "berth server",
     };
     eprintln!(
-        "{name}: control plane on {} (gRPC), http://{} (health, metrics), data in {}",
+        "{name}: control plane on {} (gRPC), http://{} (console, API, health, metrics), data in {}",
         plane.grpc_addr,
         plane.http_addr,
         args.data.display()
