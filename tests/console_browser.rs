@@ -1,7 +1,8 @@
 //! The web console in a real browser: headless Chromium (Debian's `chromium` and
 //! `chromium-driver`) drives the console of a `berth dev` on the real Docker engine, as a user
 //! would: create a cluster, register a task definition, create a service of 2 behind the load
-//! balancer, watch it reach 2 running, open its address, stop a task and see its replacement,
+//! balancer, watch it reach 2 running, open its address, read a task's logs, stop a task and see
+//! its replacement,
 //! delete the service. The services page with 2 running tasks is saved as a PNG (the path is
 //! printed); on failure, a screenshot of the moment is saved too.
 
@@ -166,9 +167,18 @@ fn console_runs_a_load_balanced_service_end_to_end() {
             .then_some(())
     });
 
-    // Stop one task: the service replaces it.
+    // A task's logs, read through its agent: the demo logs the requests it served.
     d.goto(&format!("{console}#/services"));
     let victim = first[0].clone();
+    d.click(&format!(
+        ".service[data-name='web'] tr.task[data-id='{victim}'] button.logs"
+    ));
+    let logs = wait_for(Duration::from_secs(20), "the task's logs", || {
+        Some(d.text("#service-logs pre.logs")).filter(|t| t.contains("GET /"))
+    });
+    assert!(logs.contains(" 200"), "{logs}");
+
+    // Stop one task: the service replaces it.
     d.click(&format!(
         ".service[data-name='web'] tr.task[data-id='{victim}'] button.stop-task"
     ));

@@ -3,7 +3,8 @@
 //! `POST /api/v1/{Service}/{Method}` takes the camelCase JSON of the `berth.v1` request message
 //! and answers with the reply message's, by calling the very tonic service implementations the
 //! gRPC port serves, so validation and errors are the same. A `tonic::Status` becomes an HTTP
-//! status and `{"code": "...", "message": "..."}`. `Authorization` is passed on as gRPC metadata.
+//! status and `{"code": "...", "message": "..."}`. `Authorization` is passed on as gRPC metadata,
+//! and every request first goes through the same `Check` a gRPC interceptor would apply.
 
 mod logs;
 mod status;
@@ -31,8 +32,14 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 
 pub use status::{http_status, status_response};
 
+/// What a tonic interceptor does, applied to each HTTP request's metadata before its handler
+/// runs: give `router_with` the gRPC server's interceptor and both transports check alike.
+pub type Check =
+    Arc<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
 /// The gRPC service implementations the HTTP handlers call.
 pub struct Api {
+    check: Check,
     clusters: ClustersApi,
     taskdefs: TaskDefinitionsApi,
     tasks: TasksApi,
@@ -42,8 +49,9 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(state: State, sessions: Arc<Sessions>) -> Self {
+    pub fn new(state: State, sessions: Arc<Sessions>, check: Check) -> Self {
         Self {
+            check,
             clusters: ClustersApi {
                 state: state.clone(),
             },
@@ -67,11 +75,17 @@ impl Api {
     }
 }
 
-/// `/api/v1/...` and the console's pages, ready to merge into the HTTP port's router.
+/// `/api/v1/...` and the console's pages, ready to merge into the HTTP port's router. Requests
+/// reach the handlers with only their metadata passed on (the handlers decide).
 pub fn router(state: State, sessions: Arc<Sessions>) -> Router {
+    router_with(state, sessions, Arc::new(Ok))
+}
+
+/// As `router`, with each request first passed through `check`.
+pub fn router_with(state: State, sessions: Arc<Sessions>, check: Check) -> Router {
     Router::new()
         .route("/api/v1/{service}/{method}", post(dispatch))
-        .with_state(Arc::new(Api::new(state, sessions)))
+        .with_state(Arc::new(Api::new(state, sessions, check)))
         .merge(crate::console::router())
         .route("/api/v1", get(methods))
 }
@@ -112,7 +126,14 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let md = metadata(&headers);
+    let md = match (api.check)(tonic::Request::from_parts(
+        metadata(&headers),
+        tonic::Extensions::default(),
+        (),
+    )) {
+        Ok(r) => r,
+        Err(s) => return status_response(&s),
+    };
     let a = &*api;
     match (service.as_str(), method.as_str()) {
         ("Clusters", "CreateCluster") => call(md, &body, |r| a.clusters.create_cluster(r)).await,
@@ -173,7 +194,7 @@ fn metadata(headers: &HeaderMap) -> MetadataMap {
 
 /// The request message from the body's JSON (an empty body is the default message).
 fn parse<T: DeserializeOwned + Default>(
-    md: MetadataMap,
+    checked: tonic::Request<()>,
     body: &[u8],
 ) -> Result<tonic::Request<T>, tonic::Status> {
     let msg = if body.iter().all(u8::is_ascii_whitespace) {
@@ -185,15 +206,12 @@ fn parse<T: DeserializeOwned + Default>(
             ))
         })?
     };
-    Ok(tonic::Request::from_parts(
-        md,
-        tonic::Extensions::default(),
-        msg,
-    ))
+    let (md, extensions, ()) = checked.into_parts();
+    Ok(tonic::Request::from_parts(md, extensions, msg))
 }
 
 /// Parses, calls one tonic method, and answers with its reply's JSON or its status.
-async fn call<Req, Rep, F, Fut>(md: MetadataMap, body: &[u8], f: F) -> Response
+async fn call<Req, Rep, F, Fut>(md: tonic::Request<()>, body: &[u8], f: F) -> Response
 where
     Req: DeserializeOwned + Default,
     Rep: Serialize,
@@ -209,3 +227,6 @@ where
         Err(s) => status_response(&s),
     }
 }
+
+#[cfg(test)]
+mod tests;
