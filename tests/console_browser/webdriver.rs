@@ -140,9 +140,20 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", "--window-size=1400,1500",
-                         format!("--user-data-dir={}", d._profile.path().display())]
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                    "--disable-gpu", "--window-size=1400,1500",
+                    format!("--user-data-dir={}", d._profile.path().display()),
+                    // Tests never touch the internet: no update checks, reports or lookups
+                    // of any name (only IP literals such as 127.0.0.1 are reached).
+                    "--no-first-run", "--no-default-browser-check", "--no-pings",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-default-apps", "--disable-extensions",
+                    "--disable-domain-reliability", "--disable-breakpad",
+                    "--disable-client-side-phishing-detection", "--metrics-recording-only",
+                    "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+                ]
             }
         }}});
         let v = d.call("POST", "/session", Some(caps));
