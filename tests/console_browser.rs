@@ -150,7 +150,7 @@ fn console_runs_a_load_balanced_service_end_to_end() {
     d.screenshot(&shot).expect("screenshot");
     println!("services page with 2 running tasks: {}", shot.display());
 
-    // The service's address, as the console links it, answers through the load balancer.
+    // The service's address, as the console links it (through the load balancer).
     let href = d
         .script(
             "return document.querySelector(`.service[data-name='web'] a.service-address`).href;",
@@ -160,6 +160,29 @@ fn console_runs_a_load_balanced_service_end_to_end() {
         .unwrap_or_default()
         .to_string();
     assert_eq!(href, format!("http://127.0.0.1:{port}/"));
+
+    // The same tasks on the tasks page, and the node that runs them with its resources.
+    d.goto(&format!("{console}#/tasks"));
+    wait_for(Duration::from_secs(10), "the tasks page", || {
+        let v = d.script(
+            "return [...document.querySelectorAll('#task-list tr.task')].map(r => r.dataset.id);",
+            json!([]),
+        );
+        let ids: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+        (ids.len() == 2 && first.iter().all(|id| ids.contains(id))).then_some(())
+    });
+    d.goto(&format!("{console}#/nodes"));
+    d.wait_find(
+        "#node-list tr[data-name='dev'] button.drain",
+        Duration::from_secs(10),
+    );
+    let node = d.text("#node-list tr[data-name='dev']");
+    assert!(
+        node.contains("2 running") && node.contains("connected") && !node.contains("disconnected"),
+        "{node}"
+    );
+
+    // The service's address answers through the load balancer.
     wait_for(long, "the service's page through the proxy", || {
         d.goto(&href);
         d.text("body")

@@ -125,7 +125,6 @@ fn json_api_answers_as_grpc_does_with_http_statuses() {
         .as_str()
         .unwrap()
         .contains("ClusterContainsServicesException"));
-
     // Bad requests name what is wrong.
     let (status, text) = request(http, "POST", "/api/v1/Clusters/CreateCluster", "{nope");
     assert_eq!(status, 400, "{text}");
@@ -165,6 +164,28 @@ fn json_api_answers_as_grpc_does_with_http_statuses() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(passes > 0, "{text}");
+
+    // An optional field left out keeps its value; given, it changes it.
+    let (status, v) = post(
+        http,
+        "Services/UpdateService",
+        json!({"cluster": "web-http", "service": "web"}),
+    );
+    assert_eq!(
+        (status, &v["service"]["desiredCount"]),
+        (200, &json!(1)),
+        "{v}"
+    );
+    let (status, v) = post(
+        http,
+        "Services/UpdateService",
+        json!({"cluster": "web-http", "service": "web", "desiredCount": 0}),
+    );
+    assert_eq!(
+        (status, &v["service"]["desiredCount"]),
+        (200, &json!(0)),
+        "{v}"
+    );
 }
 
 struct Agent(Child);
