@@ -126,6 +126,9 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !is_json(&headers) {
+        return unsupported_media_type();
+    }
     let md = match (api.check)(tonic::Request::from_parts(
         metadata(&headers),
         tonic::Extensions::default(),
@@ -178,6 +181,28 @@ async fn dispatch(
             "no method {service}/{method}; GET /api/v1 lists them"
         ))),
     }
+}
+
+/// Only JSON is taken: a browser cannot send it from another site without asking first (CORS,
+/// which this API never allows), so a page elsewhere cannot forge calls through a user's browser.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn unsupported_media_type() -> Response {
+    let body = serde_json::json!({
+        "code": "InvalidArgument",
+        "message": "send the request message as JSON with Content-Type: application/json",
+    });
+    (
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// The caller's credentials, as a gRPC client would send them.
