@@ -1,6 +1,7 @@
 //! Berth's agent: registers this host as a node, runs the tasks the control plane places here on
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
+pub mod metrics;
 pub mod runner;
 pub mod runtime;
 mod session;
@@ -113,6 +114,8 @@ pub enum AgentError {
 pub struct Agent {
     stop: watch::Sender<bool>,
     join: JoinHandle<()>,
+    metrics: Arc<metrics::AgentMetrics>,
+    name: String,
 }
 
 fn node_id_file(dir: &Path) -> PathBuf {
@@ -144,12 +147,25 @@ pub async fn spawn_with<R: ContainerRuntime>(
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let (stop, stopped) = watch::channel(false);
-    let session = session::Session::new(rt, config, node_id);
+    let metrics = Arc::new(metrics::AgentMetrics::default());
+    let name = config.name.clone();
+    let session = session::Session::new(rt, config, node_id, metrics.clone());
     let join = tokio::spawn(session.run(stopped));
-    Ok(Agent { stop, join })
+    Ok(Agent {
+        stop,
+        join,
+        metrics,
+        name,
+    })
 }
 
 impl Agent {
+    /// A detached source of this agent's Prometheus text, for an HTTP endpoint.
+    pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let (metrics, name) = (self.metrics.clone(), self.name.clone());
+        move || metrics.render(&name)
+    }
+
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.join.await;

@@ -46,6 +46,7 @@ pub struct RunnerContext {
     pub poll: Duration,
     /// Bridge-mode tasks join this Docker network instead of publishing host ports.
     pub task_network: Option<String>,
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -131,7 +132,10 @@ impl<R: ContainerRuntime> Runner<R> {
                 self.watch(desired).await
             }
             Outcome::StopRequested => (String::new(), String::new()),
-            Outcome::Failed(code, reason) => (code, reason),
+            Outcome::Failed(code, reason) => {
+                self.ctx.metrics.container_failed(&reason);
+                (code, reason)
+            }
         };
         self.stop(&code, &reason).await;
     }
@@ -193,6 +197,7 @@ impl<R: ContainerRuntime> Runner<R> {
                             format!("CannotStartContainerError: {e}"),
                         );
                     }
+                    self.ctx.metrics.container_started();
                 }
                 _ => {
                     if let Err(e) = self.rt.ensure_image(&c.image).await {
@@ -218,6 +223,7 @@ impl<R: ContainerRuntime> Runner<R> {
                             format!("CannotStartContainerError: {e}"),
                         );
                     }
+                    self.ctx.metrics.container_started();
                 }
             }
             self.refresh().await;
@@ -389,6 +395,7 @@ impl<R: ContainerRuntime> Runner<R> {
 
     /// Publishes the task's observed state; announces it only when something changed.
     fn publish(&mut self, status: &str, code: &str, reason: &str) {
+        self.ctx.metrics.task_state(&self.arn, status);
         let containers: Vec<Container> = self
             .def
             .container_definitions

@@ -37,6 +37,7 @@ pub struct Session<R> {
     known: HashSet<String>,
     have_desired: bool,
     usage: crate::usage::UsageSampler,
+    metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -54,7 +55,12 @@ struct Ended {
 }
 
 impl<R: ContainerRuntime> Session<R> {
-    pub fn new(rt: Arc<R>, config: Config, node_id: String) -> Self {
+    pub fn new(
+        rt: Arc<R>,
+        config: Config,
+        node_id: String,
+        metrics: Arc<crate::metrics::AgentMetrics>,
+    ) -> Self {
         let (changed_tx, changed_rx) = mpsc::unbounded_channel();
         Self {
             rt,
@@ -69,6 +75,7 @@ impl<R: ContainerRuntime> Session<R> {
             known: HashSet::new(),
             have_desired: false,
             usage: Default::default(),
+            metrics,
         }
     }
 
@@ -83,6 +90,7 @@ impl<R: ContainerRuntime> Session<R> {
             match end {
                 End::Shutdown => return,
                 End::Disconnected(why) => {
+                    self.metrics.disconnected();
                     tracing::warn!(server = %self.config.server, error = %why, retry_in = ?backoff, "control plane unreachable; tasks keep running");
                 }
             }
@@ -176,6 +184,7 @@ impl<R: ContainerRuntime> Session<R> {
                             let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
                             heartbeat = tokio::time::interval(every);
                             *welcomed = true;
+                            self.metrics.welcomed();
                             tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
                             // Everything we know, in full: the server may have missed reports.
                             for h in self.runners.values() {
@@ -264,6 +273,7 @@ impl<R: ContainerRuntime> Session<R> {
                         default_stop_timeout: self.config.default_stop_timeout,
                         poll: self.config.poll,
                         task_network: self.config.task_network.clone(),
+                        metrics: self.metrics.clone(),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),
@@ -289,6 +299,7 @@ impl<R: ContainerRuntime> Session<R> {
                 return true;
             }
             if h.join.is_finished() {
+                self.metrics.forget_task(arn);
                 return false;
             }
             h.desired.send_modify(|d| d.wanted = false);

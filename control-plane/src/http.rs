@@ -1,4 +1,5 @@
-//! The HTTP port: `/healthz` and `/metrics` (Prometheus text).
+//! The HTTP port: `/healthz`, `/metrics` (Prometheus text), and the routes given to `serve`
+//! (the JSON API and the console).
 
 use crate::state::{keys, State};
 use std::sync::{Arc, Mutex};
@@ -18,12 +19,14 @@ pub async fn serve(
     listener: TcpListener,
     state: State,
     extra: ExtraMetrics,
+    routes: Router,
     mut stopped: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state((state, extra));
+        .with_state((state, extra))
+        .merge(routes);
     let shutdown = async move {
         let _ = stopped.wait_for(|s| *s).await;
     };
@@ -36,15 +39,16 @@ pub async fn serve(
 }
 
 async fn metrics(Ax((state, extra)): Ax<(State, ExtraMetrics)>) -> String {
-    let counts = tokio::task::spawn_blocking(move || {
+    // Sources may read the store: off the async workers, like the counts.
+    let (counts, more) = tokio::task::spawn_blocking(move || {
         let store = state.store();
         let n = |p: &str| store.scan(p).map(|v| v.len()).unwrap_or(0);
-        (n(keys::CLUSTERS), n(keys::TASK_DEFINITIONS))
+        let sources: Vec<MetricsSource> = extra.lock().map(|v| v.clone()).unwrap_or_default();
+        let more: String = sources.iter().map(|f| f()).collect();
+        ((n(keys::CLUSTERS), n(keys::TASK_DEFINITIONS)), more)
     })
     .await
     .unwrap_or_default();
-    let sources: Vec<MetricsSource> = extra.lock().map(|v| v.clone()).unwrap_or_default();
-    let more: String = sources.iter().map(|f| f()).collect();
     format!(
         "{more}# HELP berth_clusters Clusters stored (any status).\n# TYPE berth_clusters gauge\nberth_clusters {}\n\
          # HELP berth_task_definitions Task definition revisions stored.\n# TYPE berth_task_definitions gauge\nberth_task_definitions {}\n",

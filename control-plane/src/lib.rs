@@ -4,10 +4,13 @@
 pub mod api;
 pub mod arn;
 pub mod clusters;
+pub mod console;
 pub mod controller;
 pub mod endpoints;
 pub mod error;
 pub mod http;
+pub mod http_api;
+pub mod metrics;
 pub mod nodes;
 pub mod proxies;
 pub mod scaling;

@@ -86,6 +86,11 @@ impl Sessions {
         self.lock().last_seen.get(node_id).copied()
     }
 
+    /// How many agents have a live session.
+    pub fn connected_count(&self) -> usize {
+        self.lock().by_node.len()
+    }
+
     pub fn is_connected(&self, node_id: &str) -> bool {
         self.lock().by_node.contains_key(node_id)
     }

@@ -193,10 +193,12 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         }
     });
     let extra_metrics = http::ExtraMetrics::default();
+    crate::metrics::register(&extra_metrics, &state, &sessions);
     let http_task = tokio::spawn(http::serve(
         http_listener,
         state.clone(),
         extra_metrics.clone(),
+        crate::http_api::router(state.clone(), sessions.clone()),
         stopped.clone(),
     ));
     let gc_task = tokio::spawn(forget_stopped_tasks(

@@ -46,6 +46,7 @@ pub mod keys {
 pub struct State {
     store: Arc<dyn Store>,
     write: Arc<Mutex<()>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl State {
@@ -53,7 +54,13 @@ impl State {
         Self {
             store,
             write: Arc::new(Mutex::new(())),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The control plane's counters (placements, reconcile latency, deployments).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

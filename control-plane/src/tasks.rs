@@ -162,6 +162,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
     for _ in 0..count {
         match scheduler::place_one(&mut nodes, &demand) {
             Ok(node_id) => {
+                state.metrics().placed();
                 let task = new_task(&cluster.cluster_name, &td, &node_id, &demand, &req);
                 ops.push(put(
                     keys::task(&cluster.cluster_name, task_id(&task.task_arn)),
@@ -169,11 +170,14 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
                 ));
                 reply.tasks.push(task);
             }
-            Err(r) => reply.failures.push(Failure {
-                arn: td.task_definition_arn.clone(),
-                reason: r.reason.to_string(),
-                detail: r.detail,
-            }),
+            Err(r) => {
+                state.metrics().placement_failed(r.reason);
+                reply.failures.push(Failure {
+                    arn: td.task_definition_arn.clone(),
+                    reason: r.reason.to_string(),
+                    detail: r.detail,
+                })
+            }
         }
     }
     state.commit(ops)?;

@@ -12,6 +12,9 @@ pub struct AgentArgs {
     /// Where the agent keeps its node id.
     #[arg(long, env = "BERTH_AGENT_DATA", default_value = "./berth-agent-data")]
     pub data: PathBuf,
+    /// Serve the agent's `/metrics` (Prometheus) here, e.g. 127.0.0.1:7082 (off by default).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -110,9 +113,29 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         config.memory_mib,
         args.data.display()
     );
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-addr): {e}"))?,
+        ),
+        None => None,
+    };
     let a = agent::spawn(config).await?;
+    let metrics = metrics_listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            eprintln!("berth agent: metrics on http://{addr}/metrics");
+        }
+        tokio::spawn(super::metrics_http::serve(
+            l,
+            std::sync::Arc::new(a.metrics_source()),
+        ))
+    });
     super::serve::wait_for_signal().await;
     eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
+    if let Some(m) = metrics {
+        m.abort();
+    }
     a.shutdown().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// HTTP listen address (health, metrics).
+    /// HTTP listen address (web console, JSON API, health, metrics).
     #[arg(long, default_value = "127.0.0.1:7080")]
     pub http: SocketAddr,
     /// How often agents heartbeat.
@@ -72,7 +72,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Server => "berth server",
     };
     eprintln!(
-        "{name}: control plane on {} (gRPC), http://{} (health, metrics), data in {}",
+        "{name}: control plane on {} (gRPC), http://{} (console, API, health, metrics), data in {}",
         plane.grpc_addr,
         plane.http_addr,
         args.data.display()
@@ -117,6 +117,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
                 .config(server, args.node_name.clone(), args.data.join("agent"));
             match berth_agent::spawn(cfg).await {
                 Ok(a) => {
+                    if let Ok(mut extra) = plane.extra_metrics.lock() {
+                        extra.push(std::sync::Arc::new(a.metrics_source()));
+                    }
                     eprintln!(
                         "{name}: local agent (node {}) on the Docker engine",
                         args.node_name

@@ -95,6 +95,7 @@ fn reconcile_all(
     started_ms: i64,
     memory: &mut HashMap<String, ServiceMemory>,
 ) -> Result<()> {
+    let _timer = state.metrics().time_reconcile();
     let now = time::now_millis();
     mark_lost_nodes(state, sessions, config, started_ms, now)?;
     deregister_drained(state, proxies, now)?;

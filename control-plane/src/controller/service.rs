@@ -287,6 +287,7 @@ pub fn reconcile(
                 };
                 match placed {
                     Ok(node_id) => {
+                        state.metrics().placed();
                         let mut t = tasks::build_task(
                             cluster,
                             td,
@@ -303,6 +304,7 @@ pub fn reconcile(
                         if daemon {
                             continue;
                         }
+                        state.metrics().placement_failed(r.reason);
                         rejections.push(r);
                         break;
                     }
@@ -555,6 +557,7 @@ pub fn reconcile(
     }
 
     if svc != before {
+        state.metrics().deployments_finished(&before, &svc);
         ops.push(put(key, &svc));
     }
     state.commit(ops)?;

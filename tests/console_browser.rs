@@ -1,0 +1,259 @@
+//! The web console in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) drives the console of a `berth dev` on the real Docker engine, as a user
+//! would: create a cluster, register a task definition, create a service of 2 behind the load
+//! balancer, watch it reach 2 running, open its address, read a task's logs, stop a task and see
+//! its replacement,
+//! delete the service. The services page with 2 running tasks is saved as a PNG (the path is
+//! printed); on failure, a screenshot of the moment is saved too.
+
+mod common;
+#[path = "console_browser/webdriver.rs"]
+mod webdriver;
+
+use common::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+use webdriver::Driver;
+
+const FAST: &[&str] = &[
+    "--heartbeat",
+    "500ms",
+    "--heartbeat-timeout",
+    "3s",
+    "--stop-timeout",
+    "5s",
+    "--resync",
+    "500ms",
+    "--min-healthy-time",
+    "1s",
+];
+
+fn shots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser")
+}
+
+/// Saves a screenshot if the test is failing when it is dropped.
+struct ShotOnFailure<'a>(&'a Driver);
+
+impl Drop for ShotOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let path = shots_dir().join("failure.png");
+            match self.0.screenshot(&path) {
+                Ok(()) => eprintln!("screenshot of the failure: {}", path.display()),
+                Err(e) => eprintln!("no screenshot of the failure: {e}"),
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Ids of the service's task rows whose last status is RUNNING.
+fn running_ids(d: &Driver, service: &str) -> Vec<String> {
+    let v = d.script(
+        "return [...document.querySelectorAll(`.service[data-name='${arguments[0]}'] tr.task`)]
+           .filter(r => r.dataset.status === 'RUNNING').map(r => r.dataset.id);",
+        json!([service]),
+    );
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+fn running_count(d: &Driver, service: &str) -> String {
+    d.text(&format!(".service[data-name='{service}'] .running-count"))
+}
+
+#[test]
+fn console_runs_a_load_balanced_service_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("console");
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    let console = format!("http://{}/", dev.http);
+    let driver = Driver::start();
+    let d = &driver;
+    let _shot = ShotOnFailure(d);
+    let long = Duration::from_secs(90);
+
+    // A cluster, and a bad name shows the same field error the CLI prints.
+    d.goto(&format!("{console}#/clusters"));
+    d.type_into("#cluster-name", "bad name!");
+    d.click("#cluster-create");
+    let shown = wait_for(Duration::from_secs(10), "the field error", || {
+        Some(d.text("#error")).filter(|t| !t.is_empty())
+    });
+    let cli = berth(&dev.grpc, &["cluster", "create", "bad name!"]);
+    assert!(!cli.ok);
+    let message = shown.split_once(": ").map_or("", |(_, m)| m).to_string();
+    assert!(shown.contains("clusterName"), "{shown}");
+    assert!(
+        cli.stderr.contains(&message),
+        "console: {shown}\ncli: {}",
+        cli.stderr
+    );
+    d.type_into("#cluster-name", &cluster);
+    d.click("#cluster-create");
+    d.wait_find(
+        &format!("tr[data-name='{cluster}']"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        d.script(
+            "return document.getElementById('cluster-select').value;",
+            json!([])
+        ),
+        json!(cluster),
+        "the new cluster is the one the console works in"
+    );
+
+    // A task definition, pasted as ECS JSON.
+    d.goto(&format!("{console}#/taskdefs"));
+    let def = r#"{"family": "console-web", "containerDefinitions": [{"name": "web", "image": "berth-demo:latest", "memory": 32, "portMappings": [{"containerPort": 80}], "stopTimeout": 5, "environment": [{"name": "MESSAGE", "value": "hello through the console"}]}]}"#;
+    d.type_into("#taskdef-json", def);
+    d.click("#taskdef-register");
+    wait_for(Duration::from_secs(10), "the registration", || {
+        d.text("#taskdef-result")
+            .contains("Registered console-web:1")
+            .then_some(())
+    });
+    d.wait_find(
+        "#taskdef-list tr[data-name='console-web:1']",
+        Duration::from_secs(5),
+    );
+
+    // A service of 2 behind the proxy.
+    let port = free_port();
+    d.goto(&format!("{console}#/services"));
+    d.type_into("#svc-name", "web");
+    d.type_into("#svc-taskdef", "console-web:1");
+    d.type_into("#svc-desired", "2");
+    d.type_into("#svc-lb-port", &port.to_string());
+    d.type_into("#svc-lb-container", "web:80");
+    d.type_into("#svc-health-path", "/health");
+    d.click("#svc-create");
+    d.wait_find(".service[data-name='web']", Duration::from_secs(10));
+    let first = wait_for(long, "2 running tasks on the services page", || {
+        let ids = running_ids(d, "web");
+        (running_count(d, "web") == "2" && ids.len() == 2).then_some(ids)
+    });
+    let shot = shots_dir().join("services-2-running.png");
+    d.screenshot(&shot).expect("screenshot");
+    println!("services page with 2 running tasks: {}", shot.display());
+
+    // The service's address, as the console links it (through the load balancer).
+    let href = d
+        .script(
+            "return document.querySelector(`.service[data-name='web'] a.service-address`).href;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(href, format!("http://127.0.0.1:{port}/"));
+
+    // The same tasks on the tasks page, and the node that runs them with its resources.
+    d.goto(&format!("{console}#/tasks"));
+    wait_for(Duration::from_secs(10), "the tasks page", || {
+        let v = d.script(
+            "return [...document.querySelectorAll('#task-list tr.task')].map(r => r.dataset.id);",
+            json!([]),
+        );
+        let ids: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+        (ids.len() == 2 && first.iter().all(|id| ids.contains(id))).then_some(())
+    });
+    d.goto(&format!("{console}#/nodes"));
+    d.wait_find(
+        "#node-list tr[data-name='dev'] button.drain",
+        Duration::from_secs(10),
+    );
+    let node = d.text("#node-list tr[data-name='dev']");
+    assert!(
+        node.contains("2 running") && node.contains("connected") && !node.contains("disconnected"),
+        "{node}"
+    );
+
+    // The service's address answers through the load balancer.
+    wait_for(long, "the service's page through the proxy", || {
+        d.goto(&href);
+        d.text("body")
+            .contains("hello through the console")
+            .then_some(())
+    });
+
+    // A task's logs, read through its agent: the demo logs the requests it served.
+    d.goto(&format!("{console}#/services"));
+    let victim = first[0].clone();
+    d.click(&format!(
+        ".service[data-name='web'] tr.task[data-id='{victim}'] button.logs"
+    ));
+    let logs = wait_for(Duration::from_secs(20), "the task's logs", || {
+        Some(d.text("#service-logs pre.logs")).filter(|t| t.contains("GET /"))
+    });
+    assert!(logs.contains(" 200"), "{logs}");
+
+    // Stop one task: the service replaces it.
+    d.click(&format!(
+        ".service[data-name='web'] tr.task[data-id='{victim}'] button.stop-task"
+    ));
+    let replaced = wait_for(long, "a replacement task running", || {
+        let ids = running_ids(d, "web");
+        (ids.len() == 2 && !ids.contains(&victim)).then_some(ids)
+    });
+    let before: HashSet<&String> = first.iter().collect();
+    assert!(
+        replaced.iter().any(|id| !before.contains(id)),
+        "{first:?} → {replaced:?}"
+    );
+    let events = d.text(".service[data-name='web'] .events");
+    assert!(events.contains("has started 1 tasks"), "{events}");
+
+    // Delete (the button asks once more); the card goes once the service is inactive.
+    d.click(".service[data-name='web'] button.delete-service");
+    d.click(".service[data-name='web'] button.delete-service.confirm");
+    wait_for(long, "the service to be gone from the page", || {
+        d.find(".service[data-name='web']").is_none().then_some(())
+    });
+    let described = berth(
+        &dev.grpc,
+        &[
+            "service",
+            "describe",
+            "web",
+            "--cluster",
+            &cluster,
+            "-o",
+            "json",
+        ],
+    );
+    assert!(described.ok, "{}", described.stderr);
+    assert_eq!(
+        described.json()["service"]["status"],
+        "INACTIVE",
+        "{}",
+        described.stdout
+    );
+    assert!(
+        containers_with_label(&format!("berth.cluster={cluster}"))
+            .iter()
+            .all(|id| !is_running(id)),
+        "no container of the service still runs"
+    );
+}
+
+fn is_running(id: &str) -> bool {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Running}}", id])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim() == "true"
+}
