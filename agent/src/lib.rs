@@ -32,6 +32,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How often a runner re-inspects its containers.
     pub poll: Duration,
+    /// Mutual TLS to the control plane (`berth_trust::enroll`); `None` is plaintext (`berth dev`).
+    pub tls: Option<berth_trust::ClientTls>,
 }
 
 impl Config {
@@ -55,6 +57,7 @@ impl Config {
             default_stop_timeout: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(30),
             poll: Duration::from_millis(500),
+            tls: None,
         }
     }
 }
@@ -111,6 +114,13 @@ pub(crate) fn save_node_id(dir: &Path, id: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, node_id_file(dir))
 }
 
+/// The node id a previous run kept in `dir` (empty on a first start).
+pub fn read_node_id(dir: &Path) -> String {
+    std::fs::read_to_string(node_id_file(dir))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Connects to Docker, then serves the control plane's stream (reconnecting) until shutdown.
 pub async fn spawn(config: Config) -> Result<Agent, AgentError> {
     let rt = DockerRuntime::connect().await?;
@@ -126,9 +136,11 @@ pub async fn spawn_with<R: ContainerRuntime>(
         dir: config.data_dir.clone(),
         source,
     })?;
-    let node_id = std::fs::read_to_string(node_id_file(&config.data_dir))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let node_id = match config.tls.as_ref().and_then(|t| t.identity()) {
+        // The certificate names the node.
+        Some(who) => who.id,
+        None => read_node_id(&config.data_dir),
+    };
     let (stop, stopped) = watch::channel(false);
     let session = session::Session::new(rt, config, node_id);
     let join = tokio::spawn(session.run(stopped));

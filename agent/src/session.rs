@@ -126,13 +126,9 @@ impl<R: ContainerRuntime> Session<R> {
         shutdown: &mut watch::Receiver<bool>,
         welcomed: &mut bool,
     ) -> End {
-        let endpoint = match tonic::transport::Endpoint::from_shared(self.config.server.clone()) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(3)).tcp_nodelay(true),
-            Err(e) => return End::Disconnected(format!("bad server URL: {e}")),
-        };
-        let channel = match endpoint.connect().await {
+        let channel = match connect(&self.config).await {
             Ok(c) => c,
-            Err(e) => return End::Disconnected(e.to_string()),
+            Err(e) => return End::Disconnected(e),
         };
         let (out, out_rx) = mpsc::channel::<AgentMessage>(256);
         let send = |body| AgentMessage { body: Some(body) };
@@ -375,4 +371,23 @@ impl<R> Drop for Session<R> {
 /// Resolves once shutdown is asked for (the watch guard never lives across an await).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Plaintext, or mutual TLS with the certificate current at this connect.
+async fn connect(config: &Config) -> Result<tonic::transport::Channel, String> {
+    let endpoint = match &config.tls {
+        Some(tls) => tls.endpoint(&config.server).map_err(|e| e.to_string())?,
+        None => tonic::transport::Endpoint::from_shared(config.server.clone())
+            .map_err(|e| format!("bad server URL: {e}"))?,
+    }
+    .connect_timeout(Duration::from_secs(3))
+    .tcp_nodelay(true);
+    let connected = match &config.tls {
+        Some(tls) => tls.connect(endpoint).await,
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })
 }

@@ -12,6 +12,7 @@ mod service;
 mod service_view;
 mod task;
 mod taskdef;
+mod token; // trust
 
 use crate::output::Format;
 use clap::{Parser, Subcommand};
@@ -28,6 +29,12 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7070"
     )]
     pub server: String,
+    /// Bearer token for a server with auth (`berth server`): DATA/admin.token or `berth token create`.
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster CA certificate (DATA/ca.crt) to verify a TLS server with.
+    #[arg(long, global = true, env = "BERTH_CA")]
+    pub ca: Option<std::path::PathBuf>,
     /// Output for people (table) or programs (json, ECS's field names).
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
@@ -76,6 +83,9 @@ pub enum Command {
         about = "Benchmarks: `bench proxy` loads Berth's proxy and nginx with wrk"
     )] // proxy helper
     Bench(bench::BenchCommand), // proxy helper
+    /// Client tokens (needs the admin token): `berth token create [--read-only]`.
+    #[command(subcommand)]
+    Token(token::TokenCommand), // trust
 }
 
 impl Command {
@@ -89,6 +99,10 @@ impl Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::client::configure(crate::client::Credentials {
+        token: cli.token.clone(),
+        ca: cli.ca.clone(),
+    });
     match cli.command {
         Command::Dev(args) => serve::run(args, serve::Mode::Dev).await,
         Command::Server(args) => serve::run(args, serve::Mode::Server).await,
@@ -104,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(c) => images::run(c).await,
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
         Command::Bench(c) => bench::run(c).await,              // proxy helper
+        Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
     }
 }
 

@@ -7,6 +7,7 @@ mod nodes;
 mod services;
 mod taskdefs;
 mod tasks;
+mod trust;
 
 pub use agents::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
@@ -15,6 +16,7 @@ pub use nodes::NodesApi;
 pub use services::{NodeAdminApi, ServicesApi};
 pub use taskdefs::TaskDefinitionsApi;
 pub use tasks::TasksApi;
+pub use trust::{CertificatesApi, TokensApi};
 
 use crate::error::Error;
 use crate::state::State;
