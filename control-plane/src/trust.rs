@@ -83,7 +83,9 @@ impl Trust {
         let server_tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(chain, key))
             .client_ca_root(Certificate::from_pem(ca.cert_pem()))
-            .client_auth_optional(true);
+            .client_auth_optional(true)
+            // A peer that never finishes its handshake does not hold a connection for long.
+            .timeout(Duration::from_secs(10));
         tracing::info!(names = ?names, ca = %ca.fingerprint(), "TLS on; clients verify with DATA/ca.crt");
         Ok(Self {
             ca: Arc::new(ca),
