@@ -301,8 +301,10 @@ fn agent_certificates_are_renewed_before_they_expire() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("server");
     let listen = format!("127.0.0.1:{}", free_port());
+    // Short enough to watch several renewals; long enough that a loaded machine restarts the
+    // server within the last third of a certificate's life.
     let flags = [
-        &["--listen", listen.as_str(), "--cert-lifetime", "3s"],
+        &["--listen", listen.as_str(), "--cert-lifetime", "9s"],
         FLAGS,
     ]
     .concat();
@@ -320,20 +322,31 @@ fn agent_certificates_are_renewed_before_they_expire() {
         connected(&url, "renewing").then_some(())
     });
     let first = read(&agent_dir.join("tls/identity.pem"));
+    let joined = std::time::Instant::now();
+    let renewals = || agent.log().matches("certificate renewed").count();
 
-    // Three lifetimes later the first certificate has long expired; the agent is still in.
-    std::thread::sleep(Duration::from_secs(9));
-    assert!(connected(&url, "renewing"), "the agent stays connected");
-    let now = read(&agent_dir.join("tls/identity.pem"));
-    assert_ne!(first, now, "the certificate on disk was renewed");
-    let renewals = agent.log().matches("certificate renewed").count();
+    // Renewed at two thirds of each life, so past the first certificate's expiry the agent is
+    // still in, on a certificate that is not the first.
+    wait_for(Duration::from_secs(60), "two renewals", || {
+        (renewals() >= 2).then_some(())
+    });
     assert!(
-        renewals >= 2,
-        "renewed at 2/3 of each 3 s life: {renewals} renewals"
+        joined.elapsed() > Duration::from_secs(9),
+        "the first certificate has expired"
+    );
+    assert!(connected(&url, "renewing"), "the agent stays connected");
+    assert_ne!(
+        first,
+        read(&agent_dir.join("tls/identity.pem")),
+        "renewed on disk"
     );
 
-    // A new TLS session (after a server restart) needs the renewed certificate: the first one
-    // would be refused now.
+    // A new TLS session (after a server restart, right after a renewal) is accepted with the
+    // renewed certificate: the first one would be refused by now.
+    let seen = renewals();
+    wait_for(Duration::from_secs(30), "the next renewal", || {
+        (renewals() > seen).then_some(())
+    });
     server.kill9();
     let server = ServerProcess::start_logging("server", &data, &flags, LOG);
     wait_for(Duration::from_secs(30), "the agent to reconnect", || {

@@ -137,8 +137,14 @@ pub async fn spawn_with<R: ContainerRuntime>(
         source,
     })?;
     let node_id = match config.tls.as_ref().and_then(|t| t.identity()) {
-        // The certificate names the node.
-        Some(who) => who.id,
+        // The certificate names the node; kept for `read_node_id` (re-issuing in-process).
+        Some(who) => {
+            save_node_id(&config.data_dir, &who.id).map_err(|source| AgentError::DataDir {
+                dir: config.data_dir.clone(),
+                source,
+            })?;
+            who.id
+        }
         None => read_node_id(&config.data_dir),
     };
     let (stop, stopped) = watch::channel(false);

@@ -47,19 +47,26 @@ impl Enrollment {
     /// unreachable; fails at once when it refuses the token.
     pub async fn load_or_join(&self) -> Result<ClientTls, TrustError> {
         let identity = self.dir.join(IDENTITY_FILE);
+        let mut requested_id = self.requested_id.clone();
         if identity.exists() {
             let tls = ClientTls::with_ca_pem(&files::read(&self.dir.join(CA_FILE))?)?;
             let pem = files::read(&identity)?;
             tls.set_identity(&pem, &pem)?;
-            if let Some((_, not_after)) = tls.validity_ms() {
-                if not_after <= now_ms() {
-                    return Err(TrustError::Expired {
-                        path: identity,
-                        dir: self.dir.join("tls"),
-                    });
-                }
+            let expired = tls.validity_ms().is_some_and(|(_, end)| end <= now_ms());
+            if !expired {
+                return Ok(tls);
             }
-            return Ok(tls);
+            if self.join_token.is_none() {
+                return Err(TrustError::Expired {
+                    path: identity,
+                    dir: self.dir.join("tls"),
+                });
+            }
+            // Offline past its certificate's life: join again as the same node.
+            tracing::warn!("the certificate has expired; joining again with the join token");
+            if let Some(who) = tls.identity() {
+                requested_id = who.id;
+            }
         }
         let raw = self.join_token.as_deref().ok_or(TrustError::NoJoinToken {
             dir: self.dir.clone(),
@@ -74,7 +81,7 @@ impl Enrollment {
             join_token: raw.trim().to_string(),
             csr_pem,
             kind: self.kind.as_str().into(),
-            requested_id: self.requested_id.clone(),
+            requested_id,
         };
         let mut backoff = Duration::from_millis(200);
         let reply = loop {

@@ -38,7 +38,7 @@ pub enum TrustError {
     #[error("the control plane refused: {0}")]
     Refused(String),
     #[error(
-        "the certificate in {path} has expired; remove {dir} and start again with --join-token",
+        "the certificate in {path} has expired; start again with --join-token or --join-token-file (or remove {dir})",
         path = path.display(),
         dir = dir.display()
     )]

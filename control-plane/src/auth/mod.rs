@@ -10,8 +10,15 @@
 //!
 //! Another front end that calls the service impls directly (the JSON HTTP API) must call
 //! `Authorizer::authorize(&metadata, "/berth.v1.Clusters/CreateCluster")` with the request's
-//! metadata (forward `Authorization: Bearer …` as the `authorization` key) before the impl, and
-//! return the `Status` it gives: the same rules, the same messages.
+//! metadata (forward `Authorization: Bearer …` as the `authorization` key) before the impl,
+//! return the `Status` it gives, and on success insert the returned `Access` into the
+//! `tonic::Request`'s extensions (as the gRPC layer does; `Tokens/CreateToken` checks it):
+//!
+//! ```ignore
+//! let access = plane.auth.authorize(req.metadata(), "/berth.v1.Clusters/CreateCluster")?;
+//! req.extensions_mut().insert(access);
+//! let reply = ClustersApi { state }.create_cluster(req).await?;
+//! ```
 
 pub mod layer;
 pub mod tokens;
