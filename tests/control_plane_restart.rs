@@ -58,6 +58,8 @@ fn tasks_keep_running_through_a_control_plane_restart() {
                 "--data",
             ])
             .arg(dir.path().join("agent"))
+            .arg("--join-token-file")
+            .arg(server_dir.join("join.token"))
             .env("BERTH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -414,7 +414,8 @@ fn with_the_control_plane_killed_berth_proxy_keeps_answering_from_the_same_tasks
     let _cleanup = ContainerCleanup {
         cluster: cluster.clone(),
     };
-    let mut flags = vec!["--no-proxy"];
+    // Not a test of trust: plaintext, no tokens.
+    let mut flags = vec!["--no-proxy", "--insecure"];
     flags.extend_from_slice(FAST);
     let mut server = ServerProcess::start_with("server", &dir.path().join("server"), &flags);
     let url = server.grpc.clone();

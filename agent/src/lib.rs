@@ -37,6 +37,8 @@ pub struct Config {
     /// Run bridge-mode tasks on this Docker network, each reached at its own address, instead
     /// of publishing host ports (agents sharing one engine, as in `berth lab`).
     pub task_network: Option<String>,
+    /// Mutual TLS to the control plane (`berth_trust::enroll`); `None` is plaintext (`berth dev`).
+    pub tls: Option<berth_trust::ClientTls>,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             sweep_interval: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             task_network: None,
+            tls: None,
         }
     }
 }
@@ -128,6 +131,13 @@ pub(crate) fn save_node_id(dir: &Path, id: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, node_id_file(dir))
 }
 
+/// The node id a previous run kept in `dir` (empty on a first start).
+pub fn read_node_id(dir: &Path) -> String {
+    std::fs::read_to_string(node_id_file(dir))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Connects to Docker, then serves the control plane's stream (reconnecting) until shutdown.
 pub async fn spawn(config: Config) -> Result<Agent, AgentError> {
     let rt = DockerRuntime::connect().await?;
@@ -143,9 +153,17 @@ pub async fn spawn_with<R: ContainerRuntime>(
         dir: config.data_dir.clone(),
         source,
     })?;
-    let node_id = std::fs::read_to_string(node_id_file(&config.data_dir))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let node_id = match config.tls.as_ref().and_then(|t| t.identity()) {
+        // The certificate names the node; kept for `read_node_id` (re-issuing in-process).
+        Some(who) => {
+            save_node_id(&config.data_dir, &who.id).map_err(|source| AgentError::DataDir {
+                dir: config.data_dir.clone(),
+                source,
+            })?;
+            who.id
+        }
+        None => read_node_id(&config.data_dir),
+    };
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(metrics::AgentMetrics::default());
     let name = config.name.clone();

@@ -136,20 +136,9 @@ impl<R: ContainerRuntime> Session<R> {
         shutdown: &mut watch::Receiver<bool>,
         welcomed: &mut bool,
     ) -> End {
-        let endpoint = match tonic::transport::Endpoint::from_shared(self.config.server.clone()) {
-            // HTTP/2 pings notice a control plane cut off by the network (no reset ever comes),
-            // so the agent reconnects, and hears what changed, as soon as the path heals.
-            Ok(e) => e
-                .connect_timeout(Duration::from_secs(3))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(2))
-                .keep_alive_timeout(Duration::from_secs(3))
-                .keep_alive_while_idle(true),
-            Err(e) => return End::Disconnected(format!("bad server URL: {e}")),
-        };
-        let channel = match endpoint.connect().await {
+        let channel = match connect(&self.config).await {
             Ok(c) => c,
-            Err(e) => return End::Disconnected(e.to_string()),
+            Err(e) => return End::Disconnected(e),
         };
         let (out, out_rx) = mpsc::channel::<AgentMessage>(256);
         let send = |body| AgentMessage { body: Some(body) };
@@ -417,4 +406,28 @@ impl<R> Drop for Session<R> {
 /// Resolves once shutdown is asked for (the watch guard never lives across an await).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Plaintext, or mutual TLS with the certificate current at this connect.
+async fn connect(config: &Config) -> Result<tonic::transport::Channel, String> {
+    let endpoint = match &config.tls {
+        Some(tls) => tls.endpoint(&config.server).map_err(|e| e.to_string())?,
+        None => tonic::transport::Endpoint::from_shared(config.server.clone())
+            .map_err(|e| format!("bad server URL: {e}"))?,
+    }
+    .connect_timeout(Duration::from_secs(3))
+    .tcp_nodelay(true)
+    // HTTP/2 pings notice a control plane cut off by the network (no reset ever comes), so the
+    // agent reconnects, and hears what changed, as soon as the path heals.
+    .http2_keep_alive_interval(Duration::from_secs(2))
+    .keep_alive_timeout(Duration::from_secs(3))
+    .keep_alive_while_idle(true);
+    let connected = match &config.tls {
+        Some(tls) => tls.connect(endpoint).await,
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })
 }

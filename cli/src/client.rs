@@ -1,23 +1,108 @@
 //! The gRPC connection to a Berth server, and turning its errors into one line for people.
+//! With `--ca` (or an `https://` server) the connection is TLS verified against the cluster CA;
+//! with `--token` every call carries `authorization: Bearer …`.
 
 use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// Connects to `url` (`http://HOST:PORT`).
-pub async fn connect(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("--server {url:?} is not a URL like http://127.0.0.1:7070"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    endpoint.connect().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach the Berth server at {url} ({e}); is `berth dev` running? Set --server or BERTH_SERVER"
-        )
-    })
+/// How client commands authenticate; set once from the global flags.
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    pub token: Option<String>,
+    pub ca: Option<PathBuf>,
 }
 
-/// A gRPC status becomes its message alone (it already names the field and the fix).
+static CREDENTIALS: OnceLock<Credentials> = OnceLock::new();
+
+pub fn configure(credentials: Credentials) {
+    let _ = CREDENTIALS.set(credentials);
+}
+
+pub fn credentials() -> Credentials {
+    CREDENTIALS.get().cloned().unwrap_or_default()
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A connection to the server, as every client command uses it.
+pub type Conn = InterceptedService<Channel, Bearer>;
+
+/// Connects to `url` (`http://HOST:PORT`, or `https://` with `--ca`).
+pub async fn connect(url: &str) -> anyhow::Result<Conn> {
+    let creds = credentials();
+    let bearer = match creds.token.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => Some(
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--token / BERTH_TOKEN: not a valid token"))?,
+        ),
+        _ => None,
+    };
+    let tls = match (&creds.ca, url.starts_with("https://")) {
+        (Some(ca), _) => {
+            let pem = std::fs::read_to_string(ca)
+                .with_context(|| format!("--ca {}: cannot read the CA file", ca.display()))?;
+            Some(
+                berth_trust::ClientTls::with_ca_pem(&pem)
+                    .with_context(|| format!("--ca {}", ca.display()))?,
+            )
+        }
+        (None, true) => anyhow::bail!(
+            "--server {url}: TLS needs the cluster CA to verify the server: pass --ca FILE or set BERTH_CA (the server writes DATA/ca.crt)"
+        ),
+        (None, false) => None,
+    };
+    let plain = berth_trust::client::plain_scheme(url);
+    let endpoint = Endpoint::from_shared(plain)
+        .with_context(|| format!("--server {url:?} is not a URL like http://127.0.0.1:7070"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let connected = match &tls {
+        Some(tls) => tls.connect(endpoint).await,
+        None => endpoint.connect().await,
+    };
+    let channel = connected.map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+        let hint = if tls.is_some() {
+            "is the server's certificate from this CA and valid for this name (--tls-san)?"
+        } else {
+            "is `berth dev` running? Set --server or BERTH_SERVER"
+        };
+        anyhow::anyhow!("cannot reach the Berth server at {url} ({e}{cause}); {hint}")
+    })?;
+    Ok(InterceptedService::new(channel, Bearer(bearer)))
+}
+
+/// A gRPC status becomes its message alone (it already names the field and the fix); a plaintext
+/// client talking to a TLS server gets told so.
 pub fn describe_error(e: &anyhow::Error) -> String {
     if let Some(status) = e.downcast_ref::<tonic::Status>() {
+        let transport = matches!(
+            status.code(),
+            tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
+        );
+        if transport && status.message().contains("protocol error") {
+            {
+                return format!(
+                    "{} (if the server is `berth server`, it speaks TLS: use --server https://HOST:PORT --ca DATA/ca.crt)",
+                    status.message()
+                );
+            }
+        }
         return status.message().to_string();
     }
     format!("{e:#}")

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod arn;
+pub mod auth;
 pub mod clusters;
 pub mod console;
 pub mod controller;
@@ -23,6 +24,8 @@ pub mod store;
 pub mod taskdef;
 pub mod taskdefs;
 pub mod tasks;
+pub mod trust;
 pub use berth_proto::time;
 
 pub use server::{spawn, Config, ControlPlane};
+pub use trust::TrustConfig;

@@ -3,17 +3,20 @@
 
 use crate::api::StacksApi;
 use crate::api::{
-    AgentSessionsApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi, ServicesApi,
-    SessionTimings, TaskDefinitionsApi, TasksApi,
+    AgentSessionsApi, CertificatesApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi,
+    ServicesApi, SessionTimings, TaskDefinitionsApi, TasksApi, TokensApi,
 };
+use crate::auth::{AuthLayer, Authorizer};
 use crate::controller::{self, ControllerConfig};
 use crate::error::Error;
 use crate::nodes::Sessions;
 use crate::proxies::Proxies;
 use crate::state::State;
 use crate::store::SledStore;
+use crate::trust::{Trust, TrustConfig};
 use crate::{clusters, http};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
+use berth_proto::v1::certificates_server::CertificatesServer;
 use berth_proto::v1::clusters_server::ClustersServer;
 use berth_proto::v1::endpoints_server::EndpointsServer;
 use berth_proto::v1::node_admin_server::NodeAdminServer;
@@ -22,6 +25,7 @@ use berth_proto::v1::services_server::ServicesServer;
 use berth_proto::v1::stacks_server::StacksServer;
 use berth_proto::v1::task_definitions_server::TaskDefinitionsServer;
 use berth_proto::v1::tasks_server::TasksServer;
+use berth_proto::v1::tokens_server::TokensServer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +45,8 @@ pub struct Config {
     /// How long a stopped task stays visible before it is forgotten.
     pub task_retention: Duration,
     pub controller: ControllerConfig,
+    /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
+    pub trust: Option<TrustConfig>,
 }
 
 impl Config {
@@ -53,6 +59,7 @@ impl Config {
             sessions: SessionTimings::default(),
             task_retention: Duration::from_secs(24 * 3600),
             controller: ControllerConfig::default(),
+            trust: None,
         }
     }
 }
@@ -66,6 +73,10 @@ pub struct ControlPlane {
     pub proxies: Arc<Proxies>,
     /// Components in the same process add their metrics to `/metrics` here.
     pub extra_metrics: http::ExtraMetrics,
+    /// Who may call what; the JSON HTTP API calls `auth.authorize` too.
+    pub auth: Arc<Authorizer>,
+    /// The CA and tokens, when the server runs with TLS.
+    pub trust: Option<Arc<Trust>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -124,6 +135,21 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             .map_err(|e| Error::Client(format!("opening store: {e}")))??;
     }
 
+    let trust = match config.trust.clone() {
+        Some(t) => {
+            let (dir, s) = (config.data_dir.clone(), state.clone());
+            let listen = config.grpc_listen;
+            let opened = tokio::task::spawn_blocking(move || Trust::open(&dir, &t, listen, s))
+                .await
+                .map_err(|e| Error::Client(format!("opening trust: {e}")))??;
+            Some(Arc::new(opened))
+        }
+        None => None,
+    };
+    let auth = trust
+        .as_ref()
+        .map_or_else(|| Arc::new(Authorizer::off()), |t| t.auth.clone());
+
     let (stop, stopped) = watch::channel(false);
     let (health, health_service) = tonic_health::server::health_reporter();
     // Serving only now that the store is open.
@@ -143,7 +169,14 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .build_v1()
         .map_err(|e| Error::Client(format!("reflection: {e}")))?;
 
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &trust {
+        builder = builder
+            .tls_config(t.server_tls.clone())
+            .map_err(|e| Error::Client(format!("TLS: {e}")))?;
+    }
+    let router = builder
+        .layer(AuthLayer::new(auth.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ClustersServer::new(ClustersApi {
@@ -178,6 +211,14 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             state: state.clone(),
             sessions: sessions.clone(),
             timings: config.sessions,
+        }))
+        .add_service(TokensServer::new(TokensApi { auth: auth.clone() }))
+        .add_optional_service(trust.as_ref().map(|t| {
+            CertificatesServer::new(CertificatesApi {
+                ca: t.ca.clone(),
+                auth: auth.clone(),
+                lifetime: t.cert_lifetime,
+            })
         }));
     let mut grpc_stop = stopped.clone();
     let grpc_task = tokio::spawn(async move {
@@ -198,7 +239,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         http_listener,
         state.clone(),
         extra_metrics.clone(),
-        crate::http_api::router(state.clone(), sessions.clone()),
+        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone())),
         stopped.clone(),
     ));
     let gc_task = tokio::spawn(forget_stopped_tasks(
@@ -221,6 +262,8 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         sessions,
         proxies,
         extra_metrics,
+        auth,
+        trust,
         stop,
         tasks: vec![grpc_task, http_task, gc_task, controller_task],
     })
@@ -253,6 +296,21 @@ async fn forget_stopped_tasks(
 }
 
 impl ControlPlane {
+    /// The URL a client on this host uses: `https://` with TLS, 127.0.0.1 for an unspecified
+    /// listen address.
+    pub fn local_url(&self) -> String {
+        let mut addr = self.grpc_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if self.trust.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
+    }
+
     /// Stops accepting, lets in-flight calls finish, and waits for the servers to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -260,4 +318,19 @@ impl ControlPlane {
             let _ = t.await;
         }
     }
+}
+
+/// The JSON HTTP API's check: the same bearer-token rules as gRPC for the method each request
+/// stands for; the caller's `Access` goes on to the handler as it does over gRPC.
+fn http_check(auth: Arc<Authorizer>) -> crate::http_api::Check {
+    Arc::new(move |mut req: tonic::Request<()>| {
+        let method = req
+            .extensions()
+            .get::<crate::http_api::GrpcMethod>()
+            .map(|m| m.0.clone())
+            .unwrap_or_default();
+        let access = auth.authorize(req.metadata(), &method)?;
+        req.extensions_mut().insert(access);
+        Ok(req)
+    })
 }

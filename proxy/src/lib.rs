@@ -65,6 +65,9 @@ pub struct Config {
     /// worker processes). Control work (the stream, health checks, reports) stays on the caller's
     /// runtime.
     pub workers: usize,
+    /// Mutual TLS to the control plane (a proxy certificate from `berth_trust::enroll`); `None`
+    /// is plaintext (`berth dev`).
+    pub tls: Option<berth_trust::ClientTls>,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             http2: true,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tls: None,
         }
     }
 }
@@ -112,16 +116,25 @@ pub struct Proxy {
 /// routing tables arrive. Fails only on an unusable configuration; an unreachable control plane is
 /// retried forever.
 pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
-    let channel = tonic::transport::Endpoint::from_shared(config.server.clone())
-        .map_err(|source| ProxyError::InvalidServer {
-            server: config.server.clone(),
-            source,
-        })?
+    let invalid = |source| ProxyError::InvalidServer {
+        server: config.server.clone(),
+        source,
+    };
+    let url = match &config.tls {
+        Some(_) => berth_trust::client::plain_scheme(&config.server),
+        None => config.server.clone(),
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(url)
+        .map_err(invalid)?
         .connect_timeout(Duration::from_secs(2))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
+        .keep_alive_while_idle(true);
+    // With TLS every reconnect presents the certificate current then (renewals included).
+    let channel = match &config.tls {
+        Some(tls) => tls.connect_lazy(endpoint),
+        None => endpoint.connect_lazy(),
+    };
 
     let (workers, threads) = worker::Workers::start(&config).map_err(ProxyError::Workers)?;
 

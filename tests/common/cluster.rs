@@ -18,7 +18,21 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
+    /// An agent that has joined before (its certificate is in `data`), or of a plaintext server.
     pub fn start(server: &str, name: &str, data: &Path) -> Self {
+        Self::start_joining(server, name, data, None)
+    }
+
+    /// `join_token_file`: the server's DATA/join.token, presented if `data` has no certificate.
+    pub fn start_joining(
+        server: &str,
+        name: &str,
+        data: &Path,
+        join_token_file: Option<&Path>,
+    ) -> Self {
+        let join: Vec<&std::ffi::OsStr> = join_token_file
+            .map(|f| vec!["--join-token-file".as_ref(), f.as_os_str()])
+            .unwrap_or_default();
         let child = Command::new(BERTH)
             .args([
                 "--server",
@@ -31,6 +45,7 @@ impl AgentProcess {
                 "--data",
             ])
             .arg(data)
+            .args(join)
             .env("BERTH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -80,13 +95,16 @@ pub fn cluster(prefix: &str) -> Cluster {
     let cleanup = ContainerCleanup {
         cluster: name.clone(),
     };
-    let server = ServerProcess::start_with("server", &dir.path().join("server"), SERVER_FLAGS);
+    let server_dir = dir.path().join("server");
+    let server = ServerProcess::start_with("server", &server_dir, SERVER_FLAGS);
+    let join_token = server_dir.join("join.token");
     let agents = (1..=3)
         .map(|i| {
-            AgentProcess::start(
+            AgentProcess::start_joining(
                 &server.grpc,
                 &format!("n{i}"),
                 &dir.path().join(format!("n{i}")),
+                Some(&join_token),
             )
         })
         .collect();

@@ -55,10 +55,14 @@ impl Lab {
             .and_then(|a| a.rsplit(':').next())
             .and_then(|p| p.parse().ok())
             .expect("a listener");
+        let server = info["server"].as_str().unwrap().to_string();
+        let token = std::fs::read_to_string(info["adminTokenFile"].as_str().unwrap())
+            .expect("the lab's admin token");
+        remember_credentials(&server, &token, info["ca"].as_str().unwrap().into());
         Lab {
             name,
             network: info["network"].as_str().unwrap().to_string(),
-            server: info["server"].as_str().unwrap().to_string(),
+            server,
             listener,
             _dir: dir,
             _serial: serial,

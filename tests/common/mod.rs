@@ -9,7 +9,7 @@ pub mod lab;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
@@ -24,6 +24,48 @@ pub struct ServerProcess {
     child: Child,
     pub grpc: String,
     pub http: String,
+    /// Every line it wrote to stderr so far.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+/// The admin token and CA of each TLS server a test started, by URL: `berth()` against that URL
+/// uses them, so tests not about trust read the same against `berth server` as against `dev`.
+static CREDENTIALS: Mutex<Vec<(String, String, PathBuf)>> = Mutex::new(Vec::new());
+
+/// `berth()` against `url` will present this admin token and verify the server with `ca`.
+pub fn remember_credentials(url: &str, token: &str, ca: PathBuf) {
+    CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner()).push((
+        url.to_string(),
+        token.trim().to_string(),
+        ca,
+    ));
+}
+
+fn credentials_for(url: &str) -> Option<(String, PathBuf)> {
+    let all = CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    all.iter()
+        .rev()
+        .find(|(u, _, _)| u == url)
+        .map(|(_, t, c)| (t.clone(), c.clone()))
+}
+
+/// Reads a process's stderr lines into `sink` (echoed with `prefix`), sending each on the channel.
+pub fn capture(
+    stderr: impl std::io::Read + Send + 'static,
+    prefix: &'static str,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{prefix}] {line}");
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }
 
 impl ServerProcess {
@@ -40,26 +82,26 @@ impl ServerProcess {
 
     /// With the caller's flags (which must include --listen).
     pub fn start_on(mode: &str, data: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(mode, data, extra, "warn")
+    }
+
+    /// As `start_on`, with `BERTH_LOG` set to `log`.
+    pub fn start_logging(mode: &str, data: &Path, extra: &[&str], log: &str) -> Self {
         let mut child = Command::new(BERTH)
             .arg(mode)
             .arg("--data")
             .arg(data)
             .args(["--http", "127.0.0.1:0"])
             .args(extra)
-            .env("BERTH_LOG", "warn")
+            .env("BERTH_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn berth");
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[server] {line}");
-                let _ = tx.send(line);
-            }
-        });
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let rx = capture(stderr, "server", output.clone());
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         let mut addrs = None;
         loop {
@@ -73,23 +115,53 @@ impl ServerProcess {
                 }
             };
             // "berth dev: control plane on 127.0.0.1:PORT (gRPC), http://127.0.0.1:PORT (...)"
+            // ("(gRPC+TLS)" for `berth server`)
             if let Some(rest) = line.split("control plane on ").nth(1) {
                 let grpc = rest.split_whitespace().next().unwrap().to_string();
+                let scheme = if rest.contains("(gRPC+TLS)") {
+                    "https"
+                } else {
+                    "http"
+                };
                 let http = rest
                     .split("http://")
                     .nth(1)
                     .and_then(|s| s.split_whitespace().next())
                     .unwrap()
                     .to_string();
-                addrs = Some((format!("http://{grpc}"), http));
+                addrs = Some((format!("{scheme}://{grpc}"), http));
             }
             // "berth dev: ready": the local agent (if any) is up and the demo image exists.
             if line.ends_with(": ready") {
                 if let Some((grpc, http)) = addrs.take() {
-                    return Self { child, grpc, http };
+                    if grpc.starts_with("https://") {
+                        let token = std::fs::read_to_string(data.join("admin.token"))
+                            .expect("DATA/admin.token")
+                            .trim()
+                            .to_string();
+                        CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            grpc.clone(),
+                            token,
+                            data.join("ca.crt"),
+                        ));
+                    }
+                    return Self {
+                        child,
+                        grpc,
+                        http,
+                        output,
+                    };
                 }
             }
         }
+    }
+
+    /// Everything it logged so far, one string.
+    pub fn log(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
     }
 
     /// SIGKILL: no shutdown path runs.
@@ -120,12 +192,31 @@ impl Run {
     }
 }
 
-/// Runs `berth --server SERVER ARGS…` and captures its output.
+/// Runs `berth --server SERVER ARGS…` and captures its output. Against a TLS server this test
+/// started, with its admin token and CA.
 pub fn berth(server: &str, args: &[&str]) -> Run {
+    match credentials_for(server) {
+        Some((token, ca)) => berth_with(
+            server,
+            &[
+                ("BERTH_TOKEN", token.as_str()),
+                ("BERTH_CA", ca.to_str().unwrap()),
+            ],
+            args,
+        ),
+        None => berth_with(server, &[], args),
+    }
+}
+
+/// Runs `berth --server SERVER ARGS…` with exactly these `BERTH_TOKEN` / `BERTH_CA` (others unset).
+pub fn berth_with(server: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
     let out: Output = Command::new(BERTH)
         .arg("--server")
         .arg(server)
         .args(args)
+        .env_remove("BERTH_TOKEN")
+        .env_remove("BERTH_CA")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run berth");

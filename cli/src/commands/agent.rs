@@ -1,7 +1,8 @@
 //! `berth agent`: this host as a node of a Berth control plane.
 
 use berth_agent as agent;
-use std::path::PathBuf;
+use berth_trust::{enroll, ClientTls, PeerKind};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +18,51 @@ pub struct AgentArgs {
     pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub join: JoinArgs,
+}
+
+/// How an agent or proxy gets its certificate from a TLS control plane (`berth server`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinArgs {
+    /// The cluster's join token (DATA/join.token on the server), presented once for a
+    /// certificate that is kept in the data directory and renewed.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Read the join token from this file instead.
+    #[arg(long, conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
+}
+
+impl JoinArgs {
+    /// TLS material for a TLS server (an `https://` URL, a join token, or a certificate kept in
+    /// `dir`); `None` for a plaintext one (`berth dev`, `berth server --insecure`).
+    pub async fn enroll(
+        &self,
+        server: &str,
+        dir: &Path,
+        kind: PeerKind,
+        requested_id: String,
+    ) -> anyhow::Result<Option<ClientTls>> {
+        let token = match (&self.join_token, &self.join_token_file) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(f)) => Some(enroll::read_token_file(f)?),
+            (None, None) => None,
+        };
+        let has_cert = dir.join(enroll::IDENTITY_FILE).exists();
+        if token.is_none() && !has_cert && !server.starts_with("https://") {
+            return Ok(None);
+        }
+        let e = enroll::Enrollment {
+            server: server.to_string(),
+            dir: dir.to_path_buf(),
+            kind,
+            join_token: token,
+            ca_file: crate::client::credentials().ca,
+            requested_id,
+        };
+        Ok(Some(e.load_or_join().await?))
+    }
 }
 
 /// Node settings shared by `berth agent` and the local agent of `berth dev`.
@@ -121,6 +167,28 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut config = config;
+    config.tls = args
+        .join
+        .enroll(
+            server,
+            &args.data,
+            PeerKind::Node,
+            agent::read_node_id(&args.data),
+        )
+        .await?;
+    let renewal = config.tls.as_ref().map(|tls| {
+        let identity = tls.identity().map_or_else(String::new, |i| i.to_string());
+        eprintln!(
+            "berth agent: mutual TLS as {identity}; certificate in {}/tls",
+            args.data.display()
+        );
+        tokio::spawn(enroll::renew_forever(
+            tls.clone(),
+            server.to_string(),
+            args.data.clone(),
+        ))
+    });
     let a = agent::spawn(config).await?;
     let metrics = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
@@ -135,6 +203,9 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
     eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(r) = renewal {
+        r.abort();
     }
     a.shutdown().await;
     Ok(())

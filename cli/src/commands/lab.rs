@@ -60,8 +60,12 @@ pub struct LabInfo {
     pub network: String,
     /// The control plane's gRPC address on this host (`--server`).
     pub server: String,
-    /// Its HTTP address (health, metrics).
+    /// Its HTTP address (console, health, metrics).
     pub http: String,
+    /// The cluster CA clients verify the server with (`--ca`, `BERTH_CA`).
+    pub ca: String,
+    /// The admin token's file (`BERTH_TOKEN=$(cat FILE)`).
+    pub admin_token_file: String,
     pub data_dir: String,
     /// listener port → address on this host
     pub listeners: Vec<Listener>,
@@ -158,16 +162,24 @@ async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     }
     engine.create_network(&net).await?;
     let members = plan(&args, &net, &dir)?;
-    let started = start_all(&engine, &members, &net, &name).await;
-    if let Err(e) = started {
+    // The control plane first: it writes the join token the others present.
+    let (cp, rest) = members.split_first().expect("the plan has a control plane");
+    if let Err(e) = start_all(&engine, std::slice::from_ref(cp), &net, &name).await {
         let _ = engine.remove_all(&net).await;
         return Err(e);
     }
     let info = describe(&engine, &name, &net, &dir, &members).await;
-    if let Err(e) = wait_ready(&info, args.agents).await {
+    let ready = async {
+        wait_control_plane(&info).await?;
+        start_all(&engine, rest, &net, &name).await?;
+        wait_agents(&info, args.agents).await
+    };
+    if let Err(e) = ready.await {
         anyhow::bail!("{e:#}\n(the lab stays up for inspection: `docker logs {net}-cp`; `berth lab down --name {name}` removes it)");
     }
     progress(&name, &format!("{} agents connected", args.agents));
+    // Every member has its address now.
+    let info = describe(&engine, &name, &net, &dir, &members).await;
     if !args.no_demo {
         demo(&info).await?;
     }
@@ -180,12 +192,14 @@ async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
 
 fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
     let cp = format!("{net}-cp");
-    let server = format!("http://{cp}:{GRPC}");
+    let server = format!("https://{cp}:{GRPC}");
+    let join = ["--join-token-file", "/cp/join.token"].map(String::from);
     let data = |sub: &str| -> anyhow::Result<String> {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d)?;
         Ok(d.display().to_string())
     };
+    let cp_dir = data("cp")?;
     let mut members = vec![Member {
         name: cp.clone(),
         role: "control-plane",
@@ -204,10 +218,12 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
             "3s",
             "--lost-node-timeout",
             &args.lost_node_timeout,
+            "--tls-san",
+            &cp,
         ]
         .map(String::from)
         .to_vec(),
-        binds: vec![(data("cp")?, "/data".into())],
+        binds: vec![(cp_dir.clone(), "/data".into())],
         published: vec![(GRPC, free_port()?), (HTTP, free_port()?)],
     }];
     for i in 1..=args.agents {
@@ -233,8 +249,11 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
                 "10s",
             ]
             .map(String::from)
-            .to_vec(),
+            .into_iter()
+            .chain(join.clone())
+            .collect(),
             binds: vec![
+                (cp_dir.clone(), "/cp:ro".into()),
                 (data(&format!("agent-{i}"))?, "/data".into()),
                 (docker_socket(), "/var/run/docker.sock".into()),
             ],
@@ -258,10 +277,14 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
             &format!("0.0.0.0:{PROXY_HTTP}"),
             "--id",
             &format!("{net}-proxy"),
+            "--data",
+            "/data",
         ]
         .map(String::from)
-        .to_vec(),
-        binds: vec![],
+        .into_iter()
+        .chain(join)
+        .collect(),
+        binds: vec![(cp_dir, "/cp:ro".into()), (data("proxy")?, "/data".into())],
         published,
     });
     Ok(members)
@@ -315,8 +338,10 @@ async fn describe(
     LabInfo {
         name: name.to_string(),
         network: net.to_string(),
-        server: format!("http://{}", published(cp, GRPC)),
+        server: format!("https://{}", published(cp, GRPC)),
         http: format!("http://{}", published(cp, HTTP)),
+        ca: dir.join("cp/ca.crt").display().to_string(),
+        admin_token_file: dir.join("cp/admin.token").display().to_string(),
         data_dir: dir.display().to_string(),
         listeners: proxy
             .published
@@ -331,18 +356,27 @@ async fn describe(
     }
 }
 
-/// Waits for the control plane to answer and every agent to connect.
-async fn wait_ready(info: &LabInfo, agents: u8) -> anyhow::Result<()> {
+/// Waits for the control plane to answer on its HTTP port and to have written its credentials.
+async fn wait_control_plane(info: &LabInfo) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let health = format!("{}/healthz", info.http);
-    while super::demo::check(&health).await.is_err() {
+    loop {
+        let written = Path::new(&info.admin_token_file).exists();
+        if written && super::demo::check(&health).await.is_ok() {
+            return Ok(());
+        }
         if Instant::now() > deadline {
             anyhow::bail!("the control plane did not answer {health} within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits for every agent to connect.
+async fn wait_agents(info: &LabInfo, agents: u8) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let connected = connected_nodes(&info.server).await.unwrap_or(0);
+        let connected = connected_nodes(info).unwrap_or(0);
         if connected >= usize::from(agents) {
             return Ok(());
         }
@@ -353,19 +387,14 @@ async fn wait_ready(info: &LabInfo, agents: u8) -> anyhow::Result<()> {
     }
 }
 
-async fn connected_nodes(server: &str) -> anyhow::Result<usize> {
-    use berth_proto::v1::nodes_client::NodesClient;
-    use berth_proto::v1::ListNodesRequest;
-    let mut client = NodesClient::new(crate::client::connect(server).await?);
-    let nodes = client
-        .list_nodes(ListNodesRequest::default())
-        .await?
-        .into_inner();
-    Ok(nodes
-        .container_instances
-        .iter()
-        .filter(|n| n.agent_connected)
-        .count())
+fn connected_nodes(info: &LabInfo) -> anyhow::Result<usize> {
+    let out = client(info, &["node", "list", "-o", "json"])
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    let nodes: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(nodes["containerInstances"].as_array().map_or(0, |ns| {
+        ns.iter().filter(|n| n["agentConnected"] == true).count()
+    }))
 }
 
 /// Registers the demo task definition and a service of 3 behind the first listener, waits for
@@ -379,9 +408,9 @@ async fn demo(info: &LabInfo) -> anyhow::Result<()> {
     std::fs::write(&file, include_str!("../../../deploy/examples/web.json"))?;
     let file = file.display().to_string();
     let port = listener.port.to_string();
-    berth(&info.server, &["taskdef", "register", "--file", &file])?;
+    berth(info, &["taskdef", "register", "--file", &file])?;
     berth(
-        &info.server,
+        info,
         &[
             "service",
             "create",
@@ -416,13 +445,24 @@ async fn demo(info: &LabInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs this very binary as a client of the lab, its output going to the user.
-fn berth(server: &str, args: &[&str]) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let status = std::process::Command::new(exe)
-        .arg("--server")
-        .arg(server)
+/// This very binary as a client of the lab: its server, CA and admin token.
+fn client(info: &LabInfo, args: &[&str]) -> std::process::Command {
+    let token = std::fs::read_to_string(&info.admin_token_file).unwrap_or_default();
+    let mut cmd = std::process::Command::new(
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
+    );
+    cmd.arg("--server")
+        .arg(&info.server)
         .args(args)
+        .env("BERTH_CA", &info.ca)
+        .env("BERTH_TOKEN", token.trim())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs a client command, its output going to the user as progress.
+fn berth(info: &LabInfo, args: &[&str]) -> anyhow::Result<()> {
+    let status = client(info, args)
         // Progress, not the result: stdout stays for `lab up`'s own output.
         .stdout(std::io::stderr())
         .stderr(std::process::Stdio::inherit())
@@ -440,10 +480,12 @@ fn print(info: &LabInfo) {
     }
     t.print();
     crate::outln!();
+    crate::outln!("control plane: {}, console {}/", info.server, info.http);
     crate::outln!(
-        "control plane: {}  (export BERTH_SERVER={})",
+        "as its admin: export BERTH_SERVER={} BERTH_CA={} BERTH_TOKEN=$(cat {})",
         info.server,
-        info.server
+        info.ca,
+        info.admin_token_file
     );
     for l in &info.listeners {
         crate::outln!("proxy listener {}: http://{}/", l.port, l.address);

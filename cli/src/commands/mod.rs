@@ -16,6 +16,7 @@ mod service_view;
 mod stack;
 mod task;
 mod taskdef;
+mod token; // trust
 
 use crate::output::Format;
 use clap::{Parser, Subcommand};
@@ -32,6 +33,12 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7070"
     )]
     pub server: String,
+    /// Bearer token for a server with auth (`berth server`): DATA/admin.token or `berth token create`.
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster CA certificate (DATA/ca.crt) to verify a TLS server with.
+    #[arg(long, global = true, env = "BERTH_CA")]
+    pub ca: Option<std::path::PathBuf>,
     /// Output for people (table) or programs (json, ECS's field names).
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
@@ -88,6 +95,9 @@ pub enum Command {
         about = "Benchmarks: `bench proxy` loads Berth's proxy and nginx with wrk"
     )] // proxy helper
     Bench(bench::BenchCommand), // proxy helper
+    /// Client tokens (needs the admin token): `berth token create [--read-only]`.
+    #[command(subcommand)]
+    Token(token::TokenCommand), // trust
 }
 
 impl Command {
@@ -101,6 +111,10 @@ impl Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::client::configure(crate::client::Credentials {
+        token: cli.token.clone(),
+        ca: cli.ca.clone(),
+    });
     match cli.command {
         Command::Dev(args) => serve::run(args, serve::Mode::Dev).await,
         Command::Server(args) => serve::run(args, serve::Mode::Server).await,
@@ -119,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(c) => lab::run(c, cli.output).await,
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
         Command::Bench(c) => bench::run(c).await,              // proxy helper
+        Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
     }
 }
 

@@ -23,11 +23,32 @@ pub struct ProxyArgs {
     /// This proxy's id in health reports [default: proxy-HOSTNAME-PID].
     #[arg(long)]
     pub id: Option<String>,
+    /// Where the proxy keeps its certificate (with a TLS control plane).
+    #[arg(long, env = "BERTH_PROXY_DATA", default_value = "./berth-proxy-data")]
+    pub data: std::path::PathBuf,
+    #[command(flatten)]
+    pub join: super::agent::JoinArgs,
 }
 
 pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
     let id = args.id.unwrap_or_else(default_id);
-    let config = berth_proxy::Config::new(server, args.bind, id.clone());
+    let mut config = berth_proxy::Config::new(server, args.bind, id.clone());
+    config.tls = args
+        .join
+        .enroll(
+            server,
+            &args.data,
+            berth_trust::PeerKind::Proxy,
+            String::new(),
+        )
+        .await?;
+    if let Some(tls) = &config.tls {
+        tokio::spawn(berth_trust::enroll::renew_forever(
+            tls.clone(),
+            server.to_string(),
+            args.data.clone(),
+        ));
+    }
     let http = TcpListener::bind(args.http)
         .await
         .with_context(|| format!("cannot listen on {} (--http)", args.http))?;

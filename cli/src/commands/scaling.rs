@@ -1,11 +1,11 @@
 //! `berth service scaling`: a service's target-tracking auto scaling policy.
 
 use super::service_view::describe_scaling;
+use crate::client::Conn as Channel;
 use crate::output::{self, Format};
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::*;
 use std::time::Duration;
-use tonic::transport::Channel;
 
 #[derive(Debug, clap::Args)]
 pub struct ScalingArgs {

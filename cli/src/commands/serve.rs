@@ -44,6 +44,20 @@ pub struct ServeArgs {
     /// Where the proxy's listeners bind (default: 127.0.0.1 for dev, 0.0.0.0 for server).
     #[arg(long)]
     pub proxy_bind: Option<std::net::IpAddr>,
+    /// server only: serve plaintext gRPC without any auth (tokens, certificates). For a trusted
+    /// network or a test that is not about trust; never on an open network.
+    #[arg(long, conflicts_with = "secure")]
+    pub insecure: bool,
+    /// dev only: TLS, tokens and certificates as `berth server` has them (dev is open otherwise).
+    #[arg(long)]
+    pub secure: bool,
+    /// A DNS name or IP address the server's certificate is also valid for (repeatable), besides
+    /// the hostname, localhost, 127.0.0.1 and the listen IP.
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
+    /// How long agent and proxy certificates last; they renew at two thirds.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub cert_lifetime: Duration,
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,
@@ -66,17 +80,44 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     config.controller.lost_node_timeout = args.lost_node_timeout;
     config.controller.min_healthy_time = args.min_healthy_time;
     config.controller.scaling_interval = args.scaling_interval;
-    let plane = cp::spawn(config).await?;
     let name = match mode {
         Mode::Dev => "berth dev",
         Mode::Server => "berth server",
     };
+    let secure = match mode {
+        Mode::Dev => args.secure,
+        Mode::Server => !args.insecure,
+    };
+    if !secure && !args.listen.ip().is_loopback() {
+        match mode {
+            Mode::Dev => anyhow::bail!(
+                "--listen {}: berth dev serves without auth, so only on loopback (127.0.0.1); use --secure, or berth server",
+                args.listen
+            ),
+            Mode::Server => eprintln!(
+                "{name}: WARNING: --insecure on {}: anyone who reaches this port controls the cluster",
+                args.listen
+            ),
+        }
+    }
+    if secure {
+        config.trust = Some(cp::TrustConfig {
+            tls_sans: args.tls_sans.clone(),
+            cert_lifetime: args.cert_lifetime,
+        });
+    }
+    let plane = cp::spawn(config).await?;
     eprintln!(
-        "{name}: control plane on {} (gRPC), http://{} (console, API, health, metrics), data in {}",
+        "{name}: control plane on {} ({}), http://{} (console, API, health, metrics), data in {}",
         plane.grpc_addr,
+        if secure { "gRPC+TLS" } else { "gRPC" },
         plane.http_addr,
         args.data.display()
     );
+    if secure {
+        let d = args.data.display();
+        eprintln!("{name}: CA certificate {d}/ca.crt; admin token in {d}/admin.token; join token in {d}/join.token (owner-only files)");
+    }
     let proxy = if args.no_proxy {
         None
     } else {
@@ -85,7 +126,10 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
             Mode::Server => std::net::Ipv4Addr::UNSPECIFIED.into(),
         });
         let id = format!("{}-{}", args.node_name, std::process::id());
-        let cfg = berth_proxy::Config::new(format!("http://{}", plane.grpc_addr), bind, id);
+        let mut cfg = berth_proxy::Config::new(plane.local_url(), bind, id.clone());
+        if let Some(trust) = &plane.trust {
+            cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Proxy, &id)?);
+        }
         match berth_proxy::spawn(cfg).await {
             Ok(p) => {
                 let telemetry = p.telemetry();
@@ -111,10 +155,17 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
                 Ok(_) => {}
                 Err(e) => eprintln!("{name}: warning: {e}"),
             }
-            let server = format!("http://{}", plane.grpc_addr);
-            let cfg = args
-                .node
-                .config(server, args.node_name.clone(), args.data.join("agent"));
+            let agent_dir = args.data.join("agent");
+            let mut cfg =
+                args.node
+                    .config(plane.local_url(), args.node_name.clone(), agent_dir.clone());
+            if let Some(trust) = &plane.trust {
+                let mut id = berth_agent::read_node_id(&agent_dir);
+                if id.is_empty() {
+                    id = berth_trust::token::random_hex(16);
+                }
+                cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Node, &id)?);
+            }
             match berth_agent::spawn(cfg).await {
                 Ok(a) => {
                     if let Ok(mut extra) = plane.extra_metrics.lock() {
@@ -133,10 +184,18 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
             }
         }
     };
-    eprintln!(
-        "{name}: try `berth cluster list --server http://{}`",
-        plane.grpc_addr
-    );
+    if secure {
+        eprintln!(
+            "{name}: try `BERTH_TOKEN=$(cat {d}/admin.token) berth --server {} --ca {d}/ca.crt cluster list`",
+            plane.local_url(),
+            d = args.data.display()
+        );
+    } else {
+        eprintln!(
+            "{name}: try `berth cluster list --server {}`",
+            plane.local_url()
+        );
+    }
     eprintln!("{name}: ready");
     wait_for_signal().await;
     eprintln!("{name}: shutting down (tasks keep running; the next start adopts them)");

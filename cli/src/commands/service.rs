@@ -7,7 +7,6 @@ use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::*;
 use clap::Subcommand;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 #[derive(Debug, clap::Args)]
 pub struct Placement {
@@ -440,7 +439,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
 }
 
 async fn show_then_wait(
-    channel: Channel,
+    channel: crate::client::Conn,
     reply: ServiceReply,
     cluster: &str,
     fmt: Format,

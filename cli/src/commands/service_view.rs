@@ -7,7 +7,6 @@ use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::*;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -15,7 +14,7 @@ fn short(arn: &str) -> &str {
 
 /// Prints the primary deployment converging and new events, until it completes (Ok) or fails.
 pub async fn follow_deployment(
-    channel: Channel,
+    channel: crate::client::Conn,
     start: &Service,
     cluster: &str,
     timeout: Duration,

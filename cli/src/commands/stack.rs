@@ -2,6 +2,7 @@
 //! in JSON or YAML, applied as one.
 
 use crate::client::connect;
+use crate::client::Conn as Channel;
 use crate::output::{self, Format, Table};
 use anyhow::Context;
 use berth_proto::v1::services_client::ServicesClient;
@@ -10,7 +11,6 @@ use berth_proto::v1::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {

@@ -56,18 +56,29 @@ impl AgentSessions for AgentSessionsApi {
         &self,
         req: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        // With TLS the node is who its certificate says, whatever the hello claims.
+        let peer = req.extensions().get::<berth_trust::PeerIdentity>().cloned();
         let mut inbound = req.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
         let Some(AgentMessage {
-            body: Some(agent_message::Body::Hello(hello)),
+            body: Some(agent_message::Body::Hello(mut hello)),
         }) = first
         else {
             return Err(Status::invalid_argument(
                 "the first message on an agent stream must be a hello",
             ));
         };
+        if let Some(p) = peer {
+            if !hello.node_id.is_empty() && hello.node_id != p.id {
+                return Err(Status::permission_denied(format!(
+                    "hello.nodeId: {} is not this certificate's node ({p})",
+                    hello.node_id
+                )));
+            }
+            hello.node_id = p.id;
+        }
         let node = blocking(&self.state, move |s| nodes::register(s, &hello)).await?;
         let node_id = node.ec2_instance_id.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);

@@ -8,6 +8,7 @@ mod services;
 mod stacks;
 mod taskdefs;
 mod tasks;
+mod trust;
 
 pub use agents::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
@@ -17,6 +18,7 @@ pub use services::{NodeAdminApi, ServicesApi};
 pub use stacks::StacksApi;
 pub use taskdefs::TaskDefinitionsApi;
 pub use tasks::TasksApi;
+pub use trust::{CertificatesApi, TokensApi};
 
 use crate::error::Error;
 use crate::state::State;

@@ -37,6 +37,11 @@ pub use status::{http_status, status_response};
 pub type Check =
     Arc<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
 
+/// The gRPC method an HTTP request stands for (`/berth.v1.Clusters/CreateCluster`), in the
+/// extensions of the request `Check` sees, so the check can authorize it as gRPC would.
+#[derive(Debug, Clone)]
+pub struct GrpcMethod(pub String);
+
 /// The gRPC service implementations the HTTP handlers call.
 pub struct Api {
     check: Check,
@@ -129,9 +134,11 @@ async fn dispatch(
     if !is_json(&headers) {
         return unsupported_media_type();
     }
+    let mut extensions = tonic::Extensions::default();
+    extensions.insert(GrpcMethod(format!("/berth.v1.{service}/{method}")));
     let md = match (api.check)(tonic::Request::from_parts(
         metadata(&headers),
-        tonic::Extensions::default(),
+        extensions,
         (),
     )) {
         Ok(r) => r,

@@ -1,0 +1,123 @@
+//! `berth.v1.Certificates` (join with the join token, renew over mutual TLS) and `berth.v1.Tokens`
+//! (new client tokens; the admin token only — `auth::need` enforces who may call).
+
+use crate::auth::{Access, Authorizer, Role};
+use crate::nodes::new_id;
+use berth_proto::v1::certificates_server::Certificates;
+use berth_proto::v1::tokens_server::Tokens;
+use berth_proto::v1::*;
+use berth_trust::{Ca, PeerIdentity, PeerKind};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+pub struct CertificatesApi {
+    pub ca: Arc<Ca>,
+    pub auth: Arc<Authorizer>,
+    /// How long issued certificates last.
+    pub lifetime: Duration,
+}
+
+impl CertificatesApi {
+    fn issue(&self, csr_pem: &str, who: &PeerIdentity) -> Result<CertificateReply, Status> {
+        let issued = self
+            .ca
+            .sign_csr(csr_pem, who, self.lifetime)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(CertificateReply {
+            certificate_pem: issued.certificate_pem,
+            ca_pem: self.ca.cert_pem().to_string(),
+            identity: who.common_name(),
+            expires_at_ms: issued.expires_at_ms,
+        })
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[tonic::async_trait]
+impl Certificates for CertificatesApi {
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<CertificateReply>, Status> {
+        let r = req.into_inner();
+        if !self.auth.verify_join(&r.join_token) {
+            tracing::warn!(kind = %r.kind, "join refused: wrong join token");
+            return Err(Status::unauthenticated(
+                "joinToken: not this cluster's join token (use DATA/join.token of the server you connect to)",
+            ));
+        }
+        let kind = PeerKind::parse(&r.kind).ok_or_else(|| {
+            Status::invalid_argument(format!("kind: {:?} must be node or proxy", r.kind))
+        })?;
+        let id = if r.requested_id.is_empty() {
+            new_id(16)
+        } else if valid_id(&r.requested_id) {
+            r.requested_id.clone()
+        } else {
+            return Err(Status::invalid_argument(
+                "requestedId: 1-64 letters, digits or '-'",
+            ));
+        };
+        let who = PeerIdentity::new(kind, id);
+        let reply = self.issue(&r.csr_pem, &who)?;
+        tracing::info!(identity = %who, "joined: certificate issued");
+        Ok(Response::new(reply))
+    }
+
+    async fn renew_certificate(
+        &self,
+        req: Request<RenewCertificateRequest>,
+    ) -> Result<Response<CertificateReply>, Status> {
+        let Some(who) = req.extensions().get::<PeerIdentity>().cloned() else {
+            return Err(Status::unauthenticated(
+                "renewing needs the current certificate (mutual TLS)",
+            ));
+        };
+        let reply = self.issue(&req.into_inner().csr_pem, &who)?;
+        tracing::info!(identity = %who, "certificate renewed");
+        Ok(Response::new(reply))
+    }
+}
+
+pub struct TokensApi {
+    pub auth: Arc<Authorizer>,
+}
+
+#[tonic::async_trait]
+impl Tokens for TokensApi {
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenReply>, Status> {
+        if self.auth.tokens().is_none() {
+            return Err(Status::failed_precondition(
+                "this server runs without auth (berth dev, or --insecure); it needs no tokens",
+            ));
+        }
+        if req.extensions().get::<Access>() != Some(&Access::Token(Role::Admin)) {
+            return Err(Status::permission_denied(
+                "berth.v1.Tokens/CreateToken needs the admin token (DATA/admin.token on the server)",
+            ));
+        }
+        let r = req.into_inner();
+        let role = if r.read_only {
+            Role::ReadOnly
+        } else {
+            Role::ReadWrite
+        };
+        let auth = self.auth.clone();
+        let token = tokio::task::spawn_blocking(move || match auth.tokens() {
+            Some(t) => t.create(role, &r.description).map_err(Status::from),
+            None => Err(Status::internal("auth was turned off")),
+        })
+        .await
+        .map_err(|e| Status::internal(format!("creating the token: {e}")))??;
+        tracing::info!(id = %token.id, role = role.as_str(), "token created");
+        Ok(Response::new(CreateTokenReply {
+            token: token.reveal(),
+            id: token.id.clone(),
+            role: role.as_str().into(),
+        }))
+    }
+}

@@ -1,0 +1,233 @@
+//! Who may call what. Every gRPC call passes `Authorizer::check` (in `layer::AuthLayer`) before
+//! it reaches a service:
+//!
+//! - open: gRPC health and reflection, and `Certificates/Join` (the join token is its credential);
+//! - a verified peer certificate from the cluster CA: `berth.agent.v1.AgentSessions/*` (a node's),
+//!   `berth.v1.Endpoints/*` (a proxy's), `Certificates/RenewCertificate` (either);
+//! - a bearer token (`authorization: Bearer berth_…`) for everything else: `Describe*`, `List*`
+//!   and `Get*` methods need read-only, `Tokens/*` the admin token, any other method (so any RPC
+//!   added later, until it is named here) a read-write token.
+//!
+//! Another front end that calls the service impls directly (the JSON HTTP API) must call
+//! `Authorizer::authorize(&metadata, "/berth.v1.Clusters/CreateCluster")` with the request's
+//! metadata (forward `Authorization: Bearer …` as the `authorization` key) before the impl,
+//! return the `Status` it gives, and on success insert the returned `Access` into the
+//! `tonic::Request`'s extensions (as the gRPC layer does; `Tokens/CreateToken` checks it):
+//!
+//! ```ignore
+//! let access = plane.auth.authorize(req.metadata(), "/berth.v1.Clusters/CreateCluster")?;
+//! req.extensions_mut().insert(access);
+//! let reply = ClustersApi { state }.create_cluster(req).await?;
+//! ```
+
+pub mod layer;
+pub mod tokens;
+
+pub use layer::AuthLayer;
+pub use tokens::{Role, Tokens, ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE};
+
+use berth_trust::{PeerIdentity, PeerKind};
+use std::path::PathBuf;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+/// What a method needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Open,
+    Peer(Option<PeerKind>),
+    Token(Role),
+}
+
+/// What the caller turned out to be; handlers find it in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Auth is off (`berth dev`, `berth server --insecure`).
+    Unchecked,
+    Open,
+    Token(Role),
+    Peer(PeerIdentity),
+}
+
+/// The rule for a gRPC path `/package.Service/Method`.
+pub fn need(path: &str) -> Need {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    match service {
+        "grpc.health.v1.Health"
+        | "grpc.reflection.v1.ServerReflection"
+        | "grpc.reflection.v1alpha.ServerReflection" => Need::Open,
+        "berth.v1.Certificates" if method == "Join" => Need::Open,
+        "berth.v1.Certificates" => Need::Peer(None),
+        "berth.agent.v1.AgentSessions" => Need::Peer(Some(PeerKind::Node)),
+        "berth.v1.Endpoints" => Need::Peer(Some(PeerKind::Proxy)),
+        "berth.v1.Tokens" => Need::Token(Role::Admin),
+        _ if ["Describe", "List", "Get"]
+            .iter()
+            .any(|p| method.starts_with(p)) =>
+        {
+            Need::Token(Role::ReadOnly)
+        }
+        _ => Need::Token(Role::ReadWrite),
+    }
+}
+
+/// The control plane's auth: off, or tokens + the cluster CA's fingerprint.
+pub struct Authorizer {
+    mode: Mode,
+}
+
+enum Mode {
+    Off,
+    On {
+        tokens: Box<Tokens>,
+        ca_fingerprint: String,
+        admin_token_file: PathBuf,
+    },
+}
+
+impl Authorizer {
+    pub fn off() -> Self {
+        Self { mode: Mode::Off }
+    }
+
+    pub fn on(tokens: Tokens, ca_fingerprint: String, admin_token_file: PathBuf) -> Self {
+        Self {
+            mode: Mode::On {
+                tokens: Box::new(tokens),
+                ca_fingerprint,
+                admin_token_file,
+            },
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        matches!(self.mode, Mode::On { .. })
+    }
+
+    pub fn tokens(&self) -> Option<&Tokens> {
+        match &self.mode {
+            Mode::On { tokens, .. } => Some(tokens),
+            Mode::Off => None,
+        }
+    }
+
+    /// Whether `presented` is this cluster's join token.
+    pub fn verify_join(&self, presented: &str) -> bool {
+        match &self.mode {
+            Mode::On {
+                tokens,
+                ca_fingerprint,
+                ..
+            } => tokens.verify_join(presented, ca_fingerprint),
+            Mode::Off => false,
+        }
+    }
+
+    /// The bearer-token check for `path` (`/berth.v1.Clusters/CreateCluster`), for callers
+    /// without a TLS peer (the HTTP API). Methods for agents and proxies are refused here.
+    pub fn authorize(&self, metadata: &MetadataMap, path: &str) -> Result<Access, Status> {
+        let bearer = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        self.check(bearer, None, path)
+    }
+
+    /// The whole check: the `authorization` header's value and the verified peer certificate's
+    /// identity, if any.
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<PeerIdentity>,
+        path: &str,
+    ) -> Result<Access, Status> {
+        let Mode::On {
+            tokens,
+            admin_token_file,
+            ..
+        } = &self.mode
+        else {
+            return Ok(Access::Unchecked);
+        };
+        let method = path.trim_start_matches('/');
+        match need(path) {
+            Need::Open => Ok(Access::Open),
+            Need::Peer(kind) => match peer {
+                Some(p) if kind.is_none_or(|k| k == p.kind) => Ok(Access::Peer(p)),
+                Some(p) => Err(Status::permission_denied(format!(
+                    "{method} is for {} certificates; this one is {p}",
+                    kind.map_or("agent or proxy", PeerKind::as_str)
+                ))),
+                None => Err(Status::unauthenticated(format!(
+                    "{method} needs a certificate from the cluster CA: start the agent or proxy with --join-token (DATA/join.token on the server)"
+                ))),
+            },
+            Need::Token(needed) => {
+                let Some(value) = authorization else {
+                    return Err(Status::unauthenticated(format!(
+                        "this Berth server needs a token: pass --token or set BERTH_TOKEN (the admin token is in {} on the server; `berth token create` makes more)",
+                        admin_token_file.display()
+                    )));
+                };
+                let presented = value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+                    .unwrap_or("");
+                let role = tokens.verify(presented).ok_or_else(|| {
+                    Status::unauthenticated(format!(
+                        "the token is not valid for this server (mistyped, or from another cluster); the admin token is in {} on the server",
+                        admin_token_file.display()
+                    ))
+                })?;
+                if role >= needed {
+                    Ok(Access::Token(role))
+                } else {
+                    Err(Status::permission_denied(match needed {
+                        Role::Admin => format!(
+                            "{method} needs the admin token (DATA/admin.token on the server); this token is {}",
+                            role.as_str()
+                        ),
+                        _ => format!(
+                            "{method} changes state and needs a read-write token (`berth token create`); this token is {}",
+                            role.as_str()
+                        ),
+                    }))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_map_to_what_they_need() {
+        assert_eq!(
+            need("/berth.v1.Clusters/ListClusters"),
+            Need::Token(Role::ReadOnly)
+        );
+        assert_eq!(need("/berth.v1.Tasks/GetLogs"), Need::Token(Role::ReadOnly));
+        assert_eq!(
+            need("/berth.v1.Clusters/CreateCluster"),
+            Need::Token(Role::ReadWrite)
+        );
+        assert_eq!(
+            need("/berth.v1.Stacks/ApplyStack"),
+            Need::Token(Role::ReadWrite)
+        );
+        assert_eq!(
+            need("/berth.v1.Tokens/CreateToken"),
+            Need::Token(Role::Admin)
+        );
+        assert_eq!(need("/berth.v1.Certificates/Join"), Need::Open);
+        assert_eq!(need("/grpc.health.v1.Health/Check"), Need::Open);
+        assert_eq!(
+            need("/berth.agent.v1.AgentSessions/Session"),
+            Need::Peer(Some(PeerKind::Node))
+        );
+        assert_eq!(
+            need("/berth.v1.Endpoints/WatchEndpoints"),
+            Need::Peer(Some(PeerKind::Proxy))
+        );
+    }
+}
