@@ -1,14 +1,17 @@
 //! One request through the proxy: find the rule and an available target, set the forwarding
 //! headers, send it over the pooled upstream connections, retry once on another target when nothing
-//! reached the first, and turn an `Upgrade` (WebSocket) exchange into a byte tunnel.
+//! reached the first, and turn an `Upgrade` (WebSocket) exchange into a byte tunnel. A request whose
+//! body is in hand goes through Berth's own HTTP/1.1 client (`upstream`); a streamed body or an
+//! upgrade goes through hyper's.
 
-use crate::body::{DownBody, UpBody};
+use crate::body::{DownBody, Reply, UpBody};
 use crate::conn::{ConnGuard, ConnState};
 use crate::error::Failure;
 use crate::metrics::ListenerStats;
 use crate::pattern::host_without_port;
 use crate::table::Service;
 use crate::target::TargetGuard;
+use crate::upstream::{self, ExchangeError};
 use crate::worker::UpstreamClient;
 use crate::Shared;
 use http_body_util::BodyExt;
@@ -113,7 +116,7 @@ async fn forward(
     ctx: &ConnCtx,
     service: &Service,
     mut req: Request<Incoming>,
-) -> Result<(Response<Incoming>, Option<TargetGuard>), Failure> {
+) -> Result<(Response<Reply>, Option<TargetGuard>), Failure> {
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -126,23 +129,24 @@ async fn forward(
     // Copy the request only when a retry could use it.
     let spare =
         (body.replayable() && service.targets.targets.len() > 1).then(|| copy_parts(&parts));
-    let (mut response, target) = match send(ctx, service, &first, parts, body.attempt()).await {
-        Ok(response) => (response, first),
-        Err(Attempt { failure, retryable }) => {
-            let Some(parts) = spare.filter(|_| retryable) else {
-                return Err(failure);
-            };
-            let Some(second) = service.pick(Some(first.target())) else {
-                return Err(failure);
-            };
-            drop(first);
-            tracing::debug!("{failure}; retrying on {}", second.authority);
-            match send(ctx, service, &second, parts, body.attempt()).await {
-                Ok(response) => (response, second),
-                Err(attempt) => return Err(attempt.failure),
+    let (mut response, target) =
+        match send(ctx, service, &first, parts, body.attempt(), upgrade).await {
+            Ok(response) => (response, first),
+            Err(Attempt { failure, retryable }) => {
+                let Some(parts) = spare.filter(|_| retryable) else {
+                    return Err(failure);
+                };
+                let Some(second) = service.pick(Some(first.target())) else {
+                    return Err(failure);
+                };
+                drop(first);
+                tracing::debug!("{failure}; retrying on {}", second.authority);
+                match send(ctx, service, &second, parts, body.attempt(), upgrade).await {
+                    Ok(response) => (response, second),
+                    Err(attempt) => return Err(attempt.failure),
+                }
             }
-        }
-    };
+        };
 
     if let Some(client_upgrade) = client_upgrade {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -168,19 +172,50 @@ async fn forward(
     Ok((response, Some(target)))
 }
 
+/// What one attempt's client reported.
+enum SendError {
+    Direct(ExchangeError),
+    Hyper(hyper_util::client::legacy::Error),
+}
+
 async fn send(
     ctx: &ConnCtx,
     service: &Service,
     target: &TargetGuard,
     mut parts: Parts,
     body: UpBody,
-) -> Result<Response<Incoming>, Attempt> {
-    parts.uri = upstream_uri(&target.authority, &parts.uri);
-    parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
+    upgrade: bool,
+) -> Result<Response<Reply>, Attempt> {
     let started = Instant::now();
     let after = ctx.shared.config.upstream_timeout;
-    let result = tokio::time::timeout(after, ctx.client.request(request)).await;
+    let in_hand = match &body {
+        UpBody::Empty => Some(None),
+        UpBody::Full(Some(bytes)) => Some(Some(bytes.clone())),
+        _ => None,
+    };
+    let result = match in_hand.filter(|_| !upgrade && parts.method != Method::CONNECT) {
+        Some(bytes) => {
+            let exchange = upstream::exchange(
+                &target.authority,
+                ctx.shared.config.connect_timeout,
+                &parts,
+                bytes.as_deref(),
+            );
+            tokio::time::timeout(after, exchange).await.map(|r| {
+                r.map(|response| response.map(Reply::Direct))
+                    .map_err(SendError::Direct)
+            })
+        }
+        None => {
+            parts.uri = upstream_uri(&target.authority, &parts.uri);
+            parts.version = Version::HTTP_11;
+            let request = ctx.client.request(Request::from_parts(parts, body));
+            tokio::time::timeout(after, request).await.map(|r| {
+                r.map(|response| response.map(Reply::Hyper))
+                    .map_err(SendError::Hyper)
+            })
+        }
+    };
     let (failure, retryable) = match result {
         Ok(Ok(response)) => {
             target
@@ -189,10 +224,15 @@ async fn send(
             return Ok(response);
         }
         Ok(Err(e)) => {
-            let reason = describe(&e);
+            let (reason, connect, retryable) = match &e {
+                SendError::Direct(ExchangeError::Connect(io)) => (describe_io(io), true, true),
+                SendError::Direct(ExchangeError::Closed(io)) => (describe_io(io), false, true),
+                SendError::Direct(ExchangeError::Failed(io)) => (describe_io(io), false, false),
+                SendError::Hyper(e) => (describe(e), e.is_connect(), closed_before_response(e)),
+            };
             let service = service.name.clone();
             let at = target.authority.to_string();
-            if e.is_connect() {
+            if connect {
                 target.eject(&reason);
                 let failure = Failure::UpstreamConnect {
                     service,
@@ -201,7 +241,6 @@ async fn send(
                 };
                 (failure, true)
             } else {
-                let retryable = closed_before_response(&e);
                 let failure = Failure::Upstream {
                     service,
                     target: at,
@@ -394,13 +433,7 @@ pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return match io.kind() {
-                ConnectionRefused => "Connection refused".into(),
-                TimedOut => "Request timed out".into(),
-                ConnectionReset => "Connection reset by peer".into(),
-                _ => format!("Connection failed: {io}"),
-            };
+            return describe_io(io);
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() {
@@ -412,6 +445,19 @@ pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     match e.source() {
         Some(s) => format!("Request failed: {s}"),
         None => format!("Request failed: {e}"),
+    }
+}
+
+/// The same reasons for an IO error from Berth's own client.
+fn describe_io(io: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => "Connection refused".into(),
+        TimedOut => "Request timed out".into(),
+        ConnectionReset => "Connection reset by peer".into(),
+        UnexpectedEof => "Connection closed before the response".into(),
+        InvalidData => format!("Invalid response: {io}"),
+        _ => format!("Connection failed: {io}"),
     }
 }
 

@@ -12,6 +12,7 @@ mod body;
 mod conn;
 mod error;
 mod forward;
+mod framing;
 mod health;
 mod listener;
 mod metrics;
@@ -20,6 +21,7 @@ mod report;
 mod router;
 mod table;
 mod target;
+mod upstream;
 mod watch;
 mod worker;
 
