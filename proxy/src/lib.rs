@@ -13,6 +13,7 @@ mod conn;
 mod error;
 mod forward;
 mod framing;
+mod headers;
 mod health;
 mod listener;
 mod metrics;

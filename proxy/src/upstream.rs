@@ -6,14 +6,17 @@
 //! `keepalive` per worker), so taking one needs no lock and a request never leaves its thread.
 
 use crate::framing::{Framing, ResponseBody};
+use crate::headers::{is_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_PORT, X_FORWARDED_PROTO};
+use crate::target::Target;
 use bytes::BytesMut;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST};
 use hyper::http::request::Parts;
 use hyper::http::uri::Authority;
 use hyper::{Method, Response, StatusCode, Version};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -33,7 +36,8 @@ pub(crate) struct UpConn {
     pub buf: BytesMut,
     /// The request being written; kept to reuse its allocation.
     out: Vec<u8>,
-    authority: Option<Authority>,
+    /// The target's id, once the connection may be kept for it.
+    target: Option<u64>,
 }
 
 impl UpConn {
@@ -42,7 +46,7 @@ impl UpConn {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(1024),
-            authority: None,
+            target: None,
         }
     }
 
@@ -61,13 +65,13 @@ struct Idle {
 
 thread_local! {
     /// This worker thread's idle connections, per target; most recently used at the back.
-    static IDLE: RefCell<Vec<(Authority, VecDeque<Idle>)>> = const { RefCell::new(Vec::new()) };
+    static IDLE: RefCell<Vec<(u64, VecDeque<Idle>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An idle connection to `authority` that is still open, if this thread has one.
-fn checkout(authority: &Authority) -> Option<UpConn> {
+/// An idle connection to the target `id` that is still open, if this thread has one.
+fn checkout(id: u64) -> Option<UpConn> {
     IDLE.with_borrow_mut(|idle| {
-        let list = &mut idle.iter_mut().find(|(a, _)| a == authority)?.1;
+        let list = &mut idle.iter_mut().find(|(t, _)| *t == id)?.1;
         let now = Instant::now();
         while let Some(entry) = list.pop_back() {
             if now.duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.is_open() {
@@ -80,15 +84,15 @@ fn checkout(authority: &Authority) -> Option<UpConn> {
 
 /// Keeps a connection whose last response ended cleanly for the next request to its target.
 pub(crate) fn release(conn: UpConn) {
-    let Some(authority) = conn.authority.clone() else {
+    let Some(id) = conn.target else {
         return;
     };
     IDLE.with_borrow_mut(|idle| {
         let now = Instant::now();
-        let list = match idle.iter().position(|(a, _)| *a == authority) {
+        let list = match idle.iter().position(|(t, _)| *t == id) {
             Some(i) => &mut idle[i].1,
             None => {
-                idle.push((authority, VecDeque::new()));
+                idle.push((id, VecDeque::new()));
                 &mut idle.last_mut().expect("just pushed").1
             }
         };
@@ -127,21 +131,30 @@ pub(crate) enum ExchangeError {
     Failed(io::Error),
 }
 
-/// Sends one request (head from `parts`, whose headers are already rewritten for the target, and
-/// `body`) to `authority` and reads the response head. A reused connection found closed before
-/// any response byte is replaced by a new one once, when the request may be repeated.
+/// What the target learns about the client, as `X-Forwarded-For` and `X-Forwarded-Port`.
+pub(crate) struct Forwarded<'a> {
+    pub client_ip: &'a [u8],
+    pub port: &'a [u8],
+}
+
+/// Sends one request (the client's head from `parts`, its hop-by-hop headers dropped and the
+/// forwarding headers added on the way, and `body`) to `target` and reads the response head; the
+/// response's hop-by-hop headers are left out. A reused connection found closed before any
+/// response byte is replaced by a new one once, when the request may be repeated.
 pub(crate) async fn exchange(
-    authority: &Authority,
+    target: &Target,
     connect_timeout: Duration,
     parts: &Parts,
     body: Option<&[u8]>,
+    forwarded: &Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, ExchangeError> {
+    let authority = &target.authority;
     let repeatable = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    if let Some(conn) = checkout(authority) {
-        match round_trip(conn, parts, body).await {
+    if let Some(conn) = checkout(target.id) {
+        match round_trip(conn, parts, body, forwarded).await {
             Err(Trip::Closed { sent, error }) if repeatable || !sent => {
                 tracing::debug!(
                     "idle connection to {authority} was closed ({error}); reconnecting"
@@ -156,11 +169,13 @@ pub(crate) async fn exchange(
         .await
         .map_err(ExchangeError::Connect)?;
     let mut conn = UpConn::new(stream);
-    conn.authority = Some(authority.clone());
-    round_trip(conn, parts, body).await.map_err(|e| match e {
-        Trip::Closed { error, .. } => ExchangeError::Closed(error),
-        Trip::Failed(error) => ExchangeError::Failed(error),
-    })
+    conn.target = Some(target.id);
+    round_trip(conn, parts, body, forwarded)
+        .await
+        .map_err(|e| match e {
+            Trip::Closed { error, .. } => ExchangeError::Closed(error),
+            Trip::Failed(error) => ExchangeError::Failed(error),
+        })
 }
 
 async fn connect(authority: &Authority, timeout: Duration) -> io::Result<TcpStream> {
@@ -213,8 +228,9 @@ async fn round_trip(
     mut conn: UpConn,
     parts: &Parts,
     body: Option<&[u8]>,
+    forwarded: &Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, Trip> {
-    write_head(&mut conn.out, parts, body);
+    write_head(&mut conn.out, parts, body, forwarded);
     if let Err(error) = conn.stream.write_all(&conn.out).await {
         return Err(if closed_kind(&error) {
             Trip::Closed { sent: false, error }
@@ -246,30 +262,59 @@ async fn round_trip(
     }
 }
 
-/// The request line and headers, then the body, in one buffer.
-fn write_head(out: &mut Vec<u8>, parts: &Parts, body: Option<&[u8]>) {
+/// The request line and headers, then the body, in one buffer. The client's headers go as they
+/// came, less hop-by-hop ones (the caller has already dropped those named in `Connection`) and the
+/// forwarding headers, which are written anew: `X-Forwarded-For` appends the client to what came.
+fn write_head(out: &mut Vec<u8>, parts: &Parts, body: Option<&[u8]>, forwarded: &Forwarded<'_>) {
+    let field = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut host = false;
+    let mut prior_for = false;
     for (name, value) in &parts.headers {
-        // The whole body is in hand: nothing to wait for, and its length is known.
-        if name == CONTENT_LENGTH || name == EXPECT {
+        if is_hop_by_hop(name)
+            // The whole body is in hand: nothing to wait for, and its length is known.
+            || name == CONTENT_LENGTH
+            || name == EXPECT
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_PORT
+        {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if name == X_FORWARDED_FOR {
+            prior_for = true;
+            continue;
+        }
+        host |= name == HOST;
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    // HTTP/2 carries the host in the URI; an HTTP/1.1 target needs the header.
+    if let (false, Some(authority)) = (host, parts.uri.authority()) {
+        field(out, b"host", authority.as_str().as_bytes());
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if prior_for {
+        for value in parts.headers.get_all(&X_FORWARDED_FOR) {
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(forwarded.client_ip);
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    field(out, b"x-forwarded-port", forwarded.port);
     let len = body.map_or(0, <[u8]>::len);
     let bodiless = matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE);
     if len > 0 || !bodiless || parts.headers.contains_key(CONTENT_LENGTH) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        field(out, b"content-length", len.to_string().as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     if let Some(body) = body {
@@ -311,9 +356,15 @@ fn invalid(what: &str) -> io::Error {
 
 /// Parses a complete response head: its length, what the proxy needs, and the body's framing.
 fn parse_head(buf: &[u8], head_request: bool) -> io::Result<Option<(usize, Head, Framing)>> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let len = match parsed.parse(buf) {
+    // Uninitialised slots: zeroing a hundred of them per response costs more than the parse.
+    let mut fields = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let parse = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut fields,
+    );
+    let len = match parse {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
@@ -325,12 +376,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> io::Result<Option<(usize, Head,
     let mut keep_alive = parsed.version == Some(1);
     let mut length: Option<u64> = None;
     let mut chunked = None;
+    let mut listed = false;
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| invalid("bad header name"))?;
-        let value =
-            HeaderValue::from_bytes(field.value).map_err(|_| invalid("bad header value"))?;
         if name == CONTENT_LENGTH {
             let n = std::str::from_utf8(field.value)
                 .ok()
@@ -348,15 +398,35 @@ fn parse_head(buf: &[u8], head_request: bool) -> io::Result<Option<(usize, Head,
                 .next()
                 .unwrap_or_default();
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == CONNECTION
-            && field
-                .value
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        {
-            keep_alive = false;
+        } else if name == CONNECTION {
+            for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    listed = true;
+                }
+            }
         }
+        if is_hop_by_hop(&name) {
+            continue;
+        }
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| invalid("bad header value"))?;
         headers.append(name, value);
+    }
+    if listed {
+        // Headers named in `Connection` belong to this hop too.
+        let connection = parsed
+            .headers
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("connection"));
+        for field in connection {
+            for token in field.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    headers.remove(name);
+                }
+            }
+        }
     }
     let bodiless = head_request
         || status.is_informational()
@@ -387,6 +457,86 @@ fn parse_head(buf: &[u8], head_request: bool) -> io::Result<Option<(usize, Head,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    /// A target answering `ok` to every request; it closes each connection after `per_conn`
+    /// answers without saying so, as a server with a short keep-alive timeout does. Returns its
+    /// authority and how many connections it has accepted.
+    async fn target(per_conn: usize) -> (Arc<Target>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (reporter, _reports) = crate::report::channel();
+        let proto = berth_proto::v1::Target {
+            task_arn: "task".into(),
+            address: addr.ip().to_string(),
+            port: i32::from(addr.port()),
+            draining: false,
+        };
+        let target = Target::new("svc", &proto, reporter).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for _ in 0..per_conn {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                        }
+                        buf.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        s.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        (target, accepted)
+    }
+
+    const FORWARDED: Forwarded<'static> = Forwarded {
+        client_ip: b"10.0.0.9",
+        port: b"8080",
+    };
+
+    async fn get(target: &Target) -> Vec<u8> {
+        let p = parts(Method::GET, "/", &[("host", "t")]);
+        let response = exchange(target, Duration::from_secs(2), &p, None, &FORWARDED)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn idle_connections_carry_the_next_requests() {
+        let (target, accepted) = target(usize::MAX).await;
+        for _ in 0..5 {
+            assert_eq!(get(&target).await, b"ok");
+        }
+        assert_eq!(accepted.load(SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_target_closed_while_idle_is_replaced() {
+        let (target, accepted) = target(1).await;
+        for _ in 0..5 {
+            assert_eq!(get(&target).await, b"ok");
+        }
+        assert_eq!(accepted.load(SeqCst), 5);
+    }
 
     fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut req = hyper::Request::builder().method(method).uri(uri);
@@ -408,16 +558,47 @@ mod tests {
                 ("expect", "100-continue"),
             ],
         );
-        write_head(&mut out, &p, Some(b"hello"));
+        write_head(&mut out, &p, Some(b"hello"), &FORWARDED);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
-            "PUT /a?b=c HTTP/1.1\r\nhost: front\r\ncontent-length: 5\r\n\r\nhello"
+            "PUT /a?b=c HTTP/1.1\r\nhost: front\r\nx-forwarded-for: 10.0.0.9\r\n\
+             x-forwarded-proto: http\r\nx-forwarded-port: 8080\r\ncontent-length: 5\r\n\r\nhello"
         );
-        write_head(&mut out, &parts(Method::GET, "/", &[("host", "h")]), None);
+    }
+
+    #[test]
+    fn forwarding_headers_replace_the_clients_and_hop_by_hop_ones_stay_behind() {
+        let mut out = Vec::new();
+        let p = parts(
+            Method::GET,
+            "http://front.example/x",
+            &[
+                ("x-forwarded-for", "1.1.1.1"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-port", "1"),
+                ("keep-alive", "timeout=5"),
+                ("te", "trailers"),
+                ("x-kept", "yes"),
+            ],
+        );
+        write_head(&mut out, &p, None, &FORWARDED);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET / HTTP/1.1\r\nhost: h\r\n\r\n"
+            "GET /x HTTP/1.1\r\nx-kept: yes\r\nhost: front.example\r\n\
+             x-forwarded-for: 1.1.1.1, 10.0.0.9\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-port: 8080\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_are_left_out() {
+        let head = "HTTP/1.1 200 OK\r\nconnection: keep-alive, x-private\r\nx-private: 1\r\n\
+                    keep-alive: timeout=5\r\ncontent-length: 0\r\nx-kept: 1\r\n\r\n";
+        let (_, head, _) = parse_head(head.as_bytes(), false).unwrap().unwrap();
+        let mut names: Vec<_> = head.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        assert!(head.keep_alive);
     }
 
     #[test]
