@@ -12,8 +12,8 @@ use crate::metrics::ListenerStats;
 use crate::pattern::host_without_port;
 use crate::table::Service;
 use crate::target::TargetGuard;
-use crate::upstream::Forwarded;
 use crate::upstream::{self, ExchangeError};
+use crate::upstream::{Forwarded, Timeouts};
 use crate::worker::UpstreamClient;
 use crate::Shared;
 use http_body_util::BodyExt;
@@ -209,6 +209,7 @@ impl Outgoing {
 enum SendError {
     Direct(ExchangeError),
     Hyper(hyper_util::client::legacy::Error),
+    TimedOut,
 }
 
 async fn send(
@@ -225,17 +226,22 @@ async fn send(
                 client_ip: ctx.client_ip.as_bytes(),
                 port: ctx.port_header.as_bytes(),
             };
+            let timeouts = Timeouts {
+                connect: ctx.shared.config.connect_timeout,
+                upstream: after,
+            };
             let exchange = upstream::exchange(
                 target.target(),
-                ctx.shared.config.connect_timeout,
+                timeouts,
                 parts,
                 body.as_deref(),
                 &forwarded,
             );
-            tokio::time::timeout(after, exchange).await.map(|r| {
-                r.map(|response| response.map(Reply::Direct))
-                    .map_err(SendError::Direct)
-            })
+            match exchange.await {
+                Ok(response) => Ok(response.map(Reply::Direct)),
+                Err(ExchangeError::TimedOut) => Err(SendError::TimedOut),
+                Err(e) => Err(SendError::Direct(e)),
+            }
         }
         Outgoing::Hyper { parts, spare, body } => {
             let Some(mut parts) = parts.take().or_else(|| spare.take().map(|p| *p)) else {
@@ -254,52 +260,53 @@ async fn send(
             let request = ctx
                 .client
                 .request(Request::from_parts(parts, body.attempt()));
-            tokio::time::timeout(after, request).await.map(|r| {
-                r.map(|response| response.map(Reply::Hyper))
-                    .map_err(SendError::Hyper)
-            })
+            match tokio::time::timeout(after, request).await {
+                Ok(Ok(response)) => Ok(response.map(Reply::Hyper)),
+                Ok(Err(e)) => Err(SendError::Hyper(e)),
+                Err(_) => Err(SendError::TimedOut),
+            }
+        }
+    };
+    let failed = |reason: String, connect: bool, retryable: bool| {
+        let service = service.name.clone();
+        let at = target.authority.to_string();
+        if connect {
+            target.eject(&reason);
+            let failure = Failure::UpstreamConnect {
+                service,
+                target: at,
+                reason,
+            };
+            (failure, true)
+        } else {
+            let failure = Failure::Upstream {
+                service,
+                target: at,
+                reason,
+            };
+            (failure, retryable)
         }
     };
     let (failure, retryable) = match result {
-        Ok(Ok(response)) => {
+        Ok(response) => {
             target
                 .metrics
                 .record(response.status().as_u16(), started.elapsed());
             return Ok(response);
         }
-        Ok(Err(e)) => {
-            let (reason, connect, retryable) = match &e {
-                SendError::Direct(ExchangeError::Connect(io)) => (describe_io(io), true, true),
-                SendError::Direct(ExchangeError::Closed(io)) => (describe_io(io), false, true),
-                SendError::Direct(ExchangeError::Failed(io)) => (describe_io(io), false, false),
-                SendError::Hyper(e) => (describe(e), e.is_connect(), closed_before_response(e)),
-            };
-            let service = service.name.clone();
-            let at = target.authority.to_string();
-            if connect {
-                target.eject(&reason);
-                let failure = Failure::UpstreamConnect {
-                    service,
-                    target: at,
-                    reason,
-                };
-                (failure, true)
-            } else {
-                let failure = Failure::Upstream {
-                    service,
-                    target: at,
-                    reason,
-                };
-                (failure, retryable)
-            }
-        }
-        Err(_) => {
+        Err(SendError::TimedOut | SendError::Direct(ExchangeError::TimedOut)) => {
             let failure = Failure::UpstreamTimeout {
                 service: service.name.clone(),
                 target: target.authority.to_string(),
                 after,
             };
             (failure, false)
+        }
+        Err(SendError::Direct(ExchangeError::Connect(io))) => failed(describe_io(&io), true, true),
+        Err(SendError::Direct(ExchangeError::Closed(io))) => failed(describe_io(&io), false, true),
+        Err(SendError::Direct(ExchangeError::Failed(io))) => failed(describe_io(&io), false, false),
+        Err(SendError::Hyper(e)) => {
+            failed(describe(&e), e.is_connect(), closed_before_response(&e))
         }
     };
     let status = failure.to_response().status().as_u16();
