@@ -303,7 +303,9 @@ async fn send(
             (failure, false)
         }
         Err(SendError::Direct(ExchangeError::Connect(io))) => failed(describe_io(&io), true, true),
-        Err(SendError::Direct(ExchangeError::Closed(io))) => failed(describe_io(&io), false, true),
+        Err(SendError::Direct(ExchangeError::Closed { error, retryable })) => {
+            failed(describe_io(&error), false, retryable)
+        }
         Err(SendError::Direct(ExchangeError::Failed(io))) => failed(describe_io(&io), false, false),
         Err(SendError::Hyper(e)) => {
             failed(describe(&e), e.is_connect(), closed_before_response(&e))

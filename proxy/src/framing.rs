@@ -8,6 +8,7 @@ use hyper::body::{Body, Bytes, Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 /// Bodies up to this size are copied out of the read buffer, so the buffer's allocation serves
 /// the next response; larger pieces are split off without a copy.
@@ -77,17 +78,23 @@ impl ResponseBody {
                 if n > 0 {
                     body.ready = Some(take(&mut conn.buf, n as usize));
                 }
-                body.finish();
+                // At once: the request's start time is recent enough for the idle list.
+                let used = conn.used;
+                body.finish_at(used);
             }
         }
         body
     }
 
     fn finish(&mut self) {
+        self.finish_at(Instant::now());
+    }
+
+    fn finish_at(&mut self, now: Instant) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
             if self.reuse && conn.buf.is_empty() {
-                upstream::release(conn);
+                upstream::release(conn, now);
             }
         }
     }

@@ -153,7 +153,8 @@ impl<F: std::ops::DerefMut<Target: Future<Output = ()>>> StopSignal<F> {
         let Some(signal) = self.signal.as_mut() else {
             return false;
         };
-        if !self.waker.woken.swap(false, SeqCst) {
+        // A plain load first: the swap's barrier would cost on every wake of the connection.
+        if !self.waker.woken.load(Relaxed) || !self.waker.woken.swap(false, SeqCst) {
             return false;
         }
         if let Ok(mut task) = self.waker.task.lock() {

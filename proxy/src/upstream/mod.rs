@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Sleep;
@@ -34,8 +34,9 @@ const MAX_HEAD: usize = 64 * 1024;
 pub(crate) enum ExchangeError {
     /// No connection could be made: the target is down.
     Connect(io::Error),
-    /// The target closed or reset the connection before any response byte.
-    Closed(io::Error),
+    /// The target closed or reset the connection before any response byte. `retryable` when
+    /// another target may get the request: it may be repeated, or none of it was sent.
+    Closed { error: io::Error, retryable: bool },
     /// The response was malformed or cut short.
     Failed(io::Error),
     /// No response head within the upstream timeout.
@@ -60,19 +61,27 @@ pub(crate) async fn exchange(
     forwarded: &Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, ExchangeError> {
     let authority = &target.authority;
-    let deadline = tokio::time::Instant::now() + timeouts.upstream;
+    // One clock read serves the deadline and the idle connections' ages.
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + timeouts.upstream);
     let repeatable = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    if let Some(conn) = checkout(target.id) {
+    if let Some(mut conn) = checkout(target.id, started) {
+        conn.used = started;
         match round_trip(conn, parts, body, forwarded, deadline).await {
             Err(Trip::Closed { sent, error }) if repeatable || !sent => {
                 tracing::debug!(
                     "idle connection to {authority} was closed ({error}); reconnecting"
                 );
             }
-            Err(Trip::Closed { error, .. }) => return Err(ExchangeError::Closed(error)),
+            Err(Trip::Closed { error, .. }) => {
+                return Err(ExchangeError::Closed {
+                    error,
+                    retryable: false,
+                })
+            }
             Err(Trip::Failed(error)) => return Err(ExchangeError::Failed(error)),
             Err(Trip::TimedOut) => return Err(ExchangeError::TimedOut),
             Ok(response) => return Ok(response),
@@ -83,10 +92,14 @@ pub(crate) async fn exchange(
         .map_err(ExchangeError::Connect)?;
     let mut conn = UpConn::new(stream);
     conn.target = Some(target.id);
+    conn.used = started;
     round_trip(conn, parts, body, forwarded, deadline)
         .await
         .map_err(|e| match e {
-            Trip::Closed { error, .. } => ExchangeError::Closed(error),
+            Trip::Closed { error, sent } => ExchangeError::Closed {
+                error,
+                retryable: repeatable || !sent,
+            },
             Trip::Failed(error) => ExchangeError::Failed(error),
             Trip::TimedOut => ExchangeError::TimedOut,
         })
@@ -263,7 +276,6 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
-    use std::time::Instant;
     use tokio::net::TcpListener;
 
     /// A target answering `ok` to every request; it closes each connection after `per_conn`

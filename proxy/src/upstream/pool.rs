@@ -23,6 +23,8 @@ pub(crate) struct UpConn {
     pub out: Vec<u8>,
     /// The target's id, once the connection may be kept for it.
     pub target: Option<u64>,
+    /// When its current (or last) request started.
+    pub used: Instant,
     /// The upstream timeout's timer, shared by the connection's requests: re-armed only when it
     /// would fire too late or has fired, so a busy connection re-arms it once per timeout rather
     /// than once per request.
@@ -36,6 +38,7 @@ impl UpConn {
             buf: BytesMut::with_capacity(16 * 1024),
             out: Vec::with_capacity(1024),
             target: None,
+            used: Instant::now(),
             timer: None,
         }
     }
@@ -59,10 +62,9 @@ thread_local! {
 }
 
 /// An idle connection to the target `id` that is still open, if this thread has one.
-pub(super) fn checkout(id: u64) -> Option<UpConn> {
+pub(super) fn checkout(id: u64, now: Instant) -> Option<UpConn> {
     IDLE.with_borrow_mut(|idle| {
         let list = &mut idle.iter_mut().find(|(t, _)| *t == id)?.1;
-        let now = Instant::now();
         while let Some(entry) = list.pop_back() {
             if now.duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.is_open() {
                 return Some(entry.conn);
@@ -72,13 +74,13 @@ pub(super) fn checkout(id: u64) -> Option<UpConn> {
     })
 }
 
-/// Keeps a connection whose last response ended cleanly for the next request to its target.
-pub(crate) fn release(conn: UpConn) {
+/// Keeps a connection whose last response ended cleanly (`now`, or a moment before) for the next
+/// request to its target.
+pub(crate) fn release(conn: UpConn, now: Instant) {
     let Some(id) = conn.target else {
         return;
     };
     IDLE.with_borrow_mut(|idle| {
-        let now = Instant::now();
         let list = match idle.iter().position(|(t, _)| *t == id) {
             Some(i) => &mut idle[i].1,
             None => {
