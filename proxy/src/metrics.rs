@@ -36,9 +36,9 @@ pub(crate) fn use_shard(worker: usize) {
 #[repr(align(128))]
 struct Padded<T>(T);
 
-/// One copy of `T` per shard.
+/// One copy of `T` per shard; each worker thread uses its own.
 #[derive(Debug)]
-struct Sharded<T>([Padded<T>; SHARDS]);
+pub(crate) struct Sharded<T>([Padded<T>; SHARDS]);
 
 impl<T: Default> Default for Sharded<T> {
     fn default() -> Self {
@@ -47,8 +47,17 @@ impl<T: Default> Default for Sharded<T> {
 }
 
 impl<T> Sharded<T> {
-    fn local(&self) -> &T {
+    pub fn from_fn(mut f: impl FnMut(usize) -> T) -> Self {
+        Self(std::array::from_fn(|i| Padded(f(i))))
+    }
+
+    /// This thread's copy.
+    pub fn local(&self) -> &T {
         &self.0[SHARD.get()].0
+    }
+
+    pub fn get(&self, shard: usize) -> &T {
+        &self.0[shard % SHARDS].0
     }
 
     fn sum(&self, f: impl Fn(&T) -> u64) -> u64 {

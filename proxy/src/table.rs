@@ -3,7 +3,7 @@
 //! whole; a snapshot is never changed once published (targets' atomics aside).
 
 use crate::health::HealthSettings;
-use crate::metrics::ServiceStats;
+use crate::metrics::{ServiceStats, Sharded};
 use crate::pattern::Pattern;
 use crate::target::Target;
 use std::collections::HashMap;
@@ -32,8 +32,8 @@ pub(crate) struct TargetSet {
     /// The table's list, to tell whether a new table changed it.
     pub source: Vec<berth_proto::v1::Target>,
     pub health: Arc<HealthSettings>,
-    /// Round-robin position.
-    pub next: AtomicUsize,
+    /// Round-robin position, one per worker thread so workers never contend for it.
+    pub next: Sharded<AtomicUsize>,
 }
 
 /// One load-balanced service on one listener port: its rule and its targets.
@@ -146,7 +146,7 @@ pub(crate) mod tests {
                 targets: Vec::new(),
                 source: Vec::new(),
                 health: Arc::new(HealthSettings::from_proto(None)),
-                next: AtomicUsize::new(0),
+                next: Sharded::default(),
             }),
             stats: Arc::default(),
             route: Default::default(),
