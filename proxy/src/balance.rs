@@ -15,7 +15,7 @@ impl Service {
         if n == 0 {
             return None;
         }
-        let start = self.targets.next.fetch_add(1, Relaxed);
+        let start = self.targets.next.local().fetch_add(1, Relaxed);
         let mut candidates = (0..n)
             .map(|i| &targets[(start.wrapping_add(i)) % n])
             .filter(|t| t.is_available() && exclude.is_none_or(|x| !Arc::ptr_eq(x, t)));
@@ -36,7 +36,6 @@ mod tests {
     use crate::table::tests::service;
     use crate::table::{Algorithm, TargetSet};
     use crate::target::{Health, Target};
-    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 
     fn with_targets(algorithm: Algorithm, n: usize) -> crate::table::Service {
@@ -65,7 +64,7 @@ mod tests {
                 targets,
                 source: Vec::new(),
                 health: Arc::new(HealthSettings::from_proto(None)),
-                next: AtomicUsize::new(0),
+                next: Default::default(),
             }),
             ..base
         }

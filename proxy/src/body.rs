@@ -3,6 +3,7 @@
 //! connection busy and its target's request in flight until the client has all of it.
 
 use crate::conn::ConnGuard;
+use crate::framing::ResponseBody;
 use crate::target::TargetGuard;
 use http_body_util::Full;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
@@ -49,6 +50,16 @@ impl Body for UpBody {
     }
 }
 
+/// A target's response body, from whichever client fetched it.
+pub(crate) enum Reply {
+    /// Berth's own HTTP/1.1 client (`upstream`).
+    Direct(ResponseBody),
+    /// hyper's client: streamed request bodies and upgrades.
+    Hyper(Incoming),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A response body on its way to the client.
 pub(crate) struct DownBody {
     inner: Down,
@@ -57,13 +68,13 @@ pub(crate) struct DownBody {
 }
 
 enum Down {
-    Upstream(Incoming),
+    Upstream(Reply),
     /// The proxy's own answer (404, 502, 503, 504).
     Local(Full<Bytes>),
 }
 
 impl DownBody {
-    pub fn upstream(body: Incoming, conn: ConnGuard, target: Option<TargetGuard>) -> Self {
+    pub fn upstream(body: Reply, conn: ConnGuard, target: Option<TargetGuard>) -> Self {
         Self {
             inner: Down::Upstream(body),
             _conn: conn,
@@ -82,14 +93,19 @@ impl DownBody {
 
 impl Body for DownBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().inner {
-            Down::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Down::Upstream(Reply::Direct(body)) => {
+                Pin::new(body).poll_frame(cx).map_err(BoxError::from)
+            }
+            Down::Upstream(Reply::Hyper(body)) => {
+                Pin::new(body).poll_frame(cx).map_err(BoxError::from)
+            }
             Down::Local(body) => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -101,14 +117,16 @@ impl Body for DownBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Down::Upstream(body) => body.is_end_stream(),
+            Down::Upstream(Reply::Direct(body)) => body.is_end_stream(),
+            Down::Upstream(Reply::Hyper(body)) => body.is_end_stream(),
             Down::Local(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Down::Upstream(body) => body.size_hint(),
+            Down::Upstream(Reply::Direct(body)) => body.size_hint(),
+            Down::Upstream(Reply::Hyper(body)) => body.size_hint(),
             Down::Local(body) => body.size_hint(),
         }
     }

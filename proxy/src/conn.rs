@@ -9,7 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -92,6 +92,9 @@ pub(crate) struct TimeoutIo<S> {
     /// Last bytes either way, for HTTP/2 and upgraded connections.
     last_traffic: Instant,
     sleep: Pin<Box<Sleep>>,
+    /// The task the timer will wake, as of its last poll: while it is armed for the same
+    /// deadline and task, polling it again (twice per request) would change nothing.
+    armed_for: Option<Waker>,
 }
 
 impl<S> TimeoutIo<S> {
@@ -111,6 +114,7 @@ impl<S> TimeoutIo<S> {
             head_started: None,
             last_traffic: now,
             sleep: Box::pin(tokio::time::sleep_until((now + idle_timeout).into())),
+            armed_for: None,
         }
     }
 
@@ -162,9 +166,19 @@ impl<S> TimeoutIo<S> {
             let deadline = tokio::time::Instant::from_std(deadline);
             if self.sleep.is_elapsed() || self.sleep.deadline() > deadline {
                 self.sleep.as_mut().reset(deadline);
+                self.armed_for = None;
+            } else if self
+                .armed_for
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
             }
             match self.sleep.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.armed_for = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
                 Poll::Ready(()) if tokio::time::Instant::now() >= deadline => {
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
                 }

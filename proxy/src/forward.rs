@@ -1,21 +1,24 @@
 //! One request through the proxy: find the rule and an available target, set the forwarding
 //! headers, send it over the pooled upstream connections, retry once on another target when nothing
-//! reached the first, and turn an `Upgrade` (WebSocket) exchange into a byte tunnel.
+//! reached the first, and turn an `Upgrade` (WebSocket) exchange into a byte tunnel. A request whose
+//! body is in hand goes through Berth's own HTTP/1.1 client (`upstream`); a streamed body or an
+//! upgrade goes through hyper's.
 
-use crate::body::{DownBody, UpBody};
+use crate::body::{DownBody, Reply, UpBody};
 use crate::conn::{ConnGuard, ConnState};
 use crate::error::Failure;
+use crate::headers::{prepare_request, strip_hop_by_hop, wants_upgrade};
 use crate::metrics::ListenerStats;
 use crate::pattern::host_without_port;
 use crate::table::Service;
 use crate::target::TargetGuard;
+use crate::upstream::{self, ExchangeError};
+use crate::upstream::{Forwarded, Timeouts};
 use crate::worker::UpstreamClient;
 use crate::Shared;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Bytes, Incoming};
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use hyper::header::{HeaderValue, CONNECTION, HOST};
 use hyper::http::request::Parts;
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -25,12 +28,6 @@ use std::error::Error as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Request bodies of idempotent requests up to this size are buffered so a retry can resend them.
 const REPLAY_LIMIT: u64 = 64 * 1024;
@@ -113,31 +110,46 @@ async fn forward(
     ctx: &ConnCtx,
     service: &Service,
     mut req: Request<Incoming>,
-) -> Result<(Response<Incoming>, Option<TargetGuard>), Failure> {
+) -> Result<(Response<Reply>, Option<TargetGuard>), Failure> {
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    prepare_request(ctx, &mut parts, upgrade);
-    let mut body = RequestBody::new(body, &parts.method).await?;
+    let body = RequestBody::new(body, &parts.method).await?;
 
     let first = service.pick(None).ok_or_else(|| Failure::NoHealthyTarget {
         service: service.name.clone(),
     })?;
-    // Copy the request only when a retry could use it.
-    let spare =
-        (body.replayable() && service.targets.targets.len() > 1).then(|| copy_parts(&parts));
-    let (mut response, target) = match send(ctx, service, &first, parts, body.attempt()).await {
+    let mut out = match body.in_hand() {
+        Some(bytes) if !upgrade && parts.method != Method::CONNECT => {
+            if parts.headers.contains_key(CONNECTION) {
+                strip_hop_by_hop(&mut parts.headers);
+            }
+            Outgoing::Direct { parts, body: bytes }
+        }
+        _ => {
+            prepare_request(ctx, &mut parts, upgrade);
+            // Copy the request only when a retry could use it.
+            let spare = (body.replayable() && service.targets.targets.len() > 1)
+                .then(|| Box::new(copy_parts(&parts)));
+            Outgoing::Hyper {
+                parts: Some(parts),
+                spare,
+                body,
+            }
+        }
+    };
+    let (mut response, target) = match send(ctx, service, &first, &mut out).await {
         Ok(response) => (response, first),
         Err(Attempt { failure, retryable }) => {
-            let Some(parts) = spare.filter(|_| retryable) else {
+            if !(retryable && out.can_retry()) {
                 return Err(failure);
-            };
+            }
             let Some(second) = service.pick(Some(first.target())) else {
                 return Err(failure);
             };
             drop(first);
             tracing::debug!("{failure}; retrying on {}", second.authority);
-            match send(ctx, service, &second, parts, body.attempt()).await {
+            match send(ctx, service, &second, &mut out).await {
                 Ok(response) => (response, second),
                 Err(attempt) => return Err(attempt.failure),
             }
@@ -164,59 +176,139 @@ async fn forward(
             return Ok((response, None));
         }
     }
-    strip_hop_by_hop(response.headers_mut());
+    if matches!(response.body(), Reply::Hyper(_)) {
+        // Berth's own client leaves them out as it reads the head.
+        strip_hop_by_hop(response.headers_mut());
+    }
     Ok((response, Some(target)))
+}
+
+/// The request as it goes to a target, on each attempt.
+enum Outgoing {
+    /// The body is in hand: Berth's client writes the head, forwarding headers included, from the
+    /// client's parts on every attempt.
+    Direct { parts: Parts, body: Option<Bytes> },
+    /// hyper's client takes the (rewritten) parts; a copy is kept when a retry could use it.
+    Hyper {
+        parts: Option<Parts>,
+        spare: Option<Box<Parts>>,
+        body: RequestBody,
+    },
+}
+
+impl Outgoing {
+    fn can_retry(&self) -> bool {
+        match self {
+            Outgoing::Direct { .. } => true,
+            Outgoing::Hyper { spare, .. } => spare.is_some(),
+        }
+    }
+}
+
+/// What one attempt's client reported.
+enum SendError {
+    Direct(ExchangeError),
+    Hyper(hyper_util::client::legacy::Error),
+    TimedOut,
 }
 
 async fn send(
     ctx: &ConnCtx,
     service: &Service,
     target: &TargetGuard,
-    mut parts: Parts,
-    body: UpBody,
-) -> Result<Response<Incoming>, Attempt> {
-    parts.uri = upstream_uri(&target.authority, &parts.uri);
-    parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
+    out: &mut Outgoing,
+) -> Result<Response<Reply>, Attempt> {
     let started = Instant::now();
     let after = ctx.shared.config.upstream_timeout;
-    let result = tokio::time::timeout(after, ctx.client.request(request)).await;
+    let result = match out {
+        Outgoing::Direct { parts, body } => {
+            let forwarded = Forwarded {
+                client_ip: ctx.client_ip.as_bytes(),
+                port: ctx.port_header.as_bytes(),
+            };
+            let timeouts = Timeouts {
+                connect: ctx.shared.config.connect_timeout,
+                upstream: after,
+            };
+            let exchange = upstream::exchange(
+                target.target(),
+                timeouts,
+                parts,
+                body.as_deref(),
+                &forwarded,
+            );
+            match exchange.await {
+                Ok(response) => Ok(response.map(Reply::Direct)),
+                Err(ExchangeError::TimedOut) => Err(SendError::TimedOut),
+                Err(e) => Err(SendError::Direct(e)),
+            }
+        }
+        Outgoing::Hyper { parts, spare, body } => {
+            let Some(mut parts) = parts.take().or_else(|| spare.take().map(|p| *p)) else {
+                let failure = Failure::Upstream {
+                    service: service.name.clone(),
+                    target: target.authority.to_string(),
+                    reason: "the request was already sent".into(),
+                };
+                return Err(Attempt {
+                    failure,
+                    retryable: false,
+                });
+            };
+            parts.uri = upstream_uri(&target.authority, &parts.uri);
+            parts.version = Version::HTTP_11;
+            let request = ctx
+                .client
+                .request(Request::from_parts(parts, body.attempt()));
+            match tokio::time::timeout(after, request).await {
+                Ok(Ok(response)) => Ok(response.map(Reply::Hyper)),
+                Ok(Err(e)) => Err(SendError::Hyper(e)),
+                Err(_) => Err(SendError::TimedOut),
+            }
+        }
+    };
+    let failed = |reason: String, connect: bool, retryable: bool| {
+        let service = service.name.clone();
+        let at = target.authority.to_string();
+        if connect {
+            target.eject(&reason);
+            let failure = Failure::UpstreamConnect {
+                service,
+                target: at,
+                reason,
+            };
+            (failure, true)
+        } else {
+            let failure = Failure::Upstream {
+                service,
+                target: at,
+                reason,
+            };
+            (failure, retryable)
+        }
+    };
     let (failure, retryable) = match result {
-        Ok(Ok(response)) => {
+        Ok(response) => {
             target
                 .metrics
                 .record(response.status().as_u16(), started.elapsed());
             return Ok(response);
         }
-        Ok(Err(e)) => {
-            let reason = describe(&e);
-            let service = service.name.clone();
-            let at = target.authority.to_string();
-            if e.is_connect() {
-                target.eject(&reason);
-                let failure = Failure::UpstreamConnect {
-                    service,
-                    target: at,
-                    reason,
-                };
-                (failure, true)
-            } else {
-                let retryable = closed_before_response(&e);
-                let failure = Failure::Upstream {
-                    service,
-                    target: at,
-                    reason,
-                };
-                (failure, retryable)
-            }
-        }
-        Err(_) => {
+        Err(SendError::TimedOut | SendError::Direct(ExchangeError::TimedOut)) => {
             let failure = Failure::UpstreamTimeout {
                 service: service.name.clone(),
                 target: target.authority.to_string(),
                 after,
             };
             (failure, false)
+        }
+        Err(SendError::Direct(ExchangeError::Connect(io))) => failed(describe_io(&io), true, true),
+        Err(SendError::Direct(ExchangeError::Closed { error, retryable })) => {
+            failed(describe_io(&error), false, retryable)
+        }
+        Err(SendError::Direct(ExchangeError::Failed(io))) => failed(describe_io(&io), false, false),
+        Err(SendError::Hyper(e)) => {
+            failed(describe(&e), e.is_connect(), closed_before_response(&e))
         }
     };
     let status = failure.to_response().status().as_u16();
@@ -257,6 +349,15 @@ impl RequestBody {
         !matches!(self, RequestBody::Stream(_))
     }
 
+    /// The whole body, when there is no stream left to read (`Some(None)`: no body).
+    fn in_hand(&self) -> Option<Option<Bytes>> {
+        match self {
+            RequestBody::Empty => Some(None),
+            RequestBody::Buffered(bytes) => Some(Some(bytes.clone())),
+            RequestBody::Stream(_) => None,
+        }
+    }
+
     fn attempt(&mut self) -> UpBody {
         match self {
             RequestBody::Empty => UpBody::Empty,
@@ -288,83 +389,6 @@ fn upstream_uri(authority: &Authority, original: &Uri) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| original.clone())
 }
 
-/// An HTTP/1.1 request asking to switch protocols (`Connection: upgrade` with `Upgrade: …`).
-fn wants_upgrade(req: &Request<Incoming>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.headers().contains_key(UPGRADE)
-        && connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Removes the headers that describe one hop, not the message (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let listed: Vec<HeaderName> = connection_tokens(headers)
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for name in listed {
-            headers.remove(name);
-        }
-        headers.remove(CONNECTION);
-    }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(TE);
-    headers.remove(TRAILER);
-    headers.remove(TRANSFER_ENCODING);
-    headers.remove(UPGRADE);
-}
-
-fn prepare_request(ctx: &ConnCtx, parts: &mut Parts, upgrade: bool) {
-    let headers = &mut parts.headers;
-    let upgrade_to = if upgrade {
-        headers.get(UPGRADE).cloned()
-    } else {
-        None
-    };
-    strip_hop_by_hop(headers);
-    if let Some(protocol) = upgrade_to {
-        headers.insert(UPGRADE, protocol);
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    // HTTP/2 carries the host in the URI; an HTTP/1.1 upstream needs it as a header.
-    if !headers.contains_key(HOST) {
-        if let Some(host) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            headers.insert(HOST, host);
-        }
-    }
-    let forwarded_for = {
-        let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-        if prior.peek().is_none() {
-            ctx.client_ip.clone()
-        } else {
-            let mut value = Vec::with_capacity(64);
-            for v in prior {
-                value.extend_from_slice(v.as_bytes());
-                value.extend_from_slice(b", ");
-            }
-            value.extend_from_slice(ctx.client_ip.as_bytes());
-            HeaderValue::from_bytes(&value).unwrap_or_else(|_| ctx.client_ip.clone())
-        }
-    };
-    headers.insert(&X_FORWARDED_FOR, forwarded_for);
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(&X_FORWARDED_PORT, ctx.port_header.clone());
-}
-
 /// The target closed the connection (or reset it) before any response byte: nothing was answered,
 /// so trying elsewhere is safe for a request that may be repeated.
 fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
@@ -394,13 +418,7 @@ pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return match io.kind() {
-                ConnectionRefused => "Connection refused".into(),
-                TimedOut => "Request timed out".into(),
-                ConnectionReset => "Connection reset by peer".into(),
-                _ => format!("Connection failed: {io}"),
-            };
+            return describe_io(io);
         }
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() {
@@ -415,25 +433,22 @@ pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
+/// The same reasons for an IO error from Berth's own client.
+fn describe_io(io: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => "Connection refused".into(),
+        TimedOut => "Request timed out".into(),
+        ConnectionReset => "Connection reset by peer".into(),
+        UnexpectedEof => "Connection closed before the response".into(),
+        InvalidData => format!("Invalid response: {io}"),
+        _ => format!("Connection failed: {io}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_do_not_cross() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        h.insert("x-private", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["x-kept"]);
-    }
 
     #[test]
     fn the_upstream_uri_keeps_path_and_query() {

@@ -12,6 +12,8 @@ mod body;
 mod conn;
 mod error;
 mod forward;
+mod framing;
+mod headers;
 mod health;
 mod listener;
 mod metrics;
@@ -20,6 +22,7 @@ mod report;
 mod router;
 mod table;
 mod target;
+mod upstream;
 mod watch;
 mod worker;
 
@@ -139,7 +142,8 @@ pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
     let (workers, threads) = worker::Workers::start(&config).map_err(ProxyError::Workers)?;
 
     let mut server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    server.http1().keep_alive(true);
+    // Small responses go out in one buffer rather than as head and body iovecs.
+    server.http1().keep_alive(true).writev(false);
     server.http2().max_concurrent_streams(256);
     if !config.http2 {
         server = server.http1_only();

@@ -11,9 +11,12 @@ use crate::Shared;
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -107,6 +110,71 @@ async fn accept_loop(
     }
 }
 
+/// The stop signal as one connection sees it. `tokio::select!` would poll the signal every time
+/// the connection wakes, that is several times per request; this polls it only when the signal
+/// itself has woken the task (its own waker notes that, then wakes the task).
+struct StopSignal<F> {
+    signal: Option<Pin<F>>,
+    waker: Arc<SignalWaker>,
+}
+
+struct SignalWaker {
+    woken: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for SignalWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, SeqCst);
+        if let Some(task) = self.task.lock().ok().and_then(|t| t.clone()) {
+            task.wake();
+        }
+    }
+}
+
+impl<F: std::ops::DerefMut<Target: Future<Output = ()>>> StopSignal<F> {
+    fn new(signal: Pin<F>) -> Self {
+        let waker = Arc::new(SignalWaker {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        Self {
+            signal: Some(signal),
+            waker,
+        }
+    }
+
+    /// True once, when the signal fires.
+    fn fired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(signal) = self.signal.as_mut() else {
+            return false;
+        };
+        // A plain load first: the swap's barrier would cost on every wake of the connection.
+        if !self.waker.woken.load(Relaxed) || !self.waker.woken.swap(false, SeqCst) {
+            return false;
+        }
+        if let Ok(mut task) = self.waker.task.lock() {
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        let waker = Waker::from(self.waker.clone());
+        if signal
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready()
+        {
+            self.signal = None;
+            return true;
+        }
+        false
+    }
+}
+
 /// Counts one open client connection while it lives.
 struct Open(Arc<ListenerStats>);
 
@@ -139,13 +207,15 @@ async fn serve(ctx: Arc<ConnCtx>, stream: std::net::TcpStream, mut stop: watch::
     let service = service_fn(move |req| forward::handle(ctx.clone(), req));
     let conn = shared.server.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = crate::stopped(&mut stop) => {
+    let stopping = std::pin::pin!(crate::stopped(&mut stop));
+    let mut stop = StopSignal::new(stopping);
+    let result = std::future::poll_fn(|cx| {
+        if stop.fired(cx) {
             conn.as_mut().graceful_shutdown();
-            conn.await
         }
-    };
+        conn.as_mut().poll(cx)
+    })
+    .await;
     if let Err(e) = result {
         tracing::debug!("client connection: {e}");
     }

@@ -1,9 +1,11 @@
 //! The proxy's counters and their Prometheus text: lock-free atomics bumped on the hot path, read
-//! only when `/metrics` is scraped.
+//! only when `/metrics` is scraped. Per-request counters are sharded by worker thread, each shard
+//! on its own cache lines, so workers counting the same target never contend; a scrape sums them.
 
 use crate::table::Service;
 use crate::Shared;
 use berth_proto::v1::ServiceRequestCount;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -16,24 +18,72 @@ const BUCKETS_US: [u64; 16] = [
     2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
+/// Shards per counter: worker threads beyond this many share shards (still correct, just
+/// contended).
+const SHARDS: usize = 8;
+
+thread_local! {
+    /// This thread's shard; set once by each worker thread, 0 elsewhere.
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread count into shard `worker` (modulo the shard count).
+pub(crate) fn use_shard(worker: usize) {
+    SHARD.set(worker % SHARDS);
+}
+
+/// Keeps each shard on its own cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One copy of `T` per shard; each worker thread uses its own.
+#[derive(Debug)]
+pub(crate) struct Sharded<T>([Padded<T>; SHARDS]);
+
+impl<T: Default> Default for Sharded<T> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Padded::default()))
+    }
+}
+
+impl<T> Sharded<T> {
+    pub fn from_fn(mut f: impl FnMut(usize) -> T) -> Self {
+        Self(std::array::from_fn(|i| Padded(f(i))))
+    }
+
+    /// This thread's copy.
+    pub fn local(&self) -> &T {
+        &self.0[SHARD.get()].0
+    }
+
+    pub fn get(&self, shard: usize) -> &T {
+        &self.0[shard % SHARDS].0
+    }
+
+    fn sum(&self, f: impl Fn(&T) -> u64) -> u64 {
+        self.0.iter().map(|p| f(&p.0)).sum()
+    }
+}
+
 /// Responses by status class: index 0 is 1xx … 4 is 5xx.
 #[derive(Debug, Default)]
-pub(crate) struct ByClass([AtomicU64; 5]);
+pub(crate) struct ByClass(Sharded<[AtomicU64; 5]>);
 
 impl ByClass {
     pub fn record(&self, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.0[class].fetch_add(1, Relaxed);
+        self.0.local()[class].fetch_add(1, Relaxed);
     }
 
     /// Every response, whatever its class.
     pub fn total(&self) -> u64 {
-        self.0.iter().map(|n| n.load(Relaxed)).sum()
+        self.0.sum(|c| c.iter().map(|n| n.load(Relaxed)).sum())
     }
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
-        for (i, n) in self.0.iter().enumerate() {
-            let n = n.load(Relaxed);
+        for i in 0..5 {
+            let n = self.0.sum(|c| c[i].load(Relaxed));
             if n > 0 {
                 let _ = writeln!(out, "{name}{{{labels},code=\"{}xx\"}} {n}", i + 1);
             }
@@ -43,7 +93,10 @@ impl ByClass {
 
 /// A latency histogram with fixed buckets (non-cumulative here, cumulative when written).
 #[derive(Debug, Default)]
-pub(crate) struct Histogram {
+pub(crate) struct Histogram(Sharded<HistogramShard>);
+
+#[derive(Debug, Default)]
+struct HistogramShard {
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
     sum_us: AtomicU64,
 }
@@ -52,14 +105,15 @@ impl Histogram {
     pub fn record(&self, elapsed: Duration) {
         let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
         let i = BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(us, Relaxed);
+        let shard = self.0.local();
+        shard.buckets[i].fetch_add(1, Relaxed);
+        shard.sum_us.fetch_add(us, Relaxed);
     }
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Relaxed);
+        for i in 0..=BUCKETS_US.len() {
+            cumulative += self.0.sum(|h| h.buckets[i].load(Relaxed));
             match BUCKETS_US.get(i) {
                 Some(&le) => {
                     let le = le as f64 / 1e6;
@@ -70,7 +124,7 @@ impl Histogram {
                 }
             }
         }
-        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let sum = self.0.sum(|h| h.sum_us.load(Relaxed)) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -313,6 +367,32 @@ mod tests {
         assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
         assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+
+    #[test]
+    fn counts_from_every_worker_thread_add_up() {
+        let counts = std::sync::Arc::new(ByClass::default());
+        let threads: Vec<_> = (0..3)
+            .map(|worker| {
+                let counts = counts.clone();
+                std::thread::spawn(move || {
+                    use_shard(worker);
+                    for _ in 0..10 {
+                        counts.record(200);
+                    }
+                    counts.record(503);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut out = String::new();
+        counts.write(&mut out, "x", "a=\"b\"");
+        assert_eq!(
+            out,
+            "x{a=\"b\",code=\"2xx\"} 30\nx{a=\"b\",code=\"5xx\"} 3\n"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::health::{self, CheckClient, HealthSettings};
 use crate::listener::Listener;
+use crate::metrics::Sharded;
 use crate::pattern::Pattern;
 use crate::report::Reporter;
 use crate::table::{Algorithm, Service, Snapshot, TargetSet};
@@ -167,7 +168,9 @@ impl Router {
             targets,
             source: route.targets.clone(),
             health,
-            next: AtomicUsize::new(prev.map_or(0, |p| p.targets.next.load(Relaxed))),
+            next: Sharded::from_fn(|i| {
+                AtomicUsize::new(prev.map_or(0, |p| p.targets.next.get(i).load(Relaxed)))
+            }),
         }
     }
 

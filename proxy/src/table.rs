@@ -3,7 +3,7 @@
 //! whole; a snapshot is never changed once published (targets' atomics aside).
 
 use crate::health::HealthSettings;
-use crate::metrics::ServiceStats;
+use crate::metrics::{ServiceStats, Sharded};
 use crate::pattern::Pattern;
 use crate::target::Target;
 use std::collections::HashMap;
@@ -32,8 +32,8 @@ pub(crate) struct TargetSet {
     /// The table's list, to tell whether a new table changed it.
     pub source: Vec<berth_proto::v1::Target>,
     pub health: Arc<HealthSettings>,
-    /// Round-robin position.
-    pub next: AtomicUsize,
+    /// Round-robin position, one per worker thread so workers never contend for it.
+    pub next: Sharded<AtomicUsize>,
 }
 
 /// One load-balanced service on one listener port: its rule and its targets.
@@ -78,10 +78,11 @@ impl PortRules {
     }
 }
 
-/// Everything the listeners route by.
+/// Everything the listeners route by: a proxy has a handful of listener ports, so a short list
+/// scanned per request beats hashing the port.
 #[derive(Default)]
 pub(crate) struct Snapshot {
-    ports: HashMap<u16, PortRules>,
+    ports: Vec<(u16, PortRules)>,
 }
 
 impl Snapshot {
@@ -92,7 +93,9 @@ impl Snapshot {
         for service in services {
             ports.entry(service.port).or_default().rules.push(service);
         }
-        for rules in ports.values_mut() {
+        let mut ports: Vec<(u16, PortRules)> = ports.into_iter().collect();
+        ports.sort_by_key(|(port, _)| *port);
+        for (_, rules) in &mut ports {
             rules.rules.sort_by(|a, b| {
                 (a.is_default(), a.priority, &a.name, &a.arn).cmp(&(
                     b.is_default(),
@@ -106,15 +109,16 @@ impl Snapshot {
     }
 
     pub fn route(&self, port: u16, host: &str, path: &str) -> Option<&Arc<Service>> {
-        self.ports.get(&port)?.select(host, path)
+        let (_, rules) = self.ports.iter().find(|(p, _)| *p == port)?;
+        rules.select(host, path)
     }
 
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ports.keys().copied()
+        self.ports.iter().map(|(port, _)| *port)
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> {
-        self.ports.values().flat_map(|p| p.rules.iter())
+        self.ports.iter().flat_map(|(_, p)| p.rules.iter())
     }
 }
 
@@ -142,7 +146,7 @@ pub(crate) mod tests {
                 targets: Vec::new(),
                 source: Vec::new(),
                 health: Arc::new(HealthSettings::from_proto(None)),
-                next: AtomicUsize::new(0),
+                next: Sharded::default(),
             }),
             stats: Arc::default(),
             route: Default::default(),

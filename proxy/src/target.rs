@@ -8,7 +8,7 @@ use crate::report::Reporter;
 use hyper::http::uri::Authority;
 use std::net::Ipv6Addr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// A target's health as the proxy sees it. Only `Healthy` targets get requests.
@@ -47,6 +47,8 @@ pub(crate) struct TargetKey {
 }
 
 pub(crate) struct Target {
+    /// Unique for the life of the process: names the target's idle upstream connections.
+    pub id: u64,
     pub key: TargetKey,
     pub service_arn: String,
     /// `address:port` (IPv6 in brackets): where requests and checks go, and the metrics label.
@@ -72,7 +74,9 @@ impl Target {
             Err(_) => format!("{}:{port}", target.address),
         };
         let authority = Authority::try_from(authority).ok()?;
+        static IDS: AtomicU64 = AtomicU64::new(0);
         let t = Arc::new(Self {
+            id: IDS.fetch_add(1, SeqCst),
             key: TargetKey {
                 task_arn: target.task_arn.clone(),
                 address: target.address.clone(),

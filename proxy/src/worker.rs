@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-/// The upstream client: pooled keep-alive connections per target, one pool per worker.
+/// hyper's upstream client, for streamed request bodies and upgrades: pooled keep-alive
+/// connections per target, one pool per worker. (Other requests use `upstream`, whose idle
+/// connections are per worker thread too.)
 pub(crate) type UpstreamClient = Client<HttpConnector, UpBody>;
 
 /// One worker thread: where its connections run, and its upstream pool.
@@ -65,7 +67,17 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("berth-proxy-{i}"))
                 .spawn(move || {
-                    runtime.block_on(crate::stopped(&mut stop));
+                    crate::metrics::use_shard(i);
+                    runtime.block_on(async move {
+                        tokio::spawn(async {
+                            let mut tick = tokio::time::interval(Duration::from_secs(10));
+                            loop {
+                                tick.tick().await;
+                                crate::upstream::sweep();
+                            }
+                        });
+                        crate::stopped(&mut stop).await;
+                    });
                 })?;
             threads.push(thread);
         }

@@ -1,0 +1,93 @@
+//! nginx as the reference: Debian's package, started from a generated production-style config
+//! (worker processes, keep-alive to the upstreams, no access log) in a scratch directory.
+
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+pub async fn start_nginx(
+    dir: &Path,
+    workers: usize,
+    port: u16,
+    backends: [SocketAddr; 2],
+) -> anyhow::Result<tokio::process::Child> {
+    let d = dir.display();
+    let config = format!(
+        r#"worker_processes {workers};
+daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_timeout 65s;
+    keepalive_requests 1000000;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy_temp;
+    fastcgi_temp_path {d}/fastcgi_temp;
+    uwsgi_temp_path {d}/uwsgi_temp;
+    scgi_temp_path {d}/scgi_temp;
+    upstream backends {{
+        server {a};
+        server {b};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # The same forwarding headers Berth's proxy adds.
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Port $server_port;
+        }}
+    }}
+}}
+"#,
+        a = backends[0],
+        b = backends[1],
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config).with_context(|| format!("writing {}", conf.display()))?;
+    let mut child = tokio::process::Command::new(NGINX)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {NGINX}"))?;
+    if let Err(e) = super::wait_until_serving(port, "nginx").await {
+        stop_nginx(&mut child).await;
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        bail!("{e}\nnginx's error log:\n{log}");
+    }
+    Ok(child)
+}
+
+/// SIGQUIT (graceful) to the master process we started, which takes its workers with it.
+pub async fn stop_nginx(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
