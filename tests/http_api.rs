@@ -10,14 +10,31 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+thread_local! {
+    /// The bearer token this test thread's requests carry (none when empty).
+    static TOKEN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn use_token(token: &str) {
+    TOKEN.with(|t| *t.borrow_mut() = token.trim().to_string());
+}
+
 /// One HTTP/1.0 request to `addr` (HOST:PORT): (status, body).
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = TOKEN.with(|t| {
+        let t = t.borrow();
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {t}\r\n")
+        }
+    });
     write!(
         s,
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         {auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -52,6 +69,20 @@ fn json_api_answers_as_grpc_does_with_http_statuses() {
     let server = ServerProcess::start_with("server", dir.path(), &["--no-proxy"]);
     let http = server.http.as_str();
 
+    // The same tokens as gRPC: none is refused, naming where the admin token is.
+    let (status, v) = post(http, "Clusters/ListClusters", json!({}));
+    assert_eq!(status, 401, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("admin.token"),
+        "{v}"
+    );
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    assert!(
+        !v.to_string().contains(admin.trim()),
+        "the token is never echoed"
+    );
+    use_token(&admin);
+
     let (status, v) = post(
         http,
         "Clusters/CreateCluster",
@@ -62,6 +93,18 @@ fn json_api_answers_as_grpc_does_with_http_statuses() {
     assert_eq!(v["cluster"]["status"], "ACTIVE");
     // One store behind both transports.
     assert!(berth(&server.grpc, &["cluster", "create", "web-grpc"]).ok);
+    // A read-only token lists but changes nothing, over HTTP as over gRPC.
+    let created = berth(&server.grpc, &["token", "create", "--read-only"]);
+    assert!(created.ok, "{}", created.stderr);
+    use_token(created.stdout.lines().last().unwrap());
+    assert_eq!(post(http, "Clusters/ListClusters", json!({})).0, 200);
+    let (status, v) = post(
+        http,
+        "Clusters/CreateCluster",
+        json!({"clusterName": "nope"}),
+    );
+    assert_eq!(status, 403, "{v}");
+    use_token(&admin);
     let (_, v) = post(http, "Clusters/ListClusters", json!({}));
     let names: Vec<&str> = v["clusters"]
         .as_array()
@@ -218,6 +261,8 @@ fn agent_and_server_metrics_count_a_running_task() {
     let _agent = Agent(
         Command::new(BERTH)
             .args(["--server", &server.grpc, "agent", "--name", "metrics-node"])
+            .arg("--join-token-file")
+            .arg(dir.path().join("join.token"))
             .args([
                 "--stop-timeout",
                 "2s",
