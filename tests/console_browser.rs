@@ -17,19 +17,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 use webdriver::Driver;
 
-const FAST: &[&str] = &[
-    "--heartbeat",
-    "500ms",
-    "--heartbeat-timeout",
-    "3s",
-    "--stop-timeout",
-    "5s",
-    "--resync",
-    "500ms",
-    "--min-healthy-time",
-    "1s",
-];
-
 fn shots_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser")
 }

@@ -22,19 +22,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-const FAST: &[&str] = &[
-    "--heartbeat",
-    "500ms",
-    "--heartbeat-timeout",
-    "3s",
-    "--stop-timeout",
-    "5s",
-    "--resync",
-    "500ms",
-    "--min-healthy-time",
-    "1s",
-];
-
 struct Env {
     dev: ServerProcess,
     cluster: String,

@@ -9,19 +9,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const FAST: &[&str] = &[
-    "--heartbeat",
-    "500ms",
-    "--heartbeat-timeout",
-    "3s",
-    "--stop-timeout",
-    "5s",
-    "--resync",
-    "500ms",
-    "--min-healthy-time",
-    "1s",
-];
-
 fn stack(cluster: &str, message: &str, services: Value) -> Value {
     json!({
         "cluster": cluster,

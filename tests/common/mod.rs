@@ -349,3 +349,17 @@ pub const FAST_LB_CHECKS: [&str; 12] = [
     "--unhealthy-threshold",
     "2",
 ];
+
+/// `berth dev` flags for tests that watch tasks come and go: fast heartbeats, resyncs and stops.
+pub const FAST: &[&str] = &[
+    "--heartbeat",
+    "500ms",
+    "--heartbeat-timeout",
+    "3s",
+    "--stop-timeout",
+    "5s",
+    "--resync",
+    "500ms",
+    "--min-healthy-time",
+    "1s",
+];
