@@ -1,6 +1,7 @@
 //! Controllers: level-triggered loops that compare what is wanted with what is, woken by store
 //! changes and a periodic resync, never trusting the edge that woke them.
 
+mod progress;
 mod rollout;
 mod scaling;
 mod service;

@@ -3,6 +3,7 @@
 //! maximumPercent, with ECS's circuit breaker, retry backoff and events. It runs under the
 //! writer lock and commits once; it changes nothing when nothing needs changing.
 
+use super::progress::{self, short};
 use super::rollout::{backoff, circuit_breaker, placement_message};
 use crate::error::Result;
 use crate::nodes::Sessions;
@@ -41,10 +42,6 @@ fn failed(t: &Task) -> bool {
             .starts_with("Task failed container health checks")
             || t.stopped_reason
                 .starts_with("Task failed ELB health checks"))
-}
-
-fn short(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 struct Defs<'a> {
@@ -444,57 +441,7 @@ pub fn reconcile(
         svc.desired_count = desired as i32;
     }
 
-    // Events.
-    if !started.is_empty() {
-        push_event(
-            &mut svc,
-            format!(
-                "(service {name}) has started {} tasks: {}.",
-                started.len(),
-                started
-                    .iter()
-                    .map(|t| format!("(task {t})"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        );
-    }
-    if !stopped.is_empty() {
-        push_event(
-            &mut svc,
-            format!(
-                "(service {name}) has stopped {} running tasks: {}.",
-                stopped.len(),
-                stopped
-                    .iter()
-                    .map(|(t, _)| format!("(task {})", short(&t.task_arn)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        );
-        for (t, reason) in &stopped {
-            if reason.starts_with("Task failed container health checks") {
-                push_event(
-                    &mut svc,
-                    format!(
-                        "(service {name}) (task {}) failed container health checks.",
-                        short(&t.task_arn)
-                    ),
-                );
-            } else if let Some(why) = reason.strip_prefix(&format!(
-                "Task failed ELB health checks in (target-group {name}) due to ("
-            )) {
-                let port = svc.load_balancers.first().map_or(0, |l| l.listener_port);
-                push_event(
-                    &mut svc,
-                    format!(
-                        "(service {name}) (task {}) (port {port}) is unhealthy in (target-group {name}) due to ({why}.",
-                        short(&t.task_arn)
-                    ),
-                );
-            }
-        }
-    }
+    progress::task_events(&mut svc, name, &started, &stopped);
     svc.placement_failures = rejections
         .iter()
         .map(|r| Failure {
@@ -519,32 +466,8 @@ pub fn reconcile(
         .collect();
     let all_healthy = new_left.len() as i64 == desired
         && new_left.iter().all(|t| is_healthy.contains(&t.task_arn));
-    if !acted && !old_left && all_healthy && svc.status == "ACTIVE" {
-        let p = &mut svc.deployments[0];
-        if p.rollout_state == "IN_PROGRESS" {
-            p.rollout_state = "COMPLETED".into();
-            p.rollout_state_reason = "ECS deployment completed.".into();
-            p.updated_at = time::now();
-            let id = p.id.clone();
-            push_event(
-                &mut svc,
-                format!("(service {name}) (deployment {id}) deployment completed."),
-            );
-        }
-        if svc.deployments[0].rollout_state == "COMPLETED" {
-            // Drained deployments go once the primary is done with them.
-            svc.deployments.truncate(1);
-        }
-        if !mem.steady {
-            mem.steady = true;
-            push_event(
-                &mut svc,
-                format!("(service {name}) has reached a steady state."),
-            );
-        }
-    } else if acted {
-        mem.steady = false;
-    }
+    let settled = !acted && !old_left && all_healthy && svc.status == "ACTIVE";
+    progress::settle(&mut svc, mem, name, acted, settled);
     // A deleted service: INACTIVE once its tasks have stopped; its stopped tasks go with it.
     if svc.status == "DRAINING" && remaining.is_empty() && stopping == 0 && stopped.is_empty() {
         svc.status = "INACTIVE".into();
