@@ -15,7 +15,7 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
-use webdriver::Driver;
+use webdriver::{Driver, Sandbox};
 
 fn shots_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-browser")
@@ -58,16 +58,26 @@ fn running_count(d: &Driver, service: &str) -> String {
     d.text(&format!(".service[data-name='{service}'] .running-count"))
 }
 
+/// Not in the default run: on this workplace every process of the machine has been killed, now
+/// and then, while headless Chromium ran (the test process, Docker and all), which would take a
+/// whole CI run with it. Run it with `cargo test --test console_browser -- --ignored`.
 #[test]
+#[ignore = "headless Chromium: run with `cargo test --test console_browser -- --ignored`"]
 fn console_runs_a_load_balanced_service_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = unique_cluster("console");
     let _cleanup = ContainerCleanup {
         cluster: cluster.clone(),
     };
-    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    // The browser lives in its own network namespace and reaches Berth on the host's end of
+    // its veth pair: the console and the load balancer listen there.
+    let sandbox = Sandbox::new();
+    let http = format!("{}:0", sandbox.host_ip);
+    let mut flags = vec!["--http", &http, "--proxy-bind", &sandbox.host_ip];
+    flags.extend_from_slice(FAST);
+    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
     let console = format!("http://{}/", dev.http);
-    let driver = Driver::start();
+    let driver = Driver::start(&sandbox);
     let d = &driver;
     let _shot = ShotOnFailure(d);
     let long = Duration::from_secs(90);
@@ -146,7 +156,7 @@ fn console_runs_a_load_balanced_service_end_to_end() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert_eq!(href, format!("http://127.0.0.1:{port}/"));
+    assert_eq!(href, format!("http://{}:{port}/", sandbox.host_ip));
 
     // The same tasks on the tasks page, and the node that runs them with its resources.
     d.goto(&format!("{console}#/tasks"));

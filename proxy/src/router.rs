@@ -57,6 +57,15 @@ impl Router {
     /// Makes `table` the routing state. `full_report` (the first table of a new stream) reports
     /// every target's state, so a restarted control plane learns them all.
     pub async fn apply(&mut self, table: RoutingTable, full_report: bool) {
+        // A service with one listener before and after whose port changed keeps its targets
+        // (and their health): the listener moved, the tasks did not.
+        let listeners = |arns: &mut dyn Iterator<Item = &str>| {
+            let mut n: HashMap<String, usize> = HashMap::new();
+            arns.for_each(|a| *n.entry(a.to_string()).or_default() += 1);
+            n
+        };
+        let before = listeners(&mut self.services.keys().map(|(arn, _)| arn.as_str()));
+        let after = listeners(&mut table.routes.iter().map(|r| r.service_arn.as_str()));
         let mut services = HashMap::new();
         for route in table.routes {
             let Some(port) = u16::try_from(route.listener_port).ok().filter(|p| *p > 0) else {
@@ -68,7 +77,18 @@ impl Router {
                 tracing::warn!(service = %route.service_arn, port, "duplicate route ignored");
                 continue;
             }
-            let service = match self.services.get(&key) {
+            let moved = || {
+                let single = |n: &HashMap<String, usize>| n.get(&route.service_arn) == Some(&1);
+                (single(&before) && single(&after))
+                    .then(|| {
+                        self.services
+                            .iter()
+                            .find(|((arn, _), _)| *arn == route.service_arn)
+                    })
+                    .flatten()
+                    .map(|(_, s)| s)
+            };
+            let service = match self.services.get(&key).or_else(moved) {
                 Some(prev) if prev.route == route => prev.clone(),
                 prev => Arc::new(self.build_service(route, port, prev)),
             };

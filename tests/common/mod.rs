@@ -91,7 +91,11 @@ impl ServerProcess {
             .arg(mode)
             .arg("--data")
             .arg(data)
-            .args(["--http", "127.0.0.1:0"])
+            .args(if extra.contains(&"--http") {
+                &[][..]
+            } else {
+                &["--http", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("BERTH_LOG", log)
             .stdin(Stdio::null())

@@ -12,8 +12,92 @@ use std::time::{Duration, Instant};
 /// The key a WebDriver element reference is stored under.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// A network namespace for the browser with one veth pair to this host and no other route:
+/// whatever Chromium tries to send elsewhere fails inside the namespace and never leaves the
+/// machine (the workplace forbids outside traffic, and Chromium has background chatter no flag
+/// fully silences). Berth listens on the host end, so the browser reaches it there.
+pub struct Sandbox {
+    ns: String,
+    host_veth: String,
+    /// This host's address on the pair: where the browser reaches Berth.
+    pub host_ip: String,
+    /// The browser's address on the pair: where chromedriver listens.
+    pub browser_ip: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e} (apt-get install iproute2)", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let id = std::process::id() % 16_000;
+        let (a, b) = (id / 64, (id % 64) * 4);
+        let sandbox = Sandbox {
+            ns: format!("berth-browser-{id}"),
+            host_veth: format!("bbh{id}"),
+            host_ip: format!("10.213.{a}.{}", b + 1),
+            browser_ip: format!("10.213.{a}.{}", b + 2),
+        };
+        sandbox.remove();
+        let browser_veth = format!("bbn{id}");
+        let (ns, host_veth) = (sandbox.ns.as_str(), sandbox.host_veth.as_str());
+        let host_cidr = format!("{}/30", sandbox.host_ip);
+        let browser_cidr = format!("{}/30", sandbox.browser_ip);
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", ns],
+            &[
+                "link",
+                "add",
+                host_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &browser_veth,
+            ],
+            &["link", "set", &browser_veth, "netns", ns],
+            &["addr", "add", &host_cidr, "dev", host_veth],
+            &["link", "set", host_veth, "up"],
+            &["-n", ns, "addr", "add", &browser_cidr, "dev", &browser_veth],
+            &["-n", ns, "link", "set", &browser_veth, "up"],
+            &["-n", ns, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            if let Err(e) = ip(step) {
+                panic!("the browser's network namespace: {e}");
+            }
+        }
+        sandbox
+    }
+
+    fn remove(&self) {
+        let _ = ip(&["netns", "del", &self.ns]);
+        let _ = ip(&["link", "del", &self.host_veth]);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 pub struct Driver {
     child: Child,
+    addr: String,
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
@@ -29,17 +113,18 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.1 exchange with chromedriver: (status, JSON body).
 fn exchange(
+    addr: &str,
     port: u16,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Value)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    let mut s = TcpStream::connect((addr, port))?;
     s.set_read_timeout(Some(Duration::from_secs(90)))?;
     let payload = body.map(Value::to_string).unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}:{port}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
         payload.len()
     )?;
@@ -108,11 +193,14 @@ fn dechunk(mut s: &str) -> String {
 }
 
 impl Driver {
-    /// Starts chromedriver and a headless Chromium session.
-    pub fn start() -> Driver {
+    /// Starts chromedriver and a headless Chromium session inside `sandbox`.
+    pub fn start(sandbox: &Sandbox) -> Driver {
         let port = free_port();
-        let mut cmd = Command::new("chromedriver");
-        cmd.arg(format!("--port={port}"))
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &sandbox.ns, "chromedriver"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--allowed-ips={}", sandbox.host_ip))
+            .arg("--allowed-origins=*")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -124,13 +212,14 @@ impl Driver {
         let profile = tempfile::tempdir().unwrap();
         let mut d = Driver {
             child,
+            addr: sandbox.browser_ip.clone(),
             port,
             session: String::new(),
             _profile: profile,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match exchange(port, "GET", "/status", None) {
+            match exchange(&d.addr, port, "GET", "/status", None) {
                 Ok((200, v)) if v["value"]["ready"] == true => break,
                 _ if Instant::now() > deadline => panic!("chromedriver not ready within 30 s"),
                 _ => std::thread::sleep(Duration::from_millis(100)),
@@ -145,14 +234,16 @@ impl Driver {
                     "--disable-gpu", "--window-size=1400,1500",
                     format!("--user-data-dir={}", d._profile.path().display()),
                     // Tests never touch the internet: no update checks, reports or lookups
-                    // of any name (only IP literals such as 127.0.0.1 are reached).
+                    // of any name (only IP literals are reached), and the sandbox's network
+                    // namespace has no route out should anything still try.
                     "--no-first-run", "--no-default-browser-check", "--no-pings",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-default-apps", "--disable-extensions",
                     "--disable-domain-reliability", "--disable-breakpad",
                     "--disable-client-side-phishing-detection", "--metrics-recording-only",
-                    "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication",
-                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+                    "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication,DnsOverHttps",
+                    format!("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {}", sandbox.host_ip),
+                    "--disable-quic",
                 ]
             }
         }}});
@@ -170,8 +261,8 @@ impl Driver {
     }
 
     fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let (status, v) =
-            exchange(self.port, method, path, body.as_ref()).map_err(|e| e.to_string())?;
+        let (status, v) = exchange(&self.addr, self.port, method, path, body.as_ref())
+            .map_err(|e| e.to_string())?;
         if status != 200 {
             return Err(format!("{status}: {}", v["value"]));
         }
@@ -264,7 +355,13 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = exchange(self.port, "DELETE", &self.session_path(""), None);
+            let _ = exchange(
+                &self.addr,
+                self.port,
+                "DELETE",
+                &self.session_path(""),
+                None,
+            );
         }
         // The whole group: chromedriver and any browser it left behind.
         #[cfg(unix)]
