@@ -58,11 +58,7 @@ fn running_count(d: &Driver, service: &str) -> String {
     d.text(&format!(".service[data-name='{service}'] .running-count"))
 }
 
-/// Not in the default run: on this workplace every process of the machine has been killed, now
-/// and then, while headless Chromium ran (the test process, Docker and all), which would take a
-/// whole CI run with it. Run it with `cargo test --test console_browser -- --ignored`.
 #[test]
-#[ignore = "headless Chromium: run with `cargo test --test console_browser -- --ignored`"]
 fn console_runs_a_load_balanced_service_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = unique_cluster("console");

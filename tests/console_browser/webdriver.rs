@@ -83,7 +83,27 @@ impl Sandbox {
         sandbox
     }
 
+    /// Ends every process left in the namespace, one pid at a time. (Never `kill -9 -PGID`:
+    /// procps-ng 4.0.2's kill, Debian 12's, took that for "every process on the machine".)
+    fn kill_all(&self) {
+        let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+        else {
+            return;
+        };
+        let pids = String::from_utf8_lossy(&out.stdout);
+        let pids: Vec<&str> = pids
+            .split_whitespace()
+            .filter(|p| p.parse::<u32>().is_ok_and(|n| n > 1))
+            .collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-9").args(&pids).status();
+        }
+    }
+
     fn remove(&self) {
+        self.kill_all();
         let _ = ip(&["netns", "del", &self.ns]);
         let _ = ip(&["link", "del", &self.host_veth]);
     }
@@ -204,8 +224,6 @@ impl Driver {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!("chromedriver cannot start ({e}): apt-get install -y chromium chromium-driver")
         });
@@ -363,12 +381,8 @@ impl Drop for Driver {
                 None,
             );
         }
-        // The whole group: chromedriver and any browser it left behind.
-        #[cfg(unix)]
-        let _ = Command::new("kill")
-            .args(["-9", &format!("-{}", self.child.id())])
-            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Any browser process left behind is in the sandbox's namespace: `Sandbox` ends them.
     }
 }
