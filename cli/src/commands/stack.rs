@@ -157,47 +157,71 @@ async fn wait_stable(
     services: &[String],
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    let late = "were not stable within";
+    poll_services(channel, cluster, services, timeout, late, |name, svc| {
+        let svc = svc.with_context(|| format!("service {name} no longer exists"))?;
+        let d = svc.deployments.first().cloned().unwrap_or_default();
+        if d.rollout_state == "FAILED" {
+            anyhow::bail!(
+                "service {name}: deployment {} failed: {}",
+                d.id,
+                d.rollout_state_reason
+            );
+        }
+        let line = format!(
+            "service {name}: {} running, {} pending, {} healthy of {} desired — {}",
+            d.running_count, d.pending_count, d.healthy_count, d.desired_count, d.rollout_state
+        );
+        Ok((line, d.rollout_state == "COMPLETED"))
+    })
+    .await?;
+    crate::outln!(
+        "stack is stable: {} services at their desired count",
+        services.len()
+    );
+    Ok(())
+}
+
+/// Describes each service every 500 ms and prints its line from `judge` whenever it changes,
+/// until `judge` says every one is done (or fails with its error). `judge` gets `None` for a
+/// service that no longer exists; `late` words the error after `timeout`.
+async fn poll_services(
+    channel: Channel,
+    cluster: &str,
+    services: &[String],
+    timeout: Duration,
+    late: &str,
+    judge: impl Fn(&str, Option<Service>) -> anyhow::Result<(String, bool)>,
+) -> anyhow::Result<()> {
     let mut client = ServicesClient::new(channel);
     let deadline = Instant::now() + timeout;
     let mut last: HashMap<String, String> = HashMap::new();
     loop {
         let mut done = 0;
         for name in services {
-            let svc = client
+            let svc = match client
                 .describe_service(DescribeServiceRequest {
                     cluster: cluster.into(),
                     service: name.clone(),
                 })
-                .await?
-                .into_inner()
-                .service
-                .unwrap_or_default();
-            let d = svc.deployments.first().cloned().unwrap_or_default();
-            if d.rollout_state == "FAILED" {
-                anyhow::bail!(
-                    "service {name}: deployment {} failed: {}",
-                    d.id,
-                    d.rollout_state_reason
-                );
-            }
-            let line = format!(
-                "service {name}: {} running, {} pending, {} healthy of {} desired — {}",
-                d.running_count, d.pending_count, d.healthy_count, d.desired_count, d.rollout_state
-            );
+                .await
+            {
+                Ok(r) => Some(r.into_inner().service.unwrap_or_default()),
+                Err(s) if s.code() == tonic::Code::NotFound => None,
+                Err(s) => return Err(s.into()),
+            };
+            let (line, finished) = judge(name, svc)?;
             if last.get(name) != Some(&line) {
                 eprintln!("{line}");
                 last.insert(name.clone(), line);
             }
-            if d.rollout_state == "COMPLETED" {
-                done += 1;
-            }
+            done += usize::from(finished);
         }
         if done == services.len() {
-            crate::outln!("stack is stable: {done} services at their desired count");
             return Ok(());
         }
         if Instant::now() > deadline {
-            anyhow::bail!("the stack's services were not stable within {timeout:?}");
+            anyhow::bail!("the stack's services {late} {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -246,44 +270,17 @@ async fn wait_inactive(
     services: &[String],
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let mut client = ServicesClient::new(channel);
-    let deadline = Instant::now() + timeout;
-    let mut last: HashMap<String, String> = HashMap::new();
-    loop {
-        let mut gone = 0;
-        for name in services {
-            let svc = match client
-                .describe_service(DescribeServiceRequest {
-                    cluster: cluster.into(),
-                    service: name.clone(),
-                })
-                .await
-            {
-                Ok(r) => r.into_inner().service.unwrap_or_default(),
-                Err(s) if s.code() == tonic::Code::NotFound => Service {
-                    status: "INACTIVE".into(),
-                    ..Default::default()
-                },
-                Err(s) => return Err(s.into()),
-            };
-            let line = format!(
-                "service {name}: {} — {} running, {} pending",
-                svc.status, svc.running_count, svc.pending_count
-            );
-            if last.get(name) != Some(&line) {
-                eprintln!("{line}");
-                last.insert(name.clone(), line);
-            }
-            if svc.status == "INACTIVE" {
-                gone += 1;
-            }
-        }
-        if gone == services.len() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("the stack's services were still draining after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let late = "were still draining after";
+    poll_services(channel, cluster, services, timeout, late, |name, svc| {
+        let svc = svc.unwrap_or_else(|| Service {
+            status: "INACTIVE".into(),
+            ..Default::default()
+        });
+        let line = format!(
+            "service {name}: {} — {} running, {} pending",
+            svc.status, svc.running_count, svc.pending_count
+        );
+        Ok((line, svc.status == "INACTIVE"))
+    })
+    .await
 }
