@@ -36,14 +36,6 @@ impl Drop for ShotOnFailure<'_> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Ids of the service's task rows whose last status is RUNNING.
 fn running_ids(d: &Driver, service: &str) -> Vec<String> {
     let v = d.script(

@@ -17,14 +17,6 @@ impl Drop for Agent {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn tasks_keep_running_through_a_control_plane_restart() {
     let dir = tempfile::tempdir().unwrap();

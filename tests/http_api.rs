@@ -240,14 +240,6 @@ impl Drop for Agent {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn agent_and_server_metrics_count_a_running_task() {
     let dir = tempfile::tempdir().unwrap();

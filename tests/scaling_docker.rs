@@ -27,14 +27,6 @@ const FAST: &[&str] = &[
     "2s",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One keep-alive GET: the status, or None when the connection is unusable.
 fn get(conn: &mut BufReader<TcpStream>) -> Option<u16> {
     conn.get_mut()

@@ -317,6 +317,15 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A plain HTTP/1.0 GET on 127.0.0.1:PORT: (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};

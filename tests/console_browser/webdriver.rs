@@ -2,6 +2,7 @@
 //! through Debian's `chromedriver`: sessions, navigation, elements, scripts and screenshots.
 //! chromedriver and its browsers run in their own process group, killed on drop.
 
+use crate::common::free_port;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -121,14 +122,6 @@ pub struct Driver {
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One HTTP/1.1 exchange with chromedriver: (status, JSON body).
