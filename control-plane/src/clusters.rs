@@ -25,20 +25,25 @@ fn check_cluster_name(name: &str) -> Result<()> {
 /// Creates the cluster, or returns it when it already exists (as ECS does).
 pub fn create(state: &State, name: &str) -> Result<Cluster> {
     check_cluster_name(name)?;
-    let _w = state.write_lock();
-    if let Some(c) = state.get::<Cluster>(&keys::cluster(name))? {
-        if c.status == "ACTIVE" {
-            return with_counts(state, c);
+    let (cluster, existed) = state.update(|tx| {
+        if let Some(c) = tx.get::<Cluster>(&keys::cluster(name))? {
+            if c.status == "ACTIVE" {
+                return Ok(((c, true), Vec::new()));
+            }
         }
+        let cluster = Cluster {
+            cluster_arn: arn::cluster(name),
+            cluster_name: name.to_string(),
+            status: "ACTIVE".into(),
+            created_at: time::now(),
+            ..Default::default()
+        };
+        let ops = vec![put(keys::cluster(name), &cluster)];
+        Ok(((cluster, false), ops))
+    })?;
+    if existed {
+        return with_counts(state, cluster);
     }
-    let cluster = Cluster {
-        cluster_arn: arn::cluster(name),
-        cluster_name: name.to_string(),
-        status: "ACTIVE".into(),
-        created_at: time::now(),
-        ..Default::default()
-    };
-    state.commit(vec![put(keys::cluster(name), &cluster)])?;
     Ok(cluster)
 }
 
@@ -89,25 +94,31 @@ pub fn list(state: &State) -> Result<Vec<Cluster>> {
 
 /// Marks the cluster INACTIVE; refused while it has services or unstopped tasks.
 pub fn delete(state: &State, name_or_arn: &str) -> Result<Cluster> {
-    let _w = state.write_lock();
-    let mut cluster = get_active(state, name_or_arn)?;
-    let cluster = {
-        let c = with_counts(state, cluster.clone())?;
-        if c.active_services_count > 0 {
-            return Err(Error::ClusterContainsServices(
-                c.cluster_name,
-                c.active_services_count as usize,
-            ));
-        }
-        let live = c.running_tasks_count + c.pending_tasks_count;
-        if live > 0 {
-            return Err(Error::ClusterContainsTasks(c.cluster_name, live as usize));
-        }
-        cluster.status = "INACTIVE".into();
-        cluster
-    };
-    state.commit(vec![put(keys::cluster(&cluster.cluster_name), &cluster)])?;
-    Ok(cluster)
+    state.update(|tx| {
+        let mut cluster = get_active(tx.state(), name_or_arn)?;
+        let name = cluster.cluster_name.clone();
+        // Compared at commit: a service created or a task placed meanwhile refuses the delete.
+        tx.get::<Cluster>(&keys::cluster(&name))?;
+        tx.scan_keys(&keys::services_of(&name))?;
+        tx.scan_keys(&keys::tasks_of(&name))?;
+        let cluster = {
+            let c = with_counts(state, cluster.clone())?;
+            if c.active_services_count > 0 {
+                return Err(Error::ClusterContainsServices(
+                    c.cluster_name,
+                    c.active_services_count as usize,
+                ));
+            }
+            let live = c.running_tasks_count + c.pending_tasks_count;
+            if live > 0 {
+                return Err(Error::ClusterContainsTasks(c.cluster_name, live as usize));
+            }
+            cluster.status = "INACTIVE".into();
+            cluster
+        };
+        let ops = vec![put(keys::cluster(&cluster.cluster_name), &cluster)];
+        Ok((cluster, ops))
+    })
 }
 
 /// Counts are derived from the tasks, services and nodes stored, never kept by hand.

@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::state::{keys, State};
 use berth_proto::v1::*;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const DEFAULT_DRAIN_TIMEOUT_S: i32 = 30;
 
@@ -42,82 +42,156 @@ fn cluster_of(arn: &str) -> &str {
 
 /// The whole table, in a stable order so that an unchanged table encodes identically.
 pub fn routing_table(state: &State) -> Result<RoutingTable> {
-    let services: Vec<Service> = state
-        .scan::<Service>("service/")?
-        .into_iter()
-        .filter(|s| s.status != "INACTIVE" && !s.load_balancers.is_empty())
-        .collect();
-    if services.is_empty() {
-        return Ok(RoutingTable::default());
-    }
-    let nodes: HashMap<String, ContainerInstance> = state
-        .scan::<ContainerInstance>(keys::NODES)?
-        .into_iter()
-        .map(|n| (n.container_instance_arn.clone(), n))
-        .collect();
-    let tasks = state.scan::<Task>(keys::TASKS)?;
-    let mut routes = Vec::new();
-    for svc in &services {
-        let cluster = cluster_of(&svc.cluster_arn);
-        let group = format!("service:{}", svc.service_name);
-        let mine: Vec<&Task> = tasks
-            .iter()
-            .filter(|t| t.group == group && cluster_of(&t.cluster_arn) == cluster)
-            .filter(|t| t.last_status != "STOPPED" && t.deregistered_at.is_empty())
-            .collect();
-        for lb in &svc.load_balancers {
-            let mut targets: Vec<Target> = mine
-                .iter()
-                .filter_map(|t| {
-                    let c = t.containers.iter().find(|c| c.name == lb.container_name)?;
-                    let b = c
-                        .network_bindings
-                        .iter()
-                        .find(|b| b.container_port == lb.container_port)?;
-                    if c.last_status != "RUNNING" {
-                        return None;
-                    }
-                    let node = nodes.get(&t.container_instance_arn)?;
-                    // A task on its own address (a task network) is reached there; a published
-                    // port on the node's address.
-                    let address = match b.bind_ip.as_str() {
-                        "" | "0.0.0.0" | "::" => node.address.clone(),
-                        own => own.to_string(),
-                    };
-                    Some(Target {
-                        task_arn: t.task_arn.clone(),
-                        address,
-                        port: b.host_port,
-                        draining: t.desired_status == "STOPPED",
-                    })
-                })
-                .collect();
-            targets.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
-            routes.push(Route {
-                cluster: cluster.to_string(),
-                service_name: svc.service_name.clone(),
-                service_arn: svc.service_arn.clone(),
-                listener_port: lb.listener_port,
-                host_patterns: lb.host_patterns.clone(),
-                path_patterns: lb.path_patterns.clone(),
-                priority: lb.priority,
-                health_check: Some(health_check_with_defaults(lb.health_check.as_ref())),
-                drain_timeout_seconds: drain_timeout_s(lb),
-                algorithm: if lb.algorithm.is_empty() {
-                    "round_robin".into()
-                } else {
-                    lb.algorithm.clone()
-                },
-                targets,
-            });
+    let mut routes = Routes::default();
+    routes.refresh_all(state)?;
+    Ok(routes.table())
+}
+
+/// The routing table kept per service, so a change re-derives only the services it touches:
+/// a task's change, its service; a service's change, that service; a node's, everything.
+#[derive(Debug, Default)]
+pub struct Routes {
+    by_service: BTreeMap<String, Vec<Route>>,
+    /// Task key → service key, for the services with a load balancer.
+    owners: HashMap<String, String>,
+}
+
+impl Routes {
+    pub fn refresh_all(&mut self, state: &State) -> Result<()> {
+        self.by_service.clear();
+        self.owners.clear();
+        for svc in state.scan::<Service>(keys::SERVICES)? {
+            self.refresh_service(state, &crate::services::key_of(&svc), Some(svc))?;
         }
+        Ok(())
     }
-    routes.sort_by(|a, b| {
-        (a.listener_port, a.priority, &a.service_arn).cmp(&(
-            b.listener_port,
-            b.priority,
-            &b.service_arn,
-        ))
-    });
-    Ok(RoutingTable { routes })
+
+    /// Re-derives what `keys` touch; true when the table may have changed.
+    pub fn refresh(&mut self, state: &State, changed: &[String]) -> Result<bool> {
+        if changed.iter().any(|k| k.starts_with(keys::NODES)) {
+            self.refresh_all(state)?;
+            return Ok(true);
+        }
+        let mut services = BTreeSet::new();
+        for k in changed {
+            if k.starts_with(keys::SERVICES) {
+                services.insert(k.clone());
+            } else if let Some(rest) = k.strip_prefix(keys::GROUP_INDEX) {
+                let mut parts = rest.splitn(2, '/');
+                let cluster = parts.next().unwrap_or_default();
+                let group = parts.next().and_then(|g| g.rsplit_once('/')).map(|g| g.0);
+                if let Some(name) = group.and_then(|g| g.strip_prefix("service:")) {
+                    services.insert(crate::services::key(cluster, name));
+                }
+            } else if let Some(svc) = self.owners.get(k) {
+                services.insert(svc.clone());
+            }
+        }
+        for key in &services {
+            let svc = state.get::<Service>(key)?;
+            self.refresh_service(state, key, svc)?;
+        }
+        Ok(!services.is_empty())
+    }
+
+    fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
+        self.owners.retain(|_, s| s != key);
+        let svc = svc.filter(|s| s.status != "INACTIVE" && !s.load_balancers.is_empty());
+        let Some(svc) = svc else {
+            self.by_service.remove(key);
+            return Ok(());
+        };
+        let tasks = crate::controller::view::service_tasks(state, &svc)?;
+        for t in &tasks {
+            if let Some(k) = crate::controller::apply::task_key(&t.task_arn) {
+                self.owners.insert(k, key.to_string());
+            }
+        }
+        let mut nodes = HashMap::new();
+        for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
+            if !nodes.contains_key(&t.container_instance_arn) {
+                let id = crate::arn::last_segment(&t.container_instance_arn);
+                if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
+                    nodes.insert(t.container_instance_arn.clone(), n);
+                }
+            }
+        }
+        self.by_service
+            .insert(key.to_string(), service_routes(&svc, &tasks, &nodes));
+        Ok(())
+    }
+
+    /// The table, in a stable order so that an unchanged table encodes identically.
+    pub fn table(&self) -> RoutingTable {
+        let mut routes: Vec<Route> = self.by_service.values().flatten().cloned().collect();
+        routes.sort_by(|a, b| {
+            (a.listener_port, a.priority, &a.service_arn).cmp(&(
+                b.listener_port,
+                b.priority,
+                &b.service_arn,
+            ))
+        });
+        RoutingTable { routes }
+    }
+}
+
+/// One service's routes: a route per load balancer, its targets the running tasks' bindings.
+fn service_routes(
+    svc: &Service,
+    tasks: &[Task],
+    nodes: &HashMap<String, ContainerInstance>,
+) -> Vec<Route> {
+    let cluster = cluster_of(&svc.cluster_arn);
+    let mine: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| t.last_status != "STOPPED" && t.deregistered_at.is_empty())
+        .collect();
+    let mut routes = Vec::new();
+    for lb in &svc.load_balancers {
+        let mut targets: Vec<Target> = mine
+            .iter()
+            .filter_map(|t| {
+                let c = t.containers.iter().find(|c| c.name == lb.container_name)?;
+                let b = c
+                    .network_bindings
+                    .iter()
+                    .find(|b| b.container_port == lb.container_port)?;
+                if c.last_status != "RUNNING" {
+                    return None;
+                }
+                let node = nodes.get(&t.container_instance_arn)?;
+                // A task on its own address (a task network) is reached there; a published
+                // port on the node's address.
+                let address = match b.bind_ip.as_str() {
+                    "" | "0.0.0.0" | "::" => node.address.clone(),
+                    own => own.to_string(),
+                };
+                Some(Target {
+                    task_arn: t.task_arn.clone(),
+                    address,
+                    port: b.host_port,
+                    draining: t.desired_status == "STOPPED",
+                })
+            })
+            .collect();
+        targets.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        routes.push(Route {
+            cluster: cluster.to_string(),
+            service_name: svc.service_name.clone(),
+            service_arn: svc.service_arn.clone(),
+            listener_port: lb.listener_port,
+            host_patterns: lb.host_patterns.clone(),
+            path_patterns: lb.path_patterns.clone(),
+            priority: lb.priority,
+            health_check: Some(health_check_with_defaults(lb.health_check.as_ref())),
+            drain_timeout_seconds: drain_timeout_s(lb),
+            algorithm: if lb.algorithm.is_empty() {
+                "round_robin".into()
+            } else {
+                lb.algorithm.clone()
+            },
+            targets,
+        });
+    }
+    routes
 }

@@ -52,6 +52,9 @@ pub enum Error {
     Client(String),
     #[error("ServerException: {0}")]
     Store(#[from] StoreError),
+    /// What a decision read changed before it committed; `State::update` decides again.
+    #[error("ConflictException: {0}; try again")]
+    Conflict(String),
 }
 
 fn join(errors: &[FieldError]) -> String {
@@ -96,6 +99,7 @@ impl From<Error> for tonic::Status {
             }
             Error::Client(_) => tonic::Status::failed_precondition(msg),
             Error::Store(_) => tonic::Status::internal(msg),
+            Error::Conflict(_) => tonic::Status::aborted(msg),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod server;
 pub mod services;
 pub mod stacks;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod taskdef;
 pub mod taskdefs;

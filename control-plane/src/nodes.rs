@@ -151,41 +151,42 @@ pub fn register(state: &State, hello: &Hello) -> Result<ContainerInstance> {
             "an agent must report its CPU and memory",
         ));
     }
-    let _w = state.write_lock();
     let id = if hello.node_id.is_empty() {
         new_id(16)
     } else {
         hello.node_id.clone()
     };
-    let existing = state.get::<ContainerInstance>(&keys::node(&id))?;
-    let node = ContainerInstance {
-        container_instance_arn: arn::container_instance(&id),
-        ec2_instance_id: id.clone(),
-        name: hello.name.clone(),
-        status: existing
-            .as_ref()
-            .map(|n| n.status.clone())
-            .unwrap_or_else(|| "ACTIVE".into()),
-        address: hello.address.clone(),
-        registered_resources: vec![
-            int_resource("CPU", hello.cpu),
-            int_resource("MEMORY", hello.memory_mib),
-            Resource {
-                name: "PORTS".into(),
-                string_set_value: hello.reserved_ports.iter().map(|p| p.to_string()).collect(),
-                ..Default::default()
-            },
-        ],
-        attributes: hello.attributes.clone(),
-        registered_at: existing
-            .as_ref()
-            .map(|n| n.registered_at.clone())
-            .unwrap_or_else(time::now),
-        version: hello.version.clone(),
-        ..Default::default()
-    };
-    state.commit(vec![put(keys::node(&id), &node)])?;
-    Ok(node)
+    state.update(|tx| {
+        let existing = tx.get::<ContainerInstance>(&keys::node(&id))?;
+        let node = ContainerInstance {
+            container_instance_arn: arn::container_instance(&id),
+            ec2_instance_id: id.clone(),
+            name: hello.name.clone(),
+            status: existing
+                .as_ref()
+                .map(|n| n.status.clone())
+                .unwrap_or_else(|| "ACTIVE".into()),
+            address: hello.address.clone(),
+            registered_resources: vec![
+                int_resource("CPU", hello.cpu),
+                int_resource("MEMORY", hello.memory_mib),
+                Resource {
+                    name: "PORTS".into(),
+                    string_set_value: hello.reserved_ports.iter().map(|p| p.to_string()).collect(),
+                    ..Default::default()
+                },
+            ],
+            attributes: hello.attributes.clone(),
+            registered_at: existing
+                .as_ref()
+                .map(|n| n.registered_at.clone())
+                .unwrap_or_else(time::now),
+            version: hello.version.clone(),
+            ..Default::default()
+        };
+        let ops = vec![put(keys::node(&id), &node)];
+        Ok((node, ops))
+    })
 }
 
 fn int_resource(name: &str, v: i64) -> Resource {
@@ -304,16 +305,19 @@ pub fn set_status(
             format!("{status:?} must be ACTIVE or DRAINING"),
         ));
     }
-    let _w = state.write_lock();
     let found = describe(state, sessions, node)?;
     let key = keys::node(&found.ec2_instance_id);
-    let mut stored = state
-        .get::<ContainerInstance>(&key)?
-        .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))?;
-    if stored.status != status {
-        stored.status = status;
-        state.commit(vec![put(key, &stored)])?;
-    }
+    let stored = state.update(|tx| {
+        let mut stored = tx
+            .get::<ContainerInstance>(&key)?
+            .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))?;
+        if stored.status == status {
+            return Ok((stored, Vec::new()));
+        }
+        stored.status = status.clone();
+        let ops = vec![put(key.clone(), &stored)];
+        Ok((stored, ops))
+    })?;
     let tasks = state.scan::<Task>(keys::TASKS)?;
     Ok(with_live_view(stored, sessions, &tasks))
 }

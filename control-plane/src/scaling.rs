@@ -62,62 +62,69 @@ pub fn validate(p: &ScalingPolicy) -> Vec<FieldError> {
 /// Stores (or with no policy removes) a service's policy. The desired count is brought inside
 /// [min, max] at once; the controller does the rest.
 pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service> {
-    let _w = state.write_lock();
-    let mut svc = services::find(state, &req.cluster, &req.service)?;
-    if svc.status != "ACTIVE" {
-        return Err(Error::Client(format!(
-            "ServiceNotActiveException: service {} is {}",
-            svc.service_name, svc.status
-        )));
-    }
-    let name = svc.service_name.clone();
-    match req.policy {
-        None => {
-            if svc.scaling_policy.take().is_some() {
-                let desired = svc.desired_count;
+    state.update(|tx| {
+        let found = services::find(tx.state(), &req.cluster, &req.service)?;
+        let key = services::key(
+            crate::arn::cluster_name(&found.cluster_arn),
+            &found.service_name,
+        );
+        let Some(mut svc) = tx.get::<Service>(&key)? else {
+            return Err(services::not_found(&req.cluster, &req.service));
+        };
+        if svc.status != "ACTIVE" {
+            return Err(Error::Client(format!(
+                "ServiceNotActiveException: service {} is {}",
+                svc.service_name, svc.status
+            )));
+        }
+        let name = svc.service_name.clone();
+        match req.policy.clone() {
+            None => {
+                if svc.scaling_policy.take().is_some() {
+                    let desired = svc.desired_count;
+                    push_event(
+                        &mut svc,
+                        format!(
+                        "(service {name}) auto scaling turned off; desired count stays {desired}."
+                    ),
+                    );
+                }
+            }
+            Some(mut p) => {
+                if svc.scheduling_strategy == "DAEMON" {
+                    return Err(Error::invalid(
+                        "service",
+                        "a DAEMON service runs one task per node; it cannot auto scale",
+                    ));
+                }
+                let errs = validate(&p);
+                if !errs.is_empty() {
+                    return Err(Error::Invalid(errs));
+                }
+                if let Some(old) = &svc.scaling_policy {
+                    p.last_scale_out_at = old.last_scale_out_at.clone();
+                    p.last_scale_in_at = old.last_scale_in_at.clone();
+                }
+                p.set_at = crate::time::now();
+                let clamped = svc.desired_count.clamp(p.min_capacity, p.max_capacity);
+                if clamped != svc.desired_count {
+                    set_desired(&mut svc, clamped);
+                }
                 push_event(
                     &mut svc,
                     format!(
-                        "(service {name}) auto scaling turned off; desired count stays {desired}."
+                        "(service {name}) auto scaling on: {} between {} and {} tasks.",
+                        describe_target(&p),
+                        p.min_capacity,
+                        p.max_capacity
                     ),
                 );
+                svc.scaling_policy = Some(p);
             }
         }
-        Some(mut p) => {
-            if svc.scheduling_strategy == "DAEMON" {
-                return Err(Error::invalid(
-                    "service",
-                    "a DAEMON service runs one task per node; it cannot auto scale",
-                ));
-            }
-            let errs = validate(&p);
-            if !errs.is_empty() {
-                return Err(Error::Invalid(errs));
-            }
-            if let Some(old) = &svc.scaling_policy {
-                p.last_scale_out_at = old.last_scale_out_at.clone();
-                p.last_scale_in_at = old.last_scale_in_at.clone();
-            }
-            p.set_at = crate::time::now();
-            let clamped = svc.desired_count.clamp(p.min_capacity, p.max_capacity);
-            if clamped != svc.desired_count {
-                set_desired(&mut svc, clamped);
-            }
-            push_event(
-                &mut svc,
-                format!(
-                    "(service {name}) auto scaling on: {} between {} and {} tasks.",
-                    describe_target(&p),
-                    p.min_capacity,
-                    p.max_capacity
-                ),
-            );
-            svc.scaling_policy = Some(p);
-        }
-    }
-    let key = services::key(crate::arn::cluster_name(&svc.cluster_arn), &name);
-    state.commit(vec![put(key, &svc)])?;
-    Ok(svc)
+        let ops = vec![put(key, &svc)];
+        Ok((svc, ops))
+    })
 }
 
 /// The service's and its primary deployment's desired count.

@@ -130,9 +130,16 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     let state = State::new(Arc::new(store));
     {
         let s = state.clone();
-        tokio::task::spawn_blocking(move || clusters::ensure_default(&s))
-            .await
-            .map_err(|e| Error::Client(format!("opening store: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            clusters::ensure_default(&s)?;
+            let indexed = crate::tasks::index_existing(&s)?;
+            if indexed > 0 {
+                tracing::info!(tasks = indexed, "indexed tasks stored by an older version");
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Client(format!("opening store: {e}")))??;
     }
 
     let trust = match config.trust.clone() {

@@ -21,6 +21,11 @@ pub fn key(cluster: &str, name: &str) -> String {
     format!("{}{name}", keys::services_of(cluster))
 }
 
+/// The store key of a service record.
+pub fn key_of(svc: &Service) -> String {
+    key(arn::cluster_name(&svc.cluster_arn), &svc.service_name)
+}
+
 pub(crate) fn cluster_name(c: &str) -> &str {
     if c.trim().is_empty() {
         clusters::DEFAULT_CLUSTER
@@ -241,15 +246,20 @@ pub(crate) fn create_in_stack(
     stack: &str,
 ) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
-    let (mut svc, mut errs) = new_service(&cluster, &req);
-    let _w = state.write_lock();
-    clusters::get_active(state, &cluster)?;
+    let (svc0, errs0) = new_service(&cluster, &req);
+    state.update(|tx| {
+    let (mut svc, mut errs) = (svc0.clone(), errs0.clone());
+    // The cluster is compared at commit: a delete in between refuses this create.
+    clusters::get_active(tx.state(), &cluster)?;
+    tx.get::<Cluster>(&keys::cluster(&cluster))?;
+    let state = tx.state().clone();
+    let state = &state;
     let td = active_definition(state, &req.task_definition)?;
     check_load_balancers(&mut errs, &svc.load_balancers, &td);
     if !errs.is_empty() {
         return Err(Error::Invalid(errs));
     }
-    if let Some(existing) = state.get::<Service>(&key(&cluster, &req.service_name))? {
+    if let Some(existing) = tx.get::<Service>(&key(&cluster, &req.service_name))? {
         if existing.status != "INACTIVE" {
             return Err(Error::Client(format!(
                 "service {} already exists in cluster {cluster} ({}); change it with `berth service update`",
@@ -261,20 +271,27 @@ pub(crate) fn create_in_stack(
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
-    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
-    Ok(svc)
+    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    Ok((svc, ops))
+    })
 }
 
 pub fn find(state: &State, cluster: &str, service: &str) -> Result<Service> {
+    let name = arn::last_segment(service);
+    state
+        .get::<Service>(&key(cluster_name(cluster), name))?
+        .ok_or_else(|| not_found(cluster, service))
+}
+
+/// ServiceNotFoundException, with how to make one.
+pub fn not_found(cluster: &str, service: &str) -> Error {
     let cluster = cluster_name(cluster);
     let name = arn::last_segment(service);
-    state.get::<Service>(&key(cluster, name))?.ok_or_else(|| {
-        Error::not_found(
-            "Service",
-            name,
-            format!("create it with `berth service create --cluster {cluster} --name {name} …`"),
-        )
-    })
+    Error::not_found(
+        "Service",
+        name,
+        format!("create it with `berth service create --cluster {cluster} --name {name} …`"),
+    )
 }
 
 fn active(svc: Service) -> Result<Service> {
@@ -289,8 +306,15 @@ fn active(svc: Service) -> Result<Service> {
 
 pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
-    let _w = state.write_lock();
-    let mut svc = active(find(state, &cluster, &req.service)?)?;
+    state.update(|tx| {
+    let req = req.clone();
+    let found = find(tx.state(), &cluster, &req.service)?;
+    let Some(current) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
+        return Err(not_found(&cluster, &req.service));
+    };
+    let state = tx.state().clone();
+    let state = &state;
+    let mut svc = active(current)?;
     let daemon = svc.scheduling_strategy == "DAEMON";
     let mut errs = Vec::new();
     if let Some(d) = req.desired_count {
@@ -375,8 +399,9 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         svc.deployments
             .insert(0, new_deployment(&td, svc.desired_count));
     }
-    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
-    Ok(svc)
+    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    Ok((svc, ops))
+    })
 }
 
 pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {
@@ -391,10 +416,13 @@ pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {
 /// INACTIVE. Without `force`, desiredCount must already be 0.
 pub fn delete(state: &State, cluster: &str, service: &str, force: bool) -> Result<Service> {
     let cluster = cluster_name(cluster).to_string();
-    let _w = state.write_lock();
-    let mut svc = find(state, &cluster, service)?;
+    state.update(|tx| {
+    let found = find(tx.state(), &cluster, service)?;
+    let Some(mut svc) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
+        return Err(not_found(&cluster, service));
+    };
     if svc.status != "ACTIVE" {
-        return Ok(svc);
+        return Ok((svc, Vec::new()));
     }
     if !force && svc.desired_count > 0 && svc.scheduling_strategy == "REPLICA" {
         return Err(Error::Client(format!(
@@ -407,6 +435,7 @@ pub fn delete(state: &State, cluster: &str, service: &str, force: bool) -> Resul
     for dep in svc.deployments.iter_mut() {
         dep.desired_count = 0;
     }
-    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
-    Ok(svc)
+    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    Ok((svc, ops))
+    })
 }

@@ -1,13 +1,15 @@
-//! Typed state over the `Store`: the key layout, and the single writer path.
+//! Typed state over the `Store`: the key layout, and the one way to change it.
 //!
-//! Every read-check-write runs under `write_lock`, so checks (revision numbers, "cluster still has
-//! services") and the batch that follows them see the same state. Each batch is durable before
-//! the call returns.
+//! Every read-check-write is an optimistic transaction (`State::update`): the closure reads
+//! through a `Tx`, which remembers the revision of each key and prefix it read, and its writes
+//! commit only if none of those changed meanwhile; otherwise it runs again on fresh state. The
+//! store's compare is the guarantee, so the same code is safe across processes (etcd) as in one.
 
 use crate::error::{Error, Result};
-use crate::store::{Op, Store, StoreError};
+use crate::store::{Compare, Op, Store, StoreError, TxnOutcome};
 use prost::Message;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Key prefixes, one per kind of object.
 pub mod keys {
@@ -25,6 +27,7 @@ pub mod keys {
         format!("taskdef/{family}/")
     }
     pub const TASK_DEFINITIONS: &str = "taskdef/";
+    pub const SERVICES: &str = "service/";
     pub fn services_of(cluster: &str) -> String {
         format!("service/{cluster}/")
     }
@@ -39,22 +42,53 @@ pub mod keys {
         format!("node/{id}")
     }
     pub const NODES: &str = "node/";
+    /// Index of a group's tasks (a service's tasks are the group `service:NAME`): empty values.
+    pub fn group_tasks(cluster: &str, group: &str) -> String {
+        format!("bygroup/{cluster}/{group}/")
+    }
+    pub fn group_task(cluster: &str, group: &str, id: &str) -> String {
+        format!("bygroup/{cluster}/{group}/{id}")
+    }
+    pub const GROUP_INDEX: &str = "bygroup/";
+    /// A node's claims (`NodeClaim`), one per task placed on it.
+    pub fn node_claims(node_id: &str) -> String {
+        format!("bynode/{node_id}/")
+    }
+    pub fn node_claim(node_id: &str, cluster: &str, id: &str) -> String {
+        format!("bynode/{node_id}/{cluster}/{id}")
+    }
+    pub const NODE_INDEX: &str = "bynode/";
+    /// The task key a `bygroup/…/ID` or `bynode/…/ID` index key stands for.
+    pub fn task_of_index(index_key: &str) -> Option<String> {
+        let (rest, id) = index_key.rsplit_once('/')?;
+        let cluster = if let Some(r) = rest.strip_prefix("bynode/") {
+            r.split_once('/')?.1
+        } else {
+            let r = rest.strip_prefix("bygroup/")?;
+            r.split_once('/')?.0
+        };
+        Some(task(cluster, id))
+    }
 }
+
+/// Attempts before an update gives up on a key that keeps changing under it.
+const MAX_ATTEMPTS: usize = 64;
 
 /// Shared handle to the control plane's state.
 #[derive(Clone)]
 pub struct State {
     store: Arc<dyn Store>,
-    write: Arc<Mutex<()>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Keys read, for the wake-up benchmark and `/metrics`.
+    keys_read: Arc<AtomicU64>,
 }
 
 impl State {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            write: Arc::new(Mutex::new(())),
             metrics: Arc::default(),
+            keys_read: Arc::default(),
         }
     }
 
@@ -67,45 +101,177 @@ impl State {
         &self.store
     }
 
-    /// Serialises writers. Held across a read-check-commit sequence.
-    pub fn write_lock(&self) -> MutexGuard<'_, ()> {
-        // A poisoned lock only means another writer panicked; the store itself is consistent.
-        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    /// How many keys have been read since start (a get is one; a scan, what it returned).
+    pub fn keys_read(&self) -> u64 {
+        self.keys_read.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, n: usize) {
+        self.keys_read.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn get<T: Message + Default>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self.get_versioned(key)?.map(|(v, _)| v))
+    }
+
+    /// The value and the revision that last wrote it.
+    pub fn get_versioned<T: Message + Default>(&self, key: &str) -> Result<Option<(T, u64)>> {
+        self.count(1);
         match self.store.get(key)? {
             None => Ok(None),
-            Some(bytes) => T::decode(bytes.as_slice()).map(Some).map_err(|source| {
-                Error::Store(StoreError::Decode {
-                    key: key.to_string(),
-                    source,
-                })
-            }),
+            Some(v) => Ok(Some((decode(key, &v.value)?, v.mod_revision))),
         }
     }
 
     pub fn scan<T: Message + Default>(&self, prefix: &str) -> Result<Vec<T>> {
-        self.store
-            .scan(prefix)?
-            .into_iter()
-            .map(|(key, bytes)| {
-                T::decode(bytes.as_slice())
-                    .map_err(|source| Error::Store(StoreError::Decode { key, source }))
-            })
-            .collect()
+        let raw = self.store.scan(prefix)?;
+        self.count(raw.len());
+        raw.into_iter().map(|(k, v)| decode(&k, &v.value)).collect()
+    }
+
+    /// The keys under `prefix` (values unread by the caller, but counted).
+    pub fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let raw = self.store.scan(prefix)?;
+        self.count(raw.len());
+        Ok(raw.into_iter().map(|(k, _)| k).collect())
     }
 
     pub fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.store.get(key)?)
+        self.count(1);
+        Ok(self.store.get(key)?.map(|v| v.value))
     }
 
+    /// An unconditional batch: for writes no read decided (fresh unique keys, counters kept by
+    /// the component that owns them).
     pub fn commit(&self, ops: Vec<Op>) -> Result<()> {
-        Ok(self.store.commit(ops)?)
+        self.store.commit(ops)?;
+        Ok(())
     }
+
+    /// A batch under compares; `false` when one failed and nothing was written.
+    pub fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<bool> {
+        Ok(matches!(
+            self.store.txn(compares, ops)?,
+            TxnOutcome::Committed(_)
+        ))
+    }
+
+    /// Runs `f` as an optimistic transaction: its reads are compared at commit, and it runs
+    /// again on fresh state when any of them changed. `f` returns its result and the ops.
+    pub fn update<R>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<(R, Vec<Op>)>) -> Result<R> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut tx = Tx {
+                state: self,
+                compares: Vec::new(),
+            };
+            match f(&mut tx) {
+                Ok((out, ops)) => {
+                    if ops.is_empty() || self.txn(&tx.compares, ops)? {
+                        return Ok(out);
+                    }
+                }
+                Err(Error::Conflict(why)) => {
+                    tracing::debug!(%why, attempt, "decision went stale; deciding again");
+                }
+                Err(e) => return Err(e),
+            }
+            if attempt > 4 {
+                std::thread::sleep(std::time::Duration::from_millis(attempt as u64));
+            }
+        }
+        Err(Error::Store(StoreError::Io(format!(
+            "gave up after {MAX_ATTEMPTS} conflicting attempts; try again"
+        ))))
+    }
+}
+
+/// Reads inside `State::update`: each one becomes a compare of the commit.
+pub struct Tx<'a> {
+    state: &'a State,
+    compares: Vec<Compare>,
+}
+
+impl Tx<'_> {
+    pub fn state(&self) -> &State {
+        self.state
+    }
+
+    /// Reads `key`; the commit requires it unchanged (or still absent).
+    pub fn get<T: Message + Default>(&mut self, key: &str) -> Result<Option<T>> {
+        let got = self.state.get_versioned::<T>(key)?;
+        self.compares.push(Compare::ModRevision {
+            key: key.to_string(),
+            revision: got.as_ref().map_or(0, |(_, r)| *r),
+        });
+        Ok(got.map(|(v, _)| v))
+    }
+
+    /// Reads raw bytes at `key`; the commit requires them unchanged (or still absent).
+    pub fn get_raw(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.state.count(1);
+        let got = self.state.store.get(key)?;
+        self.compares.push(Compare::ModRevision {
+            key: key.to_string(),
+            revision: got.as_ref().map_or(0, |v| v.mod_revision),
+        });
+        Ok(got.map(|v| v.value))
+    }
+
+    /// Reads every key under `prefix`; the commit requires that none was written since.
+    pub fn scan<T: Message + Default>(&mut self, prefix: &str) -> Result<Vec<T>> {
+        let revision = self.state.store.revision()?;
+        let out = self.state.scan(prefix)?;
+        self.compares.push(Compare::PrefixUnchangedSince {
+            prefix: prefix.to_string(),
+            revision,
+        });
+        Ok(out)
+    }
+
+    /// The keys under `prefix`; the commit requires that none was written since.
+    pub fn scan_keys(&mut self, prefix: &str) -> Result<Vec<String>> {
+        let revision = self.state.store.revision()?;
+        let out = self.state.scan_keys(prefix)?;
+        self.compares.push(Compare::PrefixUnchangedSince {
+            prefix: prefix.to_string(),
+            revision,
+        });
+        Ok(out)
+    }
+
+    /// Adds a compare the caller read by other means.
+    pub fn expect(&mut self, c: Compare) {
+        self.compares.push(c);
+    }
+}
+
+fn decode<T: Message + Default>(key: &str, bytes: &[u8]) -> Result<T> {
+    T::decode(bytes).map_err(|source| {
+        Error::Store(StoreError::Decode {
+            key: key.to_string(),
+            source,
+        })
+    })
 }
 
 /// A put of an encoded message.
 pub fn put<T: Message>(key: String, value: &T) -> Op {
     Op::Put(key, value.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keys;
+
+    #[test]
+    fn an_index_key_names_its_task() {
+        assert_eq!(
+            keys::task_of_index("bynode/n1/demo/abc").as_deref(),
+            Some("task/demo/abc")
+        );
+        assert_eq!(
+            keys::task_of_index("bygroup/demo/service:web/abc").as_deref(),
+            Some("task/demo/abc")
+        );
+    }
 }

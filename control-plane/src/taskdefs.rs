@@ -26,22 +26,25 @@ pub fn register_json(state: &State, text: &str) -> Result<Registered> {
 /// (ARN, revision, status, timestamps) are overwritten.
 pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
     let warnings = taskdef::normalize(&mut td).map_err(Error::Invalid)?;
-    let _w = state.write_lock();
     let counter_key = keys::family_counter(&td.family);
-    let last = match state.get_raw(&counter_key)? {
-        Some(b) => String::from_utf8_lossy(&b).parse::<i32>().unwrap_or(0),
-        None => 0,
-    };
-    let revision = last + 1;
-    td.revision = revision;
-    td.task_definition_arn = arn::task_definition(&td.family, revision);
-    td.status = "ACTIVE".into();
-    td.registered_at = time::now();
-    td.deregistered_at.clear();
-    state.commit(vec![
-        put(keys::task_definition(&td.family, revision), &td),
-        crate::store::Op::Put(counter_key, revision.to_string().into_bytes()),
-    ])?;
+    let td = state.update(|tx| {
+        let last = match tx.get_raw(&counter_key)? {
+            Some(b) => String::from_utf8_lossy(&b).parse::<i32>().unwrap_or(0),
+            None => 0,
+        };
+        let revision = last + 1;
+        let mut td = td.clone();
+        td.revision = revision;
+        td.task_definition_arn = arn::task_definition(&td.family, revision);
+        td.status = "ACTIVE".into();
+        td.registered_at = time::now();
+        td.deregistered_at.clear();
+        let ops = vec![
+            put(keys::task_definition(&td.family, revision), &td),
+            crate::store::Op::Put(counter_key.clone(), revision.to_string().into_bytes()),
+        ];
+        Ok((td, ops))
+    })?;
     Ok(Registered {
         task_definition: td,
         ignored_fields: Vec::new(),
@@ -116,19 +119,21 @@ pub fn deregister(state: &State, reference: &str) -> Result<TaskDefinition> {
             format!("{reference:?} needs a revision: deregister FAMILY:REVISION, e.g. {family}:1"),
         ));
     };
-    let _w = state.write_lock();
     let key = keys::task_definition(&family, revision);
-    let mut td = state.get::<TaskDefinition>(&key)?.ok_or_else(|| {
-        Error::not_found(
-            "TaskDefinition",
-            reference,
-            "see `berth taskdef list --status ALL`",
-        )
-    })?;
-    if td.status != "INACTIVE" {
+    state.update(|tx| {
+        let mut td = tx.get::<TaskDefinition>(&key)?.ok_or_else(|| {
+            Error::not_found(
+                "TaskDefinition",
+                reference,
+                "see `berth taskdef list --status ALL`",
+            )
+        })?;
+        if td.status == "INACTIVE" {
+            return Ok((td, Vec::new()));
+        }
         td.status = "INACTIVE".into();
         td.deregistered_at = time::now();
-        state.commit(vec![put(key, &td)])?;
-    }
-    Ok(td)
+        let ops = vec![put(key.clone(), &td)];
+        Ok((td, ops))
+    })
 }

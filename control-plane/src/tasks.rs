@@ -1,31 +1,21 @@
-//! Tasks: run (placement committed under the writer lock), stop, describe, list, the desired set
-//! each node is sent, and applying what agents observe. Users and the planner write desired
-//! state; only agent reports write observed state, and observed status only moves forward.
+//! Tasks: run (placed like a service's tasks, through the applier), stop, describe, list, the
+//! desired set each node is sent, and applying what agents observe. Users and the planner write
+//! desired state; only agent reports write observed state, and observed status only moves
+//! forward (`status`).
 
+use crate::controller::apply::{self, NewTask};
+use crate::controller::view;
 use crate::error::{Error, Result};
 use crate::nodes::{self, Sessions};
-use crate::scheduler::{self, Demand, NodeSnapshot};
+use crate::scheduler::{self, Demand};
 use crate::state::{keys, put, State};
+use crate::status::{self as st, TaskState, TaskStatus};
 use crate::{arn, clusters, taskdefs, time};
 use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
 use berth_proto::v1::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 const MAX_RUN_COUNT: i32 = 10;
-
-/// Where a status sits in the one direction a task moves.
-pub fn rank(status: &str) -> u8 {
-    match status {
-        "PROVISIONING" => 0,
-        "PENDING" => 1,
-        "ACTIVATING" => 2,
-        "RUNNING" => 3,
-        "DEACTIVATING" => 4,
-        "STOPPING" => 5,
-        "STOPPED" => 6,
-        _ => 0,
-    }
-}
 
 /// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
 pub fn demand(td: &TaskDefinition) -> Demand {
@@ -68,68 +58,6 @@ pub fn demand(td: &TaskDefinition) -> Demand {
     Demand { cpu, memory, ports }
 }
 
-/// Builds the planner's view of every node from the store and the live sessions.
-pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
-    let tasks = state.scan::<Task>(keys::TASKS)?;
-    let defs = definitions_of(state, &tasks)?;
-    let nodes = state.scan::<ContainerInstance>(keys::NODES)?;
-    Ok(nodes
-        .into_iter()
-        .map(|n| {
-            let mine: Vec<&Task> = tasks
-                .iter()
-                .filter(|t| {
-                    t.container_instance_arn == n.container_instance_arn
-                        && t.last_status != "STOPPED"
-                })
-                .collect();
-            let mut ports_used: HashSet<(i32, String)> = nodes::reserved_ports(&n)
-                .into_iter()
-                .flat_map(|p| [(p, "tcp".to_string()), (p, "udp".to_string())])
-                .collect();
-            for t in &mine {
-                if let Some(td) = defs.get(&t.task_definition_arn) {
-                    ports_used.extend(demand(td).ports);
-                }
-            }
-            let mut attributes: HashMap<String, String> = n
-                .attributes
-                .iter()
-                .map(|a| (a.name.clone(), a.value.clone()))
-                .collect();
-            attributes.insert("ecs.instance-id".into(), n.ec2_instance_id.clone());
-            attributes.insert("berth.node-name".into(), n.name.clone());
-            NodeSnapshot {
-                connected: sessions.is_connected(&n.ec2_instance_id),
-                active: n.status == "ACTIVE",
-                cpu_free: nodes::resource(&n, "CPU")
-                    - mine.iter().map(|t| i64::from(t.cpu)).sum::<i64>(),
-                memory_free: nodes::resource(&n, "MEMORY")
-                    - mine.iter().map(|t| i64::from(t.memory)).sum::<i64>(),
-                ports_used,
-                tasks: mine.len(),
-                attributes,
-                service_tasks: 0,
-                name: n.name,
-                id: n.ec2_instance_id,
-            }
-        })
-        .collect())
-}
-
-fn definitions_of(state: &State, tasks: &[Task]) -> Result<HashMap<String, TaskDefinition>> {
-    let mut defs = HashMap::new();
-    for t in tasks {
-        if t.last_status == "STOPPED" || defs.contains_key(&t.task_definition_arn) {
-            continue;
-        }
-        if let Ok(td) = taskdefs::describe(state, &t.task_definition_arn) {
-            defs.insert(t.task_definition_arn.clone(), td);
-        }
-    }
-    Ok(defs)
-}
-
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
     let count = if req.count == 0 { 1 } else { req.count };
@@ -146,57 +74,64 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         ));
     }
     let cluster = cluster_or_default(&req.cluster);
-    let _w = state.write_lock();
-    let cluster = clusters::get_active(state, cluster)?;
-    let td = taskdefs::describe(state, &req.task_definition)?;
-    if td.status != "ACTIVE" {
-        return Err(Error::Client(format!(
-            "task definition {}:{} is INACTIVE; register a new revision or use an active one",
-            td.family, td.revision
-        )));
-    }
-    let demand = demand(&td);
-    let mut nodes = snapshot(state, sessions)?;
-    let mut reply = RunTaskReply::default();
-    let mut ops = Vec::new();
-    for _ in 0..count {
-        match scheduler::place_one(&mut nodes, &demand) {
-            Ok(node_id) => {
-                state.metrics().placed();
-                let task = new_task(&cluster.cluster_name, &td, &node_id, &demand, &req);
-                ops.push(put(
-                    keys::task(&cluster.cluster_name, task_id(&task.task_arn)),
-                    &task,
-                ));
-                reply.tasks.push(task);
-            }
-            Err(r) => {
-                state.metrics().placement_failed(r.reason);
-                reply.failures.push(Failure {
-                    arn: td.task_definition_arn.clone(),
-                    reason: r.reason.to_string(),
-                    detail: r.detail,
-                })
+    let reply = state.update(|tx| {
+        // The cluster is compared at commit: a delete in between refuses this run.
+        let cluster = clusters::get_active(tx.state(), cluster)?;
+        tx.get::<Cluster>(&keys::cluster(&cluster.cluster_name))?;
+        let td = taskdefs::describe(tx.state(), &req.task_definition)?;
+        if td.status != "ACTIVE" {
+            return Err(Error::Client(format!(
+                "task definition {}:{} is INACTIVE; register a new revision or use an active one",
+                td.family, td.revision
+            )));
+        }
+        let demand = demand(&td);
+        let mut nodes = view::snapshot(tx.state(), sessions)?;
+        let mut launches = Vec::new();
+        let mut failures = Vec::new();
+        for _ in 0..count {
+            match scheduler::place_one(&mut nodes, &demand) {
+                Ok(node_id) => launches.push(NewTask {
+                    cluster: &cluster.cluster_name,
+                    definition: &td,
+                    node_id,
+                    demand: demand.clone(),
+                    group: group_of(&td, &req),
+                    started_by: req.started_by.clone(),
+                    load_balanced: false,
+                }),
+                Err(r) => failures.push((r, td.task_definition_arn.clone())),
             }
         }
+        // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
+        // makes this attempt decide again.
+        let (tasks, ops) = apply::place(tx, &launches)?;
+        Ok(((tasks, failures), ops))
+    })?;
+    let (tasks, failures) = reply;
+    for _ in &tasks {
+        state.metrics().placed();
     }
-    state.commit(ops)?;
-    Ok(reply)
+    let failures = failures
+        .into_iter()
+        .map(|(r, arn)| {
+            state.metrics().placement_failed(r.reason);
+            Failure {
+                arn,
+                reason: r.reason.to_string(),
+                detail: r.detail,
+            }
+        })
+        .collect();
+    Ok(RunTaskReply { tasks, failures })
 }
 
-fn new_task(
-    cluster: &str,
-    td: &TaskDefinition,
-    node_id: &str,
-    d: &Demand,
-    req: &RunTaskRequest,
-) -> Task {
-    let group = if req.group.is_empty() {
+fn group_of(td: &TaskDefinition, req: &RunTaskRequest) -> String {
+    if req.group.is_empty() {
         format!("family:{}", td.family)
     } else {
         req.group.clone()
-    };
-    build_task(cluster, td, node_id, d, group, req.started_by.clone())
+    }
 }
 
 /// A new task record, PROVISIONING on `node_id`, wanting to run.
@@ -207,6 +142,7 @@ pub fn build_task(
     d: &Demand,
     group: String,
     started_by: String,
+    load_balanced: bool,
 ) -> Task {
     let id = nodes::new_id(32);
     let task_arn = arn::task(cluster, &id);
@@ -236,6 +172,7 @@ pub fn build_task(
             .collect(),
         cpu: d.cpu as i32,
         memory: d.memory as i32,
+        load_balanced,
         task_arn,
         ..Default::default()
     }
@@ -260,8 +197,13 @@ pub fn cluster_of_arn(task_arn: &str) -> Option<&str> {
     Some(rest.split_once('/')?.0)
 }
 
-/// Finds a task by ARN, or by id in `cluster` (or, with no cluster given, in any cluster).
+/// Finds a task by ARN, or by id in `cluster` (or, with no cluster given, in any cluster), as
+/// users see it.
 pub fn find(state: &State, cluster: &str, task: &str) -> Result<Task> {
+    find_stored(state, cluster, task).map(present)
+}
+
+fn find_stored(state: &State, cluster: &str, task: &str) -> Result<Task> {
     let id = task_id(task.trim());
     let not_found = || Error::not_found("Task", task, "see `berth task list`");
     if id.is_empty() {
@@ -291,22 +233,30 @@ pub fn key_of(t: &Task) -> String {
 
 /// `task stop`: desired STOPPED with the user's reason; the agent does the stopping.
 pub fn stop(state: &State, cluster: &str, task: &str, reason: &str) -> Result<Task> {
-    let _w = state.write_lock();
-    let mut t = find(state, cluster, task)?;
-    if t.desired_status == "STOPPED" || t.last_status == "STOPPED" {
-        return Ok(t);
-    }
-    t.desired_status = "STOPPED".into();
-    t.stop_code = "UserInitiated".into();
-    t.stopped_reason = if reason.trim().is_empty() {
-        "Task stopped by user".into()
+    let found = find(state, cluster, task)?;
+    let reason = if reason.trim().is_empty() {
+        "Task stopped by user"
     } else {
-        reason.to_string()
+        reason
     };
-    t.stopping_at = time::now();
-    t.version += 1;
-    state.commit(vec![put(key_of(&t), &t)])?;
-    Ok(t)
+    let key = key_of(&found);
+    state.update(|tx| {
+        let ops = apply::stop_ops(
+            tx,
+            &found.task_arn,
+            "UserInitiated",
+            reason,
+            time::now_millis(),
+        )?;
+        Ok(((), ops))
+    })?;
+    Ok(present(state.get::<Task>(&key)?.unwrap_or(found)))
+}
+
+/// A task as users see it: a stopped task's desired status is STOPPED, whatever was last asked.
+pub fn present(mut t: Task) -> Task {
+    t.desired_status = t.desired().as_str().to_string();
+    t
 }
 
 pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
@@ -329,6 +279,7 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
     let mut tasks: Vec<Task> = state
         .scan::<Task>(&prefix)?
         .into_iter()
+        .map(present)
         .filter(|t| (t.desired_status == "STOPPED") == want_stopped)
         .filter(|t| {
             req.service_name.is_empty() || t.group == format!("service:{}", req.service_name)
@@ -348,15 +299,23 @@ fn taskdef_family(taskdef_arn: &str) -> &str {
 }
 
 /// Every unstopped task placed on the node, with its definition: what the agent must run; and
-/// the node's stopped tasks still retained, whose containers it keeps.
+/// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
+/// claims, never a scan of every task.
 pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
     let node_arn = arn::container_instance(node_id);
-    let (tasks, stopped): (Vec<Task>, Vec<Task>) = state
-        .scan::<Task>(keys::TASKS)?
-        .into_iter()
-        .filter(|t| t.container_instance_arn == node_arn)
-        .partition(|t| t.last_status != "STOPPED");
-    let mut retained_task_arns: Vec<String> = stopped.into_iter().map(|t| t.task_arn).collect();
+    let mut tasks = Vec::new();
+    let mut retained_task_arns = Vec::new();
+    for k in state.scan_keys(&keys::node_claims(node_id))? {
+        let Some(task_key) = keys::task_of_index(&k) else {
+            continue;
+        };
+        match state.get::<Task>(&task_key)? {
+            Some(t) if t.container_instance_arn != node_arn => {}
+            Some(t) if t.is_stopped() => retained_task_arns.push(t.task_arn),
+            Some(t) => tasks.push(t),
+            None => {}
+        }
+    }
     retained_task_arns.sort();
     let mut defs: HashMap<String, TaskDefinition> = HashMap::new();
     let mut out = Vec::with_capacity(tasks.len());
@@ -381,70 +340,102 @@ pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
     })
 }
 
-/// Applies an agent's observation of a task it runs. Reports from a node the task is not placed
-/// on, or that would move status backwards, change nothing.
+/// Applies an agent's observation of a task it runs: observed fields only (status forward,
+/// health, containers, timestamps, and the stop code when nobody asked for the stop). A report
+/// from a node the task is not placed on, or one that would move status backwards, changes
+/// nothing. A task that reaches STOPPED releases its claim on the node.
 pub fn apply_report(state: &State, node_id: &str, r: &TaskReport) -> Result<bool> {
-    let _w = state.write_lock();
     let Some(cluster) = cluster_of_arn(&r.task_arn) else {
         return Ok(false);
     };
     let key = keys::task(cluster, task_id(&r.task_arn));
-    let Some(mut t) = state.get::<Task>(&key)? else {
-        return Ok(false);
-    };
-    if t.container_instance_arn != arn::container_instance(node_id) || t.last_status == "STOPPED" {
-        return Ok(false);
-    }
-    let before = t.clone();
-    if rank(&r.last_status) >= rank(&t.last_status) {
-        t.last_status = r.last_status.clone();
-    }
-    if !r.health_status.is_empty() {
-        t.health_status = r.health_status.clone();
-    }
-    if !r.containers.is_empty() {
-        t.containers = r.containers.clone();
-    }
-    if t.started_at.is_empty() && !r.started_at.is_empty() {
-        t.started_at = r.started_at.clone();
-    }
-    if rank(&t.last_status) >= rank("STOPPING") && t.stopping_at.is_empty() {
-        t.stopping_at = time::now();
-    }
-    if t.last_status == "STOPPED" {
-        // A stopped task never runs again: its desired status follows.
-        t.desired_status = "STOPPED".into();
-        t.stopped_at = if r.stopped_at.is_empty() {
-            time::now()
-        } else {
-            r.stopped_at.clone()
+    let reported = TaskStatus::parse(&r.last_status);
+    state.update(|tx| {
+        let Some(mut t) = tx.get::<Task>(&key)? else {
+            return Ok((false, Vec::new()));
         };
-        if t.stop_code.is_empty() {
-            t.stop_code = r.stop_code.clone();
+        if t.container_instance_arn != arn::container_instance(node_id) || t.is_stopped() {
+            return Ok((false, Vec::new()));
         }
-        if t.stopped_reason.is_empty() {
-            t.stopped_reason = r.stopped_reason.clone();
+        let before = t.clone();
+        if let Some(next) = reported {
+            st::advance(&mut t, next);
         }
-    }
-    if t == before {
-        return Ok(false);
-    }
-    t.version += 1;
-    state.commit(vec![put(key, &t)])?;
-    Ok(true)
+        if !r.health_status.is_empty() {
+            t.health_status = r.health_status.clone();
+        }
+        if !r.containers.is_empty() {
+            t.containers = r.containers.clone();
+        }
+        if t.started_at.is_empty() && !r.started_at.is_empty() {
+            t.started_at = r.started_at.clone();
+        }
+        if t.last() >= TaskStatus::Stopping && t.stopping_at.is_empty() {
+            t.stopping_at = time::now();
+        }
+        let mut ops = Vec::new();
+        if t.is_stopped() {
+            t.stopped_at = if r.stopped_at.is_empty() {
+                time::now()
+            } else {
+                r.stopped_at.clone()
+            };
+            if t.stop_code.is_empty() {
+                t.stop_code = r.stop_code.clone();
+            }
+            if t.stopped_reason.is_empty() {
+                t.stopped_reason = r.stopped_reason.clone();
+            }
+            ops.extend(apply::release_ops(tx, &t)?);
+        }
+        if t == before {
+            return Ok((false, Vec::new()));
+        }
+        t.version += 1;
+        ops.push(put(key.clone(), &t));
+        Ok((true, ops))
+    })
 }
 
-/// Removes tasks stopped longer ago than `retention_ms` (their record, not just their containers).
+/// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {
-    let _w = state.write_lock();
     let cutoff = time::rfc3339(now_ms - retention_ms);
     let ops: Vec<_> = state
         .scan::<Task>(keys::TASKS)?
         .into_iter()
-        .filter(|t| t.last_status == "STOPPED" && !t.stopped_at.is_empty() && t.stopped_at < cutoff)
-        .map(|t| crate::store::Op::Delete(key_of(&t)))
+        .filter(|t| t.is_stopped() && !t.stopped_at.is_empty() && t.stopped_at < cutoff)
+        .flat_map(|t| apply::forget_ops(&t))
         .collect();
-    let n = ops.len();
+    let n = ops.len() / 3;
+    state.commit(ops)?;
+    Ok(n)
+}
+
+/// Gives tasks stored before the group and node indexes existed their entries (once, at start).
+pub fn index_existing(state: &State) -> Result<usize> {
+    let mut ops = Vec::new();
+    for t in state.scan::<Task>(keys::TASKS)? {
+        let (cluster, id) = (
+            cluster_of_arn(&t.task_arn).unwrap_or_default(),
+            task_id(&t.task_arn),
+        );
+        if state
+            .get_raw(&keys::group_task(cluster, &t.group, id))?
+            .is_some()
+        {
+            continue;
+        }
+        let d = taskdefs::describe(state, &t.task_definition_arn)
+            .map(|td| demand(&td))
+            .unwrap_or_default();
+        let d = Demand {
+            cpu: i64::from(t.cpu),
+            memory: i64::from(t.memory),
+            ports: d.ports,
+        };
+        ops.extend(apply::create_ops(&t, &d));
+    }
+    let n = ops.len() / 3;
     state.commit(ops)?;
     Ok(n)
 }

@@ -9,6 +9,7 @@ use crate::tasks;
 use berth_proto::agent::v1::agent_sessions_server::AgentSessions;
 use berth_proto::agent::v1::*;
 use prost::Message;
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,16 +144,27 @@ impl AgentSessions for AgentSessionsApi {
     }
 }
 
-/// Sends the node's desired set now, then whenever a task or definition changes, and on every
-/// resync tick; only when it differs from the last one sent.
+/// Sends the node's desired set now, then whenever a change touches this node (its claims, or
+/// a task it was sent), and on every resync tick; only when it differs from the last one sent.
 async fn push_desired(state: State, node_id: String, tx: nodes::AgentTx, resync: Duration) {
     let mut changes = state.store().subscribe();
     let mut last: Option<Vec<u8>> = None;
+    let claims = crate::state::keys::node_claims(&node_id);
+    // Task keys of what was last sent: a change to one of them concerns this node.
+    let mut sent: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(resync);
     loop {
         let id = node_id.clone();
         match blocking(&state, move |s| tasks::desired_for_node(s, &id)).await {
             Ok(set) => {
+                sent = set
+                    .tasks
+                    .iter()
+                    .filter_map(|a| a.task.as_ref())
+                    .map(|t| t.task_arn.as_str())
+                    .chain(set.retained_task_arns.iter().map(String::as_str))
+                    .filter_map(crate::controller::apply::task_key)
+                    .collect();
                 let bytes = set.encode_to_vec();
                 if last.as_ref() != Some(&bytes) {
                     if tx
@@ -167,13 +179,15 @@ async fn push_desired(state: State, node_id: String, tx: nodes::AgentTx, resync:
             }
             Err(e) => tracing::warn!(node = %node_id, error = %e, "cannot compute desired tasks"),
         }
+        let mine =
+            |k: &String| k.starts_with(&claims) || sent.contains(k) || k.starts_with("taskdef/");
         // Wait for a relevant change (coalescing bursts) or the resync tick.
         loop {
             tokio::select! {
                 _ = tick.tick() => break,
                 _ = tx.closed() => return,
                 c = changes.recv() => match c {
-                    Ok(keys) if keys.iter().any(|k| k.starts_with("task/") || k.starts_with("taskdef/")) => {
+                    Ok(change) if change.keys.iter().any(mine) => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         while changes.try_recv().is_ok() {}
                         break;

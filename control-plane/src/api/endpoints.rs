@@ -1,6 +1,5 @@
 //! `berth.v1.Endpoints`: the routing table streamed to proxies, and their target health.
 
-use super::blocking;
 use crate::endpoints;
 use crate::proxies::Proxies;
 use crate::state::State;
@@ -44,33 +43,56 @@ impl Endpoints for EndpointsApi {
             let mut changes = state.store().subscribe();
             let mut last: Option<Vec<u8>> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut routes = Some(endpoints::Routes::default());
+            // Everything at first and on each resync; then only what a change touches.
+            let mut changed: Option<Vec<String>> = None;
             loop {
-                match blocking(&state, endpoints::routing_table).await {
-                    Ok(table) => {
-                        let bytes = table.encode_to_vec();
-                        if last.as_ref() != Some(&bytes) {
-                            if tx.send(Ok(table)).await.is_err() {
-                                break;
+                let mut r = routes.take().unwrap_or_default();
+                let keys = changed.take();
+                let res = tokio::task::spawn_blocking({
+                    let state = state.clone();
+                    move || {
+                        let out = match keys {
+                            None => r.refresh_all(&state).map(|_| true),
+                            Some(k) => r.refresh(&state, &k),
+                        };
+                        (out.map(|moved| moved.then(|| r.table())), r)
+                    }
+                })
+                .await;
+                match res {
+                    Ok((Ok(table), r)) => {
+                        routes = Some(r);
+                        if let Some(table) = table {
+                            let bytes = table.encode_to_vec();
+                            if last.as_ref() != Some(&bytes) {
+                                if tx.send(Ok(table)).await.is_err() {
+                                    break;
+                                }
+                                last = Some(bytes);
                             }
-                            last = Some(bytes);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot compute the routing table"),
+                    Ok((Err(e), _)) => {
+                        tracing::warn!(error = %e, "cannot compute the routing table")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "routing table computation failed"),
                 }
-                let closed = loop {
-                    tokio::select! {
-                        _ = tick.tick() => break false,
-                        _ = tx.closed() => break true,
-                        c = changes.recv() => match c {
-                            Ok(keys) if keys.iter().any(|k| k.starts_with("task/") || k.starts_with("service/") || k.starts_with("node/")) => {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                while changes.try_recv().is_ok() {}
-                                break false;
+                let closed = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = tx.closed() => true,
+                    c = changes.recv() => match c {
+                        Ok(change) => {
+                            let mut keys = change.keys.clone();
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            while let Ok(more) = changes.try_recv() {
+                                keys.extend(more.keys.iter().cloned());
                             }
-                            Ok(_) => {}
-                            Err(RecvError::Lagged(_)) => break false,
-                            Err(RecvError::Closed) => break true,
+                            changed = Some(keys);
+                            false
                         }
+                        Err(RecvError::Lagged(_)) => false,
+                        Err(RecvError::Closed) => true,
                     }
                 };
                 if closed {

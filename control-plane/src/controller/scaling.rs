@@ -3,13 +3,13 @@
 //! `scaling::decide`, and commits the new desired count with an event. The service reconcile
 //! that follows turns the count into tasks.
 
-use super::service::ServiceMemory;
+use super::plan::ServiceMemory;
 use crate::error::Result;
 use crate::nodes::Sessions;
 use crate::proxies::Proxies;
 use crate::scaling::{self, Decision, Inputs};
 use crate::services::{self, push_event};
-use crate::state::{keys, put, State};
+use crate::state::{put, State};
 use crate::{taskdefs, time};
 use berth_proto::v1::{ScalingPolicy, Service, Task};
 
@@ -32,10 +32,9 @@ pub fn evaluate(
     mem.scaling_evaluated_ms = now;
     let cluster = crate::arn::cluster_name(&svc.cluster_arn).to_string();
     let group = format!("service:{}", svc.service_name);
-    let running: Vec<Task> = state
-        .scan::<Task>(&keys::tasks_of(&cluster))?
+    let running: Vec<Task> = super::view::group_tasks(state, &cluster, &group)?
         .into_iter()
-        .filter(|t| t.group == group && t.last_status == "RUNNING" && t.desired_status == "RUNNING")
+        .filter(|t| t.last_status == "RUNNING" && t.desired_status == "RUNNING")
         .collect();
     // Averaged over a little more than the interval, so each evaluation sees a few reports.
     let window = interval.max(3_000) + 1_000;
@@ -50,58 +49,58 @@ pub fn evaluate(
         return Ok(());
     };
 
-    let _w = state.write_lock();
     let key = services::key(&cluster, &svc.service_name);
-    let Some(mut svc) = state.get::<Service>(&key)? else {
-        return Ok(());
-    };
-    let Some(mut policy) = svc.scaling_policy.clone() else {
-        return Ok(());
-    };
-    if svc.status != "ACTIVE" {
-        return Ok(());
-    }
-    let deploying = svc.deployments.len() > 1
-        || svc
-            .deployments
-            .first()
-            .is_some_and(|d| d.rollout_state == "IN_PROGRESS");
-    let decision = scaling::decide(&Inputs {
-        policy: &policy,
-        current: svc.desired_count,
-        metric_total,
-        now_ms: now,
-        last_scale_out_ms: time::parse_rfc3339(&policy.last_scale_out_at),
-        last_scale_in_ms: time::parse_rfc3339(&policy.last_scale_in_at),
-        policy_set_ms: time::parse_rfc3339(&policy.set_at),
-        deploying,
-    });
-    policy.last_metric_value = Some((metric_total * 10.0).round() / 10.0);
-    policy.last_evaluated_at = time::rfc3339(now);
-    let from = svc.desired_count;
-    let to = match decision {
-        Decision::ScaleOut(n) => {
-            policy.last_scale_out_at = time::rfc3339(now);
-            Some(n)
+    state.update(|tx| {
+        let Some(mut svc) = tx.get::<Service>(&key)? else {
+            return Ok(((), Vec::new()));
+        };
+        let Some(mut policy) = svc.scaling_policy.clone() else {
+            return Ok(((), Vec::new()));
+        };
+        if svc.status != "ACTIVE" {
+            return Ok(((), Vec::new()));
         }
-        Decision::ScaleIn(n) => {
-            policy.last_scale_in_at = time::rfc3339(now);
-            Some(n)
+        let deploying = svc.deployments.len() > 1
+            || svc
+                .deployments
+                .first()
+                .is_some_and(|d| d.rollout_state == "IN_PROGRESS");
+        let decision = scaling::decide(&Inputs {
+            policy: &policy,
+            current: svc.desired_count,
+            metric_total,
+            now_ms: now,
+            last_scale_out_ms: time::parse_rfc3339(&policy.last_scale_out_at),
+            last_scale_in_ms: time::parse_rfc3339(&policy.last_scale_in_at),
+            policy_set_ms: time::parse_rfc3339(&policy.set_at),
+            deploying,
+        });
+        policy.last_metric_value = Some((metric_total * 10.0).round() / 10.0);
+        policy.last_evaluated_at = time::rfc3339(now);
+        let from = svc.desired_count;
+        let to = match decision {
+            Decision::ScaleOut(n) => {
+                policy.last_scale_out_at = time::rfc3339(now);
+                Some(n)
+            }
+            Decision::ScaleIn(n) => {
+                policy.last_scale_in_at = time::rfc3339(now);
+                Some(n)
+            }
+            Decision::Hold { .. } => None,
+        };
+        if let Some(to) = to {
+            scaling::set_desired(&mut svc, to);
+            let name = svc.service_name.clone();
+            push_event(
+                &mut svc,
+                event(&name, &policy, metric_total, running.len(), from, to),
+            );
+            tracing::info!(service = %name, from, to, metric = metric_total, "auto scaling");
         }
-        Decision::Hold { .. } => None,
-    };
-    if let Some(to) = to {
-        scaling::set_desired(&mut svc, to);
-        let name = svc.service_name.clone();
-        push_event(
-            &mut svc,
-            event(&name, &policy, metric_total, running.len(), from, to),
-        );
-        tracing::info!(service = %name, from, to, metric = metric_total, "auto scaling");
-    }
-    svc.scaling_policy = Some(policy);
-    state.commit(vec![put(key, &svc)])?;
-    Ok(())
+        svc.scaling_policy = Some(policy);
+        Ok(((), vec![put(key.clone(), &svc)]))
+    })
 }
 
 /// "(service web) auto scaling set desired count to 4 (was 1): RequestCountPerTask 300.0

@@ -58,7 +58,6 @@ pub fn delete(state: &State, req: DeleteStackRequest) -> Result<StackReply> {
     if draining {
         record.status = "DELETING".into();
         record.updated_at = time::now();
-        let _w = state.write_lock();
         state.commit(vec![put(record_key, &record)])?;
     } else {
         for r in &record.task_definitions {
@@ -67,7 +66,6 @@ pub fn delete(state: &State, req: DeleteStackRequest) -> Result<StackReply> {
             }
         }
         record.status = "DELETED".into();
-        let _w = state.write_lock();
         state.commit(vec![Op::Delete(record_key)])?;
     }
     Ok(StackReply {

@@ -356,7 +356,6 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
     record.families = declared_families.iter().map(|s| s.to_string()).collect();
     record.updated_at = time::now();
     {
-        let _w = state.write_lock();
         state.commit(vec![put(record_key, &record)])?;
     }
     let mut warnings = spec.warnings;

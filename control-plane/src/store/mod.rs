@@ -1,12 +1,15 @@
-//! The `Store` seam: an ordered key-value space with atomic, durable batches and a change feed.
+//! The `Store` seam: an ordered key-value space with revisions, compare-guarded transactions and
+//! a change feed that can be resumed from a revision — etcd's model, so that the one writer is
+//! the store's transaction and never a lock in some process.
 //!
-//! sled is the embedded default (`SledStore`); a distributed store (etcd) can sit behind the same
-//! trait. Values are encoded prost messages; `state` owns the key layout.
+//! sled is the embedded default (`SledStore`); etcd can sit behind the same trait. Values are
+//! encoded prost messages; `state` owns the key layout.
 
 mod sled_store;
 
 pub use sled_store::SledStore;
 
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// A store failure: the disk, or a value that no longer decodes.
@@ -19,6 +22,9 @@ pub enum StoreError {
         key: String,
         source: prost::DecodeError,
     },
+    /// A watcher asked to resume from a revision the store no longer remembers: it must resync.
+    #[error("revision {0} is compacted; resync from a full read")]
+    Compacted(u64),
 }
 
 /// One write in a batch.
@@ -28,15 +34,64 @@ pub enum Op {
     Delete(String),
 }
 
+/// A value and the revision of the transaction that last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Vec<u8>,
+    pub mod_revision: u64,
+}
+
+/// A condition a transaction commits under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compare {
+    /// The key was last written at exactly this revision; 0 means the key does not exist.
+    ModRevision { key: String, revision: u64 },
+    /// No key under the prefix was written after this revision (etcd: a range compare of
+    /// `mod_revision < revision + 1`). Deletions are not seen: they only ever free things.
+    PrefixUnchangedSince { prefix: String, revision: u64 },
+}
+
+/// What a transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Every compare held; the ops are durable at this revision.
+    Committed(u64),
+    /// Some compare failed; nothing was written.
+    Conflict,
+}
+
+/// The keys one committed transaction changed, and its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub revision: u64,
+    pub keys: Vec<String>,
+}
+
 /// The ordered key-value space the control plane keeps its state in.
 ///
-/// `commit` is atomic (all ops or none) and durable: it returns only once the batch is on disk,
-/// so an acknowledged write survives `kill -9`.
+/// `txn` is atomic (all ops or none) and durable: it returns only once the batch is on disk, so
+/// an acknowledged write survives `kill -9`. Every write advances the store's revision by one.
 pub trait Store: Send + Sync + 'static {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
     /// Every key starting with `prefix`, in key order.
-    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
-    /// Keys changed by each committed batch, for controllers and watch streams.
-    fn subscribe(&self) -> broadcast::Receiver<Vec<String>>;
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
+    /// Commits `ops` only if every compare holds.
+    fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
+    /// The revision of the last committed transaction.
+    fn revision(&self) -> Result<u64, StoreError>;
+    /// Changes as they commit. A receiver that lags resumes with `changes_since`.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Change>>;
+    /// The changes committed after `revision`, oldest first, or `Compacted` when the store no
+    /// longer holds them all (the caller then reads everything again).
+    fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError>;
+
+    /// An unconditional batch.
+    fn commit(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
+        match self.txn(&[], ops)? {
+            TxnOutcome::Committed(r) => Ok(r),
+            TxnOutcome::Conflict => Err(StoreError::Io(
+                "a transaction without compares conflicted".into(),
+            )),
+        }
+    }
 }

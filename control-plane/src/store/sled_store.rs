@@ -1,13 +1,35 @@
-//! `Store` on sled 0.34: one tree, batches applied atomically, flushed before returning.
+//! `Store` on sled 0.34: one tree; each value carries the revision that wrote it, the store's
+//! revision sits in a meta key written in the same atomic batch, and every batch is flushed
+//! before it returns.
+//!
+//! A stored value is `0xFF`, the revision (8 bytes, big-endian), then the payload. No protobuf
+//! message starts with `0xFF` (wire type 7 does not exist), so values written by versions before
+//! revisions read as revision 1 until they are next written.
 
-use super::{Op, Store, StoreError};
+use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
+
+const MARK: u8 = 0xFF;
+/// Sorts before every key of the layout; never returned by a scan.
+const META_REVISION: &[u8] = b"\x00meta/revision";
+/// How many recent changes a watcher can resume across.
+const HISTORY: usize = 8192;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct SledStore {
     db: sled::Db,
-    changes: broadcast::Sender<Vec<String>>,
+    /// The store's own serialisation of transactions (sled is in-process): compares and the
+    /// batch they guard are one step. Callers never need a lock of their own.
+    commit: Mutex<Committer>,
+    changes: broadcast::Sender<Arc<Change>>,
+}
+
+struct Committer {
+    revision: u64,
+    history: VecDeque<Arc<Change>>,
 }
 
 impl SledStore {
@@ -17,8 +39,48 @@ impl SledStore {
             .path(dir)
             .open()
             .map_err(|e| StoreError::Io(format!("opening {}: {e}", dir.display())))?;
-        let (changes, _) = broadcast::channel(1024);
-        Ok(Self { db, changes })
+        let revision = match db.get(META_REVISION).map_err(io)? {
+            Some(v) if v.len() == 8 => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            // A store from before revisions: everything in it reads as revision 1.
+            _ => 1,
+        };
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Self {
+            db,
+            commit: Mutex::new(Committer {
+                revision,
+                history: VecDeque::new(),
+            }),
+            changes,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Committer> {
+        // A poisoned lock means a commit panicked before applying; sled itself is consistent.
+        self.commit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn revision_of(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get(key.as_bytes())
+            .map_err(io)?
+            .map_or(0, |v| decode(&v).mod_revision))
+    }
+
+    fn holds(&self, c: &Compare) -> Result<bool, StoreError> {
+        Ok(match c {
+            Compare::ModRevision { key, revision } => self.revision_of(key)? == *revision,
+            Compare::PrefixUnchangedSince { prefix, revision } => {
+                for item in self.db.scan_prefix(prefix.as_bytes()) {
+                    let (_, v) = item.map_err(io)?;
+                    if decode(&v).mod_revision > *revision {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+        })
     }
 }
 
@@ -26,31 +88,63 @@ fn io(e: sled::Error) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
+fn decode(raw: &[u8]) -> Versioned {
+    if raw.len() >= 9 && raw[0] == MARK {
+        let mut rev = [0u8; 8];
+        rev.copy_from_slice(&raw[1..9]);
+        Versioned {
+            value: raw[9..].to_vec(),
+            mod_revision: u64::from_be_bytes(rev),
+        }
+    } else {
+        Versioned {
+            value: raw.to_vec(),
+            mod_revision: 1,
+        }
+    }
+}
+
+fn encode(value: &[u8], revision: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 9);
+    out.push(MARK);
+    out.extend_from_slice(&revision.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
 impl Store for SledStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(key.as_bytes()).map_err(io)?.map(|v| v.to_vec()))
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(self.db.get(key.as_bytes()).map_err(io)?.map(|v| decode(&v)))
     }
 
-    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
         self.db
             .scan_prefix(prefix.as_bytes())
+            .filter(|item| item.as_ref().map_or(true, |(k, _)| k.first() != Some(&0)))
             .map(|item| {
                 let (k, v) = item.map_err(io)?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v)))
             })
             .collect()
     }
 
-    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        if ops.is_empty() {
-            return Ok(());
+    fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+        let mut c = self.lock();
+        for cmp in compares {
+            if !self.holds(cmp)? {
+                return Ok(TxnOutcome::Conflict);
+            }
         }
+        if ops.is_empty() {
+            return Ok(TxnOutcome::Committed(c.revision));
+        }
+        let revision = c.revision + 1;
         let mut batch = sled::Batch::default();
         let mut keys = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
                 Op::Put(k, v) => {
-                    batch.insert(k.as_bytes(), v);
+                    batch.insert(k.as_bytes(), encode(&v, revision));
                     keys.push(k);
                 }
                 Op::Delete(k) => {
@@ -59,15 +153,42 @@ impl Store for SledStore {
                 }
             }
         }
+        batch.insert(META_REVISION, &revision.to_be_bytes());
         self.db.apply_batch(batch).map_err(io)?;
         // On disk before the caller acknowledges anything.
         self.db.flush().map_err(io)?;
-        let _ = self.changes.send(keys);
-        Ok(())
+        c.revision = revision;
+        let change = Arc::new(Change { revision, keys });
+        if c.history.len() == HISTORY {
+            c.history.pop_front();
+        }
+        c.history.push_back(change.clone());
+        let _ = self.changes.send(change);
+        Ok(TxnOutcome::Committed(revision))
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Vec<String>> {
+    fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().revision)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.changes.subscribe()
+    }
+
+    fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
+        let c = self.lock();
+        if revision >= c.revision {
+            return Ok(Vec::new());
+        }
+        match c.history.front() {
+            Some(first) if first.revision <= revision + 1 => Ok(c
+                .history
+                .iter()
+                .filter(|ch| ch.revision > revision)
+                .cloned()
+                .collect()),
+            _ => Err(StoreError::Compacted(revision)),
+        }
     }
 }
 
@@ -75,23 +196,114 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
+    fn put(k: &str, v: &[u8]) -> Op {
+        Op::Put(k.into(), v.to_vec())
+    }
+
     #[test]
     fn a_committed_batch_is_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SledStore::open(dir.path()).unwrap();
             s.commit(vec![
-                Op::Put("a/1".into(), b"one".to_vec()),
-                Op::Put("a/2".into(), b"two".to_vec()),
-                Op::Put("b/1".into(), b"other".to_vec()),
+                put("a/1", b"one"),
+                put("a/2", b"two"),
+                put("b/1", b"other"),
             ])
             .unwrap();
             s.commit(vec![Op::Delete("a/2".into())]).unwrap();
         }
         let s = SledStore::open(dir.path()).unwrap();
-        let a = s.scan("a/").unwrap();
+        let a: Vec<(String, Vec<u8>)> = s
+            .scan("a/")
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
         assert_eq!(a, vec![("a/1".to_string(), b"one".to_vec())]);
-        assert_eq!(s.get("b/1").unwrap(), Some(b"other".to_vec()));
+        assert_eq!(s.get("b/1").unwrap().unwrap().value, b"other".to_vec());
         assert_eq!(s.get("a/2").unwrap(), None);
+        assert_eq!(s.revision().unwrap(), 3, "the revision survives a reopen");
+    }
+
+    #[test]
+    fn a_stale_compare_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let r1 = s.commit(vec![put("k", b"1")]).unwrap();
+        assert_eq!(s.get("k").unwrap().unwrap().mod_revision, r1);
+        let stale = Compare::ModRevision {
+            key: "k".into(),
+            revision: r1,
+        };
+        assert!(matches!(
+            s.txn(std::slice::from_ref(&stale), vec![put("k", b"2")])
+                .unwrap(),
+            TxnOutcome::Committed(_)
+        ));
+        // The same compare again: the key moved on, so this one must not land.
+        assert_eq!(
+            s.txn(&[stale], vec![put("k", b"3"), put("other", b"x")])
+                .unwrap(),
+            TxnOutcome::Conflict
+        );
+        assert_eq!(s.get("k").unwrap().unwrap().value, b"2".to_vec());
+        assert_eq!(s.get("other").unwrap(), None);
+        // Revision 0 means "absent".
+        let absent = Compare::ModRevision {
+            key: "new".into(),
+            revision: 0,
+        };
+        assert!(matches!(
+            s.txn(std::slice::from_ref(&absent), vec![put("new", b"n")])
+                .unwrap(),
+            TxnOutcome::Committed(_)
+        ));
+        assert_eq!(
+            s.txn(&[absent], vec![put("new", b"m")]).unwrap(),
+            TxnOutcome::Conflict
+        );
+    }
+
+    #[test]
+    fn a_new_key_under_a_compared_prefix_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let seen = s.commit(vec![put("node/a/1", b"")]).unwrap();
+        s.commit(vec![put("node/b/1", b"")]).unwrap();
+        let guard = Compare::PrefixUnchangedSince {
+            prefix: "node/a/".into(),
+            revision: seen,
+        };
+        assert!(matches!(
+            s.txn(std::slice::from_ref(&guard), vec![put("x", b"")])
+                .unwrap(),
+            TxnOutcome::Committed(_)
+        ));
+        s.commit(vec![put("node/a/2", b"")]).unwrap();
+        assert_eq!(
+            s.txn(&[guard], vec![put("y", b"")]).unwrap(),
+            TxnOutcome::Conflict
+        );
+    }
+
+    #[test]
+    fn a_watcher_resumes_from_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let r1 = s.commit(vec![put("a", b"")]).unwrap();
+        let r2 = s
+            .commit(vec![put("b", b""), Op::Delete("a".into())])
+            .unwrap();
+        let since = s.changes_since(r1).unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].revision, r2);
+        assert_eq!(since[0].keys, vec!["b".to_string(), "a".to_string()]);
+        assert!(s.changes_since(r2).unwrap().is_empty());
+        // After a restart the history is gone: a resume must resync.
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        s.commit(vec![put("c", b"")]).unwrap();
+        assert!(matches!(s.changes_since(r1), Err(StoreError::Compacted(_))));
     }
 }

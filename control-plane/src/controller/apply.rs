@@ -1,0 +1,215 @@
+//! The plan applier: the one way tasks come into being and are told to stop. Inside the caller's
+//! optimistic transaction it re-reads each node a plan places on (its record and its claims),
+//! re-checks free CPU, memory and ports against that fresh state, mints task ids, and writes the
+//! task with its indexes and its claim. The node's claims prefix is compared at commit, so two
+//! plans can never double-book a node, in one process or across several.
+
+use crate::error::{Error, Result};
+use crate::nodes;
+use crate::scheduler::Demand;
+use crate::state::{keys, put, Tx};
+use crate::status::TaskState;
+use crate::store::Op;
+use crate::{arn, tasks, time};
+use berth_proto::v1::*;
+use std::collections::{BTreeMap, HashSet};
+
+/// A task to create on a node.
+#[derive(Debug, Clone)]
+pub struct NewTask<'a> {
+    pub cluster: &'a str,
+    pub definition: &'a TaskDefinition,
+    pub node_id: String,
+    pub demand: Demand,
+    pub group: String,
+    pub started_by: String,
+    pub load_balanced: bool,
+}
+
+/// What a node has room for, from its record and its unreleased claims.
+#[derive(Debug, Clone, Default)]
+pub struct Room {
+    pub cpu: i64,
+    pub memory: i64,
+    pub ports_used: HashSet<(i32, String)>,
+    pub tasks: usize,
+}
+
+impl Room {
+    /// A node's room given its claims.
+    pub fn of(node: &ContainerInstance, claims: &[NodeClaim]) -> Self {
+        let mut room = Room {
+            cpu: nodes::resource(node, "CPU"),
+            memory: nodes::resource(node, "MEMORY"),
+            ports_used: nodes::reserved_ports(node)
+                .into_iter()
+                .flat_map(|p| [(p, "tcp".to_string()), (p, "udp".to_string())])
+                .collect(),
+            tasks: 0,
+        };
+        for c in claims.iter().filter(|c| !c.released) {
+            room.cpu -= i64::from(c.cpu);
+            room.memory -= i64::from(c.memory);
+            room.ports_used
+                .extend(c.ports.iter().map(|p| (p.port, p.protocol.clone())));
+            room.tasks += 1;
+        }
+        room
+    }
+
+    /// Why the demand does not fit, if it does not.
+    fn take(&mut self, d: &Demand) -> std::result::Result<(), String> {
+        if d.cpu > self.cpu {
+            return Err(format!(
+                "RESOURCE:CPU ({} wanted, {} free)",
+                d.cpu, self.cpu
+            ));
+        }
+        if d.memory > self.memory {
+            return Err(format!(
+                "RESOURCE:MEMORY ({} MiB wanted, {} free)",
+                d.memory, self.memory
+            ));
+        }
+        if let Some(p) = d.ports.iter().find(|p| self.ports_used.contains(*p)) {
+            return Err(format!("RESOURCE:PORTS ({}/{} taken)", p.0, p.1));
+        }
+        self.cpu -= d.cpu;
+        self.memory -= d.memory;
+        self.ports_used.extend(d.ports.iter().cloned());
+        self.tasks += 1;
+        Ok(())
+    }
+}
+
+/// Re-checks every launch against its node's fresh claims and returns the new tasks and the
+/// ops that create them. A launch that no longer fits is a conflict: the caller decides again
+/// on fresh state.
+pub fn place(tx: &mut Tx<'_>, launches: &[NewTask<'_>]) -> Result<(Vec<Task>, Vec<Op>)> {
+    let mut by_node: BTreeMap<&str, Vec<&NewTask>> = BTreeMap::new();
+    for l in launches {
+        by_node.entry(l.node_id.as_str()).or_default().push(l);
+    }
+    let mut created = Vec::with_capacity(launches.len());
+    let mut ops = Vec::with_capacity(launches.len() * 3);
+    for (node_id, mine) in by_node {
+        let Some(node) = tx.get::<ContainerInstance>(&keys::node(node_id))? else {
+            return Err(Error::Conflict(format!("node {node_id} is gone")));
+        };
+        let claims = tx.scan::<NodeClaim>(&keys::node_claims(node_id))?;
+        let mut room = Room::of(&node, &claims);
+        for l in mine {
+            room.take(&l.demand).map_err(|why| {
+                Error::Conflict(format!("node {} has no room any more: {why}", node.name))
+            })?;
+            let task = tasks::build_task(
+                l.cluster,
+                l.definition,
+                node_id,
+                &l.demand,
+                l.group.clone(),
+                l.started_by.clone(),
+                l.load_balanced,
+            );
+            ops.extend(create_ops(&task, &l.demand));
+            created.push(task);
+        }
+    }
+    Ok((created, ops))
+}
+
+/// A new task's record, its group index entry and its claim on the node.
+pub fn create_ops(task: &Task, d: &Demand) -> Vec<Op> {
+    let (cluster, id) = split(task);
+    let node_id = arn::last_segment(&task.container_instance_arn);
+    vec![
+        put(keys::task(cluster, id), task),
+        Op::Put(keys::group_task(cluster, &task.group, id), Vec::new()),
+        put(keys::node_claim(node_id, cluster, id), &claim_of(task, d)),
+    ]
+}
+
+pub fn claim_of(task: &Task, d: &Demand) -> NodeClaim {
+    NodeClaim {
+        task_arn: task.task_arn.clone(),
+        cpu: d.cpu as i32,
+        memory: d.memory as i32,
+        ports: d
+            .ports
+            .iter()
+            .map(|(port, protocol)| PortClaim {
+                port: *port,
+                protocol: protocol.clone(),
+            })
+            .collect(),
+        released: task.is_stopped(),
+    }
+}
+
+/// The ops that remove a task's record, index entry and claim.
+pub fn forget_ops(task: &Task) -> Vec<Op> {
+    let (cluster, id) = split(task);
+    let node_id = arn::last_segment(&task.container_instance_arn);
+    vec![
+        Op::Delete(keys::task(cluster, id)),
+        Op::Delete(keys::group_task(cluster, &task.group, id)),
+        Op::Delete(keys::node_claim(node_id, cluster, id)),
+    ]
+}
+
+/// The claim key of a task, for releasing it when the task stops.
+pub fn claim_key(task: &Task) -> String {
+    let (cluster, id) = split(task);
+    keys::node_claim(arn::last_segment(&task.container_instance_arn), cluster, id)
+}
+
+/// Releases a stopped task's claim on its node (read fresh inside the transaction).
+pub fn release_ops(tx: &mut Tx<'_>, task: &Task) -> Result<Vec<Op>> {
+    let key = claim_key(task);
+    Ok(match tx.get::<NodeClaim>(&key)? {
+        Some(mut c) if !c.released => {
+            c.released = true;
+            vec![put(key, &c)]
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// Desired STOPPED with a stop code and reason, on the task as it is now; a task already
+/// stopping or stopped is left as it is.
+pub fn stop_ops(
+    tx: &mut Tx<'_>,
+    task_arn: &str,
+    code: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<Op>> {
+    let Some(key) = task_key(task_arn) else {
+        return Ok(Vec::new());
+    };
+    let Some(mut t) = tx.get::<Task>(&key)? else {
+        return Ok(Vec::new());
+    };
+    if t.is_stopped() || t.is_stopping() {
+        return Ok(Vec::new());
+    }
+    t.desired_status = "STOPPED".into();
+    t.stop_code = code.to_string();
+    t.stopped_reason = reason.to_string();
+    t.stopping_at = time::rfc3339(now);
+    t.version += 1;
+    Ok(vec![put(key, &t)])
+}
+
+fn split(task: &Task) -> (&str, &str) {
+    (
+        tasks::cluster_of_arn(&task.task_arn).unwrap_or_default(),
+        tasks::task_id(&task.task_arn),
+    )
+}
+
+/// The store key of a task ARN.
+pub fn task_key(task_arn: &str) -> Option<String> {
+    let cluster = tasks::cluster_of_arn(task_arn)?;
+    Some(keys::task(cluster, tasks::task_id(task_arn)))
+}

@@ -1,0 +1,72 @@
+//! Lost nodes: a node whose agent has been gone longer than the lost-node timeout will never
+//! report its tasks stopped, so this is the one place the control plane writes observed status
+//! itself — STOPPED, with stop code NodeLost — and releases the tasks' claims, so their services
+//! replace them elsewhere. When the node returns, its agent is no longer sent them and stops
+//! their containers.
+
+use super::apply;
+use crate::error::Result;
+use crate::nodes::Sessions;
+use crate::state::{keys, put, State};
+use crate::status::{self, TaskState, TaskStatus};
+use crate::time;
+use berth_proto::v1::{ContainerInstance, Task};
+use std::time::Duration;
+
+/// Marks the tasks of every lost node STOPPED; returns how many.
+pub fn mark_lost_nodes(
+    state: &State,
+    sessions: &Sessions,
+    timeout: Duration,
+    started_ms: i64,
+    now: i64,
+) -> Result<usize> {
+    let mut marked = 0;
+    for n in state.scan::<ContainerInstance>(keys::NODES)? {
+        let id = &n.ec2_instance_id;
+        let silent_ms = now - sessions.last_seen(id).unwrap_or(started_ms);
+        if sessions.is_connected(id) || silent_ms <= timeout.as_millis() as i64 {
+            continue;
+        }
+        for k in state.scan_keys(&keys::node_claims(id))? {
+            let Some(task_key) = keys::task_of_index(&k) else {
+                continue;
+            };
+            if mark_lost(state, &task_key, &n, timeout, now)? {
+                marked += 1;
+            }
+        }
+    }
+    Ok(marked)
+}
+
+fn mark_lost(
+    state: &State,
+    task_key: &str,
+    n: &ContainerInstance,
+    timeout: Duration,
+    now: i64,
+) -> Result<bool> {
+    state.update(|tx| {
+        let Some(mut t) = tx.get::<Task>(task_key)? else {
+            return Ok((false, Vec::new()));
+        };
+        if t.is_stopped() || t.container_instance_arn != n.container_instance_arn {
+            return Ok((false, Vec::new()));
+        }
+        status::advance(&mut t, TaskStatus::Stopped);
+        t.desired_status = "STOPPED".into();
+        t.stop_code = "NodeLost".into();
+        t.stopped_reason = format!(
+            "node {} was lost: its agent has not been heard from for {} s",
+            n.name,
+            timeout.as_secs()
+        );
+        t.stopped_at = time::rfc3339(now);
+        t.version += 1;
+        tracing::warn!(task = %t.task_arn, node = %n.name, "task lost with its node");
+        let mut ops = apply::release_ops(tx, &t)?;
+        ops.push(put(task_key.to_string(), &t));
+        Ok((true, ops))
+    })
+}

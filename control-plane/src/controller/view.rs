@@ -1,0 +1,175 @@
+//! Building what the planner sees: a service's view read from the store (its tasks through the
+//! group index, never a scan of every task), and node snapshots from node records, live
+//! sessions and each node's claims.
+
+use super::apply::Room;
+use super::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
+use crate::error::Result;
+use crate::nodes::{self, Sessions};
+use crate::proxies::Proxies;
+use crate::scheduler::NodeSnapshot;
+use crate::state::{keys, State, Tx};
+use crate::{arn, taskdefs};
+use berth_proto::v1::*;
+use std::collections::{HashMap, HashSet};
+
+/// The live handles a view needs beside the store.
+pub struct Sources<'a> {
+    pub sessions: &'a Sessions,
+    pub proxies: &'a Proxies,
+    pub config: PlanConfig,
+}
+
+/// A service's tasks, through its group index.
+pub fn service_tasks(state: &State, svc: &Service) -> Result<Vec<Task>> {
+    let cluster = arn::cluster_name(&svc.cluster_arn);
+    group_tasks(state, cluster, &format!("service:{}", svc.service_name))
+}
+
+/// A group's tasks, through its index (a group name holding `/` may also list longer ones).
+pub fn group_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
+    let mut out = Vec::new();
+    for k in state.scan_keys(&keys::group_tasks(cluster, group))? {
+        let Some(task_key) = keys::task_of_index(&k) else {
+            continue;
+        };
+        if let Some(t) = state.get::<Task>(&task_key)? {
+            if t.group == group {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the view of one service inside `tx`: the service itself and its task index are compared
+/// at commit; tasks, definitions and nodes are read as they are (a stale one only delays a
+/// decision to the next pass, and the applier re-checks what placement relies on).
+pub fn read(
+    tx: &mut Tx<'_>,
+    key: &str,
+    src: &Sources<'_>,
+    memory: ServiceMemory,
+    all_nodes: bool,
+) -> Result<Option<ServiceView>> {
+    let Some(service) = tx.get::<Service>(key)? else {
+        return Ok(None);
+    };
+    let state = tx.state().clone();
+    let cluster = arn::cluster_name(&service.cluster_arn).to_string();
+    let group = format!("service:{}", service.service_name);
+    tx.scan_keys(&keys::group_tasks(&cluster, &group))?;
+    let tasks = group_tasks(&state, &cluster, &group)?;
+    let mut definitions = HashMap::new();
+    let wanted = service
+        .deployments
+        .iter()
+        .map(|d| &d.task_definition)
+        .chain(
+            tasks
+                .iter()
+                .filter(|t| t.last_status != "STOPPED")
+                .map(|t| &t.task_definition_arn),
+        );
+    for td_arn in wanted {
+        if !definitions.contains_key(td_arn) {
+            if let Ok(td) = taskdefs::describe(&state, td_arn) {
+                definitions.insert(td_arn.clone(), td);
+            }
+        }
+    }
+    let daemon = service.scheduling_strategy == "DAEMON";
+    let nodes = if all_nodes || daemon {
+        snapshot(&state, src.sessions)?
+    } else {
+        let hosting: HashSet<&str> = tasks
+            .iter()
+            .map(|t| arn::last_segment(&t.container_instance_arn))
+            .collect();
+        status_only(&state, src.sessions, hosting)?
+    };
+    let targets = tasks
+        .iter()
+        .filter_map(|t| {
+            let (state, reason) = src.proxies.target_state(&t.task_arn)?;
+            Some((
+                t.task_arn.clone(),
+                TargetView {
+                    state,
+                    reason,
+                    ever_healthy: src.proxies.ever_healthy(&t.task_arn),
+                },
+            ))
+        })
+        .collect();
+    let drained = tasks
+        .iter()
+        .filter(|t| t.load_balanced && t.desired_status == "STOPPED" && t.last_status != "STOPPED")
+        .filter(|t| {
+            let since = crate::time::parse_rfc3339(&t.stopping_at).unwrap_or(i64::MAX);
+            src.proxies.drained_everywhere(&t.task_arn, since)
+        })
+        .map(|t| t.task_arn.clone())
+        .collect();
+    Ok(Some(ServiceView {
+        drained,
+        service,
+        tasks,
+        definitions,
+        nodes,
+        all_nodes: all_nodes || daemon,
+        lb_watched: !src.proxies.watching().is_empty(),
+        targets,
+        memory,
+        config: src.config,
+        fresh_deployment_id: format!("ecs-svc/{}", nodes::new_id(16)),
+    }))
+}
+
+/// Every node with its free resources, for placement.
+pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
+    let mut out = Vec::new();
+    for n in state.scan::<ContainerInstance>(keys::NODES)? {
+        let claims = state.scan::<NodeClaim>(&keys::node_claims(&n.ec2_instance_id))?;
+        let room = Room::of(&n, &claims);
+        out.push(node_snapshot(n, sessions, room));
+    }
+    Ok(out)
+}
+
+/// The named nodes, status and connection only: enough to judge tasks, not to place.
+fn status_only(
+    state: &State,
+    sessions: &Sessions,
+    ids: HashSet<&str>,
+) -> Result<Vec<NodeSnapshot>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
+            out.push(node_snapshot(n, sessions, Room::default()));
+        }
+    }
+    Ok(out)
+}
+
+fn node_snapshot(n: ContainerInstance, sessions: &Sessions, room: Room) -> NodeSnapshot {
+    let mut attributes: HashMap<String, String> = n
+        .attributes
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    attributes.insert("ecs.instance-id".into(), n.ec2_instance_id.clone());
+    attributes.insert("berth.node-name".into(), n.name.clone());
+    NodeSnapshot {
+        connected: sessions.is_connected(&n.ec2_instance_id),
+        active: n.status == "ACTIVE",
+        cpu_free: room.cpu,
+        memory_free: room.memory,
+        ports_used: room.ports_used,
+        tasks: room.tasks,
+        attributes,
+        service_tasks: 0,
+        name: n.name,
+        id: n.ec2_instance_id,
+    }
+}

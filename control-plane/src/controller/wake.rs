@@ -1,0 +1,87 @@
+//! Targeted wake-ups: which services a batch of store changes touches. A task key wakes the
+//! service that owns it (learned from the group index, or read once); a service key wakes that
+//! service; a node change, or a feed that lagged, wakes every service.
+
+use crate::error::Result;
+use crate::state::{keys, State};
+use crate::store::Change;
+use berth_proto::v1::Task;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What woke the controllers.
+#[derive(Debug, Default)]
+pub struct Woken {
+    pub everything: bool,
+    pub keys: BTreeSet<String>,
+}
+
+impl Woken {
+    pub fn add(&mut self, change: &Change) {
+        for k in &change.keys {
+            if k.starts_with(keys::NODES) {
+                self.everything = true;
+            } else if k.starts_with(keys::TASKS)
+                || k.starts_with(keys::SERVICES)
+                || k.starts_with(keys::GROUP_INDEX)
+            {
+                self.keys.insert(k.clone());
+            }
+        }
+    }
+}
+
+/// Task key → the key of the service that owns it.
+#[derive(Debug, Default)]
+pub struct Owners {
+    by_task: HashMap<String, Option<String>>,
+}
+
+impl Owners {
+    /// The services the woken keys touch, each once.
+    pub fn services_of(&mut self, state: &State, woken: &Woken) -> Result<Vec<String>> {
+        let mut out = BTreeSet::new();
+        for k in &woken.keys {
+            if k.starts_with(keys::SERVICES) {
+                out.insert(k.clone());
+            } else if let Some(rest) = k.strip_prefix(keys::GROUP_INDEX) {
+                // bygroup/CLUSTER/service:NAME/ID
+                let mut parts = rest.splitn(2, '/');
+                let cluster = parts.next().unwrap_or_default();
+                let group_and_id = parts.next().unwrap_or_default();
+                if let (Some(task_key), Some((group, _))) =
+                    (keys::task_of_index(k), group_and_id.rsplit_once('/'))
+                {
+                    let svc = service_key(cluster, group);
+                    self.by_task.insert(task_key, svc.clone());
+                    out.extend(svc);
+                }
+            } else if let Some(svc) = self.owner(state, k)? {
+                out.insert(svc);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn owner(&mut self, state: &State, task_key: &str) -> Result<Option<String>> {
+        if let Some(o) = self.by_task.get(task_key) {
+            return Ok(o.clone());
+        }
+        let Some(t) = state.get::<Task>(task_key)? else {
+            return Ok(None);
+        };
+        let cluster = crate::arn::cluster_name(&t.cluster_arn);
+        let svc = service_key(cluster, &t.group);
+        self.by_task.insert(task_key.to_string(), svc.clone());
+        Ok(svc)
+    }
+
+    /// Forgets tasks no longer indexed.
+    pub fn retain(&mut self, live: &HashSet<String>) {
+        self.by_task.retain(|k, _| live.contains(k));
+    }
+}
+
+fn service_key(cluster: &str, group: &str) -> Option<String> {
+    let name = group.strip_prefix("service:")?;
+    Some(crate::services::key(cluster, name))
+}
