@@ -60,6 +60,16 @@ impl Drop for ProxyProcess {
     }
 }
 
+/// A `berth logs --follow` process, killed on drop.
+struct Follower(Child);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn connected_nodes(url: &str) -> Vec<String> {
     let n = berth(url, &["node", "list", "-o", "json"]).json();
     n["containerInstances"]
@@ -153,6 +163,25 @@ fn berth_dev_exits_within_5s_of_sigterm_with_agents_and_a_proxy_connected() {
         (t.len() == 3 && t.iter().all(|(_, c)| !c.is_empty())).then_some(t)
     });
 
+    // A log stream held open too, through the agent that runs the task.
+    let mut follower = Follower(
+        Command::new(BERTH)
+            .args(["--server", &url, "logs", "--follow", &before[0].0])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn berth logs"),
+    );
+    let lines = capture(
+        follower.0.stdout.take().unwrap(),
+        "logs",
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    lines
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the log follower prints the container's first line");
+
     dev.sigterm();
     let exited = dev.wait_exit(PROMPT);
     let Some((status, took)) = exited else {
@@ -164,6 +193,16 @@ fn berth_dev_exits_within_5s_of_sigterm_with_agents_and_a_proxy_connected() {
     eprintln!("berth dev exited {took:?} after SIGTERM with {status}");
     assert!(took < PROMPT);
     assert!(status.success(), "berth dev exits 0 on SIGTERM: {status}");
+    // The streams ended; the drain's bound did not have to cut them.
+    let log = dev.log();
+    assert!(
+        !log.contains("after the drain") && !log.contains("did not stop within"),
+        "{log}"
+    );
+    assert!(
+        wait_exit(&mut follower.0, PROMPT).is_some(),
+        "berth logs --follow still running after the control plane stopped"
+    );
 
     // The data plane stays up without the control plane.
     for a in &mut agents {
