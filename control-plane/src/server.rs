@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// How long `ControlPlane::shutdown` waits for in-flight calls. Streams end at once, so this
-/// only bounds unary calls and clients that do not hang up; systemd's default stop timeout is
-/// 90 s, the bound for `berth server` and `berth dev` is 5 s.
+/// only bounds unary calls and clients that do not hang up: `berth server` and `berth dev` are
+/// to be gone within 5 s of SIGTERM, long before a supervisor's stop timeout.
 pub const DRAIN: Duration = Duration::from_secs(2);
 
 /// Where the control plane keeps its data and listens.
@@ -69,7 +69,8 @@ impl Config {
     }
 }
 
-/// A running control plane. Dropping it does not stop it; call `shutdown`.
+/// A running control plane. Dropping it starts the same shutdown without waiting for it; call
+/// `shutdown` to wait.
 pub struct ControlPlane {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
