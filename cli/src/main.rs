@@ -26,7 +26,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // Dropping a runtime waits for every blocking task without limit; a Docker or store call
+    // still running must not hold the process past the drain its command already bounded.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
         eprintln!("error: {}", client::describe_error(&e));
         std::process::exit(1);
     }

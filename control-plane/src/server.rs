@@ -35,6 +35,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+/// How long `ControlPlane::shutdown` waits for in-flight calls. Streams end at once, so this
+/// only bounds unary calls and clients that do not hang up: `berth server` and `berth dev` are
+/// to be gone within 5 s of SIGTERM, long before a supervisor's stop timeout.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
 /// Where the control plane keeps its data and listens.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,7 +69,8 @@ impl Config {
     }
 }
 
-/// A running control plane. Dropping it does not stop it; call `shutdown`.
+/// A running control plane. Dropping it starts the same shutdown without waiting for it; call
+/// `shutdown` to wait.
 pub struct ControlPlane {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
@@ -206,6 +212,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .add_service(EndpointsServer::new(EndpointsApi {
             state: state.clone(),
             proxies: proxies.clone(),
+            stop: stopped.clone(),
         }))
         .add_service(NodeAdminServer::new(NodeAdminApi {
             state: state.clone(),
@@ -218,6 +225,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             state: state.clone(),
             sessions: sessions.clone(),
             timings: config.sessions,
+            stop: stopped.clone(),
         }))
         .add_service(TokensServer::new(TokensApi { auth: auth.clone() }))
         .add_optional_service(trust.as_ref().map(|t| {
@@ -318,11 +326,18 @@ impl ControlPlane {
         format!("{scheme}://{addr}")
     }
 
-    /// Stops accepting, lets in-flight calls finish, and waits for the servers to end.
+    /// Stops accepting, ends the agents' and proxies' streams, lets in-flight calls finish for
+    /// at most `DRAIN`, then drops whatever is left: a stuck client must not keep the process
+    /// past its supervisor's stop timeout. Tasks keep running; the next start adopts them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        for mut t in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                tracing::warn!(drain = ?DRAIN, "calls still open after the drain; dropping them");
+                t.abort();
+                let _ = t.await;
+            }
         }
     }
 }

@@ -23,6 +23,26 @@ impl AgentProcess {
         Self::start_joining(server, name, data, None)
     }
 
+    /// Of a plaintext server, with more `berth agent` flags (`--memory 1000`, …).
+    pub fn start_with(server: &str, name: &str, data: &Path, extra: &[&str]) -> Self {
+        let child = Command::new(BERTH)
+            .args(["--server", server, "agent", "--name", name])
+            .args(["--stop-timeout", "2s", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("BERTH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        Self { child }
+    }
+
+    /// Still running (it has not exited, by itself or otherwise).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// `join_token_file`: the server's DATA/join.token, presented if `data` has no certificate.
     pub fn start_joining(
         server: &str,

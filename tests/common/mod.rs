@@ -168,6 +168,16 @@ impl ServerProcess {
             .join("\n")
     }
 
+    /// SIGTERM to this one process (never its group), as systemd's stop sends it.
+    pub fn sigterm(&self) {
+        sigterm(self.child.id());
+    }
+
+    /// Waits at most `limit` for the process to exit: its status and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        wait_exit(&mut self.child, limit)
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -178,6 +188,33 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// `kill -TERM PID`: one process, never a group.
+pub fn sigterm(pid: u32) {
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid}: {status}");
+}
+
+/// Polls `child` every 20 ms until it exits or `limit` passes: its status and how long it took.
+pub fn wait_exit(
+    child: &mut Child,
+    limit: Duration,
+) -> Option<(std::process::ExitStatus, Duration)> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some((status, started.elapsed()));
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -199,15 +199,38 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     eprintln!("{name}: ready");
     wait_for_signal().await;
     eprintln!("{name}: shutting down (tasks keep running; the next start adopts them)");
-    if let Some(a) = local_agent {
-        a.shutdown().await;
-    }
-    if let Some(p) = proxy {
-        p.shutdown().await;
+    let started = std::time::Instant::now();
+    // The local agent and proxy first, side by side, so they leave before the control plane
+    // does rather than retrying it; each bounded, so the whole stays well within 5 s.
+    let local = async {
+        if let Some(a) = local_agent {
+            a.shutdown().await;
+        }
+    };
+    let proxy = async {
+        if let Some(p) = proxy {
+            p.shutdown().await;
+        }
+    };
+    if tokio::time::timeout(LOCAL_DRAIN, async { tokio::join!(local, proxy) })
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "{name}: the local agent or proxy did not stop within {LOCAL_DRAIN:?}; leaving it"
+        );
     }
     plane.shutdown().await;
+    eprintln!(
+        "{name}: stopped in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
+
+/// How long the in-process agent and proxy get to stop; the control plane then has its own
+/// `berth_control_plane::server::DRAIN`.
+const LOCAL_DRAIN: Duration = Duration::from_millis(1500);
 
 pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -2,7 +2,7 @@
 //! down whenever it changes (and on a periodic resync); reports come up and are applied as
 //! observed state only.
 
-use super::blocking;
+use super::{blocking, shutting_down, until_shutdown};
 use crate::nodes::{self, Sessions};
 use crate::state::State;
 use crate::tasks;
@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -41,6 +41,8 @@ pub struct AgentSessionsApi {
     pub state: State,
     pub sessions: Arc<Sessions>,
     pub timings: SessionTimings,
+    /// Turns true when the control plane shuts down: every session then ends.
+    pub stop: watch::Receiver<bool>,
 }
 
 type ServerStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + Send>>;
@@ -101,9 +103,14 @@ impl AgentSessions for AgentSessionsApi {
             self.timings.resync,
         ));
         let (state, sessions, timings) = (self.state.clone(), self.sessions.clone(), self.timings);
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             loop {
-                let next = tokio::time::timeout(timings.heartbeat_timeout, inbound.message()).await;
+                let next = tokio::select! {
+                    n = tokio::time::timeout(timings.heartbeat_timeout, inbound.message()) => n,
+                    // Dropping `inbound` lets the connection close as soon as the reply ends.
+                    _ = shutting_down(&mut stop) => break,
+                };
                 let m = match next {
                     Ok(Ok(Some(m))) => m,
                     Ok(Ok(None)) => break,
@@ -140,7 +147,7 @@ impl AgentSessions for AgentSessionsApi {
             sessions.detach(&node_id, generation);
             tracing::info!(node = %node_id, "agent disconnected");
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }
 }
 

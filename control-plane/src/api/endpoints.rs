@@ -1,5 +1,6 @@
 //! `berth.v1.Endpoints`: the routing table streamed to proxies, and their target health.
 
+use super::until_shutdown;
 use crate::endpoints;
 use crate::proxies::Proxies;
 use crate::state::State;
@@ -10,13 +11,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 pub struct EndpointsApi {
     pub state: State,
     pub proxies: Arc<Proxies>,
+    /// Turns true when the control plane shuts down: every watch then ends.
+    pub stop: watch::Receiver<bool>,
 }
 
 type TableStream = Pin<Box<dyn Stream<Item = Result<RoutingTable, Status>> + Send>>;
@@ -102,7 +105,8 @@ impl Endpoints for EndpointsApi {
             proxies.watch_ended(&proxy_id);
             tracing::info!(proxy = %proxy_id, "proxy stopped watching");
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        // Ending the stream closes `rx`, so the loop above sees `tx.closed()` and ends too.
+        Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }
 
     async fn report_target_health(

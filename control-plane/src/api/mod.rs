@@ -22,6 +22,10 @@ pub use trust::{CertificatesApi, TokensApi};
 
 use crate::error::Error;
 use crate::state::State;
+use std::pin::Pin;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tonic::Status;
 
 /// Runs a store-touching closure off the async workers (sled flushes block) and maps its error.
 pub(crate) async fn blocking<T, F>(state: &State, f: F) -> Result<T, tonic::Status>
@@ -34,4 +38,34 @@ where
         .await
         .map_err(|e| tonic::Status::internal(format!("handler failed: {e}")))?
         .map_err(tonic::Status::from)
+}
+
+/// A server stream fed from `rx` that ends, with UNAVAILABLE, as soon as the control plane starts
+/// shutting down (or its `ControlPlane` is dropped). Graceful shutdown waits for every open
+/// stream, and agents and proxies never close theirs: without this the process outlives SIGTERM.
+/// They reconnect with backoff to the next start. Dropping `rx` here also closes it for every
+/// sender, so the task feeding it sees `closed()` and ends too.
+pub(crate) fn until_shutdown<T: Send + 'static>(
+    rx: mpsc::Receiver<Result<T, Status>>,
+    stop: watch::Receiver<bool>,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(futures_util::stream::unfold(
+        Some((rx, stop)),
+        |open| async move {
+            let (mut rx, mut stop) = open?;
+            tokio::select! {
+                biased;
+                _ = shutting_down(&mut stop) => Some((
+                    Err(Status::unavailable("the control plane is shutting down; reconnect")),
+                    None,
+                )),
+                m = rx.recv() => m.map(|m| (m, Some((rx, stop)))),
+            }
+        },
+    ))
+}
+
+/// Resolves once shutdown is signalled (or the signal's sender is gone).
+pub(crate) async fn shutting_down(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -120,6 +120,7 @@ impl Tasks for TasksApi {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    biased;
                     chunk = chunk_rx.recv() => match chunk {
                         Some(c) if !c.error.is_empty() => {
                             let _ = out_tx.send(Err(Status::unavailable(c.error))).await;
@@ -136,6 +137,14 @@ impl Tasks for TasksApi {
                         None => break,
                     },
                     _ = out_tx.closed() => break,
+                    // The agent's stream ended (it left, or the control plane is shutting down):
+                    // no more chunks will come, so do not hold the caller's stream open.
+                    _ = agent.closed() => {
+                        let _ = out_tx.send(Err(Status::unavailable(
+                            "the agent's stream ended before the logs did; try again",
+                        ))).await;
+                        break;
+                    }
                 }
             }
             sessions.remove_log_waiter(&request_id);
