@@ -8,9 +8,9 @@ use crate::api::{
 };
 use crate::auth::{AuthLayer, Authorizer};
 use crate::controller::{self, ControllerConfig};
+use crate::endpoints::health::Proxies;
 use crate::error::Error;
 use crate::nodes::Sessions;
-use crate::proxies::Proxies;
 use crate::state::State;
 use crate::store::SledStore;
 use crate::trust::{Trust, TrustConfig};

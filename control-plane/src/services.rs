@@ -5,7 +5,7 @@
 use crate::error::{Error, FieldError, Result};
 use crate::nodes::new_id;
 use crate::state::{keys, put, State};
-use crate::{arn, clusters, scheduler, taskdefs, time};
+use crate::{arn, clusters, scheduler, taskdef, time};
 use berth_proto::v1::*;
 
 mod load_balancer;
@@ -150,7 +150,7 @@ fn active_definition(state: &State, reference: &str) -> Result<TaskDefinition> {
             "is required (FAMILY or FAMILY:REVISION)",
         ));
     }
-    let td = taskdefs::describe(state, reference)?;
+    let td = taskdef::describe(state, reference)?;
     if td.status != "ACTIVE" {
         return Err(Error::Client(format!(
             "task definition {}:{} is INACTIVE; use an active revision",
@@ -387,7 +387,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
     if changes_definition || req.force_new_deployment {
         let td = match new_td {
             Some(td) => td,
-            None => taskdefs::describe(state, &svc.task_definition)?,
+            None => taskdef::describe(state, &svc.task_definition)?,
         };
         for dep in svc.deployments.iter_mut() {
             if dep.status == "PRIMARY" {

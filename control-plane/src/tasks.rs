@@ -10,7 +10,7 @@ use crate::nodes::{self, Sessions};
 use crate::scheduler::{self, Demand};
 use crate::state::{keys, put, State};
 use crate::status::{self as st, TaskState, TaskStatus};
-use crate::{arn, clusters, taskdefs, time};
+use crate::{arn, clusters, taskdef, time};
 use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
 use berth_proto::v1::*;
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         // The cluster is compared at commit: a delete in between refuses this run.
         let cluster = clusters::get_active(tx.state(), cluster)?;
         tx.get::<Cluster>(&keys::cluster(&cluster.cluster_name))?;
-        let td = taskdefs::describe(tx.state(), &req.task_definition)?;
+        let td = taskdef::describe(tx.state(), &req.task_definition)?;
         if td.status != "ACTIVE" {
             return Err(Error::Client(format!(
                 "task definition {}:{} is INACTIVE; register a new revision or use an active one",
@@ -321,7 +321,7 @@ pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         if !defs.contains_key(&t.task_definition_arn) {
-            let td = taskdefs::describe(state, &t.task_definition_arn)?;
+            let td = taskdef::describe(state, &t.task_definition_arn)?;
             defs.insert(t.task_definition_arn.clone(), td);
         }
         out.push(AssignedTask {
@@ -425,7 +425,7 @@ pub fn index_existing(state: &State) -> Result<usize> {
         {
             continue;
         }
-        let d = taskdefs::describe(state, &t.task_definition_arn)
+        let d = taskdef::describe(state, &t.task_definition_arn)
             .map(|td| demand(&td))
             .unwrap_or_default();
         let d = Demand {

@@ -1,8 +1,6 @@
 //! gRPC handlers: one per RPC, each validate → store → reply. Plain structs holding `State`.
 
-mod agents;
 mod clusters;
-mod endpoints;
 mod nodes;
 mod services;
 mod stacks;
@@ -10,9 +8,9 @@ mod taskdefs;
 mod tasks;
 mod trust;
 
-pub use agents::{AgentSessionsApi, SessionTimings};
+pub use crate::endpoints::stream::EndpointsApi;
+pub use crate::nodes::stream::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
-pub use endpoints::EndpointsApi;
 pub use nodes::NodesApi;
 pub use services::{NodeAdminApi, ServicesApi};
 pub use stacks::StacksApi;

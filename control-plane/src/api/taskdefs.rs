@@ -3,7 +3,7 @@
 use super::blocking;
 use crate::error::Error;
 use crate::state::State;
-use crate::taskdefs;
+use crate::taskdef;
 use berth_proto::v1::task_definitions_server::TaskDefinitions;
 use berth_proto::v1::*;
 use tonic::{Request, Response, Status};
@@ -25,8 +25,8 @@ impl TaskDefinitions for TaskDefinitionsApi {
                     "taskDefinition",
                     "send either taskDefinition or taskDefinitionJson, not both",
                 )),
-                (Some(td), true) => taskdefs::register(s, td),
-                (None, false) => taskdefs::register_json(s, &req.task_definition_json),
+                (Some(td), true) => taskdef::register(s, td),
+                (None, false) => taskdef::register_json(s, &req.task_definition_json),
                 (None, true) => Err(Error::invalid(
                     "taskDefinition",
                     "is required (a TaskDefinition message, or its ECS JSON in taskDefinitionJson)",
@@ -46,7 +46,7 @@ impl TaskDefinitions for TaskDefinitionsApi {
         req: Request<DescribeTaskDefinitionRequest>,
     ) -> Result<Response<TaskDefinitionReply>, Status> {
         let r = req.into_inner().task_definition;
-        let td = blocking(&self.state, move |s| taskdefs::describe(s, &r)).await?;
+        let td = blocking(&self.state, move |s| taskdef::describe(s, &r)).await?;
         Ok(Response::new(TaskDefinitionReply {
             task_definition: Some(td),
         }))
@@ -58,7 +58,7 @@ impl TaskDefinitions for TaskDefinitionsApi {
     ) -> Result<Response<ListTaskDefinitionsReply>, Status> {
         let r = req.into_inner();
         let task_definitions = blocking(&self.state, move |s| {
-            taskdefs::list(s, &r.family, &r.family_prefix, &r.status)
+            taskdef::list(s, &r.family, &r.family_prefix, &r.status)
         })
         .await?;
         Ok(Response::new(ListTaskDefinitionsReply { task_definitions }))
@@ -69,7 +69,7 @@ impl TaskDefinitions for TaskDefinitionsApi {
         req: Request<DeregisterTaskDefinitionRequest>,
     ) -> Result<Response<TaskDefinitionReply>, Status> {
         let r = req.into_inner().task_definition;
-        let td = blocking(&self.state, move |s| taskdefs::deregister(s, &r)).await?;
+        let td = blocking(&self.state, move |s| taskdef::deregister(s, &r)).await?;
         Ok(Response::new(TaskDefinitionReply {
             task_definition: Some(td),
         }))

@@ -2,16 +2,14 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 pub mod apply;
-mod lost;
 pub mod plan;
-mod scaling;
 mod service;
 pub mod view;
 mod wake;
 
+use crate::endpoints::health::Proxies;
 use crate::error::Result;
 use crate::nodes::Sessions;
-use crate::proxies::Proxies;
 use crate::state::{keys, State};
 use crate::time;
 use berth_proto::v1::Service;
@@ -127,6 +125,29 @@ pub async fn run(
     }
 }
 
+/// Runs, now and on this thread, the service passes that one committed change wakes (the
+/// wake-up benchmark measures what a report costs with it).
+pub fn react(
+    state: &State,
+    sessions: &Sessions,
+    proxies: &Proxies,
+    config: &ControllerConfig,
+    change: &crate::store::Change,
+    owners: &mut Owners,
+    memory: &mut HashMap<String, ServiceMemory>,
+) -> Result<()> {
+    let mut woken = wake::Woken::default();
+    woken.add(change);
+    let pass = Pass {
+        state,
+        sessions,
+        proxies,
+        config,
+        started_ms: time::now_millis(),
+    };
+    pass.run(woken, owners, memory)
+}
+
 /// One pass of the controllers over what woke them.
 struct Pass<'a> {
     state: &'a State,
@@ -145,7 +166,7 @@ impl Pass<'_> {
     ) -> Result<()> {
         let now = time::now_millis();
         let services: Vec<String> = if woken.everything {
-            lost::mark_lost_nodes(
+            crate::nodes::lost::mark_lost_nodes(
                 self.state,
                 self.sessions,
                 self.config.lost_node_timeout,
@@ -198,7 +219,7 @@ impl Pass<'_> {
     fn scale(&self, all: &[Service], now: i64, memory: &mut HashMap<String, ServiceMemory>) {
         for svc in all.iter().filter(|s| s.status != "INACTIVE") {
             let mem = memory.entry(crate::services::key_of(svc)).or_default();
-            let res = scaling::evaluate(
+            let res = crate::scaling::evaluate(
                 self.state,
                 self.sessions,
                 self.proxies,

@@ -4,12 +4,12 @@
 
 use super::apply::Room;
 use super::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
+use crate::endpoints::health::Proxies;
 use crate::error::Result;
 use crate::nodes::{self, Sessions};
-use crate::proxies::Proxies;
 use crate::scheduler::NodeSnapshot;
 use crate::state::{keys, State, Tx};
-use crate::{arn, taskdefs};
+use crate::{arn, taskdef};
 use berth_proto::v1::*;
 use std::collections::{HashMap, HashSet};
 
@@ -73,7 +73,7 @@ pub fn read(
         );
     for td_arn in wanted {
         if !definitions.contains_key(td_arn) {
-            if let Ok(td) = taskdefs::describe(&state, td_arn) {
+            if let Ok(td) = taskdef::describe(&state, td_arn) {
                 definitions.insert(td_arn.clone(), td);
             }
         }

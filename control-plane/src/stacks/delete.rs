@@ -4,7 +4,7 @@ use super::{change, key};
 use crate::error::{Error, Result};
 use crate::state::{put, State};
 use crate::store::Op;
-use crate::{services, taskdefs, time};
+use crate::{services, taskdef, time};
 use berth_proto::v1::*;
 
 /// Deletes (drains) a stack's service if it is still ACTIVE and still the stack's. True if it
@@ -61,7 +61,7 @@ pub fn delete(state: &State, req: DeleteStackRequest) -> Result<StackReply> {
         state.commit(vec![put(record_key, &record)])?;
     } else {
         for r in &record.task_definitions {
-            if let Ok(td) = taskdefs::deregister(state, r) {
+            if let Ok(td) = taskdef::deregister(state, r) {
                 changes.push(change("taskDefinition", r, "deregistered", td.status));
             }
         }

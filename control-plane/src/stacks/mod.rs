@@ -16,7 +16,7 @@ pub use delete::{delete, describe};
 
 use crate::error::{Error, FieldError, Result};
 use crate::state::{put, State};
-use crate::{clusters, services, taskdefs, time};
+use crate::{clusters, services, taskdef, time};
 use berth_proto::v1::*;
 use parse::{service_path, StackSpec};
 
@@ -134,7 +134,7 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
     // Task definitions: unchanged when equal to the family's latest ACTIVE revision.
     let mut td_arns: Vec<(String, Option<String>)> = Vec::new();
     for td in &spec.task_definitions {
-        let latest = taskdefs::describe(state, &td.family).ok();
+        let latest = taskdef::describe(state, &td.family).ok();
         let same = latest
             .as_ref()
             .filter(|l| comparable(l) == comparable(td))
@@ -274,7 +274,7 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
         match same {
             Some(arn) => changes.push(change("taskDefinition", family, "unchanged", short(arn))),
             None => {
-                let reg = taskdefs::register(state, td.clone())?;
+                let reg = taskdef::register(state, td.clone())?;
                 let arn = reg.task_definition.task_definition_arn;
                 record.task_definitions.push(short(&arn).to_string());
                 changes.push(change("taskDefinition", family, "created", short(&arn)));
@@ -347,7 +347,7 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
         let family = r.split(':').next().unwrap_or_default();
         if declared_families.contains(&family) {
             kept.push(r);
-        } else if let Ok(td) = taskdefs::deregister(state, &r) {
+        } else if let Ok(td) = taskdef::deregister(state, &r) {
             changes.push(change("taskDefinition", &r, "deregistered", td.status));
         }
     }

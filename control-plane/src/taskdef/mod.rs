@@ -1,9 +1,12 @@
-//! Task definitions: reading ECS JSON, validating, and naming revisions.
+//! Task definitions: reading ECS JSON, validating, naming revisions, and the registry of
+//! families and revisions in the store.
 
 mod json;
+mod registry;
 mod validate;
 
 pub use json::{decode, Decoded};
+pub use registry::{deregister, describe, list, register, register_json, Registered};
 pub use validate::normalize;
 
 /// `FAMILY`, `FAMILY:REV` or an ARN `arn:…:task-definition/FAMILY:REV`, split.

@@ -1,7 +1,11 @@
 //! Target-tracking auto scaling of a service's desired count, as ECS Application Auto Scaling
 //! does it: the policy (stored on the service), its validation, and the pure decision
 //! `desired = ceil(metric total / target)` clamped to [min, max], fast out, slow in. The
-//! controller (`controller/scaling.rs`) feeds it metrics and applies what it decides.
+//! controller's resync runs `evaluate`, which gathers the metrics and commits what it decides.
+
+mod evaluate;
+
+pub use evaluate::evaluate;
 
 use crate::error::{Error, FieldError, Result};
 use crate::services::{self, push_event};

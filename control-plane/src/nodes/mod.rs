@@ -1,6 +1,10 @@
-//! Nodes (ECS container instances): registration from an agent's hello, live sessions, and the
-//! views `node list` / `node describe` show. Whether a node is connected is derived from the
+//! Nodes (ECS container instances): registration from an agent's hello, live sessions, the agent
+//! stream (`stream`), lost-node detection (`lost`), and the views `node list` / `node describe`
+//! show. Whether a node is connected is derived from the
 //! live sessions, never stored, so it cannot go stale across a control-plane restart.
+
+pub mod lost;
+pub mod stream;
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};

@@ -2,6 +2,9 @@
 //! bindings, never stored. A target is a task's node address and bound host port; a task that
 //! is stopping stays in the table as draining until the control plane deregisters it.
 
+pub mod health;
+pub mod stream;
+
 use crate::error::Result;
 use crate::state::{keys, State};
 use berth_proto::v1::*;

@@ -1,8 +1,8 @@
 //! `berth.v1.Endpoints`: the routing table streamed to proxies, and their target health.
 
-use super::until_shutdown;
+use crate::api::until_shutdown;
 use crate::endpoints;
-use crate::proxies::Proxies;
+use crate::endpoints::health::Proxies;
 use crate::state::State;
 use berth_proto::v1::endpoints_server::Endpoints;
 use berth_proto::v1::*;

@@ -4,7 +4,7 @@
 //! replace them elsewhere. When the node returns, its agent is no longer sent them and stops
 //! their containers.
 
-use super::apply;
+use crate::controller::apply;
 use crate::error::Result;
 use crate::nodes::Sessions;
 use crate::state::{keys, put, State};

@@ -3,14 +3,14 @@
 //! `scaling::decide`, and commits the new desired count with an event. The service reconcile
 //! that follows turns the count into tasks.
 
-use super::plan::ServiceMemory;
+use crate::controller::{ControllerConfig, ServiceMemory};
+use crate::endpoints::health::Proxies;
 use crate::error::Result;
 use crate::nodes::Sessions;
-use crate::proxies::Proxies;
 use crate::scaling::{self, Decision, Inputs};
 use crate::services::{self, push_event};
 use crate::state::{put, State};
-use crate::{taskdefs, time};
+use crate::{taskdef, time};
 use berth_proto::v1::{ScalingPolicy, Service, Task};
 
 pub fn evaluate(
@@ -19,7 +19,7 @@ pub fn evaluate(
     proxies: &Proxies,
     svc: &Service,
     now: i64,
-    config: &super::ControllerConfig,
+    config: &ControllerConfig,
     mem: &mut ServiceMemory,
 ) -> Result<()> {
     let Some(policy) = &svc.scaling_policy else {
@@ -32,7 +32,7 @@ pub fn evaluate(
     mem.scaling_evaluated_ms = now;
     let cluster = crate::arn::cluster_name(&svc.cluster_arn).to_string();
     let group = format!("service:{}", svc.service_name);
-    let running: Vec<Task> = super::view::group_tasks(state, &cluster, &group)?
+    let running: Vec<Task> = crate::controller::view::group_tasks(state, &cluster, &group)?
         .into_iter()
         .filter(|t| t.last_status == "RUNNING" && t.desired_status == "RUNNING")
         .collect();
@@ -140,7 +140,7 @@ fn cpu_percent_total(
         let units = if t.cpu > 0 {
             f64::from(t.cpu)
         } else {
-            taskdefs::describe(state, &t.task_definition_arn)
+            taskdef::describe(state, &t.task_definition_arn)
                 .ok()
                 .and_then(|td| td.cpu.parse::<f64>().ok())
                 .filter(|c| *c > 0.0)

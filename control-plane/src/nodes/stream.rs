@@ -2,7 +2,7 @@
 //! down whenever it changes (and on a periodic resync); reports come up and are applied as
 //! observed state only.
 
-use super::{blocking, shutting_down, until_shutdown};
+use crate::api::{blocking, shutting_down, until_shutdown};
 use crate::nodes::{self, Sessions};
 use crate::state::State;
 use crate::tasks;
