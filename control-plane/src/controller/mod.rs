@@ -16,7 +16,7 @@ use berth_proto::v1::Service;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 pub use plan::{ServiceMemory, ServicePlan, ServiceView};
@@ -71,8 +71,12 @@ pub async fn run(
     let owners = Arc::new(std::sync::Mutex::new(Owners::default()));
     let started_ms = time::now_millis();
     let mut tick = tokio::time::interval(config.resync);
+    let mut seen = state.store().revision().unwrap_or(0);
     loop {
-        let mut woken = wake::Woken::default();
+        let mut woken = wake::Woken {
+            revision: seen,
+            ..Default::default()
+        };
         tokio::select! {
             _ = tick.tick() => woken.everything = true,
             c = changes.recv() => match c {
@@ -83,16 +87,17 @@ pub async fn run(
                     loop {
                         match changes.try_recv() {
                             Ok(change) => woken.add(&change),
-                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => woken.everything = true,
+                            Err(TryRecvError::Lagged(_)) => resume(&state, &mut woken),
                             Err(_) => break,
                         }
                     }
                 }
-                Err(RecvError::Lagged(_)) => woken.everything = true,
+                Err(RecvError::Lagged(_)) => resume(&state, &mut woken),
                 Err(RecvError::Closed) => return,
             },
             _ = until_stopped(&mut stopped) => return,
         }
+        seen = woken.revision;
         let (s, sess, prox, own) = (
             state.clone(),
             sessions.clone(),
@@ -122,6 +127,15 @@ pub async fn run(
             }
             Err(e) => tracing::error!(error = %e, "reconcile panicked"),
         }
+    }
+}
+
+/// A feed that lagged resumes from the last revision seen; when the store no longer holds
+/// those changes, every service runs.
+fn resume(state: &State, woken: &mut wake::Woken) {
+    match state.store().changes_since(woken.revision) {
+        Ok(missed) => missed.iter().for_each(|c| woken.add(c)),
+        Err(_) => woken.everything = true,
     }
 }
 

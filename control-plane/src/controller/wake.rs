@@ -13,10 +13,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub struct Woken {
     pub everything: bool,
     pub keys: BTreeSet<String>,
+    /// The newest revision seen, to resume from after a lag.
+    pub revision: u64,
 }
 
 impl Woken {
     pub fn add(&mut self, change: &Change) {
+        self.revision = self.revision.max(change.revision);
         for k in &change.keys {
             if k.starts_with(keys::NODES) {
                 self.everything = true;
