@@ -80,6 +80,7 @@ fn measure(total_tasks: usize) -> Cost {
         keys: (0..SERVICES)
             .map(|s| services::key("bench", &format!("svc{s}")))
             .collect(),
+        resync: false,
     };
     controller::react(
         &state,

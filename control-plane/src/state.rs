@@ -219,24 +219,24 @@ impl Tx<'_> {
 
     /// Reads every key under `prefix`; the commit requires that none was written since.
     pub fn scan<T: Message + Default>(&mut self, prefix: &str) -> Result<Vec<T>> {
-        let revision = self.state.store.revision()?;
-        let out = self.state.scan(prefix)?;
+        let (raw, revision) = self.state.store.scan_with_revision(prefix)?;
+        self.state.count(raw.len());
         self.compares.push(Compare::PrefixUnchangedSince {
             prefix: prefix.to_string(),
             revision,
         });
-        Ok(out)
+        raw.into_iter().map(|(k, v)| decode(&k, &v.value)).collect()
     }
 
     /// The keys under `prefix`; the commit requires that none was written since.
     pub fn scan_keys(&mut self, prefix: &str) -> Result<Vec<String>> {
-        let revision = self.state.store.revision()?;
-        let out = self.state.scan_keys(prefix)?;
+        let (raw, revision) = self.state.store.scan_with_revision(prefix)?;
+        self.state.count(raw.len());
         self.compares.push(Compare::PrefixUnchangedSince {
             prefix: prefix.to_string(),
             revision,
         });
-        Ok(out)
+        Ok(raw.into_iter().map(|(k, _)| k).collect())
     }
 
     /// Adds a compare the caller read by other means.

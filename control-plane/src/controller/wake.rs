@@ -20,6 +20,9 @@ pub struct Woken {
 impl Woken {
     pub fn add(&mut self, change: &Change) {
         self.revision = self.revision.max(change.revision);
+        if change.resync {
+            self.everything = true;
+        }
         for k in &change.keys {
             if k.starts_with(keys::NODES) {
                 self.everything = true;

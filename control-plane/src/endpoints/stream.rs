@@ -85,6 +85,7 @@ impl Endpoints for EndpointsApi {
                     _ = tick.tick() => false,
                     _ = tx.closed() => true,
                     c = changes.recv() => match c {
+                        Ok(change) if change.resync => false,
                         Ok(change) => {
                             let mut keys = change.keys.clone();
                             tokio::time::sleep(Duration::from_millis(10)).await;

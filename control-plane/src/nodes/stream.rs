@@ -194,7 +194,7 @@ async fn push_desired(state: State, node_id: String, tx: nodes::AgentTx, resync:
                 _ = tick.tick() => break,
                 _ = tx.closed() => return,
                 c = changes.recv() => match c {
-                    Ok(change) if change.keys.iter().any(mine) => {
+                    Ok(change) if change.resync || change.keys.iter().any(mine) => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         while changes.try_recv().is_ok() {}
                         break;

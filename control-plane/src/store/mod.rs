@@ -5,8 +5,10 @@
 //! sled is the embedded default (`SledStore`); etcd can sit behind the same trait. Values are
 //! encoded prost messages; `state` owns the key layout.
 
+mod etcd_store;
 mod sled_store;
 
+pub use etcd_store::{EtcdOptions, EtcdStore, DEFAULT_MAX_TXN_OPS};
 pub use sled_store::SledStore;
 
 use std::sync::Arc;
@@ -65,6 +67,19 @@ pub enum TxnOutcome {
 pub struct Change {
     pub revision: u64,
     pub keys: Vec<String>,
+    /// The feed lost its place (a compaction, a lost watch): anything may have changed up to
+    /// `revision`, so watchers read everything again.
+    pub resync: bool,
+}
+
+impl Change {
+    pub fn resync_at(revision: u64) -> Self {
+        Self {
+            revision,
+            keys: Vec::new(),
+            resync: true,
+        }
+    }
 }
 
 /// The ordered key-value space the control plane keeps its state in.
@@ -77,8 +92,20 @@ pub trait Store: Send + Sync + 'static {
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
     /// Commits `ops` only if every compare holds.
     fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
-    /// The revision of the last committed transaction.
+    /// The revision of the last committed transaction (as this process has seen it).
     fn revision(&self) -> Result<u64, StoreError>;
+    /// A scan, and the revision it read at (no key it returned was written after it).
+    fn scan_with_revision(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
+        let revision = self.revision()?;
+        Ok((self.scan(prefix)?, revision))
+    }
+    /// The most operations (compares included) one transaction may hold.
+    fn max_txn_ops(&self) -> usize {
+        usize::MAX
+    }
     /// Changes as they commit. A receiver that lags resumes with `changes_since`.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>>;
     /// The changes committed after `revision`, oldest first, or `Compacted` when the store no

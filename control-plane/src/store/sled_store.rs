@@ -158,7 +158,11 @@ impl Store for SledStore {
         // On disk before the caller acknowledges anything.
         self.db.flush().map_err(io)?;
         c.revision = revision;
-        let change = Arc::new(Change { revision, keys });
+        let change = Arc::new(Change {
+            revision,
+            keys,
+            resync: false,
+        });
         if c.history.len() == HISTORY {
             c.history.pop_front();
         }
