@@ -408,11 +408,40 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
-/// Plaintext, or mutual TLS with the certificate current at this connect.
+/// The server tried first on the next connect: the one that last answered.
+static PREFERRED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Connects to one of the control-plane servers (`--server` takes several, comma-separated):
+/// the one that answered last, then each other in turn.
 async fn connect(config: &Config) -> Result<tonic::transport::Channel, String> {
+    use std::sync::atomic::Ordering;
+    let servers: Vec<&str> = config
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let start = PREFERRED.load(Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for i in 0..servers.len().max(1) {
+        let n = (start + i) % servers.len().max(1);
+        let url = servers.get(n).copied().unwrap_or_default();
+        match connect_to(config, url).await {
+            Ok(c) => {
+                PREFERRED.store(n, Ordering::Relaxed);
+                return Ok(c);
+            }
+            Err(e) => errors.push(format!("{url}: {e}")),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+/// Plaintext, or mutual TLS with the certificate current at this connect.
+async fn connect_to(config: &Config, url: &str) -> Result<tonic::transport::Channel, String> {
     let endpoint = match &config.tls {
-        Some(tls) => tls.endpoint(&config.server).map_err(|e| e.to_string())?,
-        None => tonic::transport::Endpoint::from_shared(config.server.clone())
+        Some(tls) => tls.endpoint(url).map_err(|e| e.to_string())?,
+        None => tonic::transport::Endpoint::from_shared(url.to_string())
             .map_err(|e| format!("bad server URL: {e}"))?,
     }
     .connect_timeout(Duration::from_secs(3))

@@ -43,7 +43,20 @@ impl tonic::service::Interceptor for Bearer {
 pub type Conn = InterceptedService<Channel, Bearer>;
 
 /// Connects to `url` (`http://HOST:PORT`, or `https://` with `--ca`).
-pub async fn connect(url: &str) -> anyhow::Result<Conn> {
+/// Connects to the first of the servers (`--server` takes several, comma-separated) that
+/// answers.
+pub async fn connect(urls: &str) -> anyhow::Result<Conn> {
+    let mut last = None;
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        match connect_one(url).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("--server: no server URL given")))
+}
+
+async fn connect_one(url: &str) -> anyhow::Result<Conn> {
     let creds = credentials();
     let bearer = match creds.token.as_deref().map(str::trim) {
         Some(t) if !t.is_empty() => Some(

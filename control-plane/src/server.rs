@@ -12,7 +12,6 @@ use crate::endpoints::health::Proxies;
 use crate::error::Error;
 use crate::nodes::Sessions;
 use crate::state::State;
-use crate::store::SledStore;
 use crate::trust::{Trust, TrustConfig};
 use crate::{clusters, http};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
@@ -52,6 +51,12 @@ pub struct Config {
     pub controller: ControllerConfig,
     /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
     pub trust: Option<TrustConfig>,
+    /// Keep state in etcd (several replicas, one leader) instead of sled in `data_dir`.
+    pub etcd: Option<crate::store::EtcdOptions>,
+    /// The leader's lease: a leader cut off from etcd stops acting within it.
+    pub leader_ttl: Duration,
+    /// The gRPC URL other replicas and `berth server list` show for this one.
+    pub advertise: Option<String>,
 }
 
 impl Config {
@@ -65,6 +70,9 @@ impl Config {
             task_retention: Duration::from_secs(24 * 3600),
             controller: ControllerConfig::default(),
             trust: None,
+            etcd: None,
+            leader_ttl: Duration::from_secs(5),
+            advertise: None,
         }
     }
 }
@@ -128,12 +136,13 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             source,
         })?;
 
-    let store_dir = config.data_dir.join("store");
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&store_dir))
-        .await
-        .map_err(|e| Error::Client(format!("opening store: {e}")))?
-        .map_err(Error::from)?;
-    let state = State::new(Arc::new(store));
+    let (store, election) = crate::leader::open_store(&config).await?;
+    let store_kind = if config.etcd.is_some() {
+        "etcd"
+    } else {
+        "sled"
+    };
+    let state = State::new(store);
     {
         let s = state.clone();
         tokio::task::spawn_blocking(move || {
@@ -221,6 +230,12 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(berth_proto::v1::servers_server::ServersServer::new(
+            crate::api::ServersApi {
+                state: state.clone(),
+                store: store_kind,
+            },
+        ))
         .add_service(AgentSessionsServer::new(AgentSessionsApi {
             state: state.clone(),
             sessions: sessions.clone(),
@@ -262,11 +277,26 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         config.task_retention,
         stopped.clone(),
     ));
-    let controller_task = tokio::spawn(controller::run(
+    let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
+    let (role_tx, role) = watch::channel(crate::leader::Role::default());
+    crate::leader::register_metrics(&extra_metrics, role.clone(), me.id.clone());
+    let mut more = Vec::new();
+    if config.etcd.is_some() {
+        more.push(tokio::spawn(crate::replicas::run(
+            state.clone(),
+            sessions.clone(),
+            proxies.clone(),
+            me.id.clone(),
+            stopped.clone(),
+        )));
+    }
+    let election_task = tokio::spawn(crate::leader::run(election, me, role_tx, stopped.clone()));
+    let controller_task = tokio::spawn(controller::run_while_leading(
         state.clone(),
         sessions.clone(),
         proxies.clone(),
         config.controller,
+        role,
         stopped,
     ));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
@@ -280,7 +310,16 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         auth,
         trust,
         stop,
-        tasks: vec![grpc_task, http_task, gc_task, controller_task],
+        tasks: [
+            grpc_task,
+            http_task,
+            gc_task,
+            controller_task,
+            election_task,
+        ]
+        .into_iter()
+        .chain(more)
+        .collect(),
     })
 }
 

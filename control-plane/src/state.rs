@@ -81,6 +81,9 @@ pub struct State {
     metrics: Arc<crate::metrics::Metrics>,
     /// Keys read, for the wake-up benchmark and `/metrics`.
     keys_read: Arc<AtomicU64>,
+    /// The leader's fence: every commit through this handle also compares it, so a deposed
+    /// leader's writes fail instead of landing.
+    fence: Option<Compare>,
 }
 
 impl State {
@@ -89,6 +92,15 @@ impl State {
             store,
             metrics: Arc::default(),
             keys_read: Arc::default(),
+            fence: None,
+        }
+    }
+
+    /// This handle, with every commit fenced by `fence` (the leader's controllers use it).
+    pub fn fenced(&self, fence: Option<Compare>) -> Self {
+        Self {
+            fence,
+            ..self.clone()
         }
     }
 
@@ -144,16 +156,35 @@ impl State {
     /// An unconditional batch: for writes no read decided (fresh unique keys, counters kept by
     /// the component that owns them).
     pub fn commit(&self, ops: Vec<Op>) -> Result<()> {
-        self.store.commit(ops)?;
+        let Some(fence) = &self.fence else {
+            self.store.commit(ops)?;
+            return Ok(());
+        };
+        // Fenced: each part carries the compare, so it cannot be split by the store.
+        let size = self.store.max_txn_ops().max(2);
+        let mut ops = ops;
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(size));
+            if !self.txn(std::slice::from_ref(fence), ops)? {
+                return Err(Error::Conflict("this replica no longer leads".into()));
+            }
+            ops = rest;
+        }
         Ok(())
     }
 
     /// A batch under compares; `false` when one failed and nothing was written.
     pub fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<bool> {
-        Ok(matches!(
-            self.store.txn(compares, ops)?,
-            TxnOutcome::Committed(_)
-        ))
+        let outcome = match &self.fence {
+            None => self.store.txn(compares, ops)?,
+            Some(f) => {
+                let mut all = Vec::with_capacity(compares.len() + 1);
+                all.push(f.clone());
+                all.extend_from_slice(compares);
+                self.store.txn(&all, ops)?
+            }
+        };
+        Ok(matches!(outcome, TxnOutcome::Committed(_)))
     }
 
     /// Runs `f` as an optimistic transaction: its reads are compared at commit, and it runs
@@ -168,6 +199,15 @@ impl State {
                 Ok((out, ops)) => {
                     if ops.is_empty() || self.txn(&tx.compares, ops)? {
                         return Ok(out);
+                    }
+                    if let Some(f) = &self.fence {
+                        // A deposed leader stops at once rather than retrying.
+                        if !matches!(
+                            self.store.txn(std::slice::from_ref(f), Vec::new())?,
+                            TxnOutcome::Committed(_)
+                        ) {
+                            return Err(Error::Conflict("this replica no longer leads".into()));
+                        }
                     }
                 }
                 Err(Error::Conflict(why)) => {

@@ -51,8 +51,8 @@ pub enum Command {
     /// Everything on this machine in one process: control plane (and, as Berth grows, a local
     /// agent and the proxy). Like `nomad agent -dev`.
     Dev(serve::ServeArgs),
-    /// The control plane alone, for a real fleet.
-    Server(serve::ServeArgs),
+    /// The control plane alone, for a real fleet (`berth server list`: its replicas).
+    Server(serve::ServerCommand),
     /// Create, list, describe and delete clusters.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -105,7 +105,10 @@ impl Command {
     pub fn is_long_running(&self) -> bool {
         matches!(
             self,
-            Command::Dev(_) | Command::Server(_) | Command::Agent(_) | Command::Proxy(_) // proxy helper
+            Command::Dev(_) | Command::Agent(_) | Command::Proxy(_) // proxy helper
+        ) || matches!(
+            self,
+            Command::Server(serve::ServerCommand { action: None, .. })
         )
     }
 }
@@ -117,7 +120,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Dev(args) => serve::run(args, serve::Mode::Dev).await,
-        Command::Server(args) => serve::run(args, serve::Mode::Server).await,
+        Command::Server(serve::ServerCommand {
+            action: Some(serve::ServerAction::List),
+            ..
+        }) => serve::list(&cli.server, cli.output).await,
+        Command::Server(c) => serve::run(c.args, serve::Mode::Server).await,
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,

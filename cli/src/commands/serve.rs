@@ -61,8 +61,83 @@ pub struct ServeArgs {
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,
+    /// server only: keep the state in etcd (client URLs, comma-separated) instead of sled in
+    /// --data. Several servers on one etcd elect one leader; any of them serves clients.
+    #[arg(long, env = "BERTH_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Every key Berth keeps in etcd is under this prefix.
+    #[arg(long, default_value = "/berth/")]
+    pub etcd_prefix: String,
+    /// etcd user (its password from BERTH_ETCD_PASSWORD, never argv).
+    #[arg(long)]
+    pub etcd_user: Option<String>,
+    /// The CA etcd's certificate is from (PEM), for https:// etcd URLs.
+    #[arg(long)]
+    pub etcd_cacert: Option<PathBuf>,
+    /// A client certificate and key (PEM) for etcd's client-cert auth.
+    #[arg(long, requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    #[arg(long, requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd's --max-txn-ops (128 by default): each planner pass is sized to fit it.
+    #[arg(long, default_value_t = 128)]
+    pub etcd_max_txn_ops: usize,
+    /// The leader's lease on etcd: a leader cut off from etcd stops acting within it.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub leader_ttl: Duration,
+    /// The gRPC URL `berth server list` shows for this server (default: from --listen).
+    #[arg(long)]
+    pub advertise: Option<String>,
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+/// `berth server`: run one, or (`list`) ask one about all of them.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerCommand {
+    #[command(subcommand)]
+    pub action: Option<ServerAction>,
+    #[command(flatten)]
+    pub args: ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServerAction {
+    /// The control-plane replicas, their addresses, which one leads and since when.
+    List,
+}
+
+/// `berth server list`.
+pub async fn list(server: &str, fmt: crate::output::Format) -> anyhow::Result<()> {
+    use berth_proto::v1::servers_client::ServersClient;
+    let channel = crate::client::connect(server).await?;
+    let reply = ServersClient::new(channel)
+        .list_servers(berth_proto::v1::ListServersRequest {})
+        .await?
+        .into_inner();
+    if fmt == crate::output::Format::Json {
+        return crate::output::json(&reply);
+    }
+    let mut t =
+        crate::output::Table::new(&["ID", "GRPC", "HTTP", "ROLE", "LEADER SINCE", "STARTED"]);
+    for s in &reply.servers {
+        t.row(vec![
+            s.id.clone(),
+            s.grpc.clone(),
+            s.http.clone(),
+            if s.leader { "leader" } else { "follower" }.into(),
+            if s.leader_since.is_empty() {
+                "-".into()
+            } else {
+                s.leader_since.clone()
+            },
+            s.started_at.clone(),
+        ]);
+    }
+    t.print();
+    eprintln!("store: {}", reply.store);
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +148,14 @@ pub enum Mode {
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     let mut config = cp::Config::new(args.data.clone(), args.listen, args.http);
+    if !args.etcd.is_empty() {
+        if matches!(mode, Mode::Dev) {
+            anyhow::bail!("--etcd: berth dev keeps its state in sled; run berth server --etcd");
+        }
+        config.etcd = Some(etcd_options(&args)?);
+    }
+    config.leader_ttl = args.leader_ttl;
+    config.advertise = args.advertise.clone();
     config.sessions.heartbeat = args.heartbeat;
     config.sessions.heartbeat_timeout = args.heartbeat_timeout;
     config.task_retention = args.task_retention;
@@ -253,4 +336,36 @@ pub async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// etcd's connection, TLS and auth options, read from the flags and files they name.
+fn etcd_options(args: &ServeArgs) -> anyhow::Result<cp::store::EtcdOptions> {
+    use anyhow::Context;
+    let read = |p: &PathBuf, flag: &str| {
+        std::fs::read(p).with_context(|| format!("{flag} {}: cannot read it", p.display()))
+    };
+    let user = match &args.etcd_user {
+        Some(u) => {
+            let pw = std::env::var("BERTH_ETCD_PASSWORD")
+                .context("--etcd-user: set its password in BERTH_ETCD_PASSWORD")?;
+            Some((u.clone(), pw))
+        }
+        None => None,
+    };
+    let identity = match (&args.etcd_cert, &args.etcd_key) {
+        (Some(c), Some(k)) => Some((read(c, "--etcd-cert")?, read(k, "--etcd-key")?)),
+        _ => None,
+    };
+    Ok(cp::store::EtcdOptions {
+        endpoints: args.etcd.clone(),
+        prefix: args.etcd_prefix.clone(),
+        user,
+        ca_pem: args
+            .etcd_cacert
+            .as_ref()
+            .map(|p| read(p, "--etcd-cacert"))
+            .transpose()?,
+        identity_pem: identity,
+        max_txn_ops: args.etcd_max_txn_ops,
+    })
 }

@@ -2,6 +2,7 @@
 
 mod clusters;
 mod nodes;
+mod servers;
 mod services;
 mod stacks;
 mod taskdefs;
@@ -12,6 +13,7 @@ pub use crate::endpoints::stream::EndpointsApi;
 pub use crate::nodes::stream::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
 pub use nodes::NodesApi;
+pub use servers::ServersApi;
 pub use services::{NodeAdminApi, ServicesApi};
 pub use stacks::StacksApi;
 pub use taskdefs::TaskDefinitionsApi;

@@ -130,6 +130,47 @@ pub async fn run(
     }
 }
 
+/// Runs the controllers only while this replica leads, with every commit fenced by its term;
+/// stops them (and waits for them) as soon as it does not.
+pub async fn run_while_leading(
+    state: State,
+    sessions: Arc<Sessions>,
+    proxies: Arc<Proxies>,
+    config: ControllerConfig,
+    mut role: watch::Receiver<crate::leader::Role>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let term = tokio::select! {
+            r = role.wait_for(|r| r.leader) => match r {
+                Ok(r) => r.clone(),
+                Err(_) => return,
+            },
+            _ = until_stopped(&mut stopped) => return,
+        };
+        tracing::info!(terms = term.terms, "leading: controllers start");
+        let (stop, stop_rx) = watch::channel(false);
+        let fenced = state.fenced(term.fence.clone());
+        let running = tokio::spawn(run(
+            fenced,
+            sessions.clone(),
+            proxies.clone(),
+            config,
+            stop_rx,
+        ));
+        let done = tokio::select! {
+            _ = role.wait_for(|r| !r.leader || r.terms != term.terms) => false,
+            _ = until_stopped(&mut stopped) => true,
+        };
+        let _ = stop.send(true);
+        let _ = running.await;
+        if done {
+            return;
+        }
+        tracing::warn!("no longer leading: controllers stopped");
+    }
+}
+
 /// A feed that lagged resumes from the last revision seen; when the store no longer holds
 /// those changes, every service runs.
 fn resume(state: &State, woken: &mut wake::Woken) {

@@ -33,11 +33,22 @@ pub fn reconcile(
         }
         let before = view.service.clone();
         let ops = ops_of(tx, key, &view, &mut p, now)?;
-        Ok((Some((before, p)), ops))
+        // A drained service's stopped tasks go after it is INACTIVE, in batches of their own:
+        // garbage, not part of the decision (and possibly more than one transaction holds).
+        let forget: Vec<Op> = view
+            .tasks
+            .iter()
+            .filter(|t| p.forget.contains(&t.task_arn))
+            .flat_map(apply::forget_ops)
+            .collect();
+        Ok((Some((before, p, forget)), ops))
     })?;
-    let Some((before, p)) = outcome else {
+    let Some((before, p, forget)) = outcome else {
         return Ok(memory);
     };
+    if let Err(e) = state.commit(forget) {
+        tracing::warn!(error = %e, "stopped tasks of a deleted service not forgotten yet");
+    }
     let metrics = state.metrics();
     for _ in &p.launches {
         metrics.placed();
@@ -50,8 +61,8 @@ pub fn reconcile(
 }
 
 /// The ops that carry out a plan: new tasks (re-checked on their nodes), stops on the tasks as
-/// they are now, deregistrations, the service record with this pass's events, and forgotten
-/// tasks. Fills the plan's service with the rendered events.
+/// they are now, deregistrations, and the service record with this pass's events (which this
+/// renders into it).
 fn ops_of(
     tx: &mut Tx<'_>,
     key: &str,
@@ -86,9 +97,6 @@ fn ops_of(
     }
     for (task_arn, why) in &p.deregister {
         ops.extend(deregister_ops(tx, task_arn, why, now)?);
-    }
-    for t in view.tasks.iter().filter(|t| p.forget.contains(&t.task_arn)) {
-        ops.extend(apply::forget_ops(t));
     }
     render_events(p, &created);
     if p.service != view.service {

@@ -123,6 +123,7 @@ pub fn read(
         memory,
         config: src.config,
         fresh_deployment_id: format!("ecs-svc/{}", nodes::new_id(16)),
+        op_budget: Some(state.store().max_txn_ops()).filter(|m| *m != usize::MAX),
     }))
 }
 

@@ -17,6 +17,23 @@ struct Inner {
     ever_healthy: std::collections::HashSet<String>,
     /// (proxy id, service ARN) → (received at ms, requests total) samples, oldest first.
     requests: HashMap<(String, String), VecDeque<(i64, u64)>>,
+    /// Proxies watching through other replicas, and when those last said so.
+    remote: HashMap<String, i64>,
+}
+
+/// Proxies watching here, and those another replica refreshed lately.
+fn watchers(s: &Inner) -> Vec<String> {
+    let now = time::now_millis();
+    let mut out: Vec<String> = s.watching.keys().cloned().collect();
+    out.extend(
+        s.remote
+            .iter()
+            .filter(|(p, at)| {
+                now - **at < crate::nodes::PRESENCE_FRESH_MS && !s.watching.contains_key(*p)
+            })
+            .map(|(p, _)| p.clone()),
+    );
+    out
 }
 
 /// Request counters older than this are forgotten (longer than any rate window asked for).
@@ -52,8 +69,43 @@ impl Proxies {
         }
     }
 
+    /// Proxies watching here, or (several servers) through another replica lately.
     pub fn watching(&self) -> Vec<String> {
-        self.lock().watching.keys().cloned().collect()
+        watchers(&self.lock())
+    }
+
+    /// The proxies watching through this replica, each with what it last reported.
+    pub fn local_reports(&self) -> Vec<(String, Vec<(TargetHealth, i64)>)> {
+        let s = self.lock();
+        s.watching
+            .keys()
+            .map(|p| {
+                let targets = s
+                    .health
+                    .iter()
+                    .filter(|((proxy, _), _)| proxy == p)
+                    .map(|(_, (h, at))| (h.clone(), *at))
+                    .collect();
+                (p.clone(), targets)
+            })
+            .collect()
+    }
+
+    /// Takes in what a proxy watching through another replica reported (`at_ms`: when that
+    /// replica last refreshed it).
+    pub fn absorb_remote(&self, proxy: &str, at_ms: i64, targets: Vec<(TargetHealth, i64)>) {
+        let mut s = self.lock();
+        if s.watching.contains_key(proxy) {
+            return;
+        }
+        s.remote.insert(proxy.to_string(), at_ms);
+        for (t, at) in targets {
+            if t.state == "HEALTHY" {
+                s.ever_healthy.insert(t.task_arn.clone());
+            }
+            s.health
+                .insert((proxy.to_string(), t.task_arn.clone()), (t, at));
+        }
     }
 
     pub fn report(&self, proxy: &str, targets: Vec<TargetHealth>) {
@@ -70,7 +122,7 @@ impl Proxies {
     pub fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
         let s = self.lock();
         let mut seen: Option<(String, String)> = None;
-        for proxy in s.watching.keys() {
+        for proxy in &watchers(&s) {
             let Some((h, _)) = s.health.get(&(proxy.clone(), task_arn.to_string())) else {
                 continue;
             };
@@ -157,7 +209,7 @@ impl Proxies {
     /// True when every watching proxy has reported the draining target DRAINED since `since_ms`.
     pub fn drained_everywhere(&self, task_arn: &str, since_ms: i64) -> bool {
         let s = self.lock();
-        s.watching.keys().all(|p| {
+        watchers(&s).iter().all(|p| {
             s.health
                 .get(&(p.clone(), task_arn.to_string()))
                 .is_some_and(|(h, at)| h.state == "DRAINED" && *at >= since_ms)

@@ -39,7 +39,12 @@ struct SessionsInner {
     logs: HashMap<String, mpsc::Sender<LogChunk>>,
     /// Task ARN → (cores in use, when reported), from the agents' heartbeats.
     task_cpu: HashMap<String, (f64, i64)>,
+    /// Nodes whose agents other replicas hold, and when they last said so (several servers).
+    remote: HashMap<String, i64>,
 }
+
+/// A presence older than this is not believed (three refreshes missed).
+pub const PRESENCE_FRESH_MS: i64 = 6_000;
 
 impl Sessions {
     pub fn new() -> Arc<Self> {
@@ -95,8 +100,28 @@ impl Sessions {
         self.lock().by_node.len()
     }
 
+    /// Connected here, or (with several servers) to another replica lately.
     pub fn is_connected(&self, node_id: &str) -> bool {
-        self.lock().by_node.contains_key(node_id)
+        let s = self.lock();
+        s.by_node.contains_key(node_id)
+            || s.remote
+                .get(node_id)
+                .is_some_and(|at| time::now_millis() - at < PRESENCE_FRESH_MS)
+    }
+
+    /// The nodes whose agents this replica holds.
+    pub fn local_nodes(&self) -> Vec<String> {
+        self.lock().by_node.keys().cloned().collect()
+    }
+
+    /// What the other replicas say they hold: node → when they said it.
+    pub fn set_remote(&self, remote: HashMap<String, i64>) {
+        let mut s = self.lock();
+        for (node, at) in &remote {
+            let seen = s.last_seen.entry(node.clone()).or_insert(*at);
+            *seen = (*seen).max(*at);
+        }
+        s.remote = remote;
     }
 
     pub fn last_heartbeat(&self, node_id: &str) -> Option<i64> {

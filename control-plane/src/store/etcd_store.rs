@@ -5,8 +5,9 @@
 //!
 //! etcd's limits: a request of at most 1.5 MiB and a txn of at most 128 operations by default.
 //! Berth's values are bounded far below 1.5 MiB (a task definition at 64 KiB, a service's events
-//! at 100); a transaction with compares over `max_txn_ops` is refused (the planner keeps its
-//! plans under it), and an unconditional batch over it is split into batches of that size.
+//! at 100). A transaction with compares over `max_txn_ops` operations or compares is refused (the
+//! planner sizes each pass to fit, `ServiceView::op_budget`); an unconditional batch over it is
+//! split into batches of that size.
 //!
 //! The `Store` trait is synchronous (callers run it off the async workers); this runs the etcd
 //! client on a runtime of its own and waits for each call, so it is safe from any thread.
@@ -328,13 +329,14 @@ impl Store for EtcdStore {
     }
 
     fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
-        if ops.len() + compares.len() <= self.max_txn_ops {
+        if ops.len() <= self.max_txn_ops && compares.len() <= self.max_txn_ops {
             return self.commit_one(compares, ops);
         }
         if !compares.is_empty() {
             return Err(StoreError::Io(format!(
-                "a transaction of {} operations is over etcd's limit of {}",
-                ops.len() + compares.len(),
+                "a transaction of {} operations and {} compares is over etcd's limit of {}",
+                ops.len(),
+                compares.len(),
                 self.max_txn_ops
             )));
         }

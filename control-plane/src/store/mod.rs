@@ -102,7 +102,7 @@ pub trait Store: Send + Sync + 'static {
         let revision = self.revision()?;
         Ok((self.scan(prefix)?, revision))
     }
-    /// The most operations (compares included) one transaction may hold.
+    /// The most operations, and the most compares, one transaction may hold.
     fn max_txn_ops(&self) -> usize {
         usize::MAX
     }

@@ -36,12 +36,12 @@ pub(super) fn launches(
                 !j.live.iter().any(|t| t.container_instance_arn == node_arn)
             })
             .map(|n| Some(n.id.clone()))
-            .take(MAX_LAUNCHES_PER_PASS)
+            .take(view.launch_cap())
             .collect()
     } else {
         let want = b.desired - j.good_new().len() as i64;
         let room = b.max_total - b.total;
-        let n = want.min(room).clamp(0, MAX_LAUNCHES_PER_PASS as i64) as usize;
+        let n = want.min(room).clamp(0, view.launch_cap() as i64) as usize;
         if n > 0 && !view.all_nodes {
             p.needs_all_nodes = true;
             return 0;

@@ -10,7 +10,7 @@ mod bounds;
 mod counts;
 mod drain;
 mod judge;
-mod launch;
+pub(crate) mod launch;
 mod progress;
 mod rollout;
 mod stop;
@@ -89,6 +89,28 @@ pub struct ServiceView {
     pub config: PlanConfig,
     /// The id a deployment created by this pass (a rollback) takes.
     pub fresh_deployment_id: String,
+    /// The most operations (and compares) one pass may commit; None: no limit (sled).
+    pub op_budget: Option<usize>,
+}
+
+/// Operations a pass keeps for the service record and its own compares.
+const RESERVED_OPS: usize = 8;
+
+impl ServiceView {
+    /// How many tasks this pass may launch: three ops each, two compares a node.
+    pub(crate) fn launch_cap(&self) -> usize {
+        let by_budget = self
+            .op_budget
+            .map_or(usize::MAX, |b| b.saturating_sub(RESERVED_OPS) / 3);
+        launch::MAX_LAUNCHES_PER_PASS.min(by_budget)
+    }
+
+    /// How many stops and deregistrations may go with `launches` launches.
+    pub(crate) fn stop_cap(&self, launches: usize) -> usize {
+        self.op_budget.map_or(usize::MAX, |b| {
+            b.saturating_sub(RESERVED_OPS).saturating_sub(3 * launches)
+        })
+    }
 }
 
 /// One task to start.
@@ -179,6 +201,7 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
     }
     let mut p = ServicePlan::unchanged(view);
     drain::deregistrations(&mut p, view, now);
+    p.deregister.truncate(view.stop_cap(0));
     rollout::count_failures(&mut p.service, &view.tasks);
     rollout::circuit_breaker(&mut p, &view.fresh_deployment_id, now);
     rollout::backoff(&mut p, view, now);
@@ -192,7 +215,7 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
             ..ServicePlan::unchanged(view)
         };
     }
-    stop::stops(&mut p, &j, &b, placed as i64);
+    stop::stops(&mut p, &j, &b, placed as i64, view.stop_cap(placed));
     let remaining = counts::remaining(&p, &j);
     counts::count(&mut p, &j, &b, &remaining);
     progress::task_events(&mut p);

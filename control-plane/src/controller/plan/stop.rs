@@ -9,11 +9,15 @@ use super::{ServicePlan, Stop};
 use crate::status::{service_status, ServiceStatus};
 use berth_proto::v1::Task;
 
-pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i64) {
+pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i64, cap: usize) {
     let primary = j.primary_id.clone();
     let name = p.service.service_name.clone();
     let replaced = || format!("Deployment {primary} replaced this task");
-    let mut out = Stops::default();
+    // Deregistrations share the pass's budget; what does not fit waits for the next pass.
+    let mut out = Stops {
+        limit: cap.saturating_sub(p.deregister.len()),
+        ..Default::default()
+    };
 
     for t in j.old().filter(|t| !j.is_healthy(t)) {
         out.add(t, replaced());
@@ -110,6 +114,7 @@ fn surplus<'a>(j: &Judgement<'a>, b: &Bounds, launched: i64) -> Vec<&'a Task> {
 struct Stops {
     list: Vec<Stop>,
     seen: std::collections::HashSet<String>,
+    limit: usize,
 }
 
 impl Stops {
@@ -118,7 +123,7 @@ impl Stops {
     }
 
     fn add(&mut self, t: &Task, reason: String) {
-        if self.seen.insert(t.task_arn.clone()) {
+        if self.list.len() < self.limit && self.seen.insert(t.task_arn.clone()) {
             self.list.push(Stop {
                 task_arn: t.task_arn.clone(),
                 reason,

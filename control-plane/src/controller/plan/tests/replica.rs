@@ -193,3 +193,26 @@ fn the_same_view_gives_the_same_plan() {
     assert_eq!(a.stops, b.stops);
     assert_eq!(a.events, b.events);
 }
+
+#[test]
+fn a_pass_fits_in_etcd_s_transaction_limit() {
+    // etcd's 128 operations: three a launch, one a stop, a few for the service itself.
+    let mut v = view(service(100), vec![]);
+    v.op_budget = Some(128);
+    for n in v.nodes.iter_mut() {
+        n.memory_free = 1 << 30;
+    }
+    let p = plan(&v, NOW);
+    assert_eq!(p.launches.len(), 40);
+    let tasks: Vec<Task> = (0..200)
+        .map(|i| task(&format!("t{i}"), "d1", "n1", 60))
+        .collect();
+    let mut v = view(service(0), tasks);
+    v.op_budget = Some(128);
+    let p = plan(&v, NOW);
+    assert_eq!(
+        p.stops.len(),
+        120,
+        "the rest are stopped by the next passes"
+    );
+}
