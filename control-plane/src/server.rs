@@ -161,9 +161,15 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         Some(t) => {
             let (dir, s) = (config.data_dir.clone(), state.clone());
             let listen = config.grpc_listen;
-            let opened = tokio::task::spawn_blocking(move || Trust::open(&dir, &t, listen, s))
-                .await
-                .map_err(|e| Error::Client(format!("opening trust: {e}")))??;
+            let shared = config.etcd.is_some();
+            let opened = tokio::task::spawn_blocking(move || {
+                if shared {
+                    crate::trust::share_ca(&dir, &s)?;
+                }
+                Trust::open(&dir, &t, listen, s)
+            })
+            .await
+            .map_err(|e| Error::Client(format!("opening trust: {e}")))??;
             Some(Arc::new(opened))
         }
         None => None,

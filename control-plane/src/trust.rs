@@ -63,6 +63,46 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::Client(format!("trust: {e}"))
 }
 
+/// Where several servers on one store keep their one cluster CA.
+const SHARED_CA: &str = "trust/ca";
+
+/// With several servers on etcd, one cluster CA for all: the first to start puts its CA in the
+/// store (create-if-absent); every other writes that one into its data directory before
+/// loading it, so any server's certificate verifies against any server's `ca.crt`.
+pub fn share_ca(data_dir: &Path, state: &State) -> Result<(), Error> {
+    use crate::store::{Compare, Op};
+    let (cert_path, key_path) = (
+        data_dir.join(berth_trust::ca::CA_CERT_FILE),
+        data_dir.join(berth_trust::ca::CA_KEY_FILE),
+    );
+    let stored = |state: &State| -> Result<Option<(String, String)>, Error> {
+        Ok(state
+            .get_raw(SHARED_CA)?
+            .and_then(|v| serde_json::from_slice::<(String, String)>(&v).ok()))
+    };
+    let pair = match stored(state)? {
+        Some(p) => p,
+        None => {
+            Ca::load_or_create(data_dir).map_err(err)?;
+            let read = |p: &Path| std::fs::read_to_string(p).map_err(err);
+            let mine = (read(&cert_path)?, read(&key_path)?);
+            let value = serde_json::to_vec(&mine).map_err(err)?;
+            let absent = Compare::ModRevision {
+                key: SHARED_CA.into(),
+                revision: 0,
+            };
+            if state.txn(&[absent], vec![Op::Put(SHARED_CA.into(), value)])? {
+                mine
+            } else {
+                stored(state)?.ok_or_else(|| err("the shared CA vanished"))?
+            }
+        }
+    };
+    berth_trust::files::write_secret(&key_path, &pair.1).map_err(err)?;
+    std::fs::write(&cert_path, &pair.0).map_err(err)?;
+    Ok(())
+}
+
 impl Trust {
     /// Blocking: reads or creates the CA and tokens under `data_dir`.
     pub fn open(

@@ -11,6 +11,7 @@ mod balance;
 mod body;
 mod conn;
 mod error;
+mod failover;
 mod forward;
 mod framing;
 mod headers;
@@ -123,21 +124,35 @@ pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
         server: config.server.clone(),
         source,
     };
-    let url = match &config.tls {
-        Some(_) => berth_trust::client::plain_scheme(&config.server),
-        None => config.server.clone(),
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(url)
-        .map_err(invalid)?
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
-    // With TLS every reconnect presents the certificate current then (renewals included).
-    let channel = match &config.tls {
-        Some(tls) => tls.connect_lazy(endpoint),
-        None => endpoint.connect_lazy(),
-    };
+    let mut channels = Vec::new();
+    for server in config
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let url = match &config.tls {
+            Some(_) => berth_trust::client::plain_scheme(server),
+            None => server.to_string(),
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(url)
+            .map_err(invalid)?
+            .connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        // With TLS every reconnect presents the certificate current then (renewals included).
+        channels.push(match &config.tls {
+            Some(tls) => tls.connect_lazy(endpoint),
+            None => endpoint.connect_lazy(),
+        });
+    }
+    if channels.is_empty() {
+        return Err(invalid(
+            tonic::transport::Endpoint::from_shared(String::new()).unwrap_err(),
+        ));
+    }
+    let channel = failover::Failover::new(channels);
 
     let (workers, threads) = worker::Workers::start(&config).map_err(ProxyError::Workers)?;
 

@@ -8,7 +8,6 @@ use berth_proto::v1::endpoints_client::EndpointsClient;
 use berth_proto::v1::{ServiceRequestCount, TargetHealth, TargetHealthReport};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tonic::transport::Channel;
 
 /// Where targets post their state changes. Cheap to clone; sending never blocks.
 #[derive(Clone, Debug)]
@@ -50,7 +49,7 @@ const COUNTS_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<TargetHealth>,
-    mut client: EndpointsClient<Channel>,
+    mut client: EndpointsClient<crate::failover::Failover>,
     proxy_id: String,
     interval: Duration,
     request_totals: impl Fn() -> Vec<ServiceRequestCount> + Send,

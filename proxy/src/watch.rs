@@ -9,7 +9,6 @@ use berth_proto::v1::WatchEndpointsRequest;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tonic::transport::Channel;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often listener ports that could not be bound are tried again.
@@ -17,7 +16,7 @@ const REBIND_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(
     mut router: Router,
-    mut client: EndpointsClient<Channel>,
+    mut client: EndpointsClient<crate::failover::Failover>,
     config: Config,
     mut stop: watch::Receiver<bool>,
 ) {

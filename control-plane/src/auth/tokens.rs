@@ -127,8 +127,22 @@ impl Tokens {
     pub fn verify(&self, presented: &str) -> Option<Role> {
         let token = ClientToken::parse(presented)?;
         let hash = token.secret_sha256();
-        let tokens = self.read();
-        let record = tokens.get(&token.id)?;
+        let cached = self.read().get(&token.id).cloned();
+        // With several servers a token may have been made on another one: read it once.
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .state
+                    .get::<AccessToken>(&format!("{TOKENS}{}", token.id))
+                    .ok()??;
+                self.by_id
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(token.id.clone(), r.clone());
+                r
+            }
+        };
         constant_time_eq(&hash, &record.secret_sha256)
             .then(|| Role::parse(&record.role))
             .flatten()
