@@ -99,8 +99,30 @@ pub async fn ensure_berth_image() -> Result<runtime::image::ImageOutcome, AgentE
     Ok(runtime::image::ensure_self_image(rt.client(), BERTH_IMAGE, &["--help"], None).await?)
 }
 
+/// etcd for `berth lab up --ha`, imported from this host's `etcd` (Debian's `etcd-server`).
+pub const ETCD_IMAGE: &str = "berth-etcd:latest";
+
+/// Builds `ETCD_IMAGE` from the `etcd` on this host's PATH, if it is missing or stale.
+pub async fn ensure_etcd_image() -> Result<runtime::image::ImageOutcome, AgentError> {
+    let etcd = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("etcd"))
+        .find(|p| p.is_file())
+        .ok_or(AgentError::Missing(
+            "etcd is not on PATH: install it (Debian: apt-get install etcd-server)",
+        ))?;
+    let rt = DockerRuntime::connect().await?;
+    Ok(
+        runtime::image::ensure_binary_image(rt.client(), ETCD_IMAGE, &etcd, "/etcd", &[], None)
+            .await?,
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    #[error("{0}")]
+    Missing(&'static str),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("building an image of this executable: {0}")]

@@ -59,8 +59,31 @@ pub async fn ensure_self_image(
     cmd: &[&str],
     exposed_port: Option<u16>,
 ) -> Result<ImageOutcome, ImageError> {
+    ensure_binary_image(
+        docker,
+        reference,
+        Path::new(SELF_EXE),
+        EXE_IN_IMAGE,
+        cmd,
+        exposed_port,
+    )
+    .await
+}
+
+/// An image of another executable on this host (`etcd` for `berth lab up --ha`), at `in_image`
+/// with the shared libraries this process has loaded (the C library and its loader, which is
+/// all a Go binary such as etcd needs besides itself).
+pub async fn ensure_binary_image(
+    docker: &Docker,
+    reference: &str,
+    exe: &Path,
+    in_image: &str,
+    cmd: &[&str],
+    exposed_port: Option<u16>,
+) -> Result<ImageOutcome, ImageError> {
     let (repo, tag) = split_reference(reference)?;
-    let exe = PathBuf::from(SELF_EXE);
+    let exe = exe.to_path_buf();
+    let in_image = in_image.to_string();
     let source = format!("{SOURCE_ENV}={}", fingerprint(&exe)?);
     let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
     let ports: BTreeSet<String> = exposed_port
@@ -74,7 +97,7 @@ pub async fn ensure_self_image(
         Ok(image) => {
             let config = image.config.unwrap_or_default();
             let current = config.env.unwrap_or_default().contains(&source)
-                && config.entrypoint.unwrap_or_default() == [EXE_IN_IMAGE]
+                && config.entrypoint.unwrap_or_default() == [in_image.clone()]
                 && config.cmd.unwrap_or_default() == cmd
                 && config
                     .exposed_ports
@@ -99,13 +122,14 @@ pub async fn ensure_self_image(
     }
 
     // Reading and archiving tens of megabytes is blocking work.
-    let archive = tokio::task::spawn_blocking(move || root_fs(&exe))
+    let entry = in_image.clone();
+    let archive = tokio::task::spawn_blocking(move || root_fs(&exe, &entry))
         .await
         .map_err(|e| ImageError::Builder(e.to_string()))??;
 
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let mut changes = vec![
-        format!("ENTRYPOINT {}", json(&[EXE_IN_IMAGE.to_string()])),
+        format!("ENTRYPOINT {}", json(std::slice::from_ref(&in_image))),
         format!("CMD {}", json(&cmd)),
         format!("ENV {source}"),
     ];
@@ -129,7 +153,7 @@ pub async fn ensure_self_image(
     }
     tracing::info!(
         image = reference,
-        "built the image of this berth executable"
+        "built an image of this host's executable"
     );
     if let Some(id) = stale {
         // Docker refuses while a container still uses it or another tag names it; then it
@@ -195,7 +219,7 @@ fn fingerprint(exe: &Path) -> Result<String, ImageError> {
 }
 
 /// The image's root filesystem as an uncompressed tar.
-fn root_fs(exe: &Path) -> Result<Vec<u8>, ImageError> {
+fn root_fs(exe: &Path, in_image: &str) -> Result<Vec<u8>, ImageError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ImageError::Read {
             path: path.into(),
@@ -218,7 +242,7 @@ fn root_fs(exe: &Path) -> Result<Vec<u8>, ImageError> {
     libraries.extend(interpreter);
 
     let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
-    files.insert(EXE_IN_IMAGE.into(), (exe_bytes, 0o755));
+    files.insert(in_image.into(), (exe_bytes, 0o755));
     for lib in libraries {
         let path = Path::new(&lib);
         // `read` and `metadata` follow symlinks (the interpreter usually is one): the image

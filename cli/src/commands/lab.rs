@@ -7,6 +7,7 @@
 //! where every task has its own address, as `awsvpc` gives each ECS task its own ENI.
 
 mod engine;
+mod ha;
 
 use crate::output::{self, Format, Table};
 use anyhow::Context;
@@ -50,6 +51,9 @@ pub struct UpArgs {
     /// Do not create the demo service.
     #[arg(long)]
     pub no_demo: bool,
+    /// Three etcd members and three servers on them (one leads) instead of one server on sled.
+    #[arg(long)]
+    pub ha: bool,
 }
 
 /// What `lab up` started, for people and (`-o json`) for programs such as the fault tests.
@@ -58,7 +62,7 @@ pub struct UpArgs {
 pub struct LabInfo {
     pub name: String,
     pub network: String,
-    /// The control plane's gRPC address on this host (`--server`).
+    /// The control plane's gRPC address on this host (`--server`): every server's, with --ha.
     pub server: String,
     /// Its HTTP address (console, health, metrics).
     pub http: String,
@@ -146,7 +150,7 @@ async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
 
-    for (image, outcome) in [
+    let mut images = vec![
         (
             berth_agent::BERTH_IMAGE,
             berth_agent::ensure_berth_image().await?,
@@ -155,23 +159,40 @@ async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
             berth_agent::DEMO_IMAGE,
             berth_agent::ensure_demo_image().await?,
         ),
-    ] {
+    ];
+    if args.ha {
+        images.push((
+            berth_agent::ETCD_IMAGE,
+            berth_agent::ensure_etcd_image().await?,
+        ));
+    }
+    for (image, outcome) in images {
         if outcome == berth_agent::runtime::image::ImageOutcome::Built {
             progress(&name, &format!("built {image}"));
         }
     }
     engine.create_network(&net).await?;
     let members = plan(&args, &net, &dir)?;
-    // The control plane first: it writes the join token the others present.
-    let (cp, rest) = members.split_first().expect("the plan has a control plane");
-    if let Err(e) = start_all(&engine, std::slice::from_ref(cp), &net, &name).await {
+    // etcd, then the first server (it writes the CA and join token the others present), then
+    // the other servers, then agents and the proxy.
+    let (stores, rest): (Vec<&Member>, Vec<&Member>) =
+        members.iter().partition(|m| m.role == "etcd");
+    let (servers, rest): (Vec<&Member>, Vec<&Member>) =
+        rest.into_iter().partition(|m| m.role == "control-plane");
+    let (first, others) = servers.split_first().expect("the plan has a control plane");
+    if let Err(e) = start_all(&engine, &stores, &net, &name).await {
+        let _ = engine.remove_all(&net).await;
+        return Err(e);
+    }
+    if let Err(e) = start_all(&engine, &[*first], &net, &name).await {
         let _ = engine.remove_all(&net).await;
         return Err(e);
     }
     let info = describe(&engine, &name, &net, &dir, &members).await;
     let ready = async {
         wait_control_plane(&info).await?;
-        start_all(&engine, rest, &net, &name).await?;
+        start_all(&engine, others, &net, &name).await?;
+        start_all(&engine, &rest, &net, &name).await?;
         wait_agents(&info, args.agents).await
     };
     if let Err(e) = ready.await {
@@ -191,8 +212,17 @@ async fn up(args: UpArgs, format: Format) -> anyhow::Result<()> {
 }
 
 fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
-    let cp = format!("{net}-cp");
-    let server = format!("https://{cp}:{GRPC}");
+    let names = if args.ha {
+        ha::server_names(net)
+    } else {
+        vec![format!("{net}-cp")]
+    };
+    let cp = names[0].clone();
+    let server = if args.ha {
+        ha::server_urls(net)
+    } else {
+        format!("https://{cp}:{GRPC}")
+    };
     let join = ["--join-token-file", "/cp/join.token"].map(String::from);
     let data = |sub: &str| -> anyhow::Result<String> {
         let d = dir.join(sub);
@@ -200,32 +230,19 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
         Ok(d.display().to_string())
     };
     let cp_dir = data("cp")?;
-    let mut members = vec![Member {
-        name: cp.clone(),
-        role: "control-plane",
-        args: [
-            "server",
-            "--data",
-            "/data",
-            "--listen",
-            &format!("0.0.0.0:{GRPC}"),
-            "--http",
-            &format!("0.0.0.0:{HTTP}"),
-            "--no-proxy",
-            "--heartbeat",
-            "1s",
-            "--heartbeat-timeout",
-            "3s",
-            "--lost-node-timeout",
-            &args.lost_node_timeout,
-            "--tls-san",
-            &cp,
-        ]
-        .map(String::from)
-        .to_vec(),
-        binds: vec![(cp_dir.clone(), "/data".into())],
-        published: vec![(GRPC, free_port()?), (HTTP, free_port()?)],
-    }];
+    let mut members = if args.ha {
+        ha::etcd_members(net, dir)?
+    } else {
+        Vec::new()
+    };
+    for (i, me) in names.iter().enumerate() {
+        let me_dir = if i == 0 {
+            cp_dir.clone()
+        } else {
+            data(&format!("cp-{}", i + 1))?
+        };
+        members.push(server_member(args, me, me_dir)?);
+    }
     for i in 1..=args.agents {
         let host = format!("{net}-agent-{i}");
         members.push(Member {
@@ -290,6 +307,41 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
     Ok(members)
 }
 
+/// One server: on sled in its data directory, or (--ha) on the lab's etcd.
+fn server_member(args: &UpArgs, me: &str, data_dir: String) -> anyhow::Result<Member> {
+    let mut flags: Vec<String> = [
+        "server",
+        "--data",
+        "/data",
+        "--listen",
+        &format!("0.0.0.0:{GRPC}"),
+        "--http",
+        &format!("0.0.0.0:{HTTP}"),
+        "--no-proxy",
+        "--heartbeat",
+        "1s",
+        "--heartbeat-timeout",
+        "3s",
+        "--lost-node-timeout",
+        &args.lost_node_timeout,
+        "--tls-san",
+        me,
+    ]
+    .map(String::from)
+    .to_vec();
+    if args.ha {
+        let net = me.rsplit_once("-cp-").map_or(me, |(n, _)| n);
+        flags.extend(ha::server_flags(net, me));
+    }
+    Ok(Member {
+        name: me.to_string(),
+        role: "control-plane",
+        args: flags,
+        binds: vec![(data_dir, "/data".into())],
+        published: ha::server_ports()?,
+    })
+}
+
 /// The engine's socket on this host, which the agents mount.
 fn docker_socket() -> String {
     std::env::var("DOCKER_HOST")
@@ -300,12 +352,17 @@ fn docker_socket() -> String {
 
 async fn start_all(
     engine: &Engine,
-    members: &[Member],
+    members: &[&Member],
     net: &str,
     name: &str,
 ) -> anyhow::Result<()> {
     for m in members {
-        engine.start(m, net, berth_agent::BERTH_IMAGE).await?;
+        let image = if m.role == "etcd" {
+            berth_agent::ETCD_IMAGE
+        } else {
+            berth_agent::BERTH_IMAGE
+        };
+        engine.start(m, net, image).await?;
         progress(name, &format!("started {} ({})", m.name, m.role));
     }
     Ok(())
@@ -325,7 +382,11 @@ async fn describe(
             .map(|p| format!("127.0.0.1:{}", p.1))
             .unwrap_or_default()
     };
-    let cp = &members[0];
+    let servers: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.role == "control-plane")
+        .collect();
+    let cp = servers[0];
     let proxy = members.last().expect("the plan has a proxy");
     let mut infos = Vec::new();
     for m in members {
@@ -338,7 +399,11 @@ async fn describe(
     LabInfo {
         name: name.to_string(),
         network: net.to_string(),
-        server: format!("https://{}", published(cp, GRPC)),
+        server: servers
+            .iter()
+            .map(|m| format!("https://{}", published(m, GRPC)))
+            .collect::<Vec<_>>()
+            .join(","),
         http: format!("http://{}", published(cp, HTTP)),
         ca: dir.join("cp/ca.crt").display().to_string(),
         admin_token_file: dir.join("cp/admin.token").display().to_string(),
