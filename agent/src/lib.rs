@@ -149,7 +149,8 @@ pub async fn spawn_with<R: ContainerRuntime>(
     config: Config,
     rt: Arc<R>,
 ) -> Result<Agent, AgentError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::DataDir {
+    // Owner-only: it holds the node's key.
+    berth_trust::files::owner_only(&config.data_dir).map_err(|source| AgentError::DataDir {
         dir: config.data_dir.clone(),
         source,
     })?;

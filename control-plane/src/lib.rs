@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod http_api;
+pub mod limits;
 pub mod metrics;
 pub mod nodes;
 pub mod proxies;
@@ -27,5 +28,6 @@ pub mod tasks;
 pub mod trust;
 pub use berth_proto::time;
 
+pub use limits::Limits;
 pub use server::{spawn, Config, ControlPlane};
 pub use trust::TrustConfig;

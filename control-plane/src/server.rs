@@ -47,6 +47,10 @@ pub struct Config {
     pub controller: ControllerConfig,
     /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
     pub trust: Option<TrustConfig>,
+    /// Bounds on what one request may ask for (`--max-desired-count`).
+    pub limits: crate::Limits,
+    /// The HTTP port's connection bounds, `Host` rule and TLS choice.
+    pub http: http::HttpConfig,
 }
 
 impl Config {
@@ -60,6 +64,8 @@ impl Config {
             task_retention: Duration::from_secs(24 * 3600),
             controller: ControllerConfig::default(),
             trust: None,
+            limits: crate::Limits::default(),
+            http: http::HttpConfig::default(),
         }
     }
 }
@@ -105,7 +111,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SpawnError> {
 
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
 pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| SpawnError::DataDir {
+    // Owner-only: the store holds environment values, secrets among them.
+    berth_trust::files::owner_only(&config.data_dir).map_err(|source| SpawnError::DataDir {
         dir: config.data_dir.clone(),
         source,
     })?;
@@ -127,12 +134,16 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .await
         .map_err(|e| Error::Client(format!("opening store: {e}")))?
         .map_err(Error::from)?;
-    let state = State::new(Arc::new(store));
+    let state = State::new(Arc::new(store)).with_limits(config.limits);
     {
         let s = state.clone();
-        tokio::task::spawn_blocking(move || clusters::ensure_default(&s))
-            .await
-            .map_err(|e| Error::Client(format!("opening store: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            clusters::ensure_default(&s)?;
+            // What an older version stored out of today's bounds is named, then left alone.
+            crate::services::report_invalid(&s)
+        })
+        .await
+        .map_err(|e| Error::Client(format!("opening store: {e}")))??;
     }
 
     let trust = match config.trust.clone() {
@@ -146,6 +157,12 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         }
         None => None,
     };
+    // The store's files (and the CA's) exist now: owner-only too, also when an older version
+    // made them readable.
+    berth_trust::files::owner_only(&config.data_dir).map_err(|source| SpawnError::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
     let auth = trust
         .as_ref()
         .map_or_else(|| Arc::new(Authorizer::off()), |t| t.auth.clone());
@@ -240,6 +257,11 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         state.clone(),
         extra_metrics.clone(),
         crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone())),
+        config.http.clone(),
+        trust
+            .as_ref()
+            .filter(|_| !config.http.plaintext)
+            .map(|t| t.http_tls.clone()),
         stopped.clone(),
     ));
     let gc_task = tokio::spawn(forget_stopped_tasks(

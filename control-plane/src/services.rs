@@ -2,7 +2,8 @@
 //! user wants (desired count, task definition, deployment settings); the service controller
 //! turns that into tasks, and writes deployments' progress and events.
 
-use crate::error::{Error, FieldError, Result};
+use crate::error::{quote, Error, FieldError, Result};
+use crate::limits::{check_desired_count, Limits};
 use crate::nodes::new_id;
 use crate::state::{keys, put, State};
 use crate::{arn, clusters, scheduler, taskdefs, time};
@@ -38,7 +39,10 @@ fn check_name(errs: &mut Vec<FieldError>, name: &str) {
     {
         errs.push(FieldError::new(
             "serviceName",
-            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+            format!(
+                "{} must be 1-255 letters, digits, hyphens or underscores",
+                quote(name)
+            ),
         ));
     }
 }
@@ -93,7 +97,8 @@ pub fn breaker_threshold(svc: &Service) -> i32 {
     if set > 0 {
         set
     } else {
-        ((svc.desired_count + 1) / 2).clamp(10, 200)
+        // ceil(desired / 2) without overflowing at i32::MAX.
+        (svc.desired_count / 2 + svc.desired_count % 2).clamp(10, 200)
     }
 }
 
@@ -185,7 +190,11 @@ pub fn push_event(svc: &mut Service, message: String) {
 
 /// A new service from a create request, with every problem found without the store (the load
 /// balancer is checked against the task definition with `check_load_balancers`).
-pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service, Vec<FieldError>) {
+pub(crate) fn new_service(
+    cluster: &str,
+    req: &CreateServiceRequest,
+    limits: &Limits,
+) -> (Service, Vec<FieldError>) {
     let mut errs = Vec::new();
     check_name(&mut errs, &req.service_name);
     let strategy = match req.scheduling_strategy.to_ascii_uppercase().as_str() {
@@ -194,14 +203,16 @@ pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service
         other => {
             errs.push(FieldError::new(
                 "schedulingStrategy",
-                format!("{other:?} must be REPLICA or DAEMON"),
+                format!("{} must be REPLICA or DAEMON", quote(other)),
             ));
             "REPLICA"
         }
     };
     let daemon = strategy == "DAEMON";
-    if !daemon && req.desired_count < 0 {
-        errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+    if !daemon {
+        if let Err(e) = check_desired_count(limits, req.desired_count) {
+            errs.push(FieldError::new("desiredCount", e));
+        }
     }
     if req.health_check_grace_period_seconds < 0 {
         errs.push(FieldError::new(
@@ -241,7 +252,7 @@ pub(crate) fn create_in_stack(
     stack: &str,
 ) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
-    let (mut svc, mut errs) = new_service(&cluster, &req);
+    let (mut svc, mut errs) = new_service(&cluster, &req, state.limits());
     let _w = state.write_lock();
     clusters::get_active(state, &cluster)?;
     let td = active_definition(state, &req.task_definition)?;
@@ -299,8 +310,8 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
                 "desiredCount",
                 "a DAEMON service runs one task per node; it has no desired count",
             ));
-        } else if d < 0 {
-            errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        } else if let Err(e) = check_desired_count(state.limits(), d) {
+            errs.push(FieldError::new("desiredCount", e));
         } else if let Some(p) = svc
             .scaling_policy
             .as_ref()
@@ -377,6 +388,50 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
     }
     state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
     Ok(svc)
+}
+
+/// What makes a stored service one the controller must not act on: a value out of today's bounds
+/// (written by an older version, or under a higher `--max-desired-count`).
+pub fn stored_problems(svc: &Service, limits: &Limits) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if svc.scheduling_strategy != "DAEMON" {
+        if let Err(e) = check_desired_count(limits, svc.desired_count) {
+            errs.push(FieldError::new("desiredCount", e));
+        }
+    }
+    errs
+}
+
+/// Logs each stored service that `stored_problems` rejects, and says so in its events once, so
+/// `service describe` shows why it is left alone and how to fix it. Returns how many there are.
+pub fn report_invalid(state: &State) -> Result<usize> {
+    let _w = state.write_lock();
+    let mut ops = Vec::new();
+    let mut n = 0;
+    for mut svc in state.scan::<Service>("service/")? {
+        let errs = stored_problems(&svc, state.limits());
+        if svc.status == "INACTIVE" || errs.is_empty() {
+            continue;
+        }
+        n += 1;
+        let why = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let cluster = arn::cluster_name(&svc.cluster_arn).to_string();
+        tracing::error!(service = %svc.service_arn, problem = %why, "stored service is invalid; it is not reconciled until it is fixed");
+        let message = format!(
+            "(service {}) is invalid and is left as it is: {why}; fix it with `berth service update {} --cluster {cluster} --desired N`.",
+            svc.service_name, svc.service_name
+        );
+        if svc.events.first().map(|e| &e.message) != Some(&message) {
+            push_event(&mut svc, message);
+            ops.push(put(key(&cluster, &svc.service_name), &svc));
+        }
+    }
+    state.commit(ops)?;
+    Ok(n)
 }
 
 pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {

@@ -47,6 +47,7 @@ pub struct State {
     store: Arc<dyn Store>,
     write: Arc<Mutex<()>>,
     metrics: Arc<crate::metrics::Metrics>,
+    limits: crate::limits::Limits,
 }
 
 impl State {
@@ -55,7 +56,19 @@ impl State {
             store,
             write: Arc::new(Mutex::new(())),
             metrics: Arc::default(),
+            limits: crate::limits::Limits::default(),
         }
+    }
+
+    /// The same state with other request bounds (`--max-desired-count`).
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds every transport's validation checks against.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
     }
 
     /// The control plane's counters (placements, reconcile latency, deployments).

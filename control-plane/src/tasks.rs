@@ -11,7 +11,7 @@ use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
 use berth_proto::v1::*;
 use std::collections::{HashMap, HashSet};
 
-const MAX_RUN_COUNT: i32 = 10;
+use crate::limits::MAX_RUN_COUNT;
 
 /// Where a status sits in the one direction a task moves.
 pub fn rank(status: &str) -> u8 {
@@ -321,7 +321,7 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
         other => {
             return Err(Error::invalid(
                 "desiredStatus",
-                format!("{other:?} must be RUNNING or STOPPED"),
+                format!("{} must be RUNNING or STOPPED", crate::error::quote(other)),
             ))
         }
     };

@@ -127,8 +127,9 @@ impl ServerProcess {
                 } else {
                     "http"
                 };
+                // "http://ADDR", or "https://ADDR" for a server's TLS HTTP port.
                 let http = rest
-                    .split("http://")
+                    .split("://")
                     .nth(1)
                     .and_then(|s| s.split_whitespace().next())
                     .unwrap()
@@ -166,6 +167,11 @@ impl ServerProcess {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .join("\n")
+    }
+
+    /// The process id, for reading its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown path runs.

@@ -20,6 +20,8 @@ pub struct AgentArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub join: JoinArgs,
+    #[command(flatten)]
+    pub http_limits: super::limits::HttpLimitArgs,
 }
 
 /// How an agent or proxy gets its certificate from a TLS control plane (`berth server`).
@@ -194,15 +196,20 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         if let Ok(addr) = l.local_addr() {
             eprintln!("berth agent: metrics on http://{addr}/metrics");
         }
-        tokio::spawn(super::metrics_http::serve(
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(super::metrics_http::serve(
             l,
-            std::sync::Arc::new(a.metrics_source()),
-        ))
+            args.http_limits.limits(),
+            super::metrics_http::metrics_only(std::sync::Arc::new(a.metrics_source())),
+            stopped,
+        ));
+        (stop, task)
     });
     super::serve::wait_for_signal().await;
     eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
-    if let Some(m) = metrics {
-        m.abort();
+    if let Some((stop, task)) = metrics {
+        let _ = stop.send(true);
+        task.abort();
     }
     if let Some(r) = renewal {
         r.abort();

@@ -264,7 +264,12 @@ pub fn reconcile(
             } else {
                 let want = desired - good_new.len() as i64;
                 let room = max_total - total;
-                (0..want.min(room).max(0)).map(|_| None).collect()
+                // At most a pass's worth: the next pass places more, so nothing here grows with
+                // a desired count.
+                let n = want
+                    .min(room)
+                    .clamp(0, crate::limits::MAX_LAUNCHES_PER_PASS);
+                (0..n).map(|_| None).collect()
             };
             for (i, target) in targets.into_iter().enumerate() {
                 let req = PlacementRequest {

@@ -1,8 +1,10 @@
 //! Task definitions: reading ECS JSON, validating, and naming revisions.
 
+mod bounds;
 mod json;
 mod validate;
 
+pub use bounds::json_size;
 pub use json::{decode, Decoded};
 pub use validate::normalize;
 
