@@ -211,6 +211,8 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
             &format!("0.0.0.0:{GRPC}"),
             "--http",
             &format!("0.0.0.0:{HTTP}"),
+            // Published on the host's loopback only, for the console and the health wait.
+            "--http-insecure",
             "--no-proxy",
             "--heartbeat",
             "1s",
