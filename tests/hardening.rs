@@ -164,6 +164,7 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     let r = berth(url, &["service", "list"]);
     assert!(!r.stdout.contains("big"), "{}", r.stdout);
     let after = rss_kib(server.pid());
+    eprintln!("server RSS {before} KiB before, {after} KiB after");
     assert!(
         after < before + 64 * 1024,
         "RSS grew from {before} KiB to {after} KiB"

@@ -38,7 +38,7 @@ impl Default for Limits {
 /// `desiredCount` against the limit, in the words of every transport's error.
 pub fn check_desired_count(limits: &Limits, desired: i32) -> Result<(), String> {
     if desired < 0 {
-        return Err(format!("{desired} must be 0 or more"));
+        return Err("must be 0 or more".into());
     }
     if desired > limits.max_desired_count {
         return Err(format!(

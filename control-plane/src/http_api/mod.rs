@@ -282,13 +282,7 @@ where
             let body = serde_json::to_value(reply.into_inner()).unwrap_or_default();
             answer(axum::http::StatusCode::OK, body, unknown)
         }
-        Err(s) => {
-            let body = serde_json::json!({
-                "code": format!("{:?}", s.code()),
-                "message": s.message(),
-            });
-            answer(http_status(s.code()), body, unknown)
-        }
+        Err(s) => answer(http_status(s.code()), status::status_body(&s), unknown),
     }
 }
 
