@@ -358,3 +358,31 @@ fn a_servers_http_port_is_tls_with_the_cluster_ca_and_plaintext_is_told_the_fix(
         r.stderr
     );
 }
+
+#[test]
+fn the_grpc_port_sheds_connections_over_its_cap_and_serves_once_they_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with(
+        "server",
+        &dir.path().join("data"),
+        &["--insecure", "--no-proxy", "--grpc-max-connections", "20"],
+    );
+    let addr = server.grpc.trim_start_matches("http://").to_string();
+    let flood: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let s = TcpStream::connect(&addr).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = flood.iter().filter(|s| !closed(s)).count();
+    assert_eq!(held, 20, "{held} of 100 held, for a cap of 20");
+    drop(flood);
+    let r = wait_for(
+        Duration::from_secs(10),
+        "the gRPC port to serve again",
+        || Some(berth(&server.grpc, &["cluster", "list"])).filter(|r| r.ok),
+    );
+    assert!(r.stdout.contains("default"), "{}", r.stdout);
+}

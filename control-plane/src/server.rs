@@ -33,7 +33,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Where the control plane keeps its data and listens.
 #[derive(Debug, Clone)]
@@ -51,6 +50,8 @@ pub struct Config {
     pub limits: crate::Limits,
     /// The HTTP port's connection bounds, `Host` rule and TLS choice.
     pub http: http::HttpConfig,
+    /// Open connections on the gRPC port at most; more are closed when accepted.
+    pub grpc_max_connections: usize,
 }
 
 impl Config {
@@ -66,6 +67,7 @@ impl Config {
             trust: None,
             limits: crate::Limits::default(),
             http: http::HttpConfig::default(),
+            grpc_max_connections: 4096,
         }
     }
 }
@@ -238,8 +240,9 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             })
         }));
     let mut grpc_stop = stopped.clone();
+    let grpc_max_connections = config.grpc_max_connections;
     let grpc_task = tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(grpc);
+        let incoming = http::capped::incoming(grpc, grpc_max_connections);
         let shutdown = async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         };

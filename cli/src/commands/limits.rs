@@ -67,6 +67,10 @@ pub struct ServeLimitArgs {
     pub http: HttpLimitArgs,
     #[command(flatten)]
     pub lb: LbLimitArgs,
+    /// Open connections on the gRPC port at most (agents, proxies and clients); more are closed
+    /// as soon as they are accepted.
+    #[arg(long, default_value_t = 4096)]
+    pub grpc_max_connections: usize,
     /// The largest desiredCount a service may have (ECS's quota); larger is refused.
     #[arg(long, default_value_t = cp::limits::DEFAULT_MAX_DESIRED_COUNT)]
     pub max_desired_count: i32,
@@ -134,6 +138,7 @@ impl ServeLimitArgs {
             );
         }
         config.limits.max_desired_count = self.max_desired_count;
+        config.grpc_max_connections = self.grpc_max_connections.max(1);
         config.http.limits = self.http.limits();
         config.http.plaintext = self.http_insecure;
         // dev's API is open: only pages of this machine's own names may call it.
