@@ -345,6 +345,39 @@ fn errors_quote_little_name_unknown_fields_and_a_too_large_body_is_json() {
         "{message}"
     );
 
+    // A task of 300 published ports, and a RunTask of 11, are refused naming the bound.
+    let ports: Vec<Value> = (0..300)
+        .map(|p| json!({"containerPort": 1000 + p}))
+        .collect();
+    let td = json!({"family": "many", "containerDefinitions": [
+        {"name": "web", "image": "berth-demo:latest", "portMappings": ports}]});
+    let (status, v) = post(
+        &server.http,
+        "TaskDefinitions/RegisterTaskDefinition",
+        &json!({"taskDefinitionJson": td.to_string()}),
+    );
+    assert_eq!(status, 400, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "containerDefinitions[0].portMappings: 300 port mappings; at most 100 per container"
+        ),
+        "{message}"
+    );
+    let (status, v) = post(
+        &server.http,
+        "Tasks/RunTask",
+        &json!({"taskDefinition": "many", "count": 11}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("count: 11 must be 1-10"),
+        "{v}"
+    );
+
     // A misspelled field is named in the reply, not silently ignored.
     let (status, v) = post(
         &server.http,

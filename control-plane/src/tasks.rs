@@ -155,6 +155,11 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
             td.family, td.revision
         )));
     }
+    // Stored before today's bounds: not run until a revision within them is registered.
+    let out_of_bounds = crate::taskdef::bounds_problems(&td);
+    if !out_of_bounds.is_empty() {
+        return Err(Error::Invalid(out_of_bounds));
+    }
     let demand = demand(&td);
     let mut nodes = snapshot(state, sessions)?;
     let mut reply = RunTaskReply::default();

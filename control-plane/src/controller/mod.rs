@@ -109,7 +109,7 @@ fn reconcile_all(
     proxies.retain_tasks(&|t| live.contains(t));
     for svc in services.iter().filter(|s| s.status != "INACTIVE") {
         // Out of today's bounds (stored by an older version): reported at start, left alone.
-        if !crate::services::stored_problems(svc, state.limits()).is_empty() {
+        if !crate::services::stored_problems(state, svc).is_empty() {
             continue;
         }
         let mem = memory.entry(svc.service_arn.clone()).or_default();

@@ -4,18 +4,26 @@
 
 use super::{key, push_event};
 use crate::error::{FieldError, Result};
-use crate::limits::{check_desired_count, Limits};
+use crate::limits::check_desired_count;
 use crate::state::{put, State};
 use berth_proto::v1::Service;
 
 /// What makes a stored service one the controller must not act on: a value out of today's bounds
-/// (written by an older version, or under a higher `--max-desired-count`).
-pub fn stored_problems(svc: &Service, limits: &Limits) -> Vec<FieldError> {
+/// (written by an older version, or under a higher `--max-desired-count`), in the service or in
+/// the task definition it runs.
+pub fn stored_problems(state: &State, svc: &Service) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if svc.scheduling_strategy != "DAEMON" {
-        if let Err(e) = check_desired_count(limits, svc.desired_count) {
+        if let Err(e) = check_desired_count(state.limits(), svc.desired_count) {
             errs.push(FieldError::new("desiredCount", e));
         }
+    }
+    if let Ok(td) = crate::taskdefs::describe(state, &svc.task_definition) {
+        let at = format!("taskDefinition {}:{}", td.family, td.revision);
+        errs.extend(crate::taskdef::bounds_problems(&td).into_iter().map(|e| {
+            let sep = if e.path.is_empty() { "" } else { "." };
+            FieldError::new(format!("{at}{sep}{}", e.path), e.message)
+        }));
     }
     errs
 }
@@ -27,7 +35,7 @@ pub fn report_invalid(state: &State) -> Result<usize> {
     let mut ops = Vec::new();
     let mut n = 0;
     for mut svc in state.scan::<Service>("service/")? {
-        let errs = stored_problems(&svc, state.limits());
+        let errs = stored_problems(state, &svc);
         if svc.status == "INACTIVE" || errs.is_empty() {
             continue;
         }
@@ -39,8 +47,13 @@ pub fn report_invalid(state: &State) -> Result<usize> {
             .join("; ");
         let cluster = crate::arn::cluster_name(&svc.cluster_arn).to_string();
         tracing::error!(service = %svc.service_arn, problem = %why, "stored service is invalid; it is not reconciled until it is fixed");
+        let fix = if errs.iter().any(|e| e.path == "desiredCount") {
+            "--desired N"
+        } else {
+            "--taskdef FAMILY:REVISION (a revision within the bounds)"
+        };
         let message = format!(
-            "(service {}) is invalid and is left as it is: {why}; fix it with `berth service update {} --cluster {cluster} --desired N`.",
+            "(service {}) is invalid and is left as it is: {why}; fix it with `berth service update {} --cluster {cluster} {fix}`.",
             svc.service_name, svc.service_name
         );
         if svc.events.first().map(|e| &e.message) != Some(&message) {

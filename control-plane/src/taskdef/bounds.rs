@@ -28,6 +28,22 @@ pub fn json_size(td: &TaskDefinition) -> usize {
     n.0
 }
 
+/// The bounds `td` breaks, for a definition stored before they existed (its size without the
+/// fields the server filled in, as it was checked at registration).
+pub fn bounds_problems(td: &TaskDefinition) -> Vec<FieldError> {
+    let as_registered = TaskDefinition {
+        task_definition_arn: String::new(),
+        revision: 0,
+        status: String::new(),
+        registered_at: String::new(),
+        deregistered_at: String::new(),
+        ..td.clone()
+    };
+    let mut errs = Vec::new();
+    check_bounds(&as_registered, &mut errs);
+    errs
+}
+
 pub(super) fn check_bounds(td: &TaskDefinition, errs: &mut Vec<FieldError>) {
     let size = json_size(td);
     if size > MAX_TASK_DEFINITION_BYTES {
@@ -130,6 +146,30 @@ mod tests {
         for w in want {
             assert!(errs.iter().any(|e| e.starts_with(w)), "{w} in {errs:?}");
         }
+    }
+
+    #[test]
+    fn a_definition_registered_just_under_64_kib_is_still_in_bounds_once_stored() {
+        let mut td = TaskDefinition {
+            family: "web".into(),
+            container_definitions: vec![ContainerDefinition {
+                name: "web".into(),
+                image: "berth-demo:latest".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let room = MAX_TASK_DEFINITION_BYTES - json_size(&td) - 40;
+        td.container_definitions[0].environment = vec![KeyValuePair {
+            name: "PAD".into(),
+            value: "v".repeat(room),
+        }];
+        assert!(paths(&td).is_empty(), "{:?}", paths(&td));
+        td.task_definition_arn = "arn:berth:ecs:local:000000000000:task-definition/web:1".into();
+        td.registered_at = "2026-12-01T09:00:00.000Z".into();
+        td.status = "ACTIVE".into();
+        td.revision = 1;
+        assert!(bounds_problems(&td).is_empty());
     }
 
     #[test]

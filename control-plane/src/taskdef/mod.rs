@@ -4,7 +4,7 @@ mod bounds;
 mod json;
 mod validate;
 
-pub use bounds::json_size;
+pub use bounds::{bounds_problems, json_size};
 pub use json::{decode, Decoded};
 pub use validate::normalize;
 

@@ -18,7 +18,6 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut warnings = Vec::new();
 
-    super::bounds::check_bounds(td, &mut errs);
     check_name(&mut errs, "family", &td.family);
     normalize_network_mode(td, &mut errs, &mut warnings);
     let task_cpu = parse_task_cpu(&mut errs, &td.cpu);
@@ -86,6 +85,8 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
         }
     }
 
+    // Last, so the size is that of what would be stored (defaults filled in).
+    super::bounds::check_bounds(td, &mut errs);
     if errs.is_empty() {
         Ok(warnings)
     } else {
