@@ -319,7 +319,11 @@ fn curl(args: &[&str]) -> (bool, String) {
 fn a_servers_http_port_is_tls_with_the_cluster_ca_and_plaintext_is_told_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = ServerProcess::start_with("server", &data, &["--no-proxy"]);
+    let server = ServerProcess::start_with(
+        "server",
+        &data,
+        &["--no-proxy", "--http-header-timeout", "1s"],
+    );
     let ca = data.join("ca.crt");
     let https = format!("https://{}/api/v1", server.http);
     let (ok, out) = curl(&["--cacert", ca.to_str().unwrap(), &https]);
@@ -340,6 +344,22 @@ fn a_servers_http_port_is_tls_with_the_cluster_ca_and_plaintext_is_told_the_fix(
         out.contains("this port speaks TLS: use https://") && out.ends_with(" 400"),
         "{out}"
     );
+
+    // A client that never finishes its handshake (silent, or one byte of a ClientHello) is
+    // closed at the header timeout.
+    let started = Instant::now();
+    let silent = TcpStream::connect(&server.http).unwrap();
+    let mut stalled = TcpStream::connect(&server.http).unwrap();
+    stalled.write_all(&[0x16]).unwrap();
+    for s in [&silent, &stalled] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let both = wait_for(
+        Duration::from_secs(5),
+        "stalled handshakes to be closed",
+        || (closed(&silent) && closed(&stalled)).then(|| started.elapsed()),
+    );
+    assert!(both >= Duration::from_millis(800), "closed after {both:?}");
 
     // The gRPC port, likewise: a plaintext client is told it speaks TLS, and the fix.
     let plain = server.grpc.replace("https://", "http://");
