@@ -111,12 +111,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SpawnError> {
         .map_err(|source| SpawnError::Listen { addr, source })
 }
 
+/// What the control plane keeps in its data directory, made owner-only on every start.
+const OWNED: &[&str] = &["store", "ca.crt", "ca.key", "admin.token", "join.token"];
+
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
 pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     // Owner-only: the store holds environment values, secrets among them.
-    berth_trust::files::owner_only(&config.data_dir).map_err(|source| SpawnError::DataDir {
-        dir: config.data_dir.clone(),
-        source,
+    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
+        SpawnError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        }
     })?;
     let grpc = bind(config.grpc_listen).await?;
     let http_listener = bind(config.http_listen).await?;
@@ -161,9 +166,11 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     };
     // The store's files (and the CA's) exist now: owner-only too, also when an older version
     // made them readable.
-    berth_trust::files::owner_only(&config.data_dir).map_err(|source| SpawnError::DataDir {
-        dir: config.data_dir.clone(),
-        source,
+    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
+        SpawnError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        }
     })?;
     let auth = trust
         .as_ref()

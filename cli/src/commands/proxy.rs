@@ -44,7 +44,7 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         .await?;
     if let Some(tls) = &config.tls {
         // Its key: owner-only, like every data directory.
-        berth_trust::files::owner_only(&args.data)
+        berth_trust::files::owner_only(&args.data, &["tls"])
             .with_context(|| format!("--data {}", args.data.display()))?;
         tokio::spawn(berth_trust::enroll::renew_forever(
             tls.clone(),
