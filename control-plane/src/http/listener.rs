@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -324,9 +324,22 @@ async fn connection<S, B>(
     match looked {
         Ok(Ok(1)) if first[0] == 0x16 => {}
         Ok(Ok(1)) => {
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&plain_to_tls()))
-                .await;
-            let _ = stream.shutdown().await;
+            // Answer, then linger a moment reading what it sent (nginx's lingering close): a
+            // socket closed with unread bytes resets, and the client could lose the answer.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                stream.write_all(&plain_to_tls()).await?;
+                stream.shutdown().await?;
+                let mut sink = [0u8; 4096];
+                let mut left: usize = 64 * 1024;
+                while left > 0 {
+                    match stream.read(&mut sink).await? {
+                        0 => break,
+                        n => left = left.saturating_sub(n),
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
             return;
         }
         _ => return,
