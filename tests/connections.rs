@@ -219,7 +219,7 @@ fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
     let all = wait_for(
         Duration::from_secs(5),
         "idle connections to be closed",
-        || idle.iter().all(|s| closed(s)).then(|| started.elapsed()),
+        || idle.iter().all(closed).then(|| started.elapsed()),
     );
     assert!(all <= Duration::from_millis(2500), "closed after {all:?}");
 }
