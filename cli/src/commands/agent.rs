@@ -28,7 +28,8 @@ pub struct AgentArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct JoinArgs {
     /// The cluster's join token (DATA/join.token on the server), presented once for a
-    /// certificate that is kept in the data directory and renewed.
+    /// certificate that is kept in the data directory and renewed. Prefer BERTH_JOIN_TOKEN or
+    /// --join-token-file: a token on the command line shows in `ps`.
     #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// Read the join token from this file instead.
