@@ -1,6 +1,6 @@
 //! The web console in a real browser: headless Chromium (Debian's `chromium` and
-//! `chromium-driver`) drives the console of a `berth dev` on the real Docker engine, as a user
-//! would: create a cluster, register a task definition, create a service of 2 behind the load
+//! `chromium-driver`) drives the console of an open control plane with an agent on the real
+//! Docker engine (what `berth dev` is, in two processes), as a user would: create a cluster, register a task definition, create a service of 2 behind the load
 //! balancer, watch it reach 2 running, open its address, read a task's logs, stop a task and see
 //! its replacement,
 //! delete the service. The services page with 2 running tasks is saved as a PNG (the path is
@@ -36,6 +36,16 @@ impl Drop for ShotOnFailure<'_> {
     }
 }
 
+/// The agent process, killed when dropped.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Ids of the service's task rows whose last status is RUNNING.
 fn running_ids(d: &Driver, service: &str) -> Vec<String> {
     let v = d.script(
@@ -58,12 +68,36 @@ fn console_runs_a_load_balanced_service_end_to_end() {
         cluster: cluster.clone(),
     };
     // The browser lives in its own network namespace and reaches Berth on the host's end of
-    // its veth pair: the console and the load balancer listen there.
+    // its veth pair: the console and the load balancer listen there. `berth dev` serves only
+    // loopback, so an open `berth server --insecure` and an agent stand in for it.
     let sandbox = Sandbox::new();
     let http = format!("{}:0", sandbox.host_ip);
-    let mut flags = vec!["--http", &http, "--proxy-bind", &sandbox.host_ip];
+    let mut flags = vec![
+        "--insecure",
+        "--http",
+        &http,
+        "--proxy-bind",
+        &sandbox.host_ip,
+    ];
     flags.extend_from_slice(FAST);
-    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
+    let dev = ServerProcess::start_with("server", &dir.path().join("server"), &flags);
+    let _agent = Agent(
+        std::process::Command::new(BERTH)
+            .args(["--server", &dev.grpc, "agent", "--name", "dev", "--data"])
+            .arg(dir.path().join("agent"))
+            .args(["--stop-timeout", "5s"])
+            .env("BERTH_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("berth agent"),
+    );
+    wait_for(Duration::from_secs(60), "the agent's node", || {
+        let r = berth(&dev.grpc, &["node", "list"]);
+        r.stdout
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("dev"))
+            .then_some(())
+    });
     let console = format!("http://{}/", dev.http);
     let driver = Driver::start(&sandbox);
     let d = &driver;

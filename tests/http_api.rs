@@ -66,7 +66,8 @@ fn metrics(addr: &str) -> String {
 #[test]
 fn json_api_answers_as_grpc_does_with_http_statuses() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_with("server", dir.path(), &["--no-proxy"]);
+    let server =
+        ServerProcess::start_with("server", dir.path(), &["--no-proxy", "--http-insecure"]);
     let http = server.http.as_str();
 
     // The same tokens as gRPC: none is refused, naming where the admin token is.
@@ -248,7 +249,8 @@ fn agent_and_server_metrics_count_a_running_task() {
         cluster: cluster.clone(),
     };
     assert!(berth("http://unused", &["images", "build"]).ok);
-    let server = ServerProcess::start_with("server", dir.path(), &["--no-proxy"]);
+    let server =
+        ServerProcess::start_with("server", dir.path(), &["--no-proxy", "--http-insecure"]);
     let agent_http = format!("127.0.0.1:{}", free_port());
     let _agent = Agent(
         Command::new(BERTH)

@@ -332,12 +332,21 @@ pub async fn free_port() -> u16 {
 }
 
 pub async fn start_proxy(control_plane: &ControlPlane) -> berth_proxy::Proxy {
+    start_proxy_with(control_plane, |_| {}).await
+}
+
+/// As `start_proxy`, with `change` applied to the test's configuration first.
+pub async fn start_proxy_with(
+    control_plane: &ControlPlane,
+    change: impl FnOnce(&mut berth_proxy::Config),
+) -> berth_proxy::Proxy {
     let mut config =
         berth_proxy::Config::new(control_plane.url(), [127, 0, 0, 1].into(), "test-proxy");
     config.report_interval = Duration::from_millis(100);
     config.reconnect_max = Duration::from_millis(500);
     config.connect_timeout = Duration::from_secs(1);
     config.shutdown_grace = Duration::from_secs(3);
+    change(&mut config);
     let proxy = berth_proxy::spawn(config).await.expect("the proxy starts");
     tokio::time::timeout(WAIT, proxy.first_table())
         .await

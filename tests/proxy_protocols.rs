@@ -1,6 +1,6 @@
 //! The proxy's client-facing protocols over real sockets: HTTP/2 (prior knowledge) from clients
-//! reaching HTTP/1.1 targets, and HEAD responses, which carry a length but no body, on a
-//! keep-alive connection. Same harness as `proxy.rs`.
+//! reaching HTTP/1.1 targets, HEAD responses, which carry a length but no body, on a keep-alive
+//! connection, and the cap on a listener port's connections. Same harness as `proxy.rs`.
 
 mod proxy_harness;
 
@@ -77,5 +77,52 @@ async fn a_head_answer_has_no_body_and_the_connection_carries_on() {
             "the GET's body: {text}"
         );
     }
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_port_sheds_connections_over_its_cap_and_serves_again_once_they_go() {
+    let a = Backend::start("a").await;
+    let port = free_port().await;
+    let cp = ControlPlane::start(vec![route("web", port, vec![a.target(1)], 1)]).await;
+    let proxy = start_proxy_with(&cp, |c| c.max_connections = 50).await;
+    wait_healthy(&cp, &[1]).await;
+
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    // The shed ones are closed at once; the 50 held stay open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut held = 0;
+    for s in &idle {
+        let mut byte = [0u8; 1];
+        match s.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => held += 1,
+            Ok(0) | Err(_) => {}
+            Ok(_) => panic!("an idle connection got bytes"),
+        }
+    }
+    assert_eq!(held, 50, "{held} of 200 held, for a cap of 50");
+    let metrics = proxy.telemetry().metrics_text();
+    assert!(
+        metrics.contains(&format!(
+            "berth_proxy_shed_connections_total{{listener_port=\"{port}\"}} 150"
+        )),
+        "{metrics}"
+    );
+    drop(idle);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(port, "web", "/").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the port serves once the idle connections are gone"
+    );
     proxy.shutdown().await;
 }

@@ -171,9 +171,12 @@ pub async fn spawn_with<R: ContainerRuntime>(
     config: Config,
     rt: Arc<R>,
 ) -> Result<Agent, AgentError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::DataDir {
-        dir: config.data_dir.clone(),
-        source,
+    // Owner-only: it holds the node's key.
+    berth_trust::files::owner_only(&config.data_dir, &["node-id", "tls"]).map_err(|source| {
+        AgentError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        }
     })?;
     let node_id = match config.tls.as_ref().and_then(|t| t.identity()) {
         // The certificate names the node; kept for `read_node_id` (re-issuing in-process).

@@ -42,10 +42,14 @@ impl tonic::service::Interceptor for Bearer {
 /// A connection to the server, as every client command uses it.
 pub type Conn = InterceptedService<Channel, Bearer>;
 
+/// The server the command talks to, for the words of its errors.
+static SERVER: OnceLock<String> = OnceLock::new();
+
 /// Connects to `url` (`http://HOST:PORT`, or `https://` with `--ca`).
 /// Connects to the first of the servers (`--server` takes several, comma-separated) that
 /// answers.
 pub async fn connect(urls: &str) -> anyhow::Result<Conn> {
+    let _ = SERVER.set(urls.to_string());
     let mut last = None;
     for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
         match connect_one(url).await {
@@ -90,7 +94,10 @@ async fn connect_one(url: &str) -> anyhow::Result<Conn> {
     };
     let channel = connected.map_err(|e| {
         let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
-        let hint = if tls.is_some() {
+        let text = format!("{e}{cause}");
+        let hint = if tls.is_some() && text.contains("InvalidContentType") {
+            "the server speaks plaintext, not TLS (berth dev, berth server --insecure): use --server http://HOST:PORT"
+        } else if tls.is_some() {
             "is the server's certificate from this CA and valid for this name (--tls-san)?"
         } else {
             "is `berth dev` running? Set --server or BERTH_SERVER"
@@ -106,12 +113,16 @@ pub fn describe_error(e: &anyhow::Error) -> String {
     if let Some(status) = e.downcast_ref::<tonic::Status>() {
         let transport = matches!(
             status.code(),
-            tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
+            tonic::Code::Unknown
+                | tonic::Code::Unavailable
+                | tonic::Code::Internal
+                | tonic::Code::Cancelled
         );
-        if transport && status.message().contains("protocol error") {
-            {
+        let plain = SERVER.get().filter(|u| !u.starts_with("https://"));
+        if let Some(url) = plain.filter(|_| transport) {
+            if speaks_tls(url) {
                 return format!(
-                    "{} (if the server is `berth server`, it speaks TLS: use --server https://HOST:PORT --ca DATA/ca.crt)",
+                    "{}: the server at {url} speaks TLS (berth server), and this client spoke plaintext: use --server https://HOST:PORT with --ca DATA/ca.crt (or BERTH_CA)",
                     status.message()
                 );
             }
@@ -119,4 +130,30 @@ pub fn describe_error(e: &anyhow::Error) -> String {
         return status.message().to_string();
     }
     format!("{e:#}")
+}
+
+/// Whether the server at `url` answers an HTTP/2 preface with a TLS record (an alert): a
+/// moment's look, only once a call has already failed.
+fn speaks_tls(url: &str) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let Some(addr) = hostport.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let wait = std::time::Duration::from_secs(2);
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, wait) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(wait));
+    let mut first = [0u8; 1];
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").is_ok()
+        && s.read(&mut first).is_ok_and(|n| n == 1)
+        && matches!(first[0], 0x15 | 0x16)
 }

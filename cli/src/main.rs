@@ -16,6 +16,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     init_tracing(cli.command.is_long_running());
+    if cli.command.is_long_running() {
+        // Whatever a server, agent or proxy creates later (the store's new files among them)
+        // is owner-only from the start, as its data directory is.
+        rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,7 +16,10 @@ fn check_cluster_name(name: &str) -> Result<()> {
     {
         return Err(Error::invalid(
             "clusterName",
-            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+            format!(
+                "{} must be 1-255 letters, digits, hyphens or underscores",
+                crate::error::quote(name)
+            ),
         ));
     }
     Ok(())

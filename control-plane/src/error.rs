@@ -33,6 +33,26 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// The longest piece of a user's input an error message quotes.
+pub const MAX_QUOTE: usize = 100;
+
+/// `s` quoted for an error message (`"web"`), cut to `MAX_QUOTE` characters so a megabyte of
+/// input is never echoed back in full.
+pub fn quote(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTE) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &s[..cut], s.chars().count()),
+    }
+}
+
+/// `s` cut to `MAX_QUOTE` characters (with "…" when cut), unquoted.
+pub fn cut(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTE) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
 /// Everything a control-plane request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -57,12 +77,20 @@ pub enum Error {
     Conflict(String),
 }
 
+/// The errors shown in one message; a request with more hears how many more there are.
+const MAX_SHOWN: usize = 20;
+
 fn join(errors: &[FieldError]) -> String {
-    errors
+    let mut s = errors
         .iter()
+        .take(MAX_SHOWN)
         .map(ToString::to_string)
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if errors.len() > MAX_SHOWN {
+        s.push_str(&format!("; and {} more", errors.len() - MAX_SHOWN));
+    }
+    s
 }
 
 fn hint_text(h: &str) -> String {
@@ -80,10 +108,18 @@ impl Error {
     }
 
     pub fn not_found(kind: &'static str, name: impl Into<String>, hint: impl Into<String>) -> Self {
+        let (name, hint) = (name.into(), hint.into());
+        let short = cut(&name);
+        // A hint that repeats a long name repeats it cut too.
+        let hint = if short.len() < name.len() {
+            hint.replace(&name, &short)
+        } else {
+            hint
+        };
         Error::NotFound {
             kind,
-            name: name.into(),
-            hint: hint.into(),
+            name: short,
+            hint,
         }
     }
 }
@@ -105,3 +141,17 @@ impl From<Error> for tonic::Status {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_input_is_quoted_cut_to_a_hundred_characters() {
+        assert_eq!(quote("web"), "\"web\"");
+        let long = "x".repeat(1_000_000);
+        let q = quote(&long);
+        assert!(q.len() < 130, "{q}");
+        assert!(q.ends_with("… (1000000 characters)"), "{q}");
+    }
+}

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod http_api;
 pub mod leader;
+pub mod limits;
 pub mod metrics;
 pub mod nodes;
 pub mod replicas;
@@ -28,5 +29,6 @@ pub mod tasks;
 pub mod trust;
 pub use berth_proto::time;
 
+pub use limits::Limits;
 pub use server::{spawn, Config, ControlPlane};
 pub use trust::TrustConfig;

@@ -32,7 +32,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// How long `ControlPlane::shutdown` waits for in-flight calls. Streams end at once, so this
 /// only bounds unary calls and clients that do not hang up: `berth server` and `berth dev` are
@@ -57,6 +56,12 @@ pub struct Config {
     pub leader_ttl: Duration,
     /// The gRPC URL other replicas and `berth server list` show for this one.
     pub advertise: Option<String>,
+    /// Bounds on what one request may ask for (`--max-desired-count`).
+    pub limits: crate::Limits,
+    /// The HTTP port's connection bounds, `Host` rule and TLS choice.
+    pub http: http::HttpConfig,
+    /// Open connections on the gRPC port at most; more are closed when accepted.
+    pub grpc_max_connections: usize,
 }
 
 impl Config {
@@ -73,6 +78,9 @@ impl Config {
             etcd: None,
             leader_ttl: Duration::from_secs(5),
             advertise: None,
+            limits: crate::Limits::default(),
+            http: http::HttpConfig::default(),
+            grpc_max_connections: 4096,
         }
     }
 }
@@ -117,11 +125,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SpawnError> {
         .map_err(|source| SpawnError::Listen { addr, source })
 }
 
+/// What the control plane keeps in its data directory, made owner-only on every start.
+const OWNED: &[&str] = &["store", "ca.crt", "ca.key", "admin.token", "join.token"];
+
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
 pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| SpawnError::DataDir {
-        dir: config.data_dir.clone(),
-        source,
+    // Owner-only: the store holds environment values, secrets among them.
+    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
+        SpawnError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        }
     })?;
     let grpc = bind(config.grpc_listen).await?;
     let http_listener = bind(config.http_listen).await?;
@@ -142,7 +156,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     } else {
         "sled"
     };
-    let state = State::new(store);
+    let state = State::new(store).with_limits(config.limits);
     {
         let s = state.clone();
         tokio::task::spawn_blocking(move || {
@@ -151,7 +165,8 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             if indexed > 0 {
                 tracing::info!(tasks = indexed, "indexed tasks stored by an older version");
             }
-            Ok::<_, Error>(())
+            // What an older version stored out of today's bounds is named, then left alone.
+            crate::services::report_invalid(&s)
         })
         .await
         .map_err(|e| Error::Client(format!("opening store: {e}")))??;
@@ -174,6 +189,14 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         }
         None => None,
     };
+    // The store's files (and the CA's) exist now: owner-only too, also when an older version
+    // made them readable.
+    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
+        SpawnError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        }
+    })?;
     let auth = trust
         .as_ref()
         .map_or_else(|| Arc::new(Authorizer::off()), |t| t.auth.clone());
@@ -257,8 +280,9 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             })
         }));
     let mut grpc_stop = stopped.clone();
+    let grpc_max_connections = config.grpc_max_connections;
     let grpc_task = tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(grpc);
+        let incoming = http::capped::incoming(grpc, grpc_max_connections);
         let shutdown = async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         };
@@ -276,6 +300,11 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         state.clone(),
         extra_metrics.clone(),
         crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone())),
+        config.http.clone(),
+        trust
+            .as_ref()
+            .filter(|_| !config.http.plaintext)
+            .map(|t| t.http_tls.clone()),
         stopped.clone(),
     ));
     let gc_task = tokio::spawn(forget_stopped_tasks(

@@ -2,15 +2,18 @@
 //! user wants (desired count, task definition, deployment settings); the service controller
 //! turns that into tasks, and writes deployments' progress and events.
 
-use crate::error::{Error, FieldError, Result};
+use crate::error::{quote, Error, FieldError, Result};
+use crate::limits::{check_desired_count, Limits};
 use crate::nodes::new_id;
 use crate::state::{keys, put, State};
 use crate::{arn, clusters, scheduler, taskdef, time};
 use berth_proto::v1::*;
 
 mod load_balancer;
+mod stored;
 pub(crate) use load_balancer::check_load_balancers;
 pub use load_balancer::parse_matcher;
+pub use stored::{report_invalid, stored_problems};
 
 /// ECS's defaults.
 pub const DEFAULT_MIN_HEALTHY: i32 = 100;
@@ -43,7 +46,10 @@ fn check_name(errs: &mut Vec<FieldError>, name: &str) {
     {
         errs.push(FieldError::new(
             "serviceName",
-            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+            format!(
+                "{} must be 1-255 letters, digits, hyphens or underscores",
+                quote(name)
+            ),
         ));
     }
 }
@@ -98,7 +104,8 @@ pub fn breaker_threshold(svc: &Service) -> i32 {
     if set > 0 {
         set
     } else {
-        ((svc.desired_count + 1) / 2).clamp(10, 200)
+        // ceil(desired / 2) without overflowing at i32::MAX.
+        (svc.desired_count / 2 + svc.desired_count % 2).clamp(10, 200)
     }
 }
 
@@ -190,7 +197,11 @@ pub fn push_event(svc: &mut Service, message: String) {
 
 /// A new service from a create request, with every problem found without the store (the load
 /// balancer is checked against the task definition with `check_load_balancers`).
-pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service, Vec<FieldError>) {
+pub(crate) fn new_service(
+    cluster: &str,
+    req: &CreateServiceRequest,
+    limits: &Limits,
+) -> (Service, Vec<FieldError>) {
     let mut errs = Vec::new();
     check_name(&mut errs, &req.service_name);
     let strategy = match req.scheduling_strategy.to_ascii_uppercase().as_str() {
@@ -199,14 +210,16 @@ pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service
         other => {
             errs.push(FieldError::new(
                 "schedulingStrategy",
-                format!("{other:?} must be REPLICA or DAEMON"),
+                format!("{} must be REPLICA or DAEMON", quote(other)),
             ));
             "REPLICA"
         }
     };
     let daemon = strategy == "DAEMON";
-    if !daemon && req.desired_count < 0 {
-        errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+    if !daemon {
+        if let Err(e) = check_desired_count(limits, req.desired_count) {
+            errs.push(FieldError::new("desiredCount", e));
+        }
     }
     if req.health_check_grace_period_seconds < 0 {
         errs.push(FieldError::new(
@@ -246,7 +259,7 @@ pub(crate) fn create_in_stack(
     stack: &str,
 ) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
-    let (svc0, errs0) = new_service(&cluster, &req);
+    let (svc0, errs0) = new_service(&cluster, &req, state.limits());
     state.update(|tx| {
     let (mut svc, mut errs) = (svc0.clone(), errs0.clone());
     // The cluster is compared at commit: a delete in between refuses this create.
@@ -323,8 +336,8 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
                 "desiredCount",
                 "a DAEMON service runs one task per node; it has no desired count",
             ));
-        } else if d < 0 {
-            errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        } else if let Err(e) = check_desired_count(state.limits(), d) {
+            errs.push(FieldError::new("desiredCount", e));
         } else if let Some(p) = svc
             .scaling_policy
             .as_ref()

@@ -84,6 +84,7 @@ pub struct State {
     /// The leader's fence: every commit through this handle also compares it, so a deposed
     /// leader's writes fail instead of landing.
     fence: Option<Compare>,
+    limits: crate::limits::Limits,
 }
 
 impl State {
@@ -93,6 +94,7 @@ impl State {
             metrics: Arc::default(),
             keys_read: Arc::default(),
             fence: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -102,6 +104,17 @@ impl State {
             fence,
             ..self.clone()
         }
+    }
+
+    /// The same state with other request bounds (`--max-desired-count`).
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds every transport's validation checks against.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
     }
 
     /// The control plane's counters (placements, reconcile latency, deployments).

@@ -15,7 +15,7 @@ use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
 use berth_proto::v1::*;
 use std::collections::HashMap;
 
-const MAX_RUN_COUNT: i32 = 10;
+use crate::limits::MAX_RUN_COUNT;
 
 /// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
 pub fn demand(td: &TaskDefinition) -> Demand {
@@ -84,6 +84,11 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
                 "task definition {}:{} is INACTIVE; register a new revision or use an active one",
                 td.family, td.revision
             )));
+        }
+        // Stored before today's bounds: not run until a revision within them is registered.
+        let out_of_bounds = crate::taskdef::bounds_problems(&td);
+        if !out_of_bounds.is_empty() {
+            return Err(Error::Invalid(out_of_bounds));
         }
         let demand = demand(&td);
         let mut nodes = view::snapshot(tx.state(), sessions)?;
@@ -271,7 +276,7 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
         other => {
             return Err(Error::invalid(
                 "desiredStatus",
-                format!("{other:?} must be RUNNING or STOPPED"),
+                format!("{} must be RUNNING or STOPPED", crate::error::quote(other)),
             ))
         }
     };

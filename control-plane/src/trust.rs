@@ -35,6 +35,8 @@ pub struct Trust {
     pub ca: Arc<Ca>,
     pub auth: Arc<Authorizer>,
     pub server_tls: ServerTlsConfig,
+    /// The same certificate for the HTTP port.
+    pub http_tls: Arc<rustls::ServerConfig>,
     pub cert_lifetime: Duration,
 }
 
@@ -120,6 +122,7 @@ impl Trust {
         let (chain, key) = ca
             .issue_server(&names, Duration::from_secs(365 * 86400))
             .map_err(err)?;
+        let http_tls = berth_trust::server::http_server_config(&chain, &key).map_err(err)?;
         let server_tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(chain, key))
             .client_ca_root(Certificate::from_pem(ca.cert_pem()))
@@ -131,6 +134,7 @@ impl Trust {
             ca: Arc::new(ca),
             auth: Arc::new(auth),
             server_tls,
+            http_tls,
             cert_lifetime: config.cert_lifetime,
         })
     }

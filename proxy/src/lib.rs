@@ -53,6 +53,9 @@ pub struct Config {
     /// How long a client connection may sit idle between requests (or without traffic, once
     /// upgraded or on HTTP/2) before it is closed.
     pub idle_timeout: Duration,
+    /// Open client connections per listener port at most; more are closed as soon as they are
+    /// accepted (shed, not queued), so a flood cannot take every file descriptor.
+    pub max_connections: usize,
     /// How long an upstream may take to start answering.
     pub upstream_timeout: Duration,
     /// How long a TCP connect to an upstream may take before it counts as a connect failure.
@@ -83,6 +86,7 @@ impl Config {
             proxy_id: proxy_id.into(),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
             upstream_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(2),
             report_interval: Duration::from_millis(200),

@@ -72,8 +72,19 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the cap: closed at once (counted open from here, not on the worker,
+                    // so a burst cannot overshoot).
+                    if stats.active.load(Relaxed) >= shared.config.max_connections as i64 {
+                        drop(stream);
+                        stats.shed.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    stats.active.fetch_add(1, Relaxed);
                     // Leave this runtime's reactor; the worker registers the socket with its own.
-                    let Ok(stream) = stream.into_std() else { continue };
+                    let Ok(stream) = stream.into_std() else {
+                        stats.active.fetch_sub(1, Relaxed);
+                        continue;
+                    };
                     let worker = shared.workers.next();
                     let ctx = Arc::new(ConnCtx {
                         shared: shared.clone(),
@@ -187,7 +198,6 @@ impl Drop for Open {
 /// Runs on a worker thread.
 async fn serve(ctx: Arc<ConnCtx>, stream: std::net::TcpStream, mut stop: watch::Receiver<bool>) {
     ctx.listener.accepted.fetch_add(1, Relaxed);
-    ctx.listener.active.fetch_add(1, Relaxed);
     let _open = Open(ctx.listener.clone());
     let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,

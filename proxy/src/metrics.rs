@@ -157,6 +157,8 @@ pub(crate) struct ListenerStats {
     pub active: AtomicI64,
     pub accepted: AtomicU64,
     pub unmatched: AtomicU64,
+    /// Connections closed on accept, over `Config::max_connections`.
+    pub shed: AtomicU64,
 }
 
 /// Escapes a Prometheus label value.
@@ -334,6 +336,19 @@ fn write_listeners(shared: &Shared, out: &mut String) {
             out,
             "berth_proxy_connections_total{{listener_port=\"{port}\"}} {}",
             stats.accepted.load(Relaxed)
+        );
+    }
+    header(
+        out,
+        "berth_proxy_shed_connections_total",
+        "counter",
+        "Client connections closed on accept, over --lb-max-connections, per listener port.",
+    );
+    for (port, stats) in &listeners {
+        let _ = writeln!(
+            out,
+            "berth_proxy_shed_connections_total{{listener_port=\"{port}\"}} {}",
+            stats.shed.load(Relaxed)
         );
     }
     header(

@@ -128,8 +128,9 @@ impl ServerProcess {
                 } else {
                     "http"
                 };
+                // "http://ADDR", or "https://ADDR" for a server's TLS HTTP port.
                 let http = rest
-                    .split("http://")
+                    .split("://")
                     .nth(1)
                     .and_then(|s| s.split_whitespace().next())
                     .unwrap()
@@ -177,6 +178,11 @@ impl ServerProcess {
     /// Waits at most `limit` for the process to exit: its status and how long it took.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
         wait_exit(&mut self.child, limit)
+    }
+
+    /// The process id, for reading its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown path runs.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod enroll;
 pub mod files;
 pub mod identity;
+pub mod server;
 pub mod token;
 
 pub use ca::Ca;

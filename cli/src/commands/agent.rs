@@ -20,13 +20,16 @@ pub struct AgentArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub join: JoinArgs,
+    #[command(flatten)]
+    pub http_limits: super::limits::HttpLimitArgs,
 }
 
 /// How an agent or proxy gets its certificate from a TLS control plane (`berth server`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct JoinArgs {
     /// The cluster's join token (DATA/join.token on the server), presented once for a
-    /// certificate that is kept in the data directory and renewed.
+    /// certificate that is kept in the data directory and renewed. Prefer BERTH_JOIN_TOKEN or
+    /// --join-token-file: a token on the command line shows in `ps`.
     #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
     /// Read the join token from this file instead.
@@ -194,15 +197,20 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         if let Ok(addr) = l.local_addr() {
             eprintln!("berth agent: metrics on http://{addr}/metrics");
         }
-        tokio::spawn(super::metrics_http::serve(
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(super::metrics_http::serve(
             l,
-            std::sync::Arc::new(a.metrics_source()),
-        ))
+            args.http_limits.limits(),
+            super::metrics_http::metrics_only(std::sync::Arc::new(a.metrics_source())),
+            stopped,
+        ));
+        (stop, task)
     });
     super::serve::wait_for_signal().await;
     eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
-    if let Some(m) = metrics {
-        m.abort();
+    if let Some((stop, task)) = metrics {
+        let _ = stop.send(true);
+        task.abort();
     }
     if let Some(r) = renewal {
         r.abort();

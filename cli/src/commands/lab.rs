@@ -317,6 +317,8 @@ fn server_member(args: &UpArgs, me: &str, data_dir: String) -> anyhow::Result<Me
         &format!("0.0.0.0:{GRPC}"),
         "--http",
         &format!("0.0.0.0:{HTTP}"),
+        // Published on the host's loopback only, for the console and the health wait.
+        "--http-insecure",
         "--no-proxy",
         "--heartbeat",
         "1s",

@@ -6,6 +6,7 @@ mod cluster;
 mod demo;
 mod images;
 mod lab;
+mod limits;
 mod metrics_http;
 mod node;
 mod proxy; // proxy helper

@@ -2,12 +2,7 @@
 //! plane at `--server`, with `/metrics` and `/healthz` on its own HTTP port; drains on a signal.
 
 use anyhow::Context;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
+use hyper::StatusCode;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -28,11 +23,16 @@ pub struct ProxyArgs {
     pub data: std::path::PathBuf,
     #[command(flatten)]
     pub join: super::agent::JoinArgs,
+    #[command(flatten)]
+    pub http_limits: super::limits::HttpLimitArgs,
+    #[command(flatten)]
+    pub lb_limits: super::limits::LbLimitArgs,
 }
 
 pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
     let id = args.id.unwrap_or_else(default_id);
     let mut config = berth_proxy::Config::new(server, args.bind, id.clone());
+    args.lb_limits.apply(&mut config);
     config.tls = args
         .join
         .enroll(
@@ -43,6 +43,9 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         )
         .await?;
     if let Some(tls) = &config.tls {
+        // Its key: owner-only, like every data directory.
+        berth_trust::files::owner_only(&args.data, &["tls"])
+            .with_context(|| format!("--data {}", args.data.display()))?;
         tokio::spawn(berth_trust::enroll::renew_forever(
             tls.clone(),
             server.to_string(),
@@ -54,7 +57,13 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
     let http_addr = http.local_addr()?;
     let proxy = berth_proxy::spawn(config).await?;
-    let telemetry = tokio::spawn(serve_telemetry(http, proxy.telemetry()));
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let telemetry = tokio::spawn(super::metrics_http::serve(
+        http,
+        args.http_limits.limits(),
+        telemetry_answers(proxy.telemetry()),
+        http_stopped,
+    ));
     eprintln!(
         "berth proxy: {id} on {}, routes from {server}, http://{http_addr}/metrics",
         args.bind
@@ -83,6 +92,7 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         super::serve::wait_for_signal().await;
     }
     eprintln!("berth proxy: draining");
+    let _ = stop_http.send(true);
     telemetry.abort();
     proxy.shutdown().await;
     Ok(())
@@ -108,31 +118,9 @@ fn default_id() -> String {
     format!("proxy-{host}-{}", std::process::id())
 }
 
-async fn serve_telemetry(listener: TcpListener, telemetry: berth_proxy::Telemetry) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!("metrics listener: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let telemetry = telemetry.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let telemetry = telemetry.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &telemetry)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-fn respond(req: &Request<Incoming>, telemetry: &berth_proxy::Telemetry) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
+/// `/metrics`, and `/healthz` ok once the first routing table is in.
+fn telemetry_answers(telemetry: berth_proxy::Telemetry) -> super::metrics_http::Respond {
+    std::sync::Arc::new(move |req| match req.uri().path() {
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -151,13 +139,5 @@ fn respond(req: &Request<Incoming>, telemetry: &berth_proxy::Telemetry) -> Respo
             "text/plain",
             "not found\n".to_string(),
         ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, v);
-    }
-    response
+    })
 }

@@ -90,6 +90,8 @@ pub struct ServeArgs {
     pub advertise: Option<String>,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub limits: super::limits::ServeLimitArgs,
 }
 
 /// `berth server`: run one, or (`list`) ask one about all of them.
@@ -171,6 +173,13 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Dev => args.secure,
         Mode::Server => !args.insecure,
     };
+    let at = super::limits::Listening {
+        grpc: args.listen,
+        http: args.http,
+        proxy_bind: args.proxy_bind,
+    };
+    args.limits
+        .apply(matches!(mode, Mode::Dev), secure, &at, &mut config)?;
     if !secure && !args.listen.ip().is_loopback() {
         match mode {
             Mode::Dev => anyhow::bail!(
@@ -190,8 +199,13 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         });
     }
     let plane = cp::spawn(config).await?;
+    let http_scheme = if secure && !args.limits.http_insecure {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "{name}: control plane on {} ({}), http://{} (console, API, health, metrics), data in {}",
+        "{name}: control plane on {} ({}), {http_scheme}://{} (console, API, health, metrics), data in {}",
         plane.grpc_addr,
         if secure { "gRPC+TLS" } else { "gRPC" },
         plane.http_addr,
@@ -210,6 +224,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         });
         let id = format!("{}-{}", args.node_name, std::process::id());
         let mut cfg = berth_proxy::Config::new(plane.local_url(), bind, id.clone());
+        args.limits.lb.apply(&mut cfg);
         if let Some(trust) = &plane.trust {
             cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Proxy, &id)?);
         }

@@ -82,8 +82,8 @@ impl Tasks for TasksApi {
             return Err(Error::invalid(
                 "container",
                 format!(
-                    "{:?} is not a container of this task; it has {}",
-                    r.container,
+                    "{} is not a container of this task; it has {}",
+                    crate::error::quote(&r.container),
                     t.containers
                         .iter()
                         .map(|c| c.name.as_str())

@@ -48,7 +48,10 @@ impl Certificates for CertificatesApi {
             ));
         }
         let kind = PeerKind::parse(&r.kind).ok_or_else(|| {
-            Status::invalid_argument(format!("kind: {:?} must be node or proxy", r.kind))
+            Status::invalid_argument(format!(
+                "kind: {} must be node or proxy",
+                crate::error::quote(&r.kind)
+            ))
         })?;
         let id = if r.requested_id.is_empty() {
             new_id(16)

@@ -8,6 +8,7 @@
 
 mod logs;
 mod status;
+mod unknown;
 
 use crate::api::{ClustersApi, NodeAdminApi, NodesApi, ServicesApi, TaskDefinitionsApi, TasksApi};
 use crate::nodes::Sessions;
@@ -169,7 +170,7 @@ async fn dispatch(
         ("Tasks", "DescribeTask") => call(md, &body, |r| a.tasks.describe_task(r)).await,
         ("Tasks", "ListTasks") => call(md, &body, |r| a.tasks.list_tasks(r)).await,
         ("Tasks", "GetLogs") => match parse(md, &body) {
-            Ok(req) => logs::collect(&a.tasks, req).await,
+            Ok((req, _)) => logs::collect(&a.tasks, req).await,
             Err(s) => status_response(&s),
         },
         ("Nodes", "ListNodes") => call(md, &body, |r| a.nodes.list_nodes(r)).await,
@@ -224,39 +225,64 @@ fn metadata(headers: &HeaderMap) -> MetadataMap {
     md
 }
 
-/// The request message from the body's JSON (an empty body is the default message).
-fn parse<T: DeserializeOwned + Default>(
+/// The request message from the body's JSON (an empty body is the default message), and the
+/// fields of the JSON that the message has not.
+fn parse<T: DeserializeOwned + Default + Serialize>(
     checked: tonic::Request<()>,
     body: &[u8],
-) -> Result<tonic::Request<T>, tonic::Status> {
-    let msg = if body.iter().all(u8::is_ascii_whitespace) {
-        T::default()
+) -> Result<(tonic::Request<T>, Vec<String>), tonic::Status> {
+    let bad = |e: serde_json::Error| {
+        tonic::Status::invalid_argument(format!(
+            "request body: {} (send the request message as camelCase JSON)",
+            crate::error::cut(&e.to_string())
+        ))
+    };
+    let (msg, unknown) = if body.iter().all(u8::is_ascii_whitespace) {
+        (T::default(), Vec::new())
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            tonic::Status::invalid_argument(format!(
-                "request body: {e} (send the request message as camelCase JSON)"
-            ))
-        })?
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+        let msg: T = serde_json::from_value(value.clone()).map_err(bad)?;
+        let back = serde_json::to_value(&msg).unwrap_or_default();
+        let unknown = unknown::unknown_fields(&value, &back);
+        (msg, unknown)
     };
     let (md, extensions, ()) = checked.into_parts();
-    Ok(tonic::Request::from_parts(md, extensions, msg))
+    Ok((tonic::Request::from_parts(md, extensions, msg), unknown))
+}
+
+/// The answer, naming the request's unknown fields (`"ignoredFields": ["clusterNme"]`) so a
+/// misspelling is not silently a different call.
+fn answer(
+    status: axum::http::StatusCode,
+    mut body: serde_json::Value,
+    unknown: Vec<String>,
+) -> Response {
+    if !unknown.is_empty() {
+        if let serde_json::Value::Object(m) = &mut body {
+            m.insert("ignoredFields".into(), serde_json::json!(unknown));
+        }
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 /// Parses, calls one tonic method, and answers with its reply's JSON or its status.
 async fn call<Req, Rep, F, Fut>(md: tonic::Request<()>, body: &[u8], f: F) -> Response
 where
-    Req: DeserializeOwned + Default,
+    Req: DeserializeOwned + Default + Serialize,
     Rep: Serialize,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Rep>, tonic::Status>>,
 {
-    let req = match parse(md, body) {
+    let (req, unknown) = match parse(md, body) {
         Ok(r) => r,
         Err(s) => return status_response(&s),
     };
     match f(req).await {
-        Ok(reply) => axum::Json(reply.into_inner()).into_response(),
-        Err(s) => status_response(&s),
+        Ok(reply) => {
+            let body = serde_json::to_value(reply.into_inner()).unwrap_or_default();
+            answer(axum::http::StatusCode::OK, body, unknown)
+        }
+        Err(s) => answer(http_status(s.code()), status::status_body(&s), unknown),
     }
 }
 

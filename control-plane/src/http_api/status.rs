@@ -24,13 +24,17 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// `{"code", "message"}` with the matching HTTP status.
-pub fn status_response(s: &tonic::Status) -> Response {
-    let body = serde_json::json!({
+/// `{"code", "message"}`: what every error answer carries.
+pub fn status_body(s: &tonic::Status) -> serde_json::Value {
+    serde_json::json!({
         "code": format!("{:?}", s.code()),
         "message": s.message(),
-    });
-    (http_status(s.code()), axum::Json(body)).into_response()
+    })
+}
+
+/// `{"code", "message"}` with the matching HTTP status.
+pub fn status_response(s: &tonic::Status) -> Response {
+    (http_status(s.code()), axum::Json(status_body(s))).into_response()
 }
 
 #[cfg(test)]

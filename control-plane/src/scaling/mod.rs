@@ -101,7 +101,12 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
                         "a DAEMON service runs one task per node; it cannot auto scale",
                     ));
                 }
-                let errs = validate(&p);
+                let mut errs = validate(&p);
+                if let Err(e) =
+                    crate::limits::check_desired_count(tx.state().limits(), p.max_capacity)
+                {
+                    errs.push(FieldError::new("maxCapacity", e));
+                }
                 if !errs.is_empty() {
                     return Err(Error::Invalid(errs));
                 }

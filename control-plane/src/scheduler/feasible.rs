@@ -42,7 +42,8 @@ pub fn parse_constraint(kind: &str, expression: &str) -> Result<Constraint, Stri
             .map_err(|e| format!("memberOf: {e}"));
     }
     Err(format!(
-        "placement constraint type \"{kind}\" must be distinctInstance or memberOf"
+        "placement constraint type {} must be distinctInstance or memberOf",
+        crate::error::quote(kind)
     ))
 }
 

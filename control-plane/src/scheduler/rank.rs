@@ -63,7 +63,8 @@ pub fn parse_strategy(kind: &str, field: &str) -> Result<Strategy, String> {
                     Err("spread needs a field: instanceId, host or attribute:NAME".into())
                 }
                 _ => Err(format!(
-                    "spread field \"{field}\" must be instanceId, host or attribute:NAME"
+                    "spread field {} must be instanceId, host or attribute:NAME",
+                    crate::error::quote(field)
                 )),
             }
         }
@@ -71,12 +72,19 @@ pub fn parse_strategy(kind: &str, field: &str) -> Result<Strategy, String> {
             "cpu" => Ok(Strategy::Binpack(Resource::Cpu)),
             "memory" => Ok(Strategy::Binpack(Resource::Memory)),
             "" => Err("binpack needs a field: cpu or memory".into()),
-            _ => Err(format!("binpack field \"{field}\" must be cpu or memory")),
+            _ => Err(format!(
+                "binpack field {} must be cpu or memory",
+                crate::error::quote(field)
+            )),
         },
         "random" if field.is_empty() => Ok(Strategy::Random),
-        "random" => Err(format!("random takes no field; remove \"{field}\"")),
+        "random" => Err(format!(
+            "random takes no field; remove {}",
+            crate::error::quote(field)
+        )),
         _ => Err(format!(
-            "placement strategy type \"{kind}\" must be spread, binpack or random"
+            "placement strategy type {} must be spread, binpack or random",
+            crate::error::quote(kind)
         )),
     }
 }

@@ -18,8 +18,10 @@ pub(crate) fn check_load_balancers(
             errs.push(FieldError::new(
                 format!("loadBalancers[{i}].containerName"),
                 format!(
-                    "{:?} is not a container of {}:{}",
-                    lb.container_name, td.family, td.revision
+                    "{} is not a container of {}:{}",
+                    crate::error::quote(&lb.container_name),
+                    td.family,
+                    td.revision
                 ),
             ));
             continue;
@@ -59,7 +61,8 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
             errs.push(FieldError::new(
                 p(&format!("hostPatterns[{j}]")),
                 format!(
-                    "{h:?} must be a host name with optional * and ? wildcards, e.g. *.example.com"
+                    "{} must be a host name with optional * and ? wildcards, e.g. *.example.com",
+                    crate::error::quote(h)
                 ),
             ));
         }
@@ -68,7 +71,10 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
         if !path.starts_with('/') || path.len() > 128 || path.chars().any(char::is_whitespace) {
             errs.push(FieldError::new(
                 p(&format!("pathPatterns[{j}]")),
-                format!("{path:?} must start with / (wildcards * and ?), e.g. /api/*"),
+                format!(
+                    "{} must start with / (wildcards * and ?), e.g. /api/*",
+                    crate::error::quote(path)
+                ),
             ));
         }
     }
@@ -82,8 +88,8 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
         errs.push(FieldError::new(
             p("algorithm"),
             format!(
-                "{:?} must be round_robin or least_outstanding",
-                lb.algorithm
+                "{} must be round_robin or least_outstanding",
+                crate::error::quote(&lb.algorithm)
             ),
         ));
     }
@@ -98,7 +104,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     if !hc.path.starts_with('/') {
         errs.push(FieldError::new(
             p("healthCheck.path"),
-            format!("{:?} must start with /", hc.path),
+            format!("{} must start with /", crate::error::quote(&hc.path)),
         ));
     }
     if !(1..=300).contains(&interval) {
@@ -128,8 +134,8 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
         errs.push(FieldError::new(
             p("healthCheck.matcher"),
             format!(
-                "{:?} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
-                hc.matcher
+                "{} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
+                crate::error::quote(&hc.matcher)
             ),
         ));
     }

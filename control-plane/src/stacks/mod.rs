@@ -145,7 +145,7 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
     // Services: each checked as a create would check it, and against what exists.
     let mut plans = Vec::new();
     for (i, s) in spec.services.iter().enumerate() {
-        let (wanted, found) = services::new_service(&cluster, &s.request);
+        let (wanted, found) = services::new_service(&cluster, &s.request, state.limits());
         errs.extend(
             found
                 .into_iter()
@@ -157,15 +157,18 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
         {
             errs.push(FieldError::new(
                 format!("services[{i}].name"),
-                format!("{:?} appears twice", s.request.service_name),
+                format!(
+                    "{} appears twice",
+                    crate::error::quote(&s.request.service_name)
+                ),
             ));
         }
         let Some(td) = spec.task_definitions.iter().find(|t| t.family == s.family) else {
             errs.push(FieldError::new(
                 format!("services[{i}].taskDefinition"),
                 format!(
-                    "{:?} is not a family of this stack's taskDefinitions",
-                    s.family
+                    "{} is not a family of this stack's taskDefinitions",
+                    crate::error::quote(&s.family)
                 ),
             ));
             plans.push(ServicePlan::Unchanged);

@@ -132,8 +132,8 @@ pub fn decode(text: &str, default_name: &str) -> Result<StackSpec, Vec<FieldErro
         errs.push(FieldError::new(
             "name",
             format!(
-                "{:?} must be 1-128 letters, digits, hyphens or underscores (the file name is used when absent)",
-                spec.name
+                "{} must be 1-128 letters, digits, hyphens or underscores (the file name is used when absent)",
+                crate::error::quote(&spec.name)
             ),
         ));
     }
@@ -177,8 +177,8 @@ pub fn decode(text: &str, default_name: &str) -> Result<StackSpec, Vec<FieldErro
             errs.push(FieldError::new(
                 format!("{path}.family"),
                 format!(
-                    "{:?} appears twice; a stack declares each family once",
-                    td.family
+                    "{} appears twice; a stack declares each family once",
+                    crate::error::quote(&td.family)
                 ),
             ));
         }

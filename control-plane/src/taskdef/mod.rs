@@ -1,10 +1,12 @@
 //! Task definitions: reading ECS JSON, validating, naming revisions, and the registry of
 //! families and revisions in the store.
 
+mod bounds;
 mod json;
 mod registry;
 mod validate;
 
+pub use bounds::{bounds_problems, json_size};
 pub use json::{decode, Decoded};
 pub use registry::{deregister, describe, list, register, register_json, Registered};
 pub use validate::normalize;

@@ -55,7 +55,10 @@ pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
 fn bad_reference(s: &str) -> Error {
     Error::Invalid(vec![FieldError::new(
         "taskDefinition",
-        format!("{s:?} is not FAMILY, FAMILY:REVISION or a task definition ARN"),
+        format!(
+            "{} is not FAMILY, FAMILY:REVISION or a task definition ARN",
+            crate::error::quote(s)
+        ),
     )])
 }
 
@@ -95,7 +98,10 @@ pub fn list(
     if !matches!(status.as_str(), "ACTIVE" | "INACTIVE" | "ALL") {
         return Err(Error::invalid(
             "status",
-            format!("{status:?} must be ACTIVE, INACTIVE or ALL"),
+            format!(
+                "{} must be ACTIVE, INACTIVE or ALL",
+                crate::error::quote(&status)
+            ),
         ));
     }
     let prefix = if family.is_empty() {
@@ -116,7 +122,11 @@ pub fn deregister(state: &State, reference: &str) -> Result<TaskDefinition> {
     let Some(revision) = revision else {
         return Err(Error::invalid(
             "taskDefinition",
-            format!("{reference:?} needs a revision: deregister FAMILY:REVISION, e.g. {family}:1"),
+            format!(
+                "{} needs a revision: deregister FAMILY:REVISION, e.g. {}:1",
+                crate::error::quote(reference),
+                crate::error::cut(&family)
+            ),
         ));
     };
     let key = keys::task_definition(&family, revision);

@@ -4,7 +4,7 @@
 //! health check timings) and rewrites task-level cpu / memory to plain units, so what is stored
 //! is what runs.
 
-use crate::error::FieldError;
+use crate::error::{quote, FieldError};
 use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 use std::collections::{HashMap, HashSet};
 
@@ -48,8 +48,8 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
                 errs.push(FieldError::new(
                     format!("containerDefinitions[{i}].name"),
                     format!(
-                        "duplicate container name {:?} (also containerDefinitions[{first}]); names must be unique in a task",
-                        c.name
+                        "duplicate container name {} (also containerDefinitions[{first}]); names must be unique in a task",
+                        quote(&c.name)
                     ),
                 ));
             }
@@ -85,6 +85,8 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
         }
     }
 
+    // Last, so the size is that of what would be stored (defaults filled in).
+    super::bounds::check_bounds(td, &mut errs);
     if errs.is_empty() {
         Ok(warnings)
     } else {
@@ -102,7 +104,10 @@ fn check_name(errs: &mut Vec<FieldError>, path: &str, name: &str) {
     {
         errs.push(FieldError::new(
             path,
-            format!("{name:?} must be 1-255 letters, digits, hyphens or underscores"),
+            format!(
+                "{} must be 1-255 letters, digits, hyphens or underscores",
+                quote(name)
+            ),
         ));
     }
 }
@@ -126,7 +131,10 @@ fn normalize_network_mode(td: &mut TaskDefinition, errs: &mut Vec<FieldError>, w
         }
         other => errs.push(FieldError::new(
             "networkMode",
-            format!("{other:?} is not supported; use bridge, host or none"),
+            format!(
+                "{} is not supported; use bridge, host or none",
+                quote(other)
+            ),
         )),
     }
 }
@@ -148,7 +156,7 @@ fn parse_task_cpu(errs: &mut Vec<FieldError>, s: &str) -> Option<Option<i64>> {
         _ => {
             errs.push(FieldError::new(
                 "cpu",
-                format!("{s:?} is not a CPU size; write units (\"256\", 1024 a core) or vCPUs (\"0.5 vCPU\"), at least 128 units"),
+                format!("{} is not a CPU size; write units (\"256\", 1024 a core) or vCPUs (\"0.5 vCPU\"), at least 128 units", quote(s)),
             ));
             None
         }
@@ -179,7 +187,10 @@ fn parse_task_memory(errs: &mut Vec<FieldError>, s: &str) -> Option<Option<i64>>
         _ => {
             errs.push(FieldError::new(
                 "memory",
-                format!("{s:?} is not a memory size; write MiB (\"512\") or GB (\"1GB\"), at least 6 MiB"),
+                format!(
+                    "{} is not a memory size; write MiB (\"512\") or GB (\"1GB\"), at least 6 MiB",
+                    quote(s)
+                ),
             ));
             None
         }
@@ -202,7 +213,7 @@ fn check_container(
     } else if c.image.chars().any(char::is_whitespace) {
         errs.push(FieldError::new(
             format!("{p}.image"),
-            format!("{:?} must not contain spaces", c.image),
+            format!("{} must not contain spaces", quote(&c.image)),
         ));
     }
     if c.cpu < 0 || c.cpu > 196_608 {
@@ -257,7 +268,7 @@ fn check_container(
         if pm.protocol != "tcp" && pm.protocol != "udp" {
             errs.push(FieldError::new(
                 format!("{pp}.protocol"),
-                format!("{:?} must be tcp or udp", pm.protocol),
+                format!("{} must be tcp or udp", quote(&pm.protocol)),
             ));
         }
         if pm.host_port > 0 {
@@ -311,7 +322,10 @@ fn check_container(
         if !names.contains(&d.container_name) {
             errs.push(FieldError::new(
                 format!("{dp}.containerName"),
-                format!("{:?} is not a container in this task", d.container_name),
+                format!(
+                    "{} is not a container in this task",
+                    quote(&d.container_name)
+                ),
             ));
         } else if d.container_name == c.name {
             errs.push(FieldError::new(
@@ -326,8 +340,8 @@ fn check_container(
             errs.push(FieldError::new(
                 format!("{dp}.condition"),
                 format!(
-                    "{:?} must be START, COMPLETE, SUCCESS or HEALTHY",
-                    d.condition
+                    "{} must be START, COMPLETE, SUCCESS or HEALTHY",
+                    quote(&d.condition)
                 ),
             ));
         }
@@ -349,8 +363,8 @@ fn check_dependencies(containers: &[ContainerDefinition], errs: &mut Vec<FieldEr
                         errs.push(FieldError::new(
                             format!("containerDefinitions[{i}].dependsOn[{j}].condition"),
                             format!(
-                                "HEALTHY needs a healthCheck on container {:?}",
-                                d.container_name
+                                "HEALTHY needs a healthCheck on container {}",
+                                quote(&d.container_name)
                             ),
                         ));
                     }

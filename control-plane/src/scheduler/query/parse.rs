@@ -51,8 +51,8 @@ impl fmt::Display for Tok {
             Tok::Bang => f.write_str("'!'"),
             Tok::AndAnd => f.write_str("'&&'"),
             Tok::OrOr => f.write_str("'||'"),
-            Tok::Word(w) => write!(f, "'{w}'"),
-            Tok::Quoted(q) => write!(f, "\"{q}\""),
+            Tok::Word(w) => write!(f, "'{}'", crate::error::cut(w)),
+            Tok::Quoted(q) => write!(f, "\"{}\"", crate::error::cut(q)),
             Tok::End => f.write_str("the end of the expression"),
         }
     }
