@@ -47,6 +47,9 @@ pub struct Config {
     pub controller: ControllerConfig,
     /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
     pub trust: Option<TrustConfig>,
+    /// The region and 12-digit account in ARNs (`arn:aws:ecs:REGION:ACCOUNT:…`).
+    pub region: String,
+    pub account_id: String,
 }
 
 impl Config {
@@ -60,6 +63,8 @@ impl Config {
             task_retention: Duration::from_secs(24 * 3600),
             controller: ControllerConfig::default(),
             trust: None,
+            region: crate::arn::DEFAULT_REGION.into(),
+            account_id: crate::arn::DEFAULT_ACCOUNT.into(),
         }
     }
 }
@@ -122,6 +127,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             source,
         })?;
 
+    crate::arn::configure(&config.region, &config.account_id);
     let store_dir = config.data_dir.join("store");
     let store = tokio::task::spawn_blocking(move || SledStore::open(&store_dir))
         .await
@@ -239,7 +245,12 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         http_listener,
         state.clone(),
         extra_metrics.clone(),
-        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone())),
+        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone()))
+            .merge(crate::ecs_api::router(
+                state.clone(),
+                sessions.clone(),
+                auth.clone(),
+            )),
         stopped.clone(),
     ));
     let gc_task = tokio::spawn(forget_stopped_tasks(

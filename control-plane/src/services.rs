@@ -279,10 +279,7 @@ pub fn find(state: &State, cluster: &str, service: &str) -> Result<Service> {
 
 fn active(svc: Service) -> Result<Service> {
     if svc.status != "ACTIVE" {
-        return Err(Error::Client(format!(
-            "ServiceNotActiveException: service {} is {}",
-            svc.service_name, svc.status
-        )));
+        return Err(Error::ServiceNotActive(svc.service_name, svc.status));
     }
     Ok(svc)
 }
@@ -336,6 +333,11 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         }
         normalize_deployment_config(&mut errs, &mut dc, daemon);
         svc.deployment_configuration = Some(dc);
+    }
+    if req.set_placement {
+        svc.placement_strategy = req.placement_strategy.clone();
+        svc.placement_constraints = req.placement_constraints.clone();
+        check_placement(&mut errs, &svc);
     }
     let new_td = if req.task_definition.trim().is_empty() {
         None

@@ -89,10 +89,13 @@ pub fn list(
     } else {
         status.to_ascii_uppercase()
     };
-    if !matches!(status.as_str(), "ACTIVE" | "INACTIVE" | "ALL") {
+    if !matches!(
+        status.as_str(),
+        "ACTIVE" | "INACTIVE" | "DELETE_IN_PROGRESS" | "ALL"
+    ) {
         return Err(Error::invalid(
             "status",
-            format!("{status:?} must be ACTIVE, INACTIVE or ALL"),
+            format!("{status:?} must be ACTIVE, INACTIVE, DELETE_IN_PROGRESS or ALL"),
         ));
     }
     let prefix = if family.is_empty() {
@@ -131,4 +134,78 @@ pub fn deregister(state: &State, reference: &str) -> Result<TaskDefinition> {
         state.commit(vec![put(key, &td)])?;
     }
     Ok(td)
+}
+
+/// ECS's DeleteTaskDefinitions: an INACTIVE revision becomes DELETE_IN_PROGRESS, and is removed
+/// by `sweep_deleted` once no task or service uses it.
+pub fn delete(state: &State, reference: &str) -> Result<TaskDefinition> {
+    let (family, revision) = parse_reference(reference).ok_or_else(|| bad_reference(reference))?;
+    let Some(revision) = revision else {
+        return Err(Error::invalid(
+            "taskDefinitions",
+            format!("{reference:?} needs a revision: FAMILY:REVISION, e.g. {family}:1"),
+        ));
+    };
+    let _w = state.write_lock();
+    let key = keys::task_definition(&family, revision);
+    let mut td = state.get::<TaskDefinition>(&key)?.ok_or_else(|| {
+        Error::not_found(
+            "TaskDefinition",
+            reference,
+            "see `berth taskdef list --status ALL`",
+        )
+    })?;
+    match td.status.as_str() {
+        "ACTIVE" => Err(Error::Client(format!(
+            "task definition {family}:{revision} is ACTIVE; deregister it first (aws ecs deregister-task-definition)"
+        ))),
+        "DELETE_IN_PROGRESS" => Ok(td),
+        _ => {
+            td.status = "DELETE_IN_PROGRESS".into();
+            state.commit(vec![put(key, &td)])?;
+            Ok(td)
+        }
+    }
+}
+
+/// Removes DELETE_IN_PROGRESS revisions that no unstopped task and no live service uses.
+pub fn sweep_deleted(state: &State) -> Result<usize> {
+    use berth_proto::v1::{Service, Task};
+    let _w = state.write_lock();
+    let doomed: Vec<TaskDefinition> = state
+        .scan::<TaskDefinition>(keys::TASK_DEFINITIONS)?
+        .into_iter()
+        .filter(|t| t.status == "DELETE_IN_PROGRESS")
+        .collect();
+    if doomed.is_empty() {
+        return Ok(0);
+    }
+    let mut used: std::collections::HashSet<String> = state
+        .scan::<Task>(keys::TASKS)?
+        .into_iter()
+        .filter(|t| t.last_status != "STOPPED")
+        .map(|t| t.task_definition_arn)
+        .collect();
+    for s in state.scan::<Service>("service/")? {
+        if s.status != "INACTIVE" {
+            used.insert(s.task_definition.clone());
+            used.extend(s.deployments.into_iter().map(|d| d.task_definition));
+        }
+    }
+    let ops: Vec<_> = doomed
+        .iter()
+        .filter(|t| !used.contains(&t.task_definition_arn))
+        .flat_map(|t| {
+            let key = keys::task_definition(&t.family, t.revision);
+            [
+                crate::ecs_extras::put_op(&key, &crate::ecs_extras::Extras::default()),
+                crate::store::Op::Delete(key),
+            ]
+        })
+        .collect();
+    let n = ops.len() / 2;
+    if n > 0 {
+        state.commit(ops)?;
+    }
+    Ok(n)
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::nodes::{self, Sessions};
-use crate::scheduler::{self, Demand, NodeSnapshot};
+use crate::scheduler::{Demand, NodeSnapshot};
 use crate::state::{keys, put, State};
 use crate::{arn, clusters, taskdefs, time};
 use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
@@ -132,7 +132,8 @@ fn definitions_of(state: &State, tasks: &[Task]) -> Result<HashMap<String, TaskD
 
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
-    let count = if req.count == 0 { 1 } else { req.count };
+    let placement = crate::task_placement::Placement::of(&req)?;
+    let count = placement.count(if req.count == 0 { 1 } else { req.count });
     if !(1..=MAX_RUN_COUNT).contains(&count) {
         return Err(Error::invalid(
             "count",
@@ -159,8 +160,8 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
     let mut nodes = snapshot(state, sessions)?;
     let mut reply = RunTaskReply::default();
     let mut ops = Vec::new();
-    for _ in 0..count {
-        match scheduler::place_one(&mut nodes, &demand) {
+    for i in 0..count as usize {
+        match placement.place(&mut nodes, &demand, i) {
             Ok(node_id) => {
                 state.metrics().placed();
                 let task = new_task(&cluster.cluster_name, &td, &node_id, &demand, &req);
@@ -196,7 +197,9 @@ fn new_task(
     } else {
         req.group.clone()
     };
-    build_task(cluster, td, node_id, d, group, req.started_by.clone())
+    let mut task = build_task(cluster, td, node_id, d, group, req.started_by.clone());
+    task.overrides = req.overrides.clone();
+    task
 }
 
 /// A new task record, PROVISIONING on `node_id`, wanting to run.

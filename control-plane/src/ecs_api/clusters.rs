@@ -1,0 +1,93 @@
+//! Clusters: CreateCluster (tags, settings), DescribeClusters (include), ListClusters,
+//! UpdateCluster / UpdateClusterSettings, DeleteCluster.
+
+use super::error::{EcsError, EcsResult};
+use super::input::Input;
+use super::{each, paging, shapes, Ctx};
+use crate::ecs_extras::{self, Extras};
+use crate::error::Error;
+use crate::state::keys;
+use crate::{arn, clusters};
+use serde_json::{json, Value};
+
+fn check_settings(input: &Input) -> EcsResult<()> {
+    for s in input.objects("settings")? {
+        s.choice("name", &["containerInsights"])?;
+        s.text("value")?;
+    }
+    Ok(())
+}
+
+fn shape(ctx: &Ctx<'_>, c: &berth_proto::v1::Cluster, with_tags: bool) -> EcsResult<Value> {
+    let mut extras = ecs_extras::get(ctx.state, &keys::cluster(&c.cluster_name))?;
+    if !with_tags {
+        extras.tags.clear();
+    }
+    Ok(shapes::cluster(c, &extras))
+}
+
+pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let name = input
+        .str("clusterName")?
+        .unwrap_or_else(|| clusters::DEFAULT_CLUSTER.to_string());
+    let tags = input.tags("tags")?;
+    let errs = ecs_extras::check_tags("tags", &tags);
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs).into());
+    }
+    check_settings(input)?;
+    let cluster = clusters::create(ctx.state, &name)?;
+    let key = keys::cluster(&cluster.cluster_name);
+    let mut extras = ecs_extras::get(ctx.state, &key)?;
+    ecs_extras::merge_tags(&mut extras.tags, &tags);
+    extras.fields.extend(input.rest(&["clusterName", "tags"]));
+    ecs_extras::store(ctx.state, &key, &extras)?;
+    Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
+}
+
+pub fn describe(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let mut names = input.strings("clusters")?;
+    if names.is_empty() {
+        names.push(clusters::DEFAULT_CLUSTER.into());
+    }
+    let include = input.strings("include")?;
+    let with_tags = include.iter().any(|i| i == "TAGS");
+    let (found, failures) = each(
+        &names,
+        |n| clusters::describe(ctx.state, n),
+        |n| arn::cluster(arn::cluster_name(n)),
+    )?;
+    let clusters = found
+        .iter()
+        .map(|c| shape(ctx, c, with_tags))
+        .collect::<EcsResult<Vec<_>>>()?;
+    Ok(json!({ "clusters": clusters, "failures": failures }))
+}
+
+pub fn list(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let mut arns: Vec<String> = clusters::list(ctx.state)?
+        .into_iter()
+        .map(|c| c.cluster_arn)
+        .collect();
+    arns.sort();
+    let items = arns.into_iter().map(Value::String).collect();
+    paging::page(input, items, "clusterArns", 100, 100)
+}
+
+/// UpdateCluster and UpdateClusterSettings: Berth keeps the settings and configuration.
+pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let name = input.required("cluster")?;
+    check_settings(input)?;
+    let cluster = clusters::get_active(ctx.state, &name)?;
+    let key = keys::cluster(&cluster.cluster_name);
+    let mut extras: Extras = ecs_extras::get(ctx.state, &key)?;
+    extras.fields.extend(input.rest(&["cluster"]));
+    ctx.state.commit(vec![ecs_extras::put_op(&key, &extras)])?;
+    Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
+}
+
+pub fn delete(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let name = input.required("cluster")?;
+    let cluster = clusters::delete(ctx.state, &name).map_err(EcsError::from)?;
+    Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
+}
