@@ -42,6 +42,8 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     ecs_extras::merge_tags(&mut extras.tags, &tags);
     extras.fields.extend(input.rest(&["clusterName", "tags"]));
     ecs_extras::store(ctx.state, &key, &extras)?;
+    // With its live counts, as DescribeClusters shows it.
+    let cluster = clusters::describe(ctx.state, &cluster.cluster_name)?;
     Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
 }
 

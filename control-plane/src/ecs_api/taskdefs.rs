@@ -78,11 +78,8 @@ pub fn list(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         .choice("status", &["ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"])?
         .unwrap_or_else(|| "ACTIVE".into());
     let sort = input.choice("sort", &["ASC", "DESC"])?;
-    let mut defs = if family.is_empty() {
-        taskdefs::list(ctx.state, "", "", &status)?
-    } else {
-        taskdefs::list(ctx.state, &family, "", &status)?
-    };
+    // ECS's familyPrefix names the whole family.
+    let mut defs = taskdefs::list(ctx.state, &family, "", &status)?;
     if sort.as_deref() == Some("DESC") {
         defs.reverse();
     }
