@@ -137,6 +137,14 @@ fn protocol_errors_are_400s_with_ecs_exception_names_and_change_nothing() {
     assert_eq!(body["clusterArns"].as_array().unwrap().len(), 1, "{body}");
     let (_, _, body) = ecs_call(http, "ListServices", "{}");
     assert_eq!(body["serviceArns"], json!([]));
+    // GET / is still the console.
+    let port: u16 = http.rsplit(':').next().unwrap().parse().unwrap();
+    let (status, page) = http_get(port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<html") || page.contains("<!doctype"),
+        "{page}"
+    );
     assert!(!srv.log().contains("panicked"), "{}", srv.log());
 }
 
@@ -310,6 +318,8 @@ out["cluster_with_services"] = err(lambda: rw.delete_cluster(cluster="shop"))
 out["bad_definition"] = err(lambda: rw.register_task_definition(family="bad", containerDefinitions=[
     {"name": "web", "image": "x", "memory": 32, "portMappings": [{"containerPort": 70000}]}]))
 out["missing_service"] = rw.describe_services(cluster="shop", services=["nope"])["failures"]
+out["by_arn"] = [s["serviceName"] for s in rw.describe_services(
+    cluster=c["clusterArn"], services=[svc["serviceArn"]])["services"]]
 out["ro_list"] = ro.list_clusters()["clusterArns"]
 out["ro_create"] = err(lambda: ro.create_cluster(clusterName="ro-made"))
 out["wrong_secret"] = err(lambda: bad.create_cluster(clusterName="bad-made"))
@@ -376,6 +386,7 @@ fn boto3_with_keys_pagination_tags_error_codes_and_a_read_only_key_refused() {
     );
     assert_eq!(out["bad_definition"]["status"], 400);
     assert_eq!(out["missing_service"][0]["reason"], "MISSING");
+    assert_eq!(out["by_arn"], json!(["web"]));
     // Read-only: lists, but may not create.
     assert!(out["ro_list"].as_array().unwrap().len() >= 2);
     assert_eq!(code("ro_create"), "AccessDeniedException");

@@ -240,3 +240,197 @@ fn the_seed_journey_through_aws_ecs_alone() {
     let left = ecs(&["list-clusters"]);
     assert!(!arns(&left, "clusterArns").iter().any(|a| a.ends_with(cl)));
 }
+
+#[test]
+fn container_instances_attributes_overrides_and_start_task_through_aws_ecs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("ecs-ci");
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    let http = dev.http.as_str();
+    let c = Creds::default();
+    let ecs = |args: &[&str]| aws_ok(http, &c, args);
+    let cl = cluster.as_str();
+    ecs(&["create-cluster", "--cluster-name", cl]);
+    let def = json!({"family": "ci-web", "containerDefinitions": [{"name": "web",
+        "image": "berth-demo:latest", "memory": 32, "portMappings": [{"containerPort": 80}],
+        "environment": [{"name": "MESSAGE", "value": "from the definition"}], "stopTimeout": 5}]});
+    ecs(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &def.to_string(),
+    ]);
+
+    // The local agent's node, under this cluster's name.
+    let listed = ecs(&["list-container-instances", "--cluster", cl]);
+    let instances = arns(&listed, "containerInstanceArns");
+    assert_eq!(instances.len(), 1, "{listed}");
+    let ci = instances[0].clone();
+    assert!(
+        ci.contains(&format!(":container-instance/{cluster}/")),
+        "{ci}"
+    );
+    let d = ecs(&[
+        "describe-container-instances",
+        "--cluster",
+        cl,
+        "--container-instances",
+        &ci,
+    ]);
+    let node = &d["containerInstances"][0];
+    assert_eq!(node["status"], "ACTIVE");
+    assert_eq!(node["agentConnected"], true);
+    assert!(node["registeredResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "MEMORY" && r["integerValue"].as_i64() > Some(0)));
+
+    // A custom attribute: listed, filtered on, and required by a placement constraint.
+    ecs(&[
+        "put-attributes",
+        "--cluster",
+        cl,
+        "--attributes",
+        &format!("name=stack,value=blue,targetId={ci}"),
+    ]);
+    let attrs = ecs(&[
+        "list-attributes",
+        "--cluster",
+        cl,
+        "--target-type",
+        "container-instance",
+        "--attribute-name",
+        "stack",
+    ]);
+    assert_eq!(attrs["attributes"][0]["value"], "blue", "{attrs}");
+    let blue = ecs(&[
+        "list-container-instances",
+        "--cluster",
+        cl,
+        "--filter",
+        "attribute:stack == blue",
+    ]);
+    assert_eq!(arns(&blue, "containerInstanceArns").len(), 1);
+    let green = ecs(&[
+        "list-container-instances",
+        "--cluster",
+        cl,
+        "--filter",
+        "attribute:stack == green",
+    ]);
+    assert_eq!(arns(&green, "containerInstanceArns").len(), 0);
+    let refused = ecs(&[
+        "run-task",
+        "--cluster",
+        cl,
+        "--task-definition",
+        "ci-web",
+        "--placement-constraints",
+        "type=memberOf,expression=attribute:stack == green",
+    ]);
+    assert_eq!(refused["tasks"], json!([]));
+    assert_eq!(refused["failures"][0]["reason"], "MEMBER_OF", "{refused}");
+
+    // StartTask on the named instance, with an environment override the container sees.
+    let overrides = json!({"containerOverrides": [{"name": "web",
+        "environment": [{"name": "MESSAGE", "value": "from the override"}]}]});
+    let started = ecs(&[
+        "start-task",
+        "--cluster",
+        cl,
+        "--task-definition",
+        "ci-web",
+        "--container-instances",
+        &ci,
+        "--overrides",
+        &overrides.to_string(),
+        "--tags",
+        "key=owner,value=test",
+    ]);
+    let task = started["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    assert_eq!(started["tasks"][0]["containerInstanceArn"], ci.as_str());
+    assert_eq!(started["tasks"][0]["overrides"], overrides);
+    ecs(&["wait", "tasks-running", "--cluster", cl, "--tasks", &task]);
+    let t = ecs(&[
+        "describe-tasks",
+        "--cluster",
+        cl,
+        "--tasks",
+        &task,
+        "--include",
+        "TAGS",
+    ]);
+    assert_eq!(
+        t["tasks"][0]["tags"],
+        json!([{"key": "owner", "value": "test"}])
+    );
+    let port = t["tasks"][0]["containers"][0]["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .unwrap() as u16;
+    let (_, body) = wait_for(Duration::from_secs(20), "the task to answer", || {
+        http_get(port, "/").filter(|(s, _)| *s == 200)
+    });
+    assert!(body.contains("from the override"), "{body}");
+    let on_node = ecs(&["list-tasks", "--cluster", cl, "--container-instance", &ci]);
+    assert_eq!(arns(&on_node, "taskArns"), vec![task.clone()]);
+
+    // Draining and back; a node with a task is not deregistered without force.
+    let drained = ecs(&[
+        "update-container-instances-state",
+        "--cluster",
+        cl,
+        "--container-instances",
+        &ci,
+        "--status",
+        "DRAINING",
+    ]);
+    assert_eq!(drained["containerInstances"][0]["status"], "DRAINING");
+    let active = ecs(&[
+        "update-container-instances-state",
+        "--cluster",
+        cl,
+        "--container-instances",
+        &ci,
+        "--status",
+        "ACTIVE",
+    ]);
+    assert_eq!(active["containerInstances"][0]["status"], "ACTIVE");
+    let r = aws(
+        http,
+        &c,
+        &[
+            "deregister-container-instance",
+            "--cluster",
+            cl,
+            "--container-instance",
+            &ci,
+        ],
+    );
+    assert!(
+        !r.ok && r.stderr.contains("InvalidParameterException"),
+        "{}",
+        r.stderr
+    );
+    ecs(&[
+        "delete-attributes",
+        "--cluster",
+        cl,
+        "--attributes",
+        &format!("name=stack,targetId={ci}"),
+    ]);
+    let attrs = ecs(&[
+        "list-attributes",
+        "--cluster",
+        cl,
+        "--target-type",
+        "container-instance",
+        "--attribute-name",
+        "stack",
+    ]);
+    assert_eq!(attrs["attributes"], json!([]));
+    ecs(&["stop-task", "--cluster", cl, "--task", &task]);
+    ecs(&["wait", "tasks-stopped", "--cluster", cl, "--tasks", &task]);
+}

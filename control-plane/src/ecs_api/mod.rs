@@ -369,3 +369,6 @@ pub(crate) fn each<T>(
     }
     Ok((found, failures))
 }
+
+#[cfg(test)]
+mod tests;

@@ -108,6 +108,16 @@ pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     if td.network_mode.is_empty() {
         m.insert("networkMode".into(), json!("bridge"));
     }
+    // Unset limits are absent in ECS, not 0.
+    if let Some(Value::Array(cs)) = m.get_mut("containerDefinitions") {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            for k in ["memory", "memoryReservation", "stopTimeout"] {
+                if c.get(k) == Some(&json!(0)) {
+                    c.remove(k);
+                }
+            }
+        }
+    }
     m.insert("compatibilities".into(), json!(["EXTERNAL", "EC2"]));
     m.insert("requiresAttributes".into(), json!([]));
     m.entry("volumes").or_insert(json!([]));
