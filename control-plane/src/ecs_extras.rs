@@ -60,12 +60,27 @@ pub fn put_op(object_key: &str, extras: &Extras) -> Op {
     }
 }
 
-/// Stores `extras` for an object just written (nothing when there are none).
+/// Stores `extras` for an object just made, replacing any an earlier object of the same name
+/// left (a service created again after it went INACTIVE starts with no tags).
 pub fn store(state: &State, object_key: &str, extras: &Extras) -> Result<()> {
-    if extras.is_empty() {
+    let _w = state.write_lock();
+    if extras.is_empty() && state.get_raw(&key_of(object_key))?.is_none() {
         return Ok(());
     }
     state.commit(vec![put_op(object_key, extras)])
+}
+
+/// Adds to the extras of an existing object: tags merged, fields given again replaced.
+pub fn merge(state: &State, object_key: &str, add: Extras) -> Result<()> {
+    let _w = state.write_lock();
+    let mut extras = get(state, object_key)?;
+    merge_tags(&mut extras.tags, &add.tags);
+    let errs = check_tags("tags", &extras.tags);
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs));
+    }
+    extras.fields.extend(add.fields);
+    state.commit(vec![put_op(object_key, &extras)])
 }
 
 /// ECS's rules for user tags: 1-128 character keys, values up to 256, at most 50, and the

@@ -36,12 +36,19 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         return Err(Error::Invalid(errs).into());
     }
     check_settings(input)?;
+    let existed = clusters::get_active(ctx.state, &name).is_ok();
     let cluster = clusters::create(ctx.state, &name)?;
     let key = keys::cluster(&cluster.cluster_name);
-    let mut extras = ecs_extras::get(ctx.state, &key)?;
-    ecs_extras::merge_tags(&mut extras.tags, &tags);
-    extras.fields.extend(input.rest(&["clusterName", "tags"]));
-    ecs_extras::store(ctx.state, &key, &extras)?;
+    let extras = Extras {
+        tags,
+        fields: input.rest(&["clusterName", "tags"]),
+    };
+    // Creating an ACTIVE cluster again returns it, as ECS does, with the new tags added.
+    if existed {
+        ecs_extras::merge(ctx.state, &key, extras)?;
+    } else {
+        ecs_extras::store(ctx.state, &key, &extras)?;
+    }
     // With its live counts, as DescribeClusters shows it.
     let cluster = clusters::describe(ctx.state, &cluster.cluster_name)?;
     Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
@@ -82,9 +89,11 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     check_settings(input)?;
     let cluster = clusters::get_active(ctx.state, &name)?;
     let key = keys::cluster(&cluster.cluster_name);
-    let mut extras: Extras = ecs_extras::get(ctx.state, &key)?;
-    extras.fields.extend(input.rest(&["cluster"]));
-    ctx.state.commit(vec![ecs_extras::put_op(&key, &extras)])?;
+    let add = Extras {
+        fields: input.rest(&["cluster"]),
+        ..Extras::default()
+    };
+    ecs_extras::merge(ctx.state, &key, add)?;
     Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
 }
 

@@ -157,10 +157,11 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         "placementConstraints",
     ]);
     if !rest.is_empty() {
-        let _w = ctx.state.write_lock();
-        let mut extras = ecs_extras::get(ctx.state, &key)?;
-        extras.fields.extend(rest);
-        ctx.state.commit(vec![ecs_extras::put_op(&key, &extras)])?;
+        let add = Extras {
+            fields: rest,
+            ..Extras::default()
+        };
+        ecs_extras::merge(ctx.state, &key, add)?;
     }
     Ok(json!({ "service": shape(ctx, &svc, true)? }))
 }
