@@ -318,6 +318,17 @@ out["cluster_with_services"] = err(lambda: rw.delete_cluster(cluster="shop"))
 out["bad_definition"] = err(lambda: rw.register_task_definition(family="bad", containerDefinitions=[
     {"name": "web", "image": "x", "memory": 32, "portMappings": [{"containerPort": 70000}]}]))
 out["missing_service"] = rw.describe_services(cluster="shop", services=["nope"])["failures"]
+rw.update_cluster_settings(cluster="shop", settings=[{"name": "containerInsights", "value": "enabled"}])
+out["settings"] = rw.describe_clusters(clusters=["shop"], include=["SETTINGS"])["clusters"][0]["settings"]
+deps = rw.list_service_deployments(cluster="shop", service="web")["serviceDeployments"]
+out["deployment_status"] = [d["status"] for d in deps]
+described = rw.describe_service_deployments(serviceDeploymentArns=[d["serviceDeploymentArn"] for d in deps])
+out["deployment_target"] = [d["targetServiceRevision"]["requestedTaskCount"] for d in described["serviceDeployments"]]
+out["deployment_same"] = [d["serviceDeploymentArn"] for d in described["serviceDeployments"]] == [d["serviceDeploymentArn"] for d in deps]
+out["updated"] = rw.update_service(cluster="shop", service="web", desiredCount=0,
+    placementStrategy=[{"type": "spread", "field": "instanceId"}])["service"]["placementStrategy"]
+out["bad_strategy"] = err(lambda: rw.update_service(cluster="shop", service="web",
+    placementStrategy=[{"type": "spread", "field": "nonsense"}]))
 out["by_arn"] = [s["serviceName"] for s in rw.describe_services(
     cluster=c["clusterArn"], services=[svc["serviceArn"]])["services"]]
 out["ro_list"] = ro.list_clusters()["clusterArns"]
@@ -387,6 +398,28 @@ fn boto3_with_keys_pagination_tags_error_codes_and_a_read_only_key_refused() {
     assert_eq!(out["bad_definition"]["status"], 400);
     assert_eq!(out["missing_service"][0]["reason"], "MISSING");
     assert_eq!(out["by_arn"], json!(["web"]));
+    assert_eq!(
+        out["settings"],
+        json!([{"name": "containerInsights", "value": "enabled"}])
+    );
+    assert_eq!(
+        out["deployment_status"].as_array().unwrap().len(),
+        1,
+        "{out}"
+    );
+    assert!(["IN_PROGRESS", "SUCCESSFUL"].contains(&out["deployment_status"][0].as_str().unwrap()));
+    assert_eq!(out["deployment_target"], json!([0]));
+    assert_eq!(out["deployment_same"], true);
+    assert_eq!(
+        out["updated"],
+        json!([{"type": "spread", "field": "instanceId"}])
+    );
+    assert_eq!(code("bad_strategy"), "InvalidParameterException");
+    assert!(
+        message("bad_strategy").contains("placementStrategy[0]"),
+        "{}",
+        message("bad_strategy")
+    );
     // Read-only: lists, but may not create.
     assert!(out["ro_list"].as_array().unwrap().len() >= 2);
     assert_eq!(code("ro_create"), "AccessDeniedException");

@@ -349,6 +349,8 @@ fn container_instances_attributes_overrides_and_start_task_through_aws_ecs() {
         &overrides.to_string(),
         "--tags",
         "key=owner,value=test",
+        "--started-by",
+        "ci-test",
     ]);
     let task = started["tasks"][0]["taskArn"].as_str().unwrap().to_string();
     assert_eq!(started["tasks"][0]["containerInstanceArn"], ci.as_str());
@@ -376,6 +378,16 @@ fn container_instances_attributes_overrides_and_start_task_through_aws_ecs() {
     assert!(body.contains("from the override"), "{body}");
     let on_node = ecs(&["list-tasks", "--cluster", cl, "--container-instance", &ci]);
     assert_eq!(arns(&on_node, "taskArns"), vec![task.clone()]);
+    let mine = ecs(&["list-tasks", "--cluster", cl, "--started-by", "ci-test"]);
+    assert_eq!(arns(&mine, "taskArns"), vec![task.clone()]);
+    let others = ecs(&[
+        "list-tasks",
+        "--cluster",
+        cl,
+        "--started-by",
+        "someone-else",
+    ]);
+    assert_eq!(arns(&others, "taskArns"), Vec::<String>::new());
 
     // Draining and back; a node with a task is not deregistered without force.
     let drained = ecs(&[
