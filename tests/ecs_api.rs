@@ -477,3 +477,57 @@ fn boto3_with_keys_pagination_tags_error_codes_and_a_read_only_key_refused() {
     let list = aws_ok(&srv.http, &rw, &["list-clusters"]);
     assert_eq!(list["clusterArns"].as_array().unwrap().len(), 2, "{list}");
 }
+
+#[test]
+fn a_restart_under_another_region_and_account_rewrites_the_stored_arns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ServerProcess::start_with(
+        "server",
+        dir.path(),
+        &["--insecure", "--no-proxy", "--region", "eu-north-1"],
+    );
+    let c = Creds::default();
+    aws_ok(
+        &first.http,
+        &c,
+        &[
+            "register-task-definition",
+            "--cli-input-json",
+            &web_def("moved"),
+        ],
+    );
+    let r = berth(&first.grpc, &["cluster", "create", "moved", "-o", "json"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        r.json()["cluster"]["clusterArn"],
+        "arn:aws:ecs:eu-north-1:000000000000:cluster/moved"
+    );
+    first.kill9();
+    let second = ServerProcess::start_with(
+        "server",
+        dir.path(),
+        &["--insecure", "--no-proxy", "--account-id", "123456789012"],
+    );
+    let r = berth(&second.grpc, &["cluster", "list", "-o", "json"]);
+    assert!(r.ok, "{}", r.stderr);
+    let listed = r.json();
+    let arns: Vec<&str> = listed["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clusterArn"].as_str().unwrap())
+        .collect();
+    assert!(
+        arns.contains(&"arn:aws:ecs:us-east-1:123456789012:cluster/moved"),
+        "{arns:?}"
+    );
+    let td = aws_ok(
+        &second.http,
+        &c,
+        &["describe-task-definition", "--task-definition", "moved"],
+    );
+    assert_eq!(
+        td["taskDefinition"]["taskDefinitionArn"],
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/moved:1"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod arn;
+pub mod arn_upgrade;
 pub mod auth;
 pub mod clusters;
 pub mod console;

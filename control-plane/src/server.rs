@@ -136,9 +136,18 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     let state = State::new(Arc::new(store));
     {
         let s = state.clone();
-        tokio::task::spawn_blocking(move || clusters::ensure_default(&s))
-            .await
-            .map_err(|e| Error::Client(format!("opening store: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            let n = crate::arn_upgrade::upgrade(&s)?;
+            if n > 0 {
+                tracing::info!(
+                    records = n,
+                    "stored ARNs rewritten to this server's region and account"
+                );
+            }
+            clusters::ensure_default(&s)
+        })
+        .await
+        .map_err(|e| Error::Client(format!("opening store: {e}")))??;
     }
 
     let trust = match config.trust.clone() {
