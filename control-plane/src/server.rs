@@ -304,6 +304,8 @@ async fn forget_stopped_tasks(
         let s = state.clone();
         let retention_ms = retention.as_millis() as i64;
         let res = tokio::task::spawn_blocking(move || {
+            // Deleted task definitions go once nothing uses them any more.
+            let _ = crate::taskdefs::sweep_deleted(&s);
             crate::tasks::forget_stopped(&s, crate::time::now_millis(), retention_ms)
         })
         .await;
