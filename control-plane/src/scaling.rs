@@ -65,10 +65,7 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
     let _w = state.write_lock();
     let mut svc = services::find(state, &req.cluster, &req.service)?;
     if svc.status != "ACTIVE" {
-        return Err(Error::Client(format!(
-            "ServiceNotActiveException: service {} is {}",
-            svc.service_name, svc.status
-        )));
+        return Err(Error::ServiceNotActive(svc.service_name, svc.status));
     }
     let name = svc.service_name.clone();
     match req.policy {
