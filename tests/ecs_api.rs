@@ -319,7 +319,9 @@ out["bad_definition"] = err(lambda: rw.register_task_definition(family="bad", co
     {"name": "web", "image": "x", "memory": 32, "portMappings": [{"containerPort": 70000}]}]))
 out["missing_service"] = rw.describe_services(cluster="shop", services=["nope"])["failures"]
 rw.update_cluster_settings(cluster="shop", settings=[{"name": "containerInsights", "value": "enabled"}])
-out["settings"] = rw.describe_clusters(clusters=["shop"], include=["SETTINGS"])["clusters"][0]["settings"]
+described = rw.describe_clusters(clusters=["shop"], include=["SETTINGS", "STATISTICS"])["clusters"][0]
+out["settings"] = described["settings"]
+out["statistics"] = {s["name"]: s["value"] for s in described["statistics"]}
 deps = rw.list_service_deployments(cluster="shop", service="web")["serviceDeployments"]
 out["deployment_status"] = [d["status"] for d in deps]
 described = rw.describe_service_deployments(serviceDeploymentArns=[d["serviceDeploymentArn"] for d in deps])

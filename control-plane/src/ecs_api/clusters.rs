@@ -66,10 +66,20 @@ pub fn describe(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         |n| clusters::describe(ctx.state, n),
         |n| arn::cluster(arn::cluster_name(n)),
     )?;
-    let clusters = found
-        .iter()
-        .map(|c| shape(ctx, c, with_tags))
-        .collect::<EcsResult<Vec<_>>>()?;
+    let with_statistics = include.iter().any(|i| i == "STATISTICS");
+    let mut clusters = Vec::new();
+    for c in &found {
+        let mut v = shape(ctx, c, with_tags)?;
+        if with_statistics {
+            // Every Berth task runs on a container instance: ECS counts those as EC2's.
+            v["statistics"] = json!([
+                {"name": "runningEC2TasksCount", "value": c.running_tasks_count.to_string()},
+                {"name": "pendingEC2TasksCount", "value": c.pending_tasks_count.to_string()},
+                {"name": "activeEC2ServiceCount", "value": c.active_services_count.to_string()},
+            ]);
+        }
+        clusters.push(v);
+    }
     Ok(json!({ "clusters": clusters, "failures": failures }))
 }
 
