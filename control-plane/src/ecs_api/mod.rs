@@ -261,8 +261,16 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        // Too large (over 2 MiB) or cut short: still an answer in ECS's shape.
+        Err(e) => {
+            return EcsError::new("InvalidParameterException", format!("request body: {e}"))
+                .into_response()
+        }
+    };
     let target = header_text(&headers, "x-amz-target").to_string();
     if target.is_empty() {
         let ct = header_text(&headers, "content-type");
