@@ -110,21 +110,6 @@ fn protocol_errors_are_400s_with_ecs_exception_names_and_change_nothing() {
     assert_eq!(status, 400);
     assert!(text.contains("X-Amz-Target is required"), "{text}");
 
-    // A body over the limit is refused in ECS's shape too.
-    let huge = format!("{{\"clusterName\": \"{}\"}}", "x".repeat((2 << 20) + 1024));
-    let (status, _, body) = ecs_call(http, "CreateCluster", &huge);
-    assert_eq!(
-        (status, body["__type"].as_str()),
-        (400, Some("InvalidParameterException"))
-    );
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("request body"),
-        "{body}"
-    );
-
     // Refused requests wrote nothing: a bad definition registered no revision, a bad cluster
     // name made no cluster, a service on a missing definition made no service.
     let bad = r#"{"family": "bad", "containerDefinitions": [{"name": "web", "image": "x",
