@@ -337,6 +337,12 @@ out["ro_list"] = ro.list_clusters()["clusterArns"]
 out["ro_create"] = err(lambda: ro.create_cluster(clusterName="ro-made"))
 out["wrong_secret"] = err(lambda: bad.create_cluster(clusterName="bad-made"))
 out["after"] = sorted(rw.list_clusters()["clusterArns"])
+rw.delete_service(cluster="shop", service="web", force=True)
+rw.get_waiter("services_inactive").wait(cluster="shop", services=["web"],
+                                        WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+again = rw.create_service(cluster="shop", serviceName="web", taskDefinition="shop-web:25",
+                          desiredCount=0)["service"]
+out["recreated_tags"] = rw.list_tags_for_resource(resourceArn=again["serviceArn"])["tags"]
 print(json.dumps(out))
 "#;
 
@@ -434,6 +440,8 @@ fn boto3_with_keys_pagination_tags_error_codes_and_a_read_only_key_refused() {
             "arn:aws:ecs:eu-west-1:000000000000:cluster/shop"
         ])
     );
+    // A service made again after it went INACTIVE starts without the old one's tags.
+    assert_eq!(out["recreated_tags"], json!([]));
     // The same refusals from the aws CLI, and an unsigned call.
     let wrong = Creds {
         key_id: rw_id.clone(),

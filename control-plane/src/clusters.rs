@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
+use crate::store::Op;
 use crate::{arn, time};
 use berth_proto::v1::{Cluster, ContainerInstance, Service, Task};
 
@@ -24,10 +25,24 @@ fn check_cluster_name(name: &str) -> Result<()> {
 
 /// Creates the cluster, or returns it when it already exists (as ECS does).
 pub fn create(state: &State, name: &str) -> Result<Cluster> {
+    create_with(state, name, |_, _| Ok(Vec::new()))
+}
+
+/// `create`, committing `also(cluster, existed)`'s writes in the same batch (data another
+/// transport keeps beside the cluster), so both land or neither.
+pub fn create_with(
+    state: &State,
+    name: &str,
+    also: impl FnOnce(&Cluster, bool) -> Result<Vec<Op>>,
+) -> Result<Cluster> {
     check_cluster_name(name)?;
     let _w = state.write_lock();
     if let Some(c) = state.get::<Cluster>(&keys::cluster(name))? {
         if c.status == "ACTIVE" {
+            let ops = also(&c, true)?;
+            if !ops.is_empty() {
+                state.commit(ops)?;
+            }
             return with_counts(state, c);
         }
     }
@@ -38,7 +53,9 @@ pub fn create(state: &State, name: &str) -> Result<Cluster> {
         created_at: time::now(),
         ..Default::default()
     };
-    state.commit(vec![put(keys::cluster(name), &cluster)])?;
+    let mut ops = vec![put(keys::cluster(name), &cluster)];
+    ops.extend(also(&cluster, false)?);
+    state.commit(ops)?;
     Ok(cluster)
 }
 

@@ -73,6 +73,12 @@ pub fn store(state: &State, object_key: &str, extras: &Extras) -> Result<()> {
 /// Adds to the extras of an existing object: tags merged, fields given again replaced.
 pub fn merge(state: &State, object_key: &str, add: Extras) -> Result<()> {
     let _w = state.write_lock();
+    let op = merge_op(state, object_key, add)?;
+    state.commit(vec![op])
+}
+
+/// The write `merge` makes, for a caller that already holds the writer lock.
+pub fn merge_op(state: &State, object_key: &str, add: Extras) -> Result<Op> {
     let mut extras = get(state, object_key)?;
     merge_tags(&mut extras.tags, &add.tags);
     let errs = check_tags("tags", &extras.tags);
@@ -80,7 +86,7 @@ pub fn merge(state: &State, object_key: &str, add: Extras) -> Result<()> {
         return Err(Error::Invalid(errs));
     }
     extras.fields.extend(add.fields);
-    state.commit(vec![put_op(object_key, &extras)])
+    Ok(put_op(object_key, &extras))
 }
 
 /// ECS's rules for user tags: 1-128 character keys, values up to 256, at most 50, and the

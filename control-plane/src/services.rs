@@ -240,6 +240,16 @@ pub(crate) fn create_in_stack(
     req: CreateServiceRequest,
     stack: &str,
 ) -> Result<Service> {
+    create_with(state, req, stack, |_| Ok(Vec::new()))
+}
+
+/// `create_in_stack`, committing `also(service)`'s writes in the same batch.
+pub fn create_with(
+    state: &State,
+    req: CreateServiceRequest,
+    stack: &str,
+    also: impl FnOnce(&Service) -> Result<Vec<crate::store::Op>>,
+) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
     let (mut svc, mut errs) = new_service(&cluster, &req);
     let _w = state.write_lock();
@@ -261,7 +271,9 @@ pub(crate) fn create_in_stack(
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
-    state.commit(vec![put(key(&cluster, &svc.service_name), &svc)])?;
+    let mut ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    ops.extend(also(&svc)?);
+    state.commit(ops)?;
     Ok(svc)
 }
 

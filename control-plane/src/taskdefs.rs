@@ -16,15 +16,33 @@ pub struct Registered {
 
 /// Registers from ECS JSON text: decode, validate, then store as the family's next revision.
 pub fn register_json(state: &State, text: &str) -> Result<Registered> {
+    register_json_with(state, text, |_| Ok(Vec::new()))
+}
+
+/// `register_json`, committing `also(definition)`'s writes in the same batch.
+pub fn register_json_with(
+    state: &State,
+    text: &str,
+    also: impl FnOnce(&TaskDefinition) -> Result<Vec<crate::store::Op>>,
+) -> Result<Registered> {
     let decoded = taskdef::decode(text).map_err(Error::Invalid)?;
-    let mut reg = register(state, decoded.task_definition)?;
+    let mut reg = register_with(state, decoded.task_definition, also)?;
     reg.ignored_fields = decoded.ignored;
     Ok(reg)
 }
 
 /// Registers a definition message as the family's next revision. Server-set fields
 /// (ARN, revision, status, timestamps) are overwritten.
-pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
+pub fn register(state: &State, td: TaskDefinition) -> Result<Registered> {
+    register_with(state, td, |_| Ok(Vec::new()))
+}
+
+/// `register`, committing `also(definition)`'s writes in the same batch.
+pub fn register_with(
+    state: &State,
+    mut td: TaskDefinition,
+    also: impl FnOnce(&TaskDefinition) -> Result<Vec<crate::store::Op>>,
+) -> Result<Registered> {
     let warnings = taskdef::normalize(&mut td).map_err(Error::Invalid)?;
     let _w = state.write_lock();
     let counter_key = keys::family_counter(&td.family);
@@ -38,10 +56,12 @@ pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
     td.status = "ACTIVE".into();
     td.registered_at = time::now();
     td.deregistered_at.clear();
-    state.commit(vec![
+    let mut ops = vec![
         put(keys::task_definition(&td.family, revision), &td),
         crate::store::Op::Put(counter_key, revision.to_string().into_bytes()),
-    ])?;
+    ];
+    ops.extend(also(&td)?);
+    state.commit(ops)?;
     Ok(Registered {
         task_definition: td,
         ignored_fields: Vec::new(),

@@ -36,19 +36,20 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         return Err(Error::Invalid(errs).into());
     }
     check_settings(input)?;
-    let existed = clusters::get_active(ctx.state, &name).is_ok();
-    let cluster = clusters::create(ctx.state, &name)?;
-    let key = keys::cluster(&cluster.cluster_name);
     let extras = Extras {
         tags,
         fields: input.rest(&["clusterName", "tags"]),
     };
-    // Creating an ACTIVE cluster again returns it, as ECS does, with the new tags added.
-    if existed {
-        ecs_extras::merge(ctx.state, &key, extras)?;
-    } else {
-        ecs_extras::store(ctx.state, &key, &extras)?;
-    }
+    // One batch with the cluster. Creating an ACTIVE cluster again returns it, as ECS does,
+    // with the new tags added; a new one starts with only its own.
+    let cluster = clusters::create_with(ctx.state, &name, |c, existed| {
+        let key = keys::cluster(&c.cluster_name);
+        Ok(vec![if existed {
+            ecs_extras::merge_op(ctx.state, &key, extras)?
+        } else {
+            ecs_extras::put_op(&key, &extras)
+        }])
+    })?;
     // With its live counts, as DescribeClusters shows it.
     let cluster = clusters::describe(ctx.state, &cluster.cluster_name)?;
     Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))

@@ -115,12 +115,13 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             .unwrap_or(0),
         load_balancers: Vec::new(),
     };
-    let svc = services::create(ctx.state, req)?;
     let extras = Extras {
         tags,
         fields: input.rest(USED),
     };
-    ecs_extras::store(ctx.state, &key_of(&svc), &extras)?;
+    let svc = services::create_with(ctx.state, req, "", |s| {
+        Ok(vec![ecs_extras::put_op(&key_of(s), &extras)])
+    })?;
     Ok(json!({ "service": shape(ctx, &svc, true)? }))
 }
 

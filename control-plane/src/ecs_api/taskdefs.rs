@@ -49,12 +49,13 @@ pub fn register(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     if let Some(m) = body.as_object_mut() {
         m.remove("tags");
     }
-    let reg = taskdefs::register_json(ctx.state, &body.to_string())?;
     let extras = Extras {
         tags,
         fields: input.rest(USED),
     };
-    ecs_extras::store(ctx.state, &key_of(&reg.task_definition), &extras)?;
+    let reg = taskdefs::register_json_with(ctx.state, &body.to_string(), |td| {
+        Ok(vec![ecs_extras::put_op(&key_of(td), &extras)])
+    })?;
     let (td, tags) = shape(ctx, &reg.task_definition)?;
     Ok(json!({ "taskDefinition": td, "tags": tags }))
 }
