@@ -23,7 +23,7 @@ fn cluster_create_then_list_as_json_shows_it() {
     assert_eq!(list["clusters"][1]["status"], "ACTIVE");
     assert_eq!(
         list["clusters"][1]["clusterArn"],
-        "arn:berth:ecs:local:000000000000:cluster/demo"
+        "arn:aws:ecs:us-east-1:000000000000:cluster/demo"
     );
     // Creating an existing name returns it; deleting works; describe of a missing one fails.
     assert!(berth(&dev.grpc, &["cluster", "create", "demo"]).ok);
@@ -88,7 +88,7 @@ fn a_console_export_registers_as_revision_1_then_2() {
     assert_eq!(td["status"], "ACTIVE");
     assert_eq!(
         td["taskDefinitionArn"],
-        "arn:berth:ecs:local:000000000000:task-definition/web:2"
+        "arn:aws:ecs:us-east-1:000000000000:task-definition/web:2"
     );
     assert_eq!(td["cpu"], "256");
     assert_eq!(td["memory"], "512");

@@ -432,7 +432,7 @@ fn a_running_container_of_a_task_the_control_plane_does_not_want_is_stopped() {
         .unwrap()
         .to_string();
     let arn = format!(
-        "arn:berth:ecs:local:000000000000:task/{}/feedface",
+        "arn:aws:ecs:us-east-1:000000000000:task/{}/feedface",
         e.cluster
     );
     // Another test's `berth dev` may be re-tagging berth-demo:latest this very moment: retry.

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
+use crate::store::Op;
 use crate::{arn, time};
 use berth_proto::v1::{Cluster, ContainerInstance, Service, Task};
 
@@ -27,11 +28,22 @@ fn check_cluster_name(name: &str) -> Result<()> {
 
 /// Creates the cluster, or returns it when it already exists (as ECS does).
 pub fn create(state: &State, name: &str) -> Result<Cluster> {
+    create_with(state, name, |_, _| Ok(Vec::new()))
+}
+
+/// `create`, committing `also(cluster, existed)`'s writes in the same batch (data another
+/// transport keeps beside the cluster), so both land or neither.
+pub fn create_with(
+    state: &State,
+    name: &str,
+    mut also: impl FnMut(&Cluster, bool) -> Result<Vec<Op>>,
+) -> Result<Cluster> {
     check_cluster_name(name)?;
     let (cluster, existed) = state.update(|tx| {
         if let Some(c) = tx.get::<Cluster>(&keys::cluster(name))? {
             if c.status == "ACTIVE" {
-                return Ok(((c, true), Vec::new()));
+                let ops = also(&c, true)?;
+                return Ok(((c, true), ops));
             }
         }
         let cluster = Cluster {
@@ -41,7 +53,8 @@ pub fn create(state: &State, name: &str) -> Result<Cluster> {
             created_at: time::now(),
             ..Default::default()
         };
-        let ops = vec![put(keys::cluster(name), &cluster)];
+        let mut ops = vec![put(keys::cluster(name), &cluster)];
+        ops.extend(also(&cluster, false)?);
         Ok(((cluster, false), ops))
     })?;
     if existed {

@@ -68,6 +68,8 @@ pub enum Error {
     ClusterContainsServices(String, usize),
     #[error("ClusterContainsTasksException: cluster '{0}' still has {1} running task(s); stop them first (berth task stop ID)")]
     ClusterContainsTasks(String, usize),
+    #[error("ServiceNotActiveException: service {0} is {1}")]
+    ServiceNotActive(String, String),
     #[error("ClientException: {0}")]
     Client(String),
     #[error("ServerException: {0}")]
@@ -133,7 +135,9 @@ impl From<Error> for tonic::Status {
             Error::ClusterContainsServices(..) | Error::ClusterContainsTasks(..) => {
                 tonic::Status::failed_precondition(msg)
             }
-            Error::Client(_) => tonic::Status::failed_precondition(msg),
+            Error::Client(_) | Error::ServiceNotActive(..) => {
+                tonic::Status::failed_precondition(msg)
+            }
             Error::Store(_) => tonic::Status::internal(msg),
             Error::Conflict(_) => tonic::Status::aborted(msg),
         }

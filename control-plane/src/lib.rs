@@ -3,10 +3,13 @@
 
 pub mod api;
 pub mod arn;
+pub mod arn_upgrade;
 pub mod auth;
 pub mod clusters;
 pub mod console;
 pub mod controller;
+pub mod ecs_api;
+pub mod ecs_extras;
 pub mod endpoints;
 pub mod error;
 pub mod http;
@@ -24,6 +27,7 @@ pub mod stacks;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod task_placement;
 pub mod taskdef;
 pub mod tasks;
 pub mod trust;

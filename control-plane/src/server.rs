@@ -62,6 +62,9 @@ pub struct Config {
     pub http: http::HttpConfig,
     /// Open connections on the gRPC port at most; more are closed when accepted.
     pub grpc_max_connections: usize,
+    /// The region and 12-digit account in ARNs (`arn:aws:ecs:REGION:ACCOUNT:…`).
+    pub region: String,
+    pub account_id: String,
 }
 
 impl Config {
@@ -81,6 +84,8 @@ impl Config {
             limits: crate::Limits::default(),
             http: http::HttpConfig::default(),
             grpc_max_connections: 4096,
+            region: crate::arn::DEFAULT_REGION.into(),
+            account_id: crate::arn::DEFAULT_ACCOUNT.into(),
         }
     }
 }
@@ -150,6 +155,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             source,
         })?;
 
+    crate::arn::configure(&config.region, &config.account_id);
     let (store, election) = crate::leader::open_store(&config).await?;
     let store_kind = if config.etcd.is_some() {
         "etcd"
@@ -160,6 +166,13 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     {
         let s = state.clone();
         tokio::task::spawn_blocking(move || {
+            let n = crate::arn_upgrade::upgrade(&s)?;
+            if n > 0 {
+                tracing::info!(
+                    records = n,
+                    "stored ARNs rewritten to this server's region and account"
+                );
+            }
             clusters::ensure_default(&s)?;
             let indexed = crate::tasks::index_existing(&s)?;
             if indexed > 0 {
@@ -299,7 +312,12 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         http_listener,
         state.clone(),
         extra_metrics.clone(),
-        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone())),
+        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone()))
+            .merge(crate::ecs_api::router(
+                state.clone(),
+                sessions.clone(),
+                auth.clone(),
+            )),
         config.http.clone(),
         trust
             .as_ref()
@@ -373,6 +391,8 @@ async fn forget_stopped_tasks(
         let s = state.clone();
         let retention_ms = retention.as_millis() as i64;
         let res = tokio::task::spawn_blocking(move || {
+            // Deleted task definitions go once nothing uses them any more.
+            let _ = crate::taskdef::sweep_deleted(&s);
             crate::tasks::forget_stopped(&s, crate::time::now_millis(), retention_ms)
         })
         .await;

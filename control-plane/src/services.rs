@@ -258,6 +258,16 @@ pub(crate) fn create_in_stack(
     req: CreateServiceRequest,
     stack: &str,
 ) -> Result<Service> {
+    create_with(state, req, stack, |_| Ok(Vec::new()))
+}
+
+/// `create_in_stack`, committing `also(service)`'s writes in the same batch.
+pub fn create_with(
+    state: &State,
+    req: CreateServiceRequest,
+    stack: &str,
+    mut also: impl FnMut(&Service) -> Result<Vec<crate::store::Op>>,
+) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
     let (svc0, errs0) = new_service(&cluster, &req, state.limits());
     state.update(|tx| {
@@ -284,7 +294,8 @@ pub(crate) fn create_in_stack(
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
-    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    let mut ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+    ops.extend(also(&svc)?);
     Ok((svc, ops))
     })
 }
@@ -309,10 +320,7 @@ pub fn not_found(cluster: &str, service: &str) -> Error {
 
 fn active(svc: Service) -> Result<Service> {
     if svc.status != "ACTIVE" {
-        return Err(Error::Client(format!(
-            "ServiceNotActiveException: service {} is {}",
-            svc.service_name, svc.status
-        )));
+        return Err(Error::ServiceNotActive(svc.service_name, svc.status));
     }
     Ok(svc)
 }
@@ -373,6 +381,11 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         }
         normalize_deployment_config(&mut errs, &mut dc, daemon);
         svc.deployment_configuration = Some(dc);
+    }
+    if req.set_placement {
+        svc.placement_strategy = req.placement_strategy.clone();
+        svc.placement_constraints = req.placement_constraints.clone();
+        check_placement(&mut errs, &svc);
     }
     let new_td = if req.task_definition.trim().is_empty() {
         None

@@ -7,7 +7,7 @@ use crate::controller::apply::{self, NewTask};
 use crate::controller::view;
 use crate::error::{Error, Result};
 use crate::nodes::{self, Sessions};
-use crate::scheduler::{self, Demand};
+use crate::scheduler::Demand;
 use crate::state::{keys, put, State};
 use crate::status::{self as st, TaskState, TaskStatus};
 use crate::{arn, clusters, taskdef, time};
@@ -60,7 +60,8 @@ pub fn demand(td: &TaskDefinition) -> Demand {
 
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
-    let count = if req.count == 0 { 1 } else { req.count };
+    let placement = crate::task_placement::Placement::of(&req)?;
+    let count = placement.count(if req.count == 0 { 1 } else { req.count });
     if !(1..=MAX_RUN_COUNT).contains(&count) {
         return Err(Error::invalid(
             "count",
@@ -94,8 +95,8 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         let mut nodes = view::snapshot(tx.state(), sessions)?;
         let mut launches = Vec::new();
         let mut failures = Vec::new();
-        for _ in 0..count {
-            match scheduler::place_one(&mut nodes, &demand) {
+        for i in 0..count as usize {
+            match placement.place(&mut nodes, &demand, i) {
                 Ok(node_id) => launches.push(NewTask {
                     cluster: &cluster.cluster_name,
                     definition: &td,
@@ -104,6 +105,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
                     group: group_of(&td, &req),
                     started_by: req.started_by.clone(),
                     load_balanced: false,
+                    overrides: req.overrides.clone(),
                 }),
                 Err(r) => failures.push((r, td.task_definition_arn.clone())),
             }

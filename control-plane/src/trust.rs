@@ -2,7 +2,7 @@
 //! directory, the tokens, the serving certificate for the names clients use, and certificates for
 //! clients in this same process (its own proxy), renewed like any other.
 
-use crate::auth::{Authorizer, Tokens, ADMIN_TOKEN_FILE};
+use crate::auth::{Authorizer, AwsKeys, Tokens, ADMIN_TOKEN_FILE};
 use crate::error::Error;
 use crate::state::State;
 use berth_trust::{Ca, ClientTls, PeerIdentity, PeerKind};
@@ -114,10 +114,12 @@ impl Trust {
         state: State,
     ) -> Result<Self, Error> {
         let ca = Ca::load_or_create(data_dir).map_err(err)?;
-        let tokens = Tokens::open(state, data_dir, ca.fingerprint())?;
+        let tokens = Tokens::open(state.clone(), data_dir, ca.fingerprint())?;
+        let aws_keys = AwsKeys::open(state, data_dir)?;
         let admin_file = std::path::absolute(data_dir.join(ADMIN_TOKEN_FILE))
             .unwrap_or_else(|_| data_dir.join(ADMIN_TOKEN_FILE));
-        let auth = Authorizer::on(tokens, ca.fingerprint().to_string(), admin_file);
+        let auth = Authorizer::on(tokens, ca.fingerprint().to_string(), admin_file)
+            .with_aws_keys(aws_keys);
         let names = server_names(listen, &config.tls_sans);
         let (chain, key) = ca
             .issue_server(&names, Duration::from_secs(365 * 86400))

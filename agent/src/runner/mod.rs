@@ -87,7 +87,7 @@ pub async fn run<R: ContainerRuntime>(
         rt,
         ctx,
         arn: first.task.task_arn.clone(),
-        def: first.definition.clone(),
+        def: observed::with_overrides(first.definition.clone(), &first.task),
         order: start_order(&first.definition.container_definitions),
         status: HashMap::new(),
         ids: HashMap::new(),

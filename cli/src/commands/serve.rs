@@ -58,6 +58,13 @@ pub struct ServeArgs {
     /// How long agent and proxy certificates last; they renew at two thirds.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub cert_lifetime: Duration,
+    /// The region in ARNs (`arn:aws:ecs:REGION:…`) when a request's SigV4 scope names none.
+    #[arg(long, default_value = "us-east-1", value_parser = parse_region)]
+    pub region: String,
+    /// The 12-digit account id in ARNs. A 12-digit access key id selects that account instead,
+    /// as LocalStack does.
+    #[arg(long, default_value = "000000000000", value_parser = parse_account)]
+    pub account_id: String,
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,
@@ -142,6 +149,22 @@ pub async fn list(server: &str, fmt: crate::output::Format) -> anyhow::Result<()
     Ok(())
 }
 
+fn parse_region(s: &str) -> Result<String, String> {
+    if cp::arn::is_region(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a region name (like us-east-1)"))
+    }
+}
+
+fn parse_account(s: &str) -> Result<String, String> {
+    if cp::arn::is_account_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} must be 12 digits"))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
     Dev,
@@ -165,6 +188,8 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     config.controller.lost_node_timeout = args.lost_node_timeout;
     config.controller.min_healthy_time = args.min_healthy_time;
     config.controller.scaling_interval = args.scaling_interval;
+    config.region = args.region.clone();
+    config.account_id = args.account_id.clone();
     let name = match mode {
         Mode::Dev => "berth dev",
         Mode::Server => "berth server",

@@ -320,6 +320,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
                     force_new_deployment,
                     deployment_configuration: dc,
                     health_check_grace_period_seconds: grace_period,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -179,7 +179,7 @@ pub async fn run(cmd: TaskCommand, server: &str, fmt: Format) -> anyhow::Result<
                     task_definition: taskdef,
                     count,
                     started_by,
-                    group: String::new(),
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -1,4 +1,5 @@
-//! `berth token create [--read-only]`: a new client token, printed once on the last line.
+//! `berth token create [--read-only] [--aws]`: a new client token (or AWS access key for the ECS
+//! API), printed once.
 
 use crate::client::connect;
 use crate::output::Format;
@@ -12,6 +13,10 @@ pub enum TokenCommand {
         /// Describe and list only; no changes.
         #[arg(long)]
         read_only: bool,
+        /// An AWS access key id and secret access key for the aws CLI and SDKs (the ECS API on
+        /// the HTTP port) instead of a bearer token.
+        #[arg(long)]
+        aws: bool,
         /// What the token is for (kept with its hash on the server).
         #[arg(long, default_value = "")]
         description: String,
@@ -21,6 +26,7 @@ pub enum TokenCommand {
 pub async fn run(cmd: TokenCommand, server: &str, fmt: Format) -> anyhow::Result<()> {
     let TokenCommand::Create {
         read_only,
+        aws,
         description,
     } = cmd;
     let mut client = TokensClient::new(connect(server).await?);
@@ -28,11 +34,20 @@ pub async fn run(cmd: TokenCommand, server: &str, fmt: Format) -> anyhow::Result
         .create_token(CreateTokenRequest {
             read_only,
             description,
+            aws,
         })
         .await?
         .into_inner();
     match fmt {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reply)?),
+        Format::Table if aws => {
+            eprintln!(
+                "created {} AWS access key (the secret is shown once)",
+                reply.role
+            );
+            println!("aws_access_key_id = {}", reply.access_key_id);
+            println!("aws_secret_access_key = {}", reply.secret_access_key);
+        }
         Format::Table => {
             eprintln!(
                 "created {} token {} (shown once: the server keeps only its hash)",

@@ -110,6 +110,22 @@ impl Tokens for TokensApi {
             Role::ReadWrite
         };
         let auth = self.auth.clone();
+        if r.aws {
+            let key = tokio::task::spawn_blocking(move || match auth.aws_keys() {
+                Some(k) => k.create(role, &r.description).map_err(Status::from),
+                None => Err(Status::internal("AWS keys are not set up on this server")),
+            })
+            .await
+            .map_err(|e| Status::internal(format!("creating the key: {e}")))??;
+            tracing::info!(id = %key.access_key_id, role = role.as_str(), "AWS access key created");
+            return Ok(Response::new(CreateTokenReply {
+                id: key.access_key_id.clone(),
+                role: role.as_str().into(),
+                access_key_id: key.access_key_id,
+                secret_access_key: key.secret_access_key,
+                ..Default::default()
+            }));
+        }
         let token = tokio::task::spawn_blocking(move || match auth.tokens() {
             Some(t) => t.create(role, &r.description).map_err(Status::from),
             None => Err(Status::internal("auth was turned off")),
@@ -121,6 +137,7 @@ impl Tokens for TokensApi {
             token: token.reveal(),
             id: token.id.clone(),
             role: role.as_str().into(),
+            ..Default::default()
         }))
     }
 }

@@ -20,9 +20,11 @@
 //! let reply = ClustersApi { state }.create_cluster(req).await?;
 //! ```
 
+pub mod aws_keys;
 pub mod layer;
 pub mod tokens;
 
+pub use aws_keys::{AwsKey, AwsKeys, AWS_KEY_FILE};
 pub use layer::AuthLayer;
 pub use tokens::{Role, Tokens, ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE};
 
@@ -83,7 +85,21 @@ enum Mode {
         tokens: Box<Tokens>,
         ca_fingerprint: String,
         admin_token_file: PathBuf,
+        aws: Option<Box<AwsKeys>>,
     },
+}
+
+/// Why a SigV4-signed request (the ECS API) was refused; the ECS transport names each as AWS does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsDenied {
+    /// No `Authorization: AWS4-HMAC-SHA256 …` header on a server that needs one.
+    Unsigned,
+    /// The access key id is not one of this server's.
+    UnknownKey(String),
+    /// The signature does not verify with the key's secret (or the request is malformed).
+    BadSignature(String),
+    /// A valid key whose role may not call this operation.
+    Forbidden(String),
 }
 
 impl Authorizer {
@@ -97,7 +113,60 @@ impl Authorizer {
                 tokens: Box::new(tokens),
                 ca_fingerprint,
                 admin_token_file,
+                aws: None,
             },
+        }
+    }
+
+    /// Also verifies SigV4 signatures made with these AWS access keys (the ECS API).
+    pub fn with_aws_keys(mut self, keys: AwsKeys) -> Self {
+        if let Mode::On { aws, .. } = &mut self.mode {
+            *aws = Some(Box::new(keys));
+        }
+        self
+    }
+
+    pub fn aws_keys(&self) -> Option<&AwsKeys> {
+        match &self.mode {
+            Mode::On { aws, .. } => aws.as_deref(),
+            Mode::Off => None,
+        }
+    }
+
+    /// The check for a SigV4-signed call of `path` (`/ecs.AmazonEC2ContainerServiceV20141113/
+    /// ListClusters`): the key must be ours, `verify` must accept its secret, and its role must
+    /// cover the method by the same rule as tokens (`need`). With auth off, anything passes
+    /// and nothing is verified (`berth dev`).
+    pub fn authorize_aws(
+        &self,
+        access_key_id: Option<&str>,
+        verify: impl FnOnce(&str) -> Result<(), String>,
+        path: &str,
+    ) -> Result<Access, AwsDenied> {
+        let Mode::On { aws, .. } = &self.mode else {
+            return Ok(Access::Unchecked);
+        };
+        let Some(id) = access_key_id else {
+            return Err(AwsDenied::Unsigned);
+        };
+        let key = aws
+            .as_ref()
+            .and_then(|k| k.get(id))
+            .ok_or_else(|| AwsDenied::UnknownKey(id.to_string()))?;
+        verify(&key.secret_access_key).map_err(AwsDenied::BadSignature)?;
+        let needed = match need(path) {
+            Need::Token(r) => r,
+            // Peer-only and open methods are not reachable with a key.
+            _ => Role::Admin,
+        };
+        if key.role >= needed {
+            Ok(Access::Token(key.role))
+        } else {
+            let method = path.rsplit('/').next().unwrap_or(path);
+            Err(AwsDenied::Forbidden(format!(
+                "access key {id} is {}: it may call only Describe* and List* operations, not {method}; `berth token create --aws` makes a read-write key",
+                key.role.as_str()
+            )))
         }
     }
 

@@ -35,7 +35,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "read-only" => Some(Role::ReadOnly),
             "read-write" => Some(Role::ReadWrite),

@@ -24,6 +24,8 @@ pub struct NewTask<'a> {
     pub group: String,
     pub started_by: String,
     pub load_balanced: bool,
+    /// What RunTask changed for this task only (ECS's overrides).
+    pub overrides: Option<TaskOverride>,
 }
 
 /// What a node has room for, from its record and its unreleased claims.
@@ -111,6 +113,10 @@ pub fn place(tx: &mut Tx<'_>, launches: &[NewTask<'_>]) -> Result<(Vec<Task>, Ve
                 l.started_by.clone(),
                 l.load_balanced,
             );
+            let task = Task {
+                overrides: l.overrides.clone(),
+                ..task
+            };
             ops.extend(create_ops(&task, &l.demand));
             created.push(task);
         }

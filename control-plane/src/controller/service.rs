@@ -92,6 +92,7 @@ fn ops_of(
                 group: group.clone(),
                 started_by: l.deployment_id.clone(),
                 load_balanced: l.load_balanced,
+                overrides: None,
             })
         })
         .collect::<Result<_>>()?;

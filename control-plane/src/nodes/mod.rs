@@ -205,7 +205,11 @@ pub fn register(state: &State, hello: &Hello) -> Result<ContainerInstance> {
                     ..Default::default()
                 },
             ],
-            attributes: hello.attributes.clone(),
+            attributes: crate::ecs_extras::with_custom_attributes(
+                tx.state(),
+                &id,
+                hello.attributes.clone(),
+            )?,
             registered_at: existing
                 .as_ref()
                 .map(|n| n.registered_at.clone())
@@ -349,4 +353,34 @@ pub fn set_status(
     })?;
     let tasks = state.scan::<Task>(keys::TASKS)?;
     Ok(with_live_view(stored, sessions, &tasks))
+}
+
+/// ECS's DeregisterContainerInstance: forgets the node. Refused while tasks that are not stopped
+/// are placed on it, unless `force` (service tasks are then replaced elsewhere as for a lost
+/// node). An agent that connects again registers anew.
+pub fn deregister(
+    state: &State,
+    sessions: &Sessions,
+    node: &str,
+    force: bool,
+) -> Result<ContainerInstance> {
+    state.update(|tx| {
+        let mut found = describe(tx.state(), sessions, node)?;
+        let key = keys::node(&found.ec2_instance_id);
+        // Compared at commit: a task placed on it meanwhile refuses the deregistration.
+        tx.get::<ContainerInstance>(&key)?;
+        tx.scan_keys(&keys::node_claims(&found.ec2_instance_id))?;
+        let live = found.running_tasks_count + found.pending_tasks_count;
+        if live > 0 && !force {
+            return Err(Error::invalid(
+                "containerInstance",
+                format!(
+                    "{} still has {live} task(s); stop them, drain it first, or pass force",
+                    found.name
+                ),
+            ));
+        }
+        found.status = "INACTIVE".into();
+        Ok((found, vec![crate::store::Op::Delete(key)]))
+    })
 }

@@ -76,10 +76,7 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
             return Err(services::not_found(&req.cluster, &req.service));
         };
         if svc.status != "ACTIVE" {
-            return Err(Error::Client(format!(
-                "ServiceNotActiveException: service {} is {}",
-                svc.service_name, svc.status
-            )));
+            return Err(Error::ServiceNotActive(svc.service_name, svc.status));
         }
         let name = svc.service_name.clone();
         match req.policy.clone() {

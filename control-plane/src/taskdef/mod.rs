@@ -8,7 +8,10 @@ mod validate;
 
 pub use bounds::{bounds_problems, json_size};
 pub use json::{decode, Decoded};
-pub use registry::{deregister, describe, list, register, register_json, Registered};
+pub use registry::{
+    delete, deregister, describe, list, register, register_json, register_json_with, register_with,
+    sweep_deleted, Registered,
+};
 pub use validate::normalize;
 
 /// `FAMILY`, `FAMILY:REV` or an ARN `arn:…:task-definition/FAMILY:REV`, split.

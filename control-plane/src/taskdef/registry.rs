@@ -16,15 +16,33 @@ pub struct Registered {
 
 /// Registers from ECS JSON text: decode, validate, then store as the family's next revision.
 pub fn register_json(state: &State, text: &str) -> Result<Registered> {
+    register_json_with(state, text, |_| Ok(Vec::new()))
+}
+
+/// `register_json`, committing `also(definition)`'s writes in the same batch.
+pub fn register_json_with(
+    state: &State,
+    text: &str,
+    also: impl FnMut(&TaskDefinition) -> Result<Vec<crate::store::Op>>,
+) -> Result<Registered> {
     let decoded = taskdef::decode(text).map_err(Error::Invalid)?;
-    let mut reg = register(state, decoded.task_definition)?;
+    let mut reg = register_with(state, decoded.task_definition, also)?;
     reg.ignored_fields = decoded.ignored;
     Ok(reg)
 }
 
 /// Registers a definition message as the family's next revision. Server-set fields
 /// (ARN, revision, status, timestamps) are overwritten.
-pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
+pub fn register(state: &State, td: TaskDefinition) -> Result<Registered> {
+    register_with(state, td, |_| Ok(Vec::new()))
+}
+
+/// `register`, committing `also(definition)`'s writes in the same batch.
+pub fn register_with(
+    state: &State,
+    mut td: TaskDefinition,
+    mut also: impl FnMut(&TaskDefinition) -> Result<Vec<crate::store::Op>>,
+) -> Result<Registered> {
     let warnings = taskdef::normalize(&mut td).map_err(Error::Invalid)?;
     let counter_key = keys::family_counter(&td.family);
     let td = state.update(|tx| {
@@ -39,10 +57,11 @@ pub fn register(state: &State, mut td: TaskDefinition) -> Result<Registered> {
         td.status = "ACTIVE".into();
         td.registered_at = time::now();
         td.deregistered_at.clear();
-        let ops = vec![
+        let mut ops = vec![
             put(keys::task_definition(&td.family, revision), &td),
             crate::store::Op::Put(counter_key.clone(), revision.to_string().into_bytes()),
         ];
+        ops.extend(also(&td)?);
         Ok((td, ops))
     })?;
     Ok(Registered {
@@ -95,11 +114,14 @@ pub fn list(
     } else {
         status.to_ascii_uppercase()
     };
-    if !matches!(status.as_str(), "ACTIVE" | "INACTIVE" | "ALL") {
+    if !matches!(
+        status.as_str(),
+        "ACTIVE" | "INACTIVE" | "DELETE_IN_PROGRESS" | "ALL"
+    ) {
         return Err(Error::invalid(
             "status",
             format!(
-                "{} must be ACTIVE, INACTIVE or ALL",
+                "{} must be ACTIVE, INACTIVE, DELETE_IN_PROGRESS or ALL",
                 crate::error::quote(&status)
             ),
         ));
@@ -146,4 +168,82 @@ pub fn deregister(state: &State, reference: &str) -> Result<TaskDefinition> {
         let ops = vec![put(key.clone(), &td)];
         Ok((td, ops))
     })
+}
+
+/// ECS's DeleteTaskDefinitions: an INACTIVE revision becomes DELETE_IN_PROGRESS, and is removed
+/// by `sweep_deleted` once no task or service uses it.
+pub fn delete(state: &State, reference: &str) -> Result<TaskDefinition> {
+    let (family, revision) = parse_reference(reference).ok_or_else(|| bad_reference(reference))?;
+    let Some(revision) = revision else {
+        return Err(Error::invalid(
+            "taskDefinitions",
+            format!("{reference:?} needs a revision: FAMILY:REVISION, e.g. {family}:1"),
+        ));
+    };
+    let key = keys::task_definition(&family, revision);
+    state.update(|tx| {
+        let mut td = tx.get::<TaskDefinition>(&key)?.ok_or_else(|| {
+            Error::not_found(
+                "TaskDefinition",
+                reference,
+                "see `berth taskdef list --status ALL`",
+            )
+        })?;
+        match td.status.as_str() {
+            "ACTIVE" => Err(Error::Client(format!(
+                "task definition {family}:{revision} is ACTIVE; deregister it first (aws ecs deregister-task-definition)"
+            ))),
+            "DELETE_IN_PROGRESS" => Ok((td, Vec::new())),
+            _ => {
+                td.status = "DELETE_IN_PROGRESS".into();
+                let ops = vec![put(key.clone(), &td)];
+                Ok((td, ops))
+            }
+        }
+    })
+}
+
+/// Removes DELETE_IN_PROGRESS revisions that no unstopped task and no live service uses.
+pub fn sweep_deleted(state: &State) -> Result<usize> {
+    state.update(sweep_in)
+}
+
+fn sweep_in(tx: &mut crate::state::Tx<'_>) -> Result<(usize, Vec<crate::store::Op>)> {
+    use berth_proto::v1::{Service, Task};
+    let state = tx.state().clone();
+    let state = &state;
+    // Compared at commit: a revision or task written meanwhile makes the sweep look again.
+    let doomed: Vec<TaskDefinition> = tx
+        .scan::<TaskDefinition>(keys::TASK_DEFINITIONS)?
+        .into_iter()
+        .filter(|t| t.status == "DELETE_IN_PROGRESS")
+        .collect();
+    if doomed.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let mut used: std::collections::HashSet<String> = state
+        .scan::<Task>(keys::TASKS)?
+        .into_iter()
+        .filter(|t| t.last_status != "STOPPED")
+        .map(|t| t.task_definition_arn)
+        .collect();
+    for s in state.scan::<Service>("service/")? {
+        if s.status != "INACTIVE" {
+            used.insert(s.task_definition.clone());
+            used.extend(s.deployments.into_iter().map(|d| d.task_definition));
+        }
+    }
+    let ops: Vec<_> = doomed
+        .iter()
+        .filter(|t| !used.contains(&t.task_definition_arn))
+        .flat_map(|t| {
+            let key = keys::task_definition(&t.family, t.revision);
+            [
+                crate::ecs_extras::put_op(&key, &crate::ecs_extras::Extras::default()),
+                crate::store::Op::Delete(key),
+            ]
+        })
+        .collect();
+    let n = ops.len() / 2;
+    Ok((n, ops))
 }
