@@ -254,33 +254,33 @@ pub fn set_attributes(
     use berth_proto::v1::{Attribute, ContainerInstance};
     let key = keys::node(node_id);
     state.update(|tx| {
-    let mut node = tx.get::<ContainerInstance>(&key)?.ok_or_else(|| {
-        Error::not_found("Target", node_id, "see `aws ecs list-container-instances`")
-    })?;
-    tx.get_raw(&key_of(&key))?;
-    let mut extras = get(tx.state(), &key)?;
-    let mut custom = custom_attributes(&extras);
-    for (name, value) in changes {
-        custom.retain(|a| &a.name != name);
-        node.attributes.retain(|a| &a.name != name);
-        if let Some(v) = value {
-            let a = Attribute {
-                name: name.clone(),
-                value: v.clone(),
-            };
-            custom.push(a.clone());
-            node.attributes.push(a);
+        let mut node = tx.get::<ContainerInstance>(&key)?.ok_or_else(|| {
+            Error::not_found("Target", node_id, "see `aws ecs list-container-instances`")
+        })?;
+        tx.get_raw(&key_of(&key))?;
+        let mut extras = get(tx.state(), &key)?;
+        let mut custom = custom_attributes(&extras);
+        for (name, value) in changes {
+            custom.retain(|a| &a.name != name);
+            node.attributes.retain(|a| &a.name != name);
+            if let Some(v) = value {
+                let a = Attribute {
+                    name: name.clone(),
+                    value: v.clone(),
+                };
+                custom.push(a.clone());
+                node.attributes.push(a);
+            }
         }
-    }
-    if custom.is_empty() {
-        extras.fields.remove("attributes");
-    } else {
-        extras.fields.insert(
-            "attributes".into(),
-            serde_json::to_value(&custom).unwrap_or_default(),
-        );
-    }
-    let ops = vec![crate::state::put(key.clone(), &node), put_op(&key, &extras)];
-    Ok((node, ops))
+        if custom.is_empty() {
+            extras.fields.remove("attributes");
+        } else {
+            extras.fields.insert(
+                "attributes".into(),
+                serde_json::to_value(&custom).unwrap_or_default(),
+            );
+        }
+        let ops = vec![crate::state::put(key.clone(), &node), put_op(&key, &extras)];
+        Ok((node, ops))
     })
 }

@@ -59,16 +59,18 @@ fn client_env(cmd: &mut Command, creds: &Creds) {
         .stdin(Stdio::null());
 }
 
-/// `aws ecs ARGS… --endpoint-url http://HTTP --output json`.
+/// `aws ecs ARGS… --endpoint-url http(s)://HTTP --output json`.
 pub fn aws(http: &str, creds: &Creds, args: &[&str]) -> Run {
     let mut cmd = Command::new(venv().join("bin/aws"));
-    cmd.arg("ecs").args(args).args([
-        "--endpoint-url",
-        &format!("http://{http}"),
-        "--output",
-        "json",
-    ]);
+    let (url, ca) = super::http_url(http);
+    cmd.arg("ecs")
+        .args(args)
+        .args(["--endpoint-url", &url, "--output", "json"]);
     client_env(&mut cmd, creds);
+    if let Some(ca) = ca {
+        // A server's HTTP port speaks TLS: verify it with the cluster CA.
+        cmd.env("AWS_CA_BUNDLE", ca);
+    }
     let out = cmd.output().expect("run aws");
     Run {
         ok: out.status.success(),
@@ -93,10 +95,12 @@ pub fn aws_ok(http: &str, creds: &Creds, args: &[&str]) -> serde_json::Value {
 /// JSON it reports.
 pub fn boto3(http: &str, creds: &Creds, program: &str) -> serde_json::Value {
     let mut cmd = Command::new(venv().join("bin/python3"));
-    cmd.arg("-c")
-        .arg(program)
-        .env("ENDPOINT", format!("http://{http}"));
+    let (url, ca) = super::http_url(http);
+    cmd.arg("-c").arg(program).env("ENDPOINT", url);
     client_env(&mut cmd, creds);
+    if let Some(ca) = ca {
+        cmd.env("AWS_CA_BUNDLE", ca);
+    }
     let out = cmd.output().expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -111,6 +115,9 @@ pub fn boto3(http: &str, creds: &Creds, program: &str) -> serde_json::Value {
 /// A raw `POST /` with these headers and body: (status, headers text, body). Bounded: a
 /// server that does not answer within 10 s fails the test.
 pub fn post(http: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    if let (url, Some(ca)) = super::http_url(http) {
+        return post_tls(&url, &ca, headers, body);
+    }
     let mut s = std::net::TcpStream::connect(http).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
@@ -128,6 +135,38 @@ pub fn post(http: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, 
     s.read_to_end(&mut buf)
         .expect("the ECS API answered within 10 s");
     let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// `post` to a TLS HTTP port, through curl verifying the cluster CA.
+fn post_tls(
+    url: &str,
+    ca: &std::path::Path,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["-X", "POST", "--data-binary", "@-"]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    let mut child = cmd
+        .arg(format!("{url}/"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    child.stdin.take().expect("stdin").write_all(body).unwrap();
+    let out = child.wait_with_output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()

@@ -26,25 +26,33 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(name: &str) -> Self {
+        Self::up_with(name, &[])
+    }
+
+    /// Three etcd members and three servers (`berth lab up --ha`).
+    pub fn up_ha(name: &str) -> Self {
+        Self::up_with(name, &["--ha"])
+    }
+
+    pub fn up_with(name: &str, extra: &[&str]) -> Self {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("{name}-{}", std::process::id());
         let dir = tempfile::tempdir().expect("tempdir");
         // A lab left by a killed run of this same name would make `up` refuse.
         down(&name);
-        let run = berth(
-            "http://127.0.0.1:1",
-            &[
-                "lab",
-                "up",
-                "--name",
-                &name,
-                "--dir",
-                dir.path().to_str().unwrap(),
-                "--no-demo",
-                "-o",
-                "json",
-            ],
-        );
+        let mut args = vec![
+            "lab",
+            "up",
+            "--name",
+            &name,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--no-demo",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let run = berth("http://127.0.0.1:1", &args);
         let lab_name = name.clone();
         let guard = scopeguard(move || down(&lab_name));
         assert!(run.ok, "lab up failed:\n{}\n{}", run.stdout, run.stderr);

@@ -43,11 +43,32 @@ pub fn remember_credentials(url: &str, token: &str, ca: PathBuf) {
     ));
 }
 
+/// HTTP ports (`ADDR`) that speak TLS, and the CA their certificate is from.
+static HTTPS: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+
+pub fn remember_https(addr: &str, ca: PathBuf) {
+    HTTPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((addr.to_string(), ca));
+}
+
+/// `https://ADDR` and its CA for a TLS HTTP port, else `http://ADDR`.
+pub fn http_url(addr: &str) -> (String, Option<PathBuf>) {
+    let all = HTTPS.lock().unwrap_or_else(|p| p.into_inner());
+    match all.iter().rev().find(|(a, _)| a == addr) {
+        Some((_, ca)) => (format!("https://{addr}"), Some(ca.clone())),
+        None => (format!("http://{addr}"), None),
+    }
+}
+
 fn credentials_for(url: &str) -> Option<(String, PathBuf)> {
     let all = CREDENTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    // Several servers (a comma-separated list) share one CA and token: any one in common will do.
+    let overlaps = |u: &str| u.split(',').any(|a| url.split(',').any(|b| a == b));
     all.iter()
         .rev()
-        .find(|(u, _, _)| u == url)
+        .find(|(u, _, _)| overlaps(u))
         .map(|(_, t, c)| (t.clone(), c.clone()))
 }
 
@@ -136,6 +157,9 @@ impl ServerProcess {
                     .and_then(|s| s.split_whitespace().next())
                     .unwrap()
                     .to_string();
+                if rest.contains("https://") {
+                    remember_https(&http, data.join("ca.crt"));
+                }
                 addrs = Some((format!("{scheme}://{grpc}"), http));
             }
             // "berth dev: ready": the local agent (if any) is up and the demo image exists.

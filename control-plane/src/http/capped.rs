@@ -82,6 +82,9 @@ pub fn incoming(
             };
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
+                    // A reply written as head then body must not wait for the client's delayed
+                    // ACK (Nagle): 40 ms on every call whose reply spans two writes.
+                    let _ = stream.set_nodelay(true);
                     let capped = Capped {
                         inner: stream,
                         _permit: permit,

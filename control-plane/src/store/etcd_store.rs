@@ -41,8 +41,26 @@ pub struct EtcdStore {
     client: etcd::Client,
     prefix: String,
     max_txn_ops: usize,
-    rt: Arc<tokio::runtime::Runtime>,
+    rt: OwnRuntime,
     feed: Arc<Feed>,
+}
+
+/// The client's runtime; shut down in the background when the store goes, so the store may be
+/// dropped anywhere (an async context included).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 struct Feed {
@@ -69,7 +87,7 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(io)?;
-        let rt = Arc::new(rt);
+        let rt = OwnRuntime(Some(rt));
         let prefix = if opts.prefix.is_empty() {
             "/berth/".to_string()
         } else {
@@ -94,6 +112,7 @@ impl EtcdStore {
         }
         let endpoints = opts.endpoints.clone();
         let client = rt
+            .get()
             .block_on(etcd::Client::connect(endpoints, Some(connect)))
             .map_err(|e| io(format!("connecting to {}: {e}", opts.endpoints.join(","))))?;
         let (tx, _) = broadcast::channel(4096);
@@ -114,7 +133,7 @@ impl EtcdStore {
         };
         let start = store.current_revision()?;
         store.feed.lock().revision = start;
-        store.rt.spawn(watch(
+        store.rt.get().spawn(watch(
             store.client.clone(),
             store.prefix.clone(),
             store.feed.clone(),
@@ -139,10 +158,29 @@ impl EtcdStore {
         F::Output: Send + 'static,
     {
         let (done, wait) = std::sync::mpsc::channel();
-        self.rt.spawn(async move {
+        self.rt.get().spawn(async move {
             let _ = done.send(f.await);
         });
         wait.recv().expect("the etcd runtime outlives its store")
+    }
+
+    /// A linearizable read; when the cluster has no quorum, the member's last state (a
+    /// serializable read), so reads still answer while writes fail.
+    fn read(&self, key: String, opts: etcd::GetOptions) -> Result<etcd::GetResponse, StoreError> {
+        let mut c = self.client.clone();
+        let (k, o) = (key.clone(), opts.clone());
+        let first = self.run(async move {
+            tokio::time::timeout(Duration::from_secs(3), c.get(k, Some(o))).await
+        });
+        match first {
+            Ok(Ok(r)) => Ok(r),
+            _ => {
+                let mut c = self.client.clone();
+                let opts = opts.with_serializable();
+                self.run(async move { c.get(key, Some(opts)).await })
+                    .map_err(io)
+            }
+        }
     }
 
     fn current_revision(&self) -> Result<u64, StoreError> {
@@ -284,9 +322,8 @@ async fn watch(mut client: etcd::Client, prefix: String, feed: Arc<Feed>, from: 
 
 impl Store for EtcdStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let mut c = self.client.clone();
         let k = self.full(key);
-        let mut resp = self.run(async move { c.get(k, None).await }).map_err(io)?;
+        let mut resp = self.read(k, etcd::GetOptions::new())?;
         Ok(resp.take_kvs().into_iter().next().map(|kv| Versioned {
             mod_revision: kv.mod_revision() as u64,
             value: kv.value().to_vec(),

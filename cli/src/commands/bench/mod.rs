@@ -27,6 +27,7 @@ use tokio_stream::{Stream, StreamExt};
 
 mod cpu;
 mod nginx;
+mod writes;
 mod wrk;
 
 use cpu::Counted;
@@ -37,6 +38,8 @@ use wrk::{measure, WrkResult};
 pub enum BenchCommand {
     /// Berth's proxy vs nginx over the same two local backends, loaded by wrk.
     Proxy(BenchProxyArgs),
+    /// Write latency (RegisterTaskDefinition, UpdateService) on sled vs a 3-member etcd.
+    Writes(writes::BenchWritesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,9 +64,10 @@ pub struct BenchProxyArgs {
     pub rounds: u32,
 }
 
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(command: BenchCommand, format: crate::output::Format) -> anyhow::Result<()> {
     match command {
         BenchCommand::Proxy(args) => bench_proxy(args).await,
+        BenchCommand::Writes(args) => writes::run(args, format).await,
     }
 }
 
