@@ -301,7 +301,15 @@ pub async fn me(
             .advertise
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{}", host(grpc))),
-        http: format!("{scheme}://{}", host(http)),
+        http: format!(
+            "{}://{}",
+            if tls && !config.http.plaintext {
+                "https"
+            } else {
+                "http"
+            },
+            host(http)
+        ),
         started_at: time::now(),
         leader_since: String::new(),
     };

@@ -84,13 +84,18 @@ impl Enrollment {
             requested_id,
         };
         let mut backoff = Duration::from_millis(200);
+        // Several servers (comma-separated): each in turn until one answers.
+        let servers = server_list(&self.server);
+        let mut attempt = 0;
         let reply = loop {
-            let endpoint = tls.endpoint(&self.server)?;
+            let server = servers[attempt % servers.len()];
+            attempt += 1;
+            let endpoint = tls.endpoint(server)?;
             match join_once(&tls, endpoint, request.clone()).await {
                 Outcome::Joined(reply) => break reply,
                 Outcome::Refused(why) => return Err(TrustError::Refused(why)),
                 Outcome::Unreachable(e) => {
-                    tracing::warn!(server = %self.server, error = %e, retry_in = ?backoff, "cannot reach the control plane to join");
+                    tracing::warn!(%server, error = %e, retry_in = ?backoff, "cannot reach the control plane to join");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -167,7 +172,14 @@ pub async fn renew_forever(tls: ClientTls, server: String, dir: PathBuf) {
         };
         let wait = (renew_at_ms(not_before, not_after) - now_ms()).max(0) as u64;
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        match renew_once(&tls, &server, &dir).await {
+        let mut renewed = Err(TrustError::Refused("no server".into()));
+        for one in server_list(&server) {
+            renewed = renew_once(&tls, one, &dir).await;
+            if renewed.is_ok() {
+                break;
+            }
+        }
+        match renewed {
             Ok(reply) => {
                 tracing::info!(identity = %reply.identity, expires_at_ms = reply.expires_at_ms, "certificate renewed");
             }
@@ -179,6 +191,20 @@ pub async fn renew_forever(tls: ClientTls, server: String, dir: PathBuf) {
                 tokio::time::sleep(retry).await;
             }
         }
+    }
+}
+
+/// The servers of a `--server` value: one URL, or several comma-separated.
+fn server_list(servers: &str) -> Vec<&str> {
+    let list: Vec<&str> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        vec![servers]
+    } else {
+        list
     }
 }
 
