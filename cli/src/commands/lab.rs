@@ -121,9 +121,19 @@ async fn down(args: NameArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A free port on 127.0.0.1, never one this process handed out before (a port is released
+/// before Docker binds it, so the OS could offer it twice).
 fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let port = l.local_addr()?.port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 fn progress(name: &str, line: &str) {
