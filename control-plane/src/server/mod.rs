@@ -1,18 +1,22 @@
 //! `spawn`: the control plane as one running thing (gRPC + HTTP), started in-process by tests
 //! and by the `berth` binary alike.
 
+mod config;
+
+pub use config::Config;
+
 use crate::api::StacksApi;
 use crate::api::{
     AgentSessionsApi, CertificatesApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi,
-    ServicesApi, SessionTimings, TaskDefinitionsApi, TasksApi, TokensApi,
+    ServicesApi, TaskDefinitionsApi, TasksApi, TokensApi,
 };
 use crate::auth::{AuthLayer, Authorizer};
-use crate::controller::{self, ControllerConfig};
+use crate::controller;
 use crate::endpoints::health::Proxies;
 use crate::error::Error;
 use crate::nodes::Sessions;
 use crate::state::State;
-use crate::trust::{Trust, TrustConfig};
+use crate::trust::Trust;
 use crate::{clusters, http};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
 use berth_proto::v1::certificates_server::CertificatesServer;
@@ -37,58 +41,6 @@ use tokio::task::JoinHandle;
 /// only bounds unary calls and clients that do not hang up: `berth server` and `berth dev` are
 /// to be gone within 5 s of SIGTERM, long before a supervisor's stop timeout.
 pub const DRAIN: Duration = Duration::from_secs(2);
-
-/// Where the control plane keeps its data and listens.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub data_dir: PathBuf,
-    pub grpc_listen: SocketAddr,
-    pub http_listen: SocketAddr,
-    pub sessions: SessionTimings,
-    /// How long a stopped task stays visible before it is forgotten.
-    pub task_retention: Duration,
-    pub controller: ControllerConfig,
-    /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
-    pub trust: Option<TrustConfig>,
-    /// Keep state in etcd (several replicas, one leader) instead of sled in `data_dir`.
-    pub etcd: Option<crate::store::EtcdOptions>,
-    /// The leader's lease: a leader cut off from etcd stops acting within it.
-    pub leader_ttl: Duration,
-    /// The gRPC URL other replicas and `berth server list` show for this one.
-    pub advertise: Option<String>,
-    /// Bounds on what one request may ask for (`--max-desired-count`).
-    pub limits: crate::Limits,
-    /// The HTTP port's connection bounds, `Host` rule and TLS choice.
-    pub http: http::HttpConfig,
-    /// Open connections on the gRPC port at most; more are closed when accepted.
-    pub grpc_max_connections: usize,
-    /// The region and 12-digit account in ARNs (`arn:aws:ecs:REGION:ACCOUNT:…`).
-    pub region: String,
-    pub account_id: String,
-}
-
-impl Config {
-    /// Defaults for everything but where to keep data and listen.
-    pub fn new(data_dir: PathBuf, grpc_listen: SocketAddr, http_listen: SocketAddr) -> Self {
-        Self {
-            data_dir,
-            grpc_listen,
-            http_listen,
-            sessions: SessionTimings::default(),
-            task_retention: Duration::from_secs(24 * 3600),
-            controller: ControllerConfig::default(),
-            trust: None,
-            etcd: None,
-            leader_ttl: Duration::from_secs(5),
-            advertise: None,
-            limits: crate::Limits::default(),
-            http: http::HttpConfig::default(),
-            grpc_max_connections: 4096,
-            region: crate::arn::DEFAULT_REGION.into(),
-            account_id: crate::arn::DEFAULT_ACCOUNT.into(),
-        }
-    }
-}
 
 /// A running control plane. Dropping it starts the same shutdown without waiting for it; call
 /// `shutdown` to wait.
@@ -135,86 +87,139 @@ const OWNED: &[&str] = &["store", "ca.crt", "ca.key", "admin.token", "join.token
 
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
 pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
-    // Owner-only: the store holds environment values, secrets among them.
-    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
-        SpawnError::DataDir {
-            dir: config.data_dir.clone(),
-            source,
-        }
-    })?;
+    owner_only(&config)?;
     let grpc = bind(config.grpc_listen).await?;
     let http_listener = bind(config.http_listen).await?;
-    let grpc_addr = grpc.local_addr().map_err(|source| SpawnError::Listen {
-        addr: config.grpc_listen,
-        source,
-    })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| SpawnError::Listen {
-            addr: config.http_listen,
-            source,
-        })?;
-
+    let grpc_addr = local_addr(&grpc, config.grpc_listen)?;
+    let http_addr = local_addr(&http_listener, config.http_listen)?;
     crate::arn::configure(&config.region, &config.account_id);
-    let (store, election) = crate::leader::open_store(&config).await?;
-    let store_kind = if config.etcd.is_some() {
-        "etcd"
-    } else {
-        "sled"
-    };
-    let state = State::new(store).with_limits(config.limits);
-    {
-        let s = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let n = crate::arn_upgrade::upgrade(&s)?;
-            if n > 0 {
-                tracing::info!(
-                    records = n,
-                    "stored ARNs rewritten to this server's region and account"
-                );
-            }
-            clusters::ensure_default(&s)?;
-            let indexed = crate::tasks::index_existing(&s)?;
-            if indexed > 0 {
-                tracing::info!(tasks = indexed, "indexed tasks stored by an older version");
-            }
-            // What an older version stored out of today's bounds is named, then left alone.
-            crate::services::report_invalid(&s)
-        })
-        .await
-        .map_err(|e| Error::Client(format!("opening store: {e}")))??;
-    }
-
-    let trust = match config.trust.clone() {
-        Some(t) => {
-            let (dir, s) = (config.data_dir.clone(), state.clone());
-            let listen = config.grpc_listen;
-            let shared = config.etcd.is_some();
-            let opened = tokio::task::spawn_blocking(move || {
-                if shared {
-                    crate::trust::share_ca(&dir, &s)?;
-                }
-                Trust::open(&dir, &t, listen, s)
-            })
-            .await
-            .map_err(|e| Error::Client(format!("opening trust: {e}")))??;
-            Some(Arc::new(opened))
-        }
-        None => None,
-    };
+    let (state, election) = open_state(&config).await?;
+    let trust = open_trust(&config, &state).await?;
     // The store's files (and the CA's) exist now: owner-only too, also when an older version
     // made them readable.
-    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| {
-        SpawnError::DataDir {
-            dir: config.data_dir.clone(),
-            source,
-        }
-    })?;
+    owner_only(&config)?;
     let auth = trust
         .as_ref()
         .map_or_else(|| Arc::new(Authorizer::off()), |t| t.auth.clone());
-
     let (stop, stopped) = watch::channel(false);
+    let parts = Parts {
+        state: state.clone(),
+        sessions: Sessions::new(),
+        proxies: Proxies::new(),
+        auth: auth.clone(),
+        trust: trust.clone(),
+        stopped,
+    };
+    let extra_metrics = http::ExtraMetrics::default();
+    crate::metrics::register(&extra_metrics, &state, &parts.sessions);
+    let mut tasks = vec![
+        serve_grpc(&parts, &config, grpc).await?,
+        serve_http(&parts, &config, http_listener, &extra_metrics),
+        tokio::spawn(forget_stopped_tasks(
+            state.clone(),
+            config.task_retention,
+            parts.stopped.clone(),
+        )),
+    ];
+    let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
+    tasks.extend(lead_when_elected(
+        &parts,
+        &config,
+        election,
+        me,
+        &extra_metrics,
+    ));
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
+    Ok(ControlPlane {
+        grpc_addr,
+        http_addr,
+        state,
+        sessions: parts.sessions,
+        proxies: parts.proxies,
+        extra_metrics,
+        auth,
+        trust,
+        stop,
+        tasks,
+    })
+}
+
+/// The handles every part of a running control plane shares.
+struct Parts {
+    state: State,
+    sessions: Arc<Sessions>,
+    proxies: Arc<Proxies>,
+    auth: Arc<Authorizer>,
+    trust: Option<Arc<Trust>>,
+    stopped: watch::Receiver<bool>,
+}
+
+/// Owner-only: the store holds environment values, secrets among them.
+fn owner_only(config: &Config) -> Result<(), SpawnError> {
+    berth_trust::files::owner_only(&config.data_dir, OWNED).map_err(|source| SpawnError::DataDir {
+        dir: config.data_dir.clone(),
+        source,
+    })
+}
+
+fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, SpawnError> {
+    l.local_addr().map_err(|source| SpawnError::Listen {
+        addr: asked,
+        source,
+    })
+}
+
+/// Opens the store and brings what an older version stored up to date.
+async fn open_state(config: &Config) -> Result<(State, crate::leader::Election), SpawnError> {
+    let (store, election) = crate::leader::open_store(config).await?;
+    let state = State::new(store).with_limits(config.limits);
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let n = crate::arn_upgrade::upgrade(&s)?;
+        if n > 0 {
+            tracing::info!(
+                records = n,
+                "stored ARNs rewritten to this server's region and account"
+            );
+        }
+        clusters::ensure_default(&s)?;
+        let indexed = crate::tasks::index_existing(&s)?;
+        if indexed > 0 {
+            tracing::info!(tasks = indexed, "indexed tasks stored by an older version");
+        }
+        // What an older version stored out of today's bounds is named, then left alone.
+        crate::services::report_invalid(&s)
+    })
+    .await
+    .map_err(|e| Error::Client(format!("opening store: {e}")))??;
+    Ok((state, election))
+}
+
+/// The CA and tokens, when the server runs with TLS (one CA for all servers on etcd).
+async fn open_trust(config: &Config, state: &State) -> Result<Option<Arc<Trust>>, SpawnError> {
+    let Some(t) = config.trust.clone() else {
+        return Ok(None);
+    };
+    let (dir, s) = (config.data_dir.clone(), state.clone());
+    let listen = config.grpc_listen;
+    let shared = config.etcd.is_some();
+    let opened = tokio::task::spawn_blocking(move || {
+        if shared {
+            crate::trust::share_ca(&dir, &s)?;
+        }
+        Trust::open(&dir, &t, listen, s)
+    })
+    .await
+    .map_err(|e| Error::Client(format!("opening trust: {e}")))??;
+    Ok(Some(Arc::new(opened)))
+}
+
+/// Every gRPC service, behind the authorizer (and TLS), on the capped listener.
+async fn serve_grpc(
+    p: &Parts,
+    config: &Config,
+    grpc: TcpListener,
+) -> Result<JoinHandle<()>, SpawnError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     // Serving only now that the store is open.
     health.set_serving::<ClustersServer<ClustersApi>>().await;
@@ -225,22 +230,20 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     health.set_serving::<NodesServer<NodesApi>>().await;
     health.set_serving::<ServicesServer<ServicesApi>>().await;
     health.set_serving::<StacksServer<StacksApi>>().await;
-    let sessions = Sessions::new();
-    let proxies = Proxies::new();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(berth_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Client(format!("reflection: {e}")))?;
-
     let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = &trust {
+    if let Some(t) = &p.trust {
         builder = builder
             .tls_config(t.server_tls.clone())
             .map_err(|e| Error::Client(format!("TLS: {e}")))?;
     }
+    let (state, sessions) = (&p.state, &p.sessions);
     let router = builder
-        .layer(AuthLayer::new(auth.clone()))
+        .layer(AuthLayer::new(p.auth.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ClustersServer::new(ClustersApi {
@@ -262,8 +265,8 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         }))
         .add_service(EndpointsServer::new(EndpointsApi {
             state: state.clone(),
-            proxies: proxies.clone(),
-            stop: stopped.clone(),
+            proxies: p.proxies.clone(),
+            stop: p.stopped.clone(),
         }))
         .add_service(NodeAdminServer::new(NodeAdminApi {
             state: state.clone(),
@@ -275,27 +278,33 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         .add_service(berth_proto::v1::servers_server::ServersServer::new(
             crate::api::ServersApi {
                 state: state.clone(),
-                store: store_kind,
+                store: if config.etcd.is_some() {
+                    "etcd"
+                } else {
+                    "sled"
+                },
             },
         ))
         .add_service(AgentSessionsServer::new(AgentSessionsApi {
             state: state.clone(),
             sessions: sessions.clone(),
             timings: config.sessions,
-            stop: stopped.clone(),
+            stop: p.stopped.clone(),
         }))
-        .add_service(TokensServer::new(TokensApi { auth: auth.clone() }))
-        .add_optional_service(trust.as_ref().map(|t| {
+        .add_service(TokensServer::new(TokensApi {
+            auth: p.auth.clone(),
+        }))
+        .add_optional_service(p.trust.as_ref().map(|t| {
             CertificatesServer::new(CertificatesApi {
                 ca: t.ca.clone(),
-                auth: auth.clone(),
+                auth: p.auth.clone(),
                 lifetime: t.cert_lifetime,
             })
         }));
-    let mut grpc_stop = stopped.clone();
-    let grpc_max_connections = config.grpc_max_connections;
-    let grpc_task = tokio::spawn(async move {
-        let incoming = http::capped::incoming(grpc, grpc_max_connections);
+    let mut grpc_stop = p.stopped.clone();
+    let max = config.grpc_max_connections;
+    Ok(tokio::spawn(async move {
+        let incoming = http::capped::incoming(grpc, max);
         let shutdown = async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         };
@@ -305,75 +314,78 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         {
             tracing::error!(error = %e, "gRPC server stopped");
         }
-    });
-    let extra_metrics = http::ExtraMetrics::default();
-    crate::metrics::register(&extra_metrics, &state, &sessions);
-    let http_task = tokio::spawn(http::serve(
-        http_listener,
-        state.clone(),
+    }))
+}
+
+/// The HTTP port: health, metrics, the console's JSON API and the ECS API.
+fn serve_http(
+    p: &Parts,
+    config: &Config,
+    listener: TcpListener,
+    extra_metrics: &http::ExtraMetrics,
+) -> JoinHandle<()> {
+    let routes = crate::http_api::router_with(
+        p.state.clone(),
+        p.sessions.clone(),
+        http_check(p.auth.clone()),
+    )
+    .merge(crate::ecs_api::router(
+        p.state.clone(),
+        p.sessions.clone(),
+        p.auth.clone(),
+    ));
+    let tls = p
+        .trust
+        .as_ref()
+        .filter(|_| !config.http.plaintext)
+        .map(|t| t.http_tls.clone());
+    tokio::spawn(http::serve(
+        listener,
+        p.state.clone(),
         extra_metrics.clone(),
-        crate::http_api::router_with(state.clone(), sessions.clone(), http_check(auth.clone()))
-            .merge(crate::ecs_api::router(
-                state.clone(),
-                sessions.clone(),
-                auth.clone(),
-            )),
+        routes,
         config.http.clone(),
-        trust
-            .as_ref()
-            .filter(|_| !config.http.plaintext)
-            .map(|t| t.http_tls.clone()),
-        stopped.clone(),
-    ));
-    let gc_task = tokio::spawn(forget_stopped_tasks(
-        state.clone(),
-        config.task_retention,
-        stopped.clone(),
-    ));
-    let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
+        tls,
+        p.stopped.clone(),
+    ))
+}
+
+/// Election, the sharing of what only this replica hears (several servers), and the
+/// controllers, which run only while this replica leads.
+fn lead_when_elected(
+    p: &Parts,
+    config: &Config,
+    election: crate::leader::Election,
+    me: crate::leader::Replica,
+    extra_metrics: &http::ExtraMetrics,
+) -> Vec<JoinHandle<()>> {
     let (role_tx, role) = watch::channel(crate::leader::Role::default());
-    crate::leader::register_metrics(&extra_metrics, role.clone(), me.id.clone());
-    let mut more = Vec::new();
+    crate::leader::register_metrics(extra_metrics, role.clone(), me.id.clone());
+    let mut tasks = Vec::new();
     if config.etcd.is_some() {
-        more.push(tokio::spawn(crate::replicas::run(
-            state.clone(),
-            sessions.clone(),
-            proxies.clone(),
+        tasks.push(tokio::spawn(crate::replicas::run(
+            p.state.clone(),
+            p.sessions.clone(),
+            p.proxies.clone(),
             me.id.clone(),
-            stopped.clone(),
+            p.stopped.clone(),
         )));
     }
-    let election_task = tokio::spawn(crate::leader::run(election, me, role_tx, stopped.clone()));
-    let controller_task = tokio::spawn(controller::run_while_leading(
-        state.clone(),
-        sessions.clone(),
-        proxies.clone(),
+    tasks.push(tokio::spawn(crate::leader::run(
+        election,
+        me,
+        role_tx,
+        p.stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(controller::run_while_leading(
+        p.state.clone(),
+        p.sessions.clone(),
+        p.proxies.clone(),
         config.controller,
         role,
-        stopped,
-    ));
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
-    Ok(ControlPlane {
-        grpc_addr,
-        http_addr,
-        state,
-        sessions,
-        proxies,
-        extra_metrics,
-        auth,
-        trust,
-        stop,
-        tasks: [
-            grpc_task,
-            http_task,
-            gc_task,
-            controller_task,
-            election_task,
-        ]
-        .into_iter()
-        .chain(more)
-        .collect(),
-    })
+        p.stopped.clone(),
+    )));
+    tasks
 }
 
 /// Stopped tasks stay visible for the retention, then their records go.
