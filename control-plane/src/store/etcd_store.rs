@@ -224,7 +224,11 @@ impl EtcdStore {
             .when(compares.iter().map(|c| self.compare(c)).collect::<Vec<_>>())
             .and_then(ops.into_iter().map(|o| self.op(o)).collect::<Vec<_>>());
         let mut c = self.client.clone();
-        let resp = self.run(async move { c.txn(txn).await }).map_err(io)?;
+        let resp = self.run(async move { c.txn(txn).await }).map_err(|e| {
+            io(format!(
+                "the write was not committed (is a quorum of etcd members up and reachable?): {e}"
+            ))
+        })?;
         if !resp.succeeded() {
             return Ok(TxnOutcome::Conflict);
         }
