@@ -39,6 +39,9 @@ pub struct EtcdOptions {
 /// The etcd store. Cheap to share behind an `Arc`.
 pub struct EtcdStore {
     client: etcd::Client,
+    /// Each member on its own, for reading a member's last state when there is no quorum.
+    members: Vec<String>,
+    options: etcd::ConnectOptions,
     prefix: String,
     max_txn_ops: usize,
     rt: OwnRuntime,
@@ -111,6 +114,7 @@ impl EtcdStore {
             connect = connect.with_tls(tls);
         }
         let endpoints = opts.endpoints.clone();
+        let options = connect.clone();
         let client = rt
             .get()
             .block_on(etcd::Client::connect(endpoints, Some(connect)))
@@ -122,6 +126,8 @@ impl EtcdStore {
         });
         let store = Self {
             client,
+            members: opts.endpoints.clone(),
+            options,
             prefix,
             max_txn_ops: if opts.max_txn_ops == 0 {
                 DEFAULT_MAX_TXN_OPS
@@ -172,15 +178,39 @@ impl EtcdStore {
         let first = self.run(async move {
             tokio::time::timeout(Duration::from_secs(3), c.get(k, Some(o))).await
         });
-        match first {
-            Ok(Ok(r)) => Ok(r),
-            _ => {
-                let mut c = self.client.clone();
-                let opts = opts.with_serializable();
-                self.run(async move { c.get(key, Some(opts)).await })
-                    .map_err(io)
+        let err = match first {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 3 s".to_string(),
+        };
+        // No quorum (or no answer): the last state of whichever member still answers.
+        let (members, options) = (self.members.clone(), self.options.clone());
+        let opts = opts.with_serializable();
+        self.run(async move {
+            for m in members {
+                let connect = etcd::Client::connect(
+                    [m],
+                    Some(
+                        options
+                            .clone()
+                            .with_connect_timeout(Duration::from_millis(1500)),
+                    ),
+                );
+                let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(2), connect).await
+                else {
+                    continue;
+                };
+                let got = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    c.get(key.clone(), Some(opts.clone())),
+                )
+                .await;
+                if let Ok(Ok(r)) = got {
+                    return Ok(r);
+                }
             }
-        }
+            Err(io(format!("no etcd member answered a read: {err}")))
+        })
     }
 
     fn current_revision(&self) -> Result<u64, StoreError> {
