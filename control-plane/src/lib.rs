@@ -13,7 +13,6 @@ pub mod ecs_extras;
 pub mod endpoints;
 pub mod error;
 pub mod http;
-pub mod http_api;
 pub mod leader;
 pub mod limits;
 pub mod metrics;
@@ -30,9 +29,8 @@ pub mod store;
 pub mod task_placement;
 pub mod taskdef;
 pub mod tasks;
-pub mod trust;
 pub use berth_proto::time;
 
+pub use auth::trust::TrustConfig;
 pub use limits::Limits;
 pub use server::{spawn, Config, ControlPlane};
-pub use trust::TrustConfig;

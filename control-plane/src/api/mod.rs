@@ -1,24 +1,24 @@
 //! gRPC handlers: one per RPC, each validate → store → reply. Plain structs holding `State`.
 
 mod clusters;
+mod credentials;
 mod nodes;
 mod servers;
 mod services;
 mod stacks;
 mod taskdefs;
 mod tasks;
-mod trust;
 
 pub use crate::endpoints::stream::EndpointsApi;
 pub use crate::nodes::stream::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
+pub use credentials::{CertificatesApi, TokensApi};
 pub use nodes::NodesApi;
 pub use servers::ServersApi;
 pub use services::{NodeAdminApi, ServicesApi};
 pub use stacks::StacksApi;
 pub use taskdefs::TaskDefinitionsApi;
 pub use tasks::TasksApi;
-pub use trust::{CertificatesApi, TokensApi};
 
 use crate::error::Error;
 use crate::state::State;

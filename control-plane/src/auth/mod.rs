@@ -23,6 +23,7 @@
 pub mod aws_keys;
 pub mod layer;
 pub mod tokens;
+pub mod trust;
 
 pub use aws_keys::{AwsKey, AwsKeys, AWS_KEY_FILE};
 pub use layer::AuthLayer;

@@ -2,9 +2,9 @@
 //! trust, store (sled or etcd) and limits.
 
 use crate::api::SessionTimings;
+use crate::auth::trust::TrustConfig;
 use crate::controller::ControllerConfig;
 use crate::http;
-use crate::trust::TrustConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,13 +10,13 @@ use crate::api::{
     AgentSessionsApi, CertificatesApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi,
     ServicesApi, TaskDefinitionsApi, TasksApi, TokensApi,
 };
+use crate::auth::trust::Trust;
 use crate::auth::{AuthLayer, Authorizer};
 use crate::controller;
 use crate::endpoints::health::Proxies;
 use crate::error::Error;
 use crate::nodes::Sessions;
 use crate::state::State;
-use crate::trust::Trust;
 use crate::{clusters, http};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
 use berth_proto::v1::certificates_server::CertificatesServer;
@@ -205,7 +205,7 @@ async fn open_trust(config: &Config, state: &State) -> Result<Option<Arc<Trust>>
     let shared = config.etcd.is_some();
     let opened = tokio::task::spawn_blocking(move || {
         if shared {
-            crate::trust::share_ca(&dir, &s)?;
+            crate::auth::trust::share_ca(&dir, &s)?;
         }
         Trust::open(&dir, &t, listen, s)
     })
@@ -324,7 +324,7 @@ fn serve_http(
     listener: TcpListener,
     extra_metrics: &http::ExtraMetrics,
 ) -> JoinHandle<()> {
-    let routes = crate::http_api::router_with(
+    let routes = crate::http::api::router_with(
         p.state.clone(),
         p.sessions.clone(),
         http_check(p.auth.clone()),
@@ -450,11 +450,11 @@ impl ControlPlane {
 
 /// The JSON HTTP API's check: the same bearer-token rules as gRPC for the method each request
 /// stands for; the caller's `Access` goes on to the handler as it does over gRPC.
-fn http_check(auth: Arc<Authorizer>) -> crate::http_api::Check {
+fn http_check(auth: Arc<Authorizer>) -> crate::http::api::Check {
     Arc::new(move |mut req: tonic::Request<()>| {
         let method = req
             .extensions()
-            .get::<crate::http_api::GrpcMethod>()
+            .get::<crate::http::api::GrpcMethod>()
             .map(|m| m.0.clone())
             .unwrap_or_default();
         let access = auth.authorize(req.metadata(), &method)?;

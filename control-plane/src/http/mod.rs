@@ -2,6 +2,7 @@
 //! (the JSON API and the console), within the connection bounds of `listener` and the request
 //! rules of `guard`.
 
+pub mod api;
 pub mod capped;
 mod guard;
 pub mod listener;
