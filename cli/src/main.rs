@@ -16,7 +16,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     init_tracing(cli.command.is_long_running());
+    // Store calls run on blocking threads and mostly wait on the store's one committer: past a
+    // few dozen threads, more only hold memory (each has its own allocator heap and stack).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(64)
         .enable_all()
         .build()
     {

@@ -205,8 +205,8 @@ pub(crate) fn new_service(cluster: &str, req: &CreateServiceRequest) -> (Service
         }
     };
     let daemon = strategy == "DAEMON";
-    if !daemon && req.desired_count < 0 {
-        errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+    if let Some(why) = crate::limits::desired_count(req.desired_count).filter(|_| !daemon) {
+        errs.push(FieldError::new("desiredCount", why));
     }
     if req.health_check_grace_period_seconds < 0 {
         errs.push(FieldError::new(
@@ -267,6 +267,10 @@ pub(crate) fn create_in_stack(
             )));
         }
     }
+    let have = state.scan_keys(&keys::services_of(&cluster))?.len();
+    if let Some(why) = crate::limits::services_full(&cluster, have) {
+        return Err(Error::Client(why));
+    }
     check_listener_conflicts(state, &svc)?;
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
@@ -323,8 +327,8 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
                 "desiredCount",
                 "a DAEMON service runs one task per node; it has no desired count",
             ));
-        } else if d < 0 {
-            errs.push(FieldError::new("desiredCount", "must be 0 or more"));
+        } else if let Some(why) = crate::limits::desired_count(d) {
+            errs.push(FieldError::new("desiredCount", why));
         } else if let Some(p) = svc
             .scaling_policy
             .as_ref()

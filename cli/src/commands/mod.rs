@@ -139,7 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(c) => images::run(c).await,
         Command::Lab(c) => lab::run(c, cli.output).await,
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
-        Command::Bench(c) => bench::run(c).await,              // proxy helper
+        Command::Bench(c) => bench::run(c, cli.output).await,  // proxy helper
         Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
     }
 }

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
 
 mod cpu;
+pub mod fleet;
 mod nginx;
 mod wrk;
 
@@ -37,6 +38,8 @@ use wrk::{measure, WrkResult};
 pub enum BenchCommand {
     /// Berth's proxy vs nginx over the same two local backends, loaded by wrk.
     Proxy(BenchProxyArgs),
+    /// The control plane against a simulated fleet: N agents, S services of T tasks.
+    Fleet(fleet::BenchFleetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,9 +64,10 @@ pub struct BenchProxyArgs {
     pub rounds: u32,
 }
 
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(command: BenchCommand, output: crate::output::Format) -> anyhow::Result<()> {
     match command {
         BenchCommand::Proxy(args) => bench_proxy(args).await,
+        BenchCommand::Fleet(args) => fleet::run(args, output).await,
     }
 }
 
