@@ -275,8 +275,14 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
         }
     };
     let node = arn::last_segment(&req.container_instance).to_string();
-    let mut tasks: Vec<Task> = state
-        .scan::<Task>(&prefix)?
+    // A service's tasks come through its group index, not a scan of the cluster's tasks.
+    let listed = if req.service_name.is_empty() {
+        state.scan::<Task>(&prefix)?
+    } else {
+        let cluster = arn::cluster_name(cluster_or_default(&req.cluster)).to_string();
+        view::group_tasks(state, &cluster, &format!("service:{}", req.service_name))?
+    };
+    let mut tasks: Vec<Task> = listed
         .into_iter()
         .map(present)
         .filter(|t| (t.desired_status == "STOPPED") == want_stopped)

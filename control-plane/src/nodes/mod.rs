@@ -6,6 +6,7 @@
 pub mod desired;
 pub mod lost;
 pub mod push;
+pub mod rooms;
 pub mod stream;
 
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ pub struct Sessions {
     reports: std::sync::OnceLock<crate::reports::Reports>,
     /// Which nodes' desired sets a store change touches, started with the first stream.
     push: std::sync::OnceLock<push::Push>,
+    /// Every node's room, for placement (a cache the applier never relies on).
+    rooms: Mutex<rooms::Rooms>,
 }
 
 #[derive(Default)]
@@ -67,6 +70,17 @@ impl Sessions {
     /// The fan-out of store changes to node pushers (started on first use).
     pub fn push(&self, state: &State) -> &push::Push {
         self.push.get_or_init(|| push::Push::spawn(state.clone()))
+    }
+
+    /// Every node's record and room, as of now.
+    pub fn rooms(
+        &self,
+        state: &State,
+    ) -> crate::error::Result<Vec<(ContainerInstance, crate::controller::apply::Room)>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(state)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
