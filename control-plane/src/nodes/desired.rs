@@ -74,6 +74,15 @@ impl NodeDesired {
         Ok(true)
     }
 
+    /// Tasks the agent is sent to run.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
     /// The task keys of the set (for the fan-out to route their changes here).
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.tasks.keys().chain(self.retained.keys())

@@ -168,6 +168,8 @@ async fn push_desired(
     let slot = push.register(&node_id);
     let mut desired: Option<NodeDesired> = None;
     let mut last: Option<u64> = None;
+    let mut sent_at = tokio::time::Instant::now();
+    let mut ticks = 0usize;
     let mut tick = tokio::time::interval(resync);
     tick.tick().await;
     loop {
@@ -203,6 +205,7 @@ async fn push_desired(
                             break;
                         }
                         last = Some(fp);
+                        sent_at = tokio::time::Instant::now();
                     }
                     desired = Some(d);
                 }
@@ -212,11 +215,24 @@ async fn push_desired(
             }
         }
         tokio::select! {
-            _ = tick.tick() => slot.mark_full(),
+            _ = tick.tick() => {
+                // The full re-read is a safety net; for a large set it comes less often (one
+                // node of 500 tasks every 11 ticks), so ten thousand nodes do not re-read a
+                // million tasks every resync.
+                ticks += 1;
+                if ticks > desired.as_ref().map_or(0, NodeDesired::len) / 50 {
+                    ticks = 0;
+                    slot.mark_full();
+                }
+            }
             _ = tx.closed() => break,
             _ = slot.notified() => {
-                // Coalesce a burst of changes into one read.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Coalesce a burst of changes into one read, and send a large set less often:
+                // the whole set goes down each time, so a node placed on by a thousand
+                // services in a row must not be sent it a thousand times.
+                let size = desired.as_ref().map_or(0, NodeDesired::len);
+                let gap = Duration::from_millis((20 + 4 * size as u64).min(1_000));
+                tokio::time::sleep(gap.saturating_sub(sent_at.elapsed()).max(Duration::from_millis(20))).await;
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::status::{service_status, ServiceStatus};
 use crate::{arn, tasks};
 
 /// At most this many launches in one pass, so one commit stays small; the next pass goes on.
-pub const MAX_LAUNCHES_PER_PASS: usize = 500;
+pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
 
 /// Fills `p.launches` (and `p.rejections`); returns how many were placed.
 pub(super) fn launches(

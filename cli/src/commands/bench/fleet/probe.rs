@@ -12,6 +12,7 @@ use tonic::transport::Channel;
 
 /// Latencies of one API, in milliseconds.
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Latency {
     pub calls: usize,
     pub errors: usize,
@@ -39,6 +40,7 @@ impl Latency {
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApiLatency {
     pub describe_services: Latency,
     pub list_tasks: Latency,

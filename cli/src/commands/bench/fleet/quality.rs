@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Quality {
     pub services_checked: usize,
     /// The largest (most − fewest) tasks per allowed zone of any spread service.
