@@ -2,7 +2,7 @@
 //! iterator: nodes are visited in a seeded random order, continuing where the last placement
 //! stopped, until `CANDIDATES` feasible ones are found; only those are ranked (so spread by node
 //! is power-of-k-choices). Two additions keep the quality of a full scan where users see it:
-//! the node placed on last is always a candidate (binpack keeps filling it), and the visit goes
+//! the nodes placed on lately stay candidates while they fit (binpack keeps filling them), and the visit goes
 //! on until it holds a node of the least-loaded value of the first `spread(attribute:…)` (so
 //! zones stay within one task of each other). Counts per value are kept across the plan's
 //! placements, never recounted over every node. Feasibility is exact: every candidate passes
@@ -28,9 +28,13 @@ pub struct Placer<'a> {
     spread: Option<(String, HashMap<String, usize>, HashSet<String>)>,
     /// Counts of every attribute spread, for ranking.
     counts: Vec<(String, HashMap<String, usize>)>,
-    last: Option<usize>,
+    /// Nodes placed on lately that may still fit, newest last (at most `RECENT`).
+    recent: Vec<usize>,
     draw: u64,
 }
+
+/// Recently used nodes kept as candidates.
+const RECENT: usize = 32;
 
 impl<'a> Placer<'a> {
     pub fn new(
@@ -67,7 +71,7 @@ impl<'a> Placer<'a> {
             cursor: 0,
             spread,
             counts,
-            last: None,
+            recent: Vec::new(),
             draw: nodes.iter().map(|n| n.tasks as u64).sum(),
         }
     }
@@ -105,7 +109,11 @@ impl<'a> Placer<'a> {
                 *m.entry(v.clone()).or_default() += 1;
             }
         }
-        self.last = Some(i);
+        self.recent.retain(|&r| r != i);
+        if self.recent.len() == RECENT {
+            self.recent.remove(0);
+        }
+        self.recent.push(i);
         self.draw += 1;
         Ok(n.id.clone())
     }
@@ -125,23 +133,21 @@ impl<'a> Placer<'a> {
         req: &PlacementRequest<'r>,
     ) -> Result<usize, Rejection> {
         let mut closest: Option<(usize, Unfit<'r>)> = None;
-        let mut candidates: Vec<usize> = Vec::with_capacity(CANDIDATES + 1);
+        let mut candidates: Vec<usize> = Vec::with_capacity(CANDIDATES + RECENT);
         let wanted = self.wanted_value();
         let attr = self.spread.as_ref().map(|(a, _, _)| a.clone());
         let mut have_wanted = wanted.is_none();
         let check =
             |i: usize, closest: &mut Option<(usize, Unfit<'r>)>| fits(nodes, i, req, closest);
-        if let Some(l) = self.last {
-            if check(l, &mut closest) {
-                candidates.push(l);
-            }
-        }
+        // Nodes only fill up within a plan: one that no longer fits never will again.
+        self.recent.retain(|&r| check(r, &mut closest));
+        candidates.extend_from_slice(&self.recent);
         let mut visited = 0;
         while visited < nodes.len() && (candidates.len() < CANDIDATES || !have_wanted) {
             let i = self.order[self.cursor];
             self.cursor = (self.cursor + 1) % self.order.len();
             visited += 1;
-            if Some(i) == self.last || !check(i, &mut closest) {
+            if self.recent.contains(&i) || !check(i, &mut closest) {
                 continue;
             }
             let is_wanted = match (&attr, &wanted) {
@@ -231,5 +237,114 @@ fn shuffle(v: &mut [usize], seed: u64) {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
         v.swap(i, (z % (i as u64 + 1)) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_constraint, parse_strategy, place};
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<NodeSnapshot> {
+        (0..n)
+            .map(|i| {
+                let id = format!("i-{i:05}");
+                NodeSnapshot {
+                    name: id.clone(),
+                    connected: true,
+                    active: true,
+                    cpu_free: 16_384,
+                    memory_free: 4_096 + (i as i64 * 7_919) % 61_440,
+                    ports_used: HashSet::new(),
+                    tasks: 0,
+                    attributes: HashMap::from([(
+                        "zone".to_string(),
+                        ["a", "b", "c"][i % 3].to_string(),
+                    )]),
+                    service_tasks: 0,
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    const D: Demand = Demand {
+        cpu: 64,
+        memory: 512,
+        ports: vec![],
+    };
+
+    fn sampled(n: &mut [NodeSnapshot], s: &[Strategy], c: &[Constraint], tasks: usize) {
+        let mut p = Placer::new(n, s, c, 3);
+        for i in 0..tasks {
+            p.place(n, &D, i as u64).expect("placed");
+        }
+    }
+
+    fn used_fill(before: &[NodeSnapshot], after: &[NodeSnapshot]) -> f64 {
+        let (mut had, mut took) = (0, 0);
+        for (b, a) in before
+            .iter()
+            .zip(after)
+            .filter(|(_, a)| a.service_tasks > 0)
+        {
+            had += b.memory_free;
+            took += b.memory_free - a.memory_free;
+        }
+        took as f64 / had as f64
+    }
+
+    #[test]
+    fn sampled_binpack_fills_nodes_within_five_percent_of_a_full_scan() {
+        let s = [parse_strategy("binpack", "memory").unwrap()];
+        let before = nodes(2_000);
+        let mut full = before.clone();
+        for i in 0..3_000 {
+            let req = PlacementRequest {
+                demand: &D,
+                strategies: &s,
+                constraints: &[],
+                seed: i,
+            };
+            place(&mut full, &req).unwrap();
+        }
+        let mut samp = before.clone();
+        sampled(&mut samp, &s, &[], 3_000);
+        let (f, p) = (used_fill(&before, &full), used_fill(&before, &samp));
+        assert!(p >= f - 0.05, "sampled fill {p:.3}, full scan {f:.3}");
+    }
+
+    #[test]
+    fn sampled_spread_keeps_zones_within_one_and_never_breaks_a_constraint() {
+        let s = [
+            parse_strategy("spread", "attribute:zone").unwrap(),
+            parse_strategy("spread", "instanceId").unwrap(),
+        ];
+        let c = [
+            parse_constraint("memberOf", "attribute:zone != c").unwrap(),
+            parse_constraint("distinctInstance", "").unwrap(),
+        ];
+        let mut n = nodes(2_000);
+        sampled(&mut n, &s, &c, 1_001);
+        let mut zones: HashMap<&str, usize> = HashMap::new();
+        for x in &n {
+            *zones.entry(x.attributes["zone"].as_str()).or_default() += x.service_tasks;
+            assert!(x.service_tasks <= 1, "distinctInstance broken on {}", x.id);
+        }
+        assert_eq!(zones.get("c").copied().unwrap_or(0), 0, "memberOf broken");
+        assert!(zones["a"].abs_diff(zones["b"]) <= 1, "{zones:?}");
+    }
+
+    #[test]
+    fn a_task_no_node_can_take_says_why() {
+        let mut n = nodes(1_000);
+        let big = Demand {
+            cpu: 1,
+            memory: 1 << 30,
+            ports: vec![],
+        };
+        let mut p = Placer::new(&n, &[], &[], 1);
+        let r = p.place(&mut n, &big, 0).unwrap_err();
+        assert_eq!(r.reason, "RESOURCE:MEMORY");
     }
 }
