@@ -21,7 +21,10 @@ fn main() {
         // is owner-only from the start, as its data directory is.
         rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     }
+    // Store calls run on blocking threads and mostly wait on the store's one committer: past a
+    // few dozen threads, more only hold memory (each has its own allocator heap and stack).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(64)
         .enable_all()
         .build()
     {

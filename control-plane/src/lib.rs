@@ -18,6 +18,7 @@ pub mod limits;
 pub mod metrics;
 pub mod nodes;
 pub mod replicas;
+pub mod reports;
 pub mod scaling;
 pub mod scheduler;
 pub mod server;

@@ -290,6 +290,10 @@ pub fn create_with(
             )));
         }
     }
+    let have = state.scan_keys(&keys::services_of(&cluster))?.len();
+    if let Some(why) = crate::limits::services_full(&cluster, have) {
+        return Err(Error::Client(why));
+    }
     check_listener_conflicts(state, &svc)?;
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();

@@ -8,12 +8,11 @@ use crate::controller::view;
 use crate::error::{Error, Result};
 use crate::nodes::{self, Sessions};
 use crate::scheduler::Demand;
-use crate::state::{keys, put, State};
-use crate::status::{self as st, TaskState, TaskStatus};
+use crate::state::{keys, State};
+use crate::status::TaskState;
 use crate::{arn, clusters, taskdef, time};
-use berth_proto::agent::v1::{AssignedTask, DesiredTasks, TaskReport};
+use berth_proto::agent::v1::DesiredTasks;
 use berth_proto::v1::*;
-use std::collections::HashMap;
 
 use crate::limits::MAX_RUN_COUNT;
 
@@ -283,8 +282,14 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
         }
     };
     let node = arn::last_segment(&req.container_instance).to_string();
-    let mut tasks: Vec<Task> = state
-        .scan::<Task>(&prefix)?
+    // A service's tasks come through its group index, not a scan of the cluster's tasks.
+    let listed = if req.service_name.is_empty() {
+        state.scan::<Task>(&prefix)?
+    } else {
+        let cluster = arn::cluster_name(cluster_or_default(&req.cluster)).to_string();
+        view::group_tasks(state, &cluster, &format!("service:{}", req.service_name))?
+    };
+    let mut tasks: Vec<Task> = listed
         .into_iter()
         .map(present)
         .filter(|t| (t.desired_status == "STOPPED") == want_stopped)
@@ -309,100 +314,10 @@ fn taskdef_family(taskdef_arn: &str) -> &str {
 /// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
 /// claims, never a scan of every task.
 pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
-    let node_arn = arn::container_instance(node_id);
-    let mut tasks = Vec::new();
-    let mut retained_task_arns = Vec::new();
-    for k in state.scan_keys(&keys::node_claims(node_id))? {
-        let Some(task_key) = keys::task_of_index(&k) else {
-            continue;
-        };
-        match state.get::<Task>(&task_key)? {
-            Some(t) if t.container_instance_arn != node_arn => {}
-            Some(t) if t.is_stopped() => retained_task_arns.push(t.task_arn),
-            Some(t) => tasks.push(t),
-            None => {}
-        }
-    }
-    retained_task_arns.sort();
-    let mut defs: HashMap<String, TaskDefinition> = HashMap::new();
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        if !defs.contains_key(&t.task_definition_arn) {
-            let td = taskdef::describe(state, &t.task_definition_arn)?;
-            defs.insert(t.task_definition_arn.clone(), td);
-        }
-        out.push(AssignedTask {
-            task_definition: defs.get(&t.task_definition_arn).cloned(),
-            task: Some(t),
-        });
-    }
-    out.sort_by(|a, b| {
-        let ka = a.task.as_ref().map(|t| t.task_arn.as_str());
-        let kb = b.task.as_ref().map(|t| t.task_arn.as_str());
-        ka.cmp(&kb)
-    });
-    Ok(DesiredTasks {
-        tasks: out,
-        retained_task_arns,
-    })
+    Ok(crate::nodes::desired::NodeDesired::read(state, node_id)?.message())
 }
 
-/// Applies an agent's observation of a task it runs: observed fields only (status forward,
-/// health, containers, timestamps, and the stop code when nobody asked for the stop). A report
-/// from a node the task is not placed on, or one that would move status backwards, changes
-/// nothing. A task that reaches STOPPED releases its claim on the node.
-pub fn apply_report(state: &State, node_id: &str, r: &TaskReport) -> Result<bool> {
-    let Some(cluster) = cluster_of_arn(&r.task_arn) else {
-        return Ok(false);
-    };
-    let key = keys::task(cluster, task_id(&r.task_arn));
-    let reported = TaskStatus::parse(&r.last_status);
-    state.update(|tx| {
-        let Some(mut t) = tx.get::<Task>(&key)? else {
-            return Ok((false, Vec::new()));
-        };
-        if t.container_instance_arn != arn::container_instance(node_id) || t.is_stopped() {
-            return Ok((false, Vec::new()));
-        }
-        let before = t.clone();
-        if let Some(next) = reported {
-            st::advance(&mut t, next);
-        }
-        if !r.health_status.is_empty() {
-            t.health_status = r.health_status.clone();
-        }
-        if !r.containers.is_empty() {
-            t.containers = r.containers.clone();
-        }
-        if t.started_at.is_empty() && !r.started_at.is_empty() {
-            t.started_at = r.started_at.clone();
-        }
-        if t.last() >= TaskStatus::Stopping && t.stopping_at.is_empty() {
-            t.stopping_at = time::now();
-        }
-        let mut ops = Vec::new();
-        if t.is_stopped() {
-            t.stopped_at = if r.stopped_at.is_empty() {
-                time::now()
-            } else {
-                r.stopped_at.clone()
-            };
-            if t.stop_code.is_empty() {
-                t.stop_code = r.stop_code.clone();
-            }
-            if t.stopped_reason.is_empty() {
-                t.stopped_reason = r.stopped_reason.clone();
-            }
-            ops.extend(apply::release_ops(tx, &t)?);
-        }
-        if t == before {
-            return Ok((false, Vec::new()));
-        }
-        t.version += 1;
-        ops.push(put(key.clone(), &t));
-        Ok((true, ops))
-    })
-}
+pub use crate::reports::{apply_report, apply_reports};
 
 /// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {

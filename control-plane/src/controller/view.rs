@@ -127,15 +127,14 @@ pub fn read(
     }))
 }
 
-/// Every node with its free resources, for placement.
+/// Every node with its free resources, for placement (from the cache of rooms kept up to date
+/// from the change history, not a read of every claim).
 pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
-    let mut out = Vec::new();
-    for n in state.scan::<ContainerInstance>(keys::NODES)? {
-        let claims = state.scan::<NodeClaim>(&keys::node_claims(&n.ec2_instance_id))?;
-        let room = Room::of(&n, &claims);
-        out.push(node_snapshot(n, sessions, room));
-    }
-    Ok(out)
+    Ok(sessions
+        .rooms(state)?
+        .into_iter()
+        .map(|(n, room)| node_snapshot(n, sessions, room))
+        .collect())
 }
 
 /// The named nodes, status and connection only: enough to judge tasks, not to place.

@@ -28,45 +28,54 @@ pub fn mark_lost_nodes(
         if sessions.is_connected(id) || silent_ms <= timeout.as_millis() as i64 {
             continue;
         }
-        for k in state.scan_keys(&keys::node_claims(id))? {
-            let Some(task_key) = keys::task_of_index(&k) else {
-                continue;
-            };
-            if mark_lost(state, &task_key, &n, timeout, now)? {
-                marked += 1;
-            }
+        let task_keys: Vec<String> = state
+            .scan_keys(&keys::node_claims(id))?
+            .iter()
+            .filter_map(|k| keys::task_of_index(k))
+            .collect();
+        // One transaction for a batch of the node's tasks, not one flush each.
+        for part in task_keys.chunks(LOST_BATCH) {
+            marked += mark_lost(state, part, &n, timeout, now)?;
         }
     }
     Ok(marked)
 }
 
+/// Tasks marked lost in one transaction.
+const LOST_BATCH: usize = 500;
+
 fn mark_lost(
     state: &State,
-    task_key: &str,
+    task_keys: &[String],
     n: &ContainerInstance,
     timeout: Duration,
     now: i64,
-) -> Result<bool> {
+) -> Result<usize> {
     state.update(|tx| {
-        let Some(mut t) = tx.get::<Task>(task_key)? else {
-            return Ok((false, Vec::new()));
-        };
-        if t.is_stopped() || t.container_instance_arn != n.container_instance_arn {
-            return Ok((false, Vec::new()));
+        let mut ops = Vec::new();
+        let mut marked = 0;
+        for task_key in task_keys {
+            let Some(mut t) = tx.get::<Task>(task_key)? else {
+                continue;
+            };
+            if t.is_stopped() || t.container_instance_arn != n.container_instance_arn {
+                continue;
+            }
+            status::advance(&mut t, TaskStatus::Stopped);
+            t.desired_status = "STOPPED".into();
+            t.stop_code = "NodeLost".into();
+            t.stopped_reason = format!(
+                "node {} was lost: its agent has not been heard from for {} s",
+                n.name,
+                timeout.as_secs()
+            );
+            t.stopped_at = time::rfc3339(now);
+            t.version += 1;
+            tracing::warn!(task = %t.task_arn, node = %n.name, "task lost with its node");
+            ops.extend(apply::release_ops(tx, &t)?);
+            ops.push(put(task_key.to_string(), &t));
+            marked += 1;
         }
-        status::advance(&mut t, TaskStatus::Stopped);
-        t.desired_status = "STOPPED".into();
-        t.stop_code = "NodeLost".into();
-        t.stopped_reason = format!(
-            "node {} was lost: its agent has not been heard from for {} s",
-            n.name,
-            timeout.as_secs()
-        );
-        t.stopped_at = time::rfc3339(now);
-        t.version += 1;
-        tracing::warn!(task = %t.task_arn, node = %n.name, "task lost with its node");
-        let mut ops = apply::release_ops(tx, &t)?;
-        ops.push(put(task_key.to_string(), &t));
-        Ok((true, ops))
+        Ok((marked, ops))
     })
 }

@@ -3,7 +3,10 @@
 //! show. Whether a node is connected is derived from the
 //! live sessions, never stored, so it cannot go stale across a control-plane restart.
 
+pub mod desired;
 pub mod lost;
+pub mod push;
+pub mod rooms;
 pub mod stream;
 
 use crate::error::{Error, Result};
@@ -28,6 +31,12 @@ struct Session {
 #[derive(Default)]
 pub struct Sessions {
     inner: Mutex<SessionsInner>,
+    /// The queue agent reports are applied from, started with the first stream.
+    reports: std::sync::OnceLock<crate::reports::Reports>,
+    /// Which nodes' desired sets a store change touches, started with the first stream.
+    push: std::sync::OnceLock<push::Push>,
+    /// Every node's room, for placement (a cache the applier never relies on).
+    rooms: Mutex<rooms::Rooms>,
 }
 
 #[derive(Default)]
@@ -39,6 +48,7 @@ struct SessionsInner {
     logs: HashMap<String, mpsc::Sender<LogChunk>>,
     /// Task ARN → (cores in use, when reported), from the agents' heartbeats.
     task_cpu: HashMap<String, (f64, i64)>,
+    usage_pruned_ms: i64,
     /// Nodes whose agents other replicas hold, and when they last said so (several servers).
     remote: HashMap<String, i64>,
 }
@@ -49,6 +59,28 @@ pub const PRESENCE_FRESH_MS: i64 = 6_000;
 impl Sessions {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The report queue (started on first use, inside the runtime).
+    pub fn reports(&self, state: &State) -> &crate::reports::Reports {
+        self.reports
+            .get_or_init(|| crate::reports::Reports::spawn(state.clone()))
+    }
+
+    /// The fan-out of store changes to node pushers (started on first use).
+    pub fn push(&self, state: &State) -> &push::Push {
+        self.push.get_or_init(|| push::Push::spawn(state.clone()))
+    }
+
+    /// Every node's record and room, as of now.
+    pub fn rooms(
+        &self,
+        state: &State,
+    ) -> crate::error::Result<Vec<(ContainerInstance, crate::controller::apply::Room)>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(state)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
@@ -141,7 +173,11 @@ impl Sessions {
         for u in usage {
             s.task_cpu.insert(u.task_arn, (u.cpu_cores, now_ms));
         }
-        s.task_cpu.retain(|_, (_, at)| now_ms - *at < 300_000);
+        // Forgetting is a scan of every task's sample: once a minute, not on every heartbeat.
+        if now_ms - s.usage_pruned_ms > 60_000 {
+            s.task_cpu.retain(|_, (_, at)| now_ms - *at < 300_000);
+            s.usage_pruned_ms = now_ms;
+        }
     }
 
     /// The task's CPU in cores, if sampled since `since_ms`.

@@ -3,17 +3,15 @@
 //! observed state only.
 
 use crate::api::{blocking, shutting_down, until_shutdown};
+use crate::nodes::desired::NodeDesired;
+use crate::nodes::push::Push;
 use crate::nodes::{self, Sessions};
 use crate::state::State;
-use crate::tasks;
 use berth_proto::agent::v1::agent_sessions_server::AgentSessions;
 use berth_proto::agent::v1::*;
-use prost::Message;
-use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -82,6 +80,11 @@ impl AgentSessions for AgentSessionsApi {
             }
             hello.node_id = p.id;
         }
+        if let Some(why) = crate::limits::nodes_full(self.sessions.connected_count())
+            .filter(|_| !self.sessions.is_connected(&hello.node_id))
+        {
+            return Err(Status::resource_exhausted(why));
+        }
         let node = blocking(&self.state, move |s| nodes::register(s, &hello)).await?;
         let node_id = node.ec2_instance_id.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -98,12 +101,14 @@ impl AgentSessions for AgentSessionsApi {
 
         let pusher = tokio::spawn(push_desired(
             self.state.clone(),
+            self.sessions.push(&self.state).clone(),
             node_id.clone(),
             tx,
             self.timings.resync,
         ));
-        let (state, sessions, timings) = (self.state.clone(), self.sessions.clone(), self.timings);
+        let (sessions, timings) = (self.sessions.clone(), self.timings);
         let mut stop = self.stop.clone();
+        let reports = self.sessions.reports(&self.state).clone();
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -126,11 +131,7 @@ impl AgentSessions for AgentSessionsApi {
                 sessions.heartbeat(&node_id);
                 match m.body {
                     Some(agent_message::Body::TaskReport(r)) => {
-                        let id = node_id.clone();
-                        let res = blocking(&state, move |s| tasks::apply_report(s, &id, &r)).await;
-                        if let Err(e) = res {
-                            tracing::warn!(node = %node_id, error = %e, "task report not applied");
-                        }
+                        reports.send(&node_id, r).await;
                     }
                     Some(agent_message::Body::LogChunk(c)) => {
                         if let Some(w) = sessions.log_waiter(&c.request_id) {
@@ -151,59 +152,89 @@ impl AgentSessions for AgentSessionsApi {
     }
 }
 
-/// Sends the node's desired set now, then whenever a change touches this node (its claims, or
-/// a task it was sent), and on every resync tick; only when it differs from the last one sent.
-async fn push_desired(state: State, node_id: String, tx: nodes::AgentTx, resync: Duration) {
-    let mut changes = state.store().subscribe();
-    let mut last: Option<Vec<u8>> = None;
-    let claims = crate::state::keys::node_claims(&node_id);
-    // Task keys of what was last sent: a change to one of them concerns this node.
-    let mut sent: HashSet<String> = HashSet::new();
+/// Desired sets computed at once, across every node: a burst that touches thousands of nodes
+/// queues here rather than filling the blocking pool.
+static COMPUTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Sends the node's desired set now, then whenever a change the fan-out routes here (its
+/// claims, or a task it holds) alters what the agent acts on, and on every resync tick.
+async fn push_desired(
+    state: State,
+    push: Push,
+    node_id: String,
+    tx: nodes::AgentTx,
+    resync: Duration,
+) {
+    let slot = push.register(&node_id);
+    let mut desired: Option<NodeDesired> = None;
+    let mut last: Option<u64> = None;
+    let mut sent_at = tokio::time::Instant::now();
+    let mut ticks = 0usize;
     let mut tick = tokio::time::interval(resync);
+    tick.tick().await;
     loop {
-        let id = node_id.clone();
-        match blocking(&state, move |s| tasks::desired_for_node(s, &id)).await {
-            Ok(set) => {
-                sent = set
-                    .tasks
-                    .iter()
-                    .filter_map(|a| a.task.as_ref())
-                    .map(|t| t.task_arn.as_str())
-                    .chain(set.retained_task_arns.iter().map(String::as_str))
-                    .filter_map(crate::controller::apply::task_key)
-                    .collect();
-                let bytes = set.encode_to_vec();
-                if last.as_ref() != Some(&bytes) {
-                    if tx
-                        .send(Ok(msg(server_message::Body::DesiredTasks(set))))
-                        .await
-                        .is_err()
-                    {
-                        return;
+        let pending = slot.take();
+        if pending.full || desired.is_none() || !pending.keys.is_empty() {
+            let Ok(_permit) = COMPUTING.acquire().await else {
+                return;
+            };
+            let (id, p, cur) = (node_id.clone(), push.clone(), desired.take());
+            let res = blocking(&state, move |s| {
+                let (d, gone) = match cur {
+                    Some(mut d) if !pending.full => {
+                        let gone = d.update(s, &pending.keys)?;
+                        (d, gone)
                     }
-                    last = Some(bytes);
+                    _ => (NodeDesired::read(s, &id)?, Vec::new()),
+                };
+                p.own(&id, d.keys());
+                gone.iter().for_each(|k| p.forget(k));
+                Ok(d)
+            })
+            .await;
+            match res {
+                Ok(d) => {
+                    let fp = d.fingerprint();
+                    if last != Some(fp) {
+                        let set = d.message();
+                        if tx
+                            .send(Ok(msg(server_message::Body::DesiredTasks(set))))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        last = Some(fp);
+                        sent_at = tokio::time::Instant::now();
+                    }
+                    desired = Some(d);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %node_id, error = %e, "cannot compute desired tasks")
                 }
             }
-            Err(e) => tracing::warn!(node = %node_id, error = %e, "cannot compute desired tasks"),
         }
-        let mine =
-            |k: &String| k.starts_with(&claims) || sent.contains(k) || k.starts_with("taskdef/");
-        // Wait for a relevant change (coalescing bursts) or the resync tick.
-        loop {
-            tokio::select! {
-                _ = tick.tick() => break,
-                _ = tx.closed() => return,
-                c = changes.recv() => match c {
-                    Ok(change) if change.resync || change.keys.iter().any(mine) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        while changes.try_recv().is_ok() {}
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
+        tokio::select! {
+            _ = tick.tick() => {
+                // The full re-read is a safety net; for a large set it comes less often (one
+                // node of 500 tasks every 11 ticks), so ten thousand nodes do not re-read a
+                // million tasks every resync.
+                ticks += 1;
+                if ticks > desired.as_ref().map_or(0, NodeDesired::len) / 50 {
+                    ticks = 0;
+                    slot.mark_full();
                 }
+            }
+            _ = tx.closed() => break,
+            _ = slot.notified() => {
+                // Coalesce a burst of changes into one read, and send a large set less often:
+                // the whole set goes down each time, so a node placed on by a thousand
+                // services in a row must not be sent it a thousand times.
+                let size = desired.as_ref().map_or(0, NodeDesired::len);
+                let gap = Duration::from_millis((20 + 4 * size as u64).min(1_000));
+                tokio::time::sleep(gap.saturating_sub(sent_at.elapsed()).max(Duration::from_millis(20))).await;
             }
         }
     }
+    push.unregister(&node_id, &slot);
 }

@@ -1,5 +1,6 @@
 //! Placement, decided purely: a snapshot of nodes and a task's demand in, a node or a reason out.
-//! No IO, no clock, no global RNG (`random` draws from the request's seed). The caller commits
+//! No IO, no clock, no global RNG (`random` draws from the request's seed). Over many nodes a
+//! plan places through `Placer`, which ranks a bounded sample of feasible nodes (`sample`). The caller commits
 //! the plan under the single writer lock, so the free resources it snapshots cannot be
 //! double-booked by another plan. Feasibility lives in `feasible`, ranking in `rank`, the
 //! `memberOf` query language in `query`.
@@ -7,12 +8,14 @@
 mod feasible;
 mod query;
 mod rank;
+mod sample;
 #[cfg(test)]
 mod tests;
 
 pub use feasible::{parse_constraint, Constraint};
 pub use query::Query;
 pub use rank::{parse_strategy, Resource, SpreadField, Strategy};
+pub use sample::{Placer, CANDIDATES, FULL_SCAN_MAX};
 
 use rank::{Ranker, Ties};
 use std::collections::{HashMap, HashSet};

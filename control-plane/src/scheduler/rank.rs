@@ -117,27 +117,29 @@ impl<'a> Ranker<'a> {
         seed: u64,
         ties: Ties,
     ) -> Self {
-        let spread_counts = strategies
-            .iter()
-            .filter_map(|s| match s {
-                Strategy::Spread(SpreadField::Attribute(name)) => Some(name),
-                _ => None,
-            })
-            .map(|name| {
-                let mut counts: HashMap<&str, usize> = HashMap::new();
-                for n in nodes {
-                    if let Some(v) = n.attributes.get(name) {
-                        *counts.entry(v.as_str()).or_default() += n.service_tasks;
-                    }
-                }
-                counts
-            })
-            .collect();
         let draw = if strategies.contains(&Strategy::Random) {
             nodes.iter().map(|n| n.tasks as u64).sum()
         } else {
             0
         };
+        Self::with_counts(
+            strategies,
+            spread_counts(nodes, strategies),
+            seed,
+            draw,
+            ties,
+        )
+    }
+
+    /// A ranker whose per-value spread counts the caller keeps (the sampled placer, which
+    /// never looks at every node).
+    pub fn with_counts(
+        strategies: &'a [Strategy],
+        spread_counts: Vec<HashMap<&'a str, usize>>,
+        seed: u64,
+        draw: u64,
+        ties: Ties,
+    ) -> Self {
         Ranker {
             strategies,
             spread_counts,
@@ -146,7 +148,32 @@ impl<'a> Ranker<'a> {
             ties,
         }
     }
+}
 
+/// For each `spread(attribute:…)` strategy, the service's tasks per value over `nodes`.
+pub(super) fn spread_counts<'a>(
+    nodes: &'a [NodeSnapshot],
+    strategies: &'a [Strategy],
+) -> Vec<HashMap<&'a str, usize>> {
+    strategies
+        .iter()
+        .filter_map(|s| match s {
+            Strategy::Spread(SpreadField::Attribute(name)) => Some(name),
+            _ => None,
+        })
+        .map(|name| {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for n in nodes {
+                if let Some(v) = n.attributes.get(name) {
+                    *counts.entry(v.as_str()).or_default() += n.service_tasks;
+                }
+            }
+            counts
+        })
+        .collect()
+}
+
+impl Ranker<'_> {
     /// Writes the node's sort key into `out` (lower is better), strategies first, then ties.
     pub fn key(&self, node: &NodeSnapshot, out: &mut Vec<i128>) {
         out.clear();

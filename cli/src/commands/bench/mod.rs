@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
 
 mod cpu;
+pub mod fleet;
 mod nginx;
 mod writes;
 mod wrk;
@@ -40,6 +41,8 @@ pub enum BenchCommand {
     Proxy(BenchProxyArgs),
     /// Write latency (RegisterTaskDefinition, UpdateService) on sled vs a 3-member etcd.
     Writes(writes::BenchWritesArgs),
+    /// The control plane against a simulated fleet: N agents, S services of T tasks.
+    Fleet(fleet::BenchFleetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,7 @@ pub async fn run(command: BenchCommand, format: crate::output::Format) -> anyhow
     match command {
         BenchCommand::Proxy(args) => bench_proxy(args).await,
         BenchCommand::Writes(args) => writes::run(args, format).await,
+        BenchCommand::Fleet(args) => fleet::run(args, format).await,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::status::{service_status, ServiceStatus};
 use crate::{arn, tasks};
 
 /// At most this many launches in one pass, so one commit stays small; the next pass goes on.
-pub const MAX_LAUNCHES_PER_PASS: usize = 500;
+pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
 
 /// Fills `p.launches` (and `p.rejections`); returns how many were placed.
 pub(super) fn launches(
@@ -62,6 +62,7 @@ pub(super) fn launches(
     let mut nodes = snapshot_with_service_tasks(view, j);
     let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
     let td_arn = primary.task_definition.clone();
+    let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
     let mut launches = Vec::new();
     for (i, target) in targets.into_iter().enumerate() {
         let req = PlacementRequest {
@@ -75,7 +76,7 @@ pub(super) fn launches(
                 Some(n) => scheduler::place(std::slice::from_mut(n), &req),
                 None => continue,
             },
-            None => scheduler::place(&mut nodes, &req),
+            None => placer.place(&mut nodes, &demand, req.seed),
         };
         match placed {
             Ok(node_id) => launches.push(Launch {
@@ -103,14 +104,16 @@ pub(super) fn launches(
 /// The view's nodes, each knowing how many of this service's live tasks it holds (for spread
 /// and distinctInstance).
 fn snapshot_with_service_tasks(view: &ServiceView, j: &Judgement) -> Vec<NodeSnapshot> {
+    // Counted once per task, not once per node and task.
+    let mut per_node: std::collections::HashMap<&str, usize> = Default::default();
+    for t in &j.live {
+        *per_node
+            .entry(arn::last_segment(&t.container_instance_arn))
+            .or_default() += 1;
+    }
     let mut nodes = view.nodes.clone();
     for n in nodes.iter_mut() {
-        let node_arn = arn::container_instance(&n.id);
-        n.service_tasks = j
-            .live
-            .iter()
-            .filter(|t| t.container_instance_arn == node_arn)
-            .count();
+        n.service_tasks = per_node.get(n.id.as_str()).copied().unwrap_or(0);
     }
     nodes
 }

@@ -1,0 +1,141 @@
+//! `berth bench fleet`: the real control plane in-process (sled in a temp dir, gRPC on
+//! 127.0.0.1:0) and N simulated agents on real agent streams. It creates S services of T tasks
+//! each and measures, end to end, how long until every task is reported RUNNING, what the API
+//! answers meanwhile, what the control plane costs, and how fast it heals and rolls.
+
+mod phases;
+mod probe;
+mod quality;
+mod report;
+mod sim;
+
+use anyhow::{bail, Context};
+use berth_control_plane::server;
+use clap::Args;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use report::Report;
+
+#[derive(Debug, Args)]
+pub struct BenchFleetArgs {
+    /// Simulated agents (nodes).
+    #[arg(long, default_value_t = 1_000)]
+    pub nodes: usize,
+    /// Services, created one after another as fast as the API takes them.
+    #[arg(long, default_value_t = 100)]
+    pub services: usize,
+    /// Desired count of each service.
+    #[arg(long, default_value_t = 100)]
+    pub tasks_per_service: usize,
+    /// The service rolled to a new revision once the fleet has converged (0: skip).
+    #[arg(long, default_value_t = 1_000)]
+    pub rolling_tasks: usize,
+    /// Give up on any phase after this long.
+    #[arg(long, default_value = "600s", value_parser = super::super::agent::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// What the bench ran against.
+pub struct Bench {
+    pub cp: server::ControlPlane,
+    pub channel: tonic::transport::Channel,
+    pub agents: Vec<sim::Agent>,
+    pub counters: Arc<sim::Counters>,
+    pub services: Vec<String>,
+    pub args: BenchFleetArgs,
+    pub started: Instant,
+    pub phase: tokio::sync::watch::Sender<&'static str>,
+}
+
+/// How long a node may be gone before its tasks are replaced, in the bench.
+pub const LOST_NODE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a task must run before it counts as healthy, in the bench.
+pub const MIN_HEALTHY_TIME: Duration = Duration::from_secs(2);
+
+pub async fn run(args: BenchFleetArgs, output: crate::output::Format) -> anyhow::Result<()> {
+    let report = bench(args).await?;
+    match output {
+        crate::output::Format::Json => crate::output::json(&report)?,
+        crate::output::Format::Table => report.print(),
+    }
+    if !report.converged || !report.quality.ok() {
+        bail!("the fleet did not converge, or placement broke a bound (see above)");
+    }
+    Ok(())
+}
+
+/// Runs every phase and returns the figures.
+pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
+    berth_control_plane::limits::check_fleet(args.nodes, args.services, args.tasks_per_service)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.nodes == 0 || args.services == 0 || args.tasks_per_service == 0 {
+        bail!("--nodes, --services and --tasks-per-service must each be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("berth-bench-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = server::Config::new(dir.clone(), local, local);
+    config.controller.lost_node_timeout = LOST_NODE_TIMEOUT;
+    config.controller.min_healthy_time = MIN_HEALTHY_TIME;
+    let cp = server::spawn(config)
+        .await
+        .context("starting the control plane")?;
+    let url = cp.local_url();
+    let counters = Arc::new(sim::Counters::default());
+    let (phase, phase_rx) = tokio::sync::watch::channel("connecting agents");
+    let progress = tokio::spawn(progress(counters.clone(), phase_rx, args.total()));
+    let result = async {
+        let agents = sim::start(&url, args.nodes, counters.clone()).await?;
+        let channel = tonic::transport::Channel::from_shared(url.clone())?
+            .connect()
+            .await?;
+        let mut b = Bench {
+            cp,
+            channel,
+            agents,
+            counters,
+            services: Vec::new(),
+            args,
+            started: Instant::now(),
+            phase,
+        };
+        let report = phases::all(&mut b, &dir).await;
+        b.cp.shutdown().await;
+        report
+    }
+    .await;
+    progress.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+impl BenchFleetArgs {
+    pub fn total(&self) -> usize {
+        self.services * self.tasks_per_service
+    }
+}
+
+/// One line to stderr every two seconds.
+async fn progress(
+    counters: Arc<sim::Counters>,
+    phase: tokio::sync::watch::Receiver<&'static str>,
+    total: usize,
+) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let (_, rss) = probe::rss_mib();
+        eprintln!(
+            "[{:>6.1}s] {:<28} agents {:>6} · running {:>8}/{total} · reports {:>8} · rss {:>6.0} MiB",
+            start.elapsed().as_secs_f64(),
+            *phase.borrow(),
+            counters.connected.load(Ordering::Relaxed),
+            counters.running.load(Ordering::Relaxed),
+            counters.reports.load(Ordering::Relaxed),
+            rss,
+        );
+    }
+}

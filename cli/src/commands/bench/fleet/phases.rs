@@ -1,0 +1,274 @@
+//! The bench's phases, in order: agents connect; services are created and the fleet converges
+//! under API probes; placement quality is checked; 1% of nodes vanish and their tasks are
+//! replaced; one service rolls to a new revision.
+
+use super::report::{Report, Timings};
+use super::{probe, quality, Bench};
+use anyhow::{bail, Context};
+use berth_proto::v1::services_client::ServicesClient;
+use berth_proto::v1::task_definitions_client::TaskDefinitionsClient;
+use berth_proto::v1::*;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub const FAMILY: &str = "fleet";
+
+pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report> {
+    let n = b.args.nodes as i64;
+    wait(b, "agents connect", || async {
+        Ok(b.counters.connected.load(Ordering::Relaxed) >= n)
+    })
+    .await?;
+    let connected_s = b.started.elapsed().as_secs_f64();
+    register(b, 1).await?;
+    b.phase.send_replace("creating services");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let names: Vec<String> = (0..b.args.services).map(service_name).collect();
+    let probe = tokio::spawn(probe::probe(
+        b.channel.clone(),
+        names,
+        FAMILY.into(),
+        stop_rx,
+    ));
+    let t0 = Instant::now();
+    create_services(b).await?;
+    let created_s = t0.elapsed().as_secs_f64();
+    b.phase.send_replace("converging");
+    let converged = converge(b, b.args.total() as i64).await;
+    let converge_s = t0.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    let api = probe.await.context("the API probe")?;
+    converged?;
+    b.phase.send_replace("checking placement");
+    let quality = quality::check(b).await?;
+    let lost = lose_nodes(b).await?;
+    let rolling = roll(b).await?;
+    let (peak_rss, _) = probe::rss_mib();
+    Ok(Report {
+        nodes: b.args.nodes,
+        services: b.args.services,
+        tasks_per_service: b.args.tasks_per_service,
+        tasks: b.args.total(),
+        converged: true,
+        timings: Timings {
+            agents_connected_s: connected_s,
+            services_created_s: created_s,
+            all_running_s: converge_s,
+            placements_per_s: b.args.total() as f64 / converge_s,
+            lost_nodes: lost.0,
+            lost_tasks_replaced_s: lost.1,
+            rolling_tasks: b.args.rolling_tasks,
+            rolling_deployment_s: rolling,
+        },
+        api,
+        peak_rss_mib: peak_rss,
+        store_bytes: probe::disk_bytes(dir),
+        quality,
+        lost_node_timeout_s: super::LOST_NODE_TIMEOUT.as_secs_f64(),
+        min_healthy_time_s: super::MIN_HEALTHY_TIME.as_secs_f64(),
+    })
+}
+
+/// 0: spread over zones and nodes; 1: binpack; 2: distinctInstance; 3: memberOf.
+pub fn kind(i: usize, b: &Bench) -> usize {
+    let distinct_fits = b.args.tasks_per_service <= b.args.nodes * 9 / 10;
+    match i % 4 {
+        2 if !distinct_fits => 0,
+        k => k,
+    }
+}
+
+pub fn service_name(i: usize) -> String {
+    format!("svc-{i:04}")
+}
+
+/// Polls `done` every 100 ms until it holds, or fails after the bench's timeout.
+async fn wait<F, Fut>(b: &Bench, what: &str, mut done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + b.args.timeout;
+    while !done().await? {
+        if Instant::now() > deadline {
+            bail!("{what}: not done within {:?}", b.args.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn register(b: &Bench, image_tag: u32) -> anyhow::Result<()> {
+    let td = TaskDefinition {
+        family: FAMILY.into(),
+        container_definitions: vec![ContainerDefinition {
+            name: "app".into(),
+            image: format!("sim/app:{image_tag}"),
+            cpu: 16,
+            memory: 32,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    TaskDefinitionsClient::new(b.channel.clone())
+        .register_task_definition(RegisterTaskDefinitionRequest {
+            task_definition: Some(td),
+            ..Default::default()
+        })
+        .await
+        .context("registering the task definition")?;
+    Ok(())
+}
+
+/// Four kinds of service in turn, so each placement rule is exercised at scale; a service too
+/// large for distinctInstance on the nodes left after the loss spreads instead.
+pub fn placement(i: usize, b: &Bench) -> (Vec<PlacementStrategy>, Vec<PlacementConstraint>) {
+    let s = |t: &str, f: &str| PlacementStrategy {
+        r#type: t.into(),
+        field: f.into(),
+    };
+    let c = |t: &str, e: &str| PlacementConstraint {
+        r#type: t.into(),
+        expression: e.into(),
+    };
+    match kind(i, b) {
+        0 => (
+            vec![s("spread", "attribute:zone"), s("spread", "instanceId")],
+            vec![],
+        ),
+        1 => (vec![s("binpack", "memory")], vec![]),
+        2 => (
+            vec![s("spread", "attribute:zone")],
+            vec![c("distinctInstance", "")],
+        ),
+        _ => (
+            vec![s("spread", "attribute:zone")],
+            vec![c("memberOf", "attribute:zone != c")],
+        ),
+    }
+}
+
+async fn create_services(b: &mut Bench) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(b.channel.clone());
+    for i in 0..b.args.services {
+        let (placement_strategy, placement_constraints) = placement(i, b);
+        client
+            .create_service(CreateServiceRequest {
+                service_name: service_name(i),
+                task_definition: FAMILY.into(),
+                desired_count: b.args.tasks_per_service as i32,
+                placement_strategy,
+                placement_constraints,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating {}", service_name(i)))?;
+        b.services.push(service_name(i));
+    }
+    Ok(())
+}
+
+/// Waits until the agents have reported `want` tasks RUNNING and every service says its
+/// running count is its desired count.
+async fn converge(b: &Bench, want: i64) -> anyhow::Result<()> {
+    let mut client = ServicesClient::new(b.channel.clone());
+    wait(b, "convergence", || {
+        let mut client = client.clone();
+        async move {
+            if b.counters.running.load(Ordering::Relaxed) < want {
+                return Ok(false);
+            }
+            for name in &b.services {
+                let svc = client
+                    .describe_service(DescribeServiceRequest {
+                        cluster: String::new(),
+                        service: name.clone(),
+                    })
+                    .await?
+                    .into_inner()
+                    .service
+                    .unwrap_or_default();
+                if svc.running_count != svc.desired_count || svc.deployments.len() != 1 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await?;
+    let _ = &mut client;
+    Ok(())
+}
+
+/// Drops 1% of the agents at once; returns how many, and the seconds until every service is
+/// whole again (the lost-node timeout included).
+async fn lose_nodes(b: &mut Bench) -> anyhow::Result<(usize, f64)> {
+    b.phase.send_replace("losing 1% of nodes");
+    let step = 100.min(b.agents.len());
+    let lost: Vec<_> = b.agents.iter().step_by(step).collect();
+    let t0 = Instant::now();
+    for a in &lost {
+        a.kill();
+    }
+    let n = lost.len();
+    let gone = (b.args.nodes - n) as i64;
+    wait(b, "lost agents disconnect", || async {
+        Ok(b.counters.connected.load(Ordering::Relaxed) <= gone)
+    })
+    .await?;
+    b.phase.send_replace("replacing lost tasks");
+    converge(b, b.args.total() as i64).await?;
+    Ok((n, t0.elapsed().as_secs_f64()))
+}
+
+/// Creates a service of `rolling_tasks` tasks, waits for it, then rolls it to a new revision;
+/// returns the seconds the deployment took.
+async fn roll(b: &mut Bench) -> anyhow::Result<f64> {
+    let r = b.args.rolling_tasks;
+    if r == 0 {
+        return Ok(0.0);
+    }
+    b.phase.send_replace("rolling: creating");
+    let mut client = ServicesClient::new(b.channel.clone());
+    client
+        .create_service(CreateServiceRequest {
+            service_name: "rolling".into(),
+            task_definition: FAMILY.into(),
+            desired_count: r as i32,
+            ..Default::default()
+        })
+        .await
+        .context("creating the rolling service")?;
+    b.services.push("rolling".into());
+    converge(b, (b.args.total() + r) as i64).await?;
+    register(b, 2).await?;
+    b.phase.send_replace("rolling deployment");
+    let t0 = Instant::now();
+    client
+        .update_service(UpdateServiceRequest {
+            service: "rolling".into(),
+            task_definition: format!("{FAMILY}:2"),
+            ..Default::default()
+        })
+        .await
+        .context("rolling the service")?;
+    wait(b, "rolling deployment", || {
+        let mut client = client.clone();
+        async move {
+            let svc = client
+                .describe_service(DescribeServiceRequest {
+                    cluster: String::new(),
+                    service: "rolling".into(),
+                })
+                .await?
+                .into_inner()
+                .service
+                .unwrap_or_default();
+            Ok(svc.deployments.len() == 1
+                && svc.task_definition.ends_with(":2")
+                && svc.running_count == r as i32)
+        }
+    })
+    .await?;
+    Ok(t0.elapsed().as_secs_f64())
+}

@@ -1,0 +1,126 @@
+//! What every node has room for, kept in memory and brought up to date from the store's change
+//! history on each read (re-reading only the node and claim keys that changed), so a plan's
+//! snapshot of ten thousand nodes does not re-read a million claims. A hint, never a guarantee:
+//! the applier re-reads each node it places on and commits under compares.
+
+use crate::controller::apply::Room;
+use crate::error::Result;
+use crate::state::{keys, State};
+use berth_proto::v1::{ContainerInstance, NodeClaim};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Default)]
+struct Node {
+    record: ContainerInstance,
+    /// Claim key → claim, unreleased ones only.
+    claims: HashMap<String, NodeClaim>,
+    /// The room those leave, computed again only after a change.
+    room: Option<Room>,
+}
+
+/// The cache; `Sessions` holds one behind a mutex.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    /// The revision the cache reflects (0: never read).
+    revision: u64,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Rooms {
+    /// Every node and its room, as of the store's current revision.
+    pub fn read(&mut self, state: &State) -> Result<Vec<(ContainerInstance, Room)>> {
+        self.catch_up(state)?;
+        Ok(self
+            .nodes
+            .values_mut()
+            .map(|n| {
+                let room = n.room.get_or_insert_with(|| {
+                    let claims: Vec<NodeClaim> = n.claims.values().cloned().collect();
+                    Room::of(&n.record, &claims)
+                });
+                (n.record.clone(), room.clone())
+            })
+            .collect())
+    }
+
+    fn catch_up(&mut self, state: &State) -> Result<()> {
+        if self.revision == 0 {
+            return self.rebuild(state);
+        }
+        let changes = match state.store().changes_since(self.revision) {
+            Ok(c) => c,
+            Err(_) => return self.rebuild(state),
+        };
+        for c in changes {
+            if c.resync {
+                return self.rebuild(state);
+            }
+            for k in &c.keys {
+                self.refresh(state, k)?;
+            }
+            self.revision = self.revision.max(c.revision);
+        }
+        Ok(())
+    }
+
+    fn rebuild(&mut self, state: &State) -> Result<()> {
+        let revision = state.store().revision()?;
+        self.nodes.clear();
+        for n in state.scan::<ContainerInstance>(keys::NODES)? {
+            self.nodes.insert(
+                n.ec2_instance_id.clone(),
+                Node {
+                    record: n,
+                    ..Default::default()
+                },
+            );
+        }
+        for (k, v) in state.store().scan(keys::NODE_INDEX)? {
+            if let Ok(c) = <NodeClaim as prost::Message>::decode(v.value.as_slice()) {
+                self.put_claim(&k, Some(c));
+            }
+        }
+        self.revision = revision.max(1);
+        Ok(())
+    }
+
+    fn refresh(&mut self, state: &State, key: &str) -> Result<()> {
+        if let Some(id) = key.strip_prefix(keys::NODES) {
+            match state.get::<ContainerInstance>(key)? {
+                Some(n) => {
+                    let node = self.nodes.entry(id.to_string()).or_default();
+                    node.record = n;
+                    node.room = None;
+                }
+                None => {
+                    self.nodes.remove(id);
+                }
+            }
+        } else if key.starts_with(keys::NODE_INDEX) {
+            let c = state.get::<NodeClaim>(key)?;
+            self.put_claim(key, c);
+        }
+        Ok(())
+    }
+
+    fn put_claim(&mut self, key: &str, claim: Option<NodeClaim>) {
+        let Some(node_id) = key
+            .strip_prefix(keys::NODE_INDEX)
+            .and_then(|r| r.split('/').next())
+        else {
+            return;
+        };
+        let Some(node) = self.nodes.get_mut(node_id) else {
+            return;
+        };
+        node.room = None;
+        match claim.filter(|c| !c.released) {
+            Some(c) => {
+                node.claims.insert(key.to_string(), c);
+            }
+            None => {
+                node.claims.remove(key);
+            }
+        }
+    }
+}
