@@ -443,7 +443,7 @@ async fn service_requests_are_validated_field_by_field_and_change_nothing() {
                 desired_count: -1,
                 ..base.clone()
             },
-            "desiredCount: -1 must be 0-5000",
+            "desiredCount: must be 0 or more",
         ),
         (
             CreateServiceRequest {

@@ -172,57 +172,11 @@ pub enum Mode {
 }
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
-    let mut config = cp::Config::new(args.data.clone(), args.listen, args.http);
-    if !args.etcd.is_empty() {
-        if matches!(mode, Mode::Dev) {
-            anyhow::bail!("--etcd: berth dev keeps its state in sled; run berth server --etcd");
-        }
-        config.etcd = Some(etcd_options(&args)?);
-    }
-    config.leader_ttl = args.leader_ttl;
-    config.advertise = args.advertise.clone();
-    config.sessions.heartbeat = args.heartbeat;
-    config.sessions.heartbeat_timeout = args.heartbeat_timeout;
-    config.task_retention = args.task_retention;
-    config.controller.resync = args.resync;
-    config.controller.lost_node_timeout = args.lost_node_timeout;
-    config.controller.min_healthy_time = args.min_healthy_time;
-    config.controller.scaling_interval = args.scaling_interval;
-    config.region = args.region.clone();
-    config.account_id = args.account_id.clone();
     let name = match mode {
         Mode::Dev => "berth dev",
         Mode::Server => "berth server",
     };
-    let secure = match mode {
-        Mode::Dev => args.secure,
-        Mode::Server => !args.insecure,
-    };
-    let at = super::limits::Listening {
-        grpc: args.listen,
-        http: args.http,
-        proxy_bind: args.proxy_bind,
-    };
-    args.limits
-        .apply(matches!(mode, Mode::Dev), secure, &at, &mut config)?;
-    if !secure && !args.listen.ip().is_loopback() {
-        match mode {
-            Mode::Dev => anyhow::bail!(
-                "--listen {}: berth dev serves without auth, so only on loopback (127.0.0.1); use --secure, or berth server",
-                args.listen
-            ),
-            Mode::Server => eprintln!(
-                "{name}: WARNING: --insecure on {}: anyone who reaches this port controls the cluster",
-                args.listen
-            ),
-        }
-    }
-    if secure {
-        config.trust = Some(cp::TrustConfig {
-            tls_sans: args.tls_sans.clone(),
-            cert_lifetime: args.cert_lifetime,
-        });
-    }
+    let (config, secure) = config_of(&args, mode, name)?;
     let plane = cp::spawn(config).await?;
     let http_scheme = if secure && !args.limits.http_insecure {
         "https"
@@ -240,72 +194,23 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         let d = args.data.display();
         eprintln!("{name}: CA certificate {d}/ca.crt; admin token in {d}/admin.token; join token in {d}/join.token (owner-only files)");
     }
-    let proxy = if args.no_proxy {
-        None
-    } else {
-        let bind = args.proxy_bind.unwrap_or(match mode {
-            Mode::Dev => std::net::Ipv4Addr::LOCALHOST.into(),
-            Mode::Server => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        });
-        let id = format!("{}-{}", args.node_name, std::process::id());
-        let mut cfg = berth_proxy::Config::new(plane.local_url(), bind, id.clone());
-        args.limits.lb.apply(&mut cfg);
-        if let Some(trust) = &plane.trust {
-            cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Proxy, &id)?);
-        }
-        match berth_proxy::spawn(cfg).await {
-            Ok(p) => {
-                let telemetry = p.telemetry();
-                if let Ok(mut extra) = plane.extra_metrics.lock() {
-                    extra.push(std::sync::Arc::new(move || telemetry.metrics_text()));
-                }
-                eprintln!("{name}: load balancer listening on {bind} (each service's --lb-port)");
-                Some(p)
-            }
-            Err(e) => {
-                plane.shutdown().await;
-                anyhow::bail!("the load balancer cannot start: {e}");
-            }
+    // Either failing stops the control plane too, and waits for it.
+    let proxy = match start_proxy(&args, mode, &plane, name).await {
+        Ok(p) => p,
+        Err(e) => {
+            plane.shutdown().await;
+            return Err(e);
         }
     };
     let local_agent = match mode {
         Mode::Server => None,
-        Mode::Dev => {
-            match berth_agent::ensure_demo_image().await {
-                Ok(berth_agent::runtime::image::ImageOutcome::Built) => {
-                    eprintln!("{name}: built {}", berth_agent::DEMO_IMAGE)
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("{name}: warning: {e}"),
+        Mode::Dev => match start_local_agent(&args, &plane, name).await {
+            Ok(a) => a,
+            Err(e) => {
+                plane.shutdown().await;
+                return Err(e);
             }
-            let agent_dir = args.data.join("agent");
-            let mut cfg =
-                args.node
-                    .config(plane.local_url(), args.node_name.clone(), agent_dir.clone());
-            if let Some(trust) = &plane.trust {
-                let mut id = berth_agent::read_node_id(&agent_dir);
-                if id.is_empty() {
-                    id = berth_trust::token::random_hex(16);
-                }
-                cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Node, &id)?);
-            }
-            match berth_agent::spawn(cfg).await {
-                Ok(a) => {
-                    if let Ok(mut extra) = plane.extra_metrics.lock() {
-                        extra.push(std::sync::Arc::new(a.metrics_source()));
-                    }
-                    eprintln!(
-                        "{name}: local agent (node {}) on the Docker engine",
-                        args.node_name
-                    );
-                    Some(a)
-                }
-                Err(e) => {
-                    plane.shutdown().await;
-                    anyhow::bail!("the local agent cannot start: {e}");
-                }
-            }
-        }
+        },
     };
     if secure {
         eprintln!(
@@ -349,6 +254,134 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The control plane's configuration from the flags, and whether it runs with TLS and auth.
+fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Config, bool)> {
+    let mut config = cp::Config::new(args.data.clone(), args.listen, args.http);
+    if !args.etcd.is_empty() {
+        if matches!(mode, Mode::Dev) {
+            anyhow::bail!("--etcd: berth dev keeps its state in sled; run berth server --etcd");
+        }
+        config.etcd = Some(etcd_options(args)?);
+    }
+    config.leader_ttl = args.leader_ttl;
+    config.advertise = args.advertise.clone();
+    config.sessions.heartbeat = args.heartbeat;
+    config.sessions.heartbeat_timeout = args.heartbeat_timeout;
+    config.task_retention = args.task_retention;
+    config.controller.resync = args.resync;
+    config.controller.lost_node_timeout = args.lost_node_timeout;
+    config.controller.min_healthy_time = args.min_healthy_time;
+    config.controller.scaling_interval = args.scaling_interval;
+    config.region = args.region.clone();
+    config.account_id = args.account_id.clone();
+    let secure = match mode {
+        Mode::Dev => args.secure,
+        Mode::Server => !args.insecure,
+    };
+    let at = super::limits::Listening {
+        grpc: args.listen,
+        http: args.http,
+        proxy_bind: args.proxy_bind,
+    };
+    args.limits
+        .apply(matches!(mode, Mode::Dev), secure, &at, &mut config)?;
+    if !secure && !args.listen.ip().is_loopback() {
+        match mode {
+            Mode::Dev => anyhow::bail!(
+                "--listen {}: berth dev serves without auth, so only on loopback (127.0.0.1); use --secure, or berth server",
+                args.listen
+            ),
+            Mode::Server => eprintln!(
+                "{name}: WARNING: --insecure on {}: anyone who reaches this port controls the cluster",
+                args.listen
+            ),
+        }
+    }
+    if secure {
+        config.trust = Some(cp::TrustConfig {
+            tls_sans: args.tls_sans.clone(),
+            cert_lifetime: args.cert_lifetime,
+        });
+    }
+    Ok((config, secure))
+}
+
+/// The load balancer in this process, unless --no-proxy.
+async fn start_proxy(
+    args: &ServeArgs,
+    mode: Mode,
+    plane: &cp::ControlPlane,
+    name: &str,
+) -> anyhow::Result<Option<berth_proxy::Proxy>> {
+    if args.no_proxy {
+        return Ok(None);
+    }
+    {
+        let bind = args.proxy_bind.unwrap_or(match mode {
+            Mode::Dev => std::net::Ipv4Addr::LOCALHOST.into(),
+            Mode::Server => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        });
+        let id = format!("{}-{}", args.node_name, std::process::id());
+        let mut cfg = berth_proxy::Config::new(plane.local_url(), bind, id.clone());
+        args.limits.lb.apply(&mut cfg);
+        if let Some(trust) = &plane.trust {
+            cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Proxy, &id)?);
+        }
+        match berth_proxy::spawn(cfg).await {
+            Ok(p) => {
+                let telemetry = p.telemetry();
+                if let Ok(mut extra) = plane.extra_metrics.lock() {
+                    extra.push(std::sync::Arc::new(move || telemetry.metrics_text()));
+                }
+                eprintln!("{name}: load balancer listening on {bind} (each service's --lb-port)");
+                Ok(Some(p))
+            }
+            Err(e) => anyhow::bail!("the load balancer cannot start: {e}"),
+        }
+    }
+}
+
+/// dev's own agent on the Docker engine (it builds the demo image if missing).
+async fn start_local_agent(
+    args: &ServeArgs,
+    plane: &cp::ControlPlane,
+    name: &str,
+) -> anyhow::Result<Option<berth_agent::Agent>> {
+    {
+        match berth_agent::ensure_demo_image().await {
+            Ok(berth_agent::runtime::image::ImageOutcome::Built) => {
+                eprintln!("{name}: built {}", berth_agent::DEMO_IMAGE)
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("{name}: warning: {e}"),
+        }
+        let agent_dir = args.data.join("agent");
+        let mut cfg =
+            args.node
+                .config(plane.local_url(), args.node_name.clone(), agent_dir.clone());
+        if let Some(trust) = &plane.trust {
+            let mut id = berth_agent::read_node_id(&agent_dir);
+            if id.is_empty() {
+                id = berth_trust::token::random_hex(16);
+            }
+            cfg.tls = Some(trust.local_client(berth_trust::PeerKind::Node, &id)?);
+        }
+        match berth_agent::spawn(cfg).await {
+            Ok(a) => {
+                if let Ok(mut extra) = plane.extra_metrics.lock() {
+                    extra.push(std::sync::Arc::new(a.metrics_source()));
+                }
+                eprintln!(
+                    "{name}: local agent (node {}) on the Docker engine",
+                    args.node_name
+                );
+                Ok(Some(a))
+            }
+            Err(e) => anyhow::bail!("the local agent cannot start: {e}"),
+        }
+    }
 }
 
 /// How long the in-process agent and proxy get to stop; the control plane then has its own
