@@ -291,11 +291,6 @@ impl Tx<'_> {
         });
         Ok(raw.into_iter().map(|(k, _)| k).collect())
     }
-
-    /// Adds a compare the caller read by other means.
-    pub fn expect(&mut self, c: Compare) {
-        self.compares.push(c);
-    }
 }
 
 fn decode<T: Message + Default>(key: &str, bytes: &[u8]) -> Result<T> {

@@ -231,3 +231,33 @@ impl Input {
         Value::Object(self.map.clone())
     }
 }
+
+/// `placementStrategy` and `placementConstraints`, as CreateService and RunTask take them.
+pub fn placement(
+    input: &Input,
+) -> EcsResult<(
+    Vec<berth_proto::v1::PlacementStrategy>,
+    Vec<berth_proto::v1::PlacementConstraint>,
+)> {
+    let strategies = input
+        .objects("placementStrategy")?
+        .iter()
+        .map(|s| {
+            Ok(berth_proto::v1::PlacementStrategy {
+                r#type: s.required("type")?,
+                field: s.text("field")?,
+            })
+        })
+        .collect::<EcsResult<Vec<_>>>()?;
+    let constraints = input
+        .objects("placementConstraints")?
+        .iter()
+        .map(|c| {
+            Ok(berth_proto::v1::PlacementConstraint {
+                r#type: c.required("type")?,
+                expression: c.text("expression")?,
+            })
+        })
+        .collect::<EcsResult<Vec<_>>>()?;
+    Ok((strategies, constraints))
+}

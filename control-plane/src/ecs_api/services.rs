@@ -51,30 +51,6 @@ fn deployment_configuration(input: &Input) -> EcsResult<Option<DeploymentConfigu
     }))
 }
 
-fn placement(input: &Input) -> EcsResult<(Vec<PlacementStrategy>, Vec<PlacementConstraint>)> {
-    let strategies = input
-        .objects("placementStrategy")?
-        .iter()
-        .map(|s| {
-            Ok(PlacementStrategy {
-                r#type: s.required("type")?,
-                field: s.text("field")?,
-            })
-        })
-        .collect::<EcsResult<Vec<_>>>()?;
-    let constraints = input
-        .objects("placementConstraints")?
-        .iter()
-        .map(|c| {
-            Ok(PlacementConstraint {
-                r#type: c.required("type")?,
-                expression: c.text("expression")?,
-            })
-        })
-        .collect::<EcsResult<Vec<_>>>()?;
-    Ok((strategies, constraints))
-}
-
 fn key_of(s: &Service) -> String {
     services::key(arn::cluster_name(&s.cluster_arn), &s.service_name)
 }
@@ -96,7 +72,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     if !errs.is_empty() {
         return Err(Error::Invalid(errs).into());
     }
-    let (placement_strategy, placement_constraints) = placement(input)?;
+    let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = CreateServiceRequest {
         cluster,
         service_name: name,
@@ -129,7 +105,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let service = input.required("service")?;
     let set_placement = input.has("placementStrategy") || input.has("placementConstraints");
-    let (placement_strategy, placement_constraints) = placement(input)?;
+    let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = UpdateServiceRequest {
         cluster: cluster.clone(),
         service: service.clone(),

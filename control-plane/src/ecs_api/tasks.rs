@@ -64,30 +64,6 @@ fn overrides(input: &Input, td: &TaskDefinition) -> EcsResult<Option<TaskOverrid
     Ok(Some(out))
 }
 
-fn placement(input: &Input) -> EcsResult<(Vec<PlacementStrategy>, Vec<PlacementConstraint>)> {
-    let strategies = input
-        .objects("placementStrategy")?
-        .iter()
-        .map(|s| {
-            Ok(PlacementStrategy {
-                r#type: s.required("type")?,
-                field: s.text("field")?,
-            })
-        })
-        .collect::<EcsResult<Vec<_>>>()?;
-    let constraints = input
-        .objects("placementConstraints")?
-        .iter()
-        .map(|c| {
-            Ok(PlacementConstraint {
-                r#type: c.required("type")?,
-                expression: c.text("expression")?,
-            })
-        })
-        .collect::<EcsResult<Vec<_>>>()?;
-    Ok((strategies, constraints))
-}
-
 fn shape(ctx: &Ctx<'_>, t: &Task, with_tags: bool) -> EcsResult<Value> {
     let mut extras = ecs_extras::get(ctx.state, &tasks::key_of(t))?;
     if !with_tags {
@@ -108,7 +84,7 @@ fn launch(ctx: &Ctx<'_>, input: &Input, instances: Vec<String>) -> EcsResult<Val
     clusters::get_active(ctx.state, &cluster)?;
     let td = taskdef::describe(ctx.state, &reference)?;
     let overrides = overrides(input, &td)?;
-    let (placement_strategy, placement_constraints) = placement(input)?;
+    let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = RunTaskRequest {
         cluster: cluster.clone(),
         task_definition: reference,

@@ -43,13 +43,6 @@ fn cluster_of(arn: &str) -> &str {
     arn.rsplit_once(":cluster/").map_or("", |(_, c)| c)
 }
 
-/// The whole table, in a stable order so that an unchanged table encodes identically.
-pub fn routing_table(state: &State) -> Result<RoutingTable> {
-    let mut routes = Routes::default();
-    routes.refresh_all(state)?;
-    Ok(routes.table())
-}
-
 /// The routing table kept per service, so a change re-derives only the services it touches:
 /// a task's change, its service; a service's change, that service; a node's, everything.
 #[derive(Debug, Default)]
