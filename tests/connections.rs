@@ -31,8 +31,7 @@ fn healthz_latency(addr: &str) -> Duration {
 }
 
 fn http_get_addr(addr: &str, path: &str) -> Option<(u16, String)> {
-    let port = addr.rsplit(':').next()?.parse().ok()?;
-    http_get(port, path)
+    common::http::get_addr(addr, path)
 }
 
 fn open_fds(pid: u32) -> usize {

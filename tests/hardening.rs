@@ -31,28 +31,20 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-/// One plaintext HTTP/1.0 JSON POST to the API: (status, body).
+/// One plaintext JSON POST to the API: (status, body).
 fn post(addr: &str, method: &str, body: &Value) -> (u16, Value) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.to_string();
-    let request = format!(
-        "POST /api/v1/{method} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    // Written alongside the read: a server may answer (413) before taking the whole body.
-    let mut w = s.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = w.write_all(request.as_bytes());
-    });
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let _ = writer.join();
-    let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let text = buf.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let v = serde_json::from_str(text).unwrap_or_else(|e| panic!("{method}: {e}: {text}"));
-    (status, v)
+    let a = common::http::exchange(
+        addr,
+        "POST",
+        &format!("/api/v1/{method}"),
+        &[("Host", "localhost"), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{method}: {e}"));
+    let text = a.body;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: {e}: {text}"));
+    (a.status, v)
 }
 
 fn stack_file(dir: &Path, desired: i64) -> String {

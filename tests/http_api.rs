@@ -19,33 +19,18 @@ fn use_token(token: &str) {
     TOKEN.with(|t| *t.borrow_mut() = token.trim().to_string());
 }
 
-/// One HTTP/1.0 request to `addr` (HOST:PORT): (status, body).
+/// One request to `addr` (HOST:PORT) with this thread's token: (status, body).
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = TOKEN.with(|t| {
-        let t = t.borrow();
-        if t.is_empty() {
-            String::new()
-        } else {
-            format!("Authorization: Bearer {t}\r\n")
-        }
-    });
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         {auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let status = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let auth = TOKEN.with(|t| t.borrow().clone());
+    let bearer = format!("Bearer {auth}");
+    let mut headers = vec![("Content-Type", "application/json")];
+    if !auth.is_empty() {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    let timeout = Duration::from_secs(30);
+    let a = common::http::exchange(addr, method, path, &headers, body.as_bytes(), timeout)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+    (a.status, a.body)
 }
 
 fn post(addr: &str, method: &str, body: Value) -> (u16, Value) {

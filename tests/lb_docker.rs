@@ -105,22 +105,7 @@ fn register_on(server: &str, dir: &std::path::Path, family: &str, message: &str)
 
 /// GET with a Host header through the proxy: (status, body).
 fn get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    common::http::get_host(port, host, path)
 }
 
 fn task_of(body: &str) -> String {
@@ -201,8 +186,9 @@ fn a_service_of_2_behind_its_listener_answers_100_requests_from_both_tasks() {
 }
 
 fn http_get_addr(addr: &str, path: &str) -> String {
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    http_get(port, path).map(|r| r.1).unwrap_or_default()
+    common::http::get_addr(addr, path)
+        .map(|r| r.1)
+        .unwrap_or_default()
 }
 
 #[test]

@@ -203,10 +203,9 @@ pub async fn spawn_with<R: ContainerRuntime>(
 }
 
 impl Agent {
-    /// A detached source of this agent's Prometheus text, for an HTTP endpoint.
-    pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {
-        let (metrics, name) = (self.metrics.clone(), self.name.clone());
-        move || metrics.render(&name)
+    /// Adds this agent's metrics (labelled with its node's name) to the process's registry.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry, &self.name);
     }
 
     pub async fn shutdown(self) {

@@ -1,21 +1,57 @@
-//! The agent's counters and their Prometheus text: tasks by state on this node (as the runners
-//! last published them), container starts and failures, and the stream's reconnects.
+//! The agent's metrics: tasks by state on this node (as the runners last published them),
+//! container starts and failures, and the stream's reconnects. Every name starts with
+//! `berth_agent_` and carries the node's name, so they join a server's registry without clashing.
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// Shared by the session and its runners; read when `/metrics` is scraped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    error: String,
+}
+
+/// Shared by the session and its runners; the registry holds clones of the same atomics.
 #[derive(Debug, Default)]
 pub struct AgentMetrics {
     /// Task ARN → its last published status, while the session keeps its runner.
-    tasks: Mutex<HashMap<String, String>>,
-    container_starts: AtomicU64,
+    tasks: Arc<Mutex<HashMap<String, String>>>,
+    container_starts: Counter,
     /// By the ECS error name (CannotPullContainerError, CannotCreateContainerError, ...).
-    container_failures: Mutex<BTreeMap<String, u64>>,
-    reconnects: AtomicU64,
-    connected: AtomicBool,
+    container_failures: Family<ErrorLabel, Counter>,
+    reconnects: Counter,
+    connected: Gauge,
+}
+
+/// Tasks by their last status, counted when scraped.
+#[derive(Debug)]
+struct TasksByState(Arc<Mutex<HashMap<String, String>>>);
+
+impl Collector for TasksByState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
+        for s in self.0.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            *by_state.entry(s.clone()).or_default() += 1;
+        }
+        let mut family = encoder.encode_descriptor(
+            "berth_agent_tasks",
+            "Tasks this agent runs, by their last published status.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in by_state {
+            family
+                .encode_family(&[("state", state.as_str())])?
+                .encode_gauge(&n)?;
+        }
+        Ok(())
+    }
 }
 
 impl AgentMetrics {
@@ -30,130 +66,70 @@ impl AgentMetrics {
     }
 
     pub fn container_started(&self) {
-        self.container_starts.fetch_add(1, Relaxed);
+        self.container_starts.inc();
     }
 
     /// A task failed to start; `reason` is its stopped reason ("CannotPullContainerError: ...").
     pub fn container_failed(&self, reason: &str) {
-        let kind = reason
+        let error = reason
             .split_once(':')
             .map_or("Other", |(k, _)| k)
             .trim()
             .to_string();
-        let mut f = self
-            .container_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *f.entry(kind).or_default() += 1;
+        self.container_failures
+            .get_or_create(&ErrorLabel { error })
+            .inc();
     }
 
     /// The stream to the control plane was lost; the session will connect again.
     pub fn disconnected(&self) {
-        self.connected.store(false, Relaxed);
-        self.reconnects.fetch_add(1, Relaxed);
+        self.connected.set(0);
+        self.reconnects.inc();
     }
 
     pub fn welcomed(&self) {
-        self.connected.store(true, Relaxed);
+        self.connected.set(1);
     }
 
-    /// Prometheus text; every name starts with `berth_agent_`, so it joins a server's
-    /// `/metrics` without clashing.
-    pub fn render(&self, node: &str) -> String {
-        let mut out = String::new();
-        let node = label(node);
-        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
-        for s in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            *by_state.entry(s.clone()).or_default() += 1;
-        }
-        header(
-            &mut out,
-            "berth_agent_tasks",
-            "gauge",
-            "Tasks this agent runs, by their last published status.",
-        );
-        for (state, n) in by_state {
-            let _ = writeln!(
-                out,
-                "berth_agent_tasks{{node=\"{node}\",state=\"{}\"}} {n}",
-                label(&state)
-            );
-        }
-        header(
-            &mut out,
-            "berth_agent_container_starts_total",
-            "counter",
+    /// Adds this agent's metrics to `registry`, every one labelled `node` (counter names
+    /// without `_total`: the encoder adds it).
+    pub fn register(&self, registry: &mut Registry, node: &str) {
+        let r = registry.sub_registry_with_label(("node".into(), node.to_string().into()));
+        r.register_collector(Box::new(TasksByState(self.tasks.clone())));
+        r.register(
+            "berth_agent_container_starts",
             "Containers this agent started.",
+            self.container_starts.clone(),
         );
-        let _ = writeln!(
-            out,
-            "berth_agent_container_starts_total{{node=\"{node}\"}} {}",
-            self.container_starts.load(Relaxed)
-        );
-        header(
-            &mut out,
-            "berth_agent_container_failures_total",
-            "counter",
+        r.register(
+            "berth_agent_container_failures",
             "Tasks that failed to start, by error.",
+            self.container_failures.clone(),
         );
-        for (kind, n) in self
-            .container_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "berth_agent_container_failures_total{{node=\"{node}\",error=\"{}\"}} {n}",
-                label(kind)
-            );
-        }
-        header(
-            &mut out,
-            "berth_agent_session_reconnects_total",
-            "counter",
+        r.register(
+            "berth_agent_session_reconnects",
             "Times the stream to the control plane was lost and tried again.",
+            self.reconnects.clone(),
         );
-        let _ = writeln!(
-            out,
-            "berth_agent_session_reconnects_total{{node=\"{node}\"}} {}",
-            self.reconnects.load(Relaxed)
-        );
-        header(
-            &mut out,
+        r.register(
             "berth_agent_connected",
-            "gauge",
             "1 while the stream to the control plane is up.",
+            self.connected.clone(),
         );
-        let _ = writeln!(
-            out,
-            "berth_agent_connected{{node=\"{node}\"}} {}",
-            u8::from(self.connected.load(Relaxed))
-        );
-        out
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(m: &AgentMetrics, node: &str) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry, node);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        out
+    }
 
     #[test]
     fn tasks_are_counted_by_their_latest_state_until_forgotten() {
@@ -163,7 +139,7 @@ mod tests {
         m.task_state("t2", "RUNNING");
         m.task_state("t3", "STOPPED");
         m.container_failed("CannotPullContainerError: no such image");
-        let text = m.render("n1");
+        let text = render(&m, "n1");
         assert!(
             text.contains("berth_agent_tasks{node=\"n1\",state=\"RUNNING\"} 2\n"),
             "{text}"
@@ -174,10 +150,46 @@ mod tests {
         );
         assert!(!text.contains("state=\"PENDING\""), "{text}");
         assert!(
-            text.contains("error=\"CannotPullContainerError\"} 1\n"),
+            text.contains(
+                "berth_agent_container_failures_total{node=\"n1\",error=\"CannotPullContainerError\"} 1\n"
+            ),
             "{text}"
         );
         m.forget_task("t3");
-        assert!(!m.render("n1").contains("state=\"STOPPED\""));
+        assert!(!render(&m, "n1").contains("state=\"STOPPED\""));
+    }
+
+    #[test]
+    fn counters_keep_their_total_names_and_the_connection_shows() {
+        let m = AgentMetrics::default();
+        m.welcomed();
+        m.container_started();
+        let text = render(&m, "n1");
+        assert!(
+            text.contains("# TYPE berth_agent_container_starts_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_agent_container_starts_total{node=\"n1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_agent_session_reconnects_total{node=\"n1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_agent_connected{node=\"n1\"} 1\n"),
+            "{text}"
+        );
+        m.disconnected();
+        let text = render(&m, "n1");
+        assert!(
+            text.contains("berth_agent_connected{node=\"n1\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_agent_session_reconnects_total{node=\"n1\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::Config;
 use berth_proto::agent::v1::agent_sessions_client::AgentSessionsClient;
 use berth_proto::agent::v1::*;
 use berth_proto::v1::Attribute;
+use berth_trust::backoff::Backoff;
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -81,24 +82,24 @@ impl<R: ContainerRuntime> Session<R> {
 
     /// Connects, serves the stream, and reconnects with backoff until shutdown.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let Ended { end, welcomed } = self.connect_once(&mut shutdown).await;
             if welcomed {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
             }
+            let wait = backoff.next_wait();
             match end {
                 End::Shutdown => return,
                 End::Disconnected(why) => {
                     self.metrics.disconnected();
-                    tracing::warn!(server = %self.config.server, error = %why, retry_in = ?backoff, "control plane unreachable; tasks keep running");
+                    tracing::warn!(server = %self.config.server, error = %why, retry_in = ?wait, "control plane unreachable; tasks keep running");
                 }
             }
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stopped(&mut shutdown) => return,
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
             // Reports produced meanwhile are resent in full on the next connection.
             while self.changed_rx.try_recv().is_ok() {}
         }

@@ -342,22 +342,53 @@ pub async fn me(
     Ok(me)
 }
 
-/// `/metrics`: whether this replica leads, and how often it has become leader.
+/// `/metrics`: whether this replica leads, and how often it has become leader, read from its
+/// role when scraped.
+#[derive(Debug)]
+struct RoleMetrics {
+    role: watch::Receiver<Role>,
+    replica: String,
+}
+
+impl prometheus_client::collector::Collector for RoleMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use prometheus_client::metrics::MetricType;
+        let (leader, terms) = {
+            let r = self.role.borrow();
+            (i64::from(r.leader), r.terms)
+        };
+        let labels = [("replica", self.replica.as_str())];
+        encoder
+            .encode_descriptor(
+                "berth_leader",
+                "1 when this replica leads the control plane.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_family(&labels)?
+            .encode_gauge(&leader)?;
+        encoder
+            .encode_descriptor(
+                "berth_leader_terms",
+                "Times this replica has become leader.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_family(&labels)?
+            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&terms, None)
+    }
+}
+
+/// Adds the role's metrics to the registry.
 pub fn register_metrics(
-    extra: &crate::http::ExtraMetrics,
+    registry: &crate::metrics::SharedRegistry,
     role: watch::Receiver<Role>,
     id: String,
 ) {
-    let source: crate::http::MetricsSource = Arc::new(move || {
-        let r = role.borrow().clone();
-        format!(
-            "# HELP berth_leader 1 when this replica leads the control plane.\n# TYPE berth_leader gauge\nberth_leader{{replica=\"{id}\"}} {}\n\
-             # HELP berth_leader_terms_total Times this replica has become leader.\n# TYPE berth_leader_terms_total counter\nberth_leader_terms_total{{replica=\"{id}\"}} {}\n",
-            u8::from(r.leader),
-            r.terms
-        )
+    crate::metrics::register_with(registry, |r| {
+        r.register_collector(Box::new(RoleMetrics { role, replica: id }))
     });
-    if let Ok(mut v) = extra.lock() {
-        v.push(source);
-    }
 }

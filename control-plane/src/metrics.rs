@@ -1,16 +1,46 @@
-//! The control plane's own counters and their Prometheus text: placements, reconcile latency and
-//! deployment durations are counted where they happen (one-line hooks through `State::metrics`);
-//! tasks by state and connected agents are read from the store and the sessions when scraped.
+//! The process's one Prometheus registry, and the control plane's metrics in it: placements,
+//! reconcile latency and deployment durations are counted where they happen (one-line hooks
+//! through `State::metrics`); tasks by state, connected agents and stored objects are read from the
+//! store and the sessions when scraped. Only `prometheus-client` writes the text.
 
-use crate::http::{ExtraMetrics, MetricsSource};
 use crate::nodes::Sessions;
 use crate::state::{keys, State};
 use berth_proto::v1::{Service, Task};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// Every metric of this process (control plane, and the proxy and agent run beside it): they
+/// register once at start, and `/metrics` encodes the lot.
+pub type SharedRegistry = Arc<RwLock<Registry>>;
+
+/// The `Content-Type` of [`encode`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The registry as Prometheus text (format 0.0.4, whose counter families keep their `_total`).
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; a collector that failed leaves what it wrote.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, registry);
+    out
+}
+
+/// [`encode`] of a shared registry (a poisoned lock still holds every registration).
+pub fn encode_shared(registry: &SharedRegistry) -> String {
+    encode(&registry.read().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Registers with the shared registry (a poisoned lock still takes registrations).
+pub fn register_with(registry: &SharedRegistry, f: impl FnOnce(&mut Registry)) {
+    f(&mut registry.write().unwrap_or_else(|p| p.into_inner()))
+}
 
 /// Reconcile passes: 1 ms … 10 s.
 const RECONCILE_BUCKETS_S: &[f64] = &[
@@ -19,71 +49,37 @@ const RECONCILE_BUCKETS_S: &[f64] = &[
 /// Deployments: 5 s … 1 h.
 const DEPLOYMENT_BUCKETS_S: &[f64] = &[5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
 
-/// A histogram with fixed upper bounds in seconds; counts are per bucket here, cumulative when
-/// written.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_us: AtomicU64,
+fn deployment_histogram() -> Histogram {
+    Histogram::new(DEPLOYMENT_BUCKETS_S.iter().copied())
 }
 
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_us: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = self.bounds.partition_point(|&b| b < s);
-        self.counts[i].fetch_add(1, Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
-    }
-
-    /// `NAME_bucket{LABELS,le=..}`, `NAME_sum`, `NAME_count`; `labels` may be empty.
-    pub fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut total = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            total += c.load(Relaxed);
-            let le = self
-                .bounds
-                .get(i)
-                .map_or("+Inf".to_string(), f64::to_string);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {total}");
-        }
-        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
-        let braced = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braced} {sum}");
-        let _ = writeln!(out, "{name}_count{braced} {total}");
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
 }
 
-/// Counters shared by everything holding the `State`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
+}
+
+/// Counters shared by everything holding the `State`; the registry holds clones of the same
+/// atomics.
 #[derive(Debug)]
 pub struct Metrics {
-    placements: AtomicU64,
-    placement_failures: Mutex<BTreeMap<String, u64>>,
+    placements: Counter,
+    placement_failures: Family<Reason, Counter>,
     reconcile: Histogram,
-    deployments: Mutex<BTreeMap<String, Arc<Histogram>>>,
+    deployments: Family<Outcome, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            placements: AtomicU64::new(0),
-            placement_failures: Mutex::default(),
-            reconcile: Histogram::new(RECONCILE_BUCKETS_S),
-            deployments: Mutex::default(),
+            placements: Counter::default(),
+            placement_failures: Family::default(),
+            reconcile: Histogram::new(RECONCILE_BUCKETS_S.iter().copied()),
+            deployments: Family::new_with_constructor(deployment_histogram),
         }
     }
 }
@@ -96,23 +92,23 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.metrics.reconcile.observe(self.started.elapsed());
+        let pass = self.started.elapsed().as_secs_f64();
+        self.metrics.reconcile.observe(pass);
     }
 }
 
 impl Metrics {
     /// A task was placed on a node (by a service or `task run`).
     pub fn placed(&self) {
-        self.placements.fetch_add(1, Relaxed);
+        self.placements.inc();
     }
 
     /// A task could not be placed; `reason` is the scheduler's (RESOURCE:MEMORY, AGENT, ...).
     pub fn placement_failed(&self, reason: &str) {
-        let mut m = self
-            .placement_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *m.entry(reason.to_string()).or_default() += 1;
+        let reason = Reason {
+            reason: reason.to_string(),
+        };
+        self.placement_failures.get_or_create(&reason).inc();
     }
 
     /// Times one pass of the controllers: hold the guard for the pass.
@@ -138,128 +134,106 @@ impl Metrics {
             ) else {
                 continue;
             };
-            let h = self
-                .deployments
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(d.rollout_state.clone())
-                .or_insert_with(|| Arc::new(Histogram::new(DEPLOYMENT_BUCKETS_S)))
-                .clone();
-            h.observe(Duration::from_millis((end - start).max(0) as u64));
+            let outcome = Outcome {
+                outcome: d.rollout_state.clone(),
+            };
+            let took = Duration::from_millis((end - start).max(0) as u64);
+            self.deployments
+                .get_or_create(&outcome)
+                .observe(took.as_secs_f64());
         }
     }
 
-    /// The counters as Prometheus text.
-    pub fn render(&self, out: &mut String) {
-        header(
-            out,
-            "berth_placements_total",
-            "counter",
+    /// Adds the counters to `registry` (counter names without `_total`: the encoder adds it).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "berth_placements",
             "Tasks placed on a node.",
+            self.placements.clone(),
         );
-        let _ = writeln!(
-            out,
-            "berth_placements_total {}",
-            self.placements.load(Relaxed)
-        );
-        header(
-            out,
-            "berth_placement_failures_total",
-            "counter",
+        registry.register(
+            "berth_placement_failures",
             "Placement attempts that found no node, by the scheduler's reason.",
+            self.placement_failures.clone(),
         );
-        for (reason, n) in self
-            .placement_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "berth_placement_failures_total{{reason=\"{}\"}} {n}",
-                label(reason)
-            );
-        }
-        header(
-            out,
+        registry.register(
             "berth_reconcile_seconds",
-            "histogram",
             "Time of one pass of the service controllers.",
+            self.reconcile.clone(),
         );
-        self.reconcile.write(out, "berth_reconcile_seconds", "");
-        header(
-            out,
+        registry.register(
             "berth_deployment_seconds",
-            "histogram",
             "From a deployment's creation to its end, by outcome (COMPLETED or FAILED).",
+            self.deployments.clone(),
         );
-        let deployments: Vec<(String, Arc<Histogram>)> = self
-            .deployments
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (outcome, h) in deployments {
-            let labels = format!("outcome=\"{}\"", label(&outcome));
-            h.write(out, "berth_deployment_seconds", &labels);
+    }
+}
+
+/// What is read from the store and the sessions when scraped (the HTTP handler encodes off the
+/// async workers, so the scans may block).
+struct Scraped {
+    state: State,
+    sessions: Arc<Sessions>,
+}
+
+impl std::fmt::Debug for Scraped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scraped")
+    }
+}
+
+/// One gauge family without labels.
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, n: usize) -> std::fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&(n as i64))
+}
+
+impl Collector for Scraped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let mut by_state: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for t in self.state.scan::<Task>(keys::TASKS).unwrap_or_default() {
+            let cluster = crate::arn::last_segment(&t.cluster_arn).to_string();
+            *by_state.entry((cluster, t.last_status)).or_default() += 1;
         }
-    }
-}
-
-pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Escapes a Prometheus label value.
-pub(crate) fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Tasks by cluster and last status, and connected agents, read now; then the counters.
-pub fn render(state: &State, sessions: &Sessions) -> String {
-    let mut out = String::new();
-    let mut by_state: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for t in state.scan::<Task>(keys::TASKS).unwrap_or_default() {
-        let cluster = crate::arn::last_segment(&t.cluster_arn).to_string();
-        *by_state.entry((cluster, t.last_status)).or_default() += 1;
-    }
-    header(
-        &mut out,
-        "berth_tasks",
-        "gauge",
-        "Tasks the control plane keeps, by cluster and last status.",
-    );
-    for ((cluster, status), n) in by_state {
-        let _ = writeln!(
-            out,
-            "berth_tasks{{cluster=\"{}\",state=\"{}\"}} {n}",
-            label(&cluster),
-            label(&status)
+        let mut tasks = encoder.encode_descriptor(
+            "berth_tasks",
+            "Tasks the control plane keeps, by cluster and last status.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((cluster, status), n) in by_state {
+            let labels = [("cluster", cluster.as_str()), ("state", status.as_str())];
+            tasks.encode_family(&labels)?.encode_gauge(&n)?;
+        }
+        let (connected, help) = (
+            self.sessions.connected_count(),
+            "Agents with a live session.",
         );
+        gauge(&mut encoder, "berth_agents_connected", help, connected)?;
+        let store = self.state.store();
+        let n = |p: &str| store.scan(p).map(|v| v.len()).unwrap_or(0);
+        let help = "Clusters stored (any status).";
+        gauge(&mut encoder, "berth_clusters", help, n(keys::CLUSTERS))?;
+        let help = "Task definition revisions stored.";
+        gauge(
+            &mut encoder,
+            "berth_task_definitions",
+            help,
+            n(keys::TASK_DEFINITIONS),
+        )
     }
-    header(
-        &mut out,
-        "berth_agents_connected",
-        "gauge",
-        "Agents with a live session.",
-    );
-    let _ = writeln!(out, "berth_agents_connected {}", sessions.connected_count());
-    state.metrics().render(&mut out);
-    out
 }
 
-/// Adds the control plane's metrics to `/metrics`.
-pub fn register(extra: &ExtraMetrics, state: &State, sessions: &Arc<Sessions>) {
-    let (state, sessions) = (state.clone(), sessions.clone());
-    let source: MetricsSource = Arc::new(move || render(&state, &sessions));
-    if let Ok(mut v) = extra.lock() {
-        v.push(source);
-    }
+/// Adds the control plane's metrics to the registry.
+pub fn register(registry: &SharedRegistry, state: &State, sessions: &Arc<Sessions>) {
+    register_with(registry, |r| {
+        state.metrics().register(r);
+        r.register_collector(Box::new(Scraped {
+            state: state.clone(),
+            sessions: sessions.clone(),
+        }));
+    });
 }
 
 #[cfg(test)]
@@ -267,19 +241,48 @@ mod tests {
     use super::*;
     use berth_proto::v1::Deployment;
 
+    fn text(m: &Metrics) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        encode(&registry)
+    }
+
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = Histogram::new(RECONCILE_BUCKETS_S);
-        h.observe(Duration::from_micros(500));
-        h.observe(Duration::from_millis(30));
-        h.observe(Duration::from_secs(60));
-        let mut out = String::new();
-        h.write(&mut out, "x", "");
-        assert!(out.contains("x_bucket{le=\"0.001\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.05\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_count 3\n"), "{out}");
+    fn reconcile_buckets_are_cumulative_and_counters_keep_total() {
+        let m = Metrics::default();
+        for pass in [Duration::from_micros(500), Duration::from_millis(30)] {
+            let mut timer = m.time_reconcile();
+            timer.started = Instant::now() - pass;
+        }
+        m.placed();
+        m.placement_failed("RESOURCE:MEMORY");
+        let out = text(&m);
+        assert!(
+            out.contains("berth_reconcile_seconds_bucket{le=\"0.001\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("berth_reconcile_seconds_bucket{le=\"0.05\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("berth_reconcile_seconds_bucket{le=\"10\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("berth_reconcile_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("berth_reconcile_seconds_count 2\n"), "{out}");
+        assert!(
+            out.contains("# TYPE berth_placements_total counter\n"),
+            "{out}"
+        );
+        assert!(out.contains("berth_placements_total 1\n"), "{out}");
+        assert!(
+            out.contains("berth_placement_failures_total{reason=\"RESOURCE:MEMORY\"} 1\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -298,8 +301,7 @@ mod tests {
         };
         m.deployments_finished(&svc("IN_PROGRESS"), &svc("COMPLETED"));
         m.deployments_finished(&svc("COMPLETED"), &svc("COMPLETED"));
-        let mut out = String::new();
-        m.render(&mut out);
+        let out = text(&m);
         assert!(
             out.contains("berth_deployment_seconds_count{outcome=\"COMPLETED\"} 1\n"),
             "{out}"
@@ -312,5 +314,13 @@ mod tests {
             out.contains("berth_deployment_seconds_bucket{outcome=\"COMPLETED\",le=\"60\"} 1\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.placement_failed("a\"b\\c\nd");
+        let out = text(&m);
+        assert!(out.contains("{reason=\"a\\\"b\\\\c\\nd\"} 1\n"), "{out}");
     }
 }

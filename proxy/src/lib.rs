@@ -220,7 +220,7 @@ impl Proxy {
     /// Prometheus text: requests by service, target and status class, latency histograms, requests
     /// in flight and target health per target, open client connections per listener port.
     pub fn metrics_text(&self) -> String {
-        metrics::render(&self.shared)
+        self.telemetry().metrics_text()
     }
 
     /// The listener ports bound right now.
@@ -249,9 +249,19 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// The same text as `Proxy::metrics_text`.
+    /// Adds the proxy's metrics to the process's registry (read when it is encoded).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(metrics::ProxyMetrics(self.shared.clone())));
+    }
+
+    /// This proxy's metrics alone, as Prometheus text.
     pub fn metrics_text(&self) -> String {
-        metrics::render(&self.shared)
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.register_metrics(&mut registry);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+        out
     }
 
     pub fn listening_ports(&self) -> Vec<u16> {

@@ -1,13 +1,15 @@
-//! The proxy's counters and their Prometheus text: lock-free atomics bumped on the hot path, read
-//! only when `/metrics` is scraped. Per-request counters are sharded by worker thread, each shard
+//! The proxy's counters: lock-free atomics bumped on the hot path, read only when `/metrics` is
+//! scraped, where a `prometheus-client` collector hands them to the process's registry. Per-request counters are sharded by worker thread, each shard
 //! on its own cache lines, so workers counting the same target never contend; a scrape sums them.
 
 use crate::table::Service;
 use crate::Shared;
 use berth_proto::v1::ServiceRequestCount;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use std::cell::Cell;
 use std::collections::HashSet;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,13 +83,22 @@ impl ByClass {
         self.0.sum(|c| c.iter().map(|n| n.load(Relaxed)).sum())
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        for i in 0..5 {
+    /// One sample per status class answered at least once, `code="2xx"` after `labels`.
+    fn encode(
+        &self,
+        family: &mut MetricEncoder,
+        labels: impl EncodeLabelSet + Copy,
+    ) -> std::fmt::Result {
+        const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+        for (i, code) in CODES.iter().enumerate() {
             let n = self.0.sum(|c| c[i].load(Relaxed));
             if n > 0 {
-                let _ = writeln!(out, "{name}{{{labels},code=\"{}xx\"}} {n}", i + 1);
+                family
+                    .encode_family(&(labels, [("code", *code)]))?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -110,23 +121,24 @@ impl Histogram {
         shard.sum_us.fetch_add(us, Relaxed);
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for i in 0..=BUCKETS_US.len() {
-            cumulative += self.0.sum(|h| h.buckets[i].load(Relaxed));
-            match BUCKETS_US.get(i) {
-                Some(&le) => {
-                    let le = le as f64 / 1e6;
-                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-                }
-            }
-        }
+    fn encode(
+        &self,
+        family: &mut MetricEncoder,
+        labels: impl EncodeLabelSet + Copy,
+    ) -> std::fmt::Result {
+        let buckets: Vec<(f64, u64)> = (0..=BUCKETS_US.len())
+            .map(|i| {
+                let le = BUCKETS_US
+                    .get(i)
+                    .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+                (le, self.0.sum(|h| h.buckets[i].load(Relaxed)))
+            })
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = self.0.sum(|h| h.sum_us.load(Relaxed)) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 }
 
@@ -161,134 +173,129 @@ pub(crate) struct ListenerStats {
     pub shed: AtomicU64,
 }
 
-/// Escapes a Prometheus label value.
-fn label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+/// The proxy's families for the registry, read from the current routing table and the listener
+/// list when scraped.
+pub(crate) struct ProxyMetrics(pub Arc<Shared>);
+
+impl std::fmt::Debug for ProxyMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyMetrics")
     }
-    out
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// `cluster`, `service` and `listener_port` of one service's listener.
+type ServiceLabels<'a> = [(&'static str, &'a str); 3];
+/// A service's labels, then `target` and `task`.
+type TargetLabels<'a> = (&'a [(&'static str, &'a str)], [(&'static str, &'a str); 2]);
+
+/// One family's descriptor; counter names without `_total` (the encoder adds it).
+fn family<'e>(
+    encoder: &'e mut DescriptorEncoder,
+    name: &'e str,
+    help: &str,
+    kind: MetricType,
+) -> Result<MetricEncoder<'e>, std::fmt::Error> {
+    encoder.encode_descriptor(name, help, None, kind)
 }
 
-pub(crate) fn render(shared: &Shared) -> String {
-    let snapshot = shared.snapshot.load_full();
-    let mut seen = HashSet::new();
-    let services: Vec<&Arc<Service>> = snapshot
-        .services()
-        .filter(|s| seen.insert(Arc::as_ptr(s)))
-        .collect();
-    let service_labels: Vec<String> = services
-        .iter()
-        .map(|s| {
-            format!(
-                "cluster=\"{}\",service=\"{}\",listener_port=\"{}\"",
-                label(&s.cluster),
-                label(&s.name),
-                s.port
-            )
-        })
-        .collect();
-    let target_labels = |s: &Service, labels: &str| -> Vec<String> {
-        s.targets
-            .targets
+impl Collector for ProxyMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let snapshot = self.0.snapshot.load_full();
+        let mut seen = HashSet::new();
+        let services: Vec<&Arc<Service>> = snapshot
+            .services()
+            .filter(|s| seen.insert(Arc::as_ptr(s)))
+            .collect();
+        let ports: Vec<String> = services.iter().map(|s| s.port.to_string()).collect();
+        let labels: Vec<ServiceLabels> = services
             .iter()
-            .map(|t| {
-                format!(
-                    "{labels},target=\"{}\",task=\"{}\"",
-                    label(t.authority.as_str()),
-                    label(&t.key.task_arn)
-                )
+            .zip(&ports)
+            .map(|(s, port)| {
+                [
+                    ("cluster", s.cluster.as_str()),
+                    ("service", s.name.as_str()),
+                    ("listener_port", port.as_str()),
+                ]
             })
-            .collect()
-    };
+            .collect();
+        let mut requests = family(
+            &mut encoder,
+            "berth_proxy_requests",
+            "Requests answered per service, by status class (the proxy's own 502/503/504 included).",
+            MetricType::Counter,
+        )?;
+        for (s, l) in services.iter().zip(&labels) {
+            s.stats.responses.encode(&mut requests, l.as_slice())?;
+        }
+        encode_targets(&mut encoder, &services, &labels)?;
+        encode_listeners(&self.0, &mut encoder)
+    }
+}
 
-    let mut out = String::new();
-    header(
-        &mut out,
-        "berth_proxy_requests_total",
-        "counter",
-        "Requests answered per service, by status class (the proxy's own 502/503/504 included).",
-    );
-    for (s, labels) in services.iter().zip(&service_labels) {
-        s.stats
-            .responses
-            .write(&mut out, "berth_proxy_requests_total", labels);
-    }
-    header(
-        &mut out,
-        "berth_proxy_target_requests_total",
-        "counter",
+/// Each target with its service's labels.
+fn targets<'a>(
+    services: &'a [&'a Arc<Service>],
+    labels: &'a [ServiceLabels<'a>],
+) -> impl Iterator<Item = (&'a crate::target::Target, TargetLabels<'a>)> {
+    services.iter().zip(labels).flat_map(|(s, l)| {
+        s.targets.targets.iter().map(move |t| {
+            let own = [
+                ("target", t.authority.as_str()),
+                ("task", t.key.task_arn.as_str()),
+            ];
+            (t.as_ref(), (l.as_slice(), own))
+        })
+    })
+}
+
+fn encode_targets(
+    encoder: &mut DescriptorEncoder,
+    services: &[&Arc<Service>],
+    labels: &[ServiceLabels],
+) -> std::fmt::Result {
+    let mut f = family(
+        encoder,
+        "berth_proxy_target_requests",
         "Requests sent to each target, by the status class of the answer.",
-    );
-    for (s, labels) in services.iter().zip(&service_labels) {
-        for (t, tl) in s.targets.targets.iter().zip(target_labels(s, labels)) {
-            t.metrics
-                .responses
-                .write(&mut out, "berth_proxy_target_requests_total", &tl);
-        }
+        MetricType::Counter,
+    )?;
+    for (t, l) in targets(services, labels) {
+        t.metrics.responses.encode(&mut f, l)?;
     }
-    header(
-        &mut out,
+    let mut f = family(
+        encoder,
         "berth_proxy_target_response_seconds",
-        "histogram",
         "Time from forwarding a request to the target's response headers.",
-    );
-    for (s, labels) in services.iter().zip(&service_labels) {
-        for (t, tl) in s.targets.targets.iter().zip(target_labels(s, labels)) {
-            t.metrics
-                .latency
-                .write(&mut out, "berth_proxy_target_response_seconds", &tl);
-        }
+        MetricType::Histogram,
+    )?;
+    for (t, l) in targets(services, labels) {
+        t.metrics.latency.encode(&mut f, l)?;
     }
-    header(
-        &mut out,
+    let mut f = family(
+        encoder,
         "berth_proxy_target_in_flight",
-        "gauge",
         "Requests (and upgraded connections) in flight to each target.",
-    );
-    for (s, labels) in services.iter().zip(&service_labels) {
-        for (t, tl) in s.targets.targets.iter().zip(target_labels(s, labels)) {
-            let _ = writeln!(
-                out,
-                "berth_proxy_target_in_flight{{{tl}}} {}",
-                t.in_flight()
-            );
-        }
+        MetricType::Gauge,
+    )?;
+    for (t, l) in targets(services, labels) {
+        f.encode_family(&l)?.encode_gauge(&(t.in_flight() as i64))?;
     }
-    header(
-        &mut out,
+    let mut f = family(
+        encoder,
         "berth_proxy_target_state",
-        "gauge",
         "1 for each target's current state (INITIAL, HEALTHY, UNHEALTHY, DRAINING).",
-    );
-    for (s, labels) in services.iter().zip(&service_labels) {
-        for (t, tl) in s.targets.targets.iter().zip(target_labels(s, labels)) {
-            let state = if t.is_draining() {
-                "DRAINING"
-            } else {
-                t.health().as_str()
-            };
-            let _ = writeln!(out, "berth_proxy_target_state{{{tl},state=\"{state}\"}} 1");
-        }
+        MetricType::Gauge,
+    )?;
+    for (t, l) in targets(services, labels) {
+        let state = if t.is_draining() {
+            "DRAINING"
+        } else {
+            t.health().as_str()
+        };
+        f.encode_family(&(l, [("state", state)]))?
+            .encode_gauge(&1i64)?;
     }
-    header(
-        &mut out,
-        "berth_proxy_active_connections",
-        "gauge",
-        "Open client connections per listener port.",
-    );
-    write_listeners(shared, &mut out);
-    out
+    Ok(())
 }
 
 /// Requests answered per service since start, for the control plane's auto scaling: the same
@@ -313,62 +320,81 @@ pub(crate) fn request_totals(shared: &Shared) -> Vec<ServiceRequestCount> {
     totals
 }
 
-fn write_listeners(shared: &Shared, out: &mut String) {
-    let listeners: Vec<(u16, Arc<ListenerStats>)> = match shared.listeners.lock() {
-        Ok(l) => l.iter().map(|(p, s)| (*p, s.clone())).collect(),
-        Err(_) => return,
+/// Per listener port: open and accepted connections, those shed, and requests no rule matched.
+fn encode_listeners(shared: &Shared, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    let listeners: Vec<(String, Arc<ListenerStats>)> = match shared.listeners.lock() {
+        Ok(l) => l.iter().map(|(p, s)| (p.to_string(), s.clone())).collect(),
+        Err(_) => return Ok(()),
     };
-    for (port, stats) in &listeners {
-        let _ = writeln!(
-            out,
-            "berth_proxy_active_connections{{listener_port=\"{port}\"}} {}",
-            stats.active.load(Relaxed)
-        );
+    let port = |p: &String| [("listener_port", p.clone())];
+    let mut f = family(
+        encoder,
+        "berth_proxy_active_connections",
+        "Open client connections per listener port.",
+        MetricType::Gauge,
+    )?;
+    for (p, stats) in &listeners {
+        f.encode_family(&port(p))?
+            .encode_gauge(&stats.active.load(Relaxed))?;
     }
-    header(
-        out,
-        "berth_proxy_connections_total",
-        "counter",
-        "Client connections accepted per listener port.",
-    );
-    for (port, stats) in &listeners {
-        let _ = writeln!(
-            out,
-            "berth_proxy_connections_total{{listener_port=\"{port}\"}} {}",
-            stats.accepted.load(Relaxed)
-        );
+    let counters: [(&str, &str, fn(&ListenerStats) -> u64); 3] = [
+        (
+            "berth_proxy_connections",
+            "Client connections accepted per listener port.",
+            |s| s.accepted.load(Relaxed),
+        ),
+        (
+            "berth_proxy_shed_connections",
+            "Client connections closed on accept, over --lb-max-connections, per listener port.",
+            |s| s.shed.load(Relaxed),
+        ),
+        (
+            "berth_proxy_unmatched_requests",
+            "Requests no rule matched (answered 404), per listener port.",
+            |s| s.unmatched.load(Relaxed),
+        ),
+    ];
+    for (name, help, read) in counters {
+        let mut f = family(encoder, name, help, MetricType::Counter)?;
+        for (p, stats) in &listeners {
+            f.encode_family(&port(p))?
+                .encode_counter::<NoLabelSet, _, u64>(&read(stats), None)?;
+        }
     }
-    header(
-        out,
-        "berth_proxy_shed_connections_total",
-        "counter",
-        "Client connections closed on accept, over --lb-max-connections, per listener port.",
-    );
-    for (port, stats) in &listeners {
-        let _ = writeln!(
-            out,
-            "berth_proxy_shed_connections_total{{listener_port=\"{port}\"}} {}",
-            stats.shed.load(Relaxed)
-        );
-    }
-    header(
-        out,
-        "berth_proxy_unmatched_requests_total",
-        "counter",
-        "Requests no rule matched (answered 404), per listener port.",
-    );
-    for (port, stats) in &listeners {
-        let _ = writeln!(
-            out,
-            "berth_proxy_unmatched_requests_total{{listener_port=\"{port}\"}} {}",
-            stats.unmatched.load(Relaxed)
-        );
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Latency(Histogram);
+
+    impl Collector for Latency {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+            let mut f = family(&mut encoder, "x", "h", MetricType::Histogram)?;
+            self.0.encode(&mut f, [("a", "b")])
+        }
+    }
+
+    #[derive(Debug)]
+    struct Responses(Arc<ByClass>);
+
+    impl Collector for Responses {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+            let mut f = family(&mut encoder, "x", "h", MetricType::Counter)?;
+            self.0.encode(&mut f, [("a", "b")])
+        }
+    }
+
+    fn text(c: impl Collector) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(c));
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        out
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {
@@ -376,17 +402,18 @@ mod tests {
         h.record(Duration::from_micros(300));
         h.record(Duration::from_millis(3));
         h.record(Duration::from_secs(100));
-        let mut out = String::new();
-        h.write(&mut out, "x", "a=\"b\"");
+        let out = text(Latency(h));
         assert!(out.contains("x_bucket{a=\"b\",le=\"0.0005\"} 1\n"), "{out}");
         assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"60\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert_eq!(out.matches("le=\"+Inf\"").count(), 1, "{out}");
         assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
     }
 
     #[test]
     fn counts_from_every_worker_thread_add_up() {
-        let counts = std::sync::Arc::new(ByClass::default());
+        let counts = Arc::new(ByClass::default());
         let threads: Vec<_> = (0..3)
             .map(|worker| {
                 let counts = counts.clone();
@@ -402,16 +429,11 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let mut out = String::new();
-        counts.write(&mut out, "x", "a=\"b\"");
+        let out = text(Responses(counts));
         assert_eq!(
             out,
-            "x{a=\"b\",code=\"2xx\"} 30\nx{a=\"b\",code=\"5xx\"} 3\n"
+            "# HELP x_total h\n# TYPE x_total counter\n\
+             x_total{a=\"b\",code=\"2xx\"} 30\nx_total{a=\"b\",code=\"5xx\"} 3\n"
         );
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

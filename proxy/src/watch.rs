@@ -6,6 +6,7 @@ use crate::router::Router;
 use crate::Config;
 use berth_proto::v1::endpoints_client::EndpointsClient;
 use berth_proto::v1::WatchEndpointsRequest;
+use berth_trust::backoff::Backoff;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -20,7 +21,7 @@ pub(crate) async fn run(
     config: Config,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, config.reconnect_max);
     // Say that the control plane is unreachable once per outage, not on every retry.
     let mut warned = false;
     let mut rebind = tokio::time::interval(REBIND_EVERY);
@@ -47,7 +48,7 @@ pub(crate) async fn run(
                                 router.apply(table, first).await;
                                 first = false;
                                 warned = false;
-                                backoff = FIRST_BACKOFF;
+                                backoff.reset();
                             }
                             Ok(None) => {
                                 tracing::warn!("the control plane ended the endpoints stream; serving the last table");
@@ -81,7 +82,7 @@ pub(crate) async fn run(
                 }
             }
         }
-        let pause = tokio::time::sleep(backoff);
+        let pause = tokio::time::sleep(backoff.next_wait());
         tokio::pin!(pause);
         loop {
             tokio::select! {
@@ -90,7 +91,6 @@ pub(crate) async fn run(
                 _ = crate::stopped(&mut stop) => break 'outer,
             }
         }
-        backoff = (backoff * 2).min(config.reconnect_max);
     }
     router.shutdown().await;
 }

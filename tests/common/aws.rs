@@ -118,30 +118,9 @@ pub fn post(http: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, 
     if let (url, Some(ca)) = super::http_url(http) {
         return post_tls(&url, &ca, headers, body);
     }
-    let mut s = std::net::TcpStream::connect(http).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "POST / HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    // A server refusing a body over its limit may answer before reading all of it.
-    let _ = s.write_all(body);
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
+    let a = super::http::exchange(http, "POST", "/", headers, body, Duration::from_secs(10))
         .expect("the ECS API answered within 10 s");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    (a.status, a.head, a.body)
 }
 
 /// `post` to a TLS HTTP port, through curl verifying the cluster CA.

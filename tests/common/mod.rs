@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod etcd;
+pub mod http;
 pub mod lab;
 
 use std::io::{BufRead, BufReader};
@@ -395,24 +396,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A plain HTTP/1.0 GET on 127.0.0.1:PORT: (status, body).
+/// A plain GET on 127.0.0.1:PORT: (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    http::get_host(port, "localhost", path)
 }
 
 /// `service create` flags for a demo service behind a listener with checks every second, so

@@ -83,7 +83,8 @@ impl Enrollment {
             kind: self.kind.as_str().into(),
             requested_id,
         };
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         // Several servers (comma-separated): each in turn until one answers.
         let servers = server_list(&self.server);
         let mut attempt = 0;
@@ -95,9 +96,9 @@ impl Enrollment {
                 Outcome::Joined(reply) => break reply,
                 Outcome::Refused(why) => return Err(TrustError::Refused(why)),
                 Outcome::Unreachable(e) => {
-                    tracing::warn!(%server, error = %e, retry_in = ?backoff, "cannot reach the control plane to join");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    let wait = backoff.next_wait();
+                    tracing::warn!(%server, error = %e, retry_in = ?wait, "cannot reach the control plane to join");
+                    tokio::time::sleep(wait).await;
                 }
             }
         };

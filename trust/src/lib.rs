@@ -1,7 +1,9 @@
 //! Berth's trust: the cluster CA (`ca`), the identities certificates carry (`identity`), token
 //! formats (`token`), TLS to the control plane for every client (`client`), and how agents and
-//! proxies get and renew their certificates (`enroll`).
+//! proxies get and renew their certificates (`enroll`), and the reconnect `backoff` every client
+//! of the control plane shares.
 
+pub mod backoff;
 pub mod ca;
 pub mod client;
 pub mod enroll;

@@ -123,24 +123,17 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// `500ms`, `30s`, `10m`, `24h` or a bare number of seconds.
+/// `500ms`, `30s`, `1.5s`, `10m`, `24h`, `1h 30m` (humantime's units) or a bare number of seconds.
+/// clap names the flag in front of the error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 24h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 24h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    let bare = s.parse::<f64>().ok().map(Duration::try_from_secs_f64);
+    match bare {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(_)) => Err(format!("{s:?} is not a number of seconds zero or more")),
+        None => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration like 500ms, 30s, 10m or 24h ({e})")),
+    }
 }
 
 fn hostname() -> String {
@@ -197,11 +190,13 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         if let Ok(addr) = l.local_addr() {
             eprintln!("berth agent: metrics on http://{addr}/metrics");
         }
+        let registry = berth_control_plane::metrics::SharedRegistry::default();
+        berth_control_plane::metrics::register_with(&registry, |r| a.register_metrics(r));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(super::metrics_http::serve(
             l,
             args.http_limits.limits(),
-            super::metrics_http::metrics_only(std::sync::Arc::new(a.metrics_source())),
+            super::metrics_http::metrics_only(registry),
             stopped,
         ));
         (stop, task)
@@ -229,6 +224,22 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        let soon = parse_duration("soon").unwrap_err();
+        assert!(
+            soon.contains("\"soon\" is not a duration like 500ms"),
+            "{soon}"
+        );
+        let unit = parse_duration("5x").unwrap_err();
+        assert!(unit.contains("unknown time unit \"x\""), "{unit}");
+        assert!(parse_duration("-5").unwrap_err().contains("zero or more"));
     }
 }

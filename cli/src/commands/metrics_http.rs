@@ -3,6 +3,7 @@
 //! same connection bounds as the control plane's HTTP port.
 
 use berth_control_plane::http::{listener, ConnLimits, Serving};
+use berth_control_plane::metrics::{self, SharedRegistry};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
@@ -16,10 +17,19 @@ use tokio::sync::watch;
 pub type Respond =
     Arc<dyn Fn(&Request<Incoming>) -> (StatusCode, &'static str, String) + Send + Sync>;
 
-/// `/metrics` from `source`, `/healthz` always ok.
-pub fn metrics_only(source: Arc<dyn Fn() -> String + Send + Sync>) -> Respond {
+/// `/metrics`: the registry as Prometheus text.
+pub fn metrics(registry: &SharedRegistry) -> (StatusCode, &'static str, String) {
+    (
+        StatusCode::OK,
+        metrics::CONTENT_TYPE,
+        metrics::encode_shared(registry),
+    )
+}
+
+/// `/metrics` from `registry`, `/healthz` always ok.
+pub fn metrics_only(registry: SharedRegistry) -> Respond {
     Arc::new(move |req| match req.uri().path() {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", source()),
+        "/metrics" => metrics(&registry),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         _ => (
             StatusCode::NOT_FOUND,

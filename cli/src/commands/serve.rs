@@ -332,9 +332,7 @@ async fn start_proxy(
         match berth_proxy::spawn(cfg).await {
             Ok(p) => {
                 let telemetry = p.telemetry();
-                if let Ok(mut extra) = plane.extra_metrics.lock() {
-                    extra.push(std::sync::Arc::new(move || telemetry.metrics_text()));
-                }
+                cp::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
                 eprintln!("{name}: load balancer listening on {bind} (each service's --lb-port)");
                 Ok(Some(p))
             }
@@ -370,9 +368,7 @@ async fn start_local_agent(
         }
         match berth_agent::spawn(cfg).await {
             Ok(a) => {
-                if let Ok(mut extra) = plane.extra_metrics.lock() {
-                    extra.push(std::sync::Arc::new(a.metrics_source()));
-                }
+                cp::metrics::register_with(&plane.metrics, |r| a.register_metrics(r));
                 eprintln!(
                     "{name}: local agent (node {}) on the Docker engine",
                     args.node_name

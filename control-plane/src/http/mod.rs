@@ -10,18 +10,12 @@ pub mod listener;
 pub use guard::is_loopback_host;
 pub use listener::{ConnLimits, Serving};
 
-use crate::state::{keys, State};
-use guard::Guard;
-use std::sync::{Arc, Mutex};
-
-/// More Prometheus text for `/metrics`, from components running in the same process (the proxy).
-pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
-
-/// The extra sources, shared with whoever starts those components.
-pub type ExtraMetrics = Arc<Mutex<Vec<MetricsSource>>>;
+use crate::metrics::SharedRegistry;
 use axum::extract::State as Ax;
 use axum::routing::get;
 use axum::Router;
+use guard::Guard;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -55,8 +49,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for App {
 /// `config`'s bounds and every request past its guard.
 pub async fn serve(
     listener: TcpListener,
-    state: State,
-    extra: ExtraMetrics,
+    registry: SharedRegistry,
     routes: Router,
     config: HttpConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -69,7 +62,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state((state, extra))
+        .with_state(registry)
         .merge(routes)
         .layer(axum::extract::DefaultBodyLimit::max(config.limits.max_body))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check));
@@ -83,20 +76,16 @@ pub async fn serve(
     listener::serve(listener, serving, stopped).await;
 }
 
-async fn metrics(Ax((state, extra)): Ax<(State, ExtraMetrics)>) -> String {
-    // Sources may read the store: off the async workers, like the counts.
-    let (counts, more) = tokio::task::spawn_blocking(move || {
-        let store = state.store();
-        let n = |p: &str| store.scan(p).map(|v| v.len()).unwrap_or(0);
-        let sources: Vec<MetricsSource> = extra.lock().map(|v| v.clone()).unwrap_or_default();
-        let more: String = sources.iter().map(|f| f()).collect();
-        ((n(keys::CLUSTERS), n(keys::TASK_DEFINITIONS)), more)
-    })
-    .await
-    .unwrap_or_default();
-    format!(
-        "{more}# HELP berth_clusters Clusters stored (any status).\n# TYPE berth_clusters gauge\nberth_clusters {}\n\
-         # HELP berth_task_definitions Task definition revisions stored.\n# TYPE berth_task_definitions gauge\nberth_task_definitions {}\n",
-        counts.0, counts.1
+async fn metrics(Ax(registry): Ax<SharedRegistry>) -> impl axum::response::IntoResponse {
+    // Collectors read the store: off the async workers.
+    let text = tokio::task::spawn_blocking(move || crate::metrics::encode_shared(&registry))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
     )
 }

@@ -51,7 +51,7 @@ pub struct ControlPlane {
     pub sessions: Arc<Sessions>,
     pub proxies: Arc<Proxies>,
     /// Components in the same process add their metrics to `/metrics` here.
-    pub extra_metrics: http::ExtraMetrics,
+    pub metrics: crate::metrics::SharedRegistry,
     /// Who may call what; the JSON HTTP API calls `auth.authorize` too.
     pub auth: Arc<Authorizer>,
     /// The CA and tokens, when the server runs with TLS.
@@ -110,11 +110,11 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         trust: trust.clone(),
         stopped,
     };
-    let extra_metrics = http::ExtraMetrics::default();
-    crate::metrics::register(&extra_metrics, &state, &parts.sessions);
+    let metrics = crate::metrics::SharedRegistry::default();
+    crate::metrics::register(&metrics, &state, &parts.sessions);
     let mut tasks = vec![
         serve_grpc(&parts, &config, grpc).await?,
-        serve_http(&parts, &config, http_listener, &extra_metrics),
+        serve_http(&parts, &config, http_listener, &metrics),
         tokio::spawn(forget_stopped_tasks(
             state.clone(),
             config.task_retention,
@@ -122,13 +122,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         )),
     ];
     let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
-    tasks.extend(lead_when_elected(
-        &parts,
-        &config,
-        election,
-        me,
-        &extra_metrics,
-    ));
+    tasks.extend(lead_when_elected(&parts, &config, election, me, &metrics));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
     Ok(ControlPlane {
         grpc_addr,
@@ -136,7 +130,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         state,
         sessions: parts.sessions,
         proxies: parts.proxies,
-        extra_metrics,
+        metrics,
         auth,
         trust,
         stop,
@@ -322,7 +316,7 @@ fn serve_http(
     p: &Parts,
     config: &Config,
     listener: TcpListener,
-    extra_metrics: &http::ExtraMetrics,
+    metrics: &crate::metrics::SharedRegistry,
 ) -> JoinHandle<()> {
     let routes = crate::http::api::router_with(
         p.state.clone(),
@@ -341,8 +335,7 @@ fn serve_http(
         .map(|t| t.http_tls.clone());
     tokio::spawn(http::serve(
         listener,
-        p.state.clone(),
-        extra_metrics.clone(),
+        metrics.clone(),
         routes,
         config.http.clone(),
         tls,
@@ -357,10 +350,10 @@ fn lead_when_elected(
     config: &Config,
     election: crate::leader::Election,
     me: crate::leader::Replica,
-    extra_metrics: &http::ExtraMetrics,
+    metrics: &crate::metrics::SharedRegistry,
 ) -> Vec<JoinHandle<()>> {
     let (role_tx, role) = watch::channel(crate::leader::Role::default());
-    crate::leader::register_metrics(extra_metrics, role.clone(), me.id.clone());
+    crate::leader::register_metrics(metrics, role.clone(), me.id.clone());
     let mut tasks = Vec::new();
     if config.etcd.is_some() {
         tasks.push(tokio::spawn(crate::replicas::run(

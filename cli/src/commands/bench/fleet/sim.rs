@@ -6,6 +6,7 @@
 use berth_proto::agent::v1::agent_sessions_client::AgentSessionsClient;
 use berth_proto::agent::v1::*;
 use berth_proto::v1::{Attribute, Container, Task};
+use berth_trust::backoff::Backoff;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,17 +96,29 @@ fn send(body: agent_message::Body) -> AgentMessage {
     AgentMessage { body: Some(body) }
 }
 
+/// How one stream ended.
+struct Session {
+    /// The node was killed (the benchmark stops it for good).
+    killed: bool,
+    /// The control plane accepted the stream (the backoff starts over).
+    opened: bool,
+}
+
 impl Sim {
-    /// Connects, serves the stream, and reconnects after a second until killed; a killed
-    /// node's tasks stop counting as running.
+    /// Connects, serves the stream, and reconnects with the agent's jittered backoff until
+    /// killed; a killed node's tasks stop counting as running.
     async fn run(mut self, channel: Channel, mut stopped: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
         loop {
-            let killed = self.session(channel.clone(), &mut stopped).await;
+            let Session { killed, opened } = self.session(channel.clone(), &mut stopped).await;
             if killed || *stopped.borrow() {
                 break;
             }
+            if opened {
+                backoff.reset();
+            }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(backoff.next_wait()) => {}
                 _ = until(&mut stopped) => break,
             }
         }
@@ -113,8 +126,8 @@ impl Sim {
         self.counters.running.fetch_sub(running, Ordering::Relaxed);
     }
 
-    /// One stream; `true` when the node was killed.
-    async fn session(&mut self, channel: Channel, stopped: &mut watch::Receiver<bool>) -> bool {
+    /// One stream, until it ends or the node is killed.
+    async fn session(&mut self, channel: Channel, stopped: &mut watch::Receiver<bool>) -> Session {
         let (out, rx) = mpsc::channel(1024);
         let hello = Hello {
             node_id: self.id(),
@@ -137,7 +150,10 @@ impl Sim {
             Ok(r) => r.into_inner(),
             Err(e) => {
                 eprintln!("{}: session refused: {}", self.name, e.message());
-                return false;
+                return Session {
+                    killed: false,
+                    opened: false,
+                };
             }
         };
         self.counters.connected.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +192,10 @@ impl Sim {
             }
         };
         self.counters.connected.fetch_sub(1, Ordering::Relaxed);
-        killed
+        Session {
+            killed,
+            opened: true,
+        }
     }
 
     fn id(&self) -> String {
