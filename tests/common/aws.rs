@@ -2,7 +2,7 @@
 //! Berth's ECS API, and raw AWS JSON 1.1 requests for what no client would send.
 
 use super::Run;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
