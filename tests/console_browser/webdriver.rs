@@ -276,10 +276,10 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let _ = self.rt.block_on(tokio::time::timeout(
-                Duration::from_secs(10),
-                client.close(),
-            ));
+            // The timer is made inside the runtime: it needs its clock.
+            let close =
+                async { tokio::time::timeout(Duration::from_secs(10), client.close()).await };
+            let _ = self.rt.block_on(close);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
