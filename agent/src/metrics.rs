@@ -92,28 +92,28 @@ impl AgentMetrics {
     }
 
     /// Adds this agent's metrics to `registry`, every one labelled `node` (counter names
-    /// without `_total`: the encoder adds it).
+    /// without `_total`, help without the final period: the encoder adds both).
     pub fn register(&self, registry: &mut Registry, node: &str) {
         let r = registry.sub_registry_with_label(("node".into(), node.to_string().into()));
         r.register_collector(Box::new(TasksByState(self.tasks.clone())));
         r.register(
             "berth_agent_container_starts",
-            "Containers this agent started.",
+            "Containers this agent started",
             self.container_starts.clone(),
         );
         r.register(
             "berth_agent_container_failures",
-            "Tasks that failed to start, by error.",
+            "Tasks that failed to start, by error",
             self.container_failures.clone(),
         );
         r.register(
             "berth_agent_session_reconnects",
-            "Times the stream to the control plane was lost and tried again.",
+            "Times the stream to the control plane was lost and tried again",
             self.reconnects.clone(),
         );
         r.register(
             "berth_agent_connected",
-            "1 while the stream to the control plane is up.",
+            "1 while the stream to the control plane is up",
             self.connected.clone(),
         );
     }

@@ -144,26 +144,27 @@ impl Metrics {
         }
     }
 
-    /// Adds the counters to `registry` (counter names without `_total`: the encoder adds it).
+    /// Adds the counters to `registry` (counter names without `_total`, help
+    /// without the final period: the encoder adds both).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "berth_placements",
-            "Tasks placed on a node.",
+            "Tasks placed on a node",
             self.placements.clone(),
         );
         registry.register(
             "berth_placement_failures",
-            "Placement attempts that found no node, by the scheduler's reason.",
+            "Placement attempts that found no node, by the scheduler's reason",
             self.placement_failures.clone(),
         );
         registry.register(
             "berth_reconcile_seconds",
-            "Time of one pass of the service controllers.",
+            "Time of one pass of the service controllers",
             self.reconcile.clone(),
         );
         registry.register(
             "berth_deployment_seconds",
-            "From a deployment's creation to its end, by outcome (COMPLETED or FAILED).",
+            "From a deployment's creation to its end, by outcome (COMPLETED or FAILED)",
             self.deployments.clone(),
         );
     }
