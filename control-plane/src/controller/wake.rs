@@ -12,6 +12,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 #[derive(Debug, Default)]
 pub struct Woken {
     pub everything: bool,
+    /// The periodic tick: lost nodes are checked even when the sweep is not due.
+    pub lost_nodes: bool,
     pub keys: BTreeSet<String>,
     /// The newest revision seen, to resume from after a lag.
     pub revision: u64,

@@ -65,7 +65,7 @@ impl SledStore {
             .db
             .get(key.as_bytes())
             .map_err(io)?
-            .map_or(0, |v| decode(&v).mod_revision))
+            .map_or(0, |v| revision_in(&v)))
     }
 
     fn holds(&self, c: &Compare) -> Result<bool, StoreError> {
@@ -74,7 +74,7 @@ impl SledStore {
             Compare::PrefixUnchangedSince { prefix, revision } => {
                 for item in self.db.scan_prefix(prefix.as_bytes()) {
                     let (_, v) = item.map_err(io)?;
-                    if decode(&v).mod_revision > *revision {
+                    if revision_in(&v) > *revision {
                         return Ok(false);
                     }
                 }
@@ -101,6 +101,14 @@ fn decode(raw: &[u8]) -> Versioned {
             value: raw.to_vec(),
             mod_revision: 1,
         }
+    }
+}
+
+/// The revision a stored value carries, without copying the value (compares read only this).
+fn revision_in(raw: &[u8]) -> u64 {
+    match raw.get(1..9) {
+        Some(rev) if raw[0] == MARK => u64::from_be_bytes(rev.try_into().unwrap_or([0; 8])),
+        _ => 1,
     }
 }
 
