@@ -314,7 +314,7 @@ fn taskdef_family(taskdef_arn: &str) -> &str {
 /// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
 /// claims, never a scan of every task.
 pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
-    Ok(crate::nodes::desired::NodeDesired::read(state, node_id)?.message())
+    crate::nodes::desired::NodeDesired::read(state, node_id)?.message(state)
 }
 
 pub use crate::reports::{apply_report, apply_reports};

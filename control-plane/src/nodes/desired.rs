@@ -15,11 +15,19 @@ use std::hash::{Hash, Hasher};
 #[derive(Debug, Default)]
 pub struct NodeDesired {
     node_arn: String,
-    /// Task key → the unstopped task placed here.
-    tasks: BTreeMap<String, Task>,
+    /// Task key → what the agent acts on of the unstopped task placed here (not the task: a
+    /// pusher per node holding full records held every task in memory twice over).
+    tasks: BTreeMap<String, Acted>,
     /// Task key → ARN of a stopped task still retained.
     retained: BTreeMap<String, String>,
-    defs: HashMap<String, TaskDefinition>,
+}
+
+/// The fields of a task whose change sends the node a new set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Acted {
+    task_arn: String,
+    desired_stopped: bool,
+    deregistered: bool,
 }
 
 impl NodeDesired {
@@ -66,11 +74,12 @@ impl NodeDesired {
             self.retained.insert(task_key.to_string(), t.task_arn);
             return Ok(true);
         }
-        if !self.defs.contains_key(&t.task_definition_arn) {
-            let td = taskdef::describe(state, &t.task_definition_arn)?;
-            self.defs.insert(t.task_definition_arn.clone(), td);
-        }
-        self.tasks.insert(task_key.to_string(), t);
+        let acted = Acted {
+            desired_stopped: t.desired_status == "STOPPED",
+            deregistered: !t.deregistered_at.is_empty(),
+            task_arn: t.task_arn,
+        };
+        self.tasks.insert(task_key.to_string(), acted);
         Ok(true)
     }
 
@@ -91,35 +100,46 @@ impl NodeDesired {
     /// What the agent acts on, hashed.
     pub fn fingerprint(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for t in self.tasks.values() {
-            (&t.task_arn, &t.desired_status, &t.deregistered_at).hash(&mut h);
-        }
-        for a in self.retained.values() {
-            a.hash(&mut h);
-        }
+        self.tasks.values().for_each(|a| a.hash(&mut h));
+        self.retained.values().for_each(|a| a.hash(&mut h));
         h.finish()
     }
 
-    /// The set as the agent is sent it, in task ARN order.
-    pub fn message(&self) -> DesiredTasks {
-        let mut tasks: Vec<AssignedTask> = self
-            .tasks
-            .values()
-            .map(|t| AssignedTask {
-                task_definition: self.defs.get(&t.task_definition_arn).cloned(),
-                task: Some(t.clone()),
-            })
-            .collect();
+    /// The set as the agent is sent it, in task ARN order: the tasks read as they are now (one
+    /// that stopped since is sent as retained), each with its definition.
+    pub fn message(&self, state: &State) -> Result<DesiredTasks> {
+        let mut defs: HashMap<String, TaskDefinition> = HashMap::new();
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        let mut retained_task_arns: Vec<String> = self.retained.values().cloned().collect();
+        for key in self.tasks.keys() {
+            let Some(t) = state.get::<Task>(key)? else {
+                continue;
+            };
+            if t.container_instance_arn != self.node_arn {
+                continue;
+            }
+            if t.is_stopped() {
+                retained_task_arns.push(t.task_arn);
+                continue;
+            }
+            if !defs.contains_key(&t.task_definition_arn) {
+                let td = taskdef::describe(state, &t.task_definition_arn)?;
+                defs.insert(t.task_definition_arn.clone(), td);
+            }
+            tasks.push(AssignedTask {
+                task_definition: defs.get(&t.task_definition_arn).cloned(),
+                task: Some(t),
+            });
+        }
         tasks.sort_by(|a, b| {
             let ka = a.task.as_ref().map(|t| t.task_arn.as_str());
             let kb = b.task.as_ref().map(|t| t.task_arn.as_str());
             ka.cmp(&kb)
         });
-        let mut retained_task_arns: Vec<String> = self.retained.values().cloned().collect();
         retained_task_arns.sort();
-        DesiredTasks {
+        Ok(DesiredTasks {
             tasks,
             retained_task_arns,
-        }
+        })
     }
 }

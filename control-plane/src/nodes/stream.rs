@@ -180,23 +180,32 @@ async fn push_desired(
             };
             let (id, p, cur) = (node_id.clone(), push.clone(), desired.take());
             let res = blocking(&state, move |s| {
-                let (d, gone) = match cur {
+                let d = match cur {
                     Some(mut d) if !pending.full => {
                         let gone = d.update(s, &pending.keys)?;
-                        (d, gone)
+                        gone.iter().for_each(|k| p.forget(k));
+                        d
                     }
-                    _ => (NodeDesired::read(s, &id)?, Vec::new()),
+                    _ => {
+                        // Claims route their tasks' changes here already; a full read also
+                        // teaches the fan-out the tasks it had not seen placed.
+                        let d = NodeDesired::read(s, &id)?;
+                        p.own(&id, d.keys());
+                        d
+                    }
                 };
-                p.own(&id, d.keys());
-                gone.iter().for_each(|k| p.forget(k));
-                Ok(d)
+                let fp = d.fingerprint();
+                let set = if last != Some(fp) {
+                    Some(d.message(s)?)
+                } else {
+                    None
+                };
+                Ok((d, fp, set))
             })
             .await;
             match res {
-                Ok(d) => {
-                    let fp = d.fingerprint();
-                    if last != Some(fp) {
-                        let set = d.message();
+                Ok((d, fp, set)) => {
+                    if let Some(set) = set {
                         if tx
                             .send(Ok(msg(server_message::Body::DesiredTasks(set))))
                             .await

@@ -15,8 +15,16 @@ use tokio::sync::broadcast;
 const MARK: u8 = 0xFF;
 /// Sorts before every key of the layout; never returned by a scan.
 const META_REVISION: &[u8] = b"\x00meta/revision";
-/// How many recent changes a watcher can resume across.
+/// How many recent changes a watcher can resume across: this many commits, holding at most
+/// `HISTORY_KEYS` keys in all (a fleet's batches of thousands of keys each must not keep
+/// hundreds of megabytes of key names alive; a watcher further behind resyncs).
 const HISTORY: usize = 8192;
+const HISTORY_KEYS: usize = 256 * 1024;
+
+/// sled's page cache (its default is 1 GiB). Pages beyond it are read back from the file,
+/// which the kernel's page cache usually still holds, so a fleet-sized store does not keep its
+/// whole working set in the control plane's own memory.
+const CACHE_BYTES: u64 = 256 << 20;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct SledStore {
@@ -30,6 +38,8 @@ pub struct SledStore {
 struct Committer {
     revision: u64,
     history: VecDeque<Arc<Change>>,
+    /// Keys held in `history`.
+    history_keys: usize,
 }
 
 impl SledStore {
@@ -37,6 +47,7 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| StoreError::Io(format!("opening {}: {e}", dir.display())))?;
         let revision = match db.get(META_REVISION).map_err(io)? {
@@ -50,6 +61,7 @@ impl SledStore {
             commit: Mutex::new(Committer {
                 revision,
                 history: VecDeque::new(),
+                history_keys: 0,
             }),
             changes,
         })
@@ -171,10 +183,13 @@ impl Store for SledStore {
             keys,
             resync: false,
         });
-        if c.history.len() == HISTORY {
-            c.history.pop_front();
-        }
+        c.history_keys += change.keys.len();
         c.history.push_back(change.clone());
+        while c.history.len() > HISTORY || (c.history_keys > HISTORY_KEYS && c.history.len() > 1) {
+            if let Some(old) = c.history.pop_front() {
+                c.history_keys -= old.keys.len();
+            }
+        }
         let _ = self.changes.send(change);
         Ok(TxnOutcome::Committed(revision))
     }
