@@ -36,11 +36,17 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
+    /// The desired set as this stream has sent it (changes apply onto it); none before the
+    /// stream's first whole set.
+    desired: Option<crate::desired::DesiredSet>,
     usage: crate::usage::UsageSampler,
     metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
+/// What this agent tells the control plane it understands (see `Hello.capabilities`).
+const DESIRED_TASKS_CHANGE: &str = "desired-tasks-change";
+
 const ORPHAN_CHECK: Duration = Duration::from_secs(5);
 
 enum End {
@@ -74,6 +80,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
+            desired: None,
             usage: Default::default(),
             metrics,
         }
@@ -122,11 +129,13 @@ impl<R: ContainerRuntime> Session<R> {
                 })
                 .collect(),
             version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: vec![DESIRED_TASKS_CHANGE.into()],
         }
     }
 
     async fn connect_once(&mut self, shutdown: &mut watch::Receiver<bool>) -> Ended {
         let mut welcomed = false;
+        self.desired = None;
         let end = self.serve_stream(shutdown, &mut welcomed).await;
         Ended { end, welcomed }
     }
@@ -184,7 +193,19 @@ impl<R: ContainerRuntime> Session<R> {
                             }
                         }
                         Some(server_message::Body::DesiredTasks(d)) if *welcomed => {
-                            self.reconcile(d).await;
+                            let set = crate::desired::DesiredSet::whole(d);
+                            let message = set.to_message();
+                            self.desired = Some(set);
+                            self.reconcile(message).await;
+                        }
+                        Some(server_message::Body::DesiredTasksChange(c)) if *welcomed => {
+                            // The first message of a stream is always a whole set, so a
+                            // change always has one to apply onto.
+                            if let Some(set) = self.desired.as_mut() {
+                                set.apply(c);
+                                let message = set.to_message();
+                                self.reconcile(message).await;
+                            }
                         }
                         Some(server_message::Body::LogRequest(req)) => self.start_logs(req, out.clone()),
                         Some(server_message::Body::LogCancel(c)) => {

@@ -111,7 +111,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
         // makes this attempt decide again.
-        let (tasks, ops) = apply::place(tx, &launches)?;
+        let (tasks, ops) = apply::place(tx, Some(sessions), &launches)?;
         Ok(((tasks, failures), ops))
     })?;
     let (tasks, failures) = reply;

@@ -284,11 +284,7 @@ impl Pass<'_> {
         } else {
             owners.services_of(self.state, &woken)?
         };
-        let src = view::Sources {
-            sessions: self.sessions,
-            proxies: self.proxies,
-            config: self.config.plan(),
-        };
+        let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
         for key in services {
             let mem = memory.remove(&key).unwrap_or_default();
             match service::reconcile(self.state, &key, &src, mem.clone(), now) {

@@ -56,6 +56,9 @@ struct SessionsInner {
 /// A presence older than this is not believed (three refreshes missed).
 pub const PRESENCE_FRESH_MS: i64 = 6_000;
 
+/// The hello capability of an agent that applies `DesiredTasksChange` onto its last set.
+pub const DESIRED_TASKS_CHANGE: &str = "desired-tasks-change";
+
 impl Sessions {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -72,15 +75,28 @@ impl Sessions {
         self.push.get_or_init(|| push::Push::spawn(state.clone()))
     }
 
-    /// Every node's record and room, as of now.
-    pub fn rooms(
+    /// What the unreleased claims of these nodes add up to as the rooms cache holds them, and
+    /// the revision it holds them as of (the applier's first try decides on these).
+    pub fn rooms_of<'a>(
         &self,
         state: &State,
-    ) -> crate::error::Result<Vec<(ContainerInstance, crate::controller::apply::Room)>> {
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> crate::error::Result<(HashMap<String, crate::controller::apply::Usage>, u64)> {
         self.rooms
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .read(state)
+            .usage_of(state, ids)
+    }
+
+    /// Every node as placement sees it, as of now (`connected` unset).
+    pub fn snapshots(
+        &self,
+        state: &State,
+    ) -> crate::error::Result<Vec<crate::scheduler::NodeSnapshot>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshots(state)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {

@@ -85,6 +85,10 @@ impl AgentSessions for AgentSessionsApi {
         {
             return Err(Status::resource_exhausted(why));
         }
+        let deltas = hello
+            .capabilities
+            .iter()
+            .any(|c| c == nodes::DESIRED_TASKS_CHANGE);
         let node = blocking(&self.state, move |s| nodes::register(s, &hello)).await?;
         let node_id = node.ec2_instance_id.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -105,6 +109,7 @@ impl AgentSessions for AgentSessionsApi {
             node_id.clone(),
             tx,
             self.timings.resync,
+            deltas,
         ));
         let (sessions, timings) = (self.sessions.clone(), self.timings);
         let mut stop = self.stop.clone();
@@ -156,6 +161,31 @@ impl AgentSessions for AgentSessionsApi {
 /// queues here rather than filling the blocking pool.
 static COMPUTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
+/// Resync ticks between a pusher's full re-reads of its node's set (30 s at the default 2 s).
+const FULL_READ_TICKS: usize = 15;
+
+/// What goes down next, if anything: the whole set first (and always, to an agent without the
+/// change capability, whenever what it acts on differs); afterwards only what changed.
+fn next_message(
+    s: &State,
+    d: &mut NodeDesired,
+    last: Option<u64>,
+    fp: u64,
+    deltas: bool,
+) -> crate::error::Result<Option<server_message::Body>> {
+    if last.is_none() || (!deltas && last != Some(fp)) {
+        return Ok(Some(server_message::Body::DesiredTasks(d.message(s)?)));
+    }
+    if !deltas {
+        d.clear_changes();
+        return Ok(None);
+    }
+    if !d.has_changes() {
+        return Ok(None);
+    }
+    Ok(d.change(s)?.map(server_message::Body::DesiredTasksChange))
+}
+
 /// Sends the node's desired set now, then whenever a change the fan-out routes here (its
 /// claims, or a task it holds) alters what the agent acts on, and on every resync tick.
 async fn push_desired(
@@ -164,6 +194,7 @@ async fn push_desired(
     node_id: String,
     tx: nodes::AgentTx,
     resync: Duration,
+    deltas: bool,
 ) {
     let slot = push.register(&node_id);
     let mut desired: Option<NodeDesired> = None;
@@ -180,37 +211,32 @@ async fn push_desired(
             };
             let (id, p, cur) = (node_id.clone(), push.clone(), desired.take());
             let res = blocking(&state, move |s| {
-                let d = match cur {
+                let mut d = match cur {
                     Some(mut d) if !pending.full => {
                         let gone = d.update(s, &pending.keys)?;
                         gone.iter().for_each(|k| p.forget(k));
                         d
                     }
-                    _ => {
+                    cur => {
                         // Claims route their tasks' changes here already; a full read also
                         // teaches the fan-out the tasks it had not seen placed.
-                        let d = NodeDesired::read(s, &id)?;
+                        let mut d = NodeDesired::read(s, &id)?;
                         p.own(&id, d.keys());
+                        if let Some(old) = cur {
+                            d.carry_from(old);
+                        }
                         d
                     }
                 };
                 let fp = d.fingerprint();
-                let set = if last != Some(fp) {
-                    Some(d.message(s)?)
-                } else {
-                    None
-                };
-                Ok((d, fp, set))
+                let body = next_message(s, &mut d, last, fp, deltas)?;
+                Ok((d, fp, body))
             })
             .await;
             match res {
-                Ok((d, fp, set)) => {
-                    if let Some(set) = set {
-                        if tx
-                            .send(Ok(msg(server_message::Body::DesiredTasks(set))))
-                            .await
-                            .is_err()
-                        {
+                Ok((d, fp, body)) => {
+                    if let Some(body) = body {
+                        if tx.send(Ok(msg(body))).await.is_err() {
                             break;
                         }
                         last = Some(fp);
@@ -225,11 +251,12 @@ async fn push_desired(
         }
         tokio::select! {
             _ = tick.tick() => {
-                // The full re-read is a safety net; for a large set it comes less often (one
-                // node of 500 tasks every 11 ticks), so ten thousand nodes do not re-read a
-                // million tasks every resync.
+                // The full re-read is a safety net (the fan-out routes every change, and a
+                // feed that lags marks every node full): once every FULL_READ_TICKS, later
+                // for a large set, so ten thousand nodes do not re-read a million tasks every
+                // few seconds.
                 ticks += 1;
-                if ticks > desired.as_ref().map_or(0, NodeDesired::len) / 50 {
+                if ticks > FULL_READ_TICKS + desired.as_ref().map_or(0, NodeDesired::len) / 50 {
                     ticks = 0;
                     slot.mark_full();
                 }
