@@ -1,6 +1,7 @@
 //! Berth's agent: registers this host as a node, runs the tasks the control plane places here on
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
+mod exec;
 pub mod metrics;
 pub mod runner;
 pub mod runtime;
