@@ -163,41 +163,7 @@ fn exec_prints_output_returns_the_exit_status_refuses_a_read_only_token_and_reco
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
 
-    // A read-only token is refused before anything runs.
-    let made = e.ok(&["token", "create", "--read-only"]);
-    let read_only = made.stdout.lines().last().unwrap().trim().to_string();
-    let ca = e.dir.path().join("data/ca.crt");
-    let ro = [
-        ("BERTH_TOKEN", read_only.as_str()),
-        ("BERTH_CA", ca.to_str().unwrap()),
-    ];
-    let args = [
-        "exec",
-        &id,
-        "--cluster",
-        &e.cluster,
-        "--",
-        "sh",
-        "-c",
-        "echo ran > /tmp/ro",
-    ];
-    let r = berth_with(&e.dev.grpc, &ro, &args);
-    assert!(!r.ok, "a read-only token must not exec: {}", r.stdout);
-    assert!(
-        r.stderr.contains("ExecTask") && r.stderr.contains("read-write token"),
-        "{}",
-        r.stderr
-    );
-    let r = e.exec(&id, &["--", "cat", "/tmp/ro"]);
-    assert_eq!(
-        r.code,
-        Some(1),
-        "the refused command never ran: {}",
-        r.stdout
-    );
-    // Reading is still allowed with it.
-    assert!(berth_with(&e.dev.grpc, &ro, &["logs", &id, "--cluster", &e.cluster]).ok);
-
+    read_only_is_refused(&e, &id);
     // Every exec is an event on the task: who, what, how it ended.
     let events = e.events(&id);
     assert_eq!(events.len(), 5, "{events:#?}");
@@ -227,8 +193,49 @@ fn exec_prints_output_returns_the_exit_status_refuses_a_read_only_token_and_reco
         "{shown}"
     );
 
-    // What cannot be exec'd says why.
-    let r = e.exec(&id, &["--container", "nope", "--", "true"]);
+    refusals(&e, &id);
+}
+
+/// A read-only token is refused before anything runs; it may still read.
+fn read_only_is_refused(e: &Env, id: &str) {
+    let made = e.ok(&["token", "create", "--read-only"]);
+    let read_only = made.stdout.lines().last().unwrap().trim().to_string();
+    let ca = e.dir.path().join("data/ca.crt");
+    let ro = [
+        ("BERTH_TOKEN", read_only.as_str()),
+        ("BERTH_CA", ca.to_str().unwrap()),
+    ];
+    let args = [
+        "exec",
+        id,
+        "--cluster",
+        &e.cluster,
+        "--",
+        "sh",
+        "-c",
+        "echo ran > /tmp/ro",
+    ];
+    let r = berth_with(&e.dev.grpc, &ro, &args);
+    assert!(!r.ok, "a read-only token must not exec: {}", r.stdout);
+    assert!(
+        r.stderr.contains("ExecTask") && r.stderr.contains("read-write token"),
+        "{}",
+        r.stderr
+    );
+    let r = e.exec(id, &["--", "cat", "/tmp/ro"]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "the refused command never ran: {}",
+        r.stdout
+    );
+    // Reading is still allowed with it.
+    assert!(berth_with(&e.dev.grpc, &ro, &["logs", id, "--cluster", &e.cluster]).ok);
+}
+
+/// What cannot be exec'd says why, and runs nothing.
+fn refusals(e: &Env, id: &str) {
+    let r = e.exec(id, &["--container", "nope", "--", "true"]);
     assert!(
         !r.ok
             && r.stderr
@@ -242,18 +249,18 @@ fn exec_prints_output_returns_the_exit_status_refuses_a_read_only_token_and_reco
         "{}",
         r.stderr
     );
-    let r = e.exec(&id, &["--", "no-such-command"]);
+    let r = e.exec(id, &["--", "no-such-command"]);
     assert_eq!(r.code, Some(126), "{}", r.stderr);
     assert!(
         r.stdout.contains("executable file not found"),
         "{}",
         r.stdout
     );
-    e.ok(&["task", "stop", &id, "--cluster", &e.cluster]);
+    e.ok(&["task", "stop", id, "--cluster", &e.cluster]);
     wait_for(Duration::from_secs(30), "the task to stop", || {
-        (e.describe(&id)["task"]["lastStatus"] == "STOPPED").then_some(())
+        (e.describe(id)["task"]["lastStatus"] == "STOPPED").then_some(())
     });
-    let r = e.exec(&id, &["--", "true"]);
+    let r = e.exec(id, &["--", "true"]);
     assert!(
         !r.ok && r.stderr.contains("is STOPPED") && r.stderr.contains("needs a RUNNING task"),
         "{}",
