@@ -80,6 +80,7 @@ pub async fn run(args: ExecArgs, server: &str) -> anyhow::Result<()> {
     // Raw, the keyboard sends no signals; one from elsewhere must still restore the terminal.
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let code = loop {
         tokio::select! {
@@ -107,6 +108,7 @@ pub async fn run(args: ExecArgs, server: &str) -> anyhow::Result<()> {
             }
             _ = term.recv() => break 143,
             _ = hangup.recv() => break 129,
+            _ = interrupt.recv() => break 130,
         }
     };
     if code == 0 {
