@@ -12,7 +12,7 @@ use common::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 struct Env {
     dev: ServerProcess,
@@ -370,7 +370,14 @@ fn exec_it_runs_an_interactive_shell_under_tmux() {
         assert!(Instant::now() < deadline, "no resize: {}", tmux.screen());
     }
     tmux.run(&["send-keys", "-t", "t", "exit 3", "Enter"]);
-    let screen = tmux.wait_line("EXIT=3");
+    tmux.wait_line("EXIT=3");
+    // `stty -a` after berth: canonical mode is back (a raw terminal would say -icanon).
+    let screen = wait_for(Duration::from_secs(20), "stty's verdict", || {
+        let s = tmux.screen();
+        s.lines()
+            .any(|l| l.trim_end().ends_with("icanon"))
+            .then_some(s)
+    });
     assert!(
         screen.lines().any(|l| l.trim_end() == "icanon"),
         "the terminal is restored: {screen}"
@@ -398,6 +405,7 @@ fn logs_follow_shows_a_new_line_within_a_second_across_containers_and_ends_when_
                 "--cluster",
                 &e.cluster,
                 "--follow",
+                "--timestamps",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -408,26 +416,27 @@ fn logs_follow_shows_a_new_line_within_a_second_across_containers_and_ends_when_
     let stdout = follow.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send((Instant::now(), line));
+            let _ = tx.send((std::time::SystemTime::now(), line));
         }
     });
-    // What was written before the command started comes first, each line under its container.
+    // What was written before the command started comes first, each line under its container,
+    // with the time Docker took it: `app | 2026-12-01T12:00:00.123456789Z app started`.
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(seen.contains(&"app | app started".to_string())
-        && seen.contains(&"side | side started".to_string()))
+    while !(seen.contains(&("app".to_string(), "app started".to_string()))
+        && seen.contains(&("side".to_string(), "side started".to_string())))
     {
         let (_, line) = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("the earlier lines");
-        seen.push(line);
+        let (c, _, text) = split_line(&line);
+        seen.push((c, text));
     }
-    // A line written now, in each container, shows within a second of being written.
+    // A line written now, in each container, shows within a second of the container writing
+    // it (by Docker's timestamp of the line, on this host's clock).
     for c in ["app", "side"] {
         let mark = format!("mark-{c}-{}", std::process::id());
         let name = format!("berth-{id}-{c}");
-        // From before the write starts: the bound holds whatever `docker exec` itself takes.
-        let started = Instant::now();
         let wrote = Command::new("docker")
             .args([
                 "exec",
@@ -439,15 +448,16 @@ fn logs_follow_shows_a_new_line_within_a_second_across_containers_and_ends_when_
             .status()
             .unwrap();
         assert!(wrote.success());
-        let want = format!("{c} | {mark}");
         loop {
             let (at, line) = rx
-                .recv_timeout(Duration::from_secs(2))
-                .unwrap_or_else(|_| panic!("{want} never came"));
-            if line == want {
-                let late = at.saturating_duration_since(started);
-                eprintln!("{want}: shown {late:?} after docker exec started writing it");
-                assert!(late < Duration::from_secs(1), "{want} took {late:?}");
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("{c} | {mark} never came"));
+            let (from, written_ms, text) = split_line(&line);
+            if from == c && text == mark {
+                let shown_ms = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+                let late = shown_ms - written_ms;
+                eprintln!("{line}: shown {late} ms after the container wrote it");
+                assert!(late < 1_000, "{line} took {late} ms");
                 break;
             }
         }
@@ -488,6 +498,16 @@ fn logs_follow_shows_a_new_line_within_a_second_across_containers_and_ends_when_
     wait_for(Duration::from_secs(10), "the task to be STOPPED", || {
         (e.describe(&id)["task"]["lastStatus"] == "STOPPED").then_some(())
     });
+}
+
+/// `C | TIMESTAMP TEXT` → (C, the timestamp in ms since the epoch, TEXT).
+fn split_line(line: &str) -> (String, i64, String) {
+    let (c, rest) = line
+        .split_once(" | ")
+        .unwrap_or_else(|| panic!("no container: {line}"));
+    let (ts, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    let ms = berth_proto::time::parse_rfc3339(ts).unwrap_or_else(|| panic!("no time: {line}"));
+    (c.to_string(), ms, text.to_string())
 }
 
 /// The `berth logs --follow` child, killed on drop if the test fails before it ends.
