@@ -2,6 +2,7 @@
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
 pub mod desired;
+mod exec;
 pub mod metrics;
 pub mod runner;
 pub mod runtime;

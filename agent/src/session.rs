@@ -1,4 +1,5 @@
-//! The agent's side of its stream: hello, heartbeats, the desired set in, reports and logs out.
+//! The agent's side of its stream: hello, heartbeats, the desired set in, reports and logs out;
+//! exec requests start `exec` on their own calls.
 //! The session loop alone owns the table of runners; runners alone own their tasks.
 
 use crate::runner::{self, labels, Desired, RunnerContext};
@@ -149,6 +150,8 @@ impl<R: ContainerRuntime> Session<R> {
             Ok(c) => c,
             Err(e) => return End::Disconnected(e),
         };
+        // Execs dial back on the same connection, so they reach the server holding this session.
+        let exec_channel = channel.clone();
         let (out, out_rx) = mpsc::channel::<AgentMessage>(256);
         let send = |body| AgentMessage { body: Some(body) };
         let _ = out
@@ -208,6 +211,9 @@ impl<R: ContainerRuntime> Session<R> {
                             }
                         }
                         Some(server_message::Body::LogRequest(req)) => self.start_logs(req, out.clone()),
+                        Some(server_message::Body::ExecRequest(req)) => {
+                            tokio::spawn(crate::exec::run(self.rt.clone(), exec_channel.clone(), req));
+                        }
                         Some(server_message::Body::LogCancel(c)) => {
                             if let Some(h) = self.logs.remove(&c.request_id) {
                                 h.abort();
@@ -387,7 +393,13 @@ impl<R: ContainerRuntime> Session<R> {
 
     fn start_logs(&mut self, req: LogRequest, out: mpsc::Sender<AgentMessage>) {
         let name = runner::container_name(&req.task_arn, &req.container);
-        let mut stream = self.rt.logs(&name, req.follow, req.tail);
+        let opts = crate::runtime::LogOptions {
+            follow: req.follow,
+            tail: req.tail,
+            since: req.since,
+            timestamps: req.timestamps,
+        };
+        let mut stream = self.rt.logs(&name, opts);
         let id = req.request_id.clone();
         let handle = tokio::spawn(async move {
             let chunk = |data: Vec<u8>, eof: bool, error: String| AgentMessage {

@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod output;
+mod terminal;
 
 use clap::Parser;
 use commands::Cli;
@@ -39,6 +40,10 @@ fn main() {
     // still running must not hold the process past the drain its command already bounded.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
+        // `berth exec`: the remote command's status is ours, and it said why itself.
+        if let Some(commands::exec::Exited(code)) = e.downcast_ref() {
+            std::process::exit(*code);
+        }
         eprintln!("error: {}", client::describe_error(&e));
         std::process::exit(1);
     }

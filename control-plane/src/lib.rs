@@ -27,6 +27,7 @@ pub mod stacks;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod task_events;
 pub mod task_placement;
 pub mod taskdef;
 pub mod tasks;

@@ -322,15 +322,24 @@ pub use crate::reports::{apply_report, apply_reports};
 /// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {
     let cutoff = time::rfc3339(now_ms - retention_ms);
-    let ops: Vec<_> = state
+    let gone: Vec<Task> = state
         .scan::<Task>(keys::TASKS)?
         .into_iter()
         .filter(|t| t.is_stopped() && !t.stopped_at.is_empty() && t.stopped_at < cutoff)
-        .flat_map(|t| apply::forget_ops(&t))
         .collect();
-    let n = ops.len() / 3;
+    // A task's record, index entries and events go in one batch (an etcd transaction is bounded).
+    let limit = state.store().max_txn_ops().max(1);
+    let mut ops = Vec::new();
+    for t in &gone {
+        let mut mine = apply::forget_ops(t);
+        mine.extend(crate::task_events::forget_ops(state, &t.task_arn)?);
+        if !ops.is_empty() && ops.len() + mine.len() > limit {
+            state.commit(std::mem::take(&mut ops))?;
+        }
+        ops.extend(mine);
+    }
     state.commit(ops)?;
-    Ok(n)
+    Ok(gone.len())
 }
 
 /// Gives tasks stored before the group and node indexes existed their entries (once, at start).

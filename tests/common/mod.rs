@@ -7,6 +7,7 @@ pub mod aws;
 pub mod cluster;
 pub mod etcd;
 pub mod lab;
+pub mod shell;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

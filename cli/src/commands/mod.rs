@@ -4,6 +4,7 @@ mod agent;
 mod bench; // proxy helper
 mod cluster;
 mod demo;
+pub mod exec;
 mod images;
 mod lab;
 mod limits;
@@ -65,8 +66,10 @@ pub enum Command {
     /// Run, stop, describe and list tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
-    /// A task's container output, read through the agent that runs it.
+    /// A task's container output, read through the agent that runs it (--follow: live).
     Logs(task::LogsArgs),
+    /// Run a command in a running task's container, wherever it runs (-it: a shell).
+    Exec(exec::ExecArgs),
     /// List, describe, drain and activate nodes (container instances).
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -131,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,
+        Command::Exec(a) => exec::run(a, &cli.server).await,
         Command::Node(c) => node::run(c, &cli.server, cli.output).await,
         Command::Service(c) => service::run(c, &cli.server, cli.output).await,
         Command::Apply(a) => stack::apply(a, &cli.server, cli.output).await,

@@ -2,6 +2,8 @@
 
 mod clusters;
 mod credentials;
+mod exec;
+mod logs;
 mod nodes;
 mod servers;
 mod services;

@@ -277,6 +277,15 @@ mod tests {
             Need::Token(Role::ReadOnly)
         );
         assert_eq!(need("/berth.v1.Tasks/GetLogs"), Need::Token(Role::ReadOnly));
+        // A command in a container can change anything in it: a write.
+        assert_eq!(
+            need("/berth.v1.Tasks/ExecTask"),
+            Need::Token(Role::ReadWrite)
+        );
+        assert_eq!(
+            need("/berth.agent.v1.AgentSessions/Exec"),
+            Need::Peer(Some(PeerKind::Node))
+        );
         assert_eq!(
             need("/berth.v1.Clusters/CreateCluster"),
             Need::Token(Role::ReadWrite)

@@ -4,6 +4,7 @@
 //! live sessions, never stored, so it cannot go stale across a control-plane restart.
 
 pub mod desired;
+pub mod exec;
 pub mod lost;
 pub mod push;
 pub mod rooms;
@@ -37,6 +38,8 @@ pub struct Sessions {
     push: std::sync::OnceLock<push::Push>,
     /// Every node's room, for placement (a cache the applier never relies on).
     rooms: Mutex<rooms::Rooms>,
+    /// Execs asked of agents that have not dialled back yet.
+    execs: exec::Execs,
 }
 
 #[derive(Default)]

@@ -49,9 +49,47 @@ fn msg(body: server_message::Body) -> ServerMessage {
     ServerMessage { body: Some(body) }
 }
 
+type ExecInputStream =
+    Pin<Box<dyn Stream<Item = Result<berth_proto::v1::ExecInput, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl AgentSessions for AgentSessionsApi {
     type SessionStream = ServerStream;
+    type ExecStream = ExecInputStream;
+
+    /// An agent dialling back for an exec the control plane asked of it: the first frame names
+    /// the exec; the call is handed to the handler waiting for it (`nodes::exec`).
+    async fn exec(
+        &self,
+        req: Request<Streaming<ExecFrame>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let peer = req.extensions().get::<berth_trust::PeerIdentity>().cloned();
+        let mut frames = req.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), frames.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no exec id within 10 s"))??
+            .ok_or_else(|| {
+                Status::invalid_argument("execId: the first frame must name the exec")
+            })?;
+        let pending = self.sessions.take_exec(&first.exec_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "execId: {} is not waiting (it ended, timed out, or was asked of another server)",
+                crate::error::quote(&first.exec_id)
+            ))
+        })?;
+        if let Some(p) = peer.filter(|p| p.id != pending.node_id) {
+            return Err(Status::permission_denied(format!(
+                "the exec was asked of node {}, not of this certificate's node ({p})",
+                pending.node_id
+            )));
+        }
+        let (input, rx) = tokio::sync::mpsc::channel(64);
+        pending
+            .deliver
+            .send(crate::nodes::exec::AgentExec { frames, input })
+            .map_err(|_| Status::cancelled("the exec's caller went away"))?;
+        Ok(Response::new(until_shutdown(rx, self.stop.clone())))
+    }
 
     async fn session(
         &self,
