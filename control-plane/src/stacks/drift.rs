@@ -42,7 +42,7 @@ pub(super) fn drift(
         ));
     }
     let live = state.get::<Cluster>(&keys::cluster(cluster))?;
-    if !live.as_ref().is_some_and(|c| c.status == "ACTIVE") {
+    if live.as_ref().is_none_or(|c| c.status != "ACTIVE") {
         let status = live.map_or("missing".to_string(), |c| json!(c.status).to_string());
         out.push(drifted(
             "cluster",

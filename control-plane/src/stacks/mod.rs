@@ -135,3 +135,6 @@ fn reply(record: Stack, changes: Vec<StackChange>, spec: &StackSpec) -> StackRep
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

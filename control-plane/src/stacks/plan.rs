@@ -13,7 +13,7 @@ pub(super) enum ServicePlan {
     /// The UpdateService request that makes the service the declared one, the fields it
     /// changes, and the service's primary deployment before it (to tell whether it made one).
     Update {
-        request: UpdateServiceRequest,
+        request: Box<UpdateServiceRequest>,
         what: Vec<&'static str>,
         deployment: String,
     },
@@ -94,9 +94,9 @@ pub(super) fn undeclared_revisions<'a>(
 
 /// Checks the whole file against the store and decides, per resource, what to do.
 pub(super) fn plan(state: &State, spec: &StackSpec, cluster: &str) -> Result<Plan> {
-    let create_cluster = !state
+    let create_cluster = state
         .get::<Cluster>(&keys::cluster(cluster))?
-        .is_some_and(|c| c.status == "ACTIVE");
+        .is_none_or(|c| c.status != "ACTIVE");
     let mut plan = Plan {
         create_cluster,
         td_arns: unchanged_definitions(state, spec),
@@ -274,7 +274,7 @@ fn service_update(
         return ServicePlan::Unchanged;
     }
     ServicePlan::Update {
-        request,
+        request: Box::new(request),
         what,
         deployment: existing
             .deployments

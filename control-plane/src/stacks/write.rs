@@ -87,7 +87,7 @@ pub(super) fn write_services(
                 what,
                 deployment,
             } => {
-                let mut u = request.clone();
+                let mut u = (**request).clone();
                 if what.contains(&"taskDefinition") {
                     u.task_definition = plan.arn_of(&s.family);
                 }
