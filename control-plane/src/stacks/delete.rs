@@ -123,24 +123,39 @@ fn why_kept(state: &State, cluster: &str) -> Result<String> {
         .into_iter()
         .map(|s| s.service_name)
         .collect();
-    let tasks = state
+    let tasks: Vec<String> = state
         .scan::<Task>(&keys::tasks_of(cluster))?
         .into_iter()
         .filter(|t| t.last_status != "STOPPED")
-        .count();
+        .map(|t| {
+            crate::arn::last_segment(&t.task_arn)
+                .chars()
+                .take(8)
+                .collect()
+        })
+        .collect();
     let mut uses = Vec::new();
     if !services.is_empty() {
         uses.push(format!(
-            "{} service(s) from outside this stack ({})",
-            services.len(),
+            "{} from outside the stack ({})",
+            count(services.len(), "service"),
             services.join(", ")
         ));
     }
-    if tasks > 0 {
-        uses.push(format!("{tasks} task(s) not yet stopped"));
+    if !tasks.is_empty() {
+        uses.push(format!(
+            "{} not yet stopped ({})",
+            count(tasks.len(), "task"),
+            tasks.join(", ")
+        ));
     }
     Ok(format!(
         "the stack created it, but it still has {}; `berth cluster delete {cluster}` once they are gone",
         uses.join(" and ")
     ))
+}
+
+/// "1 service", "2 services".
+pub(super) fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

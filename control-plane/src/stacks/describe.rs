@@ -1,5 +1,6 @@
 //! Reading stacks: the list, and one stack with what it owns as it is now and its drift.
 
+use super::delete::count;
 use super::{drift, key, parse, prefix, short};
 use crate::error::{Error, Result};
 use crate::state::State;
@@ -81,8 +82,9 @@ fn resources(state: &State, cluster: &str, record: &Stack) -> Result<Vec<StackRe
             cluster,
             &c.status,
             format!(
-                "{owner}; {} services, {} running tasks",
-                c.active_services_count, c.running_tasks_count
+                "{owner}; {}, {} running",
+                count(c.active_services_count as usize, "service"),
+                count(c.running_tasks_count as usize, "task")
             ),
         ),
         Err(Error::NotFound { .. }) => resource("cluster", cluster, "MISSING", owner.into()),
