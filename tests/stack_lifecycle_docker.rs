@@ -172,6 +172,39 @@ fn apply_creates_the_stacks_cluster_and_delete_removes_it() {
         "no drift (the list is left out): {d}"
     );
 
+    // Now delete removes everything, the cluster too.
+    let r = ok(s, &["delete", "-f", f, "--timeout", "90s"]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("cluster") && l.contains(" deleted ")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(cluster_status(s, &cluster), "INACTIVE");
+    let clusters = ok(s, &["cluster", "list", "-o", "json"]).stdout;
+    assert!(!clusters.contains(&format!("\"{cluster}\"")), "{clusters}");
+    wait_for(Duration::from_secs(30), "no task container left", || {
+        containers_with_label(&format!("berth.cluster={cluster}"))
+            .is_empty()
+            .then_some(())
+    });
+    assert!(!berth(s, &["stack", "describe", "site", "--cluster", &cluster]).ok);
+}
+
+#[test]
+fn delete_keeps_a_cluster_others_still_use_and_never_takes_an_existing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("stackkeep");
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    let s = dev.grpc.as_str();
+    let file = write(dir.path(), &stack(&cluster, web(&cluster, json!({}))));
+    let f = file.to_str().unwrap();
+    ok(s, &["apply", "-f", f, "--wait", "--timeout", "90s"]);
+
     // A service from outside the stack keeps the cluster, and delete says why.
     let family = format!("{cluster}-web");
     ok(
@@ -190,7 +223,13 @@ fn apply_creates_the_stacks_cluster_and_delete_removes_it() {
         ],
     );
     let r = ok(s, &["delete", "-f", f, "--timeout", "90s"]);
-    assert!(r.stdout.contains("kept"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("cluster") && l.contains(" kept ")),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains("other"),
         "names what uses it: {}",
@@ -209,8 +248,8 @@ fn apply_creates_the_stacks_cluster_and_delete_removes_it() {
         ],
     );
 
-    // Applied again (the cluster exists now, so this stack does not own it) and deleted: kept.
-    // Then the cluster is deleted by hand, and a fresh apply creates and owns it again.
+    // Applied again: the cluster exists now, so this stack does not own it, and its delete
+    // leaves the cluster alone.
     ok(s, &["apply", "-f", f, "--wait", "--timeout", "90s"]);
     assert_eq!(
         ok(s, &["stack", "list", "--cluster", &cluster, "-o", "json"]).json()["stacks"][0]
@@ -218,29 +257,16 @@ fn apply_creates_the_stacks_cluster_and_delete_removes_it() {
         false,
         "an existing cluster is not the stack's"
     );
-    ok(s, &["delete", "-f", f, "--timeout", "90s"]);
+    let r = ok(s, &["delete", "-f", f, "--timeout", "90s"]);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("cluster")),
+        "not the stack's cluster: {}",
+        r.stdout
+    );
+    assert_eq!(cluster_status(s, &cluster), "ACTIVE");
     wait_for(Duration::from_secs(30), "the cluster to empty", || {
         berth(s, &["cluster", "delete", &cluster]).ok.then_some(())
     });
-    ok(s, &["apply", "-f", f, "--wait", "--timeout", "90s"]);
-    assert_eq!(running_tasks(s, &cluster, "web").len(), 2);
-
-    // Now delete removes everything, the cluster too.
-    let r = ok(s, &["delete", "-f", f, "--timeout", "90s"]);
-    assert!(
-        r.stdout.contains("cluster") && r.stdout.contains("deleted"),
-        "{}",
-        r.stdout
-    );
-    assert_eq!(cluster_status(s, &cluster), "INACTIVE");
-    let clusters = ok(s, &["cluster", "list", "-o", "json"]).stdout;
-    assert!(!clusters.contains(&format!("\"{cluster}\"")), "{clusters}");
-    wait_for(Duration::from_secs(30), "no task container left", || {
-        containers_with_label(&format!("berth.cluster={cluster}"))
-            .is_empty()
-            .then_some(())
-    });
-    assert!(!berth(s, &["stack", "describe", "site", "--cluster", &cluster]).ok);
 }
 
 #[test]
