@@ -329,108 +329,132 @@ fn active(svc: Service) -> Result<Service> {
     Ok(svc)
 }
 
+/// A desired count an update may set: none for DAEMON, within the limits and any auto scaling
+/// range.
+fn check_new_desired_count(errs: &mut Vec<FieldError>, limits: &Limits, svc: &Service, d: i32) {
+    if svc.scheduling_strategy == "DAEMON" {
+        errs.push(FieldError::new(
+            "desiredCount",
+            "a DAEMON service runs one task per node; it has no desired count",
+        ));
+    } else if let Err(e) = check_desired_count(limits, d) {
+        errs.push(FieldError::new("desiredCount", e));
+    } else if let Some(p) = svc
+        .scaling_policy
+        .as_ref()
+        .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
+    {
+        errs.push(FieldError::new(
+            "desiredCount",
+            format!(
+                "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
+                p.min_capacity, p.max_capacity
+            ),
+        ));
+    }
+}
+
+/// The primary deployment steps down (ACTIVE, drained by the controller) for a new one of `td`.
+fn start_deployment(svc: &mut Service, td: &TaskDefinition) {
+    for dep in svc.deployments.iter_mut() {
+        if dep.status == "PRIMARY" {
+            dep.status = "ACTIVE".into();
+            dep.updated_at = time::now();
+        }
+    }
+    svc.task_definition = td.task_definition_arn.clone();
+    svc.deployments
+        .insert(0, new_deployment(td, svc.desired_count));
+}
+
 pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
     state.update(|tx| {
-    let req = req.clone();
-    let found = find(tx.state(), &cluster, &req.service)?;
-    let Some(current) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
-        return Err(not_found(&cluster, &req.service));
-    };
-    let state = tx.state().clone();
-    let state = &state;
-    let mut svc = active(current)?;
-    let daemon = svc.scheduling_strategy == "DAEMON";
-    let mut errs = Vec::new();
-    if let Some(d) = req.desired_count {
-        if daemon {
-            errs.push(FieldError::new(
-                "desiredCount",
-                "a DAEMON service runs one task per node; it has no desired count",
-            ));
-        } else if let Err(e) = check_desired_count(state.limits(), d) {
-            errs.push(FieldError::new("desiredCount", e));
-        } else if let Some(p) = svc
-            .scaling_policy
-            .as_ref()
-            .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
-        {
-            errs.push(FieldError::new(
-                "desiredCount",
-                format!(
-                    "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
-                    p.min_capacity, p.max_capacity
-                ),
-            ));
-        }
-    }
-    if let Some(g) = req.health_check_grace_period_seconds {
-        if g < 0 {
-            errs.push(FieldError::new(
-                "healthCheckGracePeriodSeconds",
-                "must be 0 or more",
-            ));
-        }
-    }
-    if let Some(mut dc) = req.deployment_configuration {
-        let cur = svc.deployment_configuration.unwrap_or_default();
-        if dc.minimum_healthy_percent.is_none() {
-            dc.minimum_healthy_percent = cur.minimum_healthy_percent;
-        }
-        if dc.maximum_percent.is_none() {
-            dc.maximum_percent = cur.maximum_percent;
-        }
-        if dc.deployment_circuit_breaker.is_none() {
-            dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
-        }
-        normalize_deployment_config(&mut errs, &mut dc, daemon);
-        svc.deployment_configuration = Some(dc);
-    }
-    if req.set_placement {
-        svc.placement_strategy = req.placement_strategy.clone();
-        svc.placement_constraints = req.placement_constraints.clone();
-        check_placement(&mut errs, &svc);
-    }
-    let new_td = if req.task_definition.trim().is_empty() {
-        None
-    } else {
-        Some(active_definition(state, &req.task_definition)?)
-    };
-    if let Some(td) = &new_td {
-        check_load_balancers(&mut errs, &svc.load_balancers, td);
-    }
-    if !errs.is_empty() {
-        return Err(Error::Invalid(errs));
-    }
-    if let Some(d) = req.desired_count {
-        svc.desired_count = d;
-        for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
-            dep.desired_count = d;
-        }
-    }
-    if let Some(g) = req.health_check_grace_period_seconds {
-        svc.health_check_grace_period_seconds = g;
-    }
-    let changes_definition = new_td
-        .as_ref()
-        .is_some_and(|td| td.task_definition_arn != svc.task_definition);
-    if changes_definition || req.force_new_deployment {
-        let td = match new_td {
-            Some(td) => td,
-            None => taskdef::describe(state, &svc.task_definition)?,
+        let req = req.clone();
+        let found = find(tx.state(), &cluster, &req.service)?;
+        let Some(current) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
+            return Err(not_found(&cluster, &req.service));
         };
-        for dep in svc.deployments.iter_mut() {
-            if dep.status == "PRIMARY" {
-                dep.status = "ACTIVE".into();
-                dep.updated_at = time::now();
+        let state = tx.state().clone();
+        let state = &state;
+        let mut svc = active(current)?;
+        let daemon = svc.scheduling_strategy == "DAEMON";
+        let mut errs = Vec::new();
+        if let Some(d) = req.desired_count {
+            check_new_desired_count(&mut errs, state.limits(), &svc, d);
+        }
+        if let Some(g) = req.health_check_grace_period_seconds {
+            if g < 0 {
+                errs.push(FieldError::new(
+                    "healthCheckGracePeriodSeconds",
+                    "must be 0 or more",
+                ));
             }
         }
-        svc.task_definition = td.task_definition_arn.clone();
-        svc.deployments
-            .insert(0, new_deployment(&td, svc.desired_count));
-    }
-    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
-    Ok((svc, ops))
+        if let Some(mut dc) = req.deployment_configuration {
+            let cur = svc.deployment_configuration.unwrap_or_default();
+            if dc.minimum_healthy_percent.is_none() {
+                dc.minimum_healthy_percent = cur.minimum_healthy_percent;
+            }
+            if dc.maximum_percent.is_none() {
+                dc.maximum_percent = cur.maximum_percent;
+            }
+            if dc.deployment_circuit_breaker.is_none() {
+                dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
+            }
+            normalize_deployment_config(&mut errs, &mut dc, daemon);
+            svc.deployment_configuration = Some(dc);
+        }
+        if req.set_placement {
+            svc.placement_strategy = req.placement_strategy.clone();
+            svc.placement_constraints = req.placement_constraints.clone();
+            check_placement(&mut errs, &svc);
+        }
+        // ECS's UpdateService: a load balancer change starts a new deployment.
+        let lb_changed = req.set_load_balancers && req.load_balancers != svc.load_balancers;
+        if req.set_load_balancers {
+            svc.load_balancers = req.load_balancers.clone();
+        }
+        let new_td = if req.task_definition.trim().is_empty() {
+            None
+        } else {
+            Some(active_definition(state, &req.task_definition)?)
+        };
+        match &new_td {
+            Some(td) => check_load_balancers(&mut errs, &svc.load_balancers, td),
+            None if lb_changed => {
+                let td = taskdef::describe(state, &svc.task_definition)?;
+                check_load_balancers(&mut errs, &svc.load_balancers, &td);
+            }
+            None => {}
+        }
+        if !errs.is_empty() {
+            return Err(Error::Invalid(errs));
+        }
+        if lb_changed {
+            check_listener_conflicts(state, &svc)?;
+        }
+        if let Some(d) = req.desired_count {
+            svc.desired_count = d;
+            for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                dep.desired_count = d;
+            }
+        }
+        if let Some(g) = req.health_check_grace_period_seconds {
+            svc.health_check_grace_period_seconds = g;
+        }
+        let changes_definition = new_td
+            .as_ref()
+            .is_some_and(|td| td.task_definition_arn != svc.task_definition);
+        if changes_definition || req.force_new_deployment || lb_changed {
+            let td = match new_td {
+                Some(td) => td,
+                None => taskdef::describe(state, &svc.task_definition)?,
+            };
+            start_deployment(&mut svc, &td);
+        }
+        let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+        Ok((svc, ops))
     })
 }
 

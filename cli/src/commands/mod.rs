@@ -16,6 +16,7 @@ mod serve;
 mod service;
 mod service_view;
 mod stack;
+mod stack_view;
 mod task;
 mod taskdef;
 mod token; // trust
@@ -76,11 +77,15 @@ pub enum Command {
     /// Services: keep N copies running, roll out new revisions.
     #[command(subcommand)]
     Service(service::ServiceCommand),
-    /// Create or update the task definitions and services a stack file declares (JSON or
-    /// YAML); what the file no longer declares is deleted.
+    /// Create or update the cluster, task definitions and services a stack file declares (JSON
+    /// or YAML); what the file no longer declares is deleted.
     Apply(stack::ApplyArgs),
-    /// Delete what a stack file declared: services first (they drain), then task definitions.
+    /// Delete what a stack file declared: services first (they drain), then task definitions,
+    /// then the cluster if the stack created it.
     Delete(stack::DeleteArgs),
+    /// List stacks; describe one: what it owns, its last apply, its drift.
+    #[command(subcommand)]
+    Stack(stack_view::StackCommand),
     /// Service events, as ECS words them.
     Events(service::EventsArgs),
     /// The demo web server baked into the berth-demo image (serve, check, exit).
@@ -139,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(c) => service::run(c, &cli.server, cli.output).await,
         Command::Apply(a) => stack::apply(a, &cli.server, cli.output).await,
         Command::Delete(a) => stack::delete(a, &cli.server, cli.output).await,
+        Command::Stack(c) => stack_view::run(c, &cli.server, cli.output).await,
         Command::Events(a) => service_view::events(a, &cli.server, cli.output).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Images(c) => images::run(c).await,

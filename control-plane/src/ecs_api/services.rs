@@ -118,6 +118,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         set_placement,
         placement_strategy,
         placement_constraints,
+        ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
     let svc = services::update(ctx.state, req)?;
