@@ -37,7 +37,7 @@ pub fn refusal(r: &RevokedIdentity) -> tonic::Status {
         format!(" ({})", r.reason)
     };
     tonic::Status::permission_denied(format!(
-        "the certificate of {} was revoked at {}{reason}; this host must join again under a new id (remove its data directory's tls/ and start it with --join-token)",
+        "the certificate of {} was revoked at {}{reason}; this host may join again only as a new node or proxy (a fresh --data directory and --join-token)",
         r.identity, r.revoked_at
     ))
 }
@@ -105,23 +105,31 @@ pub async fn follow(state: State, sessions: Arc<Sessions>, mut stop: watch::Rece
             },
             _ = crate::api::shutting_down(&mut stop) => return,
         };
-        let revoked: Vec<PeerIdentity> = if change.resync {
-            let s = state.clone();
-            match tokio::task::spawn_blocking(move || list(&s)).await {
-                Ok(Ok(all)) => all
-                    .iter()
-                    .filter_map(|r| PeerIdentity::parse(&r.identity))
-                    .collect(),
-                _ => continue,
+        let keys: Vec<PeerIdentity> = change.keys.iter().filter_map(|k| from_key(k)).collect();
+        if !change.resync && keys.is_empty() {
+            continue;
+        }
+        let s = state.clone();
+        let read = tokio::task::spawn_blocking(move || -> Result<Vec<RevokedIdentity>> {
+            if change.resync {
+                return list(&s);
             }
-        } else {
-            change.keys.iter().filter_map(|k| from_key(k)).collect()
+            let found = keys.iter().map(|who| revoked(&s, who));
+            Ok(found
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect())
+        });
+        let Ok(Ok(records)) = read.await else {
+            continue;
         };
-        for who in revoked.iter().filter(|w| w.kind == PeerKind::Node) {
-            let status = tonic::Status::permission_denied(format!(
-                "the certificate of {who} was revoked; this stream is closed"
-            ));
-            if sessions.end(&who.id, status) {
+        for r in records {
+            let Some(who) = PeerIdentity::parse(&r.identity).filter(|w| w.kind == PeerKind::Node)
+            else {
+                continue;
+            };
+            if sessions.end(&who.id, refusal(&r)) {
                 tracing::warn!(identity = %who, "certificate revoked: agent stream closed");
             }
         }
