@@ -122,7 +122,11 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
         &["service", "update", "small", "--desired", "2147483647"],
     );
     assert!(!r.ok, "accepted: {}", r.stdout);
-    assert!(r.stderr.contains("the limit of 5000"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("over the maximum of 5000"),
+        "{}",
+        r.stderr
+    );
     // JSON API, both.
     let (status, v) = post(
         &server.http,
@@ -131,7 +135,10 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     );
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("the limit of 5000"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the maximum of 5000"),
         "{v}"
     );
     let (status, v) = post(
@@ -141,7 +148,10 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     );
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("the limit of 5000"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the maximum of 5000"),
         "{v}"
     );
     // A stack.
