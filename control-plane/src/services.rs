@@ -3,12 +3,14 @@
 //! turns that into tasks, and writes deployments' progress and events.
 
 use crate::error::{quote, Error, FieldError, Result};
-use crate::limits::{check_desired_count, Limits};
+use crate::limits::{check_desired_count, Limits, GRACE_PERIOD, MAX_PERCENT, MIN_HEALTHY_PERCENT};
 use crate::nodes::new_id;
 use crate::state::{keys, put, State};
 use crate::{arn, clusters, scheduler, taskdef, time};
 use berth_proto::v1::*;
 
+#[cfg(test)]
+mod limits_tests;
 mod load_balancer;
 mod stored;
 pub(crate) use load_balancer::check_load_balancers;
@@ -66,18 +68,12 @@ fn normalize_deployment_config(
     let max = *dc
         .maximum_percent
         .get_or_insert(if daemon { 100 } else { DEFAULT_MAX_PERCENT });
-    if !(0..=100).contains(&min) {
-        errs.push(FieldError::new(
-            "deploymentConfiguration.minimumHealthyPercent",
-            format!("{min} must be 0-100"),
-        ));
-    }
-    if !(100..=400).contains(&max) {
-        errs.push(FieldError::new(
-            "deploymentConfiguration.maximumPercent",
-            format!("{max} must be 100-400"),
-        ));
-    }
+    MIN_HEALTHY_PERCENT.push(
+        errs,
+        "deploymentConfiguration.minimumHealthyPercent",
+        min.into(),
+    );
+    MAX_PERCENT.push(errs, "deploymentConfiguration.maximumPercent", max.into());
     if min == 100 && max == 100 {
         errs.push(FieldError::new(
             "deploymentConfiguration",
@@ -221,12 +217,11 @@ pub(crate) fn new_service(
             errs.push(FieldError::new("desiredCount", e));
         }
     }
-    if req.health_check_grace_period_seconds < 0 {
-        errs.push(FieldError::new(
-            "healthCheckGracePeriodSeconds",
-            "must be 0 or more",
-        ));
-    }
+    GRACE_PERIOD.push(
+        &mut errs,
+        "healthCheckGracePeriodSeconds",
+        req.health_check_grace_period_seconds.into(),
+    );
     let mut dc = req.deployment_configuration.unwrap_or_default();
     normalize_deployment_config(&mut errs, &mut dc, daemon);
     let svc = Service {
@@ -384,12 +379,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             check_new_desired_count(&mut errs, state.limits(), &svc, d);
         }
         if let Some(g) = req.health_check_grace_period_seconds {
-            if g < 0 {
-                errs.push(FieldError::new(
-                    "healthCheckGracePeriodSeconds",
-                    "must be 0 or more",
-                ));
-            }
+            GRACE_PERIOD.push(&mut errs, "healthCheckGracePeriodSeconds", g.into());
         }
         if let Some(mut dc) = req.deployment_configuration {
             let cur = svc.deployment_configuration.unwrap_or_default();

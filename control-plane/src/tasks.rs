@@ -14,7 +14,7 @@ use crate::{arn, clusters, taskdef, time};
 use berth_proto::agent::v1::DesiredTasks;
 use berth_proto::v1::*;
 
-use crate::limits::MAX_RUN_COUNT;
+use crate::limits::RUN_COUNT;
 
 /// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
 pub fn demand(td: &TaskDefinition) -> Demand {
@@ -61,11 +61,8 @@ pub fn demand(td: &TaskDefinition) -> Demand {
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
     let placement = crate::task_placement::Placement::of(&req)?;
     let count = placement.count(if req.count == 0 { 1 } else { req.count });
-    if !(1..=MAX_RUN_COUNT).contains(&count) {
-        return Err(Error::invalid(
-            "count",
-            format!("{count} must be 1-{MAX_RUN_COUNT}"),
-        ));
+    if let Err(e) = RUN_COUNT.check(count.into()) {
+        return Err(Error::invalid("count", e));
     }
     if req.task_definition.trim().is_empty() {
         return Err(Error::invalid(

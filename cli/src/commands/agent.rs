@@ -156,7 +156,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
     let config = args
         .node
         .config(server.to_string(), name.clone(), args.data.clone());
-    eprintln!(
+    crate::say!(
         "berth agent: node {name} ({} CPU units, {} MiB) for {server}; data in {}",
         config.cpu,
         config.memory_mib,
@@ -182,7 +182,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         .await?;
     let renewal = config.tls.as_ref().map(|tls| {
         let identity = tls.identity().map_or_else(String::new, |i| i.to_string());
-        eprintln!(
+        crate::say!(
             "berth agent: mutual TLS as {identity}; certificate in {}/tls",
             args.data.display()
         );
@@ -195,7 +195,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
     let a = agent::spawn(config).await?;
     let metrics = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
-            eprintln!("berth agent: metrics on http://{addr}/metrics");
+            crate::say!("berth agent: metrics on http://{addr}/metrics");
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(super::metrics_http::serve(
@@ -207,7 +207,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         (stop, task)
     });
     super::serve::wait_for_signal().await;
-    eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
+    crate::say!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
     if let Some((stop, task)) = metrics {
         let _ = stop.send(true);
         task.abort();

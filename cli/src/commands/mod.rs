@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench; // proxy helper
+mod cert;
 mod cluster;
 mod demo;
 pub mod exec;
@@ -45,6 +46,16 @@ pub struct Cli {
     /// Output for people (table) or programs (json, ECS's field names).
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
+    /// Berth's own log lines on stderr: text (coloured only on a terminal) or json (one object a
+    /// line). Filter with BERTH_LOG or RUST_LOG (`info,berth_control_plane=debug`).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -104,9 +115,12 @@ pub enum Command {
         about = "Benchmarks: `bench proxy` loads Berth's proxy and nginx with wrk"
     )] // proxy helper
     Bench(bench::BenchCommand), // proxy helper
-    /// Client tokens (needs the admin token): `berth token create [--read-only]`.
+    /// Client tokens (needs the admin token): `berth token create [--read-only]`, `list`, `revoke ID`.
     #[command(subcommand)]
     Token(token::TokenCommand), // trust
+    /// Agent and proxy certificates: `berth cert revoke node:ID|proxy:ID`, `berth cert list`.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 impl Command {
@@ -152,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
         Command::Bench(c) => bench::run(c, cli.output).await,  // proxy helper
         Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
+        Command::Cert(c) => cert::run(c, &cli.server, cli.output).await,
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         telemetry_answers(proxy.telemetry()),
         http_stopped,
     ));
-    eprintln!(
+    crate::say!(
         "berth proxy: {id} on {}, routes from {server}, http://{http_addr}/metrics",
         args.bind
     );
@@ -74,7 +74,7 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         tokio::select! {
             _ = &mut waiting => false,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {
-                eprintln!("berth proxy: waiting for the routing table from {server}");
+                crate::say!("berth proxy: waiting for the routing table from {server}");
                 tokio::select! {
                     _ = &mut waiting => false,
                     _ = super::serve::wait_for_signal() => true,
@@ -84,14 +84,14 @@ pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
         }
     };
     if !signalled {
-        eprintln!(
+        crate::say!(
             "berth proxy: listener ports {}",
             describe_ports(&proxy.listening_ports())
         );
-        eprintln!("berth proxy: ready");
+        crate::say!("berth proxy: ready");
         super::serve::wait_for_signal().await;
     }
-    eprintln!("berth proxy: draining");
+    crate::say!("berth proxy: draining");
     let _ = stop_http.send(true);
     telemetry.abort();
     proxy.shutdown().await;

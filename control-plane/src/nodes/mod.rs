@@ -132,6 +132,24 @@ impl Sessions {
         }
     }
 
+    /// Ends the node's live stream on this replica with `status` (its certificate was
+    /// revoked): the agent is told why, and its session is gone at once.
+    pub fn end(&self, node_id: &str, status: tonic::Status) -> bool {
+        let session = {
+            let mut s = self.lock();
+            let Some(session) = s.by_node.remove(node_id) else {
+                return false;
+            };
+            s.last_seen.insert(node_id.to_string(), time::now_millis());
+            session
+        };
+        // The stream's own task sends it: a full queue must not block the caller.
+        tokio::spawn(async move {
+            let _ = session.tx.send(Err(status)).await;
+        });
+        true
+    }
+
     pub fn heartbeat(&self, node_id: &str) {
         let now = time::now_millis();
         let mut s = self.lock();

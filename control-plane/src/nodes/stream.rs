@@ -141,6 +141,7 @@ impl AgentSessions for AgentSessionsApi {
         let generation = self.sessions.attach(&node_id, tx.clone());
         tracing::info!(node = %node.name, id = %node_id, address = %node.address, "agent connected");
 
+        let ended = tx.clone();
         let pusher = tokio::spawn(push_desired(
             self.state.clone(),
             self.sessions.push(&self.state).clone(),
@@ -158,6 +159,8 @@ impl AgentSessions for AgentSessionsApi {
                     n = tokio::time::timeout(timings.heartbeat_timeout, inbound.message()) => n,
                     // Dropping `inbound` lets the connection close as soon as the reply ends.
                     _ = shutting_down(&mut stop) => break,
+                    // The reply stream ended (its certificate was revoked, `Sessions::end`).
+                    _ = ended.closed() => break,
                 };
                 let m = match next {
                     Ok(Ok(Some(m))) => m,

@@ -121,6 +121,13 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             parts.stopped.clone(),
         )),
     ];
+    if trust.is_some() {
+        tasks.push(tokio::spawn(crate::auth::revoked::follow(
+            state.clone(),
+            parts.sessions.clone(),
+            parts.stopped.clone(),
+        )));
+    }
     let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
     tasks.extend(lead_when_elected(
         &parts,
