@@ -15,6 +15,20 @@ use std::time::Instant;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
+/// `berth proxy` on loopback with its handoff socket in `data` and `/metrics` on `http_port`.
+fn proxy_command(server: &str, data: &Path, http_port: u16) -> Command {
+    let mut command = Command::new(BERTH);
+    command
+        .args(["--server", server, "proxy", "--bind", "127.0.0.1"])
+        .args(["--http", &format!("127.0.0.1:{http_port}")])
+        .arg("--data")
+        .arg(data)
+        .env("BERTH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
 /// A `berth proxy` child process; SIGKILLed (this PID alone) on drop unless it has exited.
 struct ProxyProcess {
     name: &'static str,
@@ -27,15 +41,8 @@ impl ProxyProcess {
     /// Starts `berth proxy` with `DATA` (where the handoff socket lives) and waits for its
     /// `berth proxy: ready` line.
     fn start(name: &'static str, server: &str, data: &Path, http_port: u16) -> Self {
-        let mut child = Command::new(BERTH)
-            .args(["--server", server, "proxy", "--bind", "127.0.0.1"])
-            .args(["--http", &format!("127.0.0.1:{http_port}")])
-            .arg("--data")
-            .arg(data)
+        let mut child = proxy_command(server, data, http_port)
             .args(["--id", name, "--drain-timeout", "5s"])
-            .env("BERTH_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn berth proxy");
@@ -300,14 +307,7 @@ async fn the_old_proxy_keeps_serving_when_the_new_one_never_gets_its_table() {
     cp.stop().await;
 
     // The successor gets the sockets, then waits for a control plane that is gone.
-    let mut child = Command::new(BERTH)
-        .args(["--server", &cp.url(), "proxy", "--bind", "127.0.0.1"])
-        .args(["--http", &format!("127.0.0.1:{http_port}")])
-        .arg("--data")
-        .arg(data.path())
-        .env("BERTH_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let mut child = proxy_command(&cp.url(), data.path(), http_port)
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn the successor");

@@ -334,11 +334,9 @@ mod tests {
     fn the_answer_parses_into_sockets_and_health() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let text = format!(
-            "listeners 42 1\ntarget\tsvc\ttask/1\t10.0.0.1\t80\tHEALTHY\n\
-             target\tsvc\ttask/2\t10.0.0.2\t80\tINITIAL\nend\n"
-        );
-        let inherited = parse(&text, vec![OwnedFd::from(l)]).unwrap();
+        let text = "listeners 42 1\ntarget\tsvc\ttask/1\t10.0.0.1\t80\tHEALTHY\n\
+                    target\tsvc\ttask/2\t10.0.0.2\t80\tINITIAL\nend\n";
+        let inherited = parse(text, vec![OwnedFd::from(l)]).unwrap();
         assert_eq!(inherited.from_pid(), 42);
         assert_eq!(
             inherited.health.len(),

@@ -6,7 +6,6 @@
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
 
@@ -73,16 +72,5 @@ backend backends
 
 /// SIGUSR1 (soft stop: finish the connections, then exit) to the process we started.
 pub async fn stop_haproxy(child: &mut tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-USR1", &pid.to_string()])
-            .status()
-            .await;
-    }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
+    super::stop_with(child, "-USR1").await;
 }

@@ -307,6 +307,22 @@ async fn start_endpoints(route: Route) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// `kill SIGNAL` to the one process we started, then SIGKILL if it has not exited within 10 s.
+async fn stop_with(child: &mut tokio::process::Child, signal: &str) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
 async fn wait_until_serving(port: u16, what: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
