@@ -9,7 +9,7 @@ use crate::metrics::Sharded;
 use crate::pattern::Pattern;
 use crate::report::Reporter;
 use crate::table::{Algorithm, Service, Snapshot, TargetSet};
-use crate::target::{Target, TargetKey};
+use crate::target::{Health, Target, TargetKey};
 use crate::Shared;
 use berth_proto::v1::{Route, RoutingTable};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -38,12 +38,14 @@ pub(crate) struct Router {
     closing: Vec<JoinHandle<()>>,
     /// Ports that could not be bound (warned about once each).
     bind_failures: HashSet<u16>,
+    /// Health handed over by the previous proxy process: new targets of the first table start
+    /// from it rather than INITIAL, so a restart does not take them out of rotation.
+    inherited_health: HashMap<(String, TargetKey), Health>,
 }
 
 impl Router {
     pub fn new(shared: Arc<Shared>, reporter: Reporter) -> Self {
         Self {
-            shared,
             reporter,
             check_client: health::check_client(),
             services: HashMap::new(),
@@ -51,6 +53,12 @@ impl Router {
             listeners: HashMap::new(),
             closing: Vec::new(),
             bind_failures: HashSet::new(),
+            inherited_health: shared
+                .inherited
+                .as_ref()
+                .map(|i| i.health.clone())
+                .unwrap_or_default(),
+            shared,
         }
     }
 
@@ -101,6 +109,10 @@ impl Router {
         let ports: BTreeSet<u16> = snapshot.ports().collect();
         self.shared.snapshot.store(Arc::new(snapshot));
         self.sync_listeners(&ports).await;
+        if let Some(inherited) = &self.shared.inherited {
+            inherited.drop_rest();
+        }
+        self.inherited_health.clear();
 
         // A draining target says DRAINED on every table while it is idle, so a control plane that
         // restarted mid-drain still learns it.
@@ -176,7 +188,12 @@ impl Router {
                     existing.set_draining(t.draining);
                     targets.push((*existing).clone());
                 }
-                None => match Target::new(&route.service_arn, t, self.reporter.clone()) {
+                None => match Target::new(
+                    &route.service_arn,
+                    t,
+                    self.reporter.clone(),
+                    self.inherited_health(&route.service_arn, key),
+                ) {
                     Some(new) => targets.push(new),
                     None => {
                         tracing::warn!(task = %t.task_arn, address = %t.address, "target with an unusable address ignored")
@@ -192,6 +209,14 @@ impl Router {
                 AtomicUsize::new(prev.map_or(0, |p| p.targets.next.get(i).load(Relaxed)))
             }),
         }
+    }
+
+    /// How a new target starts: as the previous proxy process last saw it, else INITIAL.
+    fn inherited_health(&self, service_arn: &str, key: TargetKey) -> Health {
+        self.inherited_health
+            .get(&(service_arn.to_string(), key))
+            .copied()
+            .unwrap_or(Health::Initial)
     }
 
     /// One checker per non-draining target; restarted when its settings change (state is kept:
