@@ -332,6 +332,7 @@ fn serve_http(
     .merge(crate::ecs_api::router(
         p.state.clone(),
         p.sessions.clone(),
+        p.proxies.clone(),
         p.auth.clone(),
     ));
     let tls = p
