@@ -118,6 +118,10 @@ pub enum ServiceCommand {
 /// The service's load balancer: a listener on the proxy, its rule, and the target group.
 #[derive(Debug, clap::Args)]
 pub struct LbArgs {
+    /// Join this ELBv2 target group (name or ARN; `berth lb target-group create`) with the
+    /// container of --lb-container, instead of a listener port of the service's own.
+    #[arg(long)]
+    pub target_group: Option<String>,
     /// Listener port on the proxy.
     #[arg(long)]
     pub lb_port: Option<i32>,
@@ -210,19 +214,31 @@ fn constraints(list: &[String]) -> Vec<PlacementConstraint> {
 }
 
 fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
+    if let Some(tg) = &lb.target_group {
+        let Some(container) = &lb.lb_container else {
+            anyhow::bail!(
+                "--target-group needs --lb-container NAME:PORT (the container port that serves it)"
+            );
+        };
+        if lb.lb_port.is_some() {
+            anyhow::bail!("--target-group and --lb-port exclude each other: the target group's listeners route to the service");
+        }
+        let (container_name, container_port) = container_port(container)?;
+        return Ok(vec![LoadBalancer {
+            container_name,
+            container_port,
+            target_group_arn: tg.clone(),
+            ..Default::default()
+        }]);
+    }
     let (listener_port, container) = match (lb.lb_port, &lb.lb_container) {
         (None, None) => return Ok(Vec::new()),
         (Some(p), Some(c)) => (p, c),
         _ => anyhow::bail!("--lb-port and --lb-container go together"),
     };
-    let (name, p) = container
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("--lb-container {container:?} must be NAME:PORT"))?;
-    let container_port = p
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--lb-container {container:?}: {p:?} is not a port"))?;
+    let (name, container_port) = container_port(container)?;
     Ok(vec![LoadBalancer {
-        container_name: name.into(),
+        container_name: name,
         container_port,
         listener_port,
         host_patterns: lb.lb_hosts.clone(),
@@ -238,7 +254,19 @@ fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
         }),
         drain_timeout_seconds: lb.drain_timeout,
         algorithm: lb.lb_algorithm.clone(),
+        target_group_arn: String::new(),
     }])
+}
+
+/// `--lb-container NAME:PORT`.
+fn container_port(container: &str) -> anyhow::Result<(String, i32)> {
+    let (name, p) = container
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--lb-container {container:?} must be NAME:PORT"))?;
+    let port = p
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--lb-container {container:?}: {p:?} is not a port"))?;
+    Ok((name.to_string(), port))
 }
 
 fn short(arn: &str) -> &str {

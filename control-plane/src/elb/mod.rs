@@ -9,7 +9,7 @@ mod targets;
 
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
-pub use targets::{attached_services, target_health, TargetHealthRow};
+pub use targets::{attach, attached_services, target_health, TargetHealthRow};
 
 use crate::error::{Error, Result};
 use crate::state::State;

@@ -7,6 +7,35 @@ use crate::error::Result;
 use crate::state::{keys, State};
 use berth_proto::v1::{ElbTargetGroup, Service};
 
+/// Checks that every target group a service names exists (read through `tx`, so a delete in
+/// between refuses the create), and takes the stored ARN and its deregistration delay.
+pub fn attach(
+    tx: &mut crate::state::Tx<'_>,
+    lbs: &mut [berth_proto::v1::LoadBalancer],
+) -> Result<()> {
+    for (i, lb) in lbs.iter_mut().enumerate() {
+        if lb.target_group_arn.is_empty() {
+            continue;
+        }
+        let key = super::tg_key(&lb.target_group_arn)?;
+        let tg = tx
+            .get::<ElbTargetGroup>(&key)?
+            .filter(|tg| !lb.target_group_arn.starts_with("arn:") || same(&tg.arn, &lb.target_group_arn))
+            .ok_or_else(|| {
+                crate::error::Error::elb(
+                    "TargetGroupNotFound",
+                    format!(
+                        "loadBalancers[{i}].targetGroupArn: target group {} not found; create it with `aws elbv2 create-target-group` (or `berth lb target-group create`)",
+                        crate::error::quote(&lb.target_group_arn)
+                    ),
+                )
+            })?;
+        lb.target_group_arn = tg.arn;
+        lb.drain_timeout_seconds = Some(tg.deregistration_delay_seconds);
+    }
+    Ok(())
+}
+
 /// The active services whose tasks join `tg`.
 pub fn attached_services(state: &State, tg: &ElbTargetGroup) -> Result<Vec<Service>> {
     Ok(state

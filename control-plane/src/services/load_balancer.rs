@@ -39,6 +39,20 @@ pub(crate) fn check_load_balancers(
                 ),
             ));
         }
+        if !lb.target_group_arn.is_empty() {
+            // The target group's listeners, rules and health check apply (`crate::elb`).
+            let own = lb.listener_port != 0
+                || !lb.host_patterns.is_empty()
+                || !lb.path_patterns.is_empty()
+                || lb.health_check.is_some();
+            if own {
+                errs.push(FieldError::new(
+                    format!("loadBalancers[{i}].targetGroupArn"),
+                    "a service attached to a target group takes its listener, rules and health check from the target group; drop listenerPort, hostPatterns, pathPatterns and healthCheck",
+                ));
+            }
+            continue;
+        }
         if !(1..=65535).contains(&lb.listener_port) {
             errs.push(FieldError::new(
                 format!("loadBalancers[{i}].listenerPort"),
