@@ -43,7 +43,7 @@ fn load_balancers(input: &Input) -> EcsResult<Vec<LoadBalancer>> {
         })?;
         out.push(LoadBalancer {
             container_name: lb.required("containerName")?,
-            container_port: container_port as i32,
+            container_port,
             target_group_arn,
             ..Default::default()
         });

@@ -108,7 +108,7 @@ fn a_listener_needs_a_free_port_and_existing_target_groups() {
         "ValidationError"
     );
     let l = create_listener(&s, req(8080, &g.arn)).unwrap();
-    assert_eq!(dns_name(&lb, &[l.clone()]), "127.0.0.1:8080");
+    assert_eq!(dns_name(&lb, std::slice::from_ref(&l)), "127.0.0.1:8080");
     let other = create_load_balancer(&s, "api", "").unwrap();
     let e = create_listener(
         &s,
