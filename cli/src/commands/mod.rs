@@ -6,6 +6,7 @@ mod cluster;
 mod demo;
 mod images;
 mod lab;
+mod lb;
 mod limits;
 mod metrics_http;
 mod node;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Create, list, describe and delete clusters.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Application load balancers over the built-in proxy: listeners, rules, target groups.
+    #[command(subcommand)]
+    Lb(lb::LbCommand),
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
@@ -127,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => serve::list(&cli.server, cli.output).await,
         Command::Server(c) => serve::run(c.args, serve::Mode::Server).await,
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
+        Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,

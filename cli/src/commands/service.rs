@@ -269,6 +269,43 @@ fn container_port(container: &str) -> anyhow::Result<(String, i32)> {
     Ok((name.to_string(), port))
 }
 
+/// `service describe`'s target groups: each one's targets from this service, with their health.
+async fn target_groups(server: &str, svc: &Service) -> anyhow::Result<()> {
+    let attached: Vec<&LoadBalancer> = svc
+        .load_balancers
+        .iter()
+        .filter(|l| !l.target_group_arn.is_empty())
+        .collect();
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let mut lbs = berth_proto::v1::load_balancers_client::LoadBalancersClient::new(
+        crate::client::connect(server).await?,
+    );
+    for lb in attached {
+        let view = lbs
+            .describe_target_group(TargetGroupRef {
+                target_group: lb.target_group_arn.clone(),
+            })
+            .await?
+            .into_inner();
+        let mine: Vec<TargetHealthView> = view
+            .targets
+            .into_iter()
+            .filter(|t| t.service_name == svc.service_name)
+            .collect();
+        let name = view.target_group.map(|t| t.name).unwrap_or_default();
+        crate::outln!();
+        crate::outln!(
+            "Target group {name}: {} of {} healthy",
+            mine.iter().filter(|t| t.state == "healthy").count(),
+            mine.len()
+        );
+        super::lb::targets_table(&mine).print();
+    }
+    Ok(())
+}
+
 fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
@@ -362,8 +399,9 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             if fmt == Format::Json {
                 return output::json(&reply);
             }
-            describe(&reply.service.unwrap_or_default());
-            Ok(())
+            let svc = reply.service.unwrap_or_default();
+            describe(&svc);
+            target_groups(server, &svc).await
         }
         ServiceCommand::List { cluster } => {
             let reply = client

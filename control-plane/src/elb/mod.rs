@@ -6,10 +6,12 @@
 mod check;
 mod ops;
 mod targets;
+mod views;
 
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
 pub use targets::{attach, attached_services, target_health, TargetHealthRow};
+pub use views::{load_balancer_view, target_group_view};
 
 use crate::error::{Error, Result};
 use crate::state::State;

@@ -225,7 +225,9 @@ fn resolve_actions(tx: &mut Tx<'_>, field: &str, actions: &[ElbAction]) -> Resul
             let key = super::tg_key(&t.target_group_arn)?;
             let tg = tx
                 .get::<ElbTargetGroup>(&key)?
-                .filter(|tg| same(&tg.arn, &t.target_group_arn))
+                .filter(|tg| {
+                    !t.target_group_arn.starts_with("arn:") || same(&tg.arn, &t.target_group_arn)
+                })
                 .ok_or_else(|| super::tg_not_found(&t.target_group_arn))?;
             t.target_group_arn = tg.arn;
         }
@@ -270,7 +272,9 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
     state.update(|tx| {
         let lb = tx
             .get::<ElbLoadBalancer>(&lb_key)?
-            .filter(|lb| same(&lb.arn, &req.load_balancer_arn))
+            .filter(|lb| {
+                !req.load_balancer_arn.starts_with("arn:") || same(&lb.arn, &req.load_balancer_arn)
+            })
             .ok_or_else(|| super::lb_not_found(&req.load_balancer_arn))?;
         let actions = resolve_actions(tx, "DefaultActions", &req.default_actions)?;
         port_free(tx, req.port, "")?;

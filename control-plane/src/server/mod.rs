@@ -275,6 +275,14 @@ async fn serve_grpc(
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(
+            berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
+                crate::api::LoadBalancersApi {
+                    state: state.clone(),
+                    proxies: p.proxies.clone(),
+                },
+            ),
+        )
         .add_service(berth_proto::v1::servers_server::ServersServer::new(
             crate::api::ServersApi {
                 state: state.clone(),
