@@ -64,7 +64,7 @@ pub struct TargetHealthRow {
     pub description: String,
 }
 
-/// The targets of `tg` with their health; `only` narrows to the services named.
+/// The targets of `tg` with their health, service by service.
 pub fn target_health(
     state: &State,
     proxies: &Proxies,
