@@ -10,6 +10,8 @@ pub mod console;
 pub mod controller;
 pub mod ecs_api;
 pub mod ecs_extras;
+pub mod elb;
+pub mod elb_api;
 pub mod endpoints;
 pub mod error;
 pub mod http;

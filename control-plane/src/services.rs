@@ -121,7 +121,14 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
 /// Two services on one listener port must not claim the same rule.
 pub(crate) fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
     let others = state.scan::<Service>("service/")?;
-    for lb in &svc.load_balancers {
+    let listeners = state.scan::<berth_proto::v1::ElbListener>(crate::elb::keys::LISTENERS)?;
+    for lb in svc.load_balancers.iter().filter(|l| l.listener_port > 0) {
+        if let Some(l) = listeners.iter().find(|l| l.port == lb.listener_port) {
+            return Err(Error::Client(format!(
+                "listener port {} is load balancer listener {}'s; pick another --lb-port or attach the service to one of its target groups",
+                lb.listener_port, l.arn
+            )));
+        }
         for other in others
             .iter()
             .filter(|o| o.status != "INACTIVE" && o.service_arn != svc.service_arn)
@@ -290,6 +297,7 @@ pub fn create_with(
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;
+    crate::elb::attach(tx, &mut svc.load_balancers)?;
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-/// A service is identified by its ARN and listener port.
-type ServiceKey = (String, u16);
+/// A service (or target group) is identified by its ARN, listener port and rule: one target
+/// group may serve several rules of a port.
+type ServiceKey = (String, u16, String);
 
 /// A running health checker and what it was started for.
 struct Checker {
@@ -72,7 +73,7 @@ impl Router {
             arns.for_each(|a| *n.entry(a.to_string()).or_default() += 1);
             n
         };
-        let before = listeners(&mut self.services.keys().map(|(arn, _)| arn.as_str()));
+        let before = listeners(&mut self.services.keys().map(|(arn, _, _)| arn.as_str()));
         let after = listeners(&mut table.routes.iter().map(|r| r.service_arn.as_str()));
         let mut services = HashMap::new();
         for route in table.routes {
@@ -80,7 +81,7 @@ impl Router {
                 tracing::warn!(service = %route.service_arn, port = route.listener_port, "route with an invalid listener port ignored");
                 continue;
             };
-            let key = (route.service_arn.clone(), port);
+            let key = (route.service_arn.clone(), port, route.rule.clone());
             if services.contains_key(&key) {
                 tracing::warn!(service = %route.service_arn, port, "duplicate route ignored");
                 continue;
@@ -91,7 +92,7 @@ impl Router {
                     .then(|| {
                         self.services
                             .iter()
-                            .find(|((arn, _), _)| *arn == route.service_arn)
+                            .find(|((arn, _, _), _)| *arn == route.service_arn)
                     })
                     .flatten()
                     .map(|(_, s)| s)
@@ -153,6 +154,8 @@ impl Router {
             algorithm: Algorithm::parse(&route.algorithm),
             targets,
             stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
+            rule: route.rule.clone(),
+            weight: u32::try_from(route.weight).unwrap_or(0),
             route,
         }
     }

@@ -8,6 +8,7 @@ mod demo;
 pub mod exec;
 mod images;
 mod lab;
+mod lb;
 mod limits;
 mod metrics_http;
 mod node;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Create, list, describe and delete clusters.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Application load balancers over the built-in proxy: listeners, rules, target groups.
+    #[command(subcommand)]
+    Lb(lb::LbCommand),
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => serve::list(&cli.server, cli.output).await,
         Command::Server(c) => serve::run(c.args, serve::Mode::Server).await,
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
+        Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,

@@ -140,7 +140,26 @@ pub fn describe(s: &Service) {
                 ))
         );
     }
-    for lb in &s.load_balancers {
+    for lb in s
+        .load_balancers
+        .iter()
+        .filter(|l| !l.target_group_arn.is_empty())
+    {
+        crate::outln!(
+            "Target group     {} -> {}:{}",
+            lb.target_group_arn
+                .rsplit('/')
+                .nth(1)
+                .unwrap_or(&lb.target_group_arn),
+            lb.container_name,
+            lb.container_port
+        );
+    }
+    for lb in s
+        .load_balancers
+        .iter()
+        .filter(|l| l.target_group_arn.is_empty())
+    {
         crate::outln!(
             "Load balancer    :{} -> {}:{}",
             lb.listener_port,

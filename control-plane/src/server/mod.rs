@@ -282,6 +282,14 @@ async fn serve_grpc(
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(
+            berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
+                crate::api::LoadBalancersApi {
+                    state: state.clone(),
+                    proxies: p.proxies.clone(),
+                },
+            ),
+        )
         .add_service(berth_proto::v1::servers_server::ServersServer::new(
             crate::api::ServersApi {
                 state: state.clone(),
@@ -339,6 +347,7 @@ fn serve_http(
     .merge(crate::ecs_api::router(
         p.state.clone(),
         p.sessions.clone(),
+        p.proxies.clone(),
         p.auth.clone(),
     ));
     let tls = p

@@ -40,6 +40,20 @@ pub(crate) fn check_load_balancers(
                 ),
             ));
         }
+        if !lb.target_group_arn.is_empty() {
+            // The target group's listeners, rules and health check apply (`crate::elb`).
+            let own = lb.listener_port != 0
+                || !lb.host_patterns.is_empty()
+                || !lb.path_patterns.is_empty()
+                || lb.health_check.is_some();
+            if own {
+                errs.push(FieldError::new(
+                    format!("loadBalancers[{i}].targetGroupArn"),
+                    "a service attached to a target group takes its listener, rules and health check from the target group; drop listenerPort, hostPatterns, pathPatterns and healthCheck",
+                ));
+            }
+            continue;
+        }
         crate::limits::LISTENER_PORT.push(
             errs,
             format!("loadBalancers[{i}].listenerPort"),
