@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let protos = [
         "berth/v1/model.proto",
+        "berth/v1/elb.proto",
         "berth/v1/api.proto",
         "berth/agent/v1/agent.proto",
         "berth/v1/trust.proto",

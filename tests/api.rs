@@ -320,7 +320,7 @@ async fn an_invalid_message_reports_every_field_and_stores_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     for fragment in [
-        "containerDefinitions[0].portMappings[0].containerPort: must be 1-65535",
+        "containerDefinitions[0].portMappings[0].containerPort: 0 is under the minimum of 1",
         "containerDefinitions[0].memoryReservation",
         "containerDefinitions[1].name: is required",
         "containerDefinitions[1].image: is required",
@@ -443,7 +443,7 @@ async fn service_requests_are_validated_field_by_field_and_change_nothing() {
                 desired_count: -1,
                 ..base.clone()
             },
-            "desiredCount: must be 0 or more",
+            "desiredCount: -1 is under the minimum of 0",
         ),
         (
             CreateServiceRequest {
@@ -453,7 +453,7 @@ async fn service_requests_are_validated_field_by_field_and_change_nothing() {
                 }),
                 ..base.clone()
             },
-            "deploymentConfiguration.minimumHealthyPercent: 150 must be 0-100",
+            "deploymentConfiguration.minimumHealthyPercent: 150% is over the maximum of 100%",
         ),
         (
             CreateServiceRequest {

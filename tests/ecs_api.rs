@@ -98,7 +98,7 @@ fn protocol_errors_are_400s_with_ecs_exception_names_and_change_nothing() {
     let (status, _, text) = post(
         http,
         &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"Action=DescribeLoadBalancers&Version=2015-12-01",
+        b"Action=DescribeInstances&Version=2016-11-15",
     );
     assert_eq!(status, 400);
     assert!(text.contains("<Code>InvalidAction</Code>"), "{text}");

@@ -90,7 +90,7 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     assert!(!r.ok, "accepted: {}", r.stdout);
     assert!(
         r.stderr
-            .contains("desiredCount: 2147483647 is more than the limit of 5000 tasks per service"),
+            .contains("desiredCount: 2147483647 is over the maximum of 5000 (tasks per service"),
         "{}",
         r.stderr
     );
@@ -114,7 +114,11 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
         &["service", "update", "small", "--desired", "2147483647"],
     );
     assert!(!r.ok, "accepted: {}", r.stdout);
-    assert!(r.stderr.contains("the limit of 5000"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("over the maximum of 5000"),
+        "{}",
+        r.stderr
+    );
     // JSON API, both.
     let (status, v) = post(
         &server.http,
@@ -123,7 +127,10 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     );
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("the limit of 5000"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the maximum of 5000"),
         "{v}"
     );
     let (status, v) = post(
@@ -133,7 +140,10 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     );
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("the limit of 5000"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the maximum of 5000"),
         "{v}"
     );
     // A stack.
@@ -141,7 +151,7 @@ fn a_desired_count_of_two_billion_is_refused_on_every_transport_naming_the_limit
     assert!(!r.ok, "accepted: {}", r.stdout);
     assert!(
         r.stderr
-            .contains("services[0].desiredCount: 2147483647 is more than the limit of 5000"),
+            .contains("services[0].desiredCount: 2147483647 is over the maximum of 5000"),
         "{}",
         r.stderr
     );
@@ -188,7 +198,7 @@ fn the_desired_count_limit_is_the_servers_flag() {
     );
     assert!(!r.ok, "accepted: {}", r.stdout);
     assert!(
-        r.stderr.contains("4 is more than the limit of 3"),
+        r.stderr.contains("4 is over the maximum of 3"),
         "{}",
         r.stderr
     );
@@ -257,7 +267,7 @@ fn a_stored_service_past_the_limit_is_reported_invalid_at_start_and_left_alone_w
     assert!(r.ok, "{}", r.stderr);
     let events = r.json()["service"]["events"].to_string();
     assert!(
-        events.contains("(service huge) is invalid and is left as it is: desiredCount: 2147483647 is more than the limit of 5000"),
+        events.contains("(service huge) is invalid and is left as it is: desiredCount: 2147483647 is over the maximum of 5000"),
         "{events}"
     );
     assert!(berth(url, &["cluster", "list"]).ok);
@@ -366,7 +376,7 @@ fn errors_quote_little_name_unknown_fields_and_a_too_large_body_is_json() {
         v["message"]
             .as_str()
             .unwrap()
-            .contains("count: 11 must be 1-10"),
+            .contains("count: 11 is over the maximum of 10"),
         "{v}"
     );
 

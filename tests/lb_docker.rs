@@ -404,7 +404,9 @@ fn with_the_control_plane_killed_berth_proxy_keeps_answering_from_the_same_tasks
                 "127.0.0.1",
                 "--http",
                 &format!("127.0.0.1:{metrics}"),
+                "--data",
             ])
+            .arg(dir.path().join("proxy"))
             .env("BERTH_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

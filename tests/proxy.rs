@@ -406,9 +406,12 @@ async fn berth_proxy_serves_metrics_and_drains_on_sigterm() {
     let a = Backend::start("a").await;
     let port = free_port().await;
     let cp = ControlPlane::start(vec![route("web", port, vec![a.target(1)], 1)]).await;
+    // Its own data directory: the handoff socket lives there.
+    let data = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["--server", &cp.url(), "proxy", "--bind", "127.0.0.1"])
-        .args(["--http", "127.0.0.1:0", "--id", "cli-test"])
+        .args(["--http", "127.0.0.1:0", "--id", "cli-test", "--data"])
+        .arg(data.path())
         .env("BERTH_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

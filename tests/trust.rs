@@ -346,3 +346,155 @@ fn agent_certificates_are_renewed_before_they_expire() {
     });
     assert_eq!(nodes(&server.grpc).len(), 1);
 }
+
+/// `token list -o json` as the admin: each token's JSON object.
+fn tokens(url: &str) -> Vec<serde_json::Value> {
+    let r = berth(url, &["token", "list", "-o", "json"]);
+    assert!(r.ok, "token list: {}", r.stderr);
+    r.json()["tokens"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_revoked_token_is_refused_on_its_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server = ServerProcess::start_logging(
+        "server",
+        &data,
+        &[&["--listen", "127.0.0.1:0"], FLAGS].concat(),
+        LOG,
+    );
+    let url = server.grpc.clone();
+    let ca = data.join("ca.crt");
+    let admin = read(&data.join("admin.token"));
+    let made = berth(&url, &["token", "create", "--description", "ci dashboard"]);
+    assert!(made.ok, "{}", made.stderr);
+    let token = made.stdout.lines().last().unwrap().trim().to_string();
+    let as_token = [("BERTH_CA", ca.to_str().unwrap()), ("BERTH_TOKEN", &token)];
+    let r = berth_with(&url, &as_token, &["cluster", "list"]);
+    assert!(r.ok, "a fresh token works: {}", r.stderr);
+
+    // The list: kinds, the description, when it was last used; never a secret or its hash.
+    let listed = tokens(&url);
+    let kinds: Vec<&str> = listed.iter().filter_map(|t| t["kind"].as_str()).collect();
+    assert_eq!(kinds, ["join", "admin", "read-write"], "{listed:?}");
+    let mine = &listed[2];
+    let id = mine["id"].as_str().unwrap().to_string();
+    assert!(token.contains(&id), "the id is the token's public part");
+    assert_eq!(mine["description"], "ci dashboard");
+    assert!(mine["createdAt"].as_str().is_some_and(|s| !s.is_empty()));
+    wait_for(
+        Duration::from_secs(10),
+        "its last use to be recorded",
+        || {
+            tokens(&url)[2]["lastUsedAt"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        },
+    );
+    let table = berth(&url, &["token", "list"]);
+    assert!(table.ok, "{}", table.stderr);
+    assert!(
+        table.stdout.starts_with("ID") && table.stdout.contains("LAST USED"),
+        "{}",
+        table.stdout
+    );
+    for shown in [&table.stdout, &serde_json::to_string(&listed).unwrap()] {
+        for secret in [&token, &admin] {
+            let hidden = secret.rsplit('_').next().unwrap();
+            assert!(!shown.contains(hidden), "a secret in token list: {shown}");
+        }
+        assert!(!shown.contains("secret"), "no hash field either: {shown}");
+    }
+
+    // Revoked: the very next call is refused, naming why; the admin token still works.
+    let r = berth(&url, &["token", "revoke", &id]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = berth_with(&url, &as_token, &["cluster", "list"]);
+    assert!(!r.ok, "a revoked token must be refused: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!("token {id} was revoked")),
+        "{}",
+        r.stderr
+    );
+    assert!(berth(&url, &["cluster", "list"]).ok);
+    let after = tokens(&url);
+    assert!(after[2]["revokedAt"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+
+    // The admin token and an unknown id are refused with the reason; nothing changes.
+    let admin_id = after[1]["id"].as_str().unwrap();
+    let r = berth(&url, &["token", "revoke", admin_id]);
+    assert!(
+        !r.ok && r.stderr.contains("is the admin token"),
+        "{}",
+        r.stderr
+    );
+    let r = berth(&url, &["token", "revoke", "nosuchtoken"]);
+    assert!(!r.ok && r.stderr.contains("token list"), "{}", r.stderr);
+    assert!(
+        berth(&url, &["cluster", "list"]).ok,
+        "the admin token still works"
+    );
+}
+
+#[test]
+fn a_revoked_agent_certificate_is_refused_and_its_stream_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server = ServerProcess::start_logging(
+        "server",
+        &data,
+        &[&["--listen", "127.0.0.1:0"], FLAGS].concat(),
+        LOG,
+    );
+    let url = server.grpc.clone();
+    let token_file = data.join("join.token");
+    let join = ["--join-token-file", token_file.to_str().unwrap()];
+    let agent = Agent::start(&url, "suspect", &dir.path().join("agent"), &join);
+    wait_for(Duration::from_secs(30), "the agent to join", || {
+        connected(&url, "suspect").then_some(())
+    });
+
+    let r = berth(
+        &url,
+        &["node", "revoke", "suspect", "--reason", "host compromised"],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    // Its open stream is ended at once (well within the 2 s heartbeat timeout), with the reason.
+    wait_for(Duration::from_secs(5), "the stream to be closed", || {
+        (!connected(&url, "suspect")).then_some(())
+    });
+    assert!(
+        server
+            .log()
+            .contains("certificate revoked: agent stream closed"),
+        "{}",
+        server.log()
+    );
+    // It keeps trying, and is refused each time, told why.
+    wait_for(Duration::from_secs(15), "the agent to be refused", || {
+        agent.log().contains("was revoked").then_some(())
+    });
+    assert!(agent.log().contains("host compromised"), "{}", agent.log());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!connected(&url, "suspect"), "a revoked node stays out");
+
+    // Listed; and the same id cannot join again with the join token.
+    let listed = berth(&url, &["cert", "list", "-o", "json"]);
+    assert!(listed.ok, "{}", listed.stderr);
+    let revoked = listed.json()["revoked"].as_array().cloned().unwrap();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    let identity = revoked[0]["identity"].as_str().unwrap().to_string();
+    assert!(identity.starts_with("node:"), "{identity}");
+    drop(agent);
+    std::fs::remove_dir_all(dir.path().join("agent/tls")).unwrap();
+    let mut again = Agent::start(&url, "suspect", &dir.path().join("agent"), &join);
+    wait_for(Duration::from_secs(20), "the rejoin to be refused", || {
+        again.log().contains("was revoked").then_some(())
+    });
+    let _ = again.exit(Duration::from_secs(1));
+    assert!(!connected(&url, "suspect"));
+}

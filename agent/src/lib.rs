@@ -1,6 +1,8 @@
 //! Berth's agent: registers this host as a node, runs the tasks the control plane places here on
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
+pub mod desired;
+mod exec;
 pub mod metrics;
 pub mod runner;
 pub mod runtime;

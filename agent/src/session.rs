@@ -1,4 +1,5 @@
-//! The agent's side of its stream: hello, heartbeats, the desired set in, reports and logs out.
+//! The agent's side of its stream: hello, heartbeats, the desired set in, reports and logs out;
+//! exec requests start `exec` on their own calls.
 //! The session loop alone owns the table of runners; runners alone own their tasks.
 
 use crate::runner::{self, labels, Desired, RunnerContext};
@@ -37,11 +38,17 @@ pub struct Session<R> {
     /// that is not running may go.
     known: HashSet<String>,
     have_desired: bool,
+    /// The desired set as this stream has sent it (changes apply onto it); none before the
+    /// stream's first whole set.
+    desired: Option<crate::desired::DesiredSet>,
     usage: crate::usage::UsageSampler,
     metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
+/// What this agent tells the control plane it understands (see `Hello.capabilities`).
+const DESIRED_TASKS_CHANGE: &str = "desired-tasks-change";
+
 const ORPHAN_CHECK: Duration = Duration::from_secs(5);
 
 enum End {
@@ -75,6 +82,7 @@ impl<R: ContainerRuntime> Session<R> {
             last_orphan_check: std::time::Instant::now(),
             known: HashSet::new(),
             have_desired: false,
+            desired: None,
             usage: Default::default(),
             metrics,
         }
@@ -123,11 +131,13 @@ impl<R: ContainerRuntime> Session<R> {
                 })
                 .collect(),
             version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: vec![DESIRED_TASKS_CHANGE.into()],
         }
     }
 
     async fn connect_once(&mut self, shutdown: &mut watch::Receiver<bool>) -> Ended {
         let mut welcomed = false;
+        self.desired = None;
         let end = self.serve_stream(shutdown, &mut welcomed).await;
         Ended { end, welcomed }
     }
@@ -141,6 +151,8 @@ impl<R: ContainerRuntime> Session<R> {
             Ok(c) => c,
             Err(e) => return End::Disconnected(e),
         };
+        // Execs dial back on the same connection, so they reach the server holding this session.
+        let exec_channel = channel.clone();
         let (out, out_rx) = mpsc::channel::<AgentMessage>(256);
         let send = |body| AgentMessage { body: Some(body) };
         let _ = out
@@ -185,9 +197,24 @@ impl<R: ContainerRuntime> Session<R> {
                             }
                         }
                         Some(server_message::Body::DesiredTasks(d)) if *welcomed => {
-                            self.reconcile(d).await;
+                            let set = crate::desired::DesiredSet::whole(d);
+                            let message = set.to_message();
+                            self.desired = Some(set);
+                            self.reconcile(message).await;
+                        }
+                        Some(server_message::Body::DesiredTasksChange(c)) if *welcomed => {
+                            // The first message of a stream is always a whole set, so a
+                            // change always has one to apply onto.
+                            if let Some(set) = self.desired.as_mut() {
+                                set.apply(c);
+                                let message = set.to_message();
+                                self.reconcile(message).await;
+                            }
                         }
                         Some(server_message::Body::LogRequest(req)) => self.start_logs(req, out.clone()),
+                        Some(server_message::Body::ExecRequest(req)) => {
+                            tokio::spawn(crate::exec::run(self.rt.clone(), exec_channel.clone(), req));
+                        }
                         Some(server_message::Body::LogCancel(c)) => {
                             if let Some(h) = self.logs.remove(&c.request_id) {
                                 h.abort();
@@ -367,7 +394,13 @@ impl<R: ContainerRuntime> Session<R> {
 
     fn start_logs(&mut self, req: LogRequest, out: mpsc::Sender<AgentMessage>) {
         let name = runner::container_name(&req.task_arn, &req.container);
-        let mut stream = self.rt.logs(&name, req.follow, req.tail);
+        let opts = crate::runtime::LogOptions {
+            follow: req.follow,
+            tail: req.tail,
+            since: req.since,
+            timestamps: req.timestamps,
+        };
+        let mut stream = self.rt.logs(&name, opts);
         let id = req.request_id.clone();
         let handle = tokio::spawn(async move {
             let chunk = |data: Vec<u8>, eof: bool, error: String| AgentMessage {

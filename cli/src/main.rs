@@ -3,7 +3,9 @@
 
 mod client;
 mod commands;
+mod logging;
 mod output;
+mod terminal;
 
 use clap::Parser;
 use commands::Cli;
@@ -15,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.command.is_long_running());
+    logging::init(cli.log_format, cli.command.is_long_running());
     if cli.command.is_long_running() {
         // Whatever a server, agent or proxy creates later (the store's new files among them)
         // is owner-only from the start, as its data directory is.
@@ -39,17 +41,11 @@ fn main() {
     // still running must not hold the process past the drain its command already bounded.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
-        eprintln!("error: {}", client::describe_error(&e));
+        // `berth exec`: the remote command's status is ours, and it said why itself.
+        if let Some(commands::exec::Exited(code)) = e.downcast_ref() {
+            std::process::exit(*code);
+        }
+        logging::say(&format!("error: {}", client::describe_error(&e)));
         std::process::exit(1);
     }
-}
-
-fn init_tracing(verbose_default: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = if verbose_default { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -7,7 +7,7 @@
 use berth_control_plane::scheduler::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 fn nodes(count: usize) -> Vec<NodeSnapshot> {
@@ -22,13 +22,13 @@ fn nodes(count: usize) -> Vec<NodeSnapshot> {
                 active: true,
                 cpu_free: rng.random_range(2048..=16384),
                 memory_free: rng.random_range(4096..=65536),
-                ports_used: HashSet::new(),
+                ports_used: Default::default(),
                 tasks: 0,
-                attributes: HashMap::from([
+                attributes: std::sync::Arc::new(HashMap::from([
                     ("ecs.instance-id".to_string(), id.clone()),
                     ("berth.node-name".to_string(), format!("node-{i}")),
                     ("zone".to_string(), zone.to_string()),
-                ]),
+                ])),
                 service_tasks: 0,
                 id,
             }

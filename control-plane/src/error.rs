@@ -74,6 +74,10 @@ pub enum Error {
     Client(String),
     #[error("ServerException: {0}")]
     Store(#[from] StoreError),
+    /// An ELBv2 error, with its code as botocore's elbv2 model names it (`TargetGroupNotFound`,
+    /// `ResourceInUse`, `ValidationError`, …).
+    #[error("{code}: {message}")]
+    Elb { code: &'static str, message: String },
     /// What a decision read changed before it committed; `State::update` decides again.
     #[error("ConflictException: {0}; try again")]
     Conflict(String),
@@ -104,6 +108,14 @@ fn hint_text(h: &str) -> String {
 }
 
 impl Error {
+    /// An ELBv2 error with botocore's code.
+    pub fn elb(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Elb {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A single invalid field.
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid(vec![FieldError::new(path, message)])
@@ -138,6 +150,12 @@ impl From<Error> for tonic::Status {
             Error::Client(_) | Error::ServiceNotActive(..) => {
                 tonic::Status::failed_precondition(msg)
             }
+            Error::Elb { code, .. } if code.ends_with("NotFound") => tonic::Status::not_found(msg),
+            Error::Elb {
+                code: "ValidationError",
+                ..
+            } => tonic::Status::invalid_argument(msg),
+            Error::Elb { .. } => tonic::Status::failed_precondition(msg),
             Error::Store(_) => tonic::Status::internal(msg),
             Error::Conflict(_) => tonic::Status::aborted(msg),
         }

@@ -25,6 +25,85 @@ pub const MAX_SERVICES_PER_CLUSTER: usize = 2_000;
 /// Agents one control plane serves at once.
 pub const MAX_NODES: usize = 10_000;
 
+/// An inclusive range a number must lie in, and its unit, so that every bounded field says the
+/// same thing the same way: `memory: 5000000 MiB is over the maximum of 4194304 MiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub min: i64,
+    pub max: i64,
+    /// Written after each number (" MiB", " seconds"); "" for a plain count.
+    pub unit: &'static str,
+    /// Why the bound is what it is, or what a special value means; "" for nothing.
+    pub note: &'static str,
+}
+
+impl Bound {
+    pub const fn new(min: i64, max: i64, unit: &'static str) -> Self {
+        Self {
+            min,
+            max,
+            unit,
+            note: "",
+        }
+    }
+
+    pub const fn noting(self, note: &'static str) -> Self {
+        Self { note, ..self }
+    }
+
+    /// The value, the limit it breaks and (when known) why, or `Ok`.
+    pub fn check(&self, v: i64) -> Result<(), String> {
+        let u = self.unit;
+        let broken = if v < self.min {
+            format!("{v}{u} is under the minimum of {}{u}", self.min)
+        } else if v > self.max {
+            format!("{v}{u} is over the maximum of {}{u}", self.max)
+        } else {
+            return Ok(());
+        };
+        if self.note.is_empty() {
+            Err(broken)
+        } else {
+            Err(format!("{broken} ({})", self.note))
+        }
+    }
+
+    /// `check`, pushed as a field error of `path`.
+    pub fn push(&self, errs: &mut Vec<crate::error::FieldError>, path: impl Into<String>, v: i64) {
+        if let Err(e) = self.check(v) {
+            errs.push(crate::error::FieldError::new(path, e));
+        }
+    }
+}
+
+/// Task-level `cpu`: ECS's range on EC2 (128 units to 192 vCPUs).
+pub const TASK_CPU: Bound = Bound::new(128, 196_608, " CPU units").noting("1024 units a core");
+/// Task-level `memory`, and a container's `memory` (hard limit) when set: from Docker's
+/// minimum to 4 TiB, past any host ECS offers.
+pub const MEMORY: Bound = Bound::new(6, 4_194_304, " MiB");
+/// A container's `memoryReservation` (soft limit).
+pub const MEMORY_RESERVATION: Bound = Bound::new(0, 4_194_304, " MiB");
+/// A container's `cpu` share.
+pub const CONTAINER_CPU: Bound = Bound::new(0, 196_608, " CPU units").noting("1024 units a core");
+/// A container's `stopTimeout`.
+pub const STOP_TIMEOUT: Bound = Bound::new(0, 3600, " seconds");
+pub const CONTAINER_PORT: Bound = Bound::new(1, 65_535, "");
+pub const HOST_PORT: Bound = Bound::new(0, 65_535, "").noting("0 lets Docker pick a free port");
+/// A container `healthCheck`'s fields, in ECS's ranges.
+pub const HEALTH_INTERVAL: Bound = Bound::new(5, 300, " seconds");
+pub const HEALTH_TIMEOUT: Bound = Bound::new(2, 60, " seconds");
+pub const HEALTH_RETRIES: Bound = Bound::new(1, 10, "");
+pub const HEALTH_START_PERIOD: Bound = Bound::new(0, 300, " seconds");
+/// RunTask's `count`.
+pub const RUN_COUNT: Bound = Bound::new(1, MAX_RUN_COUNT as i64, "").noting("ECS's RunTask limit");
+/// A service's deployment configuration.
+pub const MIN_HEALTHY_PERCENT: Bound = Bound::new(0, 100, "%");
+pub const MAX_PERCENT: Bound = Bound::new(100, 400, "%");
+/// ECS's `healthCheckGracePeriodSeconds` (an int32).
+pub const GRACE_PERIOD: Bound = Bound::new(0, i32::MAX as i64, " seconds");
+/// A load balancer's listener port.
+pub const LISTENER_PORT: Bound = Bound::new(1, 65_535, "");
+
 /// The configurable bounds, held by `State` so every transport checks the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -42,16 +121,9 @@ impl Default for Limits {
 
 /// `desiredCount` against the limit, in the words of every transport's error.
 pub fn check_desired_count(limits: &Limits, desired: i32) -> Result<(), String> {
-    if desired < 0 {
-        return Err("must be 0 or more".into());
-    }
-    if desired > limits.max_desired_count {
-        return Err(format!(
-            "{desired} is more than the limit of {} tasks per service (the server's --max-desired-count)",
-            limits.max_desired_count
-        ));
-    }
-    Ok(())
+    Bound::new(0, i64::from(limits.max_desired_count), "")
+        .noting("tasks per service: the server's --max-desired-count")
+        .check(i64::from(desired))
 }
 
 /// The error for one service too many in `cluster`.
@@ -91,6 +163,46 @@ pub fn check_fleet(nodes: usize, services: usize, tasks_per_service: usize) -> R
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_names_the_value_the_limit_and_the_unit() {
+        assert_eq!(
+            MEMORY.check(5_000_000).unwrap_err(),
+            "5000000 MiB is over the maximum of 4194304 MiB"
+        );
+        assert_eq!(
+            MEMORY.check(4).unwrap_err(),
+            "4 MiB is under the minimum of 6 MiB"
+        );
+        assert!(MEMORY.check(4_194_304).is_ok() && MEMORY.check(6).is_ok());
+        assert_eq!(
+            HOST_PORT.check(70_000).unwrap_err(),
+            "70000 is over the maximum of 65535 (0 lets Docker pick a free port)"
+        );
+        assert_eq!(
+            RUN_COUNT.check(11).unwrap_err(),
+            "11 is over the maximum of 10 (ECS's RunTask limit)"
+        );
+    }
+
+    #[test]
+    fn desired_count_names_the_servers_limit() {
+        let limits = Limits::default();
+        assert_eq!(
+            check_desired_count(&limits, 5001).unwrap_err(),
+            "5001 is over the maximum of 5000 (tasks per service: the server's --max-desired-count)"
+        );
+        assert_eq!(
+            check_desired_count(&limits, -1).unwrap_err(),
+            "-1 is under the minimum of 0 (tasks per service: the server's --max-desired-count)"
+        );
+        assert!(check_desired_count(&limits, 5000).is_ok());
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! turns that into tasks, and writes deployments' progress and events.
 
 use crate::error::{quote, Error, FieldError, Result};
-use crate::limits::{check_desired_count, Limits};
+use crate::limits::{check_desired_count, Limits, GRACE_PERIOD, MAX_PERCENT, MIN_HEALTHY_PERCENT};
 use crate::nodes::new_id;
 use crate::state::{keys, put, State};
 use crate::{arn, clusters, scheduler, taskdef, time};
 use berth_proto::v1::*;
 
+#[cfg(test)]
+mod limits_tests;
 mod load_balancer;
 mod stored;
 pub(crate) use load_balancer::check_load_balancers;
@@ -66,18 +68,12 @@ fn normalize_deployment_config(
     let max = *dc
         .maximum_percent
         .get_or_insert(if daemon { 100 } else { DEFAULT_MAX_PERCENT });
-    if !(0..=100).contains(&min) {
-        errs.push(FieldError::new(
-            "deploymentConfiguration.minimumHealthyPercent",
-            format!("{min} must be 0-100"),
-        ));
-    }
-    if !(100..=400).contains(&max) {
-        errs.push(FieldError::new(
-            "deploymentConfiguration.maximumPercent",
-            format!("{max} must be 100-400"),
-        ));
-    }
+    MIN_HEALTHY_PERCENT.push(
+        errs,
+        "deploymentConfiguration.minimumHealthyPercent",
+        min.into(),
+    );
+    MAX_PERCENT.push(errs, "deploymentConfiguration.maximumPercent", max.into());
     if min == 100 && max == 100 {
         errs.push(FieldError::new(
             "deploymentConfiguration",
@@ -125,7 +121,14 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
 /// Two services on one listener port must not claim the same rule.
 pub(crate) fn check_listener_conflicts(state: &State, svc: &Service) -> Result<()> {
     let others = state.scan::<Service>("service/")?;
-    for lb in &svc.load_balancers {
+    let listeners = state.scan::<berth_proto::v1::ElbListener>(crate::elb::keys::LISTENERS)?;
+    for lb in svc.load_balancers.iter().filter(|l| l.listener_port > 0) {
+        if let Some(l) = listeners.iter().find(|l| l.port == lb.listener_port) {
+            return Err(Error::Client(format!(
+                "listener port {} is load balancer listener {}'s; pick another --lb-port or attach the service to one of its target groups",
+                lb.listener_port, l.arn
+            )));
+        }
         for other in others
             .iter()
             .filter(|o| o.status != "INACTIVE" && o.service_arn != svc.service_arn)
@@ -221,12 +224,11 @@ pub(crate) fn new_service(
             errs.push(FieldError::new("desiredCount", e));
         }
     }
-    if req.health_check_grace_period_seconds < 0 {
-        errs.push(FieldError::new(
-            "healthCheckGracePeriodSeconds",
-            "must be 0 or more",
-        ));
-    }
+    GRACE_PERIOD.push(
+        &mut errs,
+        "healthCheckGracePeriodSeconds",
+        req.health_check_grace_period_seconds.into(),
+    );
     let mut dc = req.deployment_configuration.unwrap_or_default();
     normalize_deployment_config(&mut errs, &mut dc, daemon);
     let svc = Service {
@@ -295,6 +297,7 @@ pub fn create_with(
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;
+    crate::elb::attach(tx, &mut svc.load_balancers)?;
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
@@ -329,108 +332,127 @@ fn active(svc: Service) -> Result<Service> {
     Ok(svc)
 }
 
+/// A desired count an update may set: none for DAEMON, within the limits and any auto scaling
+/// range.
+fn check_new_desired_count(errs: &mut Vec<FieldError>, limits: &Limits, svc: &Service, d: i32) {
+    if svc.scheduling_strategy == "DAEMON" {
+        errs.push(FieldError::new(
+            "desiredCount",
+            "a DAEMON service runs one task per node; it has no desired count",
+        ));
+    } else if let Err(e) = check_desired_count(limits, d) {
+        errs.push(FieldError::new("desiredCount", e));
+    } else if let Some(p) = svc
+        .scaling_policy
+        .as_ref()
+        .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
+    {
+        errs.push(FieldError::new(
+            "desiredCount",
+            format!(
+                "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
+                p.min_capacity, p.max_capacity
+            ),
+        ));
+    }
+}
+
+/// The primary deployment steps down (ACTIVE, drained by the controller) for a new one of `td`.
+fn start_deployment(svc: &mut Service, td: &TaskDefinition) {
+    for dep in svc.deployments.iter_mut() {
+        if dep.status == "PRIMARY" {
+            dep.status = "ACTIVE".into();
+            dep.updated_at = time::now();
+        }
+    }
+    svc.task_definition = td.task_definition_arn.clone();
+    svc.deployments
+        .insert(0, new_deployment(td, svc.desired_count));
+}
+
 pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
     let cluster = cluster_name(&req.cluster).to_string();
     state.update(|tx| {
-    let req = req.clone();
-    let found = find(tx.state(), &cluster, &req.service)?;
-    let Some(current) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
-        return Err(not_found(&cluster, &req.service));
-    };
-    let state = tx.state().clone();
-    let state = &state;
-    let mut svc = active(current)?;
-    let daemon = svc.scheduling_strategy == "DAEMON";
-    let mut errs = Vec::new();
-    if let Some(d) = req.desired_count {
-        if daemon {
-            errs.push(FieldError::new(
-                "desiredCount",
-                "a DAEMON service runs one task per node; it has no desired count",
-            ));
-        } else if let Err(e) = check_desired_count(state.limits(), d) {
-            errs.push(FieldError::new("desiredCount", e));
-        } else if let Some(p) = svc
-            .scaling_policy
-            .as_ref()
-            .filter(|p| !(p.min_capacity..=p.max_capacity).contains(&d))
-        {
-            errs.push(FieldError::new(
-                "desiredCount",
-                format!(
-                    "{d} is outside the auto scaling range {}-{}; change the range with `berth service scaling` or turn it off with --off",
-                    p.min_capacity, p.max_capacity
-                ),
-            ));
-        }
-    }
-    if let Some(g) = req.health_check_grace_period_seconds {
-        if g < 0 {
-            errs.push(FieldError::new(
-                "healthCheckGracePeriodSeconds",
-                "must be 0 or more",
-            ));
-        }
-    }
-    if let Some(mut dc) = req.deployment_configuration {
-        let cur = svc.deployment_configuration.unwrap_or_default();
-        if dc.minimum_healthy_percent.is_none() {
-            dc.minimum_healthy_percent = cur.minimum_healthy_percent;
-        }
-        if dc.maximum_percent.is_none() {
-            dc.maximum_percent = cur.maximum_percent;
-        }
-        if dc.deployment_circuit_breaker.is_none() {
-            dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
-        }
-        normalize_deployment_config(&mut errs, &mut dc, daemon);
-        svc.deployment_configuration = Some(dc);
-    }
-    if req.set_placement {
-        svc.placement_strategy = req.placement_strategy.clone();
-        svc.placement_constraints = req.placement_constraints.clone();
-        check_placement(&mut errs, &svc);
-    }
-    let new_td = if req.task_definition.trim().is_empty() {
-        None
-    } else {
-        Some(active_definition(state, &req.task_definition)?)
-    };
-    if let Some(td) = &new_td {
-        check_load_balancers(&mut errs, &svc.load_balancers, td);
-    }
-    if !errs.is_empty() {
-        return Err(Error::Invalid(errs));
-    }
-    if let Some(d) = req.desired_count {
-        svc.desired_count = d;
-        for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
-            dep.desired_count = d;
-        }
-    }
-    if let Some(g) = req.health_check_grace_period_seconds {
-        svc.health_check_grace_period_seconds = g;
-    }
-    let changes_definition = new_td
-        .as_ref()
-        .is_some_and(|td| td.task_definition_arn != svc.task_definition);
-    if changes_definition || req.force_new_deployment {
-        let td = match new_td {
-            Some(td) => td,
-            None => taskdef::describe(state, &svc.task_definition)?,
+        let req = req.clone();
+        let found = find(tx.state(), &cluster, &req.service)?;
+        let Some(current) = tx.get::<Service>(&key(&cluster, &found.service_name))? else {
+            return Err(not_found(&cluster, &req.service));
         };
-        for dep in svc.deployments.iter_mut() {
-            if dep.status == "PRIMARY" {
-                dep.status = "ACTIVE".into();
-                dep.updated_at = time::now();
+        let state = tx.state().clone();
+        let state = &state;
+        let mut svc = active(current)?;
+        let daemon = svc.scheduling_strategy == "DAEMON";
+        let mut errs = Vec::new();
+        if let Some(d) = req.desired_count {
+            check_new_desired_count(&mut errs, state.limits(), &svc, d);
+        }
+        if let Some(g) = req.health_check_grace_period_seconds {
+            GRACE_PERIOD.push(&mut errs, "healthCheckGracePeriodSeconds", g.into());
+        }
+        if let Some(mut dc) = req.deployment_configuration {
+            let cur = svc.deployment_configuration.unwrap_or_default();
+            if dc.minimum_healthy_percent.is_none() {
+                dc.minimum_healthy_percent = cur.minimum_healthy_percent;
+            }
+            if dc.maximum_percent.is_none() {
+                dc.maximum_percent = cur.maximum_percent;
+            }
+            if dc.deployment_circuit_breaker.is_none() {
+                dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
+            }
+            normalize_deployment_config(&mut errs, &mut dc, daemon);
+            svc.deployment_configuration = Some(dc);
+        }
+        if req.set_placement {
+            svc.placement_strategy = req.placement_strategy.clone();
+            svc.placement_constraints = req.placement_constraints.clone();
+            check_placement(&mut errs, &svc);
+        }
+        // ECS's UpdateService: a load balancer change starts a new deployment.
+        let lb_changed = req.set_load_balancers && req.load_balancers != svc.load_balancers;
+        if req.set_load_balancers {
+            svc.load_balancers = req.load_balancers.clone();
+        }
+        let new_td = if req.task_definition.trim().is_empty() {
+            None
+        } else {
+            Some(active_definition(state, &req.task_definition)?)
+        };
+        match &new_td {
+            Some(td) => check_load_balancers(&mut errs, &svc.load_balancers, td),
+            None if lb_changed => {
+                let td = taskdef::describe(state, &svc.task_definition)?;
+                check_load_balancers(&mut errs, &svc.load_balancers, &td);
+            }
+            None => {}
+        }
+        if !errs.is_empty() {
+            return Err(Error::Invalid(errs));
+        }
+        if lb_changed {
+            check_listener_conflicts(state, &svc)?;
+        }
+        if let Some(d) = req.desired_count {
+            svc.desired_count = d;
+            for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                dep.desired_count = d;
             }
         }
-        svc.task_definition = td.task_definition_arn.clone();
-        svc.deployments
-            .insert(0, new_deployment(&td, svc.desired_count));
-    }
-    let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
-    Ok((svc, ops))
+        if let Some(g) = req.health_check_grace_period_seconds {
+            svc.health_check_grace_period_seconds = g;
+        }
+        let changes_definition = new_td
+            .as_ref()
+            .is_some_and(|td| td.task_definition_arn != svc.task_definition);
+        if changes_definition || req.force_new_deployment || lb_changed {
+            let td = match new_td {
+                Some(td) => td,
+                None => taskdef::describe(state, &svc.task_definition)?,
+            };
+            start_deployment(&mut svc, &td);
+        }
+        let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
+        Ok((svc, ops))
     })
 }
 

@@ -207,6 +207,7 @@ impl State {
             let mut tx = Tx {
                 state: self,
                 compares: Vec::new(),
+                attempt,
             };
             match f(&mut tx) {
                 Ok((out, ops)) => {
@@ -242,6 +243,8 @@ impl State {
 pub struct Tx<'a> {
     state: &'a State,
     compares: Vec<Compare>,
+    /// 0 on the first try; retries after a conflict count up.
+    attempt: usize,
 }
 
 impl Tx<'_> {
@@ -279,6 +282,20 @@ impl Tx<'_> {
             revision,
         });
         raw.into_iter().map(|(k, v)| decode(&k, &v.value)).collect()
+    }
+
+    /// Which try of the transaction this is (0: the first; retries follow conflicts).
+    pub fn attempt(&self) -> usize {
+        self.attempt
+    }
+
+    /// Requires, at commit, that nothing under `prefix` was written after `revision`: for a
+    /// decision taken on what a cache held as of that revision.
+    pub fn require_unchanged_since(&mut self, prefix: &str, revision: u64) {
+        self.compares.push(Compare::PrefixUnchangedSince {
+            prefix: prefix.to_string(),
+            revision,
+        });
     }
 
     /// The keys under `prefix`; the commit requires that none was written since.

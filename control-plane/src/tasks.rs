@@ -14,7 +14,7 @@ use crate::{arn, clusters, taskdef, time};
 use berth_proto::agent::v1::DesiredTasks;
 use berth_proto::v1::*;
 
-use crate::limits::MAX_RUN_COUNT;
+use crate::limits::RUN_COUNT;
 
 /// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
 pub fn demand(td: &TaskDefinition) -> Demand {
@@ -61,11 +61,8 @@ pub fn demand(td: &TaskDefinition) -> Demand {
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
     let placement = crate::task_placement::Placement::of(&req)?;
     let count = placement.count(if req.count == 0 { 1 } else { req.count });
-    if !(1..=MAX_RUN_COUNT).contains(&count) {
-        return Err(Error::invalid(
-            "count",
-            format!("{count} must be 1-{MAX_RUN_COUNT}"),
-        ));
+    if let Err(e) = RUN_COUNT.check(count.into()) {
+        return Err(Error::invalid("count", e));
     }
     if req.task_definition.trim().is_empty() {
         return Err(Error::invalid(
@@ -111,7 +108,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
         // makes this attempt decide again.
-        let (tasks, ops) = apply::place(tx, &launches)?;
+        let (tasks, ops) = apply::place(tx, Some(sessions), &launches)?;
         Ok(((tasks, failures), ops))
     })?;
     let (tasks, failures) = reply;
@@ -314,7 +311,7 @@ fn taskdef_family(taskdef_arn: &str) -> &str {
 /// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
 /// claims, never a scan of every task.
 pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
-    Ok(crate::nodes::desired::NodeDesired::read(state, node_id)?.message())
+    crate::nodes::desired::NodeDesired::read(state, node_id)?.message(state)
 }
 
 pub use crate::reports::{apply_report, apply_reports};
@@ -322,15 +319,24 @@ pub use crate::reports::{apply_report, apply_reports};
 /// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {
     let cutoff = time::rfc3339(now_ms - retention_ms);
-    let ops: Vec<_> = state
+    let gone: Vec<Task> = state
         .scan::<Task>(keys::TASKS)?
         .into_iter()
         .filter(|t| t.is_stopped() && !t.stopped_at.is_empty() && t.stopped_at < cutoff)
-        .flat_map(|t| apply::forget_ops(&t))
         .collect();
-    let n = ops.len() / 3;
+    // A task's record, index entries and events go in one batch (an etcd transaction is bounded).
+    let limit = state.store().max_txn_ops().max(1);
+    let mut ops = Vec::new();
+    for t in &gone {
+        let mut mine = apply::forget_ops(t);
+        mine.extend(crate::task_events::forget_ops(state, &t.task_arn)?);
+        if !ops.is_empty() && ops.len() + mine.len() > limit {
+            state.commit(std::mem::take(&mut ops))?;
+        }
+        ops.extend(mine);
+    }
     state.commit(ops)?;
-    Ok(n)
+    Ok(gone.len())
 }
 
 /// Gives tasks stored before the group and node indexes existed their entries (once, at start).

@@ -51,9 +51,9 @@ mod tests {
                         draining: false,
                     },
                     reporter.clone(),
+                    Health::Healthy,
                 )
                 .unwrap();
-                t.transition(Health::Initial, Health::Healthy, "");
                 t
             })
             .collect();

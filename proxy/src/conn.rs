@@ -2,17 +2,24 @@
 //! once they have started to arrive, and how long the connection may sit idle between requests (or,
 //! once upgraded or on HTTP/2, without traffic). hyper's own header timer allocates per request and
 //! runs through the idle time too, so the socket wrapper does both with one timer per connection,
-//! re-armed only when a deadline moves earlier.
+//! re-armed only when a deadline moves earlier. While the listener drains, an idle HTTP/1.1
+//! connection is closed after `DRAIN_IDLE` rather than the idle timeout, and busy ones carry
+//! `Connection: close` on their next response, so a client never sends into a closing socket.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+/// While draining, how long a keep-alive connection may sit idle. Closing a connection the very
+/// moment it goes idle would race the client's next request (which would then meet a reset); a
+/// client that has sent nothing for this long is not about to.
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
 /// A clock in milliseconds since the first use, so instants fit in an atomic.
 fn epoch() -> Instant {
@@ -33,6 +40,10 @@ pub(crate) struct ConnState {
     requests: AtomicU64,
     idle_since_ms: AtomicU64,
     upgraded: AtomicBool,
+    /// The listener is draining: answer with `Connection: close`, close when idle.
+    draining: AtomicBool,
+    /// The client spoke HTTP/2 (a GOAWAY drains it gracefully).
+    http2: AtomicBool,
 }
 
 impl ConnState {
@@ -42,7 +53,23 @@ impl ConnState {
             requests: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
             upgraded: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
         })
+    }
+
+    /// The listener stopped accepting: this connection ends after its current request, or once
+    /// idle for `DRAIN_IDLE`.
+    pub fn drain(&self) {
+        self.draining.store(true, SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(SeqCst)
     }
 
     /// A request has been read: the connection is busy until the guard (moved into the response
@@ -131,6 +158,7 @@ impl<S> TimeoutIo<S> {
             } else {
                 Mode::Http1
             };
+            self.state.http2.store(self.mode == Mode::Http2, SeqCst);
         }
         if self.traffic_only() {
             self.last_traffic = Instant::now();
@@ -145,9 +173,14 @@ impl<S> TimeoutIo<S> {
             return None;
         }
         let idle_since = epoch() + Duration::from_millis(self.state.idle_since_ms.load(SeqCst));
+        let idle_timeout = if self.state.is_draining() {
+            self.idle_timeout.min(DRAIN_IDLE)
+        } else {
+            self.idle_timeout
+        };
         if self.traffic_only() {
             let last = idle_since.max(self.last_traffic);
-            return Some((last + self.idle_timeout, "idle timeout"));
+            return Some((last + idle_timeout, "idle timeout"));
         }
         if let Some((started, seen)) = self.head_started {
             if self.state.requests.load(SeqCst) == seen {
@@ -155,7 +188,7 @@ impl<S> TimeoutIo<S> {
             }
             self.head_started = None;
         }
-        Some((idle_since + self.idle_timeout, "keep-alive idle timeout"))
+        Some((idle_since + idle_timeout, "keep-alive idle timeout"))
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -318,5 +351,29 @@ mod tests {
             .expect("the idle timeout fires once the response is done")
             .unwrap_err();
         assert_eq!(err.to_string(), "keep-alive idle timeout");
+    }
+
+    #[tokio::test]
+    async fn a_draining_connection_closes_after_a_short_idle_time() {
+        let (client, server) = tokio::io::duplex(64);
+        let state = ConnState::new();
+        let mut io = TimeoutIo::new(
+            server,
+            state.clone(),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+        let mut buf = [0u8; 8];
+        let waited = tokio::time::timeout(Duration::from_millis(200), io.read(&mut buf)).await;
+        assert!(waited.is_err(), "no timeout before draining");
+        state.drain();
+        let started = Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(5), io.read(&mut buf))
+            .await
+            .expect("the drain idle time applies")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "keep-alive idle timeout");
+        assert!(started.elapsed() < DRAIN_IDLE + Duration::from_millis(500));
+        drop(client);
     }
 }

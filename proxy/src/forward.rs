@@ -68,7 +68,8 @@ pub(crate) async fn handle(
         tracing::debug!("{failure}");
         return Ok(local(&failure, conn));
     };
-    Ok(match forward(&ctx, &service, req).await {
+    let version = req.version();
+    let mut response = match forward(&ctx, &service, req).await {
         Ok((response, target)) => {
             service.stats.responses.record(response.status().as_u16());
             response.map(|body| DownBody::upstream(body, conn, target))
@@ -79,7 +80,17 @@ pub(crate) async fn handle(
             service.stats.responses.record(response.status().as_u16());
             response
         }
-    })
+    };
+    // Draining: the client learns from this answer to take its next request elsewhere.
+    if ctx.conn.is_draining()
+        && version < Version::HTTP_2
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 fn local(failure: &Failure, conn: ConnGuard) -> Response<DownBody> {

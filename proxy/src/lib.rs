@@ -1,7 +1,8 @@
 //! Berth's HTTP load balancer: one listener per listener port, ALB-style host and path rules,
 //! health-checked targets, one retry when nothing reached a target, connection draining. It learns
 //! routes only from the control plane's `WatchEndpoints` stream and reports target health back with
-//! `ReportTargetHealth`. `spawn` starts it; tests start it in-process.
+//! `ReportTargetHealth`. `spawn` starts it; tests start it in-process. A new proxy process can take
+//! over the listening sockets of a running one (`handoff`), so restarts and upgrades drop nothing.
 //!
 //! When every target of a service is unhealthy the proxy answers 503 (`no healthy target for
 //! service NAME`) instead of failing open the way an ALB does: a broken deployment should be visible
@@ -14,6 +15,7 @@ mod error;
 mod failover;
 mod forward;
 mod framing;
+pub mod handoff;
 mod headers;
 mod health;
 mod listener;
@@ -28,6 +30,7 @@ mod watch;
 mod worker;
 
 pub use error::{Failure, ProxyError};
+pub use handoff::{HandoffError, Inherited, Takeover};
 
 use arc_swap::ArcSwap;
 use hyper_util::rt::TokioExecutor;
@@ -107,6 +110,10 @@ pub(crate) struct Shared {
     pub workers: worker::Workers,
     pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     pub listeners: Mutex<BTreeMap<u16, Arc<ListenerStats>>>,
+    /// A copy of each listening socket, to hand to a successor.
+    pub sockets: Mutex<BTreeMap<u16, std::net::TcpListener>>,
+    /// Sockets and target health taken over from the previous proxy process.
+    pub inherited: Option<Arc<Inherited>>,
     pub tables: signal::Sender<u64>,
 }
 
@@ -118,12 +125,23 @@ pub struct Proxy {
     watcher: JoinHandle<()>,
     reporter: JoinHandle<()>,
     threads: worker::WorkerThreads,
+    /// Turns true once a successor took over the listeners and is serving.
+    handed_over: signal::Sender<bool>,
 }
 
 /// Starts the proxy: connects (lazily, with retries) to the control plane, and opens listeners as
 /// routing tables arrive. Fails only on an unusable configuration; an unreachable control plane is
 /// retried forever.
 pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
+    spawn_inheriting(config, None).await
+}
+
+/// As `spawn`, opening listeners on the sockets `inherited` from a previous proxy where they match
+/// (the rest are closed once the first table is in), and starting its targets from their health.
+pub async fn spawn_inheriting(
+    config: Config,
+    inherited: Option<Arc<Inherited>>,
+) -> Result<Proxy, ProxyError> {
     let invalid = |source| ProxyError::InvalidServer {
         server: config.server.clone(),
         source,
@@ -175,6 +193,8 @@ pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
         workers,
         server,
         listeners: Mutex::new(BTreeMap::new()),
+        sockets: Mutex::new(BTreeMap::new()),
+        inherited,
         tables,
     });
     let (stop, stop_rx) = signal::channel(false);
@@ -199,6 +219,7 @@ pub async fn spawn(config: Config) -> Result<Proxy, ProxyError> {
         watcher,
         reporter: reporter_task,
         threads,
+        handed_over: signal::channel(false).0,
     })
 }
 
@@ -239,6 +260,79 @@ impl Proxy {
     pub async fn first_table(&self) {
         let mut rx = self.shared.tables.subscribe();
         let _ = rx.wait_for(|n| *n > 0).await;
+    }
+
+    /// Serves the handoff socket at `path` (replacing a file left there), owner-only: a new proxy
+    /// process that connects gets this one's listening sockets, and `extra`'s (the CLI's
+    /// `/metrics` port). `handed_over` resolves once one of them is serving.
+    pub fn offer_handoff(
+        &self,
+        path: &std::path::Path,
+        extra: Vec<std::net::TcpListener>,
+    ) -> Result<(), HandoffError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |source| HandoffError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let shared = self.shared.clone();
+        let handed_over = self.handed_over.clone();
+        let mut stop = self.stop.subscribe();
+        let extra = Arc::new(extra);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped(&mut stop) => return,
+                };
+                let Ok(stream) = accepted.and_then(|(s, _)| s.into_std()) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (shared, extra) = (shared.clone(), extra.clone());
+                let given = tokio::task::spawn_blocking(move || {
+                    stream.set_nonblocking(false)?;
+                    handoff::give(stream, &shared, &extra)
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                let ready = match given {
+                    Ok(Some(stream)) => tokio::select! {
+                        ready = handoff::wait_ready(stream) => ready,
+                        _ = stopped(&mut stop) => return,
+                    },
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                match ready {
+                    Ok(true) => {
+                        tracing::info!("a new proxy process took over the listeners");
+                        handed_over.send_replace(true);
+                        return;
+                    }
+                    Ok(false) => {
+                        tracing::warn!(
+                            "a process on the handoff socket did not take over; serving on"
+                        )
+                    }
+                    Err(e) => tracing::warn!("handoff failed: {e}; serving on"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Resolves once a new proxy process that took over the listeners is serving: this one
+    /// should then `shutdown` (stop accepting and drain).
+    pub async fn handed_over(&self) {
+        let mut rx = self.handed_over.subscribe();
+        let _ = rx.wait_for(|h| *h).await;
     }
 }
 

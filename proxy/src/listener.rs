@@ -1,7 +1,8 @@
 //! One TCP listener per listener port: accepts on the control runtime, hands each connection to a
 //! worker thread, where hyper serves it (HTTP/1.1 keep-alive, HTTP/2, upgrades) with TCP_NODELAY
 //! and every request goes to `forward::handle`. Closing a listener stops accepting at once and lets
-//! its connections finish their requests.
+//! its connections finish their requests. A listening socket handed over by a previous proxy
+//! (`handoff`) is used as it is, so connections queued in its backlog are accepted here.
 
 use crate::conn::{ConnState, TimeoutIo};
 use crate::error::ProxyError;
@@ -13,6 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -31,9 +33,23 @@ pub(crate) struct Listener {
 impl Listener {
     pub async fn open(shared: &Arc<Shared>, port: u16) -> Result<Self, ProxyError> {
         let addr = SocketAddr::new(shared.config.bind_ip, port);
-        let socket = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ProxyError::Bind { addr, source })?;
+        let bind_error = |source| ProxyError::Bind { addr, source };
+        let inherited = shared
+            .inherited
+            .as_ref()
+            .and_then(|i| i.take_listener(addr));
+        let socket = match inherited {
+            Some(socket) => {
+                tracing::info!("listening on {addr} (inherited from the previous proxy)");
+                socket.set_nonblocking(true).map_err(bind_error)?;
+                TcpListener::from_std(socket).map_err(bind_error)?
+            }
+            None => TcpListener::bind(addr).await.map_err(bind_error)?,
+        };
+        let copy = socket.as_fd().try_clone_to_owned().map_err(bind_error)?;
+        if let Ok(mut sockets) = shared.sockets.lock() {
+            sockets.insert(port, copy.into());
+        }
         let stats = Arc::new(ListenerStats::default());
         if let Ok(mut listeners) = shared.listeners.lock() {
             listeners.insert(port, stats.clone());
@@ -49,6 +65,9 @@ impl Listener {
     pub fn close(self, shared: &Shared, port: u16) -> JoinHandle<()> {
         if let Ok(mut listeners) = shared.listeners.lock() {
             listeners.remove(&port);
+        }
+        if let Ok(mut sockets) = shared.sockets.lock() {
+            sockets.remove(&port);
         }
         let _ = self.stop.send(true);
         tracing::info!("closing listener port {port}");
@@ -214,14 +233,22 @@ async fn serve(ctx: Arc<ConnCtx>, stream: std::net::TcpStream, mut stop: watch::
         shared.config.header_read_timeout,
         shared.config.idle_timeout,
     ));
+    let state = ctx.conn.clone();
     let service = service_fn(move |req| forward::handle(ctx.clone(), req));
     let conn = shared.server.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let stopping = std::pin::pin!(crate::stopped(&mut stop));
     let mut stop = StopSignal::new(stopping);
     let result = std::future::poll_fn(|cx| {
+        // HTTP/2 gets a GOAWAY, which tells the client which requests were taken. HTTP/1.1 has
+        // no such word: hyper's graceful shutdown would close an idle connection at once, racing
+        // a request the client may be sending, so it ends after its next response or once idle
+        // (`ConnState::drain`).
         if stop.fired(cx) {
-            conn.as_mut().graceful_shutdown();
+            state.drain();
+            if state.is_http2() {
+                conn.as_mut().graceful_shutdown();
+            }
         }
         conn.as_mut().poll(cx)
     })

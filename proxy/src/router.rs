@@ -9,7 +9,7 @@ use crate::metrics::Sharded;
 use crate::pattern::Pattern;
 use crate::report::Reporter;
 use crate::table::{Algorithm, Service, Snapshot, TargetSet};
-use crate::target::{Target, TargetKey};
+use crate::target::{Health, Target, TargetKey};
 use crate::Shared;
 use berth_proto::v1::{Route, RoutingTable};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-/// A service is identified by its ARN and listener port.
-type ServiceKey = (String, u16);
+/// A service (or target group) is identified by its ARN, listener port and rule: one target
+/// group may serve several rules of a port.
+type ServiceKey = (String, u16, String);
 
 /// A running health checker and what it was started for.
 struct Checker {
@@ -38,12 +39,14 @@ pub(crate) struct Router {
     closing: Vec<JoinHandle<()>>,
     /// Ports that could not be bound (warned about once each).
     bind_failures: HashSet<u16>,
+    /// Health handed over by the previous proxy process: new targets of the first table start
+    /// from it rather than INITIAL, so a restart does not take them out of rotation.
+    inherited_health: HashMap<(String, TargetKey), Health>,
 }
 
 impl Router {
     pub fn new(shared: Arc<Shared>, reporter: Reporter) -> Self {
         Self {
-            shared,
             reporter,
             check_client: health::check_client(),
             services: HashMap::new(),
@@ -51,6 +54,12 @@ impl Router {
             listeners: HashMap::new(),
             closing: Vec::new(),
             bind_failures: HashSet::new(),
+            inherited_health: shared
+                .inherited
+                .as_ref()
+                .map(|i| i.health.clone())
+                .unwrap_or_default(),
+            shared,
         }
     }
 
@@ -64,7 +73,7 @@ impl Router {
             arns.for_each(|a| *n.entry(a.to_string()).or_default() += 1);
             n
         };
-        let before = listeners(&mut self.services.keys().map(|(arn, _)| arn.as_str()));
+        let before = listeners(&mut self.services.keys().map(|(arn, _, _)| arn.as_str()));
         let after = listeners(&mut table.routes.iter().map(|r| r.service_arn.as_str()));
         let mut services = HashMap::new();
         for route in table.routes {
@@ -72,7 +81,7 @@ impl Router {
                 tracing::warn!(service = %route.service_arn, port = route.listener_port, "route with an invalid listener port ignored");
                 continue;
             };
-            let key = (route.service_arn.clone(), port);
+            let key = (route.service_arn.clone(), port, route.rule.clone());
             if services.contains_key(&key) {
                 tracing::warn!(service = %route.service_arn, port, "duplicate route ignored");
                 continue;
@@ -83,7 +92,7 @@ impl Router {
                     .then(|| {
                         self.services
                             .iter()
-                            .find(|((arn, _), _)| *arn == route.service_arn)
+                            .find(|((arn, _, _), _)| *arn == route.service_arn)
                     })
                     .flatten()
                     .map(|(_, s)| s)
@@ -101,6 +110,10 @@ impl Router {
         let ports: BTreeSet<u16> = snapshot.ports().collect();
         self.shared.snapshot.store(Arc::new(snapshot));
         self.sync_listeners(&ports).await;
+        if let Some(inherited) = &self.shared.inherited {
+            inherited.drop_rest();
+        }
+        self.inherited_health.clear();
 
         // A draining target says DRAINED on every table while it is idle, so a control plane that
         // restarted mid-drain still learns it.
@@ -141,6 +154,8 @@ impl Router {
             algorithm: Algorithm::parse(&route.algorithm),
             targets,
             stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
+            rule: route.rule.clone(),
+            weight: u32::try_from(route.weight).unwrap_or(0),
             route,
         }
     }
@@ -176,7 +191,12 @@ impl Router {
                     existing.set_draining(t.draining);
                     targets.push((*existing).clone());
                 }
-                None => match Target::new(&route.service_arn, t, self.reporter.clone()) {
+                None => match Target::new(
+                    &route.service_arn,
+                    t,
+                    self.reporter.clone(),
+                    self.inherited_health(&route.service_arn, key),
+                ) {
                     Some(new) => targets.push(new),
                     None => {
                         tracing::warn!(task = %t.task_arn, address = %t.address, "target with an unusable address ignored")
@@ -192,6 +212,14 @@ impl Router {
                 AtomicUsize::new(prev.map_or(0, |p| p.targets.next.get(i).load(Relaxed)))
             }),
         }
+    }
+
+    /// How a new target starts: as the previous proxy process last saw it, else INITIAL.
+    fn inherited_health(&self, service_arn: &str, key: TargetKey) -> Health {
+        self.inherited_health
+            .get(&(service_arn.to_string(), key))
+            .copied()
+            .unwrap_or(Health::Initial)
     }
 
     /// One checker per non-draining target; restarted when its settings change (state is kept:

@@ -1,13 +1,14 @@
-//! The routing snapshot the hot path reads: per listener port, the services' rules in evaluation
-//! order, each pointing at its target set. The router builds a new one per table and swaps it in
-//! whole; a snapshot is never changed once published (targets' atomics aside).
+//! The routing snapshot the hot path reads: per listener port, the rules in evaluation order, each
+//! forwarding to one or more weighted target sets (a service of its own, or ELBv2 target groups).
+//! The router builds a new one per table and swaps it in whole; a snapshot is never changed once
+//! published (targets' atomics aside).
 
 use crate::health::HealthSettings;
 use crate::metrics::{ServiceStats, Sharded};
 use crate::pattern::Pattern;
 use crate::target::Target;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// How a service spreads requests over its available targets.
@@ -36,7 +37,7 @@ pub(crate) struct TargetSet {
     pub next: Sharded<AtomicUsize>,
 }
 
-/// One load-balanced service on one listener port: its rule and its targets.
+/// One load-balanced service (or target group) on one listener port: its rule and its targets.
 pub(crate) struct Service {
     pub cluster: String,
     pub name: String,
@@ -48,6 +49,10 @@ pub(crate) struct Service {
     pub algorithm: Algorithm,
     pub targets: Arc<TargetSet>,
     pub stats: Arc<ServiceStats>,
+    /// Routes with the same non-empty rule on one port are one rule over several target sets.
+    pub rule: String,
+    /// This target set's share of its rule's requests (ELBv2 forward weights, 0-999).
+    pub weight: u32,
     /// The route this was built from, to tell whether a new table changed it.
     pub route: berth_proto::v1::Route,
 }
@@ -63,18 +68,73 @@ impl Service {
         (self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host)))
             && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
     }
+
+    fn has_available(&self) -> bool {
+        self.targets.targets.iter().any(|t| t.is_available())
+    }
+}
+
+/// One rule: its conditions (the first member's) and the target sets it forwards to by weight.
+pub(crate) struct Rule {
+    members: Vec<Arc<Service>>,
+    /// Running totals of the members' weights, for picking by weight.
+    cumulative: Vec<u64>,
+    /// Position in the weighted cycle, one per worker thread.
+    next: Sharded<AtomicUsize>,
+}
+
+impl Rule {
+    fn new(members: Vec<Arc<Service>>) -> Self {
+        let mut total = 0;
+        let cumulative = members
+            .iter()
+            .map(|m| {
+                total += u64::from(m.weight);
+                total
+            })
+            .collect();
+        Self {
+            members,
+            cumulative,
+            next: Sharded::default(),
+        }
+    }
+
+    fn head(&self) -> &Arc<Service> {
+        &self.members[0]
+    }
+
+    /// The target set for the next request: by weight (each member gets its share of every
+    /// cycle of total-weight requests). A member whose targets are all unavailable passes its
+    /// turn to the next one that has some, so a weighted rule fails only when all of them do.
+    pub fn pick(&self) -> &Arc<Service> {
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        if self.members.len() == 1 || total == 0 {
+            return self.head();
+        }
+        let n = self.next.local().fetch_add(1, Relaxed) as u64 % total;
+        let at = self.cumulative.partition_point(|c| *c <= n);
+        let len = self.members.len();
+        (0..len)
+            .map(|i| &self.members[(at + i) % len])
+            .find(|m| m.weight > 0 && m.has_available())
+            .unwrap_or(&self.members[at.min(len - 1)])
+    }
 }
 
 /// One listener port's rules, in the order they are tried.
 #[derive(Default)]
 pub(crate) struct PortRules {
-    rules: Vec<Arc<Service>>,
+    rules: Vec<Rule>,
 }
 
 impl PortRules {
-    /// The first matching rule's service. `host` is without its port.
+    /// The first matching rule's target set, picked by weight. `host` is without its port.
     pub fn select(&self, host: &str, path: &str) -> Option<&Arc<Service>> {
-        self.rules.iter().find(|s| s.matches(host, path))
+        self.rules
+            .iter()
+            .find(|r| r.head().matches(host, path))
+            .map(Rule::pick)
     }
 }
 
@@ -89,17 +149,37 @@ impl Snapshot {
     /// Groups services by listener port; within a port, rules with hosts or paths come first by
     /// priority (lower first), then defaults by priority. Ties go by name, so the order is stable.
     pub fn build(services: impl IntoIterator<Item = Arc<Service>>) -> Self {
-        let mut ports: HashMap<u16, PortRules> = HashMap::new();
+        // A service with no rule of its own is a rule by itself.
+        let mut grouped: HashMap<(u16, String), Vec<Arc<Service>>> = HashMap::new();
         for service in services {
-            ports.entry(service.port).or_default().rules.push(service);
+            let rule = if service.rule.is_empty() {
+                format!("service:{}", service.arn)
+            } else {
+                service.rule.clone()
+            };
+            grouped
+                .entry((service.port, rule))
+                .or_default()
+                .push(service);
+        }
+        let mut ports: HashMap<u16, PortRules> = HashMap::new();
+        for ((port, _), mut members) in grouped {
+            members.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+            ports
+                .entry(port)
+                .or_default()
+                .rules
+                .push(Rule::new(members));
         }
         let mut ports: Vec<(u16, PortRules)> = ports.into_iter().collect();
         ports.sort_by_key(|(port, _)| *port);
         for (_, rules) in &mut ports {
             rules.rules.sort_by(|a, b| {
-                (a.is_default(), a.priority, &a.name, &a.arn).cmp(&(
+                let (a, b) = (a.head(), b.head());
+                (a.is_default(), a.priority, &a.rule, &a.name, &a.arn).cmp(&(
                     b.is_default(),
                     b.priority,
+                    &b.rule,
                     &b.name,
                     &b.arn,
                 ))
@@ -118,7 +198,9 @@ impl Snapshot {
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> {
-        self.ports.iter().flat_map(|(_, p)| p.rules.iter())
+        self.ports
+            .iter()
+            .flat_map(|(_, p)| p.rules.iter().flat_map(|r| r.members.iter()))
     }
 }
 
@@ -149,6 +231,8 @@ pub(crate) mod tests {
                 next: Sharded::default(),
             }),
             stats: Arc::default(),
+            rule: String::new(),
+            weight: 1,
             route: Default::default(),
         })
     }
@@ -189,5 +273,61 @@ pub(crate) mod tests {
         assert!(routed(&s, 80, "a.example", "/api/1").is_some());
         assert!(routed(&s, 80, "a.example", "/web").is_none());
         assert!(routed(&s, 80, "b.example", "/api/1").is_none());
+    }
+
+    fn weighted(name: &str, weight: u32, healthy: bool) -> Arc<Service> {
+        let (reporter, _rx) = crate::report::channel();
+        let target = Target::new(
+            name,
+            &berth_proto::v1::Target {
+                task_arn: format!("{name}-task"),
+                address: "127.0.0.1".into(),
+                port: 9000,
+                draining: false,
+            },
+            reporter,
+        )
+        .unwrap();
+        if healthy {
+            target.transition(
+                crate::target::Health::Initial,
+                crate::target::Health::Healthy,
+                "",
+            );
+        }
+        let base = Arc::try_unwrap(service(name, 80, 0, &[], &[]))
+            .ok()
+            .unwrap();
+        Arc::new(Service {
+            rule: "rule-1".into(),
+            weight,
+            targets: Arc::new(TargetSet {
+                targets: vec![target],
+                source: Vec::new(),
+                health: Arc::new(HealthSettings::from_proto(None)),
+                next: Sharded::default(),
+            }),
+            ..base
+        })
+    }
+
+    #[test]
+    fn a_weighted_rule_splits_requests_by_weight() {
+        let s = Snapshot::build([weighted("blue", 3, true), weighted("green", 1, true)]);
+        let picks: Vec<String> = (0..400)
+            .map(|_| routed(&s, 80, "any", "/").unwrap())
+            .collect();
+        let blue = picks.iter().filter(|n| *n == "blue").count();
+        assert_eq!((blue, 400 - blue), (300, 100));
+    }
+
+    #[test]
+    fn a_target_group_with_nothing_healthy_passes_its_turn() {
+        let s = Snapshot::build([weighted("blue", 1, false), weighted("green", 1, true)]);
+        for _ in 0..10 {
+            assert_eq!(routed(&s, 80, "any", "/").as_deref(), Some("green"));
+        }
+        let none = Snapshot::build([weighted("blue", 1, false), weighted("zero", 0, true)]);
+        assert_eq!(routed(&none, 80, "any", "/").as_deref(), Some("blue"));
     }
 }

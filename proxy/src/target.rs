@@ -61,12 +61,14 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// A new target starts INITIAL (and says so), or DRAINED when it is already draining. `None`
-    /// when its address and port do not make an authority.
+    /// A new target starts `initial` (INITIAL, or the health a previous proxy process saw) and
+    /// says so, or DRAINED when it is already draining. `None` when its address and port do not
+    /// make an authority.
     pub fn new(
         service_arn: &str,
         target: &berth_proto::v1::Target,
         reporter: Reporter,
+        initial: Health,
     ) -> Option<Arc<Self>> {
         let port = u16::try_from(target.port).ok().filter(|p| *p > 0)?;
         let authority = match target.address.parse::<Ipv6Addr>() {
@@ -85,7 +87,7 @@ impl Target {
             service_arn: service_arn.to_string(),
             authority,
             metrics: TargetMetrics::default(),
-            state: AtomicU8::new(Health::Initial as u8),
+            state: AtomicU8::new(initial as u8),
             draining: AtomicBool::new(target.draining),
             in_flight: AtomicUsize::new(0),
             reporter,
@@ -231,6 +233,7 @@ mod tests {
                 draining,
             },
             reporter,
+            Health::Initial,
         )
         .unwrap();
         (t, rx)
@@ -276,6 +279,7 @@ mod tests {
                 draining: false,
             },
             reporter,
+            Health::Initial,
         )
         .unwrap();
         assert_eq!(t.authority.as_str(), "[::1]:80");

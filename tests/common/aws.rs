@@ -61,9 +61,36 @@ fn client_env(cmd: &mut Command, creds: &Creds) {
 
 /// `aws ecs ARGS… --endpoint-url http(s)://HTTP --output json`.
 pub fn aws(http: &str, creds: &Creds, args: &[&str]) -> Run {
+    aws_for("ecs", http, creds, args)
+}
+
+/// `aws elbv2 ARGS…` against the same HTTP port.
+pub fn elbv2(http: &str, creds: &Creds, args: &[&str]) -> Run {
+    aws_for("elbv2", http, creds, args)
+}
+
+/// `aws elbv2 ARGS…` that must succeed; its JSON output (`null` when it prints nothing).
+pub fn elbv2_ok(http: &str, creds: &Creds, args: &[&str]) -> serde_json::Value {
+    let r = elbv2(http, creds, args);
+    assert!(
+        r.ok,
+        "aws elbv2 {}: {}{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
+    if r.stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        r.json()
+    }
+}
+
+/// `aws SERVICE ARGS… --endpoint-url http(s)://HTTP --output json`.
+fn aws_for(service: &str, http: &str, creds: &Creds, args: &[&str]) -> Run {
     let mut cmd = Command::new(venv().join("bin/aws"));
     let (url, ca) = super::http_url(http);
-    cmd.arg("ecs")
+    cmd.arg(service)
         .args(args)
         .args(["--endpoint-url", &url, "--output", "json"]);
     client_env(&mut cmd, creds);

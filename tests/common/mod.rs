@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod http;
 pub mod lab;
+pub mod shell;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 /// The local Docker engine.
 #[derive(Clone)]
 pub struct DockerRuntime {
-    docker: Docker,
+    pub(super) docker: Docker,
 }
 
 const NS: i64 = 1_000_000_000;
@@ -42,7 +42,7 @@ impl DockerRuntime {
     }
 }
 
-fn not_found(e: &bollard::errors::Error) -> bool {
+pub(super) fn not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -52,7 +52,7 @@ fn not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-fn message(e: bollard::errors::Error) -> String {
+pub(super) fn message(e: bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message,
         other => other.to_string(),
@@ -321,22 +321,19 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    fn logs(
-        &self,
-        id: &str,
-        follow: bool,
-        tail: i32,
-    ) -> BoxStream<'static, Result<Vec<u8>, RuntimeError>> {
-        let tail = if tail > 0 {
-            tail.to_string()
+    fn logs(&self, id: &str, o: LogOptions) -> BoxStream<'static, Result<Vec<u8>, RuntimeError>> {
+        let tail = if o.tail > 0 {
+            o.tail.to_string()
         } else {
             "all".to_string()
         };
         let opts = LogsOptionsBuilder::new()
-            .follow(follow)
+            .follow(o.follow)
             .stdout(true)
             .stderr(true)
             .tail(&tail)
+            .since(i32::try_from(o.since).unwrap_or(i32::MAX))
+            .timestamps(o.timestamps)
             .build();
         let name = id.to_string();
         self.docker
@@ -349,5 +346,17 @@ impl ContainerRuntime for DockerRuntime {
                     })
             })
             .boxed()
+    }
+
+    async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<Exec, RuntimeError> {
+        self.start_exec(container, spec).await
+    }
+
+    async fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        self.resize_exec(exec_id, rows, cols).await
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        self.exec_status(exec_id).await
     }
 }

@@ -2,6 +2,7 @@
 //! Docker implementation behind it is the only code that knows bollard.
 
 mod docker;
+mod docker_exec;
 pub mod image;
 
 pub use docker::DockerRuntime;
@@ -86,6 +87,31 @@ pub struct Binding {
     pub protocol: String,
 }
 
+/// A command to run in a running container (`berth exec`).
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    /// A terminal: stdout and stderr then come as one stream.
+    pub tty: bool,
+    pub stdin: bool,
+    /// The terminal's rows and columns at the start.
+    pub size: Option<(u16, u16)>,
+}
+
+/// Output of an exec, as the engine tells its streams apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecChunk {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// A started exec: its id (for resizes and the exit code), output, and stdin.
+pub struct Exec {
+    pub id: String,
+    pub output: BoxStream<'static, Result<ExecChunk, RuntimeError>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// A container found by its labels.
 #[derive(Debug, Clone)]
 pub struct ContainerSummary {
@@ -139,11 +165,33 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<u64>, RuntimeError>> + Send {
         async { Ok(None) }
     }
-    /// Output of a container; `tail` <= 0 means all of it.
-    fn logs(
+    /// Output of a container; `tail` <= 0 means all of it, `since` (Unix seconds) 0 from the start.
+    fn logs(&self, id: &str, opts: LogOptions)
+        -> BoxStream<'static, Result<Vec<u8>, RuntimeError>>;
+    /// Starts a command in a running container.
+    fn exec(
         &self,
-        id: &str,
-        follow: bool,
-        tail: i32,
-    ) -> BoxStream<'static, Result<Vec<u8>, RuntimeError>>;
+        container: &str,
+        spec: &ExecSpec,
+    ) -> impl Future<Output = Result<Exec, RuntimeError>> + Send;
+    fn exec_resize(
+        &self,
+        exec_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// The command's exit code once it has ended (`None` while it runs).
+    fn exec_exit_code(
+        &self,
+        exec_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, RuntimeError>> + Send;
+}
+
+/// Which of a container's output to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub tail: i32,
+    pub since: i64,
+    pub timestamps: bool,
 }

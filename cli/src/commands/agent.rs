@@ -149,7 +149,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
     let config = args
         .node
         .config(server.to_string(), name.clone(), args.data.clone());
-    eprintln!(
+    crate::say!(
         "berth agent: node {name} ({} CPU units, {} MiB) for {server}; data in {}",
         config.cpu,
         config.memory_mib,
@@ -175,7 +175,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         .await?;
     let renewal = config.tls.as_ref().map(|tls| {
         let identity = tls.identity().map_or_else(String::new, |i| i.to_string());
-        eprintln!(
+        crate::say!(
             "berth agent: mutual TLS as {identity}; certificate in {}/tls",
             args.data.display()
         );
@@ -188,7 +188,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
     let a = agent::spawn(config).await?;
     let metrics = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
-            eprintln!("berth agent: metrics on http://{addr}/metrics");
+            crate::say!("berth agent: metrics on http://{addr}/metrics");
         }
         let registry = berth_control_plane::metrics::SharedRegistry::default();
         berth_control_plane::metrics::register_with(&registry, |r| a.register_metrics(r));
@@ -202,7 +202,7 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         (stop, task)
     });
     super::serve::wait_for_signal().await;
-    eprintln!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
+    crate::say!("berth agent: shutting down (tasks keep running; a restarted agent adopts them)");
     if let Some((stop, task)) = metrics {
         let _ = stop.send(true);
         task.abort();

@@ -121,13 +121,13 @@ impl ServeLimitArgs {
             }
         }
         if !dev && secure && self.http_insecure && !at.http.ip().is_loopback() {
-            eprintln!(
+            crate::say!(
                 "berth server: WARNING: --http-insecure on {}: bearer tokens and the console cross the network unencrypted",
                 at.http
             );
         }
         if !dev && !secure && !at.http.ip().is_loopback() {
-            eprintln!(
+            crate::say!(
                 "berth server: WARNING: --insecure on --http {}: anyone who reaches this port controls the cluster",
                 at.http
             );

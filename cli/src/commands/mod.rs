@@ -2,10 +2,13 @@
 
 mod agent;
 mod bench; // proxy helper
+mod cert;
 mod cluster;
 mod demo;
+pub mod exec;
 mod images;
 mod lab;
+mod lb;
 mod limits;
 mod metrics_http;
 mod node;
@@ -15,6 +18,7 @@ mod serve;
 mod service;
 mod service_view;
 mod stack;
+mod stack_view;
 mod task;
 mod taskdef;
 mod token; // trust
@@ -43,6 +47,16 @@ pub struct Cli {
     /// Output for people (table) or programs (json, ECS's field names).
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Format,
+    /// Berth's own log lines on stderr: text (coloured only on a terminal) or json (one object a
+    /// line). Filter with BERTH_LOG or RUST_LOG (`info,berth_control_plane=debug`).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +71,9 @@ pub enum Command {
     /// Create, list, describe and delete clusters.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Application load balancers over the built-in proxy: listeners, rules, target groups.
+    #[command(subcommand)]
+    Lb(lb::LbCommand),
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
@@ -65,19 +82,25 @@ pub enum Command {
     /// Run, stop, describe and list tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
-    /// A task's container output, read through the agent that runs it.
+    /// A task's container output, read through the agent that runs it (--follow: live).
     Logs(task::LogsArgs),
+    /// Run a command in a running task's container, wherever it runs (-it: a shell).
+    Exec(exec::ExecArgs),
     /// List, describe, drain and activate nodes (container instances).
     #[command(subcommand)]
     Node(node::NodeCommand),
     /// Services: keep N copies running, roll out new revisions.
     #[command(subcommand)]
     Service(service::ServiceCommand),
-    /// Create or update the task definitions and services a stack file declares (JSON or
-    /// YAML); what the file no longer declares is deleted.
+    /// Create or update the cluster, task definitions and services a stack file declares (JSON
+    /// or YAML); what the file no longer declares is deleted.
     Apply(stack::ApplyArgs),
-    /// Delete what a stack file declared: services first (they drain), then task definitions.
+    /// Delete what a stack file declared: services first (they drain), then task definitions,
+    /// then the cluster if the stack created it.
     Delete(stack::DeleteArgs),
+    /// List stacks; describe one: what it owns, its last apply, its drift.
+    #[command(subcommand)]
+    Stack(stack_view::StackCommand),
     /// Service events, as ECS words them.
     Events(service::EventsArgs),
     /// The demo web server baked into the berth-demo image (serve, check, exit).
@@ -96,9 +119,12 @@ pub enum Command {
         about = "Benchmarks: `bench proxy` loads Berth's proxy and nginx with wrk"
     )] // proxy helper
     Bench(bench::BenchCommand), // proxy helper
-    /// Client tokens (needs the admin token): `berth token create [--read-only]`.
+    /// Client tokens (needs the admin token): `berth token create [--read-only]`, `list`, `revoke ID`.
     #[command(subcommand)]
     Token(token::TokenCommand), // trust
+    /// Agent and proxy certificates: `berth cert revoke node:ID|proxy:ID`, `berth cert list`.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 impl Command {
@@ -127,14 +153,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => serve::list(&cli.server, cli.output).await,
         Command::Server(c) => serve::run(c.args, serve::Mode::Server).await,
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
+        Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,
+        Command::Exec(a) => exec::run(a, &cli.server).await,
         Command::Node(c) => node::run(c, &cli.server, cli.output).await,
         Command::Service(c) => service::run(c, &cli.server, cli.output).await,
         Command::Apply(a) => stack::apply(a, &cli.server, cli.output).await,
         Command::Delete(a) => stack::delete(a, &cli.server, cli.output).await,
+        Command::Stack(c) => stack_view::run(c, &cli.server, cli.output).await,
         Command::Events(a) => service_view::events(a, &cli.server, cli.output).await,
         Command::Demo(a) => demo::run(a).await,
         Command::Images(c) => images::run(c).await,
@@ -142,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(a) => proxy::run(a, &cli.server).await, // proxy helper
         Command::Bench(c) => bench::run(c, cli.output).await,  // proxy helper
         Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
+        Command::Cert(c) => cert::run(c, &cli.server, cli.output).await,
     }
 }
 

@@ -17,6 +17,14 @@ pub enum NodeCommand {
     Drain { node: String },
     /// Back to ACTIVE.
     Activate { node: String },
+    /// Revokes the node's certificate (by id or name): refused at once, its stream closed, no
+    /// renewal. Its tasks are replaced elsewhere as for a lost node. Needs the admin token.
+    Revoke {
+        node: String,
+        /// Why (kept with the revocation and shown to the refused agent).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 fn res(list: &[Resource], name: &str) -> i64 {
@@ -57,6 +65,13 @@ pub async fn run(cmd: NodeCommand, server: &str, fmt: Format) -> anyhow::Result<
                 return output::json(&reply);
             }
             reply.container_instances
+        }
+        NodeCommand::Revoke { node, reason } => {
+            let revoke = super::cert::CertCommand::Revoke {
+                identity: node,
+                reason,
+            };
+            return super::cert::run(revoke, server, fmt).await;
         }
         NodeCommand::Describe { node } => {
             let reply = client

@@ -183,7 +183,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     } else {
         "http"
     };
-    eprintln!(
+    crate::say!(
         "{name}: control plane on {} ({}), {http_scheme}://{} (console, API, health, metrics), data in {}",
         plane.grpc_addr,
         if secure { "gRPC+TLS" } else { "gRPC" },
@@ -192,7 +192,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     );
     if secure {
         let d = args.data.display();
-        eprintln!("{name}: CA certificate {d}/ca.crt; admin token in {d}/admin.token; join token in {d}/join.token (owner-only files)");
+        crate::say!("{name}: CA certificate {d}/ca.crt; admin token in {d}/admin.token; join token in {d}/join.token (owner-only files)");
     }
     // Either failing stops the control plane too, and waits for it.
     let proxy = match start_proxy(&args, mode, &plane, name).await {
@@ -213,20 +213,20 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         },
     };
     if secure {
-        eprintln!(
+        crate::say!(
             "{name}: try `BERTH_TOKEN=$(cat {d}/admin.token) berth --server {} --ca {d}/ca.crt cluster list`",
             plane.local_url(),
             d = args.data.display()
         );
     } else {
-        eprintln!(
+        crate::say!(
             "{name}: try `berth cluster list --server {}`",
             plane.local_url()
         );
     }
-    eprintln!("{name}: ready");
+    crate::say!("{name}: ready");
     wait_for_signal().await;
-    eprintln!("{name}: shutting down (tasks keep running; the next start adopts them)");
+    crate::say!("{name}: shutting down (tasks keep running; the next start adopts them)");
     let started = std::time::Instant::now();
     // The local agent and proxy first, side by side, so they leave before the control plane
     // does rather than retrying it; each bounded, so the whole stays well within 5 s.
@@ -244,12 +244,12 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         .await
         .is_err()
     {
-        eprintln!(
+        crate::say!(
             "{name}: the local agent or proxy did not stop within {LOCAL_DRAIN:?}; leaving it"
         );
     }
     plane.shutdown().await;
-    eprintln!(
+    crate::say!(
         "{name}: stopped in {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -293,7 +293,7 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
                 "--listen {}: berth dev serves without auth, so only on loopback (127.0.0.1); use --secure, or berth server",
                 args.listen
             ),
-            Mode::Server => eprintln!(
+            Mode::Server => crate::say!(
                 "{name}: WARNING: --insecure on {}: anyone who reaches this port controls the cluster",
                 args.listen
             ),
@@ -333,7 +333,7 @@ async fn start_proxy(
             Ok(p) => {
                 let telemetry = p.telemetry();
                 cp::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
-                eprintln!("{name}: load balancer listening on {bind} (each service's --lb-port)");
+                crate::say!("{name}: load balancer listening on {bind} (each service's --lb-port)");
                 Ok(Some(p))
             }
             Err(e) => anyhow::bail!("the load balancer cannot start: {e}"),
@@ -350,10 +350,10 @@ async fn start_local_agent(
     {
         match berth_agent::ensure_demo_image().await {
             Ok(berth_agent::runtime::image::ImageOutcome::Built) => {
-                eprintln!("{name}: built {}", berth_agent::DEMO_IMAGE)
+                crate::say!("{name}: built {}", berth_agent::DEMO_IMAGE)
             }
             Ok(_) => {}
-            Err(e) => eprintln!("{name}: warning: {e}"),
+            Err(e) => crate::say!("{name}: warning: {e}"),
         }
         let agent_dir = args.data.join("agent");
         let mut cfg =
@@ -369,7 +369,7 @@ async fn start_local_agent(
         match berth_agent::spawn(cfg).await {
             Ok(a) => {
                 cp::metrics::register_with(&plane.metrics, |r| a.register_metrics(r));
-                eprintln!(
+                crate::say!(
                     "{name}: local agent (node {}) on the Docker engine",
                     args.node_name
                 );

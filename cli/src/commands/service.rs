@@ -118,6 +118,10 @@ pub enum ServiceCommand {
 /// The service's load balancer: a listener on the proxy, its rule, and the target group.
 #[derive(Debug, clap::Args)]
 pub struct LbArgs {
+    /// Join this ELBv2 target group (name or ARN; `berth lb target-group create`) with the
+    /// container of --lb-container, instead of a listener port of the service's own.
+    #[arg(long)]
+    pub target_group: Option<String>,
     /// Listener port on the proxy.
     #[arg(long)]
     pub lb_port: Option<i32>,
@@ -210,19 +214,31 @@ fn constraints(list: &[String]) -> Vec<PlacementConstraint> {
 }
 
 fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
+    if let Some(tg) = &lb.target_group {
+        let Some(container) = &lb.lb_container else {
+            anyhow::bail!(
+                "--target-group needs --lb-container NAME:PORT (the container port that serves it)"
+            );
+        };
+        if lb.lb_port.is_some() {
+            anyhow::bail!("--target-group and --lb-port exclude each other: the target group's listeners route to the service");
+        }
+        let (container_name, container_port) = container_port(container)?;
+        return Ok(vec![LoadBalancer {
+            container_name,
+            container_port,
+            target_group_arn: tg.clone(),
+            ..Default::default()
+        }]);
+    }
     let (listener_port, container) = match (lb.lb_port, &lb.lb_container) {
         (None, None) => return Ok(Vec::new()),
         (Some(p), Some(c)) => (p, c),
         _ => anyhow::bail!("--lb-port and --lb-container go together"),
     };
-    let (name, p) = container
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("--lb-container {container:?} must be NAME:PORT"))?;
-    let container_port = p
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--lb-container {container:?}: {p:?} is not a port"))?;
+    let (name, container_port) = container_port(container)?;
     Ok(vec![LoadBalancer {
-        container_name: name.into(),
+        container_name: name,
         container_port,
         listener_port,
         host_patterns: lb.lb_hosts.clone(),
@@ -238,7 +254,56 @@ fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
         }),
         drain_timeout_seconds: lb.drain_timeout,
         algorithm: lb.lb_algorithm.clone(),
+        target_group_arn: String::new(),
     }])
+}
+
+/// `--lb-container NAME:PORT`.
+fn container_port(container: &str) -> anyhow::Result<(String, i32)> {
+    let (name, p) = container
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--lb-container {container:?} must be NAME:PORT"))?;
+    let port = p
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--lb-container {container:?}: {p:?} is not a port"))?;
+    Ok((name.to_string(), port))
+}
+
+/// `service describe`'s target groups: each one's targets from this service, with their health.
+async fn target_groups(server: &str, svc: &Service) -> anyhow::Result<()> {
+    let attached: Vec<&LoadBalancer> = svc
+        .load_balancers
+        .iter()
+        .filter(|l| !l.target_group_arn.is_empty())
+        .collect();
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let mut lbs = berth_proto::v1::load_balancers_client::LoadBalancersClient::new(
+        crate::client::connect(server).await?,
+    );
+    for lb in attached {
+        let view = lbs
+            .describe_target_group(TargetGroupRef {
+                target_group: lb.target_group_arn.clone(),
+            })
+            .await?
+            .into_inner();
+        let mine: Vec<TargetHealthView> = view
+            .targets
+            .into_iter()
+            .filter(|t| t.service_name == svc.service_name)
+            .collect();
+        let name = view.target_group.map(|t| t.name).unwrap_or_default();
+        crate::outln!();
+        crate::outln!(
+            "Target group {name}: {} of {} healthy",
+            mine.iter().filter(|t| t.state == "healthy").count(),
+            mine.len()
+        );
+        super::lb::targets_table(&mine).print();
+    }
+    Ok(())
 }
 
 fn short(arn: &str) -> &str {
@@ -334,8 +399,9 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             if fmt == Format::Json {
                 return output::json(&reply);
             }
-            describe(&reply.service.unwrap_or_default());
-            Ok(())
+            let svc = reply.service.unwrap_or_default();
+            describe(&svc);
+            target_groups(server, &svc).await
         }
         ServiceCommand::List { cluster } => {
             let reply = client

@@ -86,6 +86,31 @@ pub async fn follow_deployment(
     }
 }
 
+/// "spread(instanceId), binpack(memory); distinctInstance": strategies, then constraints.
+fn placement(s: &Service) -> String {
+    let strategies: Vec<String> = s
+        .placement_strategy
+        .iter()
+        .map(|p| match p.field.as_str() {
+            "" => p.r#type.clone(),
+            f => format!("{}({f})", p.r#type),
+        })
+        .collect();
+    let constraints: Vec<String> = s
+        .placement_constraints
+        .iter()
+        .map(|c| match c.expression.as_str() {
+            "" => c.r#type.clone(),
+            e => format!("{}({e})", c.r#type),
+        })
+        .collect();
+    [strategies.join(", "), constraints.join(", ")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub fn describe(s: &Service) {
     crate::outln!("Service          {}", s.service_name);
     crate::outln!("ARN              {}", s.service_arn);
@@ -115,13 +140,35 @@ pub fn describe(s: &Service) {
                 ))
         );
     }
-    for lb in &s.load_balancers {
+    for lb in s
+        .load_balancers
+        .iter()
+        .filter(|l| !l.target_group_arn.is_empty())
+    {
+        crate::outln!(
+            "Target group     {} -> {}:{}",
+            lb.target_group_arn
+                .rsplit('/')
+                .nth(1)
+                .unwrap_or(&lb.target_group_arn),
+            lb.container_name,
+            lb.container_port
+        );
+    }
+    for lb in s
+        .load_balancers
+        .iter()
+        .filter(|l| l.target_group_arn.is_empty())
+    {
         crate::outln!(
             "Load balancer    :{} -> {}:{}",
             lb.listener_port,
             lb.container_name,
             lb.container_port
         );
+    }
+    if !s.placement_strategy.is_empty() || !s.placement_constraints.is_empty() {
+        crate::outln!("Placement        {}", placement(s));
     }
     describe_scaling(s);
     for f in &s.placement_failures {

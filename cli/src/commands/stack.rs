@@ -46,7 +46,10 @@ pub struct DeleteArgs {
 }
 
 /// The file as JSON text, its stack name and its cluster.
-fn read_stack(file: &Path, name: Option<String>) -> anyhow::Result<(String, String, String)> {
+pub(super) fn read_stack(
+    file: &Path,
+    name: Option<String>,
+) -> anyhow::Result<(String, String, String)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let yaml = matches!(
@@ -95,21 +98,6 @@ fn print_changes(changes: &[StackChange]) {
     t.print();
 }
 
-fn summary(changes: &[StackChange]) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for c in changes {
-        match counts.iter_mut().find(|(a, _)| *a == c.action) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((c.action.clone(), 1)),
-        }
-    }
-    counts
-        .iter()
-        .map(|(a, n)| format!("{n} {a}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub async fn apply(a: ApplyArgs, server: &str, fmt: Format) -> anyhow::Result<()> {
     let (json, name, cluster) = read_stack(&a.file, a.name)?;
     let channel = connect(server).await?;
@@ -128,7 +116,10 @@ pub async fn apply(a: ApplyArgs, server: &str, fmt: Format) -> anyhow::Result<()
         print_changes(&reply.changes);
         let changed = reply.changes.iter().any(|c| c.action != "unchanged");
         if changed {
-            crate::outln!("stack {name}: {}", summary(&reply.changes));
+            crate::outln!(
+                "stack {name}: {}",
+                super::stack_view::summary(&reply.changes)
+            );
         } else {
             crate::outln!(
                 "stack {name}: no changes (every task definition and service is as the file says)"

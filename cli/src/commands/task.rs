@@ -54,14 +54,23 @@ pub struct LogsArgs {
     pub task: String,
     #[arg(long, default_value = "")]
     pub cluster: String,
-    /// The container (default: the task's first).
+    /// One container (default: every container of the task, each line prefixed with its name
+    /// when there are several).
     #[arg(long, default_value = "")]
     pub container: String,
+    /// Keep streaming new output until the task's containers stop.
     #[arg(short, long)]
     pub follow: bool,
     /// Only the last N lines.
     #[arg(long, default_value_t = 0)]
     pub tail: i32,
+    /// Only output since then: a duration back from now (90s, 10m, 1h30m, 2d) or an RFC 3339
+    /// time (2026-12-01T10:00:00Z).
+    #[arg(long, default_value = "")]
+    pub since: String,
+    /// Start each line with the time Docker received it (RFC 3339).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
 }
 
 fn short(arn: &str) -> &str {
@@ -225,6 +234,13 @@ pub async fn run(cmd: TaskCommand, server: &str, fmt: Format) -> anyhow::Result<
                 return output::json(&reply);
             }
             describe(&reply.task.unwrap_or_default());
+            if !reply.events.is_empty() {
+                crate::outln!();
+                crate::outln!("EVENTS");
+                for e in &reply.events {
+                    crate::outln!("{}  {}", e.created_at, e.message);
+                }
+            }
             Ok(())
         }
         TaskCommand::List {
@@ -261,6 +277,8 @@ pub async fn logs(args: LogsArgs, server: &str) -> anyhow::Result<()> {
             container: args.container,
             follow: args.follow,
             tail: args.tail,
+            since: args.since,
+            timestamps: args.timestamps,
         })
         .await?
         .into_inner();

@@ -1,10 +1,10 @@
 //! `berth token create [--read-only] [--aws]`: a new client token (or AWS access key for the ECS
-//! API), printed once.
+//! API), printed once; `berth token list` (never a secret) and `berth token revoke ID`.
 
 use crate::client::connect;
-use crate::output::Format;
+use crate::output::{self, or_dash, Format, Table};
 use berth_proto::v1::tokens_client::TokensClient;
-use berth_proto::v1::CreateTokenRequest;
+use berth_proto::v1::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, TokenInfo};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -21,23 +21,62 @@ pub enum TokenCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
+    /// Every token: id, kind, created, last used, revoked; never a secret. Needs the admin token.
+    List,
+    /// Refuses the token from its very next call on, on every server. Needs the admin token.
+    Revoke {
+        /// The token's id (`berth token list`; a token reads berth_ID_SECRET).
+        id: String,
+    },
 }
 
 pub async fn run(cmd: TokenCommand, server: &str, fmt: Format) -> anyhow::Result<()> {
-    let TokenCommand::Create {
-        read_only,
-        aws,
-        description,
-    } = cmd;
     let mut client = TokensClient::new(connect(server).await?);
-    let reply = client
-        .create_token(CreateTokenRequest {
+    match cmd {
+        TokenCommand::Create {
             read_only,
-            description,
             aws,
-        })
-        .await?
-        .into_inner();
+            description,
+        } => {
+            let request = CreateTokenRequest {
+                read_only,
+                description,
+                aws,
+            };
+            create(&mut client, request, fmt).await
+        }
+        TokenCommand::List => {
+            let reply = client.list_tokens(ListTokensRequest {}).await?.into_inner();
+            if fmt == Format::Json {
+                return output::json(&reply);
+            }
+            table(&reply.tokens);
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let reply = client
+                .revoke_token(RevokeTokenRequest { id })
+                .await?
+                .into_inner();
+            if fmt == Format::Json {
+                return output::json(&reply);
+            }
+            eprintln!(
+                "token {} ({}) revoked at {}: refused from its next call on",
+                reply.id, reply.kind, reply.revoked_at
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn create(
+    client: &mut TokensClient<crate::client::Conn>,
+    request: CreateTokenRequest,
+    fmt: Format,
+) -> anyhow::Result<()> {
+    let aws = request.aws;
+    let reply = client.create_token(request).await?.into_inner();
     match fmt {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reply)?),
         Format::Table if aws => {
@@ -57,4 +96,26 @@ pub async fn run(cmd: TokenCommand, server: &str, fmt: Format) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+fn table(tokens: &[TokenInfo]) {
+    let mut t = Table::new(&[
+        "ID",
+        "KIND",
+        "CREATED",
+        "LAST USED",
+        "REVOKED",
+        "DESCRIPTION",
+    ]);
+    for k in tokens {
+        t.row(vec![
+            k.id.clone(),
+            k.kind.clone(),
+            or_dash(&k.created_at),
+            or_dash(&k.last_used_at),
+            or_dash(&k.revoked_at),
+            or_dash(&k.description),
+        ]);
+    }
+    t.print();
 }

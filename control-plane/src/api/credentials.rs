@@ -1,7 +1,8 @@
-//! `berth.v1.Certificates` (join with the join token, renew over mutual TLS) and `berth.v1.Tokens`
-//! (new client tokens; the admin token only — `auth::need` enforces who may call).
+//! `berth.v1.Certificates` (join with the join token, renew over mutual TLS, revoke) and
+//! `berth.v1.Tokens` (create, list, revoke client tokens; the admin token only — `auth::need`
+//! enforces who may call).
 
-use crate::auth::{Access, Authorizer, Role};
+use crate::auth::{revoked, Access, Authorizer, Role, Tokens as TokenStore};
 use crate::nodes::new_id;
 use berth_proto::v1::certificates_server::Certificates;
 use berth_proto::v1::tokens_server::Tokens;
@@ -31,6 +32,39 @@ impl CertificatesApi {
             expires_at_ms: issued.expires_at_ms,
         })
     }
+}
+
+/// The token store, for an admin caller on a server with auth.
+fn admin<'a, T>(
+    auth: &'a Authorizer,
+    req: &Request<T>,
+    method: &str,
+) -> Result<&'a TokenStore, Status> {
+    let Some(tokens) = auth.tokens() else {
+        return Err(Status::failed_precondition(
+            "this server runs without auth (berth dev, or --insecure): it has no tokens or certificates",
+        ));
+    };
+    if req.extensions().get::<Access>() != Some(&Access::Token(Role::Admin)) {
+        return Err(Status::permission_denied(format!(
+            "{method} needs the admin token (DATA/admin.token on the server)"
+        )));
+    }
+    Ok(tokens)
+}
+
+/// Runs a blocking store call with the auth's state.
+async fn off_thread<R: Send + 'static>(
+    auth: &Arc<Authorizer>,
+    f: impl FnOnce(&TokenStore) -> crate::error::Result<R> + Send + 'static,
+) -> Result<R, Status> {
+    let auth = auth.clone();
+    tokio::task::spawn_blocking(move || match auth.tokens() {
+        Some(t) => f(t).map_err(Status::from),
+        None => Err(Status::internal("auth was turned off")),
+    })
+    .await
+    .map_err(|e| Status::internal(format!("store call: {e}")))?
 }
 
 fn valid_id(id: &str) -> bool {
@@ -63,6 +97,12 @@ impl Certificates for CertificatesApi {
             ));
         };
         let who = PeerIdentity::new(kind, id);
+        let check = who.clone();
+        if let Some(r) =
+            off_thread(&self.auth, move |t| revoked::revoked(t.state(), &check)).await?
+        {
+            return Err(revoked::refusal(&r));
+        }
         let reply = self.issue(&r.csr_pem, &who)?;
         tracing::info!(identity = %who, "joined: certificate issued");
         Ok(Response::new(reply))
@@ -81,6 +121,34 @@ impl Certificates for CertificatesApi {
         tracing::info!(identity = %who, "certificate renewed");
         Ok(Response::new(reply))
     }
+
+    async fn revoke_certificate(
+        &self,
+        req: Request<RevokeCertificateRequest>,
+    ) -> Result<Response<RevokedIdentity>, Status> {
+        admin(&self.auth, &req, "berth.v1.Certificates/RevokeCertificate")?;
+        let r = req.into_inner();
+        let done = off_thread(&self.auth, move |t| {
+            let who = revoked::resolve(t.state(), r.identity.trim())?;
+            revoked::revoke(t.state(), &who, &r.reason)
+        })
+        .await?;
+        tracing::warn!(identity = %done.identity, reason = %done.reason, "certificate revoked");
+        Ok(Response::new(done))
+    }
+
+    async fn list_revoked_certificates(
+        &self,
+        req: Request<ListRevokedCertificatesRequest>,
+    ) -> Result<Response<ListRevokedCertificatesReply>, Status> {
+        admin(
+            &self.auth,
+            &req,
+            "berth.v1.Certificates/ListRevokedCertificates",
+        )?;
+        let revoked = off_thread(&self.auth, |t| revoked::list(t.state())).await?;
+        Ok(Response::new(ListRevokedCertificatesReply { revoked }))
+    }
 }
 
 pub struct TokensApi {
@@ -93,16 +161,7 @@ impl Tokens for TokensApi {
         &self,
         req: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenReply>, Status> {
-        if self.auth.tokens().is_none() {
-            return Err(Status::failed_precondition(
-                "this server runs without auth (berth dev, or --insecure); it needs no tokens",
-            ));
-        }
-        if req.extensions().get::<Access>() != Some(&Access::Token(Role::Admin)) {
-            return Err(Status::permission_denied(
-                "berth.v1.Tokens/CreateToken needs the admin token (DATA/admin.token on the server)",
-            ));
-        }
+        admin(&self.auth, &req, "berth.v1.Tokens/CreateToken")?;
         let r = req.into_inner();
         let role = if r.read_only {
             Role::ReadOnly
@@ -139,5 +198,25 @@ impl Tokens for TokensApi {
             role: role.as_str().into(),
             ..Default::default()
         }))
+    }
+
+    async fn list_tokens(
+        &self,
+        req: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensReply>, Status> {
+        admin(&self.auth, &req, "berth.v1.Tokens/ListTokens")?;
+        let tokens = off_thread(&self.auth, |t| t.list()).await?;
+        Ok(Response::new(ListTokensReply { tokens }))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<RevokeTokenRequest>,
+    ) -> Result<Response<TokenInfo>, Status> {
+        admin(&self.auth, &req, "berth.v1.Tokens/RevokeToken")?;
+        let id = req.into_inner().id;
+        let done = off_thread(&self.auth, move |t| t.revoke(id.trim())).await?;
+        tracing::warn!(id = %done.id, kind = %done.kind, "token revoked");
+        Ok(Response::new(done))
     }
 }

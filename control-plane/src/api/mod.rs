@@ -2,6 +2,9 @@
 
 mod clusters;
 mod credentials;
+mod exec;
+mod load_balancers;
+mod logs;
 mod nodes;
 mod servers;
 mod services;
@@ -13,6 +16,7 @@ pub use crate::endpoints::stream::EndpointsApi;
 pub use crate::nodes::stream::{AgentSessionsApi, SessionTimings};
 pub use clusters::ClustersApi;
 pub use credentials::{CertificatesApi, TokensApi};
+pub use load_balancers::LoadBalancersApi;
 pub use nodes::NodesApi;
 pub use servers::ServersApi;
 pub use services::{NodeAdminApi, ServicesApi};

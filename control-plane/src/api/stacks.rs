@@ -1,4 +1,4 @@
-//! `berth.v1.Stacks`: apply, delete and describe stacks.
+//! `berth.v1.Stacks`: apply, delete, describe and list stacks.
 
 use super::blocking;
 use crate::stacks;
@@ -40,6 +40,16 @@ impl Stacks for StacksApi {
         let r = req.into_inner();
         Ok(Response::new(
             blocking(&self.state, move |s| stacks::describe(s, r)).await?,
+        ))
+    }
+
+    async fn list_stacks(
+        &self,
+        req: Request<ListStacksRequest>,
+    ) -> Result<Response<ListStacksReply>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(
+            blocking(&self.state, move |s| stacks::list(s, r)).await?,
         ))
     }
 }

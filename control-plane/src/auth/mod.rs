@@ -2,8 +2,10 @@
 //! it reaches a service:
 //!
 //! - open: gRPC health and reflection, and `Certificates/Join` (the join token is its credential);
-//! - a verified peer certificate from the cluster CA: `berth.agent.v1.AgentSessions/*` (a node's),
-//!   `berth.v1.Endpoints/*` (a proxy's), `Certificates/RenewCertificate` (either);
+//! - a verified peer certificate from the cluster CA that is not revoked (`revoked`):
+//!   `berth.agent.v1.AgentSessions/*` (a node's), `berth.v1.Endpoints/*` (a proxy's),
+//!   `Certificates/RenewCertificate` (either);
+//! - the admin token: `Tokens/*`, `Certificates/RevokeCertificate` and `ListRevokedCertificates`;
 //! - a bearer token (`authorization: Bearer berth_…`) for everything else: `Describe*`, `List*`
 //!   and `Get*` methods need read-only, `Tokens/*` the admin token, any other method (so any RPC
 //!   added later, until it is named here) a read-write token.
@@ -22,12 +24,13 @@
 
 pub mod aws_keys;
 pub mod layer;
+pub mod revoked;
 pub mod tokens;
 pub mod trust;
 
 pub use aws_keys::{AwsKey, AwsKeys, AWS_KEY_FILE};
 pub use layer::AuthLayer;
-pub use tokens::{Role, Tokens, ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE};
+pub use tokens::{Refused, Role, Tokens, ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE};
 
 use berth_trust::{PeerIdentity, PeerKind};
 use std::path::PathBuf;
@@ -61,6 +64,9 @@ pub fn need(path: &str) -> Need {
         | "grpc.reflection.v1.ServerReflection"
         | "grpc.reflection.v1alpha.ServerReflection" => Need::Open,
         "berth.v1.Certificates" if method == "Join" => Need::Open,
+        "berth.v1.Certificates" if method.starts_with("Revoke") || method.starts_with("List") => {
+            Need::Token(Role::Admin)
+        }
         "berth.v1.Certificates" => Need::Peer(None),
         "berth.agent.v1.AgentSessions" => Need::Peer(Some(PeerKind::Node)),
         "berth.v1.Endpoints" => Need::Peer(Some(PeerKind::Proxy)),
@@ -221,7 +227,15 @@ impl Authorizer {
         match need(path) {
             Need::Open => Ok(Access::Open),
             Need::Peer(kind) => match peer {
-                Some(p) if kind.is_none_or(|k| k == p.kind) => Ok(Access::Peer(p)),
+                Some(p) if kind.is_none_or(|k| k == p.kind) => {
+                    match revoked::revoked(tokens.state(), &p) {
+                        Ok(None) => Ok(Access::Peer(p)),
+                        Ok(Some(r)) => Err(revoked::refusal(&r)),
+                        Err(e) => Err(Status::unavailable(format!(
+                            "cannot check {p}'s certificate against the revocations: {e}"
+                        ))),
+                    }
+                }
                 Some(p) => Err(Status::permission_denied(format!(
                     "{method} is for {} certificates; this one is {p}",
                     kind.map_or("agent or proxy", PeerKind::as_str)
@@ -241,11 +255,14 @@ impl Authorizer {
                     .strip_prefix("Bearer ")
                     .or_else(|| value.strip_prefix("bearer "))
                     .unwrap_or("");
-                let role = tokens.verify(presented).ok_or_else(|| {
-                    Status::unauthenticated(format!(
+                let role = tokens.verify(presented).map_err(|refused| match refused {
+                    Refused::Unknown => Status::unauthenticated(format!(
                         "the token is not valid for this server (mistyped, or from another cluster); the admin token is in {} on the server",
                         admin_token_file.display()
-                    ))
+                    )),
+                    Refused::Revoked { id, at } => Status::unauthenticated(format!(
+                        "token {id} was revoked at {at}; ask an admin for a new one (`berth token create`)"
+                    )),
                 })?;
                 if role >= needed {
                     Ok(Access::Token(role))
@@ -277,6 +294,15 @@ mod tests {
             Need::Token(Role::ReadOnly)
         );
         assert_eq!(need("/berth.v1.Tasks/GetLogs"), Need::Token(Role::ReadOnly));
+        // A command in a container can change anything in it: a write.
+        assert_eq!(
+            need("/berth.v1.Tasks/ExecTask"),
+            Need::Token(Role::ReadWrite)
+        );
+        assert_eq!(
+            need("/berth.agent.v1.AgentSessions/Exec"),
+            Need::Peer(Some(PeerKind::Node))
+        );
         assert_eq!(
             need("/berth.v1.Clusters/CreateCluster"),
             Need::Token(Role::ReadWrite)
@@ -290,6 +316,14 @@ mod tests {
             Need::Token(Role::Admin)
         );
         assert_eq!(need("/berth.v1.Certificates/Join"), Need::Open);
+        assert_eq!(
+            need("/berth.v1.Certificates/RevokeCertificate"),
+            Need::Token(Role::Admin)
+        );
+        assert_eq!(
+            need("/berth.v1.Certificates/RenewCertificate"),
+            Need::Peer(None)
+        );
         assert_eq!(need("/grpc.health.v1.Health/Check"), Need::Open);
         assert_eq!(
             need("/berth.agent.v1.AgentSessions/Session"),

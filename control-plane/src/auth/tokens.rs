@@ -1,22 +1,26 @@
 //! Client and join tokens as the control plane keeps them: only the SHA-256 of each secret is
-//! stored (sled, `token/ID` and `trust/join`), mirrored in memory so a check does no IO, and
-//! compared in constant time. The admin and join tokens are made on the first start and written
-//! once, owner-only, to `DATA/admin.token` and `DATA/join.token`.
+//! stored (`token/ID` and `trust/join`), compared in constant time. Every check reads the record
+//! from the store — no cache — so a revoke takes effect on the very next call, on every server
+//! sharing the store. The admin and join tokens are made on the first start and written once,
+//! owner-only, to `DATA/admin.token` and `DATA/join.token`.
 
 use crate::error::{Error, Result};
 use crate::state::{put, State};
+use crate::store::Compare;
 use crate::time;
-use berth_proto::v1::AccessToken;
+use berth_proto::v1::{AccessToken, TokenInfo};
 use berth_trust::files;
 use berth_trust::token::{constant_time_eq, ClientToken, JoinToken};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::Mutex;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const JOIN_TOKEN_FILE: &str = "join.token";
 const JOIN_KEY: &str = "trust/join";
 const TOKENS: &str = "token/";
+/// `last_used_at` is written at most this often per token and server.
+const USE_RESOLUTION_MS: i64 = 60_000;
 
 /// What a client token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,40 +49,39 @@ impl Role {
     }
 }
 
+/// Why a presented token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Not a token of this store (mistyped, another cluster's, or unreadable).
+    Unknown,
+    /// Ours, but revoked at this time.
+    Revoked { id: String, at: String },
+}
+
 pub struct Tokens {
     state: State,
-    by_id: RwLock<HashMap<String, AccessToken>>,
-    join: RwLock<Option<AccessToken>>,
+    /// When this server last wrote each token's `last_used_at` (a throttle, not a cache: the
+    /// record itself is read on every check).
+    used: Mutex<HashMap<String, i64>>,
 }
 
 impl Tokens {
-    /// Loads the stored hashes; on the first start makes the admin and join tokens and writes
-    /// them to `data_dir`.
+    /// Opens the tokens; on the first start makes the admin and join tokens and writes them to
+    /// `data_dir`.
     pub fn open(state: State, data_dir: &Path, ca_fingerprint: &str) -> Result<Self> {
-        let stored: Vec<AccessToken> = state.scan(TOKENS)?;
-        let join = state.get::<AccessToken>(JOIN_KEY)?;
         let tokens = Self {
             state,
-            by_id: RwLock::new(stored.into_iter().map(|t| (t.id.clone(), t)).collect()),
-            join: RwLock::new(join),
+            used: Mutex::default(),
         };
-        let has_admin = tokens
-            .read()
-            .values()
-            .any(|t| t.role == Role::Admin.as_str());
-        if !has_admin {
+        let stored: Vec<AccessToken> = tokens.state.scan(TOKENS)?;
+        if !stored.iter().any(|t| t.role == Role::Admin.as_str()) {
             let token = ClientToken::generate();
             // The file first: a crash before the record only means a new token next start.
             write_token(&data_dir.join(ADMIN_TOKEN_FILE), &token.reveal())?;
             tokens.store(&token, Role::Admin, "made on the first start")?;
             tracing::info!(id = %token.id, file = %data_dir.join(ADMIN_TOKEN_FILE).display(), "admin token created");
         }
-        let join_ok = tokens
-            .join
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some();
-        if !join_ok {
+        if tokens.state.get::<AccessToken>(JOIN_KEY)?.is_none() {
             let token = JoinToken::generate(ca_fingerprint);
             write_token(&data_dir.join(JOIN_TOKEN_FILE), &token.reveal())?;
             let record = AccessToken {
@@ -87,16 +90,12 @@ impl Tokens {
                 role: "join".into(),
                 created_at: time::now(),
                 description: "agents and proxies present it once to get a certificate".into(),
+                ..Default::default()
             };
             tokens.state.commit(vec![put(JOIN_KEY.into(), &record)])?;
-            *tokens.join.write().unwrap_or_else(|p| p.into_inner()) = Some(record);
             tracing::info!(file = %data_dir.join(JOIN_TOKEN_FILE).display(), "join token created");
         }
         Ok(tokens)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AccessToken>> {
-        self.by_id.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn store(&self, token: &ClientToken, role: Role, description: &str) -> Result<()> {
@@ -106,14 +105,10 @@ impl Tokens {
             role: role.as_str().into(),
             created_at: time::now(),
             description: description.into(),
+            ..Default::default()
         };
         self.state
-            .commit(vec![put(format!("{TOKENS}{}", token.id), &record)])?;
-        self.by_id
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.id.clone(), record);
-        Ok(())
+            .commit(vec![put(format!("{TOKENS}{}", token.id), &record)])
     }
 
     /// A new client token (durable before it is returned). The caller shows it once.
@@ -123,43 +118,128 @@ impl Tokens {
         Ok(token)
     }
 
-    /// The role of a presented client token, if it is one of ours.
-    pub fn verify(&self, presented: &str) -> Option<Role> {
-        let token = ClientToken::parse(presented)?;
-        let hash = token.secret_sha256();
-        let cached = self.read().get(&token.id).cloned();
-        // With several servers a token may have been made on another one: read it once.
-        let record = match cached {
-            Some(r) => r,
-            None => {
-                let r = self
-                    .state
-                    .get::<AccessToken>(&format!("{TOKENS}{}", token.id))
-                    .ok()??;
-                self.by_id
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(token.id.clone(), r.clone());
-                r
+    /// The role of a presented client token, read from the store now.
+    pub fn verify(&self, presented: &str) -> std::result::Result<Role, Refused> {
+        let token = ClientToken::parse(presented).ok_or(Refused::Unknown)?;
+        let key = format!("{TOKENS}{}", token.id);
+        let (record, revision) = match self.state.get_versioned::<AccessToken>(&key) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(Refused::Unknown),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a token from the store; refusing it");
+                return Err(Refused::Unknown);
             }
         };
-        constant_time_eq(&hash, &record.secret_sha256)
-            .then(|| Role::parse(&record.role))
-            .flatten()
+        if !constant_time_eq(&token.secret_sha256(), &record.secret_sha256) {
+            return Err(Refused::Unknown);
+        }
+        if !record.revoked_at.is_empty() {
+            return Err(Refused::Revoked {
+                id: record.id,
+                at: record.revoked_at,
+            });
+        }
+        let role = Role::parse(&record.role).ok_or(Refused::Unknown)?;
+        self.note_use(key, record, revision);
+        Ok(role)
     }
 
-    /// Whether a presented join token is this cluster's.
+    /// Records `last_used_at`, at most once a minute per token, off the request's path. The
+    /// write compares the revision it read, so it can never undo a revoke that came between.
+    fn note_use(&self, key: String, mut record: AccessToken, revision: u64) {
+        let now = time::now_millis();
+        {
+            let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            let last = used
+                .get(&record.id)
+                .copied()
+                .unwrap_or_else(|| time::parse_rfc3339(&record.last_used_at).unwrap_or(i64::MIN));
+            if now.saturating_sub(last) < USE_RESOLUTION_MS {
+                return;
+            }
+            used.insert(record.id.clone(), now);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        record.last_used_at = time::rfc3339(now);
+        let state = self.state.clone();
+        runtime.spawn_blocking(move || {
+            let compare = Compare::ModRevision {
+                key: key.clone(),
+                revision,
+            };
+            if let Err(e) = state.txn(&[compare], vec![put(key, &record)]) {
+                tracing::debug!(error = %e, "cannot record a token's last use");
+            }
+        });
+    }
+
+    /// Every token, the join token first; never a secret or its hash.
+    pub fn list(&self) -> Result<Vec<TokenInfo>> {
+        let join = self.state.get::<AccessToken>(JOIN_KEY)?;
+        let mut stored: Vec<AccessToken> = self.state.scan(TOKENS)?;
+        stored.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(join.into_iter().chain(stored).map(info).collect())
+    }
+
+    /// Revokes client token `id` from the next call on. Revoking one already revoked changes
+    /// nothing. The join token and the admin token are refused, naming why.
+    pub fn revoke(&self, id: &str) -> Result<TokenInfo> {
+        if id == "join" {
+            return Err(Error::Client(
+                "id: the join token cannot be revoked (agents and proxies would have no way to join); revoke a node's or proxy's certificate with `berth node revoke NODE` or `berth cert revoke proxy:ID`".into(),
+            ));
+        }
+        let key = format!("{TOKENS}{id}");
+        self.state.update(|tx| {
+            let Some(mut record) = tx.get::<AccessToken>(&key)? else {
+                return Err(Error::NotFound {
+                    kind: "Token",
+                    name: crate::error::cut(id),
+                    hint: "`berth token list` shows every token's id".into(),
+                });
+            };
+            if record.role == Role::Admin.as_str() {
+                return Err(Error::Client(format!(
+                    "id: {id} is the admin token, which revoking would leave no one able to make or revoke tokens; revoke the read-write and read-only tokens instead"
+                )));
+            }
+            if !record.revoked_at.is_empty() {
+                return Ok((info(record), Vec::new()));
+            }
+            record.revoked_at = time::now();
+            let op = put(key.clone(), &record);
+            Ok((info(record), vec![op]))
+        })
+    }
+
+    /// Whether a presented join token is this cluster's (read from the store now).
     pub fn verify_join(&self, presented: &str, ca_fingerprint: &str) -> bool {
         let Some(token) = JoinToken::parse(presented) else {
             return false;
         };
-        let join = self.join.read().unwrap_or_else(|p| p.into_inner());
-        let Some(record) = join.as_ref() else {
+        let Ok(Some(record)) = self.state.get::<AccessToken>(JOIN_KEY) else {
             return false;
         };
         let same_ca = constant_time_eq(token.ca_fingerprint.as_bytes(), ca_fingerprint.as_bytes());
         let same_secret = constant_time_eq(&token.secret_sha256(), &record.secret_sha256);
-        same_ca & same_secret
+        same_ca & same_secret & record.revoked_at.is_empty()
+    }
+
+    pub(crate) fn state(&self) -> &State {
+        &self.state
+    }
+}
+
+fn info(t: AccessToken) -> TokenInfo {
+    TokenInfo {
+        id: t.id,
+        kind: t.role,
+        description: t.description,
+        created_at: t.created_at,
+        last_used_at: t.last_used_at,
+        revoked_at: t.revoked_at,
     }
 }
 

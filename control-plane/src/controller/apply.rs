@@ -37,26 +37,48 @@ pub struct Room {
     pub tasks: usize,
 }
 
+/// What a node's unreleased claims add up to.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub cpu: i64,
+    pub memory: i64,
+    pub ports: Vec<(i32, String)>,
+    pub tasks: usize,
+}
+
+impl Usage {
+    pub fn of<'a>(claims: impl IntoIterator<Item = &'a NodeClaim>) -> Self {
+        let mut u = Usage::default();
+        for c in claims.into_iter().filter(|c| !c.released) {
+            u.cpu += i64::from(c.cpu);
+            u.memory += i64::from(c.memory);
+            u.ports
+                .extend(c.ports.iter().map(|p| (p.port, p.protocol.clone())));
+            u.tasks += 1;
+        }
+        u
+    }
+}
+
 impl Room {
     /// A node's room given its claims.
     pub fn of(node: &ContainerInstance, claims: &[NodeClaim]) -> Self {
-        let mut room = Room {
-            cpu: nodes::resource(node, "CPU"),
-            memory: nodes::resource(node, "MEMORY"),
-            ports_used: nodes::reserved_ports(node)
-                .into_iter()
-                .flat_map(|p| [(p, "tcp".to_string()), (p, "udp".to_string())])
-                .collect(),
-            tasks: 0,
-        };
-        for c in claims.iter().filter(|c| !c.released) {
-            room.cpu -= i64::from(c.cpu);
-            room.memory -= i64::from(c.memory);
-            room.ports_used
-                .extend(c.ports.iter().map(|p| (p.port, p.protocol.clone())));
-            room.tasks += 1;
+        Self::left(node, &Usage::of(claims))
+    }
+
+    /// A node's room given what its claims add up to.
+    pub fn left(node: &ContainerInstance, used: &Usage) -> Self {
+        let mut ports_used: HashSet<(i32, String)> = nodes::reserved_ports(node)
+            .into_iter()
+            .flat_map(|p| [(p, "tcp".to_string()), (p, "udp".to_string())])
+            .collect();
+        ports_used.extend(used.ports.iter().cloned());
+        Room {
+            cpu: nodes::resource(node, "CPU") - used.cpu,
+            memory: nodes::resource(node, "MEMORY") - used.memory,
+            ports_used,
+            tasks: used.tasks,
         }
-        room
     }
 
     /// Why the demand does not fit, if it does not.
@@ -84,22 +106,41 @@ impl Room {
     }
 }
 
-/// Re-checks every launch against its node's fresh claims and returns the new tasks and the
-/// ops that create them. A launch that no longer fits is a conflict: the caller decides again
-/// on fresh state.
-pub fn place(tx: &mut Tx<'_>, launches: &[NewTask<'_>]) -> Result<(Vec<Task>, Vec<Op>)> {
+/// Re-checks every launch against its node's claims and returns the new tasks and the ops that
+/// create them. A launch that no longer fits is a conflict: the caller decides again on fresh
+/// state. On the first try the claims are those the rooms cache holds as of its revision, and
+/// the commit requires that none of the node's claims changed since (so the check is as exact
+/// as a fresh read, without decoding a hundred claims a node); a retry reads them afresh.
+pub fn place(
+    tx: &mut Tx<'_>,
+    sessions: Option<&nodes::Sessions>,
+    launches: &[NewTask<'_>],
+) -> Result<(Vec<Task>, Vec<Op>)> {
     let mut by_node: BTreeMap<&str, Vec<&NewTask>> = BTreeMap::new();
     for l in launches {
         by_node.entry(l.node_id.as_str()).or_default().push(l);
     }
+    let cached = match sessions.filter(|_| tx.attempt() == 0) {
+        Some(s) => Some(s.rooms_of(tx.state(), by_node.keys().copied())?),
+        None => None,
+    };
     let mut created = Vec::with_capacity(launches.len());
     let mut ops = Vec::with_capacity(launches.len() * 3);
     for (node_id, mine) in by_node {
         let Some(node) = tx.get::<ContainerInstance>(&keys::node(node_id))? else {
             return Err(Error::Conflict(format!("node {node_id} is gone")));
         };
-        let claims = tx.scan::<NodeClaim>(&keys::node_claims(node_id))?;
-        let mut room = Room::of(&node, &claims);
+        let claims_prefix = keys::node_claims(node_id);
+        let mut room = match &cached {
+            Some((rooms, revision)) => {
+                tx.require_unchanged_since(&claims_prefix, *revision);
+                let Some(used) = rooms.get(node_id) else {
+                    return Err(Error::Conflict(format!("node {node_id} is not cached yet")));
+                };
+                Room::left(&node, used)
+            }
+            None => Room::of(&node, &tx.scan::<NodeClaim>(&claims_prefix)?),
+        };
         for l in mine {
             room.take(&l.demand).map_err(|why| {
                 Error::Conflict(format!("node {} has no room any more: {why}", node.name))

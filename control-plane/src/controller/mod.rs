@@ -72,13 +72,17 @@ pub async fn run(
     let started_ms = time::now_millis();
     let mut tick = tokio::time::interval(config.resync);
     let mut seen = state.store().revision().unwrap_or(0);
+    let mut sweeps = Sweeps::default();
     loop {
         let mut woken = wake::Woken {
             revision: seen,
             ..Default::default()
         };
         tokio::select! {
-            _ = tick.tick() => woken.everything = true,
+            _ = tick.tick() => {
+                woken.lost_nodes = true;
+                woken.everything = sweeps.due(config.resync);
+            }
             c = changes.recv() => match c {
                 Ok(change) => {
                     woken.add(&change);
@@ -105,6 +109,7 @@ pub async fn run(
             owners.clone(),
         );
         let mut mem = std::mem::take(&mut memory);
+        let sweep = woken.everything.then(std::time::Instant::now);
         let res = tokio::task::spawn_blocking(move || {
             let mut owners = own.lock().unwrap_or_else(|p| p.into_inner());
             let pass = Pass {
@@ -118,6 +123,9 @@ pub async fn run(
             (r, mem)
         })
         .await;
+        if let Some(started) = sweep {
+            sweeps.ran(started.elapsed());
+        }
         match res {
             Ok((r, mem)) => {
                 memory = mem;
@@ -129,6 +137,29 @@ pub async fn run(
         }
     }
 }
+
+/// When the periodic sweep over every service is due. Targeted wake-ups do the work; the
+/// sweep is the level-triggered safety net, so it may not cost more than a fifth of the
+/// controller's time: a sweep that took 2 s waits 10 s for the next one (kube's controllers
+/// resync over minutes for the same reason). Lost nodes are checked on every tick regardless.
+#[derive(Debug, Default)]
+struct Sweeps {
+    last: Option<(std::time::Instant, Duration)>,
+}
+
+impl Sweeps {
+    fn due(&self, resync: Duration) -> bool {
+        self.last
+            .is_none_or(|(at, took)| at.elapsed() >= resync.max(took * SWEEP_SHARE))
+    }
+
+    fn ran(&mut self, took: Duration) {
+        self.last = Some((std::time::Instant::now(), took));
+    }
+}
+
+/// The sweep's period, as a multiple of what the last one cost.
+const SWEEP_SHARE: u32 = 5;
 
 /// Runs the controllers only while this replica leads, with every commit fenced by its term;
 /// stops them (and waits for them) as soon as it does not.
@@ -220,7 +251,7 @@ impl Pass<'_> {
         memory: &mut HashMap<String, ServiceMemory>,
     ) -> Result<()> {
         let now = time::now_millis();
-        let services: Vec<String> = if woken.everything {
+        if woken.lost_nodes || woken.everything {
             crate::nodes::lost::mark_lost_nodes(
                 self.state,
                 self.sessions,
@@ -228,6 +259,8 @@ impl Pass<'_> {
                 self.started_ms,
                 now,
             )?;
+        }
+        let services: Vec<String> = if woken.everything {
             let live: HashSet<String> = self
                 .state
                 .scan_keys(keys::GROUP_INDEX)?
@@ -251,11 +284,7 @@ impl Pass<'_> {
         } else {
             owners.services_of(self.state, &woken)?
         };
-        let src = view::Sources {
-            sessions: self.sessions,
-            proxies: self.proxies,
-            config: self.config.plan(),
-        };
+        let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
         for key in services {
             let mem = memory.remove(&key).unwrap_or_default();
             match service::reconcile(self.state, &key, &src, mem.clone(), now) {

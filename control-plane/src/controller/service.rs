@@ -36,7 +36,7 @@ pub fn reconcile(
             p = plan::plan(&view, now);
         }
         let before = view.service.clone();
-        let ops = ops_of(tx, key, &view, &mut p, now)?;
+        let ops = ops_of(tx, src.sessions, key, &view, &mut p, now)?;
         // A drained service's stopped tasks go after it is INACTIVE, in batches of their own:
         // garbage, not part of the decision (and possibly more than one transaction holds).
         let forget: Vec<Op> = view
@@ -69,6 +69,7 @@ pub fn reconcile(
 /// renders into it).
 fn ops_of(
     tx: &mut Tx<'_>,
+    sessions: &crate::nodes::Sessions,
     key: &str,
     view: &plan::ServiceView,
     p: &mut ServicePlan,
@@ -96,7 +97,7 @@ fn ops_of(
             })
         })
         .collect::<Result<_>>()?;
-    let (created, mut ops) = apply::place(tx, &launches)?;
+    let (created, mut ops) = apply::place(tx, Some(sessions), &launches)?;
     for s in &p.stops {
         ops.extend(apply::stop_ops(tx, &s.task_arn, STOP_CODE, &s.reason, now)?);
     }

@@ -18,6 +18,20 @@ pub struct Sources<'a> {
     pub sessions: &'a Sessions,
     pub proxies: &'a Proxies,
     pub config: PlanConfig,
+    /// Nodes already read in this controller pass, for judging (status and connection only):
+    /// a pass over a thousand services spread over the same nodes reads each node once.
+    pub seen_nodes: std::cell::RefCell<HashMap<String, Option<NodeSnapshot>>>,
+}
+
+impl<'a> Sources<'a> {
+    pub fn new(sessions: &'a Sessions, proxies: &'a Proxies, config: PlanConfig) -> Self {
+        Sources {
+            sessions,
+            proxies,
+            config,
+            seen_nodes: Default::default(),
+        }
+    }
 }
 
 /// A service's tasks, through its group index.
@@ -42,6 +56,50 @@ pub fn group_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task
     Ok(out)
 }
 
+/// A group's tasks as the planner reads them: without containers or overrides (decoding skips
+/// them; see `TaskHeader`).
+fn planned_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
+    let mut out = Vec::new();
+    for k in state.scan_keys(&keys::group_tasks(cluster, group))? {
+        let Some(task_key) = keys::task_of_index(&k) else {
+            continue;
+        };
+        if let Some(h) = state.get::<TaskHeader>(&task_key)? {
+            if h.group == group {
+                out.push(task_of(h));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn task_of(h: TaskHeader) -> Task {
+    Task {
+        task_arn: h.task_arn,
+        cluster_arn: h.cluster_arn,
+        task_definition_arn: h.task_definition_arn,
+        container_instance_arn: h.container_instance_arn,
+        last_status: h.last_status,
+        desired_status: h.desired_status,
+        health_status: h.health_status,
+        stop_code: h.stop_code,
+        stopped_reason: h.stopped_reason,
+        created_at: h.created_at,
+        started_at: h.started_at,
+        stopping_at: h.stopping_at,
+        stopped_at: h.stopped_at,
+        group: h.group,
+        started_by: h.started_by,
+        containers: Vec::new(),
+        cpu: h.cpu,
+        memory: h.memory,
+        version: h.version,
+        load_balanced: h.load_balanced,
+        deregistered_at: h.deregistered_at,
+        overrides: None,
+    }
+}
+
 /// Reads the view of one service inside `tx`: the service itself and its task index are compared
 /// at commit; tasks, definitions and nodes are read as they are (a stale one only delays a
 /// decision to the next pass, and the applier re-checks what placement relies on).
@@ -59,7 +117,7 @@ pub fn read(
     let cluster = arn::cluster_name(&service.cluster_arn).to_string();
     let group = format!("service:{}", service.service_name);
     tx.scan_keys(&keys::group_tasks(&cluster, &group))?;
-    let tasks = group_tasks(&state, &cluster, &group)?;
+    let tasks = planned_tasks(&state, &cluster, &group)?;
     let mut definitions = HashMap::new();
     let wanted = service
         .deployments
@@ -86,7 +144,7 @@ pub fn read(
             .iter()
             .map(|t| arn::last_segment(&t.container_instance_arn))
             .collect();
-        status_only(&state, src.sessions, hosting)?
+        status_only(&state, src, hosting)?
     };
     let targets = tasks
         .iter()
@@ -128,31 +186,46 @@ pub fn read(
 }
 
 /// Every node with its free resources, for placement (from the cache of rooms kept up to date
-/// from the change history, not a read of every claim).
+/// from the change history, not a read of every claim; the snapshots themselves are built once
+/// per change of their node and shared).
 pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
-    Ok(sessions
-        .rooms(state)?
-        .into_iter()
-        .map(|(n, room)| node_snapshot(n, sessions, room))
-        .collect())
+    let mut nodes = sessions.snapshots(state)?;
+    for n in &mut nodes {
+        n.connected = sessions.is_connected(&n.id);
+    }
+    Ok(nodes)
 }
 
 /// The named nodes, status and connection only: enough to judge tasks, not to place.
-fn status_only(
-    state: &State,
-    sessions: &Sessions,
-    ids: HashSet<&str>,
-) -> Result<Vec<NodeSnapshot>> {
+fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<Vec<NodeSnapshot>> {
+    let mut seen = src.seen_nodes.borrow_mut();
     let mut out = Vec::new();
     for id in ids {
-        if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
-            out.push(node_snapshot(n, sessions, Room::default()));
-        }
+        let node = match seen.get(id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = state
+                    .get::<ContainerInstance>(&keys::node(id))?
+                    .map(|n| node_snapshot(n, src.sessions, Room::default()));
+                seen.insert(id.to_string(), n.clone());
+                n
+            }
+        };
+        out.extend(node);
     }
     Ok(out)
 }
 
 fn node_snapshot(n: ContainerInstance, sessions: &Sessions, room: Room) -> NodeSnapshot {
+    let connected = sessions.is_connected(&n.ec2_instance_id);
+    NodeSnapshot {
+        connected,
+        ..placement_snapshot(n, room)
+    }
+}
+
+/// What placement sees of a node and its room (`connected` is the caller's to set).
+pub fn placement_snapshot(n: ContainerInstance, room: Room) -> NodeSnapshot {
     let mut attributes: HashMap<String, String> = n
         .attributes
         .iter()
@@ -161,13 +234,13 @@ fn node_snapshot(n: ContainerInstance, sessions: &Sessions, room: Room) -> NodeS
     attributes.insert("ecs.instance-id".into(), n.ec2_instance_id.clone());
     attributes.insert("berth.node-name".into(), n.name.clone());
     NodeSnapshot {
-        connected: sessions.is_connected(&n.ec2_instance_id),
+        connected: false,
         active: n.status == "ACTIVE",
         cpu_free: room.cpu,
         memory_free: room.memory,
-        ports_used: room.ports_used,
+        ports_used: std::sync::Arc::new(room.ports_used),
         tasks: room.tasks,
-        attributes,
+        attributes: std::sync::Arc::new(attributes),
         service_tasks: 0,
         name: n.name,
         id: n.ec2_instance_id,

@@ -7,11 +7,14 @@ use crate::state::{keys, State};
 use crate::store::Change;
 use berth_proto::v1::Task;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What woke the controllers.
 #[derive(Debug, Default)]
 pub struct Woken {
     pub everything: bool,
+    /// The periodic tick: lost nodes are checked even when the sweep is not due.
+    pub lost_nodes: bool,
     pub keys: BTreeSet<String>,
     /// The newest revision seen, to resume from after a lag.
     pub revision: u64,
@@ -36,10 +39,12 @@ impl Woken {
     }
 }
 
-/// Task key → the key of the service that owns it.
+/// Task key → the key of the service that owns it (each service key held once, shared by its
+/// tasks: a million tasks would otherwise hold a million copies).
 #[derive(Debug, Default)]
 pub struct Owners {
-    by_task: HashMap<String, Option<String>>,
+    by_task: HashMap<String, Option<Arc<str>>>,
+    names: HashSet<Arc<str>>,
 }
 
 impl Owners {
@@ -57,18 +62,18 @@ impl Owners {
                 if let (Some(task_key), Some((group, _))) =
                     (keys::task_of_index(k), group_and_id.rsplit_once('/'))
                 {
-                    let svc = service_key(cluster, group);
-                    self.by_task.insert(task_key, svc.clone());
-                    out.extend(svc);
+                    let svc = service_key(cluster, group).map(|s| self.intern(s));
+                    out.extend(svc.as_deref().map(str::to_string));
+                    self.by_task.insert(task_key, svc);
                 }
             } else if let Some(svc) = self.owner(state, k)? {
-                out.insert(svc);
+                out.insert(svc.to_string());
             }
         }
         Ok(out.into_iter().collect())
     }
 
-    fn owner(&mut self, state: &State, task_key: &str) -> Result<Option<String>> {
+    fn owner(&mut self, state: &State, task_key: &str) -> Result<Option<Arc<str>>> {
         if let Some(o) = self.by_task.get(task_key) {
             return Ok(o.clone());
         }
@@ -76,14 +81,25 @@ impl Owners {
             return Ok(None);
         };
         let cluster = crate::arn::cluster_name(&t.cluster_arn);
-        let svc = service_key(cluster, &t.group);
+        let svc = service_key(cluster, &t.group).map(|s| self.intern(s));
         self.by_task.insert(task_key.to_string(), svc.clone());
         Ok(svc)
+    }
+
+    fn intern(&mut self, name: String) -> Arc<str> {
+        if let Some(n) = self.names.get(name.as_str()) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        self.names.insert(n.clone());
+        n
     }
 
     /// Forgets tasks no longer indexed.
     pub fn retain(&mut self, live: &HashSet<String>) {
         self.by_task.retain(|k, _| live.contains(k));
+        let used: HashSet<&str> = self.by_task.values().flatten().map(|n| &**n).collect();
+        self.names.retain(|n| used.contains(&**n));
     }
 }
 

@@ -66,6 +66,8 @@ impl From<Error> for EcsError {
             Error::ClusterContainsTasks(..) => "ClusterContainsTasksException",
             Error::ServiceNotActive(..) => "ServiceNotActiveException",
             Error::Client(_) => "ClientException",
+            // A service naming a target group that is not there, as ECS answers it.
+            Error::Elb { .. } => "InvalidParameterException",
             Error::Store(_) | Error::Conflict(_) => return EcsError::server(message),
         };
         EcsError::new(kind, message)

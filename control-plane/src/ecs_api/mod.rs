@@ -11,7 +11,7 @@ mod instances;
 mod paging;
 mod services;
 mod shapes;
-mod sigv4;
+pub(crate) mod sigv4;
 mod tags;
 mod taskdefs;
 mod tasks;
@@ -19,6 +19,7 @@ mod tasks;
 pub use error::{EcsError, CONTENT_TYPE};
 
 use crate::auth::Authorizer;
+use crate::endpoints::health::Proxies;
 use crate::nodes::Sessions;
 use crate::state::State;
 use axum::body::Bytes;
@@ -141,16 +142,24 @@ const NOT_IN_BERTH: &[&str] = &[
 struct Ecs {
     state: State,
     sessions: Arc<Sessions>,
+    proxies: Arc<Proxies>,
     auth: Arc<Authorizer>,
 }
 
-/// `POST /`, ready to merge into the HTTP port's router.
-pub fn router(state: State, sessions: Arc<Sessions>, auth: Arc<Authorizer>) -> Router {
+/// `POST /`, ready to merge into the HTTP port's router: the ECS API, and the ELBv2 API for
+/// Query-protocol requests (`crate::elb_api`).
+pub fn router(
+    state: State,
+    sessions: Arc<Sessions>,
+    proxies: Arc<Proxies>,
+    auth: Arc<Authorizer>,
+) -> Router {
     Router::new()
         .route("/", post(handle))
         .with_state(Arc::new(Ecs {
             state,
             sessions,
+            proxies,
             auth,
         }))
 }
@@ -160,28 +169,6 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-}
-
-/// A Query-protocol call (ELBv2, EC2, …: a form with `Action=`) gets its error as XML, which its
-/// client can read.
-fn query_protocol_error(body: &[u8]) -> Response {
-    let text = String::from_utf8_lossy(body);
-    let action = text
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>();
-    let xml = format!(
-        "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>Action {action} is not served here: this endpoint speaks the Amazon ECS API (AWS JSON 1.1, X-Amz-Target: {TARGET_PREFIX}.*) only</Message></Error><RequestId>berth</RequestId></ErrorResponse>"
-    );
-    (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, "text/xml")],
-        xml,
-    )
-        .into_response()
 }
 
 /// The operation an `X-Amz-Target` names, or the error that says why it is not one of ours.
@@ -274,8 +261,12 @@ async fn handle(
     let target = header_text(&headers, "x-amz-target").to_string();
     if target.is_empty() {
         let ct = header_text(&headers, "content-type");
-        if ct.starts_with("application/x-www-form-urlencoded") || body.starts_with(b"Action=") {
-            return query_protocol_error(&body);
+        if crate::elb_api::is_query(ct, &body) {
+            let (state, proxies) = (ecs.state.clone(), ecs.proxies.clone());
+            return crate::elb_api::serve(
+                state, proxies, &ecs.auth, &method, &uri, &headers, &body,
+            )
+            .await;
         }
         return EcsError::new(
             "UnknownOperationException",

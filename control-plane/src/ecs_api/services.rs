@@ -23,7 +23,33 @@ const USED: &[&str] = &[
     "healthCheckGracePeriodSeconds",
     "tags",
     "clientToken",
+    "loadBalancers",
 ];
+
+/// `loadBalancers[{targetGroupArn, containerName, containerPort}]`: the service's tasks join
+/// those ELBv2 target groups. Classic load balancers (`loadBalancerName`) are not served.
+fn load_balancers(input: &Input) -> EcsResult<Vec<LoadBalancer>> {
+    let mut out = Vec::new();
+    for (i, lb) in input.objects("loadBalancers")?.iter().enumerate() {
+        if lb.has("loadBalancerName") {
+            return Err(EcsError::invalid(
+                &format!("loadBalancers[{i}].loadBalancerName"),
+                "classic load balancers are not served; give the targetGroupArn of an ELBv2 target group",
+            ));
+        }
+        let target_group_arn = lb.required("targetGroupArn")?;
+        let container_port = lb.int_in("containerPort", 1..=65535)?.ok_or_else(|| {
+            EcsError::invalid(&format!("loadBalancers[{i}].containerPort"), "is required")
+        })?;
+        out.push(LoadBalancer {
+            container_name: lb.required("containerName")?,
+            container_port,
+            target_group_arn,
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
 
 fn cluster_of(input: &Input) -> EcsResult<String> {
     Ok(input
@@ -89,7 +115,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         health_check_grace_period_seconds: input
             .int_in("healthCheckGracePeriodSeconds", 0..=2_147_483_647)?
             .unwrap_or(0),
-        load_balancers: Vec::new(),
+        load_balancers: load_balancers(input)?,
     };
     let extras = Extras {
         tags,
@@ -118,6 +144,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         set_placement,
         placement_strategy,
         placement_constraints,
+        ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
     let svc = services::update(ctx.state, req)?;

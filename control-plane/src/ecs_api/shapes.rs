@@ -273,7 +273,14 @@ pub fn service(s: &Service, extras: &Extras) -> Value {
     let lbs: Vec<Value> = s
         .load_balancers
         .iter()
-        .map(|l| json!({"containerName": l.container_name, "containerPort": l.container_port}))
+        .map(|l| {
+            let mut v =
+                json!({"containerName": l.container_name, "containerPort": l.container_port});
+            if !l.target_group_arn.is_empty() {
+                v["targetGroupArn"] = json!(l.target_group_arn);
+            }
+            v
+        })
         .collect();
     let mut m = object(json!({
         "serviceArn": s.service_arn,

@@ -2,6 +2,7 @@
 //! bindings, never stored. A target is a task's node address and bound host port; a task that
 //! is stopping stays in the table as draining until the control plane deregisters it.
 
+mod elb;
 pub mod health;
 pub mod stream;
 
@@ -50,15 +51,21 @@ pub struct Routes {
     by_service: BTreeMap<String, Vec<Route>>,
     /// Task key → service key, for the services with a load balancer.
     owners: HashMap<String, String>,
+    /// Service key → the targets it gives each target group it is attached to.
+    attached: BTreeMap<String, Vec<(String, Vec<Target>)>>,
+    /// The ELBv2 listeners' routes, re-derived when `elbv2/` or an attached service changes.
+    elb: Vec<Route>,
 }
 
 impl Routes {
     pub fn refresh_all(&mut self, state: &State) -> Result<()> {
         self.by_service.clear();
         self.owners.clear();
+        self.attached.clear();
         for svc in state.scan::<Service>(keys::SERVICES)? {
             self.refresh_service(state, &crate::services::key_of(&svc), Some(svc))?;
         }
+        self.elb = elb::routes(state, &self.attached)?;
         Ok(())
     }
 
@@ -83,15 +90,22 @@ impl Routes {
                 services.insert(svc.clone());
             }
         }
+        let mut elb_changed = changed.iter().any(|k| k.starts_with(crate::elb::keys::ALL));
         for key in &services {
             let svc = state.get::<Service>(key)?;
+            let was = self.attached.contains_key(key);
             self.refresh_service(state, key, svc)?;
+            elb_changed |= was || self.attached.contains_key(key);
         }
-        Ok(!services.is_empty())
+        if elb_changed {
+            self.elb = elb::routes(state, &self.attached)?;
+        }
+        Ok(!services.is_empty() || elb_changed)
     }
 
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
         self.owners.retain(|_, s| s != key);
+        self.attached.remove(key);
         let svc = svc.filter(|s| s.status != "INACTIVE" && !s.load_balancers.is_empty());
         let Some(svc) = svc else {
             self.by_service.remove(key);
@@ -112,65 +126,106 @@ impl Routes {
                 }
             }
         }
-        self.by_service
-            .insert(key.to_string(), service_routes(&svc, &tasks, &nodes));
+        let attached: Vec<(String, Vec<Target>)> = svc
+            .load_balancers
+            .iter()
+            .filter(|lb| !lb.target_group_arn.is_empty())
+            .map(|lb| (lb.target_group_arn.clone(), lb_targets(lb, &tasks, &nodes)))
+            .collect();
+        if !attached.is_empty() {
+            self.attached.insert(key.to_string(), attached);
+        }
+        let routes = service_routes(&svc, &tasks, &nodes);
+        if routes.is_empty() {
+            self.by_service.remove(key);
+        } else {
+            self.by_service.insert(key.to_string(), routes);
+        }
         Ok(())
     }
 
     /// The table, in a stable order so that an unchanged table encodes identically.
     pub fn table(&self) -> RoutingTable {
         let mut routes: Vec<Route> = self.by_service.values().flatten().cloned().collect();
+        routes.extend(self.elb.iter().cloned());
         routes.sort_by(|a, b| {
-            (a.listener_port, a.priority, &a.service_arn).cmp(&(
+            (a.listener_port, a.priority, &a.service_arn, &a.rule).cmp(&(
                 b.listener_port,
                 b.priority,
                 &b.service_arn,
+                &b.rule,
             ))
         });
         RoutingTable { routes }
     }
 }
 
-/// One service's routes: a route per load balancer, its targets the running tasks' bindings.
+/// The targets a service's tasks give one of its load balancers (its own listener port or the
+/// target group it is attached to): the running tasks' bindings of that container port.
+pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Result<Vec<Target>> {
+    let tasks = crate::controller::view::service_tasks(state, svc)?;
+    let mut nodes = HashMap::new();
+    for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
+        if !nodes.contains_key(&t.container_instance_arn) {
+            let id = crate::arn::last_segment(&t.container_instance_arn);
+            if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
+                nodes.insert(t.container_instance_arn.clone(), n);
+            }
+        }
+    }
+    Ok(lb_targets(lb, &tasks, &nodes))
+}
+
+fn lb_targets(
+    lb: &LoadBalancer,
+    tasks: &[Task],
+    nodes: &HashMap<String, ContainerInstance>,
+) -> Vec<Target> {
+    let mut targets: Vec<Target> = tasks
+        .iter()
+        .filter(|t| t.last_status != "STOPPED" && t.deregistered_at.is_empty())
+        .filter_map(|t| {
+            let c = t.containers.iter().find(|c| c.name == lb.container_name)?;
+            let b = c
+                .network_bindings
+                .iter()
+                .find(|b| b.container_port == lb.container_port)?;
+            if c.last_status != "RUNNING" {
+                return None;
+            }
+            let node = nodes.get(&t.container_instance_arn)?;
+            // A task on its own address (a task network) is reached there; a published
+            // port on the node's address.
+            let address = match b.bind_ip.as_str() {
+                "" | "0.0.0.0" | "::" => node.address.clone(),
+                own => own.to_string(),
+            };
+            Some(Target {
+                task_arn: t.task_arn.clone(),
+                address,
+                port: b.host_port,
+                draining: t.desired_status == "STOPPED",
+            })
+        })
+        .collect();
+    targets.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    targets
+}
+
+/// One service's routes: a route per load balancer with a listener port of its own (the
+/// `--lb-port` shorthand), its targets the running tasks' bindings.
 fn service_routes(
     svc: &Service,
     tasks: &[Task],
     nodes: &HashMap<String, ContainerInstance>,
 ) -> Vec<Route> {
     let cluster = cluster_of(&svc.cluster_arn);
-    let mine: Vec<&Task> = tasks
-        .iter()
-        .filter(|t| t.last_status != "STOPPED" && t.deregistered_at.is_empty())
-        .collect();
     let mut routes = Vec::new();
-    for lb in &svc.load_balancers {
-        let mut targets: Vec<Target> = mine
-            .iter()
-            .filter_map(|t| {
-                let c = t.containers.iter().find(|c| c.name == lb.container_name)?;
-                let b = c
-                    .network_bindings
-                    .iter()
-                    .find(|b| b.container_port == lb.container_port)?;
-                if c.last_status != "RUNNING" {
-                    return None;
-                }
-                let node = nodes.get(&t.container_instance_arn)?;
-                // A task on its own address (a task network) is reached there; a published
-                // port on the node's address.
-                let address = match b.bind_ip.as_str() {
-                    "" | "0.0.0.0" | "::" => node.address.clone(),
-                    own => own.to_string(),
-                };
-                Some(Target {
-                    task_arn: t.task_arn.clone(),
-                    address,
-                    port: b.host_port,
-                    draining: t.desired_status == "STOPPED",
-                })
-            })
-            .collect();
-        targets.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+    for lb in svc
+        .load_balancers
+        .iter()
+        .filter(|lb| lb.target_group_arn.is_empty() && lb.listener_port > 0)
+    {
         routes.push(Route {
             cluster: cluster.to_string(),
             service_name: svc.service_name.clone(),
@@ -186,7 +241,8 @@ fn service_routes(
             } else {
                 lb.algorithm.clone()
             },
-            targets,
+            targets: lb_targets(lb, tasks, nodes),
+            ..Default::default()
         });
     }
     routes

@@ -4,6 +4,7 @@
 //! live sessions, never stored, so it cannot go stale across a control-plane restart.
 
 pub mod desired;
+pub mod exec;
 pub mod lost;
 pub mod push;
 pub mod rooms;
@@ -37,6 +38,8 @@ pub struct Sessions {
     push: std::sync::OnceLock<push::Push>,
     /// Every node's room, for placement (a cache the applier never relies on).
     rooms: Mutex<rooms::Rooms>,
+    /// Execs asked of agents that have not dialled back yet.
+    execs: exec::Execs,
 }
 
 #[derive(Default)]
@@ -56,6 +59,9 @@ struct SessionsInner {
 /// A presence older than this is not believed (three refreshes missed).
 pub const PRESENCE_FRESH_MS: i64 = 6_000;
 
+/// The hello capability of an agent that applies `DesiredTasksChange` onto its last set.
+pub const DESIRED_TASKS_CHANGE: &str = "desired-tasks-change";
+
 impl Sessions {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -72,15 +78,28 @@ impl Sessions {
         self.push.get_or_init(|| push::Push::spawn(state.clone()))
     }
 
-    /// Every node's record and room, as of now.
-    pub fn rooms(
+    /// What the unreleased claims of these nodes add up to as the rooms cache holds them, and
+    /// the revision it holds them as of (the applier's first try decides on these).
+    pub fn rooms_of<'a>(
         &self,
         state: &State,
-    ) -> crate::error::Result<Vec<(ContainerInstance, crate::controller::apply::Room)>> {
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> crate::error::Result<(HashMap<String, crate::controller::apply::Usage>, u64)> {
         self.rooms
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .read(state)
+            .usage_of(state, ids)
+    }
+
+    /// Every node as placement sees it, as of now (`connected` unset).
+    pub fn snapshots(
+        &self,
+        state: &State,
+    ) -> crate::error::Result<Vec<crate::scheduler::NodeSnapshot>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshots(state)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
@@ -111,6 +130,24 @@ impl Sessions {
             s.by_node.remove(node_id);
             s.last_seen.insert(node_id.to_string(), time::now_millis());
         }
+    }
+
+    /// Ends the node's live stream on this replica with `status` (its certificate was
+    /// revoked): the agent is told why, and its session is gone at once.
+    pub fn end(&self, node_id: &str, status: tonic::Status) -> bool {
+        let session = {
+            let mut s = self.lock();
+            let Some(session) = s.by_node.remove(node_id) else {
+                return false;
+            };
+            s.last_seen.insert(node_id.to_string(), time::now_millis());
+            session
+        };
+        // The stream's own task sends it: a full queue must not block the caller.
+        tokio::spawn(async move {
+            let _ = session.tx.send(Err(status)).await;
+        });
+        true
     }
 
     pub fn heartbeat(&self, node_id: &str) {

@@ -48,8 +48,20 @@ impl Slot {
 #[derive(Default)]
 struct Inner {
     slots: HashMap<String, Arc<Slot>>,
-    /// Task key → the node its claim is on.
-    owner: HashMap<String, String>,
+    /// Task key → the node its claim is on (node ids shared: one copy each, not one a task).
+    owner: HashMap<String, Arc<str>>,
+    node_ids: HashMap<String, Arc<str>>,
+}
+
+impl Inner {
+    fn node_id(&mut self, id: &str) -> Arc<str> {
+        if let Some(n) = self.node_ids.get(id) {
+            return n.clone();
+        }
+        let n: Arc<str> = id.into();
+        self.node_ids.insert(id.to_string(), n.clone());
+        n
+    }
 }
 
 /// The fan-out. Its maps are hints for waking; every pusher still reads the store itself.
@@ -103,8 +115,9 @@ impl Push {
     /// Records that these tasks are on `node_id` (from a pusher's full read).
     pub fn own<'a>(&self, node_id: &str, task_keys: impl IntoIterator<Item = &'a String>) {
         let mut inner = self.lock();
+        let node = inner.node_id(node_id);
         for k in task_keys {
-            inner.owner.insert(k.clone(), node_id.to_string());
+            inner.owner.insert(k.clone(), node.clone());
         }
     }
 
@@ -121,15 +134,16 @@ impl Push {
 
     fn route(&self, changed: &[String]) {
         let mut inner = self.lock();
-        let mut woken: HashMap<String, Vec<String>> = HashMap::new();
+        let mut woken: HashMap<Arc<str>, Vec<String>> = HashMap::new();
         for k in changed {
             if let Some(rest) = k.strip_prefix(keys::NODE_INDEX) {
                 let (Some(node), Some(task_key)) = (rest.split('/').next(), keys::task_of_index(k))
                 else {
                     continue;
                 };
-                inner.owner.insert(task_key.clone(), node.to_string());
-                woken.entry(node.to_string()).or_default().push(task_key);
+                let node = inner.node_id(node);
+                inner.owner.insert(task_key.clone(), node.clone());
+                woken.entry(node).or_default().push(task_key);
             } else if k.starts_with(keys::TASKS) {
                 if let Some(node) = inner.owner.get(k) {
                     woken.entry(node.clone()).or_default().push(k.clone());
@@ -137,7 +151,7 @@ impl Push {
             }
         }
         for (node, ks) in woken {
-            if let Some(slot) = inner.slots.get(&node) {
+            if let Some(slot) = inner.slots.get(&*node) {
                 slot.add(|p| p.keys.extend(ks));
             }
         }

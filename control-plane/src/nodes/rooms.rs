@@ -3,8 +3,10 @@
 //! snapshot of ten thousand nodes does not re-read a million claims. A hint, never a guarantee:
 //! the applier re-reads each node it places on and commits under compares.
 
-use crate::controller::apply::Room;
+use crate::controller::apply::{Room, Usage};
+use crate::controller::view::placement_snapshot;
 use crate::error::Result;
+use crate::scheduler::NodeSnapshot;
 use crate::state::{keys, State};
 use berth_proto::v1::{ContainerInstance, NodeClaim};
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +16,12 @@ struct Node {
     record: ContainerInstance,
     /// Claim key → claim, unreleased ones only.
     claims: HashMap<String, NodeClaim>,
-    /// The room those leave, computed again only after a change.
+    /// The room those leave, and the node as placement sees it, computed again only after a
+    /// change.
     room: Option<Room>,
+    snapshot: Option<NodeSnapshot>,
+    /// What the claims add up to, computed again only after a change.
+    usage: Option<Usage>,
 }
 
 /// The cache; `Sessions` holds one behind a mutex.
@@ -27,20 +33,40 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// Every node and its room, as of the store's current revision.
-    pub fn read(&mut self, state: &State) -> Result<Vec<(ContainerInstance, Room)>> {
+    /// Every node as placement sees it (`connected` unset), as of the store's current revision.
+    pub fn snapshots(&mut self, state: &State) -> Result<Vec<NodeSnapshot>> {
         self.catch_up(state)?;
         Ok(self
             .nodes
             .values_mut()
             .map(|n| {
-                let room = n.room.get_or_insert_with(|| {
-                    let claims: Vec<NodeClaim> = n.claims.values().cloned().collect();
-                    Room::of(&n.record, &claims)
-                });
-                (n.record.clone(), room.clone())
+                let (record, claims) = (&n.record, &n.claims);
+                let used = n.usage.get_or_insert_with(|| Usage::of(claims.values()));
+                let room = n.room.get_or_insert_with(|| Room::left(record, used));
+                n.snapshot
+                    .get_or_insert_with(|| placement_snapshot(record.clone(), room.clone()))
+                    .clone()
             })
             .collect())
+    }
+
+    /// What the unreleased claims of these nodes add up to, and the revision that is as of.
+    pub fn usage_of<'a>(
+        &mut self,
+        state: &State,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(HashMap<String, Usage>, u64)> {
+        self.catch_up(state)?;
+        let out = ids
+            .into_iter()
+            .filter_map(|id| {
+                let n = self.nodes.get_mut(id)?;
+                let claims = &n.claims;
+                let used = n.usage.get_or_insert_with(|| Usage::of(claims.values()));
+                Some((id.to_string(), used.clone()))
+            })
+            .collect();
+        Ok((out, self.revision))
     }
 
     fn catch_up(&mut self, state: &State) -> Result<()> {
@@ -91,6 +117,7 @@ impl Rooms {
                     let node = self.nodes.entry(id.to_string()).or_default();
                     node.record = n;
                     node.room = None;
+                    node.snapshot = None;
                 }
                 None => {
                     self.nodes.remove(id);
@@ -114,6 +141,8 @@ impl Rooms {
             return;
         };
         node.room = None;
+        node.snapshot = None;
+        node.usage = None;
         match claim.filter(|c| !c.released) {
             Some(c) => {
                 node.claims.insert(key.to_string(), c);

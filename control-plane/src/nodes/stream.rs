@@ -49,9 +49,47 @@ fn msg(body: server_message::Body) -> ServerMessage {
     ServerMessage { body: Some(body) }
 }
 
+type ExecInputStream =
+    Pin<Box<dyn Stream<Item = Result<berth_proto::v1::ExecInput, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl AgentSessions for AgentSessionsApi {
     type SessionStream = ServerStream;
+    type ExecStream = ExecInputStream;
+
+    /// An agent dialling back for an exec the control plane asked of it: the first frame names
+    /// the exec; the call is handed to the handler waiting for it (`nodes::exec`).
+    async fn exec(
+        &self,
+        req: Request<Streaming<ExecFrame>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let peer = req.extensions().get::<berth_trust::PeerIdentity>().cloned();
+        let mut frames = req.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), frames.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no exec id within 10 s"))??
+            .ok_or_else(|| {
+                Status::invalid_argument("execId: the first frame must name the exec")
+            })?;
+        let pending = self.sessions.take_exec(&first.exec_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "execId: {} is not waiting (it ended, timed out, or was asked of another server)",
+                crate::error::quote(&first.exec_id)
+            ))
+        })?;
+        if let Some(p) = peer.filter(|p| p.id != pending.node_id) {
+            return Err(Status::permission_denied(format!(
+                "the exec was asked of node {}, not of this certificate's node ({p})",
+                pending.node_id
+            )));
+        }
+        let (input, rx) = tokio::sync::mpsc::channel(64);
+        pending
+            .deliver
+            .send(crate::nodes::exec::AgentExec { frames, input })
+            .map_err(|_| Status::cancelled("the exec's caller went away"))?;
+        Ok(Response::new(until_shutdown(rx, self.stop.clone())))
+    }
 
     async fn session(
         &self,
@@ -85,6 +123,10 @@ impl AgentSessions for AgentSessionsApi {
         {
             return Err(Status::resource_exhausted(why));
         }
+        let deltas = hello
+            .capabilities
+            .iter()
+            .any(|c| c == nodes::DESIRED_TASKS_CHANGE);
         let node = blocking(&self.state, move |s| nodes::register(s, &hello)).await?;
         let node_id = node.ec2_instance_id.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -99,12 +141,14 @@ impl AgentSessions for AgentSessionsApi {
         let generation = self.sessions.attach(&node_id, tx.clone());
         tracing::info!(node = %node.name, id = %node_id, address = %node.address, "agent connected");
 
+        let ended = tx.clone();
         let pusher = tokio::spawn(push_desired(
             self.state.clone(),
             self.sessions.push(&self.state).clone(),
             node_id.clone(),
             tx,
             self.timings.resync,
+            deltas,
         ));
         let (sessions, timings) = (self.sessions.clone(), self.timings);
         let mut stop = self.stop.clone();
@@ -115,6 +159,8 @@ impl AgentSessions for AgentSessionsApi {
                     n = tokio::time::timeout(timings.heartbeat_timeout, inbound.message()) => n,
                     // Dropping `inbound` lets the connection close as soon as the reply ends.
                     _ = shutting_down(&mut stop) => break,
+                    // The reply stream ended (its certificate was revoked, `Sessions::end`).
+                    _ = ended.closed() => break,
                 };
                 let m = match next {
                     Ok(Ok(Some(m))) => m,
@@ -156,6 +202,31 @@ impl AgentSessions for AgentSessionsApi {
 /// queues here rather than filling the blocking pool.
 static COMPUTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
+/// Resync ticks between a pusher's full re-reads of its node's set (30 s at the default 2 s).
+const FULL_READ_TICKS: usize = 15;
+
+/// What goes down next, if anything: the whole set first (and always, to an agent without the
+/// change capability, whenever what it acts on differs); afterwards only what changed.
+fn next_message(
+    s: &State,
+    d: &mut NodeDesired,
+    last: Option<u64>,
+    fp: u64,
+    deltas: bool,
+) -> crate::error::Result<Option<server_message::Body>> {
+    if last.is_none() || (!deltas && last != Some(fp)) {
+        return Ok(Some(server_message::Body::DesiredTasks(d.message(s)?)));
+    }
+    if !deltas {
+        d.clear_changes();
+        return Ok(None);
+    }
+    if !d.has_changes() {
+        return Ok(None);
+    }
+    Ok(d.change(s)?.map(server_message::Body::DesiredTasksChange))
+}
+
 /// Sends the node's desired set now, then whenever a change the fan-out routes here (its
 /// claims, or a task it holds) alters what the agent acts on, and on every resync tick.
 async fn push_desired(
@@ -164,6 +235,7 @@ async fn push_desired(
     node_id: String,
     tx: nodes::AgentTx,
     resync: Duration,
+    deltas: bool,
 ) {
     let slot = push.register(&node_id);
     let mut desired: Option<NodeDesired> = None;
@@ -180,28 +252,32 @@ async fn push_desired(
             };
             let (id, p, cur) = (node_id.clone(), push.clone(), desired.take());
             let res = blocking(&state, move |s| {
-                let (d, gone) = match cur {
+                let mut d = match cur {
                     Some(mut d) if !pending.full => {
                         let gone = d.update(s, &pending.keys)?;
-                        (d, gone)
+                        gone.iter().for_each(|k| p.forget(k));
+                        d
                     }
-                    _ => (NodeDesired::read(s, &id)?, Vec::new()),
+                    cur => {
+                        // Claims route their tasks' changes here already; a full read also
+                        // teaches the fan-out the tasks it had not seen placed.
+                        let mut d = NodeDesired::read(s, &id)?;
+                        p.own(&id, d.keys());
+                        if let Some(old) = cur {
+                            d.carry_from(old);
+                        }
+                        d
+                    }
                 };
-                p.own(&id, d.keys());
-                gone.iter().for_each(|k| p.forget(k));
-                Ok(d)
+                let fp = d.fingerprint();
+                let body = next_message(s, &mut d, last, fp, deltas)?;
+                Ok((d, fp, body))
             })
             .await;
             match res {
-                Ok(d) => {
-                    let fp = d.fingerprint();
-                    if last != Some(fp) {
-                        let set = d.message();
-                        if tx
-                            .send(Ok(msg(server_message::Body::DesiredTasks(set))))
-                            .await
-                            .is_err()
-                        {
+                Ok((d, fp, body)) => {
+                    if let Some(body) = body {
+                        if tx.send(Ok(msg(body))).await.is_err() {
                             break;
                         }
                         last = Some(fp);
@@ -216,11 +292,12 @@ async fn push_desired(
         }
         tokio::select! {
             _ = tick.tick() => {
-                // The full re-read is a safety net; for a large set it comes less often (one
-                // node of 500 tasks every 11 ticks), so ten thousand nodes do not re-read a
-                // million tasks every resync.
+                // The full re-read is a safety net (the fan-out routes every change, and a
+                // feed that lags marks every node full): once every FULL_READ_TICKS, later
+                // for a large set, so ten thousand nodes do not re-read a million tasks every
+                // few seconds.
                 ticks += 1;
-                if ticks > desired.as_ref().map_or(0, NodeDesired::len) / 50 {
+                if ticks > FULL_READ_TICKS + desired.as_ref().map_or(0, NodeDesired::len) / 50 {
                     ticks = 0;
                     slot.mark_full();
                 }

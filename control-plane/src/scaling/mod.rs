@@ -8,6 +8,7 @@ mod evaluate;
 pub use evaluate::evaluate;
 
 use crate::error::{Error, FieldError, Result};
+use crate::limits::Bound;
 use crate::services::{self, push_event};
 use crate::state::{put, State};
 use berth_proto::v1::{PutScalingPolicyRequest, ScalingPolicy, Service};
@@ -22,17 +23,15 @@ pub const MAX_CAPACITY: i32 = 1000;
 /// Every problem with a policy, each with its field.
 pub fn validate(p: &ScalingPolicy) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    if !(0..=MAX_CAPACITY).contains(&p.min_capacity) {
-        errs.push(FieldError::new(
-            "minCapacity",
-            format!("{} must be 0-{MAX_CAPACITY}", p.min_capacity),
-        ));
-    }
-    if !(1..=MAX_CAPACITY).contains(&p.max_capacity) || p.max_capacity < p.min_capacity {
+    let capacity =
+        |min| Bound::new(min, MAX_CAPACITY.into(), "").noting("tasks a policy may reach");
+    capacity(0).push(&mut errs, "minCapacity", p.min_capacity.into());
+    capacity(1).push(&mut errs, "maxCapacity", p.max_capacity.into());
+    if p.max_capacity < p.min_capacity && p.max_capacity >= 1 {
         errs.push(FieldError::new(
             "maxCapacity",
             format!(
-                "{} must be 1-{MAX_CAPACITY} and at least minCapacity ({})",
+                "{} is under minCapacity ({}); it must be at least that",
                 p.max_capacity, p.min_capacity
             ),
         ));
@@ -56,9 +55,7 @@ pub fn validate(p: &ScalingPolicy) -> Vec<FieldError> {
         ("scaleOutCooldownSeconds", p.scale_out_cooldown_seconds),
         ("scaleInCooldownSeconds", p.scale_in_cooldown_seconds),
     ] {
-        if !(0..=86_400).contains(&v) {
-            errs.push(FieldError::new(field, format!("{v} must be 0-86400")));
-        }
+        Bound::new(0, 86_400, " seconds").push(&mut errs, field, v.into());
     }
     errs
 }

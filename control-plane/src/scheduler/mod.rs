@@ -19,6 +19,7 @@ pub use sample::{Placer, CANDIDATES, FULL_SCAN_MAX};
 
 use rank::{Ranker, Ties};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// What a node has left, as the planner sees it.
 #[derive(Debug, Clone)]
@@ -29,11 +30,12 @@ pub struct NodeSnapshot {
     pub active: bool,
     pub cpu_free: i64,
     pub memory_free: i64,
-    /// (hostPort, protocol) already taken on the node.
-    pub ports_used: HashSet<(i32, String)>,
+    /// (hostPort, protocol) already taken on the node (shared until a plan takes one: ten
+    /// thousand snapshots are cloned for every plan that places).
+    pub ports_used: Arc<HashSet<(i32, String)>>,
     pub tasks: usize,
     /// Node attributes, including the built-ins `ecs.instance-id` and `berth.node-name`.
-    pub attributes: HashMap<String, String>,
+    pub attributes: Arc<HashMap<String, String>>,
     /// Tasks of the service being placed that already run here.
     pub service_tasks: usize,
 }
@@ -96,7 +98,9 @@ fn place_with(
     let n = &mut nodes[i];
     n.cpu_free -= req.demand.cpu;
     n.memory_free -= req.demand.memory;
-    n.ports_used.extend(req.demand.ports.iter().cloned());
+    if !req.demand.ports.is_empty() {
+        Arc::make_mut(&mut n.ports_used).extend(req.demand.ports.iter().cloned());
+    }
     n.tasks += 1;
     n.service_tasks += 1;
     Ok(n.id.clone())

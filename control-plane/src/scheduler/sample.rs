@@ -96,7 +96,9 @@ impl<'a> Placer<'a> {
         let n = &mut nodes[i];
         n.cpu_free -= demand.cpu;
         n.memory_free -= demand.memory;
-        n.ports_used.extend(demand.ports.iter().cloned());
+        if !demand.ports.is_empty() {
+            std::sync::Arc::make_mut(&mut n.ports_used).extend(demand.ports.iter().cloned());
+        }
         n.tasks += 1;
         n.service_tasks += 1;
         for (a, m) in self.counts.iter_mut() {
@@ -255,12 +257,12 @@ mod tests {
                     active: true,
                     cpu_free: 16_384,
                     memory_free: 4_096 + (i as i64 * 7_919) % 61_440,
-                    ports_used: HashSet::new(),
+                    ports_used: Default::default(),
                     tasks: 0,
-                    attributes: HashMap::from([(
+                    attributes: std::sync::Arc::new(HashMap::from([(
                         "zone".to_string(),
                         ["a", "b", "c"][i % 3].to_string(),
-                    )]),
+                    )])),
                     service_tasks: 0,
                     id,
                 }

@@ -13,15 +13,18 @@ fn node(id: &str, cpu: i64, mem: i64, tasks: usize) -> NodeSnapshot {
         active: true,
         cpu_free: cpu,
         memory_free: mem,
-        ports_used: HashSet::new(),
+        ports_used: Default::default(),
         tasks,
-        attributes: HashMap::from([("ecs.instance-id".to_string(), id.to_string())]),
+        attributes: std::sync::Arc::new(HashMap::from([(
+            "ecs.instance-id".to_string(),
+            id.to_string(),
+        )])),
         service_tasks: 0,
     }
 }
 
 fn with(mut n: NodeSnapshot, attr: &str, value: &str) -> NodeSnapshot {
-    n.attributes.insert(attr.into(), value.into());
+    std::sync::Arc::make_mut(&mut n.attributes).insert(attr.into(), value.into());
     n
 }
 

@@ -121,6 +121,13 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
             parts.stopped.clone(),
         )),
     ];
+    if trust.is_some() {
+        tasks.push(tokio::spawn(crate::auth::revoked::follow(
+            state.clone(),
+            parts.sessions.clone(),
+            parts.stopped.clone(),
+        )));
+    }
     let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
     tasks.extend(lead_when_elected(&parts, &config, election, me, &metrics));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
@@ -269,6 +276,14 @@ async fn serve_grpc(
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(
+            berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
+                crate::api::LoadBalancersApi {
+                    state: state.clone(),
+                    proxies: p.proxies.clone(),
+                },
+            ),
+        )
         .add_service(berth_proto::v1::servers_server::ServersServer::new(
             crate::api::ServersApi {
                 state: state.clone(),
@@ -326,6 +341,7 @@ fn serve_http(
     .merge(crate::ecs_api::router(
         p.state.clone(),
         p.sessions.clone(),
+        p.proxies.clone(),
         p.auth.clone(),
     ));
     let tls = p

@@ -2,6 +2,7 @@
 //! ALB's rule and target group ranges, and health check matchers.
 
 use crate::error::FieldError;
+use crate::limits::Bound;
 use berth_proto::v1::{LoadBalancer, TaskDefinition};
 
 pub(crate) fn check_load_balancers(
@@ -39,12 +40,25 @@ pub(crate) fn check_load_balancers(
                 ),
             ));
         }
-        if !(1..=65535).contains(&lb.listener_port) {
-            errs.push(FieldError::new(
-                format!("loadBalancers[{i}].listenerPort"),
-                "must be 1-65535",
-            ));
+        if !lb.target_group_arn.is_empty() {
+            // The target group's listeners, rules and health check apply (`crate::elb`).
+            let own = lb.listener_port != 0
+                || !lb.host_patterns.is_empty()
+                || !lb.path_patterns.is_empty()
+                || lb.health_check.is_some();
+            if own {
+                errs.push(FieldError::new(
+                    format!("loadBalancers[{i}].targetGroupArn"),
+                    "a service attached to a target group takes its listener, rules and health check from the target group; drop listenerPort, hostPatterns, pathPatterns and healthCheck",
+                ));
+            }
+            continue;
         }
+        crate::limits::LISTENER_PORT.push(
+            errs,
+            format!("loadBalancers[{i}].listenerPort"),
+            lb.listener_port.into(),
+        );
         check_lb_settings(errs, i, lb);
     }
 }
@@ -78,9 +92,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
             ));
         }
     }
-    if !(0..=50_000).contains(&lb.priority) {
-        errs.push(FieldError::new(p("priority"), "must be 0-50000"));
-    }
+    Bound::new(0, 50_000, "").push(errs, p("priority"), lb.priority.into());
     if !matches!(
         lb.algorithm.as_str(),
         "" | "round_robin" | "least_outstanding"
@@ -94,9 +106,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
         ));
     }
     if let Some(d) = lb.drain_timeout_seconds {
-        if !(0..=3600).contains(&d) {
-            errs.push(FieldError::new(p("drainTimeoutSeconds"), "must be 0-3600"));
-        }
+        Bound::new(0, 3600, " seconds").push(errs, p("drainTimeoutSeconds"), d.into());
     }
     let hc = crate::endpoints::health_check_with_defaults(lb.health_check.as_ref());
     let interval = hc.interval_seconds.unwrap_or(5);
@@ -107,28 +117,19 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
             format!("{} must start with /", crate::error::quote(&hc.path)),
         ));
     }
-    if !(1..=300).contains(&interval) {
-        errs.push(FieldError::new(
-            p("healthCheck.intervalSeconds"),
-            format!("{interval} must be 1-300"),
-        ));
-    }
-    if !(1..=120).contains(&timeout) || timeout > interval {
+    let seconds = |max| Bound::new(1, max, " seconds");
+    seconds(300).push(errs, p("healthCheck.intervalSeconds"), interval.into());
+    if let Err(e) = seconds(120.min(interval.into())).check(timeout.into()) {
         errs.push(FieldError::new(
             p("healthCheck.timeoutSeconds"),
-            format!("{timeout} must be 1-120 and not more than the interval ({interval})"),
+            format!("{e} (at most 120, and not more than the interval of {interval} seconds)"),
         ));
     }
     for (f, v) in [
         ("healthyThreshold", hc.healthy_threshold.unwrap_or(2)),
         ("unhealthyThreshold", hc.unhealthy_threshold.unwrap_or(2)),
     ] {
-        if !(1..=10).contains(&v) {
-            errs.push(FieldError::new(
-                p(&format!("healthCheck.{f}")),
-                format!("{v} must be 1-10"),
-            ));
-        }
+        Bound::new(1, 10, "").push(errs, p(&format!("healthCheck.{f}")), v.into());
     }
     if parse_matcher(&hc.matcher).is_none() {
         errs.push(FieldError::new(

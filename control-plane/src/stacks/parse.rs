@@ -99,6 +99,30 @@ fn message<T: serde::de::DeserializeOwned + Default>(
 
 /// Decodes the stack. `default_name` names it when the file has no `name`.
 pub fn decode(text: &str, default_name: &str) -> Result<StackSpec, Vec<FieldError>> {
+    let top = top_object(text)?;
+    let mut errs = Vec::new();
+    unknown(&mut errs, &top, STACK_FIELDS, "");
+    let mut spec = StackSpec {
+        name: stack_name(&mut errs, &top, default_name),
+        cluster: cluster_name(&mut errs, &top),
+        ..Default::default()
+    };
+    for (i, v) in list(&mut errs, &top, "taskDefinitions").iter().enumerate() {
+        task_definition(&mut errs, &mut spec, i, v);
+    }
+    for (i, v) in list(&mut errs, &top, "services").iter().enumerate() {
+        if let Some(s) = service(&mut errs, &spec.cluster, i, v) {
+            spec.services.push(s);
+        }
+    }
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errs)
+    }
+}
+
+fn top_object(text: &str) -> Result<Map<String, Value>, Vec<FieldError>> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         vec![FieldError::new(
             "",
@@ -109,153 +133,181 @@ pub fn decode(text: &str, default_name: &str) -> Result<StackSpec, Vec<FieldErro
             ),
         )]
     })?;
-    let Value::Object(top) = value else {
-        return Err(vec![FieldError::new(
+    match value {
+        Value::Object(top) => Ok(top),
+        _ => Err(vec![FieldError::new(
             "",
             "a stack must be an object with cluster, taskDefinitions and services",
-        )]);
-    };
-    let mut errs = Vec::new();
-    let mut spec = StackSpec::default();
-    unknown(&mut errs, &top, STACK_FIELDS, "");
-    spec.name = string(&mut errs, &top, "name", "");
-    if spec.name.is_empty() {
-        spec.name = default_name.to_string();
+        )]),
     }
-    let name_ok = !spec.name.is_empty()
-        && spec.name.len() <= 128
-        && spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
+}
+
+/// The file's `name`, else `default_name` (the file name).
+fn stack_name(errs: &mut Vec<FieldError>, top: &Map<String, Value>, default_name: &str) -> String {
+    let mut name = string(errs, top, "name", "");
+    if name.is_empty() {
+        name = default_name.to_string();
+    }
+    if !is_name(&name, 128) {
         errs.push(FieldError::new(
             "name",
             format!(
                 "{} must be 1-128 letters, digits, hyphens or underscores (the file name is used when absent)",
-                crate::error::quote(&spec.name)
+                crate::error::quote(&name)
             ),
         ));
     }
-    spec.cluster = string(&mut errs, &top, "cluster", "");
-    if spec.cluster.is_empty() {
-        spec.cluster = crate::clusters::DEFAULT_CLUSTER.to_string();
+    name
+}
+
+/// The file's `cluster`, else `default`. A cluster that does not exist yet is created by the
+/// apply, so its name is checked here as a create would check it.
+fn cluster_name(errs: &mut Vec<FieldError>, top: &Map<String, Value>) -> String {
+    let cluster = string(errs, top, "cluster", "");
+    if cluster.is_empty() {
+        return crate::clusters::DEFAULT_CLUSTER.to_string();
     }
-    let list = |errs: &mut Vec<FieldError>, key: &str| -> Vec<Value> {
-        match top.get(key) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => {
-                errs.push(FieldError::new(key, "must be a list"));
-                Vec::new()
-            }
+    if !is_name(crate::arn::cluster_name(&cluster), 255) {
+        errs.push(FieldError::new(
+            "cluster",
+            format!(
+                "{} must be 1-255 letters, digits, hyphens or underscores (or a cluster ARN)",
+                crate::error::quote(&cluster)
+            ),
+        ));
+    }
+    cluster
+}
+
+fn is_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn list(errs: &mut Vec<FieldError>, top: &Map<String, Value>, key: &str) -> Vec<Value> {
+    match top.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => {
+            errs.push(FieldError::new(key, "must be a list"));
+            Vec::new()
+        }
+    }
+}
+
+/// `taskDefinitions[i]`: decoded and normalised as `berth taskdef register` would.
+fn task_definition(errs: &mut Vec<FieldError>, spec: &mut StackSpec, i: usize, v: &Value) {
+    let path = format!("taskDefinitions[{i}]");
+    let prefixed = |e: FieldError| {
+        let sep = if e.path.is_empty() { "" } else { "." };
+        FieldError::new(format!("{path}{sep}{}", e.path), e.message)
+    };
+    let decoded = match taskdef::decode(&v.to_string()) {
+        Ok(d) => d,
+        Err(e) => {
+            errs.extend(e.into_iter().map(prefixed));
+            return;
         }
     };
-    for (i, v) in list(&mut errs, "taskDefinitions").iter().enumerate() {
-        let path = format!("taskDefinitions[{i}]");
-        let prefixed = |e: FieldError| {
-            let sep = if e.path.is_empty() { "" } else { "." };
-            FieldError::new(format!("{path}{sep}{}", e.path), e.message)
-        };
-        let decoded = match taskdef::decode(&v.to_string()) {
-            Ok(d) => d,
-            Err(e) => {
-                errs.extend(e.into_iter().map(prefixed));
-                continue;
-            }
-        };
-        let mut td = decoded.task_definition;
-        match taskdef::normalize(&mut td) {
-            Ok(w) => spec
-                .warnings
-                .extend(w.into_iter().map(|w| format!("{path}: {w}"))),
-            Err(e) => errs.extend(e.into_iter().map(prefixed)),
-        }
-        spec.ignored
-            .extend(decoded.ignored.into_iter().map(|f| format!("{path}.{f}")));
-        if spec.task_definitions.iter().any(|t| t.family == td.family) {
-            errs.push(FieldError::new(
-                format!("{path}.family"),
-                format!(
-                    "{} appears twice; a stack declares each family once",
-                    crate::error::quote(&td.family)
-                ),
-            ));
-        }
-        spec.task_definitions.push(td);
+    let mut td = decoded.task_definition;
+    match taskdef::normalize(&mut td) {
+        Ok(w) => spec
+            .warnings
+            .extend(w.into_iter().map(|w| format!("{path}: {w}"))),
+        Err(e) => errs.extend(e.into_iter().map(prefixed)),
     }
-    for (i, v) in list(&mut errs, "services").iter().enumerate() {
-        let path = format!("services[{i}].");
-        let Value::Object(m) = v else {
-            errs.push(FieldError::new(
-                format!("services[{i}]"),
-                "must be an object",
-            ));
-            continue;
-        };
-        unknown(&mut errs, m, SERVICE_FIELDS, &path);
-        let mut req = CreateServiceRequest {
-            cluster: spec.cluster.clone(),
-            service_name: string(&mut errs, m, "name", &path),
-            desired_count: int(&mut errs, m, "desiredCount", &path).unwrap_or(1),
-            scheduling_strategy: string(&mut errs, m, "schedulingStrategy", &path),
-            health_check_grace_period_seconds: int(
-                &mut errs,
-                m,
-                "healthCheckGracePeriodSeconds",
-                &path,
-            )
+    spec.ignored
+        .extend(decoded.ignored.into_iter().map(|f| format!("{path}.{f}")));
+    if spec.task_definitions.iter().any(|t| t.family == td.family) {
+        errs.push(FieldError::new(
+            format!("{path}.family"),
+            format!(
+                "{} appears twice; a stack declares each family once",
+                crate::error::quote(&td.family)
+            ),
+        ));
+    }
+    spec.task_definitions.push(td);
+}
+
+/// `services[i]`: the create request it amounts to and the family it runs.
+fn service(errs: &mut Vec<FieldError>, cluster: &str, i: usize, v: &Value) -> Option<ServiceSpec> {
+    let path = format!("services[{i}].");
+    let Value::Object(m) = v else {
+        errs.push(FieldError::new(
+            format!("services[{i}]"),
+            "must be an object",
+        ));
+        return None;
+    };
+    unknown(errs, m, SERVICE_FIELDS, &path);
+    let request = CreateServiceRequest {
+        cluster: cluster.to_string(),
+        service_name: string(errs, m, "name", &path),
+        desired_count: int(errs, m, "desiredCount", &path).unwrap_or(1),
+        scheduling_strategy: string(errs, m, "schedulingStrategy", &path),
+        health_check_grace_period_seconds: int(errs, m, "healthCheckGracePeriodSeconds", &path)
             .unwrap_or(0),
-            deployment_configuration: m
-                .get("deploymentConfiguration")
-                .map(|_| message(&mut errs, m, "deploymentConfiguration", &path)),
-            placement_strategy: message(&mut errs, m, "placementStrategy", &path),
-            placement_constraints: message(&mut errs, m, "placementConstraints", &path),
-            ..Default::default()
-        };
-        match m.get("loadBalancer") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(lb)) => {
-                let lp = format!("{path}loadBalancer.");
-                unknown(&mut errs, lb, LB_FIELDS, &lp);
-                req.load_balancers.push(LoadBalancer {
-                    listener_port: int(&mut errs, lb, "port", &lp).unwrap_or(0),
-                    container_name: string(&mut errs, lb, "containerName", &lp),
-                    container_port: int(&mut errs, lb, "containerPort", &lp).unwrap_or(0),
-                    drain_timeout_seconds: int(&mut errs, lb, "drainTimeoutSeconds", &lp),
-                    health_check: Some(TargetHealthCheck {
-                        path: string(&mut errs, lb, "healthCheckPath", &lp),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-            }
-            Some(_) => errs.push(FieldError::new(
+        deployment_configuration: m
+            .get("deploymentConfiguration")
+            .map(|_| message(errs, m, "deploymentConfiguration", &path)),
+        placement_strategy: message(errs, m, "placementStrategy", &path),
+        placement_constraints: message(errs, m, "placementConstraints", &path),
+        load_balancers: load_balancer(errs, m, &path).into_iter().collect(),
+        ..Default::default()
+    };
+    let family = string(errs, m, "taskDefinition", &path);
+    if family.is_empty() {
+        errs.push(FieldError::new(
+            format!("{path}taskDefinition"),
+            "is required: the family of one of this stack's taskDefinitions",
+        ));
+    }
+    Some(ServiceSpec { request, family })
+}
+
+/// A service's `loadBalancer`: Berth's one listener rule in front of the service.
+fn load_balancer(
+    errs: &mut Vec<FieldError>,
+    m: &Map<String, Value>,
+    path: &str,
+) -> Option<LoadBalancer> {
+    let lb = match m.get("loadBalancer") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(lb)) => lb,
+        Some(_) => {
+            errs.push(FieldError::new(
                 format!("{path}loadBalancer"),
                 "must be an object with port, containerName, containerPort, healthCheckPath",
-            )),
-        }
-        let family = string(&mut errs, m, "taskDefinition", &path);
-        if family.is_empty() {
-            errs.push(FieldError::new(
-                format!("{path}taskDefinition"),
-                "is required: the family of one of this stack's taskDefinitions",
             ));
+            return None;
         }
-        spec.services.push(ServiceSpec {
-            request: req,
-            family,
-        });
-    }
-    if errs.is_empty() {
-        Ok(spec)
-    } else {
-        Err(errs)
-    }
+    };
+    let lp = format!("{path}loadBalancer.");
+    unknown(errs, lb, LB_FIELDS, &lp);
+    Some(LoadBalancer {
+        listener_port: int(errs, lb, "port", &lp).unwrap_or(0),
+        container_name: string(errs, lb, "containerName", &lp),
+        container_port: int(errs, lb, "containerPort", &lp).unwrap_or(0),
+        drain_timeout_seconds: int(errs, lb, "drainTimeoutSeconds", &lp),
+        health_check: Some(TargetHealthCheck {
+            path: string(errs, lb, "healthCheckPath", &lp),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// A service check's path (`loadBalancers[0].containerPort`) as the stack file spells it.
 pub fn service_path(i: usize, path: &str) -> String {
+    format!("services[{i}].{}", file_field(path))
+}
+
+/// A service field's path as the stack file spells it (`loadBalancer.port`, `name`).
+pub fn file_field(path: &str) -> String {
     let path = path
         .replace("loadBalancers[0].listenerPort", "loadBalancer.port")
         .replace(
@@ -263,12 +315,11 @@ pub fn service_path(i: usize, path: &str) -> String {
             "loadBalancer.healthCheckPath",
         )
         .replace("loadBalancers[0]", "loadBalancer");
-    let path = if path == "serviceName" {
+    if path == "serviceName" {
         "name".into()
     } else {
         path
-    };
-    format!("services[{i}].{path}")
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,16 @@ use tokio::sync::broadcast;
 const MARK: u8 = 0xFF;
 /// Sorts before every key of the layout; never returned by a scan.
 const META_REVISION: &[u8] = b"\x00meta/revision";
-/// How many recent changes a watcher can resume across.
+/// How many recent changes a watcher can resume across: this many commits, holding at most
+/// `HISTORY_KEYS` keys in all (a fleet's batches of thousands of keys each must not keep
+/// hundreds of megabytes of key names alive; a watcher further behind resyncs).
 const HISTORY: usize = 8192;
+const HISTORY_KEYS: usize = 256 * 1024;
+
+/// sled's page cache (its default is 1 GiB). Pages beyond it are read back from the file,
+/// which the kernel's page cache usually still holds, so a fleet-sized store does not keep its
+/// whole working set in the control plane's own memory.
+const CACHE_BYTES: u64 = 256 << 20;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct SledStore {
@@ -30,6 +38,8 @@ pub struct SledStore {
 struct Committer {
     revision: u64,
     history: VecDeque<Arc<Change>>,
+    /// Keys held in `history`.
+    history_keys: usize,
 }
 
 impl SledStore {
@@ -37,6 +47,7 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| StoreError::Io(format!("opening {}: {e}", dir.display())))?;
         let revision = match db.get(META_REVISION).map_err(io)? {
@@ -50,6 +61,7 @@ impl SledStore {
             commit: Mutex::new(Committer {
                 revision,
                 history: VecDeque::new(),
+                history_keys: 0,
             }),
             changes,
         })
@@ -65,7 +77,7 @@ impl SledStore {
             .db
             .get(key.as_bytes())
             .map_err(io)?
-            .map_or(0, |v| decode(&v).mod_revision))
+            .map_or(0, |v| revision_in(&v)))
     }
 
     fn holds(&self, c: &Compare) -> Result<bool, StoreError> {
@@ -74,7 +86,7 @@ impl SledStore {
             Compare::PrefixUnchangedSince { prefix, revision } => {
                 for item in self.db.scan_prefix(prefix.as_bytes()) {
                     let (_, v) = item.map_err(io)?;
-                    if decode(&v).mod_revision > *revision {
+                    if revision_in(&v) > *revision {
                         return Ok(false);
                     }
                 }
@@ -101,6 +113,14 @@ fn decode(raw: &[u8]) -> Versioned {
             value: raw.to_vec(),
             mod_revision: 1,
         }
+    }
+}
+
+/// The revision a stored value carries, without copying the value (compares read only this).
+fn revision_in(raw: &[u8]) -> u64 {
+    match raw.get(1..9) {
+        Some(rev) if raw[0] == MARK => u64::from_be_bytes(rev.try_into().unwrap_or([0; 8])),
+        _ => 1,
     }
 }
 
@@ -163,10 +183,13 @@ impl Store for SledStore {
             keys,
             resync: false,
         });
-        if c.history.len() == HISTORY {
-            c.history.pop_front();
-        }
+        c.history_keys += change.keys.len();
         c.history.push_back(change.clone());
+        while c.history.len() > HISTORY || (c.history_keys > HISTORY_KEYS && c.history.len() > 1) {
+            if let Some(old) = c.history.pop_front() {
+                c.history_keys -= old.keys.len();
+            }
+        }
         let _ = self.changes.send(change);
         Ok(TxnOutcome::Committed(revision))
     }

@@ -3,6 +3,8 @@
 
 mod bounds;
 mod json;
+#[cfg(test)]
+mod limits_tests;
 mod registry;
 mod validate;
 

@@ -5,9 +5,14 @@
 //! is what runs.
 
 use crate::error::{quote, FieldError};
+use crate::limits::{
+    CONTAINER_CPU, CONTAINER_PORT, HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD,
+    HEALTH_TIMEOUT, HOST_PORT, MEMORY, MEMORY_RESERVATION, STOP_TIMEOUT, TASK_CPU,
+};
 use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 use std::collections::{HashMap, HashSet};
 
+/// ECS's limit on containers in one task definition.
 const MAX_CONTAINERS: usize = 10;
 
 /// What `normalize` accepted but changed or will not honour, for the reply.
@@ -37,7 +42,10 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
     } else if td.container_definitions.len() > MAX_CONTAINERS {
         errs.push(FieldError::new(
             "containerDefinitions",
-            format!("at most {MAX_CONTAINERS} containers are allowed in a task"),
+            format!(
+                "{} containers is over the maximum of {MAX_CONTAINERS} (ECS's limit per task definition)",
+                td.container_definitions.len()
+            ),
         ));
     }
 
@@ -151,12 +159,18 @@ fn parse_task_cpu(errs: &mut Vec<FieldError>, s: &str) -> Option<Option<i64>> {
     } else {
         t.parse::<f64>().ok()
     };
-    match units {
-        Some(u) if (128.0..=196_608.0).contains(&u) => Some(Some(u as i64)),
-        _ => {
+    match units.filter(|u| u.is_finite() && u.abs() < 1e15) {
+        Some(u) => match TASK_CPU.check(u as i64) {
+            Ok(()) => Some(Some(u as i64)),
+            Err(e) => {
+                errs.push(FieldError::new("cpu", e));
+                None
+            }
+        },
+        None => {
             errs.push(FieldError::new(
                 "cpu",
-                format!("{} is not a CPU size; write units (\"256\", 1024 a core) or vCPUs (\"0.5 vCPU\"), at least 128 units", quote(s)),
+                format!("{} is not a CPU size; write units (\"256\", 1024 a core) or vCPUs (\"0.5 vCPU\")", quote(s)),
             ));
             None
         }
@@ -182,13 +196,19 @@ fn parse_task_memory(errs: &mut Vec<FieldError>, s: &str) -> Option<Option<i64>>
     } else {
         t.parse::<f64>().ok()
     };
-    match mib {
-        Some(m) if (6.0..=4_194_304.0).contains(&m) && m.fract() == 0.0 => Some(Some(m as i64)),
-        _ => {
+    match mib.filter(|m| m.is_finite() && m.fract() == 0.0 && m.abs() < 1e15) {
+        Some(m) => match MEMORY.check(m as i64) {
+            Ok(()) => Some(Some(m as i64)),
+            Err(e) => {
+                errs.push(FieldError::new("memory", e));
+                None
+            }
+        },
+        None => {
             errs.push(FieldError::new(
                 "memory",
                 format!(
-                    "{} is not a memory size; write MiB (\"512\") or GB (\"1GB\"), at least 6 MiB",
+                    "{} is not a memory size; write whole MiB (\"512\") or GB (\"1GB\")",
                     quote(s)
                 ),
             ));
@@ -216,51 +236,35 @@ fn check_container(
             format!("{} must not contain spaces", quote(&c.image)),
         ));
     }
-    if c.cpu < 0 || c.cpu > 196_608 {
-        errs.push(FieldError::new(
-            format!("{p}.cpu"),
-            "must be 0-196608 CPU units (1024 a core)",
-        ));
-    }
-    if c.memory != 0 && c.memory < 6 {
-        errs.push(FieldError::new(
+    CONTAINER_CPU.push(errs, format!("{p}.cpu"), c.cpu.into());
+    if c.memory != 0 {
+        MEMORY.noting("unset or 0 for no hard limit").push(
+            errs,
             format!("{p}.memory"),
-            "must be at least 6 MiB (Docker's minimum)",
-        ));
+            c.memory.into(),
+        );
     }
-    if c.memory_reservation < 0 {
-        errs.push(FieldError::new(
-            format!("{p}.memoryReservation"),
-            "must not be negative",
-        ));
-    }
+    MEMORY_RESERVATION.push(
+        errs,
+        format!("{p}.memoryReservation"),
+        c.memory_reservation.into(),
+    );
     if c.memory > 0 && c.memory_reservation > c.memory {
         errs.push(FieldError::new(
             format!("{p}.memoryReservation"),
             format!("{} MiB is greater than memory ({} MiB); the soft limit must not exceed the hard limit", c.memory_reservation, c.memory),
         ));
     }
-    if c.stop_timeout < 0 || c.stop_timeout > 3600 {
-        errs.push(FieldError::new(
-            format!("{p}.stopTimeout"),
-            "must be 0-3600 seconds",
-        ));
-    }
+    STOP_TIMEOUT.push(errs, format!("{p}.stopTimeout"), c.stop_timeout.into());
     c.essential = Some(c.essential.unwrap_or(true));
     for (j, pm) in c.port_mappings.iter_mut().enumerate() {
         let pp = format!("{p}.portMappings[{j}]");
-        if !(1..=65535).contains(&pm.container_port) {
-            errs.push(FieldError::new(
-                format!("{pp}.containerPort"),
-                "must be 1-65535",
-            ));
-        }
-        if !(0..=65535).contains(&pm.host_port) {
-            errs.push(FieldError::new(
-                format!("{pp}.hostPort"),
-                "must be 1-65535, or 0 to let Docker pick a free port",
-            ));
-        }
+        CONTAINER_PORT.push(
+            errs,
+            format!("{pp}.containerPort"),
+            pm.container_port.into(),
+        );
+        HOST_PORT.push(errs, format!("{pp}.hostPort"), pm.host_port.into());
         pm.protocol = pm.protocol.to_ascii_lowercase();
         if pm.protocol.is_empty() {
             pm.protocol = "tcp".into();
@@ -302,19 +306,14 @@ fn check_container(
                 "must start with \"CMD\" or \"CMD-SHELL\" followed by the command, e.g. [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]",
             )),
         }
-        for (field, value, lo, hi, default) in [
-            ("interval", &mut hc.interval, 5, 300, 30),
-            ("timeout", &mut hc.timeout, 2, 60, 5),
-            ("retries", &mut hc.retries, 1, 10, 3),
-            ("startPeriod", &mut hc.start_period, 0, 300, 0),
+        for (field, value, bound, default) in [
+            ("interval", &mut hc.interval, HEALTH_INTERVAL, 30),
+            ("timeout", &mut hc.timeout, HEALTH_TIMEOUT, 5),
+            ("retries", &mut hc.retries, HEALTH_RETRIES, 3),
+            ("startPeriod", &mut hc.start_period, HEALTH_START_PERIOD, 0),
         ] {
             let v = value.get_or_insert(default);
-            if !(lo..=hi).contains(v) {
-                errs.push(FieldError::new(
-                    format!("{hp}.{field}"),
-                    format!("{v} is out of range; must be {lo}-{hi}"),
-                ));
-            }
+            bound.push(errs, format!("{hp}.{field}"), i64::from(*v));
         }
     }
     for (j, d) in c.depends_on.iter().enumerate() {

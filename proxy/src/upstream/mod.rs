@@ -291,7 +291,7 @@ mod tests {
             port: i32::from(addr.port()),
             draining: false,
         };
-        let target = Target::new("svc", &proto, reporter).unwrap();
+        let target = Target::new("svc", &proto, reporter, crate::target::Health::Initial).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         tokio::spawn(async move {
@@ -372,7 +372,7 @@ mod tests {
             port: i32::from(addr.port()),
             draining: false,
         };
-        let slow = Target::new("svc", &proto, reporter).unwrap();
+        let slow = Target::new("svc", &proto, reporter, crate::target::Health::Initial).unwrap();
         let _held = tokio::spawn(async move {
             let (s, _) = silent.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(30)).await;

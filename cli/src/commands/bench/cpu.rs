@@ -1,5 +1,5 @@
 //! CPU time spent by each proxy while wrk loads it, read from `/proc` (Linux): nginx's worker
-//! processes, Berth's `berth-proxy-*` worker threads. CPU per request varies far less than
+//! processes, HAProxy's process (all its threads), Berth's `berth-proxy-*` worker threads. CPU per request varies far less than
 //! requests per second on a machine shared with other work, so it shows what a change costs.
 
 use std::path::Path;
@@ -15,6 +15,8 @@ pub enum Counted {
     NginxWorkers(u32),
     /// This process's proxy worker threads.
     BerthWorkers,
+    /// One process, all its threads.
+    Process(u32),
 }
 
 /// User and system time so far.
@@ -47,6 +49,13 @@ pub fn cpu_time(what: Counted) -> Option<CpuTime> {
                     found = true;
                 }
             }
+        }
+        Counted::Process(pid) => {
+            add(
+                &mut total,
+                &Path::new("/proc").join(pid.to_string()).join("stat"),
+            )?;
+            found = true;
         }
         Counted::NginxWorkers(master) => {
             for entry in std::fs::read_dir("/proc").ok()?.flatten() {

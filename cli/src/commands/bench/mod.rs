@@ -1,7 +1,7 @@
-//! `berth bench proxy`: Berth's proxy against nginx (Debian's package) as keep-alive reverse
-//! proxies over the same two local backends, both loaded by `wrk` with the same settings. Berth's
-//! proxy runs the production code path: `berth_proxy::spawn` fed by a `WatchEndpoints` stream,
-//! with as many worker threads as nginx has worker processes.
+//! `berth bench proxy`: Berth's proxy against nginx and HAProxy (Debian's packages) as keep-alive
+//! reverse proxies over the same two local backends, all loaded by `wrk` with the same settings.
+//! Berth's proxy runs the production code path: `berth_proxy::spawn` fed by a `WatchEndpoints`
+//! stream, with as many worker threads as nginx has worker processes and HAProxy threads.
 
 use super::agent::parse_duration;
 use anyhow::{bail, Context};
@@ -27,17 +27,21 @@ use tokio_stream::{Stream, StreamExt};
 
 mod cpu;
 pub mod fleet;
+mod haproxy;
 mod nginx;
+mod proxy_report;
 mod writes;
 mod wrk;
 
 use cpu::Counted;
+use haproxy::{start_haproxy, stop_haproxy, HAPROXY};
 use nginx::{start_nginx, stop_nginx, NGINX};
-use wrk::{measure, WrkResult};
+use proxy_report::{Measured, Settings};
+use wrk::measure;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Berth's proxy vs nginx over the same two local backends, loaded by wrk.
+    /// Berth's proxy vs nginx and HAProxy over the same two local backends, loaded by wrk.
     Proxy(BenchProxyArgs),
     /// Write latency (RegisterTaskDefinition, UpdateService) on sled vs a 3-member etcd.
     Writes(writes::BenchWritesArgs),
@@ -56,29 +60,32 @@ pub struct BenchProxyArgs {
     /// wrk's threads.
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
-    /// nginx worker processes and Berth proxy worker threads [default: the number of cores].
+    /// nginx worker processes, HAProxy threads and Berth proxy worker threads [default: the
+    /// number of cores].
     #[arg(long)]
     pub workers: Option<usize>,
     /// An unreported wrk run before each measured one, to open the upstream connections.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Rounds, each loading nginx then Berth's proxy; the medians are compared.
+    /// Rounds, each loading nginx, HAProxy, then Berth's proxy; the medians are compared.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
 }
 
 pub async fn run(command: BenchCommand, format: crate::output::Format) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Proxy(args) => bench_proxy(args).await,
+        BenchCommand::Proxy(args) => bench_proxy(args, format).await,
         BenchCommand::Writes(args) => writes::run(args, format).await,
         BenchCommand::Fleet(args) => fleet::run(args, format).await,
     }
 }
 
-async fn bench_proxy(args: BenchProxyArgs) -> anyhow::Result<()> {
-    let nginx = Path::new(NGINX);
-    if !nginx.exists() {
+async fn bench_proxy(args: BenchProxyArgs, format: crate::output::Format) -> anyhow::Result<()> {
+    if !Path::new(NGINX).exists() {
         bail!("{NGINX} not found: install Debian's nginx package (apt-get install -y nginx)");
+    }
+    if !Path::new(HAPROXY).exists() {
+        bail!("{HAPROXY} not found: install Debian's haproxy package (apt-get install -y haproxy)");
     }
     let wrk = find_in_path("wrk")
         .context("wrk not found: install Debian's wrk package (apt-get install -y wrk)")?;
@@ -94,21 +101,37 @@ async fn bench_proxy(args: BenchProxyArgs) -> anyhow::Result<()> {
     let backends = [start_backend(1).await?, start_backend(2).await?];
     let dir = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = compare(&args, &wrk, workers, cores, backends, &dir).await;
+    let measured = compare(&args, &wrk, workers, backends, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    let settings = Settings {
+        wrk_threads: args.threads,
+        wrk_connections: args.connections,
+        duration_seconds: args.duration.as_secs_f64(),
+        workers,
+        cores,
+        rounds: args.rounds,
+    };
+    proxy_report::print(&settings, &measured?, format)
 }
 
+/// Loads nginx, HAProxy and Berth's proxy, `args.rounds` times each; Berth's runs come last.
 async fn compare(
     args: &BenchProxyArgs,
     wrk: &Path,
     workers: usize,
-    cores: usize,
     backends: [SocketAddr; 2],
     dir: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Measured>> {
     let nginx_port = free_port().await?;
     let mut nginx = start_nginx(dir, workers, nginx_port, backends).await?;
+    let haproxy_port = free_port().await?;
+    let mut haproxy = match start_haproxy(dir, workers, haproxy_port, backends).await {
+        Ok(haproxy) => haproxy,
+        Err(e) => {
+            stop_nginx(&mut nginx).await;
+            return Err(e);
+        }
+    };
 
     // Berth's proxy, fed by a control plane stand-in, with as many worker threads as nginx has
     // worker processes.
@@ -128,109 +151,50 @@ async fn compare(
         Ok(proxy) => proxy,
         Err(e) => {
             stop_nginx(&mut nginx).await;
+            stop_haproxy(&mut haproxy).await;
             return Err(e);
         }
     };
 
-    // Each round loads nginx, then Berth's proxy (the idle one costs nothing meanwhile), so load
-    // from elsewhere on the machine hits both sides alike.
+    // Each round loads nginx, HAProxy, then Berth's proxy (the idle ones cost nothing
+    // meanwhile), so load from elsewhere on the machine hits all alike.
     let rounds = async {
         wait_until_serving(berth_port, "Berth's proxy").await?;
         let master = nginx.id().context("nginx exited")?;
-        let mut rounds = Vec::new();
+        let haproxy_pid = haproxy.id().context("HAProxy exited")?;
+        let mut measured = [
+            ("nginx", nginx_port, Counted::NginxWorkers(master)),
+            ("haproxy", haproxy_port, Counted::Process(haproxy_pid)),
+            ("berth", berth_port, Counted::BerthWorkers),
+        ]
+        .map(|(name, port, counted)| {
+            (
+                Measured {
+                    name,
+                    rounds: Vec::new(),
+                },
+                port,
+                counted,
+            )
+        });
         for round in 1..=args.rounds {
-            let n = measure(wrk, args, nginx_port, Counted::NginxWorkers(master))
-                .await
-                .context("loading nginx")?;
-            let b = measure(wrk, args, berth_port, Counted::BerthWorkers)
-                .await
-                .context("loading Berth's proxy")?;
-            eprintln!(
-                "round {round}/{}: nginx {:.0} req/s, berth {:.0} req/s",
-                args.rounds, n.requests_per_sec, b.requests_per_sec
-            );
-            rounds.push([n, b]);
+            let mut line = format!("round {round}/{}:", args.rounds);
+            for (m, port, counted) in &mut measured {
+                let r = measure(wrk, args, *port, *counted)
+                    .await
+                    .with_context(|| format!("loading {}", m.name))?;
+                line.push_str(&format!(" {} {:.0} req/s", m.name, r.requests_per_sec));
+                m.rounds.push(r);
+            }
+            eprintln!("{line}");
         }
-        anyhow::Ok(rounds)
+        anyhow::Ok(measured.into_iter().map(|(m, _, _)| m).collect())
     }
     .await;
     stop_nginx(&mut nginx).await;
+    stop_haproxy(&mut haproxy).await;
     proxy.shutdown().await;
-    let rounds = rounds?;
-
-    println!(
-        "berth bench proxy: wrk -t{} -c{} -d{}s --latency, two local backends, {workers} nginx \
-         worker processes / {workers} Berth worker threads, wrk + proxy + backends on {cores} cores, \
-         {} rounds (nginx then Berth in each)",
-        args.threads,
-        args.connections,
-        args.duration.as_secs_f64(),
-        args.rounds,
-    );
-    println!(
-        "{:<16} {:>11} {:>9} {:>9} {:>9} {:>15} {:>12} {:>14}",
-        "proxy", "req/s", "p50", "p90", "p99", "cpu/req usr+sys", "non-2xx/3xx", "socket errors"
-    );
-    let row = |name: &str, r: &WrkResult| {
-        let cpu = r.cpu_per_request.map_or("-".into(), |c| {
-            let us = |d: Duration| d.as_secs_f64() * 1e6;
-            format!("{:.1}+{:.1}us", us(c.user), us(c.system))
-        });
-        println!(
-            "{:<16} {:>11.1} {:>9} {:>9} {:>9} {:>15} {:>12} {:>14}",
-            name,
-            r.requests_per_sec,
-            ms(r.p50),
-            ms(r.p90),
-            ms(r.p99),
-            cpu,
-            r.non_2xx_3xx,
-            r.socket_errors
-        );
-    };
-    if rounds.len() > 1 {
-        for (i, [n, b]) in rounds.iter().enumerate() {
-            row(&format!("nginx #{}", i + 1), n);
-            row(&format!("berth #{}", i + 1), b);
-        }
-    }
-    let nginx = WrkResult::median(rounds.iter().map(|[n, _]| n));
-    let berth = WrkResult::median(rounds.iter().map(|[_, b]| b));
-    let label = |name: &str| {
-        if rounds.len() > 1 {
-            format!("{name} median")
-        } else {
-            name.to_string()
-        }
-    };
-    row(&label("nginx"), &nginx);
-    row(&label("berth"), &berth);
-    let ratio = |b: f64, n: f64| {
-        if n > 0.0 {
-            format!("{:.2}x", b / n)
-        } else {
-            "-".into()
-        }
-    };
-    let secs = |d: Duration| d.as_secs_f64();
-    let cpu = match (berth.cpu_per_request, nginx.cpu_per_request) {
-        (Some(b), Some(n)) => ratio(secs(b.user + b.system), secs(n.user + n.system)),
-        _ => "-".into(),
-    };
-    println!(
-        "{:<16} {:>11} {:>9} {:>9} {:>9} {:>15}",
-        "berth/nginx",
-        ratio(berth.requests_per_sec, nginx.requests_per_sec),
-        ratio(secs(berth.p50), secs(nginx.p50)),
-        ratio(secs(berth.p90), secs(nginx.p90)),
-        ratio(secs(berth.p99), secs(nginx.p99)),
-        cpu,
-    );
-    Ok(())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
+    rounds
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
@@ -341,6 +305,22 @@ async fn start_endpoints(route: Route) -> anyhow::Result<SocketAddr> {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     Ok(addr)
+}
+
+/// `kill SIGNAL` to the one process we started, then SIGKILL if it has not exited within 10 s.
+async fn stop_with(child: &mut tokio::process::Child, signal: &str) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 async fn wait_until_serving(port: u16, what: &str) -> anyhow::Result<()> {

@@ -4,7 +4,6 @@
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 
@@ -78,16 +77,5 @@ http {{
 
 /// SIGQUIT (graceful) to the master process we started, which takes its workers with it.
 pub async fn stop_nginx(child: &mut tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-QUIT", &pid.to_string()])
-            .status()
-            .await;
-    }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
+    super::stop_with(child, "-QUIT").await;
 }

@@ -72,7 +72,8 @@ pub struct TargetView {
 #[derive(Debug, Clone, Default)]
 pub struct ServiceView {
     pub service: Service,
-    /// The service's tasks, stopped ones included.
+    /// The service's tasks, stopped ones included, without their containers or overrides (the
+    /// planner judges by status, health and times; see `TaskHeader`).
     pub tasks: Vec<Task>,
     /// Task definitions by ARN: the primary deployment's and those of the tasks.
     pub definitions: HashMap<String, TaskDefinition>,

@@ -150,7 +150,7 @@ fn every_failure_reason_names_the_node_and_shortfall() {
         ),
         (
             NodeSnapshot {
-                ports_used: HashSet::from([(80, "tcp".to_string())]),
+                ports_used: std::sync::Arc::new(HashSet::from([(80, "tcp".to_string())])),
                 ..node("n1", 8192, 8192, 0)
             },
             vec![],

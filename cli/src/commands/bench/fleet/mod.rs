@@ -1,8 +1,9 @@
-//! `berth bench fleet`: the real control plane in-process (sled in a temp dir, gRPC on
+//! `berth bench fleet`: the real control plane in a child process (sled in a temp dir, gRPC on
 //! 127.0.0.1:0) and N simulated agents on real agent streams. It creates S services of T tasks
 //! each and measures, end to end, how long until every task is reported RUNNING, what the API
 //! answers meanwhile, what the control plane costs, and how fast it heals and rolls.
 
+mod child;
 mod phases;
 mod probe;
 mod quality;
@@ -10,7 +11,6 @@ mod report;
 mod sim;
 
 use anyhow::{bail, Context};
-use berth_control_plane::server;
 use clap::Args;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,11 +35,14 @@ pub struct BenchFleetArgs {
     /// Give up on any phase after this long.
     #[arg(long, default_value = "600s", value_parser = super::super::agent::parse_duration)]
     pub timeout: Duration,
+    /// Internal: run only the control plane, on this data dir, for the bench that started it.
+    #[arg(long, hide = true)]
+    pub serve_control_plane: Option<std::path::PathBuf>,
 }
 
 /// What the bench ran against.
 pub struct Bench {
-    pub cp: server::ControlPlane,
+    pub cp: child::ControlPlane,
     pub channel: tonic::transport::Channel,
     pub agents: Vec<sim::Agent>,
     pub counters: Arc<sim::Counters>,
@@ -55,6 +58,9 @@ pub const LOST_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MIN_HEALTHY_TIME: Duration = Duration::from_secs(2);
 
 pub async fn run(args: BenchFleetArgs, output: crate::output::Format) -> anyhow::Result<()> {
+    if let Some(dir) = &args.serve_control_plane {
+        return child::serve(dir.clone()).await;
+    }
     let report = bench(args).await?;
     match output {
         crate::output::Format::Json => crate::output::json(&report)?,
@@ -75,17 +81,11 @@ pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
     }
     let dir = std::env::temp_dir().join(format!("berth-bench-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut config = server::Config::new(dir.clone(), local, local);
-    config.controller.lost_node_timeout = LOST_NODE_TIMEOUT;
-    config.controller.min_healthy_time = MIN_HEALTHY_TIME;
-    let cp = server::spawn(config)
-        .await
-        .context("starting the control plane")?;
-    let url = cp.local_url();
+    let cp = child::ControlPlane::start(&dir).context("starting the control plane")?;
+    let url = cp.url.clone();
     let counters = Arc::new(sim::Counters::default());
     let (phase, phase_rx) = tokio::sync::watch::channel("connecting agents");
-    let progress = tokio::spawn(progress(counters.clone(), phase_rx, args.total()));
+    let progress = tokio::spawn(progress(cp.pid, counters.clone(), phase_rx, args.total()));
     let result = async {
         let agents = sim::start(&url, args.nodes, counters.clone()).await?;
         let channel = tonic::transport::Channel::from_shared(url.clone())?
@@ -102,7 +102,7 @@ pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
             phase,
         };
         let report = phases::all(&mut b, &dir).await;
-        b.cp.shutdown().await;
+        b.cp.shutdown();
         report
     }
     .await;
@@ -119,6 +119,7 @@ impl BenchFleetArgs {
 
 /// One line to stderr every two seconds.
 async fn progress(
+    cp_pid: u32,
     counters: Arc<sim::Counters>,
     phase: tokio::sync::watch::Receiver<&'static str>,
     total: usize,
@@ -127,9 +128,9 @@ async fn progress(
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let (_, rss) = probe::rss_mib();
+        let (_, rss) = probe::rss_mib(cp_pid);
         eprintln!(
-            "[{:>6.1}s] {:<28} agents {:>6} · running {:>8}/{total} · reports {:>8} · rss {:>6.0} MiB",
+            "[{:>6.1}s] {:<28} agents {:>6} · running {:>8}/{total} · reports {:>8} · control plane rss {:>6.0} MiB",
             start.elapsed().as_secs_f64(),
             *phase.borrow(),
             counters.connected.load(Ordering::Relaxed),

@@ -43,7 +43,8 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
     let quality = quality::check(b).await?;
     let lost = lose_nodes(b).await?;
     let rolling = roll(b).await?;
-    let (peak_rss, _) = probe::rss_mib();
+    let (peak_rss, _) = probe::rss_mib(b.cp.pid);
+    let (agents_rss, _) = probe::rss_mib(0);
     Ok(Report {
         nodes: b.args.nodes,
         services: b.args.services,
@@ -62,6 +63,7 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
         },
         api,
         peak_rss_mib: peak_rss,
+        simulated_agents_rss_mib: agents_rss,
         store_bytes: probe::disk_bytes(dir),
         quality,
         lost_node_timeout_s: super::LOST_NODE_TIMEOUT.as_secs_f64(),

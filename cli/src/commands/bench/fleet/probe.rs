@@ -119,9 +119,14 @@ pub async fn probe(
     }
 }
 
-/// The process's peak and current resident set, in MiB (Linux `/proc/self/status`).
-pub fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A process's peak and current resident set, in MiB (Linux `/proc/PID/status`; 0 for this
+/// process).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let path = match pid {
+        0 => "/proc/self/status".to_string(),
+        pid => format!("/proc/{pid}/status"),
+    };
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()

@@ -29,8 +29,10 @@ pub struct Report {
     pub converged: bool,
     pub timings: Timings,
     pub api: ApiLatency,
-    /// The bench process's peak RSS: the control plane and the simulated agents together.
+    /// The control plane process's peak RSS (VmHWM).
     pub peak_rss_mib: f64,
+    /// The bench process's peak RSS: the simulated agents and the probes.
+    pub simulated_agents_rss_mib: f64,
     pub store_bytes: u64,
     pub quality: Quality,
     pub lost_node_timeout_s: f64,
@@ -41,7 +43,7 @@ impl Report {
     pub fn print(&self) {
         let t = &self.timings;
         println!(
-            "berth bench fleet: {} nodes, {} services × {} tasks = {} tasks (sled, gRPC on loopback, one process)",
+            "berth bench fleet: {} nodes, {} services × {} tasks = {} tasks (sled, gRPC on loopback, the control plane in its own process)",
             self.nodes, self.services, self.tasks_per_service, self.tasks
         );
         println!("{:<44} {:>14}", "figure", "value");
@@ -66,8 +68,12 @@ impl Report {
         lat("ListTasks", &self.api.list_tasks);
         lat("RunTask", &self.api.run_task);
         row(
-            "peak RSS (control plane + agents)",
+            "control plane peak RSS",
             format!("{:.0} MiB", self.peak_rss_mib),
+        );
+        row(
+            "simulated agents' peak RSS (bench process)",
+            format!("{:.0} MiB", self.simulated_agents_rss_mib),
         );
         row(
             "store on disk",

@@ -140,6 +140,7 @@ impl Sim {
                 value: self.zone.into(),
             }],
             version: "sim".into(),
+            capabilities: vec![berth_control_plane::nodes::DESIRED_TASKS_CHANGE.into()],
             ..Default::default()
         };
         let _ = out.send(send(agent_message::Body::Hello(hello))).await;
@@ -219,6 +220,7 @@ impl Sim {
                 Ok(())
             }
             Some(server_message::Body::DesiredTasks(set)) => self.on_desired(set, out).await,
+            Some(server_message::Body::DesiredTasksChange(c)) => self.on_change(c, out).await,
             _ => Ok(()),
         }
     }
@@ -233,22 +235,7 @@ impl Sim {
         let mut seen = std::collections::HashSet::with_capacity(set.tasks.len());
         for t in set.tasks.iter().filter_map(|a| a.task.as_ref()) {
             seen.insert(t.task_arn.as_str());
-            let was = self.known.get(t.task_arn.as_str()).copied();
-            let next = if t.desired_status == "STOPPED" {
-                "STOPPED"
-            } else {
-                "RUNNING"
-            };
-            if was == Some(next) || was == Some("STOPPED") {
-                continue;
-            }
-            self.counters.reports.fetch_add(1, Ordering::Relaxed);
-            let delta = i64::from(next == "RUNNING") - i64::from(was == Some("RUNNING"));
-            self.counters.running.fetch_add(delta, Ordering::Relaxed);
-            self.known.insert(t.task_arn.clone(), next);
-            out.send(send(agent_message::Body::TaskReport(report(t, next))))
-                .await
-                .map_err(|_| ())?;
+            self.act(t, out).await?;
         }
         let retained: std::collections::HashSet<&str> =
             set.retained_task_arns.iter().map(String::as_str).collect();
@@ -260,6 +247,46 @@ impl Sim {
             }
             keep
         });
+        Ok(())
+    }
+}
+
+impl Sim {
+    /// Starts (at once) or stops what one task asks for, and reports the change.
+    async fn act(&mut self, t: &Task, out: &mpsc::Sender<AgentMessage>) -> Result<(), ()> {
+        let was = self.known.get(t.task_arn.as_str()).copied();
+        let next = if t.desired_status == "STOPPED" {
+            "STOPPED"
+        } else {
+            "RUNNING"
+        };
+        if was == Some(next) || was == Some("STOPPED") {
+            return Ok(());
+        }
+        self.counters.reports.fetch_add(1, Ordering::Relaxed);
+        let delta = i64::from(next == "RUNNING") - i64::from(was == Some("RUNNING"));
+        self.counters.running.fetch_add(delta, Ordering::Relaxed);
+        self.known.insert(t.task_arn.clone(), next);
+        out.send(send(agent_message::Body::TaskReport(report(t, next))))
+            .await
+            .map_err(|_| ())
+    }
+
+    /// A change to the set, applied as the real agent applies it (onto the last set): only the
+    /// tasks it names are looked at.
+    async fn on_change(
+        &mut self,
+        c: DesiredTasksChange,
+        out: &mpsc::Sender<AgentMessage>,
+    ) -> Result<(), ()> {
+        for t in c.upserted.iter().filter_map(|a| a.task.as_ref()) {
+            self.act(t, out).await?;
+        }
+        for arn in &c.removed_task_arns {
+            if self.known.remove(arn) == Some("RUNNING") {
+                self.counters.running.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         Ok(())
     }
 }

@@ -71,8 +71,8 @@ fn member_of_limits_a_daemon_to_matching_nodes() {
         expression: "attribute:zone == a".into(),
     }];
     let mut v = view(s, vec![]);
-    v.nodes[0].attributes.insert("zone".into(), "a".into());
-    v.nodes[1].attributes.insert("zone".into(), "b".into());
+    std::sync::Arc::make_mut(&mut v.nodes[0].attributes).insert("zone".into(), "a".into());
+    std::sync::Arc::make_mut(&mut v.nodes[1].attributes).insert("zone".into(), "b".into());
     let p = plan(&v, NOW);
     assert_eq!(p.launches.len(), 1);
     assert_eq!(p.launches[0].node_id, "n1");

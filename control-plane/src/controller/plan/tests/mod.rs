@@ -34,7 +34,7 @@ pub fn node(id: &str) -> NodeSnapshot {
         memory_free: 8192,
         ports_used: Default::default(),
         tasks: 0,
-        attributes: [("ecs.instance-id".to_string(), id.to_string())].into(),
+        attributes: std::sync::Arc::new([("ecs.instance-id".to_string(), id.to_string())].into()),
         service_tasks: 0,
     }
 }
