@@ -286,6 +286,7 @@ pub(crate) mod tests {
                 draining: false,
             },
             reporter,
+            crate::target::Health::Initial,
         )
         .unwrap();
         if healthy {
