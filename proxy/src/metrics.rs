@@ -320,6 +320,9 @@ pub(crate) fn request_totals(shared: &Shared) -> Vec<ServiceRequestCount> {
     totals
 }
 
+/// A per-listener counter: its name, help, and how to read it from the listener's stats.
+type ListenerCounter = (&'static str, &'static str, fn(&ListenerStats) -> u64);
+
 /// Per listener port: open and accepted connections, those shed, and requests no rule matched.
 fn encode_listeners(shared: &Shared, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
     let listeners: Vec<(String, Arc<ListenerStats>)> = match shared.listeners.lock() {
@@ -337,7 +340,7 @@ fn encode_listeners(shared: &Shared, encoder: &mut DescriptorEncoder) -> std::fm
         f.encode_family(&port(p))?
             .encode_gauge(&stats.active.load(Relaxed))?;
     }
-    let counters: [(&str, &str, fn(&ListenerStats) -> u64); 3] = [
+    let counters: [ListenerCounter; 3] = [
         (
             "berth_proxy_connections",
             "Client connections accepted per listener port.",
