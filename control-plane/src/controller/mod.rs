@@ -110,6 +110,7 @@ pub async fn run(
         );
         let mut mem = std::mem::take(&mut memory);
         let sweep = woken.everything.then(std::time::Instant::now);
+        let halt = stopped.clone();
         let res = tokio::task::spawn_blocking(move || {
             let mut owners = own.lock().unwrap_or_else(|p| p.into_inner());
             let pass = Pass {
@@ -118,6 +119,7 @@ pub async fn run(
                 proxies: &prox,
                 config: &config,
                 started_ms,
+                halt: Some(halt),
             };
             let r = pass.run(woken, &mut owners, &mut mem);
             (r, mem)
@@ -230,6 +232,7 @@ pub fn react(
         proxies,
         config,
         started_ms: time::now_millis(),
+        halt: None,
     };
     pass.run(woken, owners, memory)
 }
@@ -241,6 +244,9 @@ struct Pass<'a> {
     proxies: &'a Proxies,
     config: &'a ControllerConfig,
     started_ms: i64,
+    /// Turns true when the controllers are to stop (a leader that lost its lease): the pass
+    /// ends before its next step rather than waiting out every store call it has left.
+    halt: Option<watch::Receiver<bool>>,
 }
 
 impl Pass<'_> {
@@ -251,6 +257,9 @@ impl Pass<'_> {
         memory: &mut HashMap<String, ServiceMemory>,
     ) -> Result<()> {
         let now = time::now_millis();
+        if self.halted() {
+            return Ok(());
+        }
         if woken.lost_nodes || woken.everything {
             crate::nodes::lost::mark_lost_nodes(
                 self.state,
@@ -286,6 +295,9 @@ impl Pass<'_> {
         };
         let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
         for key in services {
+            if self.halted() {
+                return Ok(());
+            }
             let mem = memory.remove(&key).unwrap_or_default();
             match service::reconcile(self.state, &key, &src, mem.clone(), now) {
                 Ok(next) => {
@@ -298,6 +310,10 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    fn halted(&self) -> bool {
+        self.halt.as_ref().is_some_and(|h| *h.borrow())
     }
 
     fn scale(&self, all: &[Service], now: i64, memory: &mut HashMap<String, ServiceMemory>) {
