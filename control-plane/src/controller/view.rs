@@ -42,31 +42,31 @@ pub fn service_tasks(state: &State, svc: &Service) -> Result<Vec<Task>> {
 
 /// A group's tasks, through its index (a group name holding `/` may also list longer ones).
 pub fn group_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
-    let mut out = Vec::new();
-    for k in state.scan_keys(&keys::group_tasks(cluster, group))? {
-        let Some(task_key) = keys::task_of_index(&k) else {
-            continue;
-        };
-        if let Some(t) = state.get::<Task>(&task_key)? {
-            if t.group == group {
-                out.push(t);
-            }
-        }
-    }
-    Ok(out)
+    indexed(state, cluster, group, |t: &Task| &t.group)
 }
 
 /// A group's tasks as the planner reads them: without containers or overrides (decoding skips
 /// them; see `TaskHeader`).
 fn planned_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
+    let headers = indexed(state, cluster, group, |h: &TaskHeader| &h.group)?;
+    Ok(headers.into_iter().map(task_of).collect())
+}
+
+/// The group's index entries read as `T`, keeping those whose group is exactly `group`.
+fn indexed<T: prost::Message + Default>(
+    state: &State,
+    cluster: &str,
+    group: &str,
+    group_of: fn(&T) -> &str,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for k in state.scan_keys(&keys::group_tasks(cluster, group))? {
         let Some(task_key) = keys::task_of_index(&k) else {
             continue;
         };
-        if let Some(h) = state.get::<TaskHeader>(&task_key)? {
-            if h.group == group {
-                out.push(task_of(h));
+        if let Some(t) = state.get::<T>(&task_key)? {
+            if group_of(&t) == group {
+                out.push(t);
             }
         }
     }
