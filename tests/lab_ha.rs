@@ -267,11 +267,15 @@ fn writes_survive_one_etcd_member_and_fail_clearly_without_a_quorum() {
         );
         r.ok.then(|| r.json()["taskDefinition"]["revision"].as_i64())?
     });
-    let listed = berth(
-        &lab.server,
-        &["taskdef", "list", "--family", "web", "-o", "json"],
-    )
-    .json();
+    // Right after the quorum returns a read may still fail once (seen in CI: empty stdout);
+    // what is asserted is what the list holds once it answers.
+    let listed = wait_for(Duration::from_secs(30), "the list to answer", || {
+        let r = berth(
+            &lab.server,
+            &["taskdef", "list", "--family", "web", "-o", "json"],
+        );
+        r.ok.then(|| r.json())
+    });
     let mut revisions: Vec<i64> = listed["taskDefinitions"]
         .as_array()
         .unwrap()
