@@ -196,8 +196,12 @@ fn a_leader_cut_off_from_etcd_stops_leading_and_rejoins_as_a_follower() {
             (log + &err).contains("no longer leading").then_some(())
         },
     );
-    // The new leader acts: a stopped task is replaced.
-    let before = lab.running();
+    // The new leader acts: a stopped task is replaced. (A list may fail while the client still
+    // tries the cut-off server first: retried until it answers.)
+    let before = wait_for(Duration::from_secs(30), "the three tasks listed", || {
+        let r = lab.running();
+        (r.len() == 3).then_some(r)
+    });
     berth(&rest, &["task", "stop", &before[0].0]);
     lab.wait_running(Duration::from_secs(60), "a replacement", |r| {
         r.len() == 3 && r.iter().all(|t| t.0 != before[0].0)

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::wrk::Wrk;
 use common::*;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -113,57 +114,6 @@ fn task_of(body: &str) -> String {
         .find_map(|w| w.strip_prefix("task="))
         .unwrap_or_default()
         .to_string()
-}
-
-/// `wrk` in the background; `finish` parses non-2xx responses and socket errors.
-struct Wrk(Child);
-
-impl Wrk {
-    fn start(port: u16, connections: u32, seconds: u32) -> Self {
-        let child = Command::new("wrk")
-            .args([
-                "-t",
-                "1",
-                "-c",
-                &connections.to_string(),
-                "-d",
-                &format!("{seconds}s"),
-                "--latency",
-            ])
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wrk is needed (apt-get install wrk)");
-        Wrk(child)
-    }
-
-    /// (requests, non-2xx/3xx responses, socket errors), and wrk's report.
-    fn finish(self) -> (u64, u64, u64, String) {
-        let out = self.0.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let num = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().unwrap_or(0);
-        let requests = text
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next())
-            .map_or(0, num);
-        let non_2xx = text
-            .lines()
-            .find(|l| l.contains("Non-2xx or 3xx responses:"))
-            .and_then(|l| l.rsplit(':').next())
-            .map_or(0, num);
-        let socket = text
-            .lines()
-            .find(|l| l.contains("Socket errors:"))
-            .map_or(0, |l| {
-                l.split(',')
-                    .filter_map(|part| part.split_whitespace().last())
-                    .map(num)
-                    .sum()
-            });
-        (requests, non_2xx, socket, text)
-    }
 }
 
 #[test]

@@ -12,9 +12,11 @@ use berth_proto::v1::*;
 #[cfg(test)]
 mod limits_tests;
 mod load_balancer;
+mod stop_deployment;
 mod stored;
 pub(crate) use load_balancer::check_load_balancers;
 pub use load_balancer::parse_matcher;
+pub use stop_deployment::stop_deployment;
 pub use stored::{report_invalid, stored_problems};
 
 /// ECS's defaults.
@@ -87,6 +89,165 @@ fn normalize_deployment_config(
                 "must be 0 (ECS's formula) or more",
             ));
         }
+    }
+}
+
+/// An update that names no strategy keeps the service's, with its settings; one that does
+/// brings its own (unset parts take ECS's defaults).
+fn keep_unset_shift_settings(dc: &mut DeploymentConfiguration, cur: &DeploymentConfiguration) {
+    if dc.strategy.is_empty() {
+        dc.strategy = cur.strategy.clone();
+        dc.bake_time_in_minutes = cur.bake_time_in_minutes;
+        dc.bake_time_seconds = cur.bake_time_seconds;
+        dc.canary_configuration = dc.canary_configuration.or(cur.canary_configuration);
+        dc.linear_configuration = dc.linear_configuration.or(cur.linear_configuration);
+    }
+    dc.traffic_rollback = dc.traffic_rollback.or(cur.traffic_rollback);
+    if dc.test_traffic_header.is_empty() {
+        dc.test_traffic_header = cur.test_traffic_header.clone();
+    }
+}
+
+/// The deployment strategy and its settings: ECS's names and ranges; shifting traffic needs a
+/// load balancer (the proxies are what shift it) and a REPLICA service.
+pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
+    let Some(dc) = svc.deployment_configuration.as_ref() else {
+        return;
+    };
+    const FIELD: &str = "deploymentConfiguration";
+    let shifting = match dc.strategy.as_str() {
+        "" | "ROLLING" => false,
+        "BLUE_GREEN" | "CANARY" | "LINEAR" => true,
+        other => {
+            errs.push(FieldError::new(
+                format!("{FIELD}.strategy"),
+                format!(
+                    "{} must be ROLLING, BLUE_GREEN, CANARY or LINEAR",
+                    quote(other)
+                ),
+            ));
+            return;
+        }
+    };
+    let range = |errs: &mut Vec<FieldError>, path: &str, v: f64, lo: f64, hi: f64| {
+        if !(lo..=hi).contains(&v) {
+            errs.push(FieldError::new(
+                format!("{FIELD}.{path}"),
+                format!("{v} must be {lo}-{hi}"),
+            ));
+        }
+    };
+    let bake = |errs: &mut Vec<FieldError>, path: &str, minutes: i32, seconds: Option<i32>| {
+        range(errs, path, f64::from(minutes), 0.0, 1440.0);
+        if let Some(s) = seconds {
+            range(
+                errs,
+                &format!("{path} (seconds)"),
+                f64::from(s),
+                0.0,
+                86_400.0,
+            );
+        }
+    };
+    bake(
+        errs,
+        "bakeTimeInMinutes",
+        dc.bake_time_in_minutes,
+        dc.bake_time_seconds,
+    );
+    match dc.strategy.as_str() {
+        "CANARY" => {
+            let Some(c) = dc.canary_configuration else {
+                errs.push(FieldError::new(
+                    format!("{FIELD}.canaryConfiguration"),
+                    "is required with strategy CANARY (canaryPercent, canaryBakeTimeInMinutes)",
+                ));
+                return;
+            };
+            range(
+                errs,
+                "canaryConfiguration.canaryPercent",
+                c.canary_percent,
+                0.1,
+                100.0,
+            );
+            bake(
+                errs,
+                "canaryConfiguration.canaryBakeTimeInMinutes",
+                c.canary_bake_time_in_minutes,
+                c.canary_bake_time_seconds,
+            );
+        }
+        "LINEAR" => {
+            let Some(l) = dc.linear_configuration else {
+                errs.push(FieldError::new(
+                    format!("{FIELD}.linearConfiguration"),
+                    "is required with strategy LINEAR (stepPercent, stepBakeTimeInMinutes)",
+                ));
+                return;
+            };
+            range(
+                errs,
+                "linearConfiguration.stepPercent",
+                l.step_percent,
+                3.0,
+                100.0,
+            );
+            bake(
+                errs,
+                "linearConfiguration.stepBakeTimeInMinutes",
+                l.step_bake_time_in_minutes,
+                l.step_bake_time_seconds,
+            );
+        }
+        _ => {}
+    }
+    if let Some(r) = dc.traffic_rollback {
+        range(
+            errs,
+            "trafficRollback.errorPercent",
+            r.error_percent,
+            0.0,
+            100.0,
+        );
+        range(errs, "trafficRollback.p99Ratio", r.p99_ratio, 0.0, 1000.0);
+        range(
+            errs,
+            "trafficRollback.minRequests",
+            f64::from(r.min_requests),
+            0.0,
+            1e9,
+        );
+    }
+    let header = dc.test_traffic_header.trim();
+    if !header.is_empty() {
+        let name = header.split_once(':').map_or(header, |(n, _)| n).trim();
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() || name.is_empty() {
+            errs.push(FieldError::new(
+                format!("{FIELD}.testTrafficHeader"),
+                format!(
+                    "{} is not a header; give \"name\" or \"name: value\"",
+                    quote(header)
+                ),
+            ));
+        }
+    }
+    if !shifting {
+        return;
+    }
+    if svc.scheduling_strategy == "DAEMON" {
+        errs.push(FieldError::new(
+            format!("{FIELD}.strategy"),
+            "a DAEMON service deploys ROLLING only (there is one task per node to shift between)",
+        ));
+    } else if svc.load_balancers.is_empty() {
+        errs.push(FieldError::new(
+            format!("{FIELD}.strategy"),
+            format!(
+                "{} shifts traffic through a load balancer; give the service one (--lb-port, or a target group) or deploy ROLLING",
+                dc.strategy
+            ),
+        ));
     }
 }
 
@@ -229,7 +390,7 @@ pub(crate) fn new_service(
         "healthCheckGracePeriodSeconds",
         req.health_check_grace_period_seconds.into(),
     );
-    let mut dc = req.deployment_configuration.unwrap_or_default();
+    let mut dc = req.deployment_configuration.clone().unwrap_or_default();
     normalize_deployment_config(&mut errs, &mut dc, daemon);
     let svc = Service {
         service_arn: arn::service(cluster, &req.service_name),
@@ -247,6 +408,7 @@ pub(crate) fn new_service(
         ..Default::default()
     };
     check_placement(&mut errs, &svc);
+    check_strategy(&mut errs, &svc);
     (svc, errs)
 }
 
@@ -400,6 +562,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             if dc.deployment_circuit_breaker.is_none() {
                 dc.deployment_circuit_breaker = cur.deployment_circuit_breaker;
             }
+            keep_unset_shift_settings(&mut dc, &cur);
             normalize_deployment_config(&mut errs, &mut dc, daemon);
             svc.deployment_configuration = Some(dc);
         }
@@ -413,6 +576,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         if req.set_load_balancers {
             svc.load_balancers = req.load_balancers.clone();
         }
+        check_strategy(&mut errs, &svc);
         let new_td = if req.task_definition.trim().is_empty() {
             None
         } else {

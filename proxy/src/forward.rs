@@ -55,7 +55,12 @@ pub(crate) async fn handle(
     let service = {
         let snapshot = ctx.shared.snapshot.load();
         snapshot
-            .route(ctx.port, request_host(&req), req.uri().path())
+            .route(
+                ctx.port,
+                request_host(&req),
+                req.uri().path(),
+                req.headers(),
+            )
             .cloned()
     };
     let Some(service) = service else {
@@ -69,15 +74,20 @@ pub(crate) async fn handle(
         return Ok(local(&failure, conn));
     };
     let version = req.version();
+    let started = std::time::Instant::now();
     let mut response = match forward(&ctx, &service, req).await {
         Ok((response, target)) => {
-            service.stats.responses.record(response.status().as_u16());
+            service
+                .stats
+                .record(response.status().as_u16(), started.elapsed());
             response.map(|body| DownBody::upstream(body, conn, target))
         }
         Err(failure) => {
             tracing::debug!("{failure}");
             let response = local(&failure, conn);
-            service.stats.responses.record(response.status().as_u16());
+            service
+                .stats
+                .record(response.status().as_u16(), started.elapsed());
             response
         }
     };

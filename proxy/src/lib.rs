@@ -207,7 +207,12 @@ pub async fn spawn_inheriting(
         config.report_interval,
         {
             let shared = shared.clone();
-            move || metrics::request_totals(&shared)
+            move || {
+                (
+                    metrics::request_totals(&shared),
+                    metrics::revision_totals(&shared),
+                )
+            }
         },
         stop_rx.clone(),
     ));

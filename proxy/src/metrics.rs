@@ -4,7 +4,7 @@
 
 use crate::table::Service;
 use crate::Shared;
-use berth_proto::v1::ServiceRequestCount;
+use berth_proto::v1::{RevisionCount, ServiceRequestCount};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -78,6 +78,11 @@ impl ByClass {
         self.0.local()[class].fetch_add(1, Relaxed);
     }
 
+    /// Responses of one class (1 … 5).
+    pub fn of_class(&self, class: usize) -> u64 {
+        self.0.sum(|c| c[class.clamp(1, 5) - 1].load(Relaxed))
+    }
+
     /// Every response, whatever its class.
     pub fn total(&self) -> u64 {
         self.0.sum(|c| c.iter().map(|n| n.load(Relaxed)).sum())
@@ -121,6 +126,13 @@ impl Histogram {
         shard.sum_us.fetch_add(us, Relaxed);
     }
 
+    /// Answers per bucket (not cumulative), the last one unbounded.
+    fn counts(&self) -> Vec<u64> {
+        (0..=BUCKETS_US.len())
+            .map(|i| self.0.sum(|h| h.buckets[i].load(Relaxed)))
+            .collect()
+    }
+
     fn encode(
         &self,
         family: &mut MetricEncoder,
@@ -161,6 +173,15 @@ impl TargetMetrics {
 #[derive(Debug, Default)]
 pub(crate) struct ServiceStats {
     pub responses: ByClass,
+    /// Time to the response headers (the revision figures a traffic shift is judged by).
+    pub latency: Histogram,
+}
+
+impl ServiceStats {
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        self.responses.record(status);
+        self.latency.record(elapsed);
+    }
 }
 
 /// One listener port's client connections and the requests no rule matched.
@@ -183,8 +204,9 @@ impl std::fmt::Debug for ProxyMetrics {
     }
 }
 
-/// `cluster`, `service` and `listener_port` of one service's listener.
-type ServiceLabels<'a> = [(&'static str, &'a str); 3];
+/// `cluster`, `service` and `listener_port` of one service's listener, and during a traffic
+/// shift its `revision` (and `route="test"` for the test route).
+type ServiceLabels<'a> = Vec<(&'static str, &'a str)>;
 /// A service's labels, then `target` and `task`.
 type TargetLabels<'a> = (&'a [(&'static str, &'a str)], [(&'static str, &'a str); 2]);
 
@@ -211,11 +233,18 @@ impl Collector for ProxyMetrics {
             .iter()
             .zip(&ports)
             .map(|(s, port)| {
-                [
+                let mut l = vec![
                     ("cluster", s.cluster.as_str()),
                     ("service", s.name.as_str()),
                     ("listener_port", port.as_str()),
-                ]
+                ];
+                if !s.revision.is_empty() {
+                    l.push(("revision", s.revision.as_str()));
+                }
+                if s.header.is_some() {
+                    l.push(("route", "test"));
+                }
+                l
             })
             .collect();
         let mut requests = family(
@@ -318,6 +347,42 @@ pub(crate) fn request_totals(shared: &Shared) -> Vec<ServiceRequestCount> {
         }
     }
     totals
+}
+
+/// The answers of each revision a traffic shift routes to, since its route appeared: summed over
+/// its listener ports and over its test and production routes.
+pub(crate) fn revision_totals(shared: &Shared) -> Vec<RevisionCount> {
+    let snapshot = shared.snapshot.load_full();
+    let mut seen = HashSet::new();
+    let mut out: Vec<RevisionCount> = Vec::new();
+    for s in snapshot.services().filter(|s| !s.revision.is_empty()) {
+        if !seen.insert(Arc::as_ptr(&s.stats)) {
+            continue;
+        }
+        let i = match out
+            .iter()
+            .position(|r| r.service_arn == s.arn && r.revision == s.revision)
+        {
+            Some(i) => i,
+            None => {
+                out.push(RevisionCount {
+                    service_arn: s.arn.clone(),
+                    revision: s.revision.clone(),
+                    latency_buckets: vec![0; BUCKETS_US.len() + 1],
+                    latency_bounds_us: BUCKETS_US.to_vec(),
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        let r = &mut out[i];
+        r.requests_total += s.stats.responses.total();
+        r.errors_5xx_total += s.stats.responses.of_class(5);
+        for (sum, n) in r.latency_buckets.iter_mut().zip(s.stats.latency.counts()) {
+            *sum += n;
+        }
+    }
+    out
 }
 
 /// A per-listener counter: its name, help, and how to read it from the listener's stats.

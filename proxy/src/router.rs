@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-/// A service (or target group) is identified by its ARN, listener port and rule: one target
-/// group may serve several rules of a port.
-type ServiceKey = (String, u16, String);
+/// A service (or target group) is identified by its ARN, listener port and rule (one target
+/// group may serve several rules of a port), and during a traffic shift by its revision and
+/// header condition (one route per deployment, and a test route).
+type ServiceKey = (String, u16, String, String, String);
 
 /// A running health checker and what it was started for.
 struct Checker {
@@ -33,7 +34,8 @@ pub(crate) struct Router {
     reporter: Reporter,
     check_client: CheckClient,
     services: HashMap<ServiceKey, Arc<Service>>,
-    checkers: HashMap<(ServiceKey, TargetKey), Checker>,
+    /// One checker per target of a service ARN, however many of its routes hold the target.
+    checkers: HashMap<(String, TargetKey), Checker>,
     listeners: HashMap<u16, Listener>,
     /// Listeners that were closed and may still be finishing requests.
     closing: Vec<JoinHandle<()>>,
@@ -73,15 +75,33 @@ impl Router {
             arns.for_each(|a| *n.entry(a.to_string()).or_default() += 1);
             n
         };
-        let before = listeners(&mut self.services.keys().map(|(arn, _, _)| arn.as_str()));
+        let before = listeners(&mut self.services.keys().map(|k| k.0.as_str()));
         let after = listeners(&mut table.routes.iter().map(|r| r.service_arn.as_str()));
+        // A target keeps its health, counters and in-flight count when it moves between the
+        // routes of its service (a traffic shift splits one route into one per revision).
+        let known: HashMap<(String, TargetKey), Arc<Target>> = self
+            .services
+            .values()
+            .flat_map(|s| {
+                s.targets
+                    .targets
+                    .iter()
+                    .map(|t| ((s.arn.clone(), t.key.clone()), t.clone()))
+            })
+            .collect();
         let mut services = HashMap::new();
         for route in table.routes {
             let Some(port) = u16::try_from(route.listener_port).ok().filter(|p| *p > 0) else {
                 tracing::warn!(service = %route.service_arn, port = route.listener_port, "route with an invalid listener port ignored");
                 continue;
             };
-            let key = (route.service_arn.clone(), port, route.rule.clone());
+            let key = (
+                route.service_arn.clone(),
+                port,
+                route.rule.clone(),
+                route.revision.clone(),
+                route.header_name.clone(),
+            );
             if services.contains_key(&key) {
                 tracing::warn!(service = %route.service_arn, port, "duplicate route ignored");
                 continue;
@@ -89,17 +109,13 @@ impl Router {
             let moved = || {
                 let single = |n: &HashMap<String, usize>| n.get(&route.service_arn) == Some(&1);
                 (single(&before) && single(&after))
-                    .then(|| {
-                        self.services
-                            .iter()
-                            .find(|((arn, _, _), _)| *arn == route.service_arn)
-                    })
+                    .then(|| self.services.iter().find(|(k, _)| k.0 == route.service_arn))
                     .flatten()
                     .map(|(_, s)| s)
             };
             let service = match self.services.get(&key).or_else(moved) {
                 Some(prev) if prev.route == route => prev.clone(),
-                prev => Arc::new(self.build_service(route, port, prev)),
+                prev => Arc::new(self.build_service(route, port, prev, &known)),
             };
             services.insert(key, service);
         }
@@ -127,13 +143,19 @@ impl Router {
         self.shared.tables.send_modify(|n| *n += 1);
     }
 
-    fn build_service(&self, route: Route, port: u16, prev: Option<&Arc<Service>>) -> Service {
+    fn build_service(
+        &self,
+        route: Route,
+        port: u16,
+        prev: Option<&Arc<Service>>,
+        known: &HashMap<(String, TargetKey), Arc<Target>>,
+    ) -> Service {
         let health = Arc::new(HealthSettings::from_proto(route.health_check.as_ref()));
         let targets = match prev {
             Some(p) if p.targets.source == route.targets && *p.targets.health == *health => {
                 p.targets.clone()
             }
-            _ => Arc::new(self.build_targets(&route, prev, health)),
+            _ => Arc::new(self.build_targets(&route, prev, health, known)),
         };
         Service {
             cluster: route.cluster.clone(),
@@ -156,6 +178,8 @@ impl Router {
             stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
             rule: route.rule.clone(),
             weight: u32::try_from(route.weight).unwrap_or(0),
+            revision: route.revision.clone(),
+            header: crate::table::HeaderMatch::parse(&route.header_name, &route.header_value),
             route,
         }
     }
@@ -167,6 +191,7 @@ impl Router {
         route: &Route,
         prev: Option<&Arc<Service>>,
         health: Arc<HealthSettings>,
+        known: &HashMap<(String, TargetKey), Arc<Target>>,
     ) -> TargetSet {
         let old: HashMap<&TargetKey, &Arc<Target>> = prev
             .map(|p| p.targets.targets.iter().map(|t| (&t.key, t)).collect())
@@ -186,10 +211,11 @@ impl Router {
             if !seen.insert(key.clone()) {
                 continue;
             }
-            match old.get(&key) {
+            let moved = || known.get(&(route.service_arn.clone(), key.clone()));
+            match old.get(&key).copied().or_else(moved) {
                 Some(existing) => {
                     existing.set_draining(t.draining);
-                    targets.push((*existing).clone());
+                    targets.push(existing.clone());
                 }
                 None => match Target::new(
                     &route.service_arn,
@@ -226,11 +252,11 @@ impl Router {
     /// it lives on the target).
     fn sync_checkers(&mut self) {
         let mut desired = HashMap::new();
-        for (key, service) in &self.services {
+        for service in self.services.values() {
             for target in &service.targets.targets {
                 if !target.is_draining() {
                     desired.insert(
-                        (key.clone(), target.key.clone()),
+                        (service.arn.clone(), target.key.clone()),
                         (target.clone(), service.targets.health.clone()),
                     );
                 }

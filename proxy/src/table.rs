@@ -53,20 +53,52 @@ pub(crate) struct Service {
     pub rule: String,
     /// This target set's share of its rule's requests (ELBv2 forward weights, 0-999).
     pub weight: u32,
+    /// The deployment these targets belong to, during a traffic shift (else empty): its answers
+    /// are counted apart and reported.
+    pub revision: String,
+    /// Matches only requests carrying this header (and value, when given): a shift's test route.
+    pub header: Option<HeaderMatch>,
     /// The route this was built from, to tell whether a new table changed it.
     pub route: berth_proto::v1::Route,
 }
 
+/// A header a request must carry, with this value when one is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderMatch {
+    pub name: http::HeaderName,
+    pub value: Option<String>,
+}
+
+impl HeaderMatch {
+    /// None for an empty or unusable name (a route's absent condition).
+    pub fn parse(name: &str, value: &str) -> Option<Self> {
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        Some(Self { name, value })
+    }
+
+    fn matches(&self, headers: &http::HeaderMap) -> bool {
+        headers.get_all(&self.name).iter().any(|v| {
+            self.value
+                .as_deref()
+                .is_none_or(|want| v.to_str().is_ok_and(|v| v.trim() == want))
+        })
+    }
+}
+
 impl Service {
-    /// A rule with neither hosts nor paths is its listener's default, tried after all others.
+    /// A rule with neither hosts nor paths is its listener's default, tried after all others (a
+    /// header condition aside: a test route sorts just before the route it tests).
     pub fn is_default(&self) -> bool {
         self.hosts.is_empty() && self.paths.is_empty()
     }
 
-    /// Any host pattern matches (or there are none) and any path pattern matches (or none).
-    pub fn matches(&self, host: &str, path: &str) -> bool {
+    /// Any host pattern matches (or there are none), any path pattern matches (or none), and
+    /// the header condition holds (or there is none).
+    pub fn matches(&self, host: &str, path: &str, headers: &http::HeaderMap) -> bool {
         (self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host)))
             && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
+            && self.header.as_ref().is_none_or(|h| h.matches(headers))
     }
 
     fn has_available(&self) -> bool {
@@ -130,10 +162,15 @@ pub(crate) struct PortRules {
 
 impl PortRules {
     /// The first matching rule's target set, picked by weight. `host` is without its port.
-    pub fn select(&self, host: &str, path: &str) -> Option<&Arc<Service>> {
+    pub fn select(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<&Arc<Service>> {
         self.rules
             .iter()
-            .find(|r| r.head().matches(host, path))
+            .find(|r| r.head().matches(host, path, headers))
             .map(Rule::pick)
     }
 }
@@ -164,7 +201,9 @@ impl Snapshot {
         }
         let mut ports: HashMap<u16, PortRules> = HashMap::new();
         for ((port, _), mut members) in grouped {
-            members.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+            members.sort_by(|a, b| {
+                (&a.name, &a.arn, &a.revision).cmp(&(&b.name, &b.arn, &b.revision))
+            });
             ports
                 .entry(port)
                 .or_default()
@@ -176,21 +215,31 @@ impl Snapshot {
         for (_, rules) in &mut ports {
             rules.rules.sort_by(|a, b| {
                 let (a, b) = (a.head(), b.head());
-                (a.is_default(), a.priority, &a.rule, &a.name, &a.arn).cmp(&(
-                    b.is_default(),
-                    b.priority,
-                    &b.rule,
-                    &b.name,
-                    &b.arn,
-                ))
+                let key = |s: &Service| {
+                    (
+                        s.is_default(),
+                        s.priority,
+                        s.header.is_none(),
+                        s.rule.clone(),
+                        s.name.clone(),
+                        s.arn.clone(),
+                    )
+                };
+                key(a).cmp(&key(b))
             });
         }
         Self { ports }
     }
 
-    pub fn route(&self, port: u16, host: &str, path: &str) -> Option<&Arc<Service>> {
+    pub fn route(
+        &self,
+        port: u16,
+        host: &str,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<&Arc<Service>> {
         let (_, rules) = self.ports.iter().find(|(p, _)| *p == port)?;
-        rules.select(host, path)
+        rules.select(host, path, headers)
     }
 
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
@@ -233,12 +282,15 @@ pub(crate) mod tests {
             stats: Arc::default(),
             rule: String::new(),
             weight: 1,
+            revision: String::new(),
+            header: None,
             route: Default::default(),
         })
     }
 
     fn routed(s: &Snapshot, port: u16, host: &str, path: &str) -> Option<String> {
-        s.route(port, host, path).map(|s| s.name.clone())
+        s.route(port, host, path, &http::HeaderMap::new())
+            .map(|s| s.name.clone())
     }
 
     #[test]
@@ -330,5 +382,36 @@ pub(crate) mod tests {
         }
         let none = Snapshot::build([weighted("blue", 1, false), weighted("zero", 0, true)]);
         assert_eq!(routed(&none, 80, "any", "/").as_deref(), Some("blue"));
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::tests::service;
+    use super::*;
+
+    #[test]
+    fn a_test_route_takes_only_requests_with_its_header_and_goes_first() {
+        let mut test = Arc::try_unwrap(service("web", 80, 0, &[], &[]))
+            .ok()
+            .unwrap();
+        test.rule = "test:arn:web".into();
+        test.revision = "new".into();
+        test.header = HeaderMatch::parse("x-canary", "1");
+        let s = Snapshot::build([service("web", 80, 0, &[], &[]), Arc::new(test)]);
+        let pick = |headers: &[(&str, &str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in headers {
+                h.insert(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            s.route(80, "any", "/", &h).map(|s| s.revision.clone())
+        };
+        assert_eq!(pick(&[("x-canary", "1")]).as_deref(), Some("new"));
+        assert_eq!(pick(&[("X-Canary", " 1 ")]).as_deref(), Some("new"));
+        assert_eq!(pick(&[("x-canary", "2")]).as_deref(), Some(""));
+        assert_eq!(pick(&[]).as_deref(), Some(""));
     }
 }

@@ -134,6 +134,9 @@ impl Identity {
 struct State {
     identity: Identity,
     failing: AtomicBool,
+    /// ERROR_PERCENT: pages (not /health) answer 500 to this many of every 100 requests.
+    error_percent: u64,
+    pages_served: std::sync::atomic::AtomicU64,
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
@@ -169,9 +172,20 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         });
     }
 
+    let error_percent = match std::env::var("ERROR_PERCENT") {
+        Ok(p) => p
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .with_context(|| format!("ERROR_PERCENT={p:?} must be a whole number 0-100"))?,
+        Err(_) => 0,
+    };
     let state = Arc::new(State {
         identity: Identity::from_env(),
         failing: AtomicBool::new(std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1")),
+        error_percent,
+        pages_served: Default::default(),
     });
     let listener = TcpListener::bind(("0.0.0.0", port))
         .await
@@ -228,6 +242,17 @@ fn respond(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
 fn route(req: &Request<Incoming>, state: &State) -> (StatusCode, String) {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let post = *req.method() == Method::POST;
+    let page =
+        read && !matches!(req.uri().path(), "/health") && !req.uri().path().starts_with("/admin/");
+    if page && state.error_percent > 0 {
+        let n = state.pages_served.fetch_add(1, Ordering::Relaxed);
+        if n % 100 < state.error_percent {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("error (ERROR_PERCENT) {}", state.identity.banner),
+            );
+        }
+    }
     match req.uri().path() {
         "/" if read => (StatusCode::OK, state.identity.banner.clone()),
         "/health" if read => {

@@ -16,6 +16,7 @@ mod proxy; // proxy helper
 mod scaling;
 mod serve;
 mod service;
+mod service_shift;
 mod service_view;
 mod stack;
 mod stack_view;

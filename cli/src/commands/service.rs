@@ -1,5 +1,6 @@
 //! `berth service …` and `berth events`.
 
+use super::service_shift::ShiftArgs;
 use super::service_view::{describe, follow_deployment};
 use crate::client::connect;
 use crate::output::{self, Format, Table};
@@ -59,9 +60,12 @@ pub enum ServiceCommand {
         #[command(flatten)]
         lb: LbArgs,
         #[command(flatten)]
+        shift: ShiftArgs,
+        #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Change the task definition (a rolling deployment), the desired count, or redeploy.
+    /// Change the task definition (a new deployment, by the service's strategy), the desired
+    /// count, or redeploy.
     Update {
         service: String,
         #[arg(long, default_value = "default")]
@@ -78,6 +82,20 @@ pub enum ServiceCommand {
         max_percent: Option<i32>,
         #[arg(long)]
         grace_period: Option<i32>,
+        #[command(flatten)]
+        shift: ShiftArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop the deployment in progress and go back to the last completed one (StopServiceDeployment);
+    /// a traffic shift moves all traffic back to the old tasks at once.
+    Rollback {
+        service: String,
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        /// Stop the deployment where it is instead (ECS's ABORT).
+        #[arg(long)]
+        abort: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -328,6 +346,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             grace_period,
             scheduling,
             lb,
+            shift,
             wait,
         } => {
             let breaker = (circuit_breaker || circuit_breaker_threshold.is_some()).then(|| {
@@ -344,10 +363,15 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
                     task_definition: taskdef,
                     desired_count: desired,
                     scheduling_strategy: scheduling,
-                    deployment_configuration: Some(DeploymentConfiguration {
-                        minimum_healthy_percent: min_healthy,
-                        maximum_percent: max_percent,
-                        deployment_circuit_breaker: breaker,
+                    deployment_configuration: Some({
+                        let mut dc = DeploymentConfiguration {
+                            minimum_healthy_percent: min_healthy,
+                            maximum_percent: max_percent,
+                            deployment_circuit_breaker: breaker,
+                            ..Default::default()
+                        };
+                        shift.fill(&mut dc);
+                        dc
                     }),
                     placement_strategy: strategies(&placement.strategies),
                     placement_constraints: constraints(&placement.constraints),
@@ -367,15 +391,16 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             min_healthy,
             max_percent,
             grace_period,
+            shift,
             wait,
         } => {
-            let dc = (min_healthy.is_some() || max_percent.is_some()).then_some(
-                DeploymentConfiguration {
-                    minimum_healthy_percent: min_healthy,
-                    maximum_percent: max_percent,
-                    deployment_circuit_breaker: None,
-                },
-            );
+            let mut dc = DeploymentConfiguration {
+                minimum_healthy_percent: min_healthy,
+                maximum_percent: max_percent,
+                ..Default::default()
+            };
+            let shifted = shift.fill(&mut dc);
+            let dc = (min_healthy.is_some() || max_percent.is_some() || shifted).then_some(dc);
             let reply = client
                 .update_service(UpdateServiceRequest {
                     cluster: cluster.clone(),
@@ -385,6 +410,23 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
                     force_new_deployment,
                     deployment_configuration: dc,
                     health_check_grace_period_seconds: grace_period,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            show_then_wait(channel, reply, &cluster, fmt, &wait).await
+        }
+        ServiceCommand::Rollback {
+            service,
+            cluster,
+            abort,
+            wait,
+        } => {
+            let reply = client
+                .stop_service_deployment(StopServiceDeploymentRequest {
+                    cluster: cluster.clone(),
+                    service,
+                    stop_type: if abort { "ABORT" } else { "ROLLBACK" }.into(),
                     ..Default::default()
                 })
                 .await?

@@ -139,6 +139,9 @@ pub fn describe(s: &Service) {
                     if c.rollback { " with rollback" } else { "" }
                 ))
         );
+        if let Some(line) = strategy_line(dc) {
+            crate::outln!("Strategy         {line}");
+        }
     }
     for lb in s
         .load_balancers
@@ -185,7 +188,67 @@ pub fn describe(s: &Service) {
         "FAILED",
         "ROLLOUT",
     ]);
+    let shifting = s
+        .deployment_configuration
+        .as_ref()
+        .is_some_and(|d| !matches!(d.strategy.as_str(), "" | "ROLLING"));
+    if shifting {
+        t = Table::new(&[
+            "DEPLOYMENT",
+            "STATUS",
+            "TASK DEFINITION",
+            "DESIRED",
+            "RUNNING",
+            "PENDING",
+            "FAILED",
+            "ROLLOUT",
+            "STAGE",
+            "TRAFFIC",
+            "REQUESTS",
+            "5XX",
+            "P99",
+        ]);
+    }
+    // The figures the primary deployment's shift is judged by: its own, and the previous one's.
+    let figures: Vec<(String, RevisionFigures)> = s
+        .deployments
+        .first()
+        .map(|d| {
+            let mut v = Vec::new();
+            if let Some(f) = d.figures {
+                v.push((d.id.clone(), f));
+            }
+            if let (Some(f), Some(prev)) = (d.previous_figures, s.deployments.get(1)) {
+                v.push((prev.id.clone(), f));
+            }
+            v
+        })
+        .unwrap_or_default();
     for d in &s.deployments {
+        let mut row = vec![
+            d.id.clone(),
+            d.status.clone(),
+            short(&d.task_definition).to_string(),
+            d.desired_count.to_string(),
+            d.running_count.to_string(),
+            d.pending_count.to_string(),
+            d.failed_tasks.to_string(),
+            or_dash(&d.rollout_state),
+        ];
+        if shifting {
+            let f = figures.iter().find(|(id, _)| *id == d.id).map(|(_, f)| f);
+            row.extend([
+                or_dash(&d.lifecycle_stage),
+                percent(d.traffic_percent),
+                f.map_or("-".into(), |f| f.requests.to_string()),
+                f.map_or("-".into(), |f| {
+                    percent(f.errors_5xx as f64 * 100.0 / f.requests.max(1) as f64)
+                }),
+                f.map_or("-".into(), |f| format!("{} ms", f.p99_ms)),
+            ]);
+            t.row(row);
+            continue;
+        }
         t.row(vec![
             d.id.clone(),
             d.status.clone(),
@@ -206,6 +269,59 @@ pub fn describe(s: &Service) {
         }
         t.print();
     }
+}
+
+fn percent(p: f64) -> String {
+    let s = format!("{p:.1}");
+    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+/// "CANARY 10% for 30s, then bake 1m; roll back on 5xx > 5%, p99 > 2x; test header x-canary".
+fn strategy_line(dc: &DeploymentConfiguration) -> Option<String> {
+    let secs = |s: Option<i32>, m: i32| {
+        let d = std::time::Duration::from_secs(s.unwrap_or(m * 60).max(0) as u64);
+        humantime::format_duration(d).to_string()
+    };
+    let mut line = match dc.strategy.as_str() {
+        "" | "ROLLING" => return None,
+        "CANARY" => {
+            let c = dc.canary_configuration.unwrap_or_default();
+            format!(
+                "CANARY {} for {}",
+                percent(c.canary_percent),
+                secs(c.canary_bake_time_seconds, c.canary_bake_time_in_minutes)
+            )
+        }
+        "LINEAR" => {
+            let l = dc.linear_configuration.unwrap_or_default();
+            format!(
+                "LINEAR {} every {}",
+                percent(l.step_percent),
+                secs(l.step_bake_time_seconds, l.step_bake_time_in_minutes)
+            )
+        }
+        other => other.to_string(),
+    };
+    line += &format!(
+        ", then bake {}",
+        secs(dc.bake_time_seconds, dc.bake_time_in_minutes)
+    );
+    if let Some(r) = dc.traffic_rollback {
+        let mut on = Vec::new();
+        if r.error_percent > 0.0 {
+            on.push(format!("5xx > {}", percent(r.error_percent)));
+        }
+        if r.p99_ratio > 0.0 {
+            on.push(format!("p99 > {}x", r.p99_ratio));
+        }
+        if !on.is_empty() {
+            line += &format!("; roll back on {}", on.join(", "));
+        }
+    }
+    if !dc.test_traffic_header.is_empty() {
+        line += &format!("; test header {}", dc.test_traffic_header);
+    }
+    Some(line)
 }
 
 /// The auto scaling line(s) of `service describe`, when the service has a policy.

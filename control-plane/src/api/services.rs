@@ -38,6 +38,17 @@ impl Services for ServicesApi {
         }))
     }
 
+    async fn stop_service_deployment(
+        &self,
+        req: Request<StopServiceDeploymentRequest>,
+    ) -> Result<Response<ServiceReply>, Status> {
+        let r = req.into_inner();
+        let service = blocking(&self.state, move |s| services::stop_deployment(s, r)).await?;
+        Ok(Response::new(ServiceReply {
+            service: Some(service),
+        }))
+    }
+
     async fn describe_service(
         &self,
         req: Request<DescribeServiceRequest>,

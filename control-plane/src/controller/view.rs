@@ -169,6 +169,22 @@ pub fn read(
         })
         .map(|t| t.task_arn.clone())
         .collect();
+    // A shift is judged by what the proxies measured of its deployments.
+    let revisions =
+        if super::plan::shift::Strategy::of(service.deployment_configuration.as_ref()).shifts() {
+            service
+                .deployments
+                .iter()
+                .map(|d| {
+                    (
+                        d.id.clone(),
+                        src.proxies.revision_figures(&service.service_arn, &d.id),
+                    )
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
     Ok(Some(ServiceView {
         drained,
         service,
@@ -182,6 +198,7 @@ pub fn read(
         config: src.config,
         fresh_deployment_id: format!("ecs-svc/{}", nodes::new_id(16)),
         op_budget: Some(state.store().max_txn_ops()).filter(|m| *m != usize::MAX),
+        revisions,
     }))
 }
 

@@ -103,6 +103,25 @@ impl Input {
         }
     }
 
+    /// A number (ECS's Double) within `range`.
+    pub fn number_in(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> EcsResult<Option<f64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if range.contains(&x) => Ok(Some(x)),
+                _ => Err(EcsError::invalid(
+                    &self.path_of(name),
+                    format!("{n} must be {}-{}", range.start(), range.end()),
+                )),
+            },
+            Some(v) => Err(self.wrong(name, "a number", v)),
+        }
+    }
+
     /// A whole number within `range`.
     pub fn int_in(
         &self,

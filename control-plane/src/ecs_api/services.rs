@@ -70,10 +70,35 @@ fn deployment_configuration(input: &Input) -> EcsResult<Option<DeploymentConfigu
         }),
         None => None,
     };
+    let canary = match dc.object("canaryConfiguration")? {
+        Some(c) => Some(CanaryConfiguration {
+            canary_percent: c.number_in("canaryPercent", 0.1..=100.0)?.unwrap_or(10.0),
+            canary_bake_time_in_minutes: c
+                .int_in("canaryBakeTimeInMinutes", 0..=1440)?
+                .unwrap_or(10),
+            canary_bake_time_seconds: None,
+        }),
+        None => None,
+    };
+    let linear = match dc.object("linearConfiguration")? {
+        Some(l) => Some(LinearConfiguration {
+            step_percent: l.number_in("stepPercent", 3.0..=100.0)?.unwrap_or(10.0),
+            step_bake_time_in_minutes: l.int_in("stepBakeTimeInMinutes", 0..=1440)?.unwrap_or(6),
+            step_bake_time_seconds: None,
+        }),
+        None => None,
+    };
     Ok(Some(DeploymentConfiguration {
         minimum_healthy_percent: dc.int_in("minimumHealthyPercent", 0..=100)?,
         maximum_percent: dc.int_in("maximumPercent", 0..=400)?,
         deployment_circuit_breaker: breaker,
+        strategy: dc
+            .choice("strategy", &["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"])?
+            .unwrap_or_default(),
+        bake_time_in_minutes: dc.int_in("bakeTimeInMinutes", 0..=1440)?.unwrap_or(0),
+        canary_configuration: canary,
+        linear_configuration: linear,
+        ..Default::default()
     }))
 }
 

@@ -223,16 +223,32 @@ fn deployment(d: &Deployment) -> Value {
         "launchType": "EC2",
         "rolloutState": d.rollout_state,
         "rolloutStateReason": d.rollout_state_reason,
+        "lifecycleStage": d.lifecycle_stage,
     })
 }
 
 fn deployment_configuration(dc: &DeploymentConfiguration) -> Value {
     let cb = dc.deployment_circuit_breaker.unwrap_or_default();
-    json!({
+    let mut v = json!({
         "deploymentCircuitBreaker": {"enable": cb.enable, "rollback": cb.rollback},
         "maximumPercent": dc.maximum_percent,
         "minimumHealthyPercent": dc.minimum_healthy_percent,
-    })
+        "strategy": if dc.strategy.is_empty() { "ROLLING" } else { dc.strategy.as_str() },
+        "bakeTimeInMinutes": dc.bake_time_in_minutes,
+    });
+    if let Some(c) = dc.canary_configuration {
+        v["canaryConfiguration"] = json!({
+            "canaryPercent": c.canary_percent,
+            "canaryBakeTimeInMinutes": c.canary_bake_time_in_minutes,
+        });
+    }
+    if let Some(l) = dc.linear_configuration {
+        v["linearConfiguration"] = json!({
+            "stepPercent": l.step_percent,
+            "stepBakeTimeInMinutes": l.step_bake_time_in_minutes,
+        });
+    }
+    v
 }
 
 /// Service fields ECS echoes back as created.
@@ -295,7 +311,7 @@ pub fn service(s: &Service, extras: &Extras) -> Value {
         "launchType": "EC2",
         "taskDefinition": s.task_definition,
         "deploymentConfiguration": deployment_configuration(
-            &s.deployment_configuration.unwrap_or_default()
+            &s.deployment_configuration.clone().unwrap_or_default()
         ),
         "deployments": deployments,
         "events": events,

@@ -51,6 +51,7 @@ pub(super) fn routes(
                         targets: targets_of(tg, attached),
                         rule: rule.arn.clone(),
                         weight: w.weight,
+                        ..Default::default()
                     });
                 }
             }

@@ -3,7 +3,7 @@
 //! re-report on reconnect, and health is re-learned within a few checks.
 
 use crate::time;
-use berth_proto::v1::{ServiceRequestCount, TargetHealth};
+use berth_proto::v1::{RevisionCount, RevisionFigures, ServiceRequestCount, TargetHealth};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +19,8 @@ struct Inner {
     requests: HashMap<(String, String), VecDeque<(i64, u64)>>,
     /// Proxies watching through other replicas, and when those last said so.
     remote: HashMap<String, i64>,
+    /// (proxy id, service ARN, revision) → that proxy's latest counters of the revision.
+    revisions: HashMap<(String, String, String), (RevisionCount, i64)>,
 }
 
 /// Proxies watching here, and those another replica refreshed lately.
@@ -164,6 +166,44 @@ impl Proxies {
         });
     }
 
+    /// Records the revision counters one proxy reports (its latest totals replace the last).
+    pub fn record_revisions(&self, proxy: &str, counts: Vec<RevisionCount>, now_ms: i64) {
+        let mut s = self.lock();
+        for c in counts {
+            let key = (proxy.to_string(), c.service_arn.clone(), c.revision.clone());
+            s.revisions.insert(key, (c, now_ms));
+        }
+        s.revisions
+            .retain(|_, (_, at)| now_ms - *at <= REQUEST_HISTORY_MS);
+    }
+
+    /// A revision's answers summed over the proxies that routed to it: requests, 5xx, and the
+    /// p99 latency (the upper bound of the bucket the 99th percentile falls in).
+    pub fn revision_figures(&self, service_arn: &str, revision: &str) -> RevisionFigures {
+        let s = self.lock();
+        let mut buckets: Vec<u64> = Vec::new();
+        let mut bounds: Vec<u64> = Vec::new();
+        let mut out = RevisionFigures::default();
+        for ((_, arn, rev), (c, _)) in &s.revisions {
+            if arn != service_arn || rev != revision {
+                continue;
+            }
+            out.requests += c.requests_total;
+            out.errors_5xx += c.errors_5xx_total;
+            if bounds.is_empty() {
+                bounds = c.latency_bounds_us.clone();
+            }
+            if c.latency_bounds_us == bounds {
+                buckets.resize(buckets.len().max(c.latency_buckets.len()), 0);
+                for (sum, n) in buckets.iter_mut().zip(&c.latency_buckets) {
+                    *sum += n;
+                }
+            }
+        }
+        out.p99_ms = p99_ms(&buckets, &bounds);
+        out
+    }
+
     /// Requests a second to a service over the last `window_ms`, summed over the proxies that
     /// reported it; None until some proxy has reported twice within the window. A counter that
     /// went down (the proxy restarted) counts from zero again.
@@ -217,9 +257,53 @@ impl Proxies {
     }
 }
 
+/// The upper bound (ms) of the bucket holding the 99th percentile; the unbounded bucket counts
+/// as twice the last bound. 0 with no answers.
+fn p99_ms(buckets: &[u64], bounds_us: &[u64]) -> f64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = total - total / 100;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            let us = bounds_us
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| bounds_us.last().copied().unwrap_or(0) * 2);
+            return us as f64 / 1000.0;
+        }
+    }
+    0.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revision_figures_sum_over_proxies_with_the_p99_bucket() {
+        let p = Proxies::default();
+        let count = |requests, errors, buckets: Vec<u64>| RevisionCount {
+            service_arn: "web".into(),
+            revision: "new".into(),
+            requests_total: requests,
+            errors_5xx_total: errors,
+            latency_buckets: buckets,
+            latency_bounds_us: vec![1_000, 10_000, 100_000],
+        };
+        p.record_revisions("a", vec![count(100, 5, vec![90, 10, 0, 0])], 0);
+        p.record_revisions("b", vec![count(100, 15, vec![100, 0, 0, 0])], 0);
+        // a's later report replaces its earlier one.
+        p.record_revisions("a", vec![count(100, 5, vec![95, 3, 2, 0])], 10);
+        let f = p.revision_figures("web", "new");
+        assert_eq!((f.requests, f.errors_5xx), (200, 20));
+        // 195 of 200 within 1 ms, 198 within 10 ms: the 198th answer sets the p99.
+        assert_eq!(f.p99_ms, 10.0);
+        assert_eq!(p.revision_figures("web", "old"), RevisionFigures::default());
+    }
 
     fn count(service: &str, total: u64) -> Vec<ServiceRequestCount> {
         vec![ServiceRequestCount {

@@ -221,12 +221,13 @@ fn service_routes(
 ) -> Vec<Route> {
     let cluster = cluster_of(&svc.cluster_arn);
     let mut routes = Vec::new();
+    let split = shares(svc, tasks);
     for lb in svc
         .load_balancers
         .iter()
         .filter(|lb| lb.target_group_arn.is_empty() && lb.listener_port > 0)
     {
-        routes.push(Route {
+        let route = Route {
             cluster: cluster.to_string(),
             service_name: svc.service_name.clone(),
             service_arn: svc.service_arn.clone(),
@@ -243,7 +244,91 @@ fn service_routes(
             },
             targets: lb_targets(lb, tasks, nodes),
             ..Default::default()
-        });
+        };
+        match &split {
+            None => routes.push(route),
+            Some(split) => routes.extend(split_routes(svc, lb, &route, split, tasks, nodes)),
+        }
     }
     routes
+}
+
+/// During a traffic shift (a shifting strategy with live tasks of more than one deployment),
+/// each deployment's weight in its service's rule: its share of production traffic, in tenths of
+/// a percent. None otherwise: one route takes every task.
+fn shares(svc: &Service, tasks: &[Task]) -> Option<Vec<(String, i32)>> {
+    use crate::controller::plan::shift::Strategy;
+    if !Strategy::of(svc.deployment_configuration.as_ref()).shifts() {
+        return None;
+    }
+    let live = |id: &str| {
+        tasks
+            .iter()
+            .any(|t| t.started_by == id && t.last_status != "STOPPED")
+    };
+    let split: Vec<(String, i32)> = svc
+        .deployments
+        .iter()
+        .filter(|d| live(&d.id))
+        .map(|d| {
+            let w = (d.traffic_percent.clamp(0.0, 100.0) * 10.0).round() as i32;
+            (d.id.clone(), w)
+        })
+        .collect();
+    if split.len() < 2 {
+        return None;
+    }
+    Some(split)
+}
+
+/// One route per deployment (its targets and weight), and while the new revision takes test
+/// traffic, the test route: its header, the primary deployment's targets only.
+fn split_routes(
+    svc: &Service,
+    lb: &LoadBalancer,
+    route: &Route,
+    split: &[(String, i32)],
+    tasks: &[Task],
+    nodes: &HashMap<String, ContainerInstance>,
+) -> Vec<Route> {
+    let of = |id: &str| -> Vec<Task> {
+        tasks
+            .iter()
+            .filter(|t| t.started_by == id)
+            .cloned()
+            .collect()
+    };
+    let total: i32 = split.iter().map(|(_, w)| w).sum();
+    let mut out: Vec<Route> = split
+        .iter()
+        .enumerate()
+        .map(|(i, (id, w))| Route {
+            revision: id.clone(),
+            // Nothing weighed (a record from before shares were kept): the primary takes it all.
+            weight: if total == 0 { i32::from(i == 0) } else { *w },
+            targets: lb_targets(lb, &of(id), nodes),
+            ..route.clone()
+        })
+        .collect();
+    let header = svc
+        .deployment_configuration
+        .as_ref()
+        .map_or("", |d| d.test_traffic_header.trim());
+    let primary = &svc.deployments[0].id;
+    if !header.is_empty()
+        && crate::controller::plan::shift::takes_test_traffic(svc)
+        && split.iter().any(|(id, _)| id == primary)
+    {
+        let (name, value) = header.split_once(':').unwrap_or((header, ""));
+        out.push(Route {
+            revision: primary.clone(),
+            rule: format!("test:{}", svc.service_arn),
+            header_name: name.trim().to_string(),
+            header_value: value.trim().to_string(),
+            weight: 1,
+            targets: lb_targets(lb, &of(primary), nodes),
+            ..route.clone()
+        });
+    }
+    out
 }

@@ -115,9 +115,22 @@ impl Endpoints for EndpointsApi {
         req: Request<TargetHealthReport>,
     ) -> Result<Response<TargetHealthAck>, Status> {
         let r = req.into_inner();
+        if let Some(i) = r.revisions.iter().position(|c| {
+            c.latency_buckets.len() > MAX_LATENCY_BUCKETS
+                || c.latency_bounds_us.len() > MAX_LATENCY_BUCKETS
+        }) {
+            return Err(Status::invalid_argument(format!(
+                "revisions[{i}]: at most {MAX_LATENCY_BUCKETS} latency buckets and bounds; send the proxy's fixed buckets"
+            )));
+        }
+        let now = crate::time::now_millis();
         self.proxies
-            .record_requests(&r.proxy_id, r.service_requests, crate::time::now_millis());
+            .record_requests(&r.proxy_id, r.service_requests, now);
+        self.proxies.record_revisions(&r.proxy_id, r.revisions, now);
         self.proxies.report(&r.proxy_id, r.targets);
         Ok(Response::new(TargetHealthAck {}))
     }
 }
+
+/// A revision's latency histogram has the proxy's fixed buckets (17 today).
+const MAX_LATENCY_BUCKETS: usize = 64;

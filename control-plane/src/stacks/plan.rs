@@ -257,7 +257,7 @@ fn service_update(
         what.push("desiredCount");
     }
     if existing.deployment_configuration != wanted.deployment_configuration {
-        request.deployment_configuration = wanted.deployment_configuration;
+        request.deployment_configuration = wanted.deployment_configuration.clone();
         what.push("deploymentConfiguration");
     }
     if existing.health_check_grace_period_seconds != wanted.health_check_grace_period_seconds {

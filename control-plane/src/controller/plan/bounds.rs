@@ -19,13 +19,16 @@ pub(super) struct Bounds {
     pub total: i64,
     /// Launching is allowed: the rollout has not failed and no backoff is pending.
     pub may_launch: bool,
+    /// A traffic shift is under way: the old revision's tasks stay (beside a full new set) until
+    /// its bake is over.
+    pub hold_old: bool,
 }
 
 impl Bounds {
     pub fn of(view: &ServiceView, p: &ServicePlan, j: &Judgement, now: i64) -> Self {
         let svc = &p.service;
         let daemon = svc.scheduling_strategy == "DAEMON";
-        let dc = svc.deployment_configuration.unwrap_or_default();
+        let dc = svc.deployment_configuration.clone().unwrap_or_default();
         let min_pct = i64::from(
             dc.minimum_healthy_percent
                 .unwrap_or(if daemon { 0 } else { 100 }),
@@ -38,10 +41,17 @@ impl Bounds {
         } else {
             i64::from(svc.desired_count.max(0))
         };
+        let hold_old = !daemon && super::shift::holds_old(svc);
+        let max_total = if hold_old {
+            desired + j.old().count() as i64 + j.stopping as i64
+        } else {
+            desired * max_pct / 100
+        };
         Self {
             daemon,
             desired,
-            max_total: desired * max_pct / 100,
+            hold_old,
+            max_total,
             min_healthy: (desired * min_pct + 99) / 100,
             total: (j.live.len() + j.stopping) as i64,
             may_launch: rollout(&svc.deployments[0]) != RolloutState::Failed

@@ -12,14 +12,15 @@ mod drain;
 mod judge;
 pub(crate) mod launch;
 mod progress;
-mod rollout;
+pub(crate) mod rollout;
+pub mod shift;
 mod stop;
 #[cfg(test)]
 mod tests;
 
 use crate::scheduler::{Demand, NodeSnapshot, Rejection};
 use crate::status::{service_status, ServiceStatus};
-use berth_proto::v1::{Service, Task, TaskDefinition};
+use berth_proto::v1::{RevisionFigures, Service, Task, TaskDefinition};
 use std::collections::HashMap;
 
 pub use judge::failed;
@@ -92,6 +93,8 @@ pub struct ServiceView {
     pub fresh_deployment_id: String,
     /// The most operations (and compares) one pass may commit; None: no limit (sled).
     pub op_budget: Option<usize>,
+    /// What the proxies measured of each deployment during a traffic shift, by deployment id.
+    pub revisions: HashMap<String, RevisionFigures>,
 }
 
 /// Operations a pass keeps for the service record and its own compares.
@@ -207,7 +210,10 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
     rollout::circuit_breaker(&mut p, &view.fresh_deployment_id, now);
     rollout::backoff(&mut p, view, now);
 
-    let j = judge::Judgement::of(view, &p.service, now);
+    let mut j = judge::Judgement::of(view, &p.service, now);
+    if shift::advance(&mut p, view, &j, now) {
+        j = judge::Judgement::of(view, &p.service, now);
+    }
     let b = bounds::Bounds::of(view, &p, &j, now);
     let placed = launch::launches(view, &mut p, &j, &b, now);
     if p.needs_all_nodes {

@@ -52,16 +52,34 @@ pub(super) fn circuit_breaker(p: &mut ServicePlan, fresh_id: &str, now: i64) {
     if !cb.rollback {
         return;
     }
-    let Some(target) = svc
+    let why = format!("deployment {failed_id} failed");
+    if let Some(msg) = roll_back(svc, fresh_id, &why, now) {
+        p.events.push(Event::Message(msg));
+    }
+}
+
+/// Returns the service to its last completed deployment, after the primary one failed: with a
+/// traffic shift under way, to the old tasks that still run (all traffic back on them); else as
+/// a new deployment `fresh_id` of that deployment's task definition. Its event, or None when
+/// there is nothing to go back to.
+pub fn roll_back(svc: &mut Service, fresh_id: &str, why: &str, now: i64) -> Option<String> {
+    if super::shift::mid_shift(svc) {
+        return super::shift::roll_back(svc, why, now);
+    }
+    let failed_id = svc.deployments.first()?.id.clone();
+    let target = svc
         .deployments
         .iter()
         .skip(1)
         .find(|d| rollout(d) == RolloutState::Completed)
-        .cloned()
-    else {
-        return;
-    };
-    svc.deployments[0].status = DeploymentStatus::Active.to_string();
+        .cloned()?;
+    let first = &mut svc.deployments[0];
+    if rollout(first) == RolloutState::InProgress {
+        end_rollout(first, RolloutState::Failed);
+        first.rollout_state_reason = format!("Rolled back: {why}.");
+        first.updated_at = time::rfc3339(now);
+    }
+    first.status = DeploymentStatus::Active.to_string();
     let at = time::rfc3339(now);
     let back = Deployment {
         id: fresh_id.to_string(),
@@ -79,11 +97,12 @@ pub(super) fn circuit_breaker(p: &mut ServicePlan, fresh_id: &str, now: i64) {
     };
     svc.task_definition = target.task_definition.clone();
     svc.deployments.insert(0, back);
-    p.events.push(Event::Message(format!(
-        "(service {name}) rolling back to deployment {} as deployment {fresh_id} (task definition {}).",
+    Some(format!(
+        "(service {}) rolling back to deployment {} as deployment {fresh_id} (task definition {}).",
+        svc.service_name,
         target.id,
         short(&target.task_definition)
-    )));
+    ))
 }
 
 /// Tasks that keep failing to start are retried with a growing delay (1 s doubling to 30 s,

@@ -47,7 +47,7 @@ pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i6
         }
     }
     // Healthy tasks that must go (older deployment, draining node), never below min healthy.
-    let mut replaceable: Vec<&Task> = j.old().filter(|t| j.is_healthy(t)).collect();
+    let mut replaceable: Vec<&Task> = j.old().filter(|t| j.is_healthy(t) && !b.hold_old).collect();
     if !b.daemon {
         replaceable.extend(
             j.primary()

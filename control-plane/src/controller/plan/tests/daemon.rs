@@ -9,6 +9,7 @@ fn daemon() -> Service {
         minimum_healthy_percent: Some(0),
         maximum_percent: Some(100),
         deployment_circuit_breaker: None,
+        ..Default::default()
     });
     s
 }

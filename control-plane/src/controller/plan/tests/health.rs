@@ -48,6 +48,7 @@ fn an_unhealthy_task_stays_while_it_is_the_only_capacity_and_room_remains() {
         minimum_healthy_percent: Some(100),
         maximum_percent: Some(300),
         deployment_circuit_breaker: None,
+        ..Default::default()
     });
     let mut v = view(s, vec![unhealthy("b", "n2", 60)]);
     checked(&mut v);
@@ -71,6 +72,7 @@ fn the_grace_period_shields_a_starting_task() {
             minimum_healthy_percent: Some(0),
             maximum_percent: Some(200),
             deployment_circuit_breaker: None,
+            ..Default::default()
         });
         let mut v = view(s, vec![unhealthy("b", "n1", started)]);
         checked(&mut v);

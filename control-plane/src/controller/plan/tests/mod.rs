@@ -8,6 +8,7 @@ mod lb;
 mod lifecycle;
 mod replica;
 mod rollout;
+mod shift;
 
 use super::*;
 use crate::arn;
@@ -81,6 +82,7 @@ pub fn service(desired: i32) -> Service {
             minimum_healthy_percent: Some(100),
             maximum_percent: Some(200),
             deployment_circuit_breaker: None,
+            ..Default::default()
         }),
         deployments: vec![deployment("d1", TD1, "PRIMARY", "IN_PROGRESS")],
         ..Default::default()
@@ -154,6 +156,7 @@ pub fn rolling(desired: i32, min: i32, max: i32) -> Service {
         minimum_healthy_percent: Some(min),
         maximum_percent: Some(max),
         deployment_circuit_breaker: None,
+        ..Default::default()
     });
     s.deployments = vec![
         deployment("d2", TD2, "PRIMARY", "IN_PROGRESS"),

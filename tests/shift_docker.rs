@@ -1,0 +1,327 @@
+//! Traffic-shifting deployments end to end, on the real Docker engine: `berth dev` (its proxy
+//! in-process) shifts a service's listener traffic from the old revision to the new one by
+//! weight, under `wrk` load. What the proxies counted of each revision is read back from
+//! `service describe`, as a user would read it. Each test prints what it measured.
+
+mod common;
+
+use common::wrk::Wrk;
+use common::*;
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Env {
+    dev: ServerProcess,
+    cluster: String,
+    dir: tempfile::TempDir,
+    _cleanup: ContainerCleanup,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn env(prefix: &str) -> Env {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster(prefix);
+    let cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
+    Env {
+        dev,
+        cluster,
+        dir,
+        _cleanup: cleanup,
+        _serial: serial,
+    }
+}
+
+impl Env {
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
+        assert!(r.ok, "berth {args:?}: {}", r.stderr);
+        r
+    }
+
+    /// A demo revision saying `message`, answering 500 to `error_percent` of its pages.
+    fn register(&self, message: &str, error_percent: u32) -> String {
+        let def = format!(
+            r#"{{"family": "shift", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest",
+              "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5,
+              "environment": [{{"name": "MESSAGE", "value": "{message}"}},
+                              {{"name": "ERROR_PERCENT", "value": "{error_percent}"}}]}}]}}"#
+        );
+        let path = self.dir.path().join(format!("{message}.json"));
+        std::fs::write(&path, def).unwrap();
+        let r = self.ok(&[
+            "taskdef",
+            "register",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        let td = r.json()["taskDefinition"].clone();
+        format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+    }
+
+    /// A service of 2 behind `port` with fast checks and `shift` flags; waits for steady state.
+    fn service(&self, td: &str, port: u16, shift: &[&str]) {
+        let port = port.to_string();
+        let mut args = vec![
+            "service",
+            "create",
+            "--cluster",
+            &self.cluster,
+            "--name",
+            "shift",
+            "--taskdef",
+            td,
+            "--desired",
+            "2",
+            "--lb-port",
+            &port,
+            "--drain-timeout",
+            "5",
+            "--wait",
+            "--timeout",
+            "90s",
+        ];
+        args.extend_from_slice(&FAST_LB_CHECKS);
+        args.extend_from_slice(shift);
+        self.ok(&args);
+    }
+
+    fn describe(&self) -> Value {
+        self.ok(&[
+            "service",
+            "describe",
+            "shift",
+            "--cluster",
+            &self.cluster,
+            "-o",
+            "json",
+        ])
+        .json()["service"]
+            .clone()
+    }
+
+    fn update(&self, td: &str) {
+        self.ok(&[
+            "service",
+            "update",
+            "shift",
+            "--cluster",
+            &self.cluster,
+            "--taskdef",
+            td,
+        ]);
+    }
+
+    /// Running tasks' task definitions (family:revision).
+    fn running(&self) -> Vec<String> {
+        let t = self
+            .ok(&[
+                "task",
+                "list",
+                "--cluster",
+                &self.cluster,
+                "--service",
+                "shift",
+                "-o",
+                "json",
+            ])
+            .json();
+        t["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t["lastStatus"] == "RUNNING" && t["desiredStatus"] == "RUNNING")
+            .map(|t| {
+                let td = t["taskDefinitionArn"].as_str().unwrap_or_default();
+                td.rsplit('/').next().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+}
+
+/// A proto3 JSON uint64 (a string) or number.
+fn count(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The primary deployment's stage and (new, previous) requests counted by the proxies.
+fn shift_state(svc: &Value) -> (String, u64, u64) {
+    let d = &svc["deployments"][0];
+    (
+        d["lifecycleStage"].as_str().unwrap_or_default().to_string(),
+        count(&d["figures"]["requests"]),
+        count(&d["previousFigures"]["requests"]),
+    )
+}
+
+#[test]
+fn a_canary_of_10_percent_then_all_under_load_fails_no_request() {
+    let e = env("canary");
+    let v1 = e.register("v1", 0);
+    let port = free_port();
+    e.service(
+        &v1,
+        port,
+        &[
+            "--canary",
+            "10%:20s",
+            "--bake",
+            "5s",
+            "--test-header",
+            "x-canary: 1",
+        ],
+    );
+    let v2 = e.register("v2", 0);
+    let wrk = Wrk::start(port, 4, 75);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    e.update(&v2);
+
+    // The canary stage: two readings of the proxies' counts a few seconds apart.
+    let first = wait_for(Duration::from_secs(60), "the canary stage", || {
+        let s = shift_state(&e.describe());
+        (s.0 == "PRODUCTION_TRAFFIC_SHIFT" && s.1 > 0).then_some(s)
+    });
+    let canary_at = started.elapsed();
+    for _ in 0..5 {
+        let test = http::exchange(
+            &format!("127.0.0.1:{port}"),
+            "GET",
+            "/",
+            &[("Host", "localhost"), ("x-canary", "1")],
+            b"",
+            Duration::from_secs(5),
+        )
+        .expect("a test request");
+        assert!(
+            test.body.contains("message=v2"),
+            "the test header reaches the new revision: {}",
+            test.body
+        );
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let second = shift_state(&e.describe());
+    assert_eq!(second.0, "PRODUCTION_TRAFFIC_SHIFT", "still in the canary");
+    let (new, old) = (second.1 - first.1, second.2 - first.2);
+    let share = new as f64 * 100.0 / (new + old).max(1) as f64;
+    eprintln!("measured: canary at {canary_at:.1?}; over 8 s the proxy sent {new} requests to the canary and {old} to the old revision ({share:.1}%)");
+    assert!(new + old > 200, "enough load to judge: {new} + {old}");
+    assert!(
+        (7.0..=13.0).contains(&share),
+        "about 10% reach the canary: {share:.1}%"
+    );
+
+    let done = wait_for(
+        Duration::from_secs(60),
+        "the deployment to complete",
+        || {
+            let svc = e.describe();
+            let d = svc["deployments"].as_array()?.clone();
+            (d.len() == 1 && d[0]["rolloutState"] == "COMPLETED").then_some(svc)
+        },
+    );
+    let completed = started.elapsed();
+    let running = e.running();
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(running.iter().all(|td| *td == v2), "{running:?} vs {v2}");
+    let events: Vec<String> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|m| m.contains("10% of production traffic shifted")),
+        "{events:?}"
+    );
+    let (requests, non_2xx, socket, report) = wrk.finish();
+    eprintln!(
+        "measured: canary deployment completed in {completed:.1?}; wrk: {requests} requests, {non_2xx} non-2xx, {socket} socket errors"
+    );
+    assert!(requests > 1000, "{report}");
+    assert_eq!((non_2xx, socket), (0, 0), "no request failed: {report}");
+}
+
+#[test]
+fn a_canary_answering_500_to_a_fifth_is_rolled_back_by_what_the_proxies_measure() {
+    let e = env("canaryback");
+    let v1 = e.register("v1", 0);
+    let port = free_port();
+    e.service(
+        &v1,
+        port,
+        &[
+            "--canary",
+            "10%:2m",
+            "--bake",
+            "5s",
+            "--rollback-on-5xx",
+            "5%",
+        ],
+    );
+    let bad = e.register("bad", 20);
+    let wrk = Wrk::start(port, 4, 40);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    e.update(&bad);
+    let svc = wait_for(Duration::from_secs(60), "the rollback", || {
+        let svc = e.describe();
+        let back = svc["deployments"][0]["taskDefinition"]
+            .as_str()?
+            .ends_with(&format!("/{v1}"));
+        let told = svc["events"].as_array()?.iter().any(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("rolled back")
+        });
+        (back && told).then_some(svc)
+    });
+    let rolled_back = started.elapsed();
+    // The failed deployment stays listed until its tasks have stopped.
+    if let Some(failed) = svc["deployments"].as_array().unwrap().get(1) {
+        assert_eq!(failed["rolloutState"], "FAILED");
+        let reason = failed["rolloutStateReason"].as_str().unwrap_or_default();
+        assert!(reason.contains("5xx"), "{reason}");
+    }
+    let event = svc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find(|m| m.contains("rolled back"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("measured: rolled back {rolled_back:.1?} after the update: {event}");
+    assert!(
+        event.contains("answered 5xx to") && event.contains("threshold 5%"),
+        "the event says why, with the measured rate: {event}"
+    );
+    wait_for(Duration::from_secs(30), "only v1 tasks", || {
+        let r = e.running();
+        (r.len() == 2 && r.iter().all(|td| *td == v1)).then_some(())
+    });
+    let (requests, non_2xx, socket, report) = wrk.finish();
+    let share = non_2xx as f64 * 100.0 / requests.max(1) as f64;
+    eprintln!("measured: wrk: {requests} requests, {non_2xx} answered 5xx ({share:.2}%), {socket} socket errors");
+    assert!(non_2xx > 0, "the canary took some traffic: {report}");
+    assert!(
+        share <= 10.0,
+        "no more than the canary's share of requests failed: {share:.2}%"
+    );
+    assert_eq!(socket, 0, "{report}");
+}
