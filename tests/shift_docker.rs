@@ -325,3 +325,98 @@ fn a_canary_answering_500_to_a_fifth_is_rolled_back_by_what_the_proxies_measure(
     );
     assert_eq!(socket, 0, "{report}");
 }
+
+#[test]
+fn a_blue_green_deployment_behind_an_elbv2_target_group_moves_all_traffic_at_once_and_fails_nothing(
+) {
+    let e = env("bluegreen");
+    let port = free_port();
+    let p = port.to_string();
+    e.ok(&["lb", "create", "bg"]);
+    e.ok(&[
+        "lb",
+        "target-group",
+        "create",
+        "bg-web",
+        "--health-path",
+        "/health",
+        "--health-interval",
+        "1",
+        "--health-timeout",
+        "1",
+        "--healthy-threshold",
+        "2",
+        "--deregistration-delay",
+        "5",
+    ]);
+    e.ok(&[
+        "lb",
+        "listener",
+        "create",
+        "--lb",
+        "bg",
+        "--port",
+        &p,
+        "--forward",
+        "bg-web",
+    ]);
+    let v1 = e.register("v1", 0);
+    e.ok(&[
+        "service",
+        "create",
+        "--cluster",
+        &e.cluster,
+        "--name",
+        "shift",
+        "--taskdef",
+        &v1,
+        "--desired",
+        "2",
+        "--target-group",
+        "bg-web",
+        "--lb-container",
+        "web:80",
+        "--deployment-strategy",
+        "blue-green",
+        "--bake",
+        "8s",
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    let v2 = e.register("v2", 0);
+    let wrk = Wrk::start(port, 4, 45);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    e.update(&v2);
+    wait_for(Duration::from_secs(60), "the bake time", || {
+        (shift_state(&e.describe()).0 == "BAKE_TIME").then_some(())
+    });
+    let switched = started.elapsed();
+    // Baking: both revisions run, all production traffic is on the new one.
+    assert_eq!(
+        e.running().len(),
+        4,
+        "the old tasks stay up through the bake"
+    );
+    for _ in 0..20 {
+        let (status, body) = http::get_host(port, "localhost", "/").expect("an answer");
+        assert_eq!(status, 200);
+        assert!(body.contains("message=v2"), "all traffic on v2: {body}");
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "the deployment to complete",
+        || {
+            let svc = e.describe();
+            let d = svc["deployments"].as_array()?.clone();
+            (d.len() == 1 && d[0]["rolloutState"] == "COMPLETED").then_some(())
+        },
+    );
+    let (requests, non_2xx, socket, report) = wrk.finish();
+    eprintln!(
+        "measured: blue/green through target group bg-web: traffic switched {switched:.1?} after the update; wrk {requests} requests, {non_2xx} non-2xx, {socket} socket errors"
+    );
+    assert!(e.running().iter().all(|td| *td == v2));
+    assert_eq!((non_2xx, socket), (0, 0), "no request failed: {report}");
+}

@@ -111,6 +111,11 @@ pub(crate) struct Rule {
     members: Vec<Arc<Service>>,
     /// Running totals of the members' weights, for picking by weight.
     cumulative: Vec<u64>,
+    /// Coprime with the total weight and near its golden section: stepping through a cycle by it
+    /// visits every slot once, so each member still gets exactly its share of every cycle, but
+    /// spread through the cycle instead of in one block (a 10% canary is every tenth request or
+    /// so, not a run of 100 in every 1,000).
+    stride: u64,
     /// Position in the weighted cycle, one per worker thread.
     next: Sharded<AtomicUsize>,
 }
@@ -126,6 +131,7 @@ impl Rule {
             })
             .collect();
         Self {
+            stride: stride(total),
             members,
             cumulative,
             next: Sharded::default(),
@@ -144,7 +150,8 @@ impl Rule {
         if self.members.len() == 1 || total == 0 {
             return self.head();
         }
-        let n = self.next.local().fetch_add(1, Relaxed) as u64 % total;
+        let k = self.next.local().fetch_add(1, Relaxed) as u64 % total;
+        let n = (k as u128 * self.stride as u128 % total as u128) as u64;
         let at = self.cumulative.partition_point(|c| *c <= n);
         let len = self.members.len();
         (0..len)
@@ -152,6 +159,26 @@ impl Rule {
             .find(|m| m.weight > 0 && m.has_available())
             .unwrap_or(&self.members[at.min(len - 1)])
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The step through a weighted cycle of `total` slots: coprime with it, near 0.618 of it.
+fn stride(total: u64) -> u64 {
+    if total <= 2 {
+        return 1;
+    }
+    let mut s = (total as f64 * 0.618_034) as u64;
+    while gcd(s, total) != 1 {
+        s += 1;
+    }
+    s
 }
 
 /// One listener port's rules, in the order they are tried.
@@ -372,6 +399,24 @@ pub(crate) mod tests {
             .collect();
         let blue = picks.iter().filter(|n| *n == "blue").count();
         assert_eq!((blue, 400 - blue), (300, 100));
+    }
+
+    #[test]
+    fn a_small_share_is_spread_through_the_cycle_not_sent_in_one_run() {
+        let s = Snapshot::build([weighted("blue", 900, true), weighted("green", 100, true)]);
+        let picks: Vec<bool> = (0..1000)
+            .map(|_| routed(&s, 80, "any", "/").unwrap() == "green")
+            .collect();
+        assert_eq!(
+            picks.iter().filter(|g| **g).count(),
+            100,
+            "exactly its share"
+        );
+        let longest_gap = picks.split(|g| *g).map(|run| run.len()).max().unwrap_or(0);
+        assert!(
+            longest_gap <= 20,
+            "green waits at most 20 requests: {longest_gap}"
+        );
     }
 
     #[test]

@@ -175,12 +175,7 @@ pub fn read(
             service
                 .deployments
                 .iter()
-                .map(|d| {
-                    (
-                        d.id.clone(),
-                        src.proxies.revision_figures(&service.service_arn, &d.id),
-                    )
-                })
+                .map(|d| (d.id.clone(), src.proxies.revision_figures(&d.id)))
                 .collect()
         } else {
             HashMap::new()

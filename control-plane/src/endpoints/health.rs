@@ -177,15 +177,16 @@ impl Proxies {
             .retain(|_, (_, at)| now_ms - *at <= REQUEST_HISTORY_MS);
     }
 
-    /// A revision's answers summed over the proxies that routed to it: requests, 5xx, and the
-    /// p99 latency (the upper bound of the bucket the 99th percentile falls in).
-    pub fn revision_figures(&self, service_arn: &str, revision: &str) -> RevisionFigures {
+    /// A revision's (deployment's) answers summed over the proxies that routed to it and the
+    /// routes it had (its service's listener, or the target groups it is attached to): requests,
+    /// 5xx, and the p99 latency (the upper bound of the bucket the 99th percentile falls in).
+    pub fn revision_figures(&self, revision: &str) -> RevisionFigures {
         let s = self.lock();
         let mut buckets: Vec<u64> = Vec::new();
         let mut bounds: Vec<u64> = Vec::new();
         let mut out = RevisionFigures::default();
-        for ((_, arn, rev), (c, _)) in &s.revisions {
-            if arn != service_arn || rev != revision {
+        for ((_, _, rev), (c, _)) in &s.revisions {
+            if rev != revision {
                 continue;
             }
             out.requests += c.requests_total;
@@ -298,11 +299,11 @@ mod tests {
         p.record_revisions("b", vec![count(100, 15, vec![100, 0, 0, 0])], 0);
         // a's later report replaces its earlier one.
         p.record_revisions("a", vec![count(100, 5, vec![95, 3, 2, 0])], 10);
-        let f = p.revision_figures("web", "new");
+        let f = p.revision_figures("new");
         assert_eq!((f.requests, f.errors_5xx), (200, 20));
         // 195 of 200 within 1 ms, 198 within 10 ms: the 198th answer sets the p99.
         assert_eq!(f.p99_ms, 10.0);
-        assert_eq!(p.revision_figures("web", "old"), RevisionFigures::default());
+        assert_eq!(p.revision_figures("old"), RevisionFigures::default());
     }
 
     fn count(service: &str, total: u64) -> Vec<ServiceRequestCount> {

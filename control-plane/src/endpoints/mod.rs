@@ -51,8 +51,8 @@ pub struct Routes {
     by_service: BTreeMap<String, Vec<Route>>,
     /// Task key → service key, for the services with a load balancer.
     owners: HashMap<String, String>,
-    /// Service key → the targets it gives each target group it is attached to.
-    attached: BTreeMap<String, Vec<(String, Vec<Target>)>>,
+    /// Service key → what it gives each target group it is attached to.
+    attached: BTreeMap<String, Vec<Attachment>>,
     /// The ELBv2 listeners' routes, re-derived when `elbv2/` or an attached service changes.
     elb: Vec<Route>,
 }
@@ -126,11 +126,12 @@ impl Routes {
                 }
             }
         }
-        let attached: Vec<(String, Vec<Target>)> = svc
+        let split = shares(&svc, &tasks);
+        let attached: Vec<Attachment> = svc
             .load_balancers
             .iter()
             .filter(|lb| !lb.target_group_arn.is_empty())
-            .map(|lb| (lb.target_group_arn.clone(), lb_targets(lb, &tasks, &nodes)))
+            .map(|lb| Attachment::of(&svc, lb, split.as_deref(), &tasks, &nodes))
             .collect();
         if !attached.is_empty() {
             self.attached.insert(key.to_string(), attached);
@@ -157,6 +158,56 @@ impl Routes {
             ))
         });
         RoutingTable { routes }
+    }
+}
+
+/// What one service gives a target group it is attached to: its targets, split by deployment
+/// during a traffic shift.
+#[derive(Debug, Clone)]
+pub(crate) struct Attachment {
+    pub target_group: String,
+    /// (deployment id, share in tenths of a percent, its targets); one group with no id when
+    /// no shift is under way.
+    pub groups: Vec<(String, i32, Vec<Target>)>,
+    /// While the new revision takes test traffic: the route's header (name, value), the
+    /// service's ARN, the deployment id and its targets.
+    pub test: Option<(String, String, String, String, Vec<Target>)>,
+}
+
+impl Attachment {
+    fn of(
+        svc: &Service,
+        lb: &LoadBalancer,
+        split: Option<&[(String, i32)]>,
+        tasks: &[Task],
+        nodes: &HashMap<String, ContainerInstance>,
+    ) -> Self {
+        let Some(split) = split else {
+            return Attachment {
+                target_group: lb.target_group_arn.clone(),
+                groups: vec![(String::new(), 1000, lb_targets(lb, tasks, nodes))],
+                test: None,
+            };
+        };
+        let routes = split_routes(svc, lb, &Route::default(), split, tasks, nodes);
+        let (tests, groups): (Vec<Route>, Vec<Route>) =
+            routes.into_iter().partition(|r| !r.header_name.is_empty());
+        Attachment {
+            target_group: lb.target_group_arn.clone(),
+            groups: groups
+                .into_iter()
+                .map(|r| (r.revision, r.weight, r.targets))
+                .collect(),
+            test: tests.into_iter().next().map(|r| {
+                (
+                    r.header_name,
+                    r.header_value,
+                    svc.service_arn.clone(),
+                    r.revision,
+                    r.targets,
+                )
+            }),
+        }
     }
 }
 
