@@ -420,3 +420,118 @@ fn a_blue_green_deployment_behind_an_elbv2_target_group_moves_all_traffic_at_onc
     assert!(e.running().iter().all(|td| *td == v2));
     assert_eq!((non_2xx, socket), (0, 0), "no request failed: {report}");
 }
+
+/// A webhook on 127.0.0.1: answers each POST by the stage it names (`answers`: stage → JSON),
+/// IN_PROGRESS for a stage not listed; keeps every body it got.
+struct Hook {
+    url: String,
+    got: std::sync::Arc<Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    fn start(answers: &'static [(&'static str, &'static str)]) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::{BufRead, Read, Write};
+                let mut r = std::io::BufReader::new(stream);
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let stage = v["lifecycleStage"].as_str().unwrap_or_default().to_string();
+                seen.lock().unwrap().push(v);
+                let answer = answers
+                    .iter()
+                    .find(|(s, _)| *s == stage)
+                    .map_or(r#"{"hookStatus": "IN_PROGRESS"}"#, |(_, a)| a);
+                let mut s = r.into_inner();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        Hook { url, got }
+    }
+
+    fn stages(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["lifecycleStage"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn lifecycle_hooks_are_called_at_their_stages_and_one_answering_failed_rolls_back() {
+    let e = env("hooks");
+    let hook = Hook::start(&[
+        ("POST_SCALE_UP", r#"{"hookStatus": "SUCCEEDED"}"#),
+        (
+            "PRODUCTION_TRAFFIC_SHIFT",
+            r#"{"hookStatus": "FAILED", "reason": "smoke test: checkout broken"}"#,
+        ),
+    ]);
+    let v1 = e.register("v1", 0);
+    let port = free_port();
+    let spec = format!("{}=POST_SCALE_UP,PRODUCTION_TRAFFIC_SHIFT", hook.url);
+    e.service(&v1, port, &["--canary", "50%:2m", "--hook", &spec]);
+    let v2 = e.register("v2", 0);
+    let started = Instant::now();
+    e.update(&v2);
+    let svc = wait_for(Duration::from_secs(90), "the rollback", || {
+        let svc = e.describe();
+        let told = svc["events"]
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .find(|m| m.contains("rolled back"))?
+            .to_string();
+        Some((svc, told))
+    });
+    eprintln!(
+        "measured: rolled back {:.1?} after the update; the hook was asked at {:?}: {}",
+        started.elapsed(),
+        hook.stages(),
+        svc.1
+    );
+    assert!(
+        svc.1
+            .contains("answered FAILED at PRODUCTION_TRAFFIC_SHIFT (smoke test: checkout broken)"),
+        "{}",
+        svc.1
+    );
+    assert_eq!(hook.stages(), ["POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT"]);
+    let first = hook.got.lock().unwrap()[0].clone();
+    assert!(
+        first["serviceArn"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/shift"),
+        "the hook is told which service: {first}"
+    );
+    assert!(svc.0["deployments"][0]["taskDefinition"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/{v1}")));
+    wait_for(Duration::from_secs(30), "only v1 tasks", || {
+        let r = e.running();
+        (r.len() == 2 && r.iter().all(|td| *td == v1)).then_some(())
+    });
+}

@@ -106,6 +106,9 @@ fn keep_unset_shift_settings(dc: &mut DeploymentConfiguration, cur: &DeploymentC
     if dc.test_traffic_header.is_empty() {
         dc.test_traffic_header = cur.test_traffic_header.clone();
     }
+    if dc.lifecycle_hooks.is_empty() {
+        dc.lifecycle_hooks = cur.lifecycle_hooks.clone();
+    }
 }
 
 /// The deployment strategy and its settings: ECS's names and ranges; shifting traffic needs a
@@ -232,6 +235,7 @@ pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
             ));
         }
     }
+    check_hooks(errs, dc, shifting);
     if !shifting {
         return;
     }
@@ -248,6 +252,68 @@ pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
                 dc.strategy
             ),
         ));
+    }
+}
+
+/// Lifecycle hooks: http:// webhooks at ECS's stages, with a shifting strategy.
+fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shifting: bool) {
+    use crate::controller::plan::shift::HOOK_STAGES;
+    const MAX_HOOKS: usize = 10;
+    if dc.lifecycle_hooks.len() > MAX_HOOKS {
+        errs.push(FieldError::new(
+            "deploymentConfiguration.lifecycleHooks",
+            format!("at most {MAX_HOOKS} hooks"),
+        ));
+    }
+    if !dc.lifecycle_hooks.is_empty() && !shifting {
+        errs.push(FieldError::new(
+            "deploymentConfiguration.lifecycleHooks",
+            "hooks run at the stages of a BLUE_GREEN, CANARY or LINEAR deployment; set strategy too",
+        ));
+    }
+    for (i, h) in dc.lifecycle_hooks.iter().enumerate() {
+        let at = |f: &str| format!("deploymentConfiguration.lifecycleHooks[{i}].{f}");
+        if !matches!(h.target_type.as_str(), "" | "HTTP" | "AWS_LAMBDA") {
+            errs.push(FieldError::new(
+                at("targetType"),
+                format!(
+                    "{} is not supported: Berth calls HTTP webhooks (leave it out)",
+                    quote(&h.target_type)
+                ),
+            ));
+        }
+        let url = h.hook_target_arn.trim();
+        let ok = url
+            .parse::<hyper::Uri>()
+            .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
+        if !ok {
+            errs.push(FieldError::new(
+                at("hookTargetArn"),
+                format!(
+                    "{} is not an http:// URL; Berth POSTs the stage to a webhook (where ECS calls a Lambda function)",
+                    quote(url)
+                ),
+            ));
+        }
+        if h.lifecycle_stages.is_empty() {
+            errs.push(FieldError::new(
+                at("lifecycleStages"),
+                format!("name at least one of {}", HOOK_STAGES.join(", ")),
+            ));
+        }
+        for (k, stage) in h.lifecycle_stages.iter().enumerate() {
+            if !HOOK_STAGES.contains(&stage.as_str()) {
+                errs.push(FieldError::new(
+                    at(&format!("lifecycleStages[{k}]")),
+                    format!("{} must be one of {}", quote(stage), HOOK_STAGES.join(", ")),
+                ));
+            }
+        }
+        if !h.hook_details.is_empty()
+            && serde_json::from_str::<serde_json::Value>(&h.hook_details).is_err()
+        {
+            errs.push(FieldError::new(at("hookDetails"), "must be JSON"));
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 
 use super::agent::parse_duration;
 use berth_proto::v1::{
-    CanaryConfiguration, DeploymentConfiguration, LinearConfiguration, TrafficRollback,
+    CanaryConfiguration, DeploymentConfiguration, DeploymentLifecycleHook, LinearConfiguration,
+    TrafficRollback,
 };
 use std::time::Duration;
 
@@ -35,6 +36,27 @@ pub struct ShiftArgs {
     /// is healthy, before production traffic moves.
     #[arg(long)]
     pub test_header: Option<String>,
+    /// A lifecycle hook, URL=STAGE[,STAGE…] (repeatable): Berth POSTs the deployment's stage to
+    /// the http:// URL and waits for {"hookStatus": "SUCCEEDED"}; FAILED rolls back. Stages:
+    /// PRE_SCALE_UP, POST_SCALE_UP, TEST_TRAFFIC_SHIFT, POST_TEST_TRAFFIC_SHIFT,
+    /// PRE_PRODUCTION_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT.
+    #[arg(long = "hook", value_parser = parse_hook)]
+    pub hooks: Vec<DeploymentLifecycleHook>,
+}
+
+fn parse_hook(s: &str) -> Result<DeploymentLifecycleHook, String> {
+    let (url, stages) = s.rsplit_once('=').ok_or_else(|| {
+        format!("{s:?} is not URL=STAGE[,STAGE…] like http://ci:9000/check=POST_SCALE_UP")
+    })?;
+    Ok(DeploymentLifecycleHook {
+        hook_target_arn: url.trim().to_string(),
+        lifecycle_stages: stages
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        ..Default::default()
+    })
 }
 
 fn parse_strategy(s: &str) -> Result<String, String> {
@@ -90,6 +112,7 @@ impl ShiftArgs {
             || self.rollback_on_p99.is_some()
             || self.rollback_min_requests.is_some()
             || self.test_header.is_some()
+            || !self.hooks.is_empty()
     }
 
     /// Writes the flags given into `dc`; false when none was. --canary or --linear alone
@@ -138,6 +161,7 @@ impl ShiftArgs {
         if let Some(h) = &self.test_header {
             dc.test_traffic_header = h.clone();
         }
+        dc.lifecycle_hooks = self.hooks.clone();
         true
     }
 }

@@ -2,6 +2,7 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 pub mod apply;
+mod hooks;
 pub mod plan;
 mod service;
 pub mod view;
@@ -184,6 +185,7 @@ pub async fn run_while_leading(
         tracing::info!(terms = term.terms, "leading: controllers start");
         let (stop, stop_rx) = watch::channel(false);
         let fenced = state.fenced(term.fence.clone());
+        let hooks = tokio::spawn(hooks::run(fenced.clone(), stop_rx.clone()));
         let running = tokio::spawn(run(
             fenced,
             sessions.clone(),
@@ -197,6 +199,7 @@ pub async fn run_while_leading(
         };
         let _ = stop.send(true);
         let _ = running.await;
+        let _ = hooks.await;
         if done {
             return;
         }

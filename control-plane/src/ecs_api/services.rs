@@ -88,7 +88,23 @@ fn deployment_configuration(input: &Input) -> EcsResult<Option<DeploymentConfigu
         }),
         None => None,
     };
+    let hooks = dc
+        .objects("lifecycleHooks")?
+        .iter()
+        .map(|h| {
+            Ok(DeploymentLifecycleHook {
+                target_type: h.text("targetType")?,
+                hook_target_arn: h.text("hookTargetArn")?,
+                role_arn: h.text("roleArn")?,
+                lifecycle_stages: h.strings("lifecycleStages")?,
+                hook_details: h
+                    .object("hookDetails")?
+                    .map_or(String::new(), |d| d.value().to_string()),
+            })
+        })
+        .collect::<EcsResult<Vec<_>>>()?;
     Ok(Some(DeploymentConfiguration {
+        lifecycle_hooks: hooks,
         minimum_healthy_percent: dc.int_in("minimumHealthyPercent", 0..=100)?,
         maximum_percent: dc.int_in("maximumPercent", 0..=400)?,
         deployment_circuit_breaker: breaker,
@@ -295,6 +311,34 @@ pub fn list_deployments(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         .map(|d| brief(&svc, d))
         .collect();
     paging::page(input, items, "serviceDeployments", 20, 100)
+}
+
+/// StopServiceDeployment: ROLLBACK (the default) or ABORT the deployment an ARN names.
+pub fn stop_deployment(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    let a = input.required("serviceDeploymentArn")?;
+    let stop_type = input
+        .choice("stopType", &["ABORT", "ROLLBACK"])?
+        .unwrap_or_else(|| "ROLLBACK".into());
+    let parts: Vec<&str> = arn::resource(&a)
+        .and_then(|r| r.strip_prefix("service-deployment/"))
+        .map(|r| r.split('/').collect())
+        .unwrap_or_default();
+    let [cluster, service, id] = parts[..] else {
+        return Err(EcsError::invalid(
+            "serviceDeploymentArn",
+            format!("{a:?} is not a service deployment ARN (arn:aws:ecs:REGION:ACCOUNT:service-deployment/CLUSTER/SERVICE/ID)"),
+        ));
+    };
+    services::stop_deployment(
+        ctx.state,
+        StopServiceDeploymentRequest {
+            cluster: cluster.into(),
+            service: service.into(),
+            deployment: id.into(),
+            stop_type,
+        },
+    )?;
+    Ok(json!({ "serviceDeploymentArn": a }))
 }
 
 pub fn describe_deployments(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {

@@ -242,6 +242,18 @@ fn deployment_configuration(dc: &DeploymentConfiguration) -> Value {
             "canaryBakeTimeInMinutes": c.canary_bake_time_in_minutes,
         });
     }
+    if !dc.lifecycle_hooks.is_empty() {
+        v["lifecycleHooks"] = dc
+            .lifecycle_hooks
+            .iter()
+            .map(|h| {
+                json!({
+                    "hookTargetArn": h.hook_target_arn,
+                    "lifecycleStages": h.lifecycle_stages,
+                })
+            })
+            .collect();
+    }
     if let Some(l) = dc.linear_configuration {
         v["linearConfiguration"] = json!({
             "stepPercent": l.step_percent,

@@ -55,7 +55,8 @@ impl Bounds {
             min_healthy: (desired * min_pct + 99) / 100,
             total: (j.live.len() + j.stopping) as i64,
             may_launch: rollout(&svc.deployments[0]) != RolloutState::Failed
-                && now >= p.memory.next_launch_ms,
+                && now >= p.memory.next_launch_ms
+                && super::shift::scale_up_allowed(svc),
         }
     }
 }

@@ -10,7 +10,9 @@ use super::judge::Judgement;
 use super::{Event, ServicePlan, ServiceView};
 use crate::status::{end_rollout, rollout, DeploymentStatus, RolloutState};
 use crate::time;
-use berth_proto::v1::{DeploymentConfiguration, RevisionFigures, Service, TrafficRollback};
+use berth_proto::v1::{
+    DeploymentConfiguration, HookRun, RevisionFigures, Service, TrafficRollback,
+};
 
 /// How a service moves to a new revision.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +121,98 @@ pub fn mid_shift(svc: &Service) -> bool {
         )
 }
 
+/// ECS's lifecycle hook stages, in the order a shift reaches them.
+pub const HOOK_STAGES: [&str; 7] = [
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    TEST_TRAFFIC_SHIFT,
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    PRODUCTION_TRAFFIC_SHIFT,
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
+/// Where a deployment stands with the lifecycle hooks of one stage.
+#[derive(Debug, PartialEq)]
+enum Gate {
+    Open,
+    Waiting,
+    Failed(String),
+}
+
+/// The hooks of `stage` (at `step`) for the primary deployment: open once every one answered
+/// SUCCEEDED; a hook not yet asked is recorded PENDING for the hook runner to call.
+fn gate(p: &mut ServicePlan, stage: &str, step: i32) -> Gate {
+    let svc = &mut p.service;
+    let urls: Vec<String> = svc
+        .deployment_configuration
+        .as_ref()
+        .map(|d| {
+            d.lifecycle_hooks
+                .iter()
+                .filter(|h| h.lifecycle_stages.iter().any(|s| s == stage))
+                .map(|h| h.hook_target_arn.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = svc.service_name.clone();
+    let dep = &mut svc.deployments[0];
+    let mut out = Gate::Open;
+    for url in urls {
+        let run = dep
+            .hooks
+            .iter()
+            .find(|r| r.stage == stage && r.step == step && r.url == url);
+        match run.map(|r| (r.status.as_str(), r.reason.clone())) {
+            None => {
+                dep.hooks.push(HookRun {
+                    stage: stage.into(),
+                    step,
+                    url: url.clone(),
+                    status: "PENDING".into(),
+                    ..Default::default()
+                });
+                p.events.push(Event::Message(format!(
+                    "(service {name}) (deployment {}) waiting for lifecycle hook {url} at {stage}.",
+                    dep.id
+                )));
+                out = Gate::Waiting;
+            }
+            Some(("SUCCEEDED", _)) => {}
+            Some(("FAILED", reason)) => {
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                };
+                return Gate::Failed(format!(
+                    "lifecycle hook {url} answered FAILED at {stage}{why}"
+                ));
+            }
+            Some(_) => out = Gate::Waiting,
+        }
+    }
+    out
+}
+
+/// The new revision's tasks may start: no shift under way, or its PRE_SCALE_UP hooks passed.
+pub fn scale_up_allowed(svc: &Service) -> bool {
+    if !holds_old(svc) || svc.deployments[0].lifecycle_stage != SCALE_UP {
+        return true;
+    }
+    let Some(dc) = svc.deployment_configuration.as_ref() else {
+        return true;
+    };
+    dc.lifecycle_hooks
+        .iter()
+        .filter(|h| h.lifecycle_stages.iter().any(|s| s == "PRE_SCALE_UP"))
+        .all(|h| {
+            svc.deployments[0].hooks.iter().any(|r| {
+                r.stage == "PRE_SCALE_UP" && r.url == h.hook_target_arn && r.status == "SUCCEEDED"
+            })
+        })
+}
+
 /// Test traffic reaches the primary deployment now (its header, when one is configured).
 pub fn takes_test_traffic(svc: &Service) -> bool {
     holds_old(svc) && svc.deployments[0].lifecycle_stage != SCALE_UP
@@ -160,22 +254,51 @@ pub(super) fn advance(p: &mut ServicePlan, view: &ServiceView, j: &Judgement, no
     }
     let stage = dep.lifecycle_stage.clone();
     let since = time::parse_rfc3339(&dep.traffic_shifted_at).unwrap_or(now);
+    let test = svc
+        .deployment_configuration
+        .as_ref()
+        .map(|d| d.test_traffic_header.clone())
+        .unwrap_or_default();
+    let healthy = j.primary().filter(|t| j.is_healthy(t)).count() as i64;
+    let desired = i64::from(svc.desired_count.max(1));
+    let step = svc.deployments[0].traffic_step;
+    // Each gate either lets the shift go on in this pass, holds it, or rolls it back.
+    macro_rules! pass {
+        ($stage:expr, $step:expr) => {
+            match gate(p, $stage, $step) {
+                Gate::Open => {}
+                Gate::Waiting => return false,
+                Gate::Failed(why) => {
+                    let msg = roll_back(&mut p.service, &why, now);
+                    p.events.extend(msg.map(Event::Message));
+                    return true;
+                }
+            }
+        };
+    }
     match stage.as_str() {
         SCALE_UP => {
-            let healthy = j.primary().filter(|t| j.is_healthy(t)).count() as i64;
-            if healthy < i64::from(svc.desired_count.max(1)) {
+            pass!("PRE_SCALE_UP", 0);
+            if healthy < desired {
                 return false;
             }
-            let test = svc
-                .deployment_configuration
-                .as_ref()
-                .map(|d| d.test_traffic_header.clone())
-                .unwrap_or_default();
+            pass!("POST_SCALE_UP", 0);
             if !test.is_empty() {
+                let dep = &mut p.service.deployments[0];
+                dep.lifecycle_stage = TEST_TRAFFIC_SHIFT.into();
+                dep.updated_at = at;
                 p.events.push(Event::Message(format!(
                     "(service {name}) (deployment {id}) test traffic (requests with header {test}) reaches the new revision."
                 )));
+                return false;
             }
+            pass!("PRE_PRODUCTION_TRAFFIC_SHIFT", 1);
+            shift_to(p, strategy, strategy.next(0.0), &at);
+        }
+        TEST_TRAFFIC_SHIFT => {
+            pass!(TEST_TRAFFIC_SHIFT, 0);
+            pass!("POST_TEST_TRAFFIC_SHIFT", 0);
+            pass!("PRE_PRODUCTION_TRAFFIC_SHIFT", 1);
             shift_to(p, strategy, strategy.next(0.0), &at);
         }
         PRODUCTION_TRAFFIC_SHIFT | BAKE_TIME => {
@@ -189,16 +312,20 @@ pub(super) fn advance(p: &mut ServicePlan, view: &ServiceView, j: &Judgement, no
                 p.events.extend(msg.map(Event::Message));
                 return true;
             }
-            let pct = svc.deployments[0].traffic_percent;
+            pass!(PRODUCTION_TRAFFIC_SHIFT, step);
+            let pct = p.service.deployments[0].traffic_percent;
             if stage == BAKE_TIME {
-                if now - since >= bake_ms(svc) {
-                    svc.deployments[0].lifecycle_stage = CLEAN_UP.into();
-                    svc.deployments[0].updated_at = at;
+                pass!("POST_PRODUCTION_TRAFFIC_SHIFT", 0);
+                if now - since >= bake_ms(&p.service) {
+                    let dep = &mut p.service.deployments[0];
+                    dep.lifecycle_stage = CLEAN_UP.into();
+                    dep.updated_at = at;
                     p.events.push(Event::Message(format!(
                         "(service {name}) (deployment {id}) bake time over: stopping deployment {previous}'s tasks."
                     )));
                 }
             } else if now - since >= strategy.step_bake_ms() {
+                pass!("PRE_PRODUCTION_TRAFFIC_SHIFT", step + 1);
                 shift_to(p, strategy, strategy.next(pct), &at);
             }
         }
@@ -212,6 +339,7 @@ fn shift_to(p: &mut ServicePlan, strategy: Strategy, pct: f64, at: &str) {
     let svc = &mut p.service;
     set_traffic(svc, pct, at);
     let dep = &mut svc.deployments[0];
+    dep.traffic_step += 1;
     dep.lifecycle_stage = if pct >= 100.0 {
         BAKE_TIME
     } else {

@@ -217,3 +217,75 @@ fn a_first_deployment_has_nothing_to_shift_from_and_just_starts() {
         "CANARY"
     );
 }
+
+fn with_hook(mut s: Service, stage: &str) -> Service {
+    s.deployment_configuration
+        .as_mut()
+        .unwrap()
+        .lifecycle_hooks
+        .push(DeploymentLifecycleHook {
+            hook_target_arn: "http://hooks.example/check".into(),
+            lifecycle_stages: vec![stage.into()],
+            ..Default::default()
+        });
+    s
+}
+
+/// Answers the primary deployment's pending hook runs as the hook runner would.
+fn answer(v: &mut ServiceView, status: &str) {
+    for r in &mut v.service.deployments[0].hooks {
+        if r.status == "PENDING" {
+            r.status = status.into();
+            r.reason = "smoke test said so".into();
+        }
+    }
+}
+
+#[test]
+fn a_post_scale_up_hook_holds_production_traffic_until_it_answers_succeeded() {
+    let mut v = view(with_hook(canary(2), "POST_SCALE_UP"), old_tasks(2));
+    let mut seq = 0;
+    let now = run(&mut v, &mut seq, NOW, 20);
+    let d = &v.service.deployments[0];
+    assert_eq!(d.lifecycle_stage, "SCALE_UP", "held at the hook");
+    assert_eq!(d.traffic_percent, 0.0);
+    assert_eq!(d.hooks.len(), 1, "one call asked for: {:?}", d.hooks);
+    assert_eq!(
+        (d.hooks[0].stage.as_str(), d.hooks[0].status.as_str()),
+        ("POST_SCALE_UP", "PENDING")
+    );
+    answer(&mut v, "SUCCEEDED");
+    run(&mut v, &mut seq, now, 4);
+    assert_eq!(v.service.deployments[0].traffic_percent, 10.0);
+}
+
+#[test]
+fn a_hook_that_answers_failed_rolls_the_shift_back() {
+    let mut v = view(
+        with_hook(canary(2), "PRODUCTION_TRAFFIC_SHIFT"),
+        old_tasks(2),
+    );
+    let mut seq = 0;
+    let now = run(&mut v, &mut seq, NOW, 12);
+    assert_eq!(v.service.deployments[0].traffic_percent, 10.0);
+    answer(&mut v, "FAILED");
+    let p = plan(&v, now);
+    assert_eq!(
+        p.service.deployments[0].id, "d1",
+        "back on the old deployment"
+    );
+    let events = messages(&p);
+    assert!(
+        events.iter().any(|e| e.contains("rolled back")
+            && e.contains("answered FAILED at PRODUCTION_TRAFFIC_SHIFT (smoke test said so)")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_pre_scale_up_hook_holds_the_new_tasks() {
+    let v = view(with_hook(canary(2), "PRE_SCALE_UP"), old_tasks(2));
+    let p = plan(&v, NOW);
+    assert!(p.launches.is_empty(), "no new task before the hook agrees");
+    assert_eq!(p.service.deployments[0].hooks[0].status, "PENDING");
+}
