@@ -60,46 +60,88 @@ fn running_count(d: &Driver, service: &str) -> String {
     d.text(&format!(".service[data-name='{service}'] .running-count"))
 }
 
+/// An open control plane and an agent on the real Docker engine (what `berth dev` is, in two
+/// processes), reachable from the browser's network namespace; cleaned up when dropped.
+struct ConsoleEnv {
+    dev: ServerProcess,
+    cluster: String,
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    _agent: Agent,
+    _cleanup: ContainerCleanup,
+    /// One browser and network namespace at a time (the namespace is named for the process).
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl ConsoleEnv {
+    fn start(prefix: &str) -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique_cluster(prefix);
+        let cleanup = ContainerCleanup {
+            cluster: cluster.clone(),
+        };
+        // The browser lives in its own network namespace and reaches Berth on the host's end
+        // of its veth pair: the console and the load balancer listen there. `berth dev` serves
+        // only loopback, so an open `berth server --insecure` and an agent stand in for it.
+        let sandbox = Sandbox::new();
+        let http = format!("{}:0", sandbox.host_ip);
+        let mut flags = vec![
+            "--insecure",
+            "--http",
+            &http,
+            "--proxy-bind",
+            &sandbox.host_ip,
+        ];
+        flags.extend_from_slice(FAST);
+        let dev = ServerProcess::start_with("server", &dir.path().join("server"), &flags);
+        let agent = Agent(
+            std::process::Command::new(BERTH)
+                .args(["--server", &dev.grpc, "agent", "--name", "dev", "--data"])
+                .arg(dir.path().join("agent"))
+                .args(["--stop-timeout", "5s"])
+                .env("BERTH_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("berth agent"),
+        );
+        wait_for(Duration::from_secs(60), "the agent's node", || {
+            let r = berth(&dev.grpc, &["node", "list"]);
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("dev"))
+                .then_some(())
+        });
+        ConsoleEnv {
+            dev,
+            cluster,
+            sandbox,
+            dir,
+            _agent: agent,
+            _cleanup: cleanup,
+            _serial: serial,
+        }
+    }
+
+    fn console(&self) -> String {
+        format!("http://{}/", self.dev.http)
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
+        assert!(r.ok, "berth {args:?}: {}", r.stderr);
+        r
+    }
+}
+
 #[test]
 fn console_runs_a_load_balanced_service_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster("console");
-    let _cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    // The browser lives in its own network namespace and reaches Berth on the host's end of
-    // its veth pair: the console and the load balancer listen there. `berth dev` serves only
-    // loopback, so an open `berth server --insecure` and an agent stand in for it.
-    let sandbox = Sandbox::new();
-    let http = format!("{}:0", sandbox.host_ip);
-    let mut flags = vec![
-        "--insecure",
-        "--http",
-        &http,
-        "--proxy-bind",
-        &sandbox.host_ip,
-    ];
-    flags.extend_from_slice(FAST);
-    let dev = ServerProcess::start_with("server", &dir.path().join("server"), &flags);
-    let _agent = Agent(
-        std::process::Command::new(BERTH)
-            .args(["--server", &dev.grpc, "agent", "--name", "dev", "--data"])
-            .arg(dir.path().join("agent"))
-            .args(["--stop-timeout", "5s"])
-            .env("BERTH_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("berth agent"),
-    );
-    wait_for(Duration::from_secs(60), "the agent's node", || {
-        let r = berth(&dev.grpc, &["node", "list"]);
-        r.stdout
-            .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("dev"))
-            .then_some(())
-    });
-    let console = format!("http://{}/", dev.http);
-    let driver = Driver::start(&sandbox);
+    let env = ConsoleEnv::start("console");
+    let (dev, cluster, sandbox) = (&env.dev, env.cluster.clone(), &env.sandbox);
+    let console = env.console();
+    let driver = Driver::start(sandbox);
     let d = &driver;
     let _shot = ShotOnFailure(d);
     let long = Duration::from_secs(90);
@@ -275,4 +317,156 @@ fn is_running(id: &str) -> bool {
         .output()
         .expect("docker inspect");
     String::from_utf8_lossy(&out.stdout).trim() == "true"
+}
+
+/// The number of points the console has drawn in one chart's series of a service card.
+fn chart_points(d: &Driver, service: &str, chart: &str, series: &str) -> i64 {
+    d.script(
+        "const p = document.querySelector(`.service[data-name='${arguments[0]}'] svg.${arguments[1]} polyline.${arguments[2]}`);
+         return p ? Number(p.dataset.points) : 0;",
+        json!([service, chart, series]),
+    )
+    .as_i64()
+    .unwrap_or(0)
+}
+
+#[test]
+fn console_draws_a_canary_shift_live_and_shows_the_load_balancer_behind_it() {
+    let env = ConsoleEnv::start("consoleshift");
+    let cluster = env.cluster.clone();
+    let port = free_port().to_string();
+    env.ok(&["cluster", "create", &cluster]);
+    env.ok(&["lb", "create", "shop"]);
+    env.ok(&[
+        "lb",
+        "target-group",
+        "create",
+        "shop-web",
+        "--health-path",
+        "/health",
+        "--health-interval",
+        "1",
+        "--health-timeout",
+        "1",
+        "--deregistration-delay",
+        "5",
+    ]);
+    env.ok(&[
+        "lb",
+        "listener",
+        "create",
+        "--lb",
+        "shop",
+        "--port",
+        &port,
+        "--forward",
+        "shop-web",
+    ]);
+    let mut tds = Vec::new();
+    for message in ["v1", "v2"] {
+        let path = env.dir.path().join(format!("{message}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"family": "shop", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest", "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5, "environment": [{{"name": "MESSAGE", "value": "{message}"}}]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let r = env.ok(&[
+            "taskdef",
+            "register",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        tds.push(format!("shop:{}", r.json()["taskDefinition"]["revision"]));
+    }
+    env.ok(&[
+        "service",
+        "create",
+        "--cluster",
+        &cluster,
+        "--name",
+        "web",
+        "--taskdef",
+        &tds[0],
+        "--desired",
+        "2",
+        "--target-group",
+        "shop-web",
+        "--lb-container",
+        "web:80",
+        "--canary",
+        "20%:40s",
+        "--rollback-on-5xx",
+        "5%",
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    let driver = Driver::start(&env.sandbox);
+    let d = &driver;
+    let _shot = ShotOnFailure(d);
+    let wrk = common::wrk::Wrk::start_at(&format!("{}:{port}", env.sandbox.host_ip), 2, 60);
+    env.ok(&[
+        "service",
+        "update",
+        "web",
+        "--cluster",
+        &cluster,
+        "--taskdef",
+        &tds[1],
+    ]);
+
+    // The console works in the cluster it last picked.
+    d.goto(&format!("{}#/clusters", env.console()));
+    d.script(
+        "localStorage.setItem('berth.cluster', arguments[0]);",
+        json!([cluster]),
+    );
+    d.goto(&format!("{}#/services", env.console()));
+    d.script("location.reload();", json!([]));
+    d.wait_find(
+        ".service[data-name='web'] .shift[data-stage='PRODUCTION_TRAFFIC_SHIFT']",
+        Duration::from_secs(60),
+    );
+    wait_for(Duration::from_secs(30), "the charts to fill", || {
+        (chart_points(d, "web", "traffic-chart", "series-new") >= 5
+            && chart_points(d, "web", "rate-chart", "series-new") >= 4
+            && chart_points(d, "web", "rate-chart", "series-old") >= 4)
+            .then_some(())
+    });
+    assert_eq!(d.text(".service[data-name='web'] .traffic-percent"), "20%");
+    assert!(
+        d.find(".service[data-name='web'] svg.errors-chart line.threshold")
+            .is_some(),
+        "the 5% rollback threshold is drawn"
+    );
+    let rates = d.text(".service[data-name='web'] .charts");
+    assert!(rates.contains("Requests/s"), "{rates}");
+    let shot = shots_dir().join("services-canary.png");
+    d.screenshot(&shot).expect("screenshot");
+    println!("a canary at 20% on the services page: {}", shot.display());
+
+    // The load balancer page: the listener forwarding to the target group, whose targets are
+    // both revisions' tasks, healthy.
+    d.goto(&format!("{}#/loadbalancers", env.console()));
+    d.wait_find(".lb[data-name='shop'] tr.rule", Duration::from_secs(10));
+    let rule = d.text(".lb[data-name='shop'] tr.rule td.forward");
+    assert!(rule.contains("shop-web (weight 1)"), "{rule}");
+    wait_for(Duration::from_secs(20), "four healthy targets", || {
+        let n = d
+            .script(
+                "return document.querySelectorAll(\".tg[data-name='shop-web'] tr.target[data-state='healthy']\").length;",
+                json!([]),
+            )
+            .as_i64()
+            .unwrap_or(0);
+        (n == 4).then_some(())
+    });
+    let shot = shots_dir().join("load-balancers.png");
+    d.screenshot(&shot).expect("screenshot");
+    println!("the load balancer page mid-shift: {}", shot.display());
+    drop(wrk);
 }

@@ -18,6 +18,11 @@ impl Drop for Wrk {
 
 impl Wrk {
     pub fn start(port: u16, connections: u32, seconds: u32) -> Self {
+        Self::start_at(&format!("127.0.0.1:{port}"), connections, seconds)
+    }
+
+    /// Loads `http://ADDR/` (HOST:PORT).
+    pub fn start_at(addr: &str, connections: u32, seconds: u32) -> Self {
         let child = Command::new("wrk")
             .args([
                 "-t",
@@ -28,7 +33,7 @@ impl Wrk {
                 &format!("{seconds}s"),
                 "--latency",
             ])
-            .arg(format!("http://127.0.0.1:{port}/"))
+            .arg(format!("http://{addr}/"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -25,6 +25,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("pages.js"),
     ),
     (
+        "/lbs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("lbs.js"),
+    ),
+    (
+        "/shift.js",
+        "text/javascript; charset=utf-8",
+        include_str!("shift.js"),
+    ),
+    (
         "/services.js",
         "text/javascript; charset=utf-8",
         include_str!("services.js"),

@@ -14,6 +14,7 @@ PAGES.services = (root) => {
   };
   const cards = h("div", { id: "service-list" });
   const byName = new Map();
+  const shifts = new Map();
   const logs = h("section", { id: "service-logs", hidden: true });
 
   const create = async (ev) => {
@@ -87,8 +88,10 @@ PAGES.services = (root) => {
       h("b", { class: "desired-count" }, s.desiredCount), " desired, ",
       h("b", {}, s.pendingCount), " pending · ", stateSpan(s.status), " · ",
       h("span", { class: "mono" }, shortId(s.taskDefinition)),
-      lb ? h("span", {}, " · ", hostLink(location.hostname, lb.listenerPort, "service-address"),
-        h("span", { class: "muted" }, ` → ${lb.containerName}:${lb.containerPort}`)) : "");
+      lb && lb.listenerPort ? h("span", {}, " · ", hostLink(location.hostname, lb.listenerPort, "service-address"),
+        h("span", { class: "muted" }, ` → ${lb.containerName}:${lb.containerPort}`)) : "",
+      lb && lb.targetGroupArn ? h("span", { class: "muted" },
+        ` · target group ${(lb.targetGroupArn.split(":targetgroup/")[1] || "").split("/")[0]} → ${lb.containerName}:${lb.containerPort}`) : "");
     const failures = s.placementFailures.map((x) =>
       h("div", { class: "state-FAILED" }, `Cannot place: ${x.reason} ${x.detail}`));
     const deployments = table(
@@ -108,7 +111,7 @@ PAGES.services = (root) => {
       }),
       onLogs: (t) => { logs.hidden = false; showLogs(logs, t); },
     }));
-    c.live.replaceChildren(counts, failures,
+    c.live.replaceChildren(counts, failures, shiftPanel(shifts, s) || "",
       h("div", { class: "grid2" },
         h("div", {}, h("h3", {}, "Deployments"), deployments),
         h("div", {}, h("h3", {}, "Events"), events)),

@@ -336,6 +336,7 @@ fn serve_http(
     let routes = crate::http::api::router_with(
         p.state.clone(),
         p.sessions.clone(),
+        p.proxies.clone(),
         http_check(p.auth.clone()),
     )
     .merge(crate::ecs_api::router(

@@ -10,7 +10,11 @@ mod logs;
 mod status;
 mod unknown;
 
-use crate::api::{ClustersApi, NodeAdminApi, NodesApi, ServicesApi, TaskDefinitionsApi, TasksApi};
+use crate::api::{
+    ClustersApi, LoadBalancersApi, NodeAdminApi, NodesApi, ServicesApi, TaskDefinitionsApi,
+    TasksApi,
+};
+use crate::endpoints::health::Proxies;
 use crate::nodes::Sessions;
 use crate::state::State;
 use axum::body::Bytes;
@@ -20,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use berth_proto::v1::clusters_server::Clusters;
+use berth_proto::v1::load_balancers_server::LoadBalancers;
 use berth_proto::v1::node_admin_server::NodeAdmin;
 use berth_proto::v1::nodes_server::Nodes;
 use berth_proto::v1::services_server::Services;
@@ -52,10 +57,11 @@ pub struct Api {
     nodes: NodesApi,
     node_admin: NodeAdminApi,
     services: ServicesApi,
+    load_balancers: LoadBalancersApi,
 }
 
 impl Api {
-    pub fn new(state: State, sessions: Arc<Sessions>, check: Check) -> Self {
+    pub fn new(state: State, sessions: Arc<Sessions>, proxies: Arc<Proxies>, check: Check) -> Self {
         Self {
             check,
             clusters: ClustersApi {
@@ -76,6 +82,10 @@ impl Api {
                 state: state.clone(),
                 sessions,
             },
+            load_balancers: LoadBalancersApi {
+                state: state.clone(),
+                proxies,
+            },
             services: ServicesApi { state },
         }
     }
@@ -84,14 +94,20 @@ impl Api {
 /// `/api/v1/...` and the console's pages, ready to merge into the HTTP port's router. Requests
 /// reach the handlers with only their metadata passed on (the handlers decide).
 pub fn router(state: State, sessions: Arc<Sessions>) -> Router {
-    router_with(state, sessions, Arc::new(Ok))
+    router_with(state, sessions, Proxies::new(), Arc::new(Ok))
 }
 
-/// As `router`, with each request first passed through `check`.
-pub fn router_with(state: State, sessions: Arc<Sessions>, check: Check) -> Router {
+/// As `router`, with the proxies' reports (target health) and each request first passed through
+/// `check`.
+pub fn router_with(
+    state: State,
+    sessions: Arc<Sessions>,
+    proxies: Arc<Proxies>,
+    check: Check,
+) -> Router {
     Router::new()
         .route("/api/v1/{service}/{method}", post(dispatch))
-        .with_state(Arc::new(Api::new(state, sessions, check)))
+        .with_state(Arc::new(Api::new(state, sessions, proxies, check)))
         .merge(crate::console::router())
         .route("/api/v1", get(methods))
 }
@@ -119,6 +135,10 @@ const METHODS: &[&str] = &[
     "Services/DescribeService",
     "Services/ListServices",
     "Services/DeleteService",
+    "Services/StopServiceDeployment",
+    "LoadBalancers/ListLoadBalancers",
+    "LoadBalancers/ListTargetGroups",
+    "LoadBalancers/DescribeTargetGroup",
 ];
 
 async fn methods() -> Response {
@@ -185,6 +205,18 @@ async fn dispatch(
         }
         ("Services", "ListServices") => call(md, &body, |r| a.services.list_services(r)).await,
         ("Services", "DeleteService") => call(md, &body, |r| a.services.delete_service(r)).await,
+        ("Services", "StopServiceDeployment") => {
+            call(md, &body, |r| a.services.stop_service_deployment(r)).await
+        }
+        ("LoadBalancers", "ListLoadBalancers") => {
+            call(md, &body, |r| a.load_balancers.list_load_balancers(r)).await
+        }
+        ("LoadBalancers", "ListTargetGroups") => {
+            call(md, &body, |r| a.load_balancers.list_target_groups(r)).await
+        }
+        ("LoadBalancers", "DescribeTargetGroup") => {
+            call(md, &body, |r| a.load_balancers.describe_target_group(r)).await
+        }
         _ => status_response(&tonic::Status::unimplemented(format!(
             "no method {service}/{method}; GET /api/v1 lists them"
         ))),

@@ -33,7 +33,12 @@ async fn the_check_sees_the_bearer_token_and_refuses_without_it() {
             _ => Err(tonic::Status::unauthenticated("a bearer token is required")),
         }
     });
-    let app = router_with(state, Sessions::new(), check);
+    let app = router_with(
+        state,
+        Sessions::new(),
+        crate::endpoints::health::Proxies::new(),
+        check,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
