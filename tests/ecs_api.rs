@@ -331,6 +331,17 @@ out["updated"] = rw.update_service(cluster="shop", service="web", desiredCount=0
     placementStrategy=[{"type": "spread", "field": "instanceId"}])["service"]["placementStrategy"]
 out["bad_strategy"] = err(lambda: rw.update_service(cluster="shop", service="web",
     placementStrategy=[{"type": "spread", "field": "nonsense"}]))
+out["canary_without_lb"] = err(lambda: rw.update_service(cluster="shop", service="web",
+    deploymentConfiguration={"strategy": "CANARY",
+                             "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5}}))
+out["hook_not_http"] = err(lambda: rw.update_service(cluster="shop", service="web",
+    deploymentConfiguration={"strategy": "LINEAR",
+                             "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 1},
+                             "lifecycleHooks": [{"hookTargetArn": "arn:aws:lambda:eu-west-1:1:function:f",
+                                                 "lifecycleStages": ["POST_SCALE_UP"]}]}))
+out["strategy_after"] = rw.describe_services(cluster="shop", services=["web"])["services"][0]["deploymentConfiguration"].get("strategy")
+out["stop_done"] = err(lambda: rw.stop_service_deployment(
+    serviceDeploymentArn=deps[0]["serviceDeploymentArn"], stopType="ROLLBACK"))
 out["by_arn"] = [s["serviceName"] for s in rw.describe_services(
     cluster=c["clusterArn"], services=[svc["serviceArn"]])["services"]]
 out["ro_list"] = ro.list_clusters()["clusterArns"]
@@ -427,6 +438,25 @@ fn boto3_with_keys_pagination_tags_error_codes_and_a_read_only_key_refused() {
         message("bad_strategy").contains("placementStrategy[0]"),
         "{}",
         message("bad_strategy")
+    );
+    // A traffic-shifting strategy needs a load balancer; a hook must be a webhook; neither
+    // refused update changed the service; a deployment that is not in progress cannot be stopped.
+    assert_eq!(code("canary_without_lb"), "InvalidParameterException");
+    assert!(
+        message("canary_without_lb").contains("deploymentConfiguration.strategy"),
+        "{}",
+        message("canary_without_lb")
+    );
+    assert!(
+        message("hook_not_http").contains("lifecycleHooks[0].hookTargetArn"),
+        "{}",
+        message("hook_not_http")
+    );
+    assert_eq!(out["strategy_after"], "ROLLING");
+    assert!(
+        code("stop_done") == "InvalidParameterException" || code("stop_done") == "ClientException",
+        "{}",
+        out["stop_done"]
     );
     // Read-only: lists, but may not create.
     assert!(out["ro_list"].as_array().unwrap().len() >= 2);

@@ -289,3 +289,51 @@ fn a_pre_scale_up_hook_holds_the_new_tasks() {
     assert!(p.launches.is_empty(), "no new task before the hook agrees");
     assert_eq!(p.service.deployments[0].hooks[0].status, "PENDING");
 }
+
+#[test]
+fn a_new_revision_much_slower_than_the_old_one_is_rolled_back_by_its_p99() {
+    let mut s = canary(2);
+    s.deployment_configuration
+        .as_mut()
+        .unwrap()
+        .traffic_rollback = Some(TrafficRollback {
+        p99_ratio: 2.0,
+        ..Default::default()
+    });
+    let mut v = view(s, old_tasks(2));
+    let mut seq = 0;
+    let now = run(&mut v, &mut seq, NOW, 10);
+    let figures = |requests, p99_ms| RevisionFigures {
+        requests,
+        errors_5xx: 0,
+        p99_ms,
+    };
+    // Slower but within 2x, or slow only below the floor the buckets can tell apart: no verdict.
+    v.revisions = [
+        ("d2".to_string(), figures(200, 40.0)),
+        ("d1".to_string(), figures(2000, 25.0)),
+    ]
+    .into();
+    assert_eq!(plan(&v, now).service.deployments[0].id, "d2");
+    v.revisions = [
+        ("d2".to_string(), figures(200, 2.5)),
+        ("d1".to_string(), figures(2000, 0.5)),
+    ]
+    .into();
+    assert_eq!(plan(&v, now).service.deployments[0].id, "d2");
+    v.revisions = [
+        ("d2".to_string(), figures(200, 100.0)),
+        ("d1".to_string(), figures(2000, 25.0)),
+    ]
+    .into();
+    let p = plan(&v, now);
+    assert_eq!(p.service.deployments[0].id, "d1");
+    assert!(
+        messages(&p)
+            .iter()
+            .any(|e| e.contains("p99 latency of 100.0 ms")
+                && e.contains("2× the previous revision's 25.0 ms")),
+        "{:?}",
+        messages(&p)
+    );
+}
