@@ -420,3 +420,94 @@ fn with_the_control_plane_killed_berth_proxy_keeps_answering_from_the_same_tasks
         "measured: 50/50 requests answered 200 by the same 2 tasks with the control plane down"
     );
 }
+
+#[test]
+fn a_dev_restarted_under_load_hands_its_listeners_to_the_new_process_and_fails_no_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let defs = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("devhandoff");
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let (grpc, http) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut flags = vec!["--listen", &grpc, "--http", &http];
+    flags.extend_from_slice(FAST);
+    let mut old = ServerProcess::start_on("dev", dir.path(), &flags);
+    let server = &old.grpc.clone();
+    assert!(berth(server, &["cluster", "create", &cluster]).ok);
+    let td = register_on(server, defs.path(), "handoff", "v1");
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec![
+        "service",
+        "create",
+        "--cluster",
+        &cluster,
+        "--name",
+        "handoff",
+        "--taskdef",
+        &td,
+        "--desired",
+        "2",
+        "--lb-port",
+        &p,
+        "--drain-timeout",
+        "10",
+        "--wait",
+        "--timeout",
+        "90s",
+    ];
+    args.extend_from_slice(&FAST_LB_CHECKS);
+    let r = berth(server, &args);
+    assert!(r.ok, "{}", r.stderr);
+
+    let wrk = Wrk::start(port, 4, 25);
+    std::thread::sleep(Duration::from_secs(3));
+    let started = Instant::now();
+    let new = ServerProcess::start_on("dev", dir.path(), &flags);
+    let ready = started.elapsed();
+    let (status, _) = old
+        .wait_exit(Duration::from_secs(30))
+        .expect("the old process exits once the new one has taken over");
+    assert!(status.success(), "{status:?}: {}", old.log());
+    assert!(
+        old.log()
+            .contains("a new process took over the load balancer"),
+        "{}",
+        old.log()
+    );
+    assert!(
+        new.log()
+            .contains("took over the load balancer's listeners"),
+        "{}",
+        new.log()
+    );
+    // The new process runs the service on: the same tasks answer through its listener.
+    let tasks = berth(
+        &new.grpc,
+        &[
+            "service",
+            "describe",
+            "handoff",
+            "--cluster",
+            &cluster,
+            "-o",
+            "json",
+        ],
+    );
+    assert!(tasks.ok, "{}", tasks.stderr);
+    let (requests, non_2xx, socket, report) = wrk.finish();
+    eprintln!(
+        "measured: the new dev took over and was ready {ready:.1?} after it started (the old one had exited by then); wrk {requests} requests, {non_2xx} non-2xx, {socket} socket errors"
+    );
+    assert!(requests > 1000, "{report}");
+    assert_eq!((non_2xx, socket), (0, 0), "no request failed: {report}");
+    let (code, body) = wait_for(Duration::from_secs(10), "an answer", || {
+        get(port, "localhost", "/")
+    });
+    assert_eq!(code, 200, "{body}");
+}

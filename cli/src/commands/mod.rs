@@ -15,6 +15,7 @@ mod node;
 mod proxy; // proxy helper
 mod scaling;
 mod serve;
+mod serve_handoff;
 mod service;
 mod service_shift;
 mod service_view;

@@ -147,7 +147,7 @@ async fn serve_until_done(
 }
 
 /// Starts `argv[0] argv[1..]` with this process's stdio, and reaps it in the background.
-fn start_successor() -> anyhow::Result<u32> {
+pub(super) fn start_successor() -> anyhow::Result<u32> {
     let mut args = std::env::args_os();
     let program = args.next().context("no program name in argv")?;
     let mut child = tokio::process::Command::new(&program)
@@ -167,7 +167,10 @@ fn start_successor() -> anyhow::Result<u32> {
 }
 
 /// Takes over the listening sockets of the proxy serving the handoff socket, if one does.
-async fn take_over(handoff: &Path, data: &Path) -> anyhow::Result<Option<berth_proxy::Takeover>> {
+pub(super) async fn take_over(
+    handoff: &Path,
+    data: &Path,
+) -> anyhow::Result<Option<berth_proxy::Takeover>> {
     if let Some(dir) = handoff.parent().filter(|d| !d.as_os_str().is_empty()) {
         let made = if dir == data {
             berth_trust::files::owner_only(data, &[])

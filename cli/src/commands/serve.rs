@@ -177,7 +177,17 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Server => "berth server",
     };
     let (config, secure) = config_of(&args, mode, name)?;
-    let plane = cp::spawn(config).await?;
+    // A running dev/server on this data directory hands over its load balancer first.
+    let taken = super::serve_handoff::take_over(&args, mode, &config, name).await?;
+    let plane = match super::serve_handoff::spawn_plane(config, taken.is_some()).await {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(p) = taken {
+                p.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
     let http_scheme = if secure && !args.limits.http_insecure {
         "https"
     } else {
@@ -195,13 +205,26 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         crate::say!("{name}: CA certificate {d}/ca.crt; admin token in {d}/admin.token; join token in {d}/join.token (owner-only files)");
     }
     // Either failing stops the control plane too, and waits for it.
-    let proxy = match start_proxy(&args, mode, &plane, name).await {
-        Ok(p) => p,
-        Err(e) => {
-            plane.shutdown().await;
-            return Err(e);
+    let proxy = match taken {
+        Some(p) => {
+            let telemetry = p.telemetry();
+            cp::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
+            Some(p)
         }
+        None => match start_proxy(&args, mode, &plane, name).await {
+            Ok(p) => p,
+            Err(e) => {
+                plane.shutdown().await;
+                return Err(e);
+            }
+        },
     };
+    let handoff = super::serve_handoff::handoff_path(&args);
+    if let Some(p) = &proxy {
+        if let Err(e) = p.offer_handoff(&handoff, Vec::new()) {
+            crate::say!("{name}: no handoff socket ({e}); a restart will drop requests in flight");
+        }
+    }
     let local_agent = match mode {
         Mode::Server => None,
         Mode::Dev => match start_local_agent(&args, &plane, name).await {
@@ -225,8 +248,15 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         );
     }
     crate::say!("{name}: ready");
-    wait_for_signal().await;
-    crate::say!("{name}: shutting down (tasks keep running; the next start adopts them)");
+    let handed_over = serve_until_done(proxy.as_ref(), name).await;
+    if handed_over {
+        crate::say!("{name}: a new process took over the load balancer; shutting down for it");
+    } else {
+        if proxy.is_some() {
+            let _ = std::fs::remove_file(&handoff);
+        }
+        crate::say!("{name}: shutting down (tasks keep running; the next start adopts them)");
+    }
     let started = std::time::Instant::now();
     // The local agent and proxy first, side by side, so they leave before the control plane
     // does rather than retrying it; each bounded, so the whole stays well within 5 s.
@@ -308,6 +338,34 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
     Ok((config, secure))
 }
 
+/// Waits for SIGTERM / Ctrl-C (false) or for a new process to take over the proxy (true); SIGHUP
+/// starts that new process (this binary, as invoked, with the same arguments).
+async fn serve_until_done(proxy: Option<&berth_proxy::Proxy>, name: &str) -> bool {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let handed = async {
+            match proxy {
+                Some(p) => p.handed_over().await,
+                None => std::future::pending().await,
+            }
+        };
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait_for_signal() => return false,
+            _ = handed => return true,
+            _ = hangup => match super::proxy::start_successor() {
+                Ok(pid) => crate::say!("{name}: SIGHUP: started pid {pid} to take over"),
+                Err(e) => crate::say!("{name}: SIGHUP: cannot start a new process: {e:#}"),
+            },
+        }
+    }
+}
+
 /// The load balancer in this process, unless --no-proxy.
 async fn start_proxy(
     args: &ServeArgs,
@@ -319,10 +377,7 @@ async fn start_proxy(
         return Ok(None);
     }
     {
-        let bind = args.proxy_bind.unwrap_or(match mode {
-            Mode::Dev => std::net::Ipv4Addr::LOCALHOST.into(),
-            Mode::Server => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        });
+        let bind = super::serve_handoff::proxy_bind(args, mode);
         let id = format!("{}-{}", args.node_name, std::process::id());
         let mut cfg = berth_proxy::Config::new(plane.local_url(), bind, id.clone());
         args.limits.lb.apply(&mut cfg);

@@ -144,25 +144,48 @@ impl Trust {
     /// TLS material for a client in this process, re-issued at two thirds of its life until the
     /// process ends.
     pub fn local_client(&self, kind: PeerKind, id: &str) -> Result<ClientTls, Error> {
-        let tls = ClientTls::with_ca_pem(self.ca.cert_pem()).map_err(err)?;
-        let who = PeerIdentity::new(kind, id);
-        let (issued, key) = self.ca.issue_local(&who, self.cert_lifetime).map_err(err)?;
-        tls.set_identity(&issued.certificate_pem, &key)
-            .map_err(err)?;
-        let (ca, lifetime, renewed) = (self.ca.clone(), self.cert_lifetime, tls.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lifetime * 2 / 3).await;
-                match ca.issue_local(&who, lifetime) {
-                    Ok((issued, key)) => {
-                        if renewed.set_identity(&issued.certificate_pem, &key).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, identity = %who, "cannot renew"),
-                }
-            }
-        });
-        Ok(tls)
+        local_client(self.ca.clone(), self.cert_lifetime, kind, id)
     }
+}
+
+/// A client certificate from `ca` for a client in this process (its own proxy), re-issued at two
+/// thirds of its life until the process ends.
+pub fn local_client(
+    ca: Arc<Ca>,
+    lifetime: Duration,
+    kind: PeerKind,
+    id: &str,
+) -> Result<ClientTls, Error> {
+    let tls = ClientTls::with_ca_pem(ca.cert_pem()).map_err(err)?;
+    let who = PeerIdentity::new(kind, id);
+    let (issued, key) = ca.issue_local(&who, lifetime).map_err(err)?;
+    tls.set_identity(&issued.certificate_pem, &key)
+        .map_err(err)?;
+    let renewed = tls.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lifetime * 2 / 3).await;
+            match ca.issue_local(&who, lifetime) {
+                Ok((issued, key)) => {
+                    if renewed.set_identity(&issued.certificate_pem, &key).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, identity = %who, "cannot renew"),
+            }
+        }
+    });
+    Ok(tls)
+}
+
+/// As `local_client`, with the CA read from `data_dir` (before the control plane has opened
+/// it: a successor's proxy, taking over while the old process still holds the store).
+pub fn local_client_from_dir(
+    data_dir: &Path,
+    lifetime: Duration,
+    kind: PeerKind,
+    id: &str,
+) -> Result<ClientTls, Error> {
+    let ca = Ca::load_or_create(data_dir).map_err(err)?;
+    local_client(Arc::new(ca), lifetime, kind, id)
 }
