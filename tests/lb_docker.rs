@@ -15,39 +15,21 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-struct Env {
-    dev: ServerProcess,
-    cluster: String,
-    dir: tempfile::TempDir,
-    _cleanup: ContainerCleanup,
-    _serial: std::sync::MutexGuard<'static, ()>,
+/// The dev and cluster of one test (see `DevEnv`), with this file's helpers.
+struct Env(DevEnv);
+
+impl std::ops::Deref for Env {
+    type Target = DevEnv;
+    fn deref(&self) -> &DevEnv {
+        &self.0
+    }
 }
 
 fn env(prefix: &str) -> Env {
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster(prefix);
-    let cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
-    assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
-    Env {
-        dev,
-        cluster,
-        dir,
-        _cleanup: cleanup,
-        _serial: serial,
-    }
+    Env(DevEnv::start(prefix, &SERIAL))
 }
 
 impl Env {
-    fn ok(&self, args: &[&str]) -> Run {
-        let r = berth(&self.dev.grpc, args);
-        assert!(r.ok, "berth {args:?}: {}", r.stderr);
-        r
-    }
-
     fn register(&self, family: &str, message: &str) -> String {
         register_on(&self.dev.grpc, self.dir.path(), family, message)
     }

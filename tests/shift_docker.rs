@@ -13,39 +13,21 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-struct Env {
-    dev: ServerProcess,
-    cluster: String,
-    dir: tempfile::TempDir,
-    _cleanup: ContainerCleanup,
-    _serial: std::sync::MutexGuard<'static, ()>,
+/// The dev and cluster of one test (see `DevEnv`), with this file's helpers.
+struct Env(DevEnv);
+
+impl std::ops::Deref for Env {
+    type Target = DevEnv;
+    fn deref(&self) -> &DevEnv {
+        &self.0
+    }
 }
 
 fn env(prefix: &str) -> Env {
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster(prefix);
-    let cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
-    assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
-    Env {
-        dev,
-        cluster,
-        dir,
-        _cleanup: cleanup,
-        _serial: serial,
-    }
+    Env(DevEnv::start(prefix, &SERIAL))
 }
 
 impl Env {
-    fn ok(&self, args: &[&str]) -> Run {
-        let r = berth(&self.dev.grpc, args);
-        assert!(r.ok, "berth {args:?}: {}", r.stderr);
-        r
-    }
-
     /// A demo revision saying `message`, answering 500 to `error_percent` of its pages.
     fn register(&self, message: &str, error_percent: u32) -> String {
         let def = format!(
@@ -119,6 +101,31 @@ impl Env {
             "--taskdef",
             td,
         ]);
+    }
+
+    /// Waits (60 s at most) until the deployment in progress has completed alone; the service.
+    fn wait_completed(&self) -> Value {
+        wait_for(
+            Duration::from_secs(60),
+            "the deployment to complete",
+            || {
+                let svc = self.describe();
+                let d = svc["deployments"].as_array()?.clone();
+                (d.len() == 1 && d[0]["rolloutState"] == "COMPLETED").then_some(svc)
+            },
+        )
+    }
+
+    /// Waits (30 s at most) until exactly the service's 2 tasks run, all of revision `td`.
+    fn wait_only(&self, td: &str) {
+        wait_for(
+            Duration::from_secs(30),
+            "only the tasks of one revision",
+            || {
+                let r = self.running();
+                (r.len() == 2 && r.iter().all(|t| *t == td)).then_some(())
+            },
+        );
     }
 
     /// Running tasks' task definitions (family:revision).
@@ -223,15 +230,7 @@ fn a_canary_of_10_percent_then_all_under_load_fails_no_request() {
         "about 10% reach the canary: {share:.1}%"
     );
 
-    let done = wait_for(
-        Duration::from_secs(60),
-        "the deployment to complete",
-        || {
-            let svc = e.describe();
-            let d = svc["deployments"].as_array()?.clone();
-            (d.len() == 1 && d[0]["rolloutState"] == "COMPLETED").then_some(svc)
-        },
-    );
+    let done = e.wait_completed();
     let completed = started.elapsed();
     let running = e.running();
     assert_eq!(running.len(), 2, "{running:?}");
@@ -311,10 +310,7 @@ fn a_canary_answering_500_to_a_fifth_is_rolled_back_by_what_the_proxies_measure(
         event.contains("answered 5xx to") && event.contains("threshold 5%"),
         "the event says why, with the measured rate: {event}"
     );
-    wait_for(Duration::from_secs(30), "only v1 tasks", || {
-        let r = e.running();
-        (r.len() == 2 && r.iter().all(|td| *td == v1)).then_some(())
-    });
+    e.wait_only(&v1);
     let (requests, non_2xx, socket, report) = wrk.finish();
     let share = non_2xx as f64 * 100.0 / requests.max(1) as f64;
     eprintln!("measured: wrk: {requests} requests, {non_2xx} answered 5xx ({share:.2}%), {socket} socket errors");
@@ -404,15 +400,7 @@ fn a_blue_green_deployment_behind_an_elbv2_target_group_moves_all_traffic_at_onc
         assert_eq!(status, 200);
         assert!(body.contains("message=v2"), "all traffic on v2: {body}");
     }
-    wait_for(
-        Duration::from_secs(60),
-        "the deployment to complete",
-        || {
-            let svc = e.describe();
-            let d = svc["deployments"].as_array()?.clone();
-            (d.len() == 1 && d[0]["rolloutState"] == "COMPLETED").then_some(())
-        },
-    );
+    e.wait_completed();
     let (requests, non_2xx, socket, report) = wrk.finish();
     eprintln!(
         "measured: blue/green through target group bg-web: traffic switched {switched:.1?} after the update; wrk {requests} requests, {non_2xx} non-2xx, {socket} socket errors"
@@ -530,8 +518,5 @@ fn lifecycle_hooks_are_called_at_their_stages_and_one_answering_failed_rolls_bac
         .as_str()
         .unwrap()
         .ends_with(&format!("/{v1}")));
-    wait_for(Duration::from_secs(30), "only v1 tasks", || {
-        let r = e.running();
-        (r.len() == 2 && r.iter().all(|td| *td == v1)).then_some(())
-    });
+    e.wait_only(&v1);
 }

@@ -433,3 +433,41 @@ pub const FAST: &[&str] = &[
     "--min-healthy-time",
     "1s",
 ];
+
+/// A `berth dev` (fast timings) with a cluster of its own, for one Docker test: the dev is
+/// killed and the cluster's containers removed when it is dropped, and it holds `serial` (the
+/// test binary's Docker tests run one at a time) until then.
+pub struct DevEnv {
+    pub dev: ServerProcess,
+    pub cluster: String,
+    pub dir: tempfile::TempDir,
+    _cleanup: ContainerCleanup,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl DevEnv {
+    pub fn start(prefix: &str, serial: &'static Mutex<()>) -> Self {
+        let serial = serial.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique_cluster(prefix);
+        let cleanup = ContainerCleanup {
+            cluster: cluster.clone(),
+        };
+        let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+        assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
+        DevEnv {
+            dev,
+            cluster,
+            dir,
+            _cleanup: cleanup,
+            _serial: serial,
+        }
+    }
+
+    /// `berth ARGS` against the dev, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
+        assert!(r.ok, "berth {args:?}: {}", r.stderr);
+        r
+    }
+}

@@ -178,7 +178,11 @@ pub fn describe(s: &Service) {
         crate::outln!("Cannot place     {} ({})", f.reason, f.detail);
     }
     crate::outln!();
-    let mut t = Table::new(&[
+    let shifting = s
+        .deployment_configuration
+        .as_ref()
+        .is_some_and(|d| !matches!(d.strategy.as_str(), "" | "ROLLING"));
+    let mut headers = vec![
         "DEPLOYMENT",
         "STATUS",
         "TASK DEFINITION",
@@ -187,28 +191,11 @@ pub fn describe(s: &Service) {
         "PENDING",
         "FAILED",
         "ROLLOUT",
-    ]);
-    let shifting = s
-        .deployment_configuration
-        .as_ref()
-        .is_some_and(|d| !matches!(d.strategy.as_str(), "" | "ROLLING"));
+    ];
     if shifting {
-        t = Table::new(&[
-            "DEPLOYMENT",
-            "STATUS",
-            "TASK DEFINITION",
-            "DESIRED",
-            "RUNNING",
-            "PENDING",
-            "FAILED",
-            "ROLLOUT",
-            "STAGE",
-            "TRAFFIC",
-            "REQUESTS",
-            "5XX",
-            "P99",
-        ]);
+        headers.extend(["STAGE", "TRAFFIC", "REQUESTS", "5XX", "P99"]);
     }
+    let mut t = Table::new(&headers);
     // The figures the primary deployment's shift is judged by: its own, and the previous one's.
     let figures: Vec<(String, RevisionFigures)> = s
         .deployments
@@ -246,19 +233,8 @@ pub fn describe(s: &Service) {
                 }),
                 f.map_or("-".into(), |f| format!("{} ms", f.p99_ms)),
             ]);
-            t.row(row);
-            continue;
         }
-        t.row(vec![
-            d.id.clone(),
-            d.status.clone(),
-            short(&d.task_definition).to_string(),
-            d.desired_count.to_string(),
-            d.running_count.to_string(),
-            d.pending_count.to_string(),
-            d.failed_tasks.to_string(),
-            or_dash(&d.rollout_state),
-        ]);
+        t.row(row);
     }
     t.print();
     if !s.events.is_empty() {
