@@ -112,9 +112,14 @@ fn slow_header_connections_are_closed_at_the_header_timeout_while_the_api_answer
     );
     let worst = latencies.iter().max().unwrap();
     assert!(latencies.len() >= 10, "{latencies:?}");
+    // Held up by the slow clients, the API would wait out their 2 s header timeout; on a busy
+    // machine one answer may still take a scheduler's hiccup (one took 258 ms in CI).
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
     assert!(
-        *worst < Duration::from_millis(100),
-        "the API took {worst:?} meanwhile: {latencies:?}"
+        median < Duration::from_millis(100) && *worst < Duration::from_secs(1),
+        "the API took {median:?} (median), {worst:?} (worst) meanwhile: {latencies:?}"
     );
     eprintln!(
         "slow headers closed {first:?}-{last:?} after their first byte; API worst {worst:?} of {}",
