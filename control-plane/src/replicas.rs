@@ -65,6 +65,7 @@ pub fn sync_once(
         let record = ProxyHealth {
             server: me.to_string(),
             at_ms: now,
+            revisions: proxies.local_revisions(&proxy),
             targets: targets
                 .into_iter()
                 .map(|(t, at)| ReportedTarget {
@@ -90,6 +91,7 @@ pub fn sync_once(
         if h.server == me || !fresh(h.at_ms) {
             continue;
         }
+        proxies.absorb_remote_revisions(&proxy, h.at_ms, h.revisions);
         let targets = h
             .targets
             .into_iter()

@@ -93,6 +93,28 @@ impl Proxies {
             .collect()
     }
 
+    /// The revision counters of a proxy watching through this replica, as it last reported them.
+    pub fn local_revisions(&self, proxy: &str) -> Vec<RevisionCount> {
+        self.lock()
+            .revisions
+            .iter()
+            .filter(|((p, _, _), _)| p == proxy)
+            .map(|(_, (c, _))| c.clone())
+            .collect()
+    }
+
+    /// Takes in the revision counters of a proxy watching through another replica.
+    pub fn absorb_remote_revisions(&self, proxy: &str, at_ms: i64, counts: Vec<RevisionCount>) {
+        let mut s = self.lock();
+        if s.watching.contains_key(proxy) {
+            return;
+        }
+        for c in counts {
+            let key = (proxy.to_string(), c.service_arn.clone(), c.revision.clone());
+            s.revisions.insert(key, (c, at_ms));
+        }
+    }
+
     /// Takes in what a proxy watching through another replica reported (`at_ms`: when that
     /// replica last refreshed it).
     pub fn absorb_remote(&self, proxy: &str, at_ms: i64, targets: Vec<(TargetHealth, i64)>) {
@@ -304,6 +326,18 @@ mod tests {
         // 195 of 200 within 1 ms, 198 within 10 ms: the 198th answer sets the p99.
         assert_eq!(f.p99_ms, 10.0);
         assert_eq!(p.revision_figures("old"), RevisionFigures::default());
+        // A proxy watching through another server counts too (its replica shares it), unless
+        // it watches here.
+        p.absorb_remote_revisions("c", 10, vec![count(50, 50, vec![0, 0, 0, 50])]);
+        assert_eq!(p.revision_figures("new").requests, 250);
+        p.watch_started("a");
+        p.absorb_remote_revisions("a", 20, vec![count(999, 0, vec![999, 0, 0, 0])]);
+        assert_eq!(
+            p.revision_figures("new").requests,
+            250,
+            "a's own report stands"
+        );
+        assert_eq!(p.local_revisions("a").len(), 1);
     }
 
     fn count(service: &str, total: u64) -> Vec<ServiceRequestCount> {
