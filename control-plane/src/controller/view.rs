@@ -19,9 +19,6 @@ pub struct Sources<'a> {
     pub sessions: &'a Sessions,
     pub proxies: &'a Proxies,
     pub config: PlanConfig,
-    /// Nodes already read in this controller pass, for judging (status and connection only):
-    /// a pass over a thousand services spread over the same nodes reads each node once.
-    pub seen_nodes: std::cell::RefCell<HashMap<String, Option<NodeSnapshot>>>,
 }
 
 impl<'a> Sources<'a> {
@@ -30,7 +27,6 @@ impl<'a> Sources<'a> {
             sessions,
             proxies,
             config,
-            seen_nodes: Default::default(),
         }
     }
 }
@@ -167,32 +163,14 @@ pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>>
     Ok(nodes)
 }
 
-/// The named nodes, status and connection only: enough to judge tasks, not to place.
+/// The named nodes from the rooms cache, with their connection: enough to judge tasks (the
+/// pass plans again with every node before it places).
 fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<Vec<NodeSnapshot>> {
-    let mut seen = src.seen_nodes.borrow_mut();
-    let mut out = Vec::new();
-    for id in ids {
-        let node = match seen.get(id) {
-            Some(n) => n.clone(),
-            None => {
-                let n = state
-                    .get::<ContainerInstance>(&keys::node(id))?
-                    .map(|n| node_snapshot(n, src.sessions, Room::default()));
-                seen.insert(id.to_string(), n.clone());
-                n
-            }
-        };
-        out.extend(node);
+    let mut nodes = src.sessions.snapshots_of(state, ids)?;
+    for n in &mut nodes {
+        n.connected = src.sessions.is_connected(&n.id);
     }
-    Ok(out)
-}
-
-fn node_snapshot(n: ContainerInstance, sessions: &Sessions, room: Room) -> NodeSnapshot {
-    let connected = sessions.is_connected(&n.ec2_instance_id);
-    NodeSnapshot {
-        connected,
-        ..placement_snapshot(n, room)
-    }
+    Ok(nodes)
 }
 
 /// What placement sees of a node and its room (`connected` is the caller's to set).
