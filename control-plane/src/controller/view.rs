@@ -19,6 +19,9 @@ pub struct Sources<'a> {
     pub sessions: &'a Sessions,
     pub proxies: &'a Proxies,
     pub config: PlanConfig,
+    /// Nodes already looked up in this controller pass, for judging: a pass over a thousand
+    /// services spread over the same nodes asks the rooms cache and the sessions once a node.
+    pub seen_nodes: std::cell::RefCell<HashMap<String, Option<NodeSnapshot>>>,
 }
 
 impl<'a> Sources<'a> {
@@ -27,6 +30,7 @@ impl<'a> Sources<'a> {
             sessions,
             proxies,
             config,
+            seen_nodes: Default::default(),
         }
     }
 }
@@ -166,11 +170,31 @@ pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>>
 /// The named nodes from the rooms cache, with their connection: enough to judge tasks (the
 /// pass plans again with every node before it places).
 fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<Vec<NodeSnapshot>> {
-    let mut nodes = src.sessions.snapshots_of(state, ids)?;
-    for n in &mut nodes {
-        n.connected = src.sessions.is_connected(&n.id);
+    let mut seen = src.seen_nodes.borrow_mut();
+    let unseen: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !seen.contains_key(*id))
+        .collect();
+    if !unseen.is_empty() {
+        let mut found: HashMap<String, NodeSnapshot> = src
+            .sessions
+            .snapshots_of(state, unseen.iter().copied())?
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
+        for id in unseen {
+            let node = found.remove(id).map(|mut n| {
+                n.connected = src.sessions.is_connected(&n.id);
+                n
+            });
+            seen.insert(id.to_string(), node);
+        }
     }
-    Ok(nodes)
+    Ok(ids
+        .iter()
+        .filter_map(|id| seen.get(*id).cloned().flatten())
+        .collect())
 }
 
 /// What placement sees of a node and its room (`connected` is the caller's to set).
