@@ -56,7 +56,7 @@ impl Headers {
         let tasks = self
             .groups
             .get(prefix.as_str())
-            .map(|g| g.tasks.values().map(Header::task).collect())
+            .map(|g| g.tasks.iter().map(|(k, h)| h.task(k)).collect())
             .unwrap_or_default();
         Ok((tasks, revision))
     }
@@ -160,9 +160,8 @@ impl Headers {
         };
         match header.filter(|h| h.group == group.name) {
             Some(h) => {
-                group
-                    .tasks
-                    .insert(task_key.clone(), Header::of(h, &mut self.pool));
+                let header = Header::of(h, &task_key, &mut self.pool);
+                group.tasks.insert(task_key.clone(), header);
                 self.group_of.insert(task_key, prefix.clone());
             }
             None => self.remove(prefix, &task_key),
@@ -190,7 +189,8 @@ impl Headers {
         {
             let task_key: Arc<str> = task_key.into();
             self.group_of.insert(task_key.clone(), prefix.clone());
-            tasks.insert(task_key, Header::of(h, &mut self.pool));
+            let header = Header::of(h, &task_key, &mut self.pool);
+            tasks.insert(task_key, header);
         }
         let service = group
             .strip_prefix("service:")
@@ -230,10 +230,13 @@ impl Pool {
 }
 
 /// A `TaskHeader` as the cache holds it: shared strings once in the pool, the task's own ones
-/// boxed.
+/// boxed, and its ARN as the shared part before its key (`arn:aws:ecs:REGION:ACCOUNT:` then
+/// `task/CLUSTER/ID`) when it ends with it, as every ARN this server mints does.
 #[derive(Debug)]
 struct Header {
-    task_arn: Box<str>,
+    /// What comes before the task key in the ARN; the whole ARN when it does not end with it.
+    arn_head: Arc<str>,
+    arn_ends_with_key: bool,
     cluster_arn: Arc<str>,
     task_definition_arn: Arc<str>,
     container_instance_arn: Arc<str>,
@@ -256,9 +259,14 @@ struct Header {
 }
 
 impl Header {
-    fn of(h: TaskHeader, pool: &mut Pool) -> Self {
+    fn of(h: TaskHeader, task_key: &str, pool: &mut Pool) -> Self {
+        let (arn_head, arn_ends_with_key) = match h.task_arn.strip_suffix(task_key) {
+            Some(head) if head.ends_with(':') => (pool.get(head.to_string()), true),
+            _ => (Arc::from(h.task_arn), false),
+        };
         Header {
-            task_arn: h.task_arn.into(),
+            arn_head,
+            arn_ends_with_key,
             cluster_arn: pool.get(h.cluster_arn),
             task_definition_arn: pool.get(h.task_definition_arn),
             container_instance_arn: pool.get(h.container_instance_arn),
@@ -282,9 +290,14 @@ impl Header {
     }
 
     /// The task as the planner takes it: without containers or overrides.
-    fn task(&self) -> Task {
+    fn task(&self, task_key: &str) -> Task {
+        let task_arn = if self.arn_ends_with_key {
+            format!("{}{task_key}", self.arn_head)
+        } else {
+            self.arn_head.to_string()
+        };
         Task {
-            task_arn: self.task_arn.to_string(),
+            task_arn,
             cluster_arn: self.cluster_arn.to_string(),
             task_definition_arn: self.task_definition_arn.to_string(),
             container_instance_arn: self.container_instance_arn.to_string(),
@@ -412,6 +425,23 @@ mod tests {
             .unwrap();
         assert_eq!(tries, 2, "the first commit must conflict");
         assert_eq!(seen, 2, "the retry sees the new task");
+    }
+
+    #[test]
+    fn a_header_gives_back_the_task_arn_it_was_made_of() {
+        let mut pool = Pool::default();
+        let key = "task/default/abc";
+        for arn in [
+            "arn:aws:ecs:us-east-1:000000000000:task/default/abc",
+            "arn:berth:ecs:local:000000000000:task/default/abc",
+            "not-an-arn",
+        ] {
+            let h = TaskHeader {
+                task_arn: arn.into(),
+                ..Default::default()
+            };
+            assert_eq!(Header::of(h, key, &mut pool).task(key).task_arn, arn);
+        }
     }
 
     #[test]
