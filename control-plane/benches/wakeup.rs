@@ -4,7 +4,7 @@
 //! table of its service — counting the keys each reads. Run with
 //! `cargo bench -p berth-control-plane --bench wakeup` (`-- --json` for one JSON line per size).
 
-use berth_control_plane::controller::{self, apply, ControllerConfig, Owners};
+use berth_control_plane::controller::{self, apply, Caches, ControllerConfig};
 use berth_control_plane::endpoints::health::Proxies;
 use berth_control_plane::endpoints::Routes;
 use berth_control_plane::nodes::{self, Sessions};
@@ -70,7 +70,7 @@ fn measure(total_tasks: usize) -> Cost {
     let (sessions, proxies) = (Sessions::new(), Proxies::new());
     let config = ControllerConfig::default();
     let node_ids = populate(&state, total_tasks);
-    let mut owners = Owners::default();
+    let mut caches = Caches::default();
     let mut memory = HashMap::new();
     let mut routes = Routes::default();
     routes.refresh_all(&state).expect("routes");
@@ -88,7 +88,7 @@ fn measure(total_tasks: usize) -> Cost {
         &proxies,
         &config,
         &all,
-        &mut owners,
+        &mut caches,
         &mut memory,
     )
     .expect("warm-up pass");
@@ -129,7 +129,7 @@ fn measure(total_tasks: usize) -> Cost {
             &proxies,
             &config,
             &change,
-            &mut owners,
+            &mut caches,
             &mut memory,
         )
         .expect("pass");

@@ -2,6 +2,7 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 pub mod apply;
+mod headers;
 mod hooks;
 pub mod plan;
 mod service;
@@ -20,8 +21,19 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
+pub use headers::Headers;
 pub use plan::{ServiceMemory, ServicePlan, ServiceView};
 pub use wake::Owners;
+
+/// What the controllers keep between passes beside each service's memory: hints brought up to
+/// date from the store's change history, never trusted past a commit's compares.
+#[derive(Debug, Default)]
+pub struct Caches {
+    /// Which service a task key wakes.
+    pub owners: Owners,
+    /// The planner's view of each service's tasks.
+    pub headers: Headers,
+}
 
 /// Timings of the controllers.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +81,7 @@ pub async fn run(
 ) {
     let mut changes = state.store().subscribe();
     let mut memory: HashMap<String, ServiceMemory> = HashMap::new();
-    let owners = Arc::new(std::sync::Mutex::new(Owners::default()));
+    let caches = Arc::new(std::sync::Mutex::new(Caches::default()));
     let started_ms = time::now_millis();
     let mut tick = tokio::time::interval(config.resync);
     let mut seen = state.store().revision().unwrap_or(0);
@@ -107,13 +119,13 @@ pub async fn run(
             state.clone(),
             sessions.clone(),
             proxies.clone(),
-            owners.clone(),
+            caches.clone(),
         );
         let mut mem = std::mem::take(&mut memory);
         let sweep = woken.everything.then(std::time::Instant::now);
         let halt = stopped.clone();
         let res = tokio::task::spawn_blocking(move || {
-            let mut owners = own.lock().unwrap_or_else(|p| p.into_inner());
+            let mut caches = own.lock().unwrap_or_else(|p| p.into_inner());
             let pass = Pass {
                 state: &s,
                 sessions: &sess,
@@ -122,7 +134,7 @@ pub async fn run(
                 started_ms,
                 halt: Some(halt),
             };
-            let r = pass.run(woken, &mut owners, &mut mem);
+            let r = pass.run(woken, &mut caches, &mut mem);
             (r, mem)
         })
         .await;
@@ -224,7 +236,7 @@ pub fn react(
     proxies: &Proxies,
     config: &ControllerConfig,
     change: &crate::store::Change,
-    owners: &mut Owners,
+    caches: &mut Caches,
     memory: &mut HashMap<String, ServiceMemory>,
 ) -> Result<()> {
     let mut woken = wake::Woken::default();
@@ -237,7 +249,7 @@ pub fn react(
         started_ms: time::now_millis(),
         halt: None,
     };
-    pass.run(woken, owners, memory)
+    pass.run(woken, caches, memory)
 }
 
 /// One pass of the controllers over what woke them.
@@ -256,7 +268,7 @@ impl Pass<'_> {
     fn run(
         &self,
         woken: wake::Woken,
-        owners: &mut Owners,
+        caches: &mut Caches,
         memory: &mut HashMap<String, ServiceMemory>,
     ) -> Result<()> {
         let now = time::now_millis();
@@ -279,7 +291,7 @@ impl Pass<'_> {
                 .iter()
                 .filter_map(|k| keys::task_of_index(k))
                 .collect();
-            owners.retain(&live);
+            caches.owners.retain(&live, &caches.headers);
             self.proxies.retain_tasks(&|arn| {
                 crate::controller::apply::task_key(arn).is_some_and(|k| live.contains(&k))
             });
@@ -289,12 +301,24 @@ impl Pass<'_> {
                 all.iter()
                     .any(|s| &crate::services::key_of(s) == k && s.status != "INACTIVE")
             });
+            let groups: HashSet<String> = all
+                .iter()
+                .filter(|s| s.status != "INACTIVE")
+                .map(|s| {
+                    let cluster = crate::arn::cluster_name(&s.cluster_arn);
+                    keys::group_tasks(cluster, &format!("service:{}", s.service_name))
+                })
+                .collect();
+            caches.headers.retain(|prefix| groups.contains(prefix));
             all.iter()
                 .filter(|s| s.status != "INACTIVE")
                 .map(crate::services::key_of)
                 .collect()
         } else {
-            owners.services_of(self.state, &woken)?
+            caches.headers.catch_up(self.state)?;
+            caches
+                .owners
+                .services_of(self.state, &woken, &caches.headers)?
         };
         let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
         for key in services {
@@ -302,7 +326,14 @@ impl Pass<'_> {
                 return Ok(());
             }
             let mem = memory.remove(&key).unwrap_or_default();
-            match service::reconcile(self.state, &key, &src, mem.clone(), now) {
+            match service::reconcile(
+                self.state,
+                &key,
+                &src,
+                &mut caches.headers,
+                mem.clone(),
+                now,
+            ) {
                 Ok(next) => {
                     memory.insert(key, next);
                 }

@@ -3,6 +3,7 @@
 //! instead of committing a stale decision.
 
 use super::apply::{self, NewTask};
+use super::headers::Headers;
 use super::plan::{self, Event, ServiceMemory, ServicePlan, STOP_CODE};
 use super::view::{self, Sources};
 use crate::error::{Error, Result};
@@ -17,12 +18,13 @@ pub fn reconcile(
     state: &State,
     key: &str,
     src: &Sources<'_>,
+    headers: &mut Headers,
     memory: ServiceMemory,
     now: i64,
 ) -> Result<ServiceMemory> {
     let _timer = state.metrics().time_reconcile();
     let outcome = state.update(|tx| {
-        let Some(mut view) = view::read(tx, key, src, memory.clone(), false)? else {
+        let Some(mut view) = view::read(tx, key, src, headers, memory.clone(), false)? else {
             return Ok((None, Vec::new()));
         };
         // Out of today's bounds (stored by an older version): reported at start, left alone.

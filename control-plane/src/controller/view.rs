@@ -3,6 +3,7 @@
 //! sessions and each node's claims.
 
 use super::apply::Room;
+use super::headers::Headers;
 use super::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
 use crate::endpoints::health::Proxies;
 use crate::error::Result;
@@ -18,8 +19,8 @@ pub struct Sources<'a> {
     pub sessions: &'a Sessions,
     pub proxies: &'a Proxies,
     pub config: PlanConfig,
-    /// Nodes already read in this controller pass, for judging (status and connection only):
-    /// a pass over a thousand services spread over the same nodes reads each node once.
+    /// Nodes already looked up in this controller pass, for judging: a pass over a thousand
+    /// services spread over the same nodes asks the rooms cache and the sessions once a node.
     pub seen_nodes: std::cell::RefCell<HashMap<String, Option<NodeSnapshot>>>,
 }
 
@@ -42,23 +43,18 @@ pub fn service_tasks(state: &State, svc: &Service) -> Result<Vec<Task>> {
 
 /// A group's tasks, through its index (a group name holding `/` may also list longer ones).
 pub fn group_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
-    indexed(state, cluster, group, |t: &Task| &t.group)
+    let tasks = indexed(state, cluster, group, |t: &Task| &t.group)?;
+    Ok(tasks.into_iter().map(|(_, t)| t).collect())
 }
 
-/// A group's tasks as the planner reads them: without containers or overrides (decoding skips
-/// them; see `TaskHeader`).
-fn planned_tasks(state: &State, cluster: &str, group: &str) -> Result<Vec<Task>> {
-    let headers = indexed(state, cluster, group, |h: &TaskHeader| &h.group)?;
-    Ok(headers.into_iter().map(task_of).collect())
-}
-
-/// The group's index entries read as `T`, keeping those whose group is exactly `group`.
-fn indexed<T: prost::Message + Default>(
+/// The group's index entries read as `T` with their task keys, keeping those whose group is
+/// exactly `group`.
+pub(super) fn indexed<T: prost::Message + Default>(
     state: &State,
     cluster: &str,
     group: &str,
     group_of: fn(&T) -> &str,
-) -> Result<Vec<T>> {
+) -> Result<Vec<(String, T)>> {
     let mut out = Vec::new();
     for k in state.scan_keys(&keys::group_tasks(cluster, group))? {
         let Some(task_key) = keys::task_of_index(&k) else {
@@ -66,38 +62,11 @@ fn indexed<T: prost::Message + Default>(
         };
         if let Some(t) = state.get::<T>(&task_key)? {
             if group_of(&t) == group {
-                out.push(t);
+                out.push((task_key, t));
             }
         }
     }
     Ok(out)
-}
-
-fn task_of(h: TaskHeader) -> Task {
-    Task {
-        task_arn: h.task_arn,
-        cluster_arn: h.cluster_arn,
-        task_definition_arn: h.task_definition_arn,
-        container_instance_arn: h.container_instance_arn,
-        last_status: h.last_status,
-        desired_status: h.desired_status,
-        health_status: h.health_status,
-        stop_code: h.stop_code,
-        stopped_reason: h.stopped_reason,
-        created_at: h.created_at,
-        started_at: h.started_at,
-        stopping_at: h.stopping_at,
-        stopped_at: h.stopped_at,
-        group: h.group,
-        started_by: h.started_by,
-        containers: Vec::new(),
-        cpu: h.cpu,
-        memory: h.memory,
-        version: h.version,
-        load_balanced: h.load_balanced,
-        deregistered_at: h.deregistered_at,
-        overrides: None,
-    }
 }
 
 /// Reads the view of one service inside `tx`: the service itself and its task index are compared
@@ -107,6 +76,7 @@ pub fn read(
     tx: &mut Tx<'_>,
     key: &str,
     src: &Sources<'_>,
+    headers: &mut Headers,
     memory: ServiceMemory,
     all_nodes: bool,
 ) -> Result<Option<ServiceView>> {
@@ -116,8 +86,9 @@ pub fn read(
     let state = tx.state().clone();
     let cluster = arn::cluster_name(&service.cluster_arn).to_string();
     let group = format!("service:{}", service.service_name);
-    tx.scan_keys(&keys::group_tasks(&cluster, &group))?;
-    let tasks = planned_tasks(&state, &cluster, &group)?;
+    // The cache is as of `revision`; nothing may have joined the group since.
+    let (tasks, revision) = headers.tasks(&state, &cluster, &group)?;
+    tx.require_unchanged_since(&keys::group_tasks(&cluster, &group), revision);
     let mut definitions = HashMap::new();
     let wanted = service
         .deployments
@@ -208,32 +179,34 @@ pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>>
     Ok(nodes)
 }
 
-/// The named nodes, status and connection only: enough to judge tasks, not to place.
+/// The named nodes from the rooms cache, with their connection: enough to judge tasks (the
+/// pass plans again with every node before it places).
 fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<Vec<NodeSnapshot>> {
     let mut seen = src.seen_nodes.borrow_mut();
-    let mut out = Vec::new();
-    for id in ids {
-        let node = match seen.get(id) {
-            Some(n) => n.clone(),
-            None => {
-                let n = state
-                    .get::<ContainerInstance>(&keys::node(id))?
-                    .map(|n| node_snapshot(n, src.sessions, Room::default()));
-                seen.insert(id.to_string(), n.clone());
+    let unseen: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !seen.contains_key(*id))
+        .collect();
+    if !unseen.is_empty() {
+        let mut found: HashMap<String, NodeSnapshot> = src
+            .sessions
+            .snapshots_of(state, unseen.iter().copied())?
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
+        for id in unseen {
+            let node = found.remove(id).map(|mut n| {
+                n.connected = src.sessions.is_connected(&n.id);
                 n
-            }
-        };
-        out.extend(node);
+            });
+            seen.insert(id.to_string(), node);
+        }
     }
-    Ok(out)
-}
-
-fn node_snapshot(n: ContainerInstance, sessions: &Sessions, room: Room) -> NodeSnapshot {
-    let connected = sessions.is_connected(&n.ec2_instance_id);
-    NodeSnapshot {
-        connected,
-        ..placement_snapshot(n, room)
-    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| seen.get(*id).cloned().flatten())
+        .collect())
 }
 
 /// What placement sees of a node and its room (`connected` is the caller's to set).

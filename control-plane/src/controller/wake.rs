@@ -2,6 +2,7 @@
 //! service that owns it (learned from the group index, or read once); a service key wakes that
 //! service; a node change, or a feed that lagged, wakes every service.
 
+use super::headers::Headers;
 use crate::error::Result;
 use crate::state::{keys, State};
 use crate::store::Change;
@@ -48,8 +49,15 @@ pub struct Owners {
 }
 
 impl Owners {
-    /// The services the woken keys touch, each once.
-    pub fn services_of(&mut self, state: &State, woken: &Woken) -> Result<Vec<String>> {
+    /// The services the woken keys touch, each once. A task of a group the headers cache holds
+    /// is looked up there (caught up, it knows every task of the group); only others are kept
+    /// here.
+    pub fn services_of(
+        &mut self,
+        state: &State,
+        woken: &Woken,
+        headers: &Headers,
+    ) -> Result<Vec<String>> {
         let mut out = BTreeSet::new();
         for k in &woken.keys {
             if k.starts_with(keys::SERVICES) {
@@ -62,10 +70,15 @@ impl Owners {
                 if let (Some(task_key), Some((group, _))) =
                     (keys::task_of_index(k), group_and_id.rsplit_once('/'))
                 {
-                    let svc = service_key(cluster, group).map(|s| self.intern(s));
-                    out.extend(svc.as_deref().map(str::to_string));
-                    self.by_task.insert(task_key, svc);
+                    let svc = service_key(cluster, group);
+                    if headers.service_of(&task_key).is_none() {
+                        let svc = svc.clone().map(|s| self.intern(s));
+                        self.by_task.insert(task_key, svc);
+                    }
+                    out.extend(svc);
                 }
+            } else if let Some(svc) = headers.service_of(k) {
+                out.insert(svc.to_string());
             } else if let Some(svc) = self.owner(state, k)? {
                 out.insert(svc.to_string());
             }
@@ -95,9 +108,10 @@ impl Owners {
         n
     }
 
-    /// Forgets tasks no longer indexed.
-    pub fn retain(&mut self, live: &HashSet<String>) {
-        self.by_task.retain(|k, _| live.contains(k));
+    /// Forgets tasks no longer indexed, and those the headers cache knows.
+    pub fn retain(&mut self, live: &HashSet<String>, headers: &Headers) {
+        self.by_task
+            .retain(|k, _| live.contains(k) && headers.service_of(k).is_none());
         let used: HashSet<&str> = self.by_task.values().flatten().map(|n| &**n).collect();
         self.names.retain(|n| used.contains(&**n));
     }

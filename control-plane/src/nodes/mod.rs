@@ -102,6 +102,18 @@ impl Sessions {
             .snapshots(state)
     }
 
+    /// These nodes as placement sees them, as of now (`connected` unset).
+    pub fn snapshots_of<'a>(
+        &self,
+        state: &State,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> crate::error::Result<Vec<crate::scheduler::NodeSnapshot>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshots_of(state, ids)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

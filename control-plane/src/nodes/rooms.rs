@@ -24,6 +24,17 @@ struct Node {
     usage: Option<Usage>,
 }
 
+impl Node {
+    fn snapshot(&mut self) -> NodeSnapshot {
+        let (record, claims) = (&self.record, &self.claims);
+        let used = self.usage.get_or_insert_with(|| Usage::of(claims.values()));
+        let room = self.room.get_or_insert_with(|| Room::left(record, used));
+        self.snapshot
+            .get_or_insert_with(|| placement_snapshot(record.clone(), room.clone()))
+            .clone()
+    }
+}
+
 /// The cache; `Sessions` holds one behind a mutex.
 #[derive(Debug, Default)]
 pub struct Rooms {
@@ -36,17 +47,20 @@ impl Rooms {
     /// Every node as placement sees it (`connected` unset), as of the store's current revision.
     pub fn snapshots(&mut self, state: &State) -> Result<Vec<NodeSnapshot>> {
         self.catch_up(state)?;
-        Ok(self
-            .nodes
-            .values_mut()
-            .map(|n| {
-                let (record, claims) = (&n.record, &n.claims);
-                let used = n.usage.get_or_insert_with(|| Usage::of(claims.values()));
-                let room = n.room.get_or_insert_with(|| Room::left(record, used));
-                n.snapshot
-                    .get_or_insert_with(|| placement_snapshot(record.clone(), room.clone()))
-                    .clone()
-            })
+        Ok(self.nodes.values_mut().map(Node::snapshot).collect())
+    }
+
+    /// These nodes (those that exist) as placement sees them, as of the store's current
+    /// revision: what a pass judges its tasks' nodes by without reading each node record.
+    pub fn snapshots_of<'a>(
+        &mut self,
+        state: &State,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<NodeSnapshot>> {
+        self.catch_up(state)?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.nodes.get_mut(id).map(Node::snapshot))
             .collect())
     }
 

@@ -42,11 +42,12 @@ impl<'a> Judgement<'a> {
         let c = Cutoffs::new(view, svc, now);
         let lb_judged = !svc.load_balancers.is_empty() && view.lb_watched;
         let target = |t: &Task| lb_judged.then(|| view.targets.get(&t.task_arn)).flatten();
-        let active_nodes: HashSet<String> = view
+        // By node id: a pass that sees every node would otherwise format ten thousand ARNs.
+        let active_nodes: HashSet<&str> = view
             .nodes
             .iter()
             .filter(|n| n.active)
-            .map(|n| arn::container_instance(&n.id))
+            .map(|n| n.id.as_str())
             .collect();
         let mut j = Judgement {
             primary_id: svc.deployments[0].id.clone(),
@@ -66,7 +67,7 @@ impl<'a> Judgement<'a> {
             }
             j.live.push(t);
             let arn = t.task_arn.as_str();
-            if !active_nodes.contains(&t.container_instance_arn) {
+            if !active_nodes.contains(arn::last_segment(&t.container_instance_arn)) {
                 j.draining.insert(arn);
             }
             let lb = target(t);
