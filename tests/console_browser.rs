@@ -364,23 +364,12 @@ fn console_draws_a_canary_shift_live_and_shows_the_load_balancer_behind_it() {
     ]);
     let mut tds = Vec::new();
     for message in ["v1", "v2"] {
-        let path = env.dir.path().join(format!("{message}.json"));
-        std::fs::write(
-            &path,
-            format!(
-                r#"{{"family": "shop", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest", "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5, "environment": [{{"name": "MESSAGE", "value": "{message}"}}]}}]}}"#
-            ),
-        )
-        .unwrap();
-        let r = env.ok(&[
-            "taskdef",
-            "register",
-            "-f",
-            path.to_str().unwrap(),
-            "-o",
-            "json",
-        ]);
-        tds.push(format!("shop:{}", r.json()["taskDefinition"]["revision"]));
+        tds.push(register_demo(
+            &env.dev.grpc,
+            env.dir.path(),
+            "shop",
+            &[("MESSAGE", message)],
+        ));
     }
     env.ok(&[
         "service",

@@ -63,27 +63,7 @@ impl Env {
 }
 
 fn register_on(server: &str, dir: &std::path::Path, family: &str, message: &str) -> String {
-    let def = format!(
-        r#"{{"family": "{family}", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest",
-          "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5,
-          "environment": [{{"name": "MESSAGE", "value": "{message}"}}]}}]}}"#
-    );
-    let path = dir.join(format!("{family}-{message}.json"));
-    std::fs::write(&path, def).unwrap();
-    let r = berth(
-        server,
-        &[
-            "taskdef",
-            "register",
-            "-f",
-            path.to_str().unwrap(),
-            "-o",
-            "json",
-        ],
-    );
-    assert!(r.ok, "{}", r.stderr);
-    let td = r.json()["taskDefinition"].clone();
-    format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+    register_demo(server, dir, family, &[("MESSAGE", message)])
 }
 
 /// GET with a Host header through the proxy: (status, body).

@@ -30,24 +30,13 @@ fn env(prefix: &str) -> Env {
 impl Env {
     /// A demo revision saying `message`, answering 500 to `error_percent` of its pages.
     fn register(&self, message: &str, error_percent: u32) -> String {
-        let def = format!(
-            r#"{{"family": "shift", "containerDefinitions": [{{"name": "web", "image": "berth-demo:latest",
-              "memory": 32, "portMappings": [{{"containerPort": 80}}], "stopTimeout": 5,
-              "environment": [{{"name": "MESSAGE", "value": "{message}"}},
-                              {{"name": "ERROR_PERCENT", "value": "{error_percent}"}}]}}]}}"#
-        );
-        let path = self.dir.path().join(format!("{message}.json"));
-        std::fs::write(&path, def).unwrap();
-        let r = self.ok(&[
-            "taskdef",
-            "register",
-            "-f",
-            path.to_str().unwrap(),
-            "-o",
-            "json",
-        ]);
-        let td = r.json()["taskDefinition"].clone();
-        format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+        let errors = error_percent.to_string();
+        register_demo(
+            &self.dev.grpc,
+            self.dir.path(),
+            "shift",
+            &[("MESSAGE", message), ("ERROR_PERCENT", &errors)],
+        )
     }
 
     /// A service of 2 behind `port` with fast checks and `shift` flags; waits for steady state.

@@ -471,3 +471,32 @@ impl DevEnv {
         r
     }
 }
+
+/// Registers the demo web server as `family` with `env` (MESSAGE, ERROR_PERCENT, …) on
+/// `server`, from a file written in `dir`; returns FAMILY:REVISION.
+pub fn register_demo(server: &str, dir: &Path, family: &str, env: &[(&str, &str)]) -> String {
+    let environment: Vec<serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| serde_json::json!({"name": k, "value": v}))
+        .collect();
+    let def = serde_json::json!({"family": family, "containerDefinitions": [{
+        "name": "web", "image": "berth-demo:latest", "memory": 32,
+        "portMappings": [{"containerPort": 80}], "stopTimeout": 5, "environment": environment}]});
+    let tag: Vec<&str> = env.iter().map(|(_, v)| *v).collect();
+    let path = dir.join(format!("{family}-{}.json", tag.join("-")));
+    std::fs::write(&path, def.to_string()).unwrap();
+    let r = berth(
+        server,
+        &[
+            "taskdef",
+            "register",
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let td = &r.json()["taskDefinition"];
+    format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+}

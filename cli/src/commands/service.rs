@@ -25,68 +25,10 @@ pub struct Placement {
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
     /// Create a service that keeps --desired copies of a task definition running.
-    Create {
-        #[arg(long, default_value = "default")]
-        cluster: String,
-        #[arg(long)]
-        name: String,
-        /// FAMILY or FAMILY:REVISION.
-        #[arg(long)]
-        taskdef: String,
-        #[arg(long, default_value_t = 1)]
-        desired: i32,
-        #[command(flatten)]
-        placement: Placement,
-        /// minimumHealthyPercent (default 100; DAEMON 0).
-        #[arg(long)]
-        min_healthy: Option<i32>,
-        /// maximumPercent (default 200; DAEMON 100).
-        #[arg(long)]
-        max_percent: Option<i32>,
-        /// Fail a deployment whose tasks keep failing (and roll back unless --no-rollback).
-        #[arg(long)]
-        circuit_breaker: bool,
-        /// Failed tasks that trip the breaker (default: ECS's clamp(ceil(desired/2), 10, 200)).
-        #[arg(long)]
-        circuit_breaker_threshold: Option<i32>,
-        #[arg(long)]
-        no_rollback: bool,
-        /// Seconds before new tasks' health checks count (healthCheckGracePeriodSeconds).
-        #[arg(long, default_value_t = 0)]
-        grace_period: i32,
-        /// REPLICA or DAEMON.
-        #[arg(long, default_value = "REPLICA")]
-        scheduling: String,
-        #[command(flatten)]
-        lb: LbArgs,
-        #[command(flatten)]
-        shift: ShiftArgs,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
+    Create(CreateArgs),
     /// Change the task definition (a new deployment, by the service's strategy), the desired
     /// count, or redeploy.
-    Update {
-        service: String,
-        #[arg(long, default_value = "default")]
-        cluster: String,
-        #[arg(long)]
-        taskdef: Option<String>,
-        #[arg(long)]
-        desired: Option<i32>,
-        #[arg(long)]
-        force_new_deployment: bool,
-        #[arg(long)]
-        min_healthy: Option<i32>,
-        #[arg(long)]
-        max_percent: Option<i32>,
-        #[arg(long)]
-        grace_period: Option<i32>,
-        #[command(flatten)]
-        shift: ShiftArgs,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
+    Update(UpdateArgs),
     /// Stop the deployment in progress and go back to the last completed one (StopServiceDeployment);
     /// a traffic shift moves all traffic back to the old tasks at once.
     Rollback {
@@ -131,6 +73,72 @@ pub enum ServiceCommand {
         #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
         timeout: Duration,
     },
+}
+
+/// `berth service create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    #[arg(long)]
+    name: String,
+    /// FAMILY or FAMILY:REVISION.
+    #[arg(long)]
+    taskdef: String,
+    #[arg(long, default_value_t = 1)]
+    desired: i32,
+    #[command(flatten)]
+    placement: Placement,
+    /// minimumHealthyPercent (default 100; DAEMON 0).
+    #[arg(long)]
+    min_healthy: Option<i32>,
+    /// maximumPercent (default 200; DAEMON 100).
+    #[arg(long)]
+    max_percent: Option<i32>,
+    /// Fail a deployment whose tasks keep failing (and roll back unless --no-rollback).
+    #[arg(long)]
+    circuit_breaker: bool,
+    /// Failed tasks that trip the breaker (default: ECS's clamp(ceil(desired/2), 10, 200)).
+    #[arg(long)]
+    circuit_breaker_threshold: Option<i32>,
+    #[arg(long)]
+    no_rollback: bool,
+    /// Seconds before new tasks' health checks count (healthCheckGracePeriodSeconds).
+    #[arg(long, default_value_t = 0)]
+    grace_period: i32,
+    /// REPLICA or DAEMON.
+    #[arg(long, default_value = "REPLICA")]
+    scheduling: String,
+    #[command(flatten)]
+    lb: LbArgs,
+    #[command(flatten)]
+    shift: ShiftArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
+}
+
+/// `berth service update`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    service: String,
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    #[arg(long)]
+    taskdef: Option<String>,
+    #[arg(long)]
+    desired: Option<i32>,
+    #[arg(long)]
+    force_new_deployment: bool,
+    #[arg(long)]
+    min_healthy: Option<i32>,
+    #[arg(long)]
+    max_percent: Option<i32>,
+    #[arg(long)]
+    grace_period: Option<i32>,
+    #[command(flatten)]
+    shift: ShiftArgs,
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 /// The service's load balancer: a listener on the proxy, its rule, and the target group.
@@ -328,94 +336,169 @@ fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+/// Creates the service, then shows it (and follows its deployment with --wait).
+async fn create(
+    client: &mut ServicesClient<crate::client::Conn>,
+    channel: crate::client::Conn,
+    args: CreateArgs,
+    fmt: Format,
+) -> anyhow::Result<()> {
+    let CreateArgs {
+        cluster,
+        name,
+        taskdef,
+        desired,
+        placement,
+        min_healthy,
+        max_percent,
+        circuit_breaker,
+        circuit_breaker_threshold,
+        no_rollback,
+        grace_period,
+        scheduling,
+        lb,
+        shift,
+        wait,
+    } = args;
+    let breaker = (circuit_breaker || circuit_breaker_threshold.is_some()).then(|| {
+        DeploymentCircuitBreaker {
+            enable: true,
+            rollback: !no_rollback,
+            threshold: circuit_breaker_threshold.unwrap_or(0),
+        }
+    });
+    let reply = client
+        .create_service(CreateServiceRequest {
+            cluster: cluster.clone(),
+            service_name: name,
+            task_definition: taskdef,
+            desired_count: desired,
+            scheduling_strategy: scheduling,
+            deployment_configuration: Some({
+                let mut dc = DeploymentConfiguration {
+                    minimum_healthy_percent: min_healthy,
+                    maximum_percent: max_percent,
+                    deployment_circuit_breaker: breaker,
+                    ..Default::default()
+                };
+                shift.fill(&mut dc);
+                dc
+            }),
+            placement_strategy: strategies(&placement.strategies),
+            placement_constraints: constraints(&placement.constraints),
+            health_check_grace_period_seconds: grace_period,
+            load_balancers: load_balancer(&lb)?,
+        })
+        .await?
+        .into_inner();
+    show_then_wait(channel, reply, &cluster, fmt, &wait).await
+}
+
+/// Updates the service: a new deployment, the count, or its deployment settings.
+async fn update(
+    client: &mut ServicesClient<crate::client::Conn>,
+    channel: crate::client::Conn,
+    args: UpdateArgs,
+    fmt: Format,
+) -> anyhow::Result<()> {
+    let UpdateArgs {
+        service,
+        cluster,
+        taskdef,
+        desired,
+        force_new_deployment,
+        min_healthy,
+        max_percent,
+        grace_period,
+        shift,
+        wait,
+    } = args;
+    let mut dc = DeploymentConfiguration {
+        minimum_healthy_percent: min_healthy,
+        maximum_percent: max_percent,
+        ..Default::default()
+    };
+    let shifted = shift.fill(&mut dc);
+    let dc = (min_healthy.is_some() || max_percent.is_some() || shifted).then_some(dc);
+    let reply = client
+        .update_service(UpdateServiceRequest {
+            cluster: cluster.clone(),
+            service,
+            task_definition: taskdef.unwrap_or_default(),
+            desired_count: desired,
+            force_new_deployment,
+            deployment_configuration: dc,
+            health_check_grace_period_seconds: grace_period,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    show_then_wait(channel, reply, &cluster, fmt, &wait).await
+}
+
+/// Polls a deleted service until it is INACTIVE (its tasks stopped), at most `timeout`.
+async fn wait_inactive(
+    client: &mut ServicesClient<crate::client::Conn>,
+    cluster: &str,
+    service: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = client
+            .describe_service(DescribeServiceRequest {
+                cluster: cluster.to_string(),
+                service: service.to_string(),
+            })
+            .await?
+            .into_inner()
+            .service
+            .unwrap_or_default();
+        if s.status == "INACTIVE" {
+            crate::outln!("service {service} is INACTIVE: its tasks have stopped");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("service {service} is still {} after {timeout:?}", s.status);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `service list` for people.
+fn services_table(services: &[Service]) -> Table {
+    let mut t = Table::new(&[
+        "SERVICE",
+        "STATUS",
+        "TASK DEFINITION",
+        "DESIRED",
+        "RUNNING",
+        "PENDING",
+        "ROLLOUT",
+    ]);
+    for s in services {
+        t.row(vec![
+            s.service_name.clone(),
+            s.status.clone(),
+            short(&s.task_definition).to_string(),
+            s.desired_count.to_string(),
+            s.running_count.to_string(),
+            s.pending_count.to_string(),
+            s.deployments
+                .first()
+                .map(|d| d.rollout_state.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
 pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Result<()> {
     let channel = connect(server).await?;
     let mut client = ServicesClient::new(channel.clone());
     match cmd {
-        ServiceCommand::Create {
-            cluster,
-            name,
-            taskdef,
-            desired,
-            placement,
-            min_healthy,
-            max_percent,
-            circuit_breaker,
-            circuit_breaker_threshold,
-            no_rollback,
-            grace_period,
-            scheduling,
-            lb,
-            shift,
-            wait,
-        } => {
-            let breaker = (circuit_breaker || circuit_breaker_threshold.is_some()).then(|| {
-                DeploymentCircuitBreaker {
-                    enable: true,
-                    rollback: !no_rollback,
-                    threshold: circuit_breaker_threshold.unwrap_or(0),
-                }
-            });
-            let reply = client
-                .create_service(CreateServiceRequest {
-                    cluster: cluster.clone(),
-                    service_name: name,
-                    task_definition: taskdef,
-                    desired_count: desired,
-                    scheduling_strategy: scheduling,
-                    deployment_configuration: Some({
-                        let mut dc = DeploymentConfiguration {
-                            minimum_healthy_percent: min_healthy,
-                            maximum_percent: max_percent,
-                            deployment_circuit_breaker: breaker,
-                            ..Default::default()
-                        };
-                        shift.fill(&mut dc);
-                        dc
-                    }),
-                    placement_strategy: strategies(&placement.strategies),
-                    placement_constraints: constraints(&placement.constraints),
-                    health_check_grace_period_seconds: grace_period,
-                    load_balancers: load_balancer(&lb)?,
-                })
-                .await?
-                .into_inner();
-            show_then_wait(channel, reply, &cluster, fmt, &wait).await
-        }
-        ServiceCommand::Update {
-            service,
-            cluster,
-            taskdef,
-            desired,
-            force_new_deployment,
-            min_healthy,
-            max_percent,
-            grace_period,
-            shift,
-            wait,
-        } => {
-            let mut dc = DeploymentConfiguration {
-                minimum_healthy_percent: min_healthy,
-                maximum_percent: max_percent,
-                ..Default::default()
-            };
-            let shifted = shift.fill(&mut dc);
-            let dc = (min_healthy.is_some() || max_percent.is_some() || shifted).then_some(dc);
-            let reply = client
-                .update_service(UpdateServiceRequest {
-                    cluster: cluster.clone(),
-                    service,
-                    task_definition: taskdef.unwrap_or_default(),
-                    desired_count: desired,
-                    force_new_deployment,
-                    deployment_configuration: dc,
-                    health_check_grace_period_seconds: grace_period,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            show_then_wait(channel, reply, &cluster, fmt, &wait).await
-        }
+        ServiceCommand::Create(a) => create(&mut client, channel, a, fmt).await,
+        ServiceCommand::Update(a) => update(&mut client, channel, a, fmt).await,
         ServiceCommand::Rollback {
             service,
             cluster,
@@ -453,30 +536,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             if fmt == Format::Json {
                 return output::json(&reply);
             }
-            let mut t = Table::new(&[
-                "SERVICE",
-                "STATUS",
-                "TASK DEFINITION",
-                "DESIRED",
-                "RUNNING",
-                "PENDING",
-                "ROLLOUT",
-            ]);
-            for s in &reply.services {
-                t.row(vec![
-                    s.service_name.clone(),
-                    s.status.clone(),
-                    short(&s.task_definition).to_string(),
-                    s.desired_count.to_string(),
-                    s.running_count.to_string(),
-                    s.pending_count.to_string(),
-                    s.deployments
-                        .first()
-                        .map(|d| d.rollout_state.clone())
-                        .unwrap_or_default(),
-                ]);
-            }
-            t.print();
+            services_table(&reply.services).print();
             Ok(())
         }
         ServiceCommand::Delete {
@@ -501,30 +561,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
                 reply.service.map(|s| s.status).unwrap_or_default()
             );
             if wait.wait {
-                let deadline = Instant::now() + wait.timeout;
-                loop {
-                    let s = client
-                        .describe_service(DescribeServiceRequest {
-                            cluster: cluster.clone(),
-                            service: service.clone(),
-                        })
-                        .await?
-                        .into_inner()
-                        .service
-                        .unwrap_or_default();
-                    if s.status == "INACTIVE" {
-                        crate::outln!("service {service} is INACTIVE: its tasks have stopped");
-                        return Ok(());
-                    }
-                    if Instant::now() > deadline {
-                        anyhow::bail!(
-                            "service {service} is still {} after {:?}",
-                            s.status,
-                            wait.timeout
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+                wait_inactive(&mut client, &cluster, &service, wait.timeout).await?;
             }
             Ok(())
         }

@@ -3,6 +3,7 @@
 use super::service::EventsArgs;
 use crate::client::connect;
 use crate::output::{or_dash, Format, Table};
+use berth_control_plane::controller::plan::shift::percent;
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::*;
 use std::collections::HashSet;
@@ -178,6 +179,20 @@ pub fn describe(s: &Service) {
         crate::outln!("Cannot place     {} ({})", f.reason, f.detail);
     }
     crate::outln!();
+    deployments_table(s).print();
+    if !s.events.is_empty() {
+        crate::outln!();
+        let mut t = Table::new(&["TIME", "EVENT"]);
+        for e in s.events.iter().take(10) {
+            t.row(vec![e.created_at.clone(), e.message.clone()]);
+        }
+        t.print();
+    }
+}
+
+/// The deployments, with each one's stage, traffic share and measured figures when the service
+/// shifts traffic.
+fn deployments_table(s: &Service) -> Table {
     let shifting = s
         .deployment_configuration
         .as_ref()
@@ -236,20 +251,7 @@ pub fn describe(s: &Service) {
         }
         t.row(row);
     }
-    t.print();
-    if !s.events.is_empty() {
-        crate::outln!();
-        let mut t = Table::new(&["TIME", "EVENT"]);
-        for e in s.events.iter().take(10) {
-            t.row(vec![e.created_at.clone(), e.message.clone()]);
-        }
-        t.print();
-    }
-}
-
-fn percent(p: f64) -> String {
-    let s = format!("{p:.1}");
-    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+    t
 }
 
 /// "CANARY 10% for 30s, then bake 1m; roll back on 5xx > 5%, p99 > 2x; test header x-canary".

@@ -27,13 +27,14 @@ pub(super) fn keep_unset_shift_settings(
     }
 }
 
+const FIELD: &str = "deploymentConfiguration";
+
 /// The deployment strategy and its settings: ECS's names and ranges; shifting traffic needs a
 /// load balancer (the proxies are what shift it) and a REPLICA service.
 pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
     let Some(dc) = svc.deployment_configuration.as_ref() else {
         return;
     };
-    const FIELD: &str = "deploymentConfiguration";
     let shifting = match dc.strategy.as_str() {
         "" | "ROLLING" => false,
         "BLUE_GREEN" | "CANARY" | "LINEAR" => true,
@@ -48,113 +49,135 @@ pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
             return;
         }
     };
-    let range = |errs: &mut Vec<FieldError>, path: &str, v: f64, lo: f64, hi: f64| {
-        if !(lo..=hi).contains(&v) {
-            errs.push(FieldError::new(
-                format!("{FIELD}.{path}"),
-                format!("{v} must be {lo}-{hi}"),
-            ));
-        }
-    };
-    let bake = |errs: &mut Vec<FieldError>, path: &str, minutes: i32, seconds: Option<i32>| {
-        range(errs, path, f64::from(minutes), 0.0, 1440.0);
-        if let Some(s) = seconds {
-            range(
-                errs,
-                &format!("{path} (seconds)"),
-                f64::from(s),
-                0.0,
-                86_400.0,
-            );
-        }
-    };
     bake(
         errs,
         "bakeTimeInMinutes",
         dc.bake_time_in_minutes,
         dc.bake_time_seconds,
     );
+    check_steps(errs, dc);
+    check_rollback(errs, dc);
+    check_test_header(errs, dc);
+    check_hooks(errs, dc, shifting);
+    if shifting {
+        check_shiftable(errs, svc, dc);
+    }
+}
+
+/// `deploymentConfiguration.PATH` within lo..=hi.
+fn range(errs: &mut Vec<FieldError>, path: &str, v: f64, lo: f64, hi: f64) {
+    if !(lo..=hi).contains(&v) {
+        errs.push(FieldError::new(
+            format!("{FIELD}.{path}"),
+            format!("{v} must be {lo}-{hi}"),
+        ));
+    }
+}
+
+/// A bake time: ECS's minutes (0-1440), and Berth's seconds when given (0-86400).
+fn bake(errs: &mut Vec<FieldError>, path: &str, minutes: i32, seconds: Option<i32>) {
+    range(errs, path, f64::from(minutes), 0.0, 1440.0);
+    if let Some(s) = seconds {
+        range(
+            errs,
+            &format!("{path} (seconds)"),
+            f64::from(s),
+            0.0,
+            86_400.0,
+        );
+    }
+}
+
+/// CANARY and LINEAR need their configuration, within ECS's ranges.
+fn check_steps(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration) {
     match dc.strategy.as_str() {
-        "CANARY" => {
-            let Some(c) = dc.canary_configuration else {
-                errs.push(FieldError::new(
-                    format!("{FIELD}.canaryConfiguration"),
-                    "is required with strategy CANARY (canaryPercent, canaryBakeTimeInMinutes)",
-                ));
-                return;
-            };
-            range(
-                errs,
-                "canaryConfiguration.canaryPercent",
-                c.canary_percent,
-                0.1,
-                100.0,
-            );
-            bake(
-                errs,
-                "canaryConfiguration.canaryBakeTimeInMinutes",
-                c.canary_bake_time_in_minutes,
-                c.canary_bake_time_seconds,
-            );
-        }
-        "LINEAR" => {
-            let Some(l) = dc.linear_configuration else {
-                errs.push(FieldError::new(
-                    format!("{FIELD}.linearConfiguration"),
-                    "is required with strategy LINEAR (stepPercent, stepBakeTimeInMinutes)",
-                ));
-                return;
-            };
-            range(
-                errs,
-                "linearConfiguration.stepPercent",
-                l.step_percent,
-                3.0,
-                100.0,
-            );
-            bake(
-                errs,
-                "linearConfiguration.stepBakeTimeInMinutes",
-                l.step_bake_time_in_minutes,
-                l.step_bake_time_seconds,
-            );
-        }
+        "CANARY" => match dc.canary_configuration {
+            None => errs.push(FieldError::new(
+                format!("{FIELD}.canaryConfiguration"),
+                "is required with strategy CANARY (canaryPercent, canaryBakeTimeInMinutes)",
+            )),
+            Some(c) => {
+                range(
+                    errs,
+                    "canaryConfiguration.canaryPercent",
+                    c.canary_percent,
+                    0.1,
+                    100.0,
+                );
+                bake(
+                    errs,
+                    "canaryConfiguration.canaryBakeTimeInMinutes",
+                    c.canary_bake_time_in_minutes,
+                    c.canary_bake_time_seconds,
+                );
+            }
+        },
+        "LINEAR" => match dc.linear_configuration {
+            None => errs.push(FieldError::new(
+                format!("{FIELD}.linearConfiguration"),
+                "is required with strategy LINEAR (stepPercent, stepBakeTimeInMinutes)",
+            )),
+            Some(l) => {
+                range(
+                    errs,
+                    "linearConfiguration.stepPercent",
+                    l.step_percent,
+                    3.0,
+                    100.0,
+                );
+                bake(
+                    errs,
+                    "linearConfiguration.stepBakeTimeInMinutes",
+                    l.step_bake_time_in_minutes,
+                    l.step_bake_time_seconds,
+                );
+            }
+        },
         _ => {}
     }
-    if let Some(r) = dc.traffic_rollback {
-        range(
-            errs,
-            "trafficRollback.errorPercent",
-            r.error_percent,
-            0.0,
-            100.0,
-        );
-        range(errs, "trafficRollback.p99Ratio", r.p99_ratio, 0.0, 1000.0);
-        range(
-            errs,
-            "trafficRollback.minRequests",
-            f64::from(r.min_requests),
-            0.0,
-            1e9,
-        );
-    }
+}
+
+fn check_rollback(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration) {
+    let Some(r) = dc.traffic_rollback else {
+        return;
+    };
+    range(
+        errs,
+        "trafficRollback.errorPercent",
+        r.error_percent,
+        0.0,
+        100.0,
+    );
+    range(errs, "trafficRollback.p99Ratio", r.p99_ratio, 0.0, 1000.0);
+    range(
+        errs,
+        "trafficRollback.minRequests",
+        f64::from(r.min_requests),
+        0.0,
+        1e9,
+    );
+}
+
+/// "name" or "name: value", with a name HTTP allows.
+fn check_test_header(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration) {
     let header = dc.test_traffic_header.trim();
-    if !header.is_empty() {
-        let name = header.split_once(':').map_or(header, |(n, _)| n).trim();
-        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() || name.is_empty() {
-            errs.push(FieldError::new(
-                format!("{FIELD}.testTrafficHeader"),
-                format!(
-                    "{} is not a header; give \"name\" or \"name: value\"",
-                    quote(header)
-                ),
-            ));
-        }
-    }
-    check_hooks(errs, dc, shifting);
-    if !shifting {
+    if header.is_empty() {
         return;
     }
+    let name = header.split_once(':').map_or(header, |(n, _)| n).trim();
+    if name.is_empty() || hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        errs.push(FieldError::new(
+            format!("{FIELD}.testTrafficHeader"),
+            format!(
+                "{} is not a header; give \"name\" or \"name: value\"",
+                quote(header)
+            ),
+        ));
+    }
+}
+
+/// Shifting traffic takes a REPLICA service behind a load balancer.
+fn check_shiftable(errs: &mut Vec<FieldError>, svc: &Service, dc: &DeploymentConfiguration) {
     if svc.scheduling_strategy == "DAEMON" {
         errs.push(FieldError::new(
             format!("{FIELD}.strategy"),

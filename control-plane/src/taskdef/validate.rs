@@ -257,6 +257,29 @@ fn check_container(
     }
     STOP_TIMEOUT.push(errs, format!("{p}.stopTimeout"), c.stop_timeout.into());
     c.essential = Some(c.essential.unwrap_or(true));
+    check_port_mappings(c, p, errs, host_ports);
+    for (j, kv) in c.environment.iter().enumerate() {
+        if kv.name.is_empty() || kv.name.contains('=') {
+            errs.push(FieldError::new(
+                format!("{p}.environment[{j}].name"),
+                "must be a non-empty name without '='",
+            ));
+        }
+    }
+    if let Some(hc) = &mut c.health_check {
+        check_health_check(hc, &format!("{p}.healthCheck"), errs);
+    }
+    check_depends_on(c, p, names, errs);
+}
+
+/// Port mappings: ports in range, tcp or udp (lowercased, tcp by default), each host port
+/// mapped once per task (`host_ports` spans the task's containers).
+fn check_port_mappings(
+    c: &mut ContainerDefinition,
+    p: &str,
+    errs: &mut Vec<FieldError>,
+    host_ports: &mut HashMap<(i32, String), String>,
+) {
     for (j, pm) in c.port_mappings.iter_mut().enumerate() {
         let pp = format!("{p}.portMappings[{j}]");
         CONTAINER_PORT.push(
@@ -288,34 +311,36 @@ fn check_container(
             }
         }
     }
-    for (j, kv) in c.environment.iter().enumerate() {
-        if kv.name.is_empty() || kv.name.contains('=') {
-            errs.push(FieldError::new(
-                format!("{p}.environment[{j}].name"),
-                "must be a non-empty name without '='",
-            ));
-        }
+}
+
+/// A health check: a CMD or CMD-SHELL command, its timings in range (ECS's defaults filled in).
+fn check_health_check(hc: &mut berth_proto::v1::HealthCheck, hp: &str, errs: &mut Vec<FieldError>) {
+    match hc.command.first().map(String::as_str) {
+        Some("CMD") | Some("CMD-SHELL") if hc.command.len() >= 2 => {}
+        Some("NONE") => {}
+        _ => errs.push(FieldError::new(
+            format!("{hp}.command"),
+            "must start with \"CMD\" or \"CMD-SHELL\" followed by the command, e.g. [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]",
+        )),
     }
-    if let Some(hc) = &mut c.health_check {
-        let hp = format!("{p}.healthCheck");
-        match hc.command.first().map(String::as_str) {
-            Some("CMD") | Some("CMD-SHELL") if hc.command.len() >= 2 => {}
-            Some("NONE") => {}
-            _ => errs.push(FieldError::new(
-                format!("{hp}.command"),
-                "must start with \"CMD\" or \"CMD-SHELL\" followed by the command, e.g. [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]",
-            )),
-        }
-        for (field, value, bound, default) in [
-            ("interval", &mut hc.interval, HEALTH_INTERVAL, 30),
-            ("timeout", &mut hc.timeout, HEALTH_TIMEOUT, 5),
-            ("retries", &mut hc.retries, HEALTH_RETRIES, 3),
-            ("startPeriod", &mut hc.start_period, HEALTH_START_PERIOD, 0),
-        ] {
-            let v = value.get_or_insert(default);
-            bound.push(errs, format!("{hp}.{field}"), i64::from(*v));
-        }
+    for (field, value, bound, default) in [
+        ("interval", &mut hc.interval, HEALTH_INTERVAL, 30),
+        ("timeout", &mut hc.timeout, HEALTH_TIMEOUT, 5),
+        ("retries", &mut hc.retries, HEALTH_RETRIES, 3),
+        ("startPeriod", &mut hc.start_period, HEALTH_START_PERIOD, 0),
+    ] {
+        let v = value.get_or_insert(default);
+        bound.push(errs, format!("{hp}.{field}"), i64::from(*v));
     }
+}
+
+/// dependsOn: another container of this task, with one of ECS's conditions.
+fn check_depends_on(
+    c: &ContainerDefinition,
+    p: &str,
+    names: &HashSet<String>,
+    errs: &mut Vec<FieldError>,
+) {
     for (j, d) in c.depends_on.iter().enumerate() {
         let dp = format!("{p}.dependsOn[{j}]");
         if !names.contains(&d.container_name) {
