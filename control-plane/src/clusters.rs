@@ -2,9 +2,10 @@
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
+use crate::status::{DesiredStatus, TaskState};
 use crate::store::Op;
 use crate::{arn, time};
-use berth_proto::v1::{Cluster, ContainerInstance, Service, Task};
+use berth_proto::v1::{Cluster, Service, TaskHeader};
 
 pub const DEFAULT_CLUSTER: &str = "default";
 
@@ -140,22 +141,23 @@ pub fn delete(state: &State, name_or_arn: &str) -> Result<Cluster> {
 /// Counts are derived from the tasks, services and nodes stored, never kept by hand.
 fn with_counts(state: &State, mut c: Cluster) -> Result<Cluster> {
     let name = c.cluster_name.clone();
-    let tasks = state.scan::<Task>(&keys::tasks_of(&name))?;
-    c.running_tasks_count = tasks.iter().filter(|t| t.last_status == "RUNNING").count() as i32;
-    c.pending_tasks_count = tasks
-        .iter()
-        .filter(|t| {
-            t.last_status != "RUNNING"
-                && t.last_status != "STOPPED"
-                && t.desired_status != "STOPPED"
-        })
-        .count() as i32;
+    // Headers one at a time: a cluster of a million tasks is counted in one task's memory.
+    let (mut running, mut pending) = (0, 0);
+    state.scan_each::<TaskHeader>(&keys::tasks_of(&name), |t| {
+        if t.is_running() {
+            running += 1;
+        } else if !t.is_stopped() && t.desired() != DesiredStatus::Stopped {
+            pending += 1;
+        }
+        true
+    })?;
+    c.running_tasks_count = running;
+    c.pending_tasks_count = pending;
     c.active_services_count = state
         .scan::<Service>(&keys::services_of(&name))?
         .iter()
         .filter(|s| s.status == "ACTIVE" || s.status == "DRAINING")
         .count() as i32;
-    c.registered_container_instances_count =
-        state.scan::<ContainerInstance>(keys::NODES)?.len() as i32;
+    c.registered_container_instances_count = state.scan_keys(keys::NODES)?.len() as i32;
     Ok(c)
 }

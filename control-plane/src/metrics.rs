@@ -5,7 +5,7 @@
 
 use crate::nodes::Sessions;
 use crate::state::{keys, State};
-use berth_proto::v1::{Service, Task};
+use berth_proto::v1::{Service, TaskHeader};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -193,10 +193,12 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, n: usize) -> s
 impl Collector for Scraped {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let mut by_state: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for t in self.state.scan::<Task>(keys::TASKS).unwrap_or_default() {
+        // Headers one at a time: a scrape never holds every task.
+        let _ = self.state.scan_each::<TaskHeader>(keys::TASKS, |t| {
             let cluster = crate::arn::last_segment(&t.cluster_arn).to_string();
             *by_state.entry((cluster, t.last_status)).or_default() += 1;
-        }
+            true
+        });
         let mut tasks = encoder.encode_descriptor(
             "berth_tasks",
             "Tasks the control plane keeps, by cluster and last status.",

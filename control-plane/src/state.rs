@@ -154,6 +154,39 @@ impl State {
         raw.into_iter().map(|(k, v)| decode(&k, &v.value)).collect()
     }
 
+    /// Every record under `prefix`, decoded and handed to `each` one at a time (nothing else is
+    /// held: a scan over a million tasks costs one task's memory); `each` returns `false` to
+    /// stop. Decode into a header type (`TaskHeader`) to skip the fields the caller ignores.
+    pub fn scan_each<T: Message + Default>(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(T) -> bool,
+    ) -> Result<()> {
+        self.scan_each_keyed(prefix, |_, t| each(t))
+    }
+
+    /// `scan_each`, with each record's key.
+    pub fn scan_each_keyed<T: Message + Default>(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(&str, T) -> bool,
+    ) -> Result<()> {
+        let mut failed = None;
+        let mut n = 0;
+        self.store.scan_each(prefix, &mut |k, v| {
+            n += 1;
+            match decode::<T>(k, v) {
+                Ok(t) => each(k, t),
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        self.count(n);
+        failed.map_or(Ok(()), Err)
+    }
+
     /// The keys under `prefix` (values unread by the caller, but counted).
     pub fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
         let raw = self.store.scan(prefix)?;

@@ -7,7 +7,7 @@
 //! by agent reports. One exception, in `controller::lost`: a node that is lost will never report
 //! again, so its tasks are marked STOPPED there.
 
-use berth_proto::v1::{Deployment, Service, Task};
+use berth_proto::v1::{Deployment, Service, Task, TaskHeader};
 
 macro_rules! status_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -115,21 +115,28 @@ pub trait TaskState {
     }
 }
 
-impl TaskState for Task {
-    fn last(&self) -> TaskStatus {
-        TaskStatus::parse(&self.last_status).unwrap_or(TaskStatus::Provisioning)
-    }
-    fn desired(&self) -> DesiredStatus {
-        // A stopped task never runs again, whatever was last asked of it.
-        if self.last_status == "STOPPED" {
-            return DesiredStatus::Stopped;
+/// A task record and its header (the same fields, fewer decoded) read their statuses alike.
+macro_rules! task_state {
+    ($t:ty) => {
+        impl TaskState for $t {
+            fn last(&self) -> TaskStatus {
+                TaskStatus::parse(&self.last_status).unwrap_or(TaskStatus::Provisioning)
+            }
+            fn desired(&self) -> DesiredStatus {
+                // A stopped task never runs again, whatever was last asked of it.
+                if self.last_status == "STOPPED" {
+                    return DesiredStatus::Stopped;
+                }
+                DesiredStatus::parse(&self.desired_status).unwrap_or(DesiredStatus::Running)
+            }
+            fn health(&self) -> HealthStatus {
+                HealthStatus::parse(&self.health_status).unwrap_or(HealthStatus::Unknown)
+            }
         }
-        DesiredStatus::parse(&self.desired_status).unwrap_or(DesiredStatus::Running)
-    }
-    fn health(&self) -> HealthStatus {
-        HealthStatus::parse(&self.health_status).unwrap_or(HealthStatus::Unknown)
-    }
+    };
 }
+task_state!(Task);
+task_state!(TaskHeader);
 
 /// Moves a task's observed status forward; `false` (and no change) for a step backwards.
 pub fn advance(task: &mut Task, next: TaskStatus) -> bool {

@@ -220,11 +220,17 @@ fn find_stored(state: &State, cluster: &str, task: &str) -> Result<Task> {
             .get::<Task>(&keys::task(arn::cluster_name(cluster), id))?
             .ok_or_else(not_found);
     }
-    state
-        .scan::<Task>(keys::TASKS)?
-        .into_iter()
-        .find(|t| task_id(&t.task_arn) == id)
-        .ok_or_else(not_found)
+    let mut key = None;
+    state.scan_each::<TaskHeader>(keys::TASKS, |t| {
+        if task_id(&t.task_arn) == id {
+            key = cluster_of_arn(&t.task_arn).map(|c| keys::task(c, id));
+        }
+        key.is_none()
+    })?;
+    match key {
+        Some(k) => state.get::<Task>(&k)?.ok_or_else(not_found),
+        None => Err(not_found()),
+    }
 }
 
 pub fn key_of(t: &Task) -> String {
@@ -279,23 +285,32 @@ pub fn list(state: &State, req: &ListTasksRequest) -> Result<Vec<Task>> {
         }
     };
     let node = arn::last_segment(&req.container_instance).to_string();
-    // A service's tasks come through its group index, not a scan of the cluster's tasks.
-    let listed = if req.service_name.is_empty() {
-        state.scan::<Task>(&prefix)?
+    let group = format!("service:{}", req.service_name);
+    let keep = |t: &Task| {
+        (t.desired_status == "STOPPED") == want_stopped
+            && (req.service_name.is_empty() || t.group == group)
+            && (req.family.is_empty() || taskdef_family(&t.task_definition_arn) == req.family)
+            && (node.is_empty() || arn::last_segment(&t.container_instance_arn) == node)
+    };
+    // A service's tasks come through its group index; other lists stream the cluster's tasks,
+    // holding only the ones kept.
+    let mut tasks: Vec<Task> = Vec::new();
+    if req.service_name.is_empty() {
+        state.scan_each::<Task>(&prefix, |t| {
+            let t = present(t);
+            if keep(&t) {
+                tasks.push(t);
+            }
+            true
+        })?;
     } else {
         let cluster = arn::cluster_name(cluster_or_default(&req.cluster)).to_string();
-        view::group_tasks(state, &cluster, &format!("service:{}", req.service_name))?
-    };
-    let mut tasks: Vec<Task> = listed
-        .into_iter()
-        .map(present)
-        .filter(|t| (t.desired_status == "STOPPED") == want_stopped)
-        .filter(|t| {
-            req.service_name.is_empty() || t.group == format!("service:{}", req.service_name)
-        })
-        .filter(|t| req.family.is_empty() || taskdef_family(&t.task_definition_arn) == req.family)
-        .filter(|t| node.is_empty() || arn::last_segment(&t.container_instance_arn) == node)
-        .collect();
+        tasks = view::group_tasks(state, &cluster, &group)?
+            .into_iter()
+            .map(present)
+            .filter(|t| keep(t))
+            .collect();
+    }
     tasks.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     Ok(tasks)
 }
@@ -319,11 +334,19 @@ pub use crate::reports::{apply_report, apply_reports};
 /// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {
     let cutoff = time::rfc3339(now_ms - retention_ms);
-    let gone: Vec<Task> = state
-        .scan::<Task>(keys::TASKS)?
-        .into_iter()
-        .filter(|t| t.is_stopped() && !t.stopped_at.is_empty() && t.stopped_at < cutoff)
-        .collect();
+    // Headers only, one at a time: the sweep runs over every task every few minutes.
+    let mut gone: Vec<Task> = Vec::new();
+    state.scan_each::<TaskHeader>(keys::TASKS, |t| {
+        if t.is_stopped() && !t.stopped_at.is_empty() && t.stopped_at < cutoff {
+            gone.push(Task {
+                task_arn: t.task_arn,
+                group: t.group,
+                container_instance_arn: t.container_instance_arn,
+                ..Default::default()
+            });
+        }
+        true
+    })?;
     // A task's record, index entries and events go in one batch (an etcd transaction is bounded).
     let limit = state.store().max_txn_ops().max(1);
     let mut ops = Vec::new();

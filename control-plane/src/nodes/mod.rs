@@ -12,9 +12,10 @@ pub mod stream;
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
+use crate::status::TaskState;
 use crate::{arn, time};
 use berth_proto::agent::v1::{Hello, LogChunk, ServerMessage, TaskUsage};
-use berth_proto::v1::{ContainerInstance, Resource, Task};
+use berth_proto::v1::{ContainerInstance, NodeClaim, Resource, TaskHeader};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -344,68 +345,100 @@ pub fn reserved_ports(node: &ContainerInstance) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// What a node's unstopped tasks hold of it: their counts, and the resources their claims take.
+#[derive(Debug, Default)]
+struct Load {
+    running: i32,
+    pending: i32,
+    cpu: i64,
+    mem: i64,
+    ports: Vec<String>,
+}
+
+impl Load {
+    /// Through the node's claims (what the scheduler counts), each task's status read as a
+    /// header: never a scan of every task, so a fleet's list costs one read per placed task.
+    fn read(state: &State, node_id: &str) -> Result<Load> {
+        let mut claims = Vec::new();
+        state.scan_each_keyed::<NodeClaim>(&keys::node_claims(node_id), |k, c| {
+            if !c.released {
+                claims.push((k.to_string(), c));
+            }
+            true
+        })?;
+        let mut load = Load::default();
+        for (k, c) in claims {
+            let Some(task_key) = keys::task_of_index(&k) else {
+                continue;
+            };
+            match state.get::<TaskHeader>(&task_key)? {
+                Some(t) if t.is_stopped() => continue,
+                Some(t) if t.is_running() => load.running += 1,
+                _ => load.pending += 1,
+            }
+            load.cpu += i64::from(c.cpu);
+            load.mem += i64::from(c.memory);
+            load.ports
+                .extend(c.ports.iter().map(|p| p.port.to_string()));
+        }
+        Ok(load)
+    }
+}
+
 /// Fills the derived fields: connected, heartbeat, remaining resources, task counts.
-pub fn with_live_view(
+fn with_live_view(
+    state: &State,
     mut node: ContainerInstance,
     sessions: &Sessions,
-    all_tasks: &[Task],
-) -> ContainerInstance {
+) -> Result<ContainerInstance> {
     let id = node.ec2_instance_id.clone();
     node.agent_connected = sessions.is_connected(&id);
     if let Some(ms) = sessions.last_heartbeat(&id) {
         node.last_heartbeat_at = time::rfc3339(ms);
     }
-    let mine: Vec<&Task> = all_tasks
-        .iter()
-        .filter(|t| {
-            t.container_instance_arn == node.container_instance_arn && t.last_status != "STOPPED"
-        })
-        .collect();
-    node.running_tasks_count = mine.iter().filter(|t| t.last_status == "RUNNING").count() as i32;
-    node.pending_tasks_count = mine.len() as i32 - node.running_tasks_count;
-    let cpu: i64 = mine.iter().map(|t| i64::from(t.cpu)).sum();
-    let mem: i64 = mine.iter().map(|t| i64::from(t.memory)).sum();
+    let load = Load::read(state, &id)?;
+    node.running_tasks_count = load.running;
+    node.pending_tasks_count = load.pending;
     let mut ports: Vec<String> = reserved_ports(&node)
         .iter()
         .map(|p| p.to_string())
+        .chain(load.ports)
         .collect();
-    for t in &mine {
-        for c in &t.containers {
-            for b in &c.network_bindings {
-                ports.push(b.host_port.to_string());
-            }
-        }
-    }
     ports.sort();
     ports.dedup();
     node.remaining_resources = vec![
-        int_resource("CPU", resource(&node, "CPU") - cpu),
-        int_resource("MEMORY", resource(&node, "MEMORY") - mem),
+        int_resource("CPU", resource(&node, "CPU") - load.cpu),
+        int_resource("MEMORY", resource(&node, "MEMORY") - load.mem),
         Resource {
             name: "PORTS".into(),
             string_set_value: ports,
             ..Default::default()
         },
     ];
-    node
+    Ok(node)
 }
 
 pub fn list(state: &State, sessions: &Sessions) -> Result<Vec<ContainerInstance>> {
-    let tasks = state.scan::<Task>(keys::TASKS)?;
-    Ok(state
+    state
         .scan::<ContainerInstance>(keys::NODES)?
         .into_iter()
-        .map(|n| with_live_view(n, sessions, &tasks))
-        .collect())
+        .map(|n| with_live_view(state, n, sessions))
+        .collect()
 }
 
 /// A node by id, name or ARN.
 pub fn describe(state: &State, sessions: &Sessions, node: &str) -> Result<ContainerInstance> {
     let want = arn::last_segment(node);
-    list(state, sessions)?
-        .into_iter()
-        .find(|n| n.ec2_instance_id == want || n.name == node)
-        .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))
+    let found = match state.get::<ContainerInstance>(&keys::node(want))? {
+        Some(n) => Some(n),
+        None => state
+            .scan::<ContainerInstance>(keys::NODES)?
+            .into_iter()
+            .find(|n| n.name == node),
+    };
+    let found = found
+        .ok_or_else(|| Error::not_found("ContainerInstance", node, "see `berth node list`"))?;
+    with_live_view(state, found, sessions)
 }
 
 /// `node drain` / `node activate`: DRAINING takes no new placements and its service tasks are
@@ -436,8 +469,7 @@ pub fn set_status(
         let ops = vec![put(key.clone(), &stored)];
         Ok((stored, ops))
     })?;
-    let tasks = state.scan::<Task>(keys::TASKS)?;
-    Ok(with_live_view(stored, sessions, &tasks))
+    with_live_view(state, stored, sessions)
 }
 
 /// ECS's DeregisterContainerInstance: forgets the node. Refused while tasks that are not stopped

@@ -90,6 +90,20 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
     /// Every key starting with `prefix`, in key order.
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
+    /// Every key starting with `prefix`, in key order, handed to `each` with its value one at a
+    /// time, so a scan of a million keys never holds them all; `each` returns `false` to stop.
+    fn scan_each(
+        &self,
+        prefix: &str,
+        each: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for (k, v) in self.scan(prefix)? {
+            if !each(&k, &v.value) {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Commits `ops` only if every compare holds.
     fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
     /// The revision of the last committed transaction (as this process has seen it).

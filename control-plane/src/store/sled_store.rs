@@ -158,18 +158,18 @@ fn io(e: sled::Error) -> StoreError {
 }
 
 fn decode(raw: &[u8]) -> Versioned {
+    Versioned {
+        value: value_in(raw).to_vec(),
+        mod_revision: revision_in(raw),
+    }
+}
+
+/// The value a stored record carries, without its revision and without copying it.
+fn value_in(raw: &[u8]) -> &[u8] {
     if raw.len() >= 9 && raw[0] == MARK {
-        let mut rev = [0u8; 8];
-        rev.copy_from_slice(&raw[1..9]);
-        Versioned {
-            value: raw[9..].to_vec(),
-            mod_revision: u64::from_be_bytes(rev),
-        }
+        &raw[9..]
     } else {
-        Versioned {
-            value: raw.to_vec(),
-            mod_revision: 1,
-        }
+        raw
     }
 }
 
@@ -203,6 +203,23 @@ impl Store for SledStore {
                 Ok((String::from_utf8_lossy(&k).into_owned(), decode(&v)))
             })
             .collect()
+    }
+
+    fn scan_each(
+        &self,
+        prefix: &str,
+        each: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = item.map_err(io)?;
+            if k.first() == Some(&0) {
+                continue;
+            }
+            if !each(&String::from_utf8_lossy(&k), value_in(&v)) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {

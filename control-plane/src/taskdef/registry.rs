@@ -209,7 +209,8 @@ pub fn sweep_deleted(state: &State) -> Result<usize> {
 }
 
 fn sweep_in(tx: &mut crate::state::Tx<'_>) -> Result<(usize, Vec<crate::store::Op>)> {
-    use berth_proto::v1::{Service, Task};
+    use crate::status::TaskState;
+    use berth_proto::v1::{Service, TaskHeader};
     let state = tx.state().clone();
     let state = &state;
     // Compared at commit: a revision or task written meanwhile makes the sweep look again.
@@ -221,12 +222,13 @@ fn sweep_in(tx: &mut crate::state::Tx<'_>) -> Result<(usize, Vec<crate::store::O
     if doomed.is_empty() {
         return Ok((0, Vec::new()));
     }
-    let mut used: std::collections::HashSet<String> = state
-        .scan::<Task>(keys::TASKS)?
-        .into_iter()
-        .filter(|t| t.last_status != "STOPPED")
-        .map(|t| t.task_definition_arn)
-        .collect();
+    let mut used = std::collections::HashSet::new();
+    state.scan_each::<TaskHeader>(keys::TASKS, |t| {
+        if !t.is_stopped() {
+            used.insert(t.task_definition_arn);
+        }
+        true
+    })?;
     for s in state.scan::<Service>("service/")? {
         if s.status != "INACTIVE" {
             used.insert(s.task_definition.clone());
