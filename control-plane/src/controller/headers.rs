@@ -247,11 +247,8 @@ struct Header {
     stopped_reason: Arc<str>,
     group: Arc<str>,
     started_by: Arc<str>,
-    created_at: Box<str>,
-    started_at: Box<str>,
-    stopping_at: Box<str>,
-    stopped_at: Box<str>,
-    deregistered_at: Box<str>,
+    /// Created, started, stopping, stopped and deregistered at, in one allocation.
+    times: Times,
     cpu: i32,
     memory: i32,
     version: i64,
@@ -277,11 +274,13 @@ impl Header {
             stopped_reason: pool.get(h.stopped_reason),
             group: pool.get(h.group),
             started_by: pool.get(h.started_by),
-            created_at: h.created_at.into(),
-            started_at: h.started_at.into(),
-            stopping_at: h.stopping_at.into(),
-            stopped_at: h.stopped_at.into(),
-            deregistered_at: h.deregistered_at.into(),
+            times: Times::of([
+                &h.created_at,
+                &h.started_at,
+                &h.stopping_at,
+                &h.stopped_at,
+                &h.deregistered_at,
+            ]),
             cpu: h.cpu,
             memory: h.memory,
             version: h.version,
@@ -291,6 +290,8 @@ impl Header {
 
     /// The task as the planner takes it: without containers or overrides.
     fn task(&self, task_key: &str) -> Task {
+        let [created_at, started_at, stopping_at, stopped_at, deregistered_at] =
+            self.times.get().map(str::to_string);
         let task_arn = if self.arn_ends_with_key {
             format!("{}{task_key}", self.arn_head)
         } else {
@@ -306,10 +307,10 @@ impl Header {
             health_status: self.health_status.to_string(),
             stop_code: self.stop_code.to_string(),
             stopped_reason: self.stopped_reason.to_string(),
-            created_at: self.created_at.to_string(),
-            started_at: self.started_at.to_string(),
-            stopping_at: self.stopping_at.to_string(),
-            stopped_at: self.stopped_at.to_string(),
+            created_at,
+            started_at,
+            stopping_at,
+            stopped_at,
             group: self.group.to_string(),
             started_by: self.started_by.to_string(),
             containers: Vec::new(),
@@ -317,9 +318,30 @@ impl Header {
             memory: self.memory,
             version: self.version,
             load_balanced: self.load_balanced,
-            deregistered_at: self.deregistered_at.to_string(),
+            deregistered_at,
             overrides: None,
         }
+    }
+}
+
+/// A task's timestamps joined by a separator no RFC 3339 time holds: one allocation of about
+/// fifty bytes instead of five boxed strings (most of them empty).
+#[derive(Debug)]
+struct Times(Box<str>);
+
+const TIMES_SEPARATOR: char = '\u{1f}';
+
+impl Times {
+    fn of(times: [&str; 5]) -> Self {
+        Times(times.join(&TIMES_SEPARATOR.to_string()).into())
+    }
+
+    fn get(&self) -> [&str; 5] {
+        let mut out = [""; 5];
+        for (slot, t) in out.iter_mut().zip(self.0.split(TIMES_SEPARATOR)) {
+            *slot = t;
+        }
+        out
     }
 }
 
@@ -333,6 +355,28 @@ mod tests {
     use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 
     const GROUP: &str = "service:web";
+
+    #[test]
+    fn times_come_back_as_they_went_in_empty_ones_included() {
+        let t = Times::of([
+            "2026-12-01T10:00:00.123Z",
+            "",
+            "",
+            "2026-12-01T10:05:00Z",
+            "",
+        ]);
+        assert_eq!(
+            t.get(),
+            [
+                "2026-12-01T10:00:00.123Z",
+                "",
+                "",
+                "2026-12-01T10:05:00Z",
+                ""
+            ]
+        );
+        assert_eq!(Times::of([""; 5]).get(), [""; 5]);
+    }
 
     fn setup() -> (tempfile::TempDir, State, TaskDefinition) {
         let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 pub mod apply;
 mod headers;
 mod hooks;
+mod pace;
 pub mod plan;
 mod service;
 pub mod view;
@@ -33,6 +34,10 @@ pub struct Caches {
     pub owners: Owners,
     /// The planner's view of each service's tasks.
     pub headers: Headers,
+    /// When each service woken by a change may run again.
+    pace: pace::Pace,
+    /// The services the sweep under way has yet to run, a slice each pass.
+    sweep: pace::Sweep,
 }
 
 /// Timings of the controllers.
@@ -91,23 +96,24 @@ pub async fn run(
             revision: seen,
             ..Default::default()
         };
+        let (next_due, sweeping) = {
+            let c = lock(&caches);
+            (c.pace.next_due(), !c.sweep.is_empty())
+        };
         tokio::select! {
             _ = tick.tick() => {
                 woken.lost_nodes = true;
-                woken.everything = sweeps.due(config.resync);
+                woken.everything = !sweeping && sweeps.due(config.resync);
             }
+            _ = until_due(next_due) => {}
+            // A sweep under way goes on pass after pass, with what changed meanwhile.
+            _ = std::future::ready(()), if sweeping => drain(&state, &mut changes, &mut woken),
             c = changes.recv() => match c {
                 Ok(change) => {
                     woken.add(&change);
                     // Coalesce a burst of writes into one pass.
                     tokio::time::sleep(Duration::from_millis(25)).await;
-                    loop {
-                        match changes.try_recv() {
-                            Ok(change) => woken.add(&change),
-                            Err(TryRecvError::Lagged(_)) => resume(&state, &mut woken),
-                            Err(_) => break,
-                        }
-                    }
+                    drain(&state, &mut changes, &mut woken);
                 }
                 Err(RecvError::Lagged(_)) => resume(&state, &mut woken),
                 Err(RecvError::Closed) => return,
@@ -115,6 +121,9 @@ pub async fn run(
             _ = until_stopped(&mut stopped) => return,
         }
         seen = woken.revision;
+        // Services held back by their pace run once due, with whatever else woke.
+        let due = lock(&caches).pace.take_due(std::time::Instant::now());
+        woken.keys.extend(due);
         let (s, sess, prox, own) = (
             state.clone(),
             sessions.clone(),
@@ -122,10 +131,12 @@ pub async fn run(
             caches.clone(),
         );
         let mut mem = std::mem::take(&mut memory);
-        let sweep = woken.everything.then(std::time::Instant::now);
+        if woken.everything {
+            sweeps.start();
+        }
         let halt = stopped.clone();
         let res = tokio::task::spawn_blocking(move || {
-            let mut caches = own.lock().unwrap_or_else(|p| p.into_inner());
+            let mut caches = lock(&own);
             let pass = Pass {
                 state: &s,
                 sessions: &sess,
@@ -138,8 +149,8 @@ pub async fn run(
             (r, mem)
         })
         .await;
-        if let Some(started) = sweep {
-            sweeps.ran(started.elapsed());
+        if lock(&caches).sweep.is_empty() {
+            sweeps.finish();
         }
         match res {
             Ok((r, mem)) => {
@@ -160,16 +171,27 @@ pub async fn run(
 #[derive(Debug, Default)]
 struct Sweeps {
     last: Option<(std::time::Instant, Duration)>,
+    /// When the sweep under way started.
+    started: Option<std::time::Instant>,
 }
 
 impl Sweeps {
     fn due(&self, resync: Duration) -> bool {
-        self.last
-            .is_none_or(|(at, took)| at.elapsed() >= resync.max(took * SWEEP_SHARE))
+        self.started.is_none()
+            && self
+                .last
+                .is_none_or(|(at, took)| at.elapsed() >= resync.max(took * SWEEP_SHARE))
     }
 
-    fn ran(&mut self, took: Duration) {
-        self.last = Some((std::time::Instant::now(), took));
+    fn start(&mut self) {
+        self.started = Some(std::time::Instant::now());
+    }
+
+    /// The sweep's last service ran (a no-op when none is under way).
+    fn finish(&mut self) {
+        if let Some(started) = self.started.take() {
+            self.last = Some((std::time::Instant::now(), started.elapsed()));
+        }
     }
 }
 
@@ -216,6 +238,21 @@ pub async fn run_while_leading(
             return;
         }
         tracing::warn!("no longer leading: controllers stopped");
+    }
+}
+
+/// Takes every change already waiting, without waiting for more.
+fn drain(
+    state: &State,
+    changes: &mut tokio::sync::broadcast::Receiver<Arc<crate::store::Change>>,
+    woken: &mut wake::Woken,
+) {
+    loop {
+        match changes.try_recv() {
+            Ok(change) => woken.add(&change),
+            Err(TryRecvError::Lagged(_)) => resume(state, woken),
+            Err(_) => break,
+        }
     }
 }
 
@@ -284,66 +321,87 @@ impl Pass<'_> {
                 now,
             )?;
         }
-        let services: Vec<String> = if woken.everything {
-            let live: HashSet<String> = self
-                .state
-                .scan_keys(keys::GROUP_INDEX)?
-                .iter()
-                .filter_map(|k| keys::task_of_index(k))
-                .collect();
-            caches.owners.retain(&live, &caches.headers);
-            self.proxies.retain_tasks(&|arn| {
-                crate::controller::apply::task_key(arn).is_some_and(|k| live.contains(&k))
-            });
-            let all = self.state.scan::<Service>(keys::SERVICES)?;
-            self.scale(&all, now, memory);
-            memory.retain(|k, _| {
-                all.iter()
-                    .any(|s| &crate::services::key_of(s) == k && s.status != "INACTIVE")
-            });
-            let groups: HashSet<String> = all
-                .iter()
-                .filter(|s| s.status != "INACTIVE")
-                .map(|s| {
-                    let cluster = crate::arn::cluster_name(&s.cluster_arn);
-                    keys::group_tasks(cluster, &format!("service:{}", s.service_name))
-                })
-                .collect();
-            caches.headers.retain(|prefix| groups.contains(prefix));
-            all.iter()
-                .filter(|s| s.status != "INACTIVE")
-                .map(crate::services::key_of)
-                .collect()
-        } else {
-            caches.headers.catch_up(self.state)?;
-            caches
-                .owners
-                .services_of(self.state, &woken, &caches.headers)?
-        };
+        if woken.everything {
+            let all = self.sweep_start(caches, memory, now)?;
+            caches.sweep.fill(all);
+        }
+        caches.headers.catch_up(self.state)?;
+        let woken_services = caches
+            .owners
+            .services_of(self.state, &woken, &caches.headers)?;
         let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
-        for key in services {
+        let clock = std::time::Instant::now();
+        for key in woken_services {
             if self.halted() {
                 return Ok(());
             }
-            let mem = memory.remove(&key).unwrap_or_default();
-            match service::reconcile(
-                self.state,
-                &key,
-                &src,
-                &mut caches.headers,
-                mem.clone(),
-                now,
-            ) {
-                Ok(next) => {
-                    memory.insert(key, next);
-                }
-                Err(e) => {
-                    memory.insert(key.clone(), mem);
-                    tracing::warn!(service = %key, error = %e, "service reconcile failed");
-                }
+            if caches.pace.admit(&key, clock) {
+                caches.sweep.ran(&key);
+                self.reconcile(&key, &src, caches, memory, now);
             }
         }
+        let until = std::time::Instant::now() + pace::SWEEP_SLICE;
+        while std::time::Instant::now() < until && !self.halted() {
+            let Some(key) = caches.sweep.next() else {
+                break;
+            };
+            self.reconcile(&key, &src, caches, memory, now);
+        }
         Ok(())
+    }
+
+    /// A sweep's upkeep (caches forget what is gone, auto scaling runs); returns the services
+    /// it is to run.
+    fn sweep_start(
+        &self,
+        caches: &mut Caches,
+        memory: &mut HashMap<String, ServiceMemory>,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        // Each remembered task is looked up (they are few: the headers cache holds the
+        // services' own), never a set of every task key built.
+        let exists = |k: &str| self.state.get_raw(k).map_or(true, |v| v.is_some());
+        caches.owners.retain(&exists, &caches.headers);
+        self.proxies.retain_tasks(&|arn| {
+            crate::controller::apply::task_key(arn).is_some_and(|k| exists(&k))
+        });
+        let all = self.state.scan::<Service>(keys::SERVICES)?;
+        self.scale(&all, now, memory);
+        let live: Vec<&Service> = all.iter().filter(|s| s.status != "INACTIVE").collect();
+        let keys: HashSet<String> = live.iter().map(|s| crate::services::key_of(s)).collect();
+        memory.retain(|k, _| keys.contains(k));
+        caches.pace.retain(|k| keys.contains(k));
+        let groups: HashSet<String> = live
+            .iter()
+            .map(|s| {
+                let cluster = crate::arn::cluster_name(&s.cluster_arn);
+                keys::group_tasks(cluster, &format!("service:{}", s.service_name))
+            })
+            .collect();
+        caches.headers.retain(|prefix| groups.contains(prefix));
+        Ok(live.iter().map(|s| crate::services::key_of(s)).collect())
+    }
+
+    /// One service's pass; its memory kept for the next.
+    fn reconcile(
+        &self,
+        key: &str,
+        src: &view::Sources<'_>,
+        caches: &mut Caches,
+        memory: &mut HashMap<String, ServiceMemory>,
+        now: i64,
+    ) {
+        let mem = memory.remove(key).unwrap_or_default();
+        match service::reconcile(self.state, key, src, &mut caches.headers, mem.clone(), now) {
+            Ok((next, read)) => {
+                caches.pace.ran(key, read, std::time::Instant::now());
+                memory.insert(key.to_string(), next);
+            }
+            Err(e) => {
+                memory.insert(key.to_string(), mem);
+                tracing::warn!(service = %key, error = %e, "service reconcile failed");
+            }
+        }
     }
 
     fn halted(&self) -> bool {
@@ -366,6 +424,18 @@ impl Pass<'_> {
                 tracing::warn!(service = %svc.service_name, error = %e, "auto scaling failed");
             }
         }
+    }
+}
+
+fn lock(caches: &std::sync::Mutex<Caches>) -> std::sync::MutexGuard<'_, Caches> {
+    caches.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resolves when the next held-back service is due (never, when none is).
+async fn until_due(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

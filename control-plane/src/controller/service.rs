@@ -13,7 +13,8 @@ use crate::store::Op;
 use crate::time;
 use berth_proto::v1::*;
 
-/// Runs one pass over the service at `key`; returns what the controller remembers next.
+/// Runs one pass over the service at `key`; returns what the controller remembers next, and
+/// how many tasks the pass read.
 pub fn reconcile(
     state: &State,
     key: &str,
@@ -21,7 +22,7 @@ pub fn reconcile(
     headers: &mut Headers,
     memory: ServiceMemory,
     now: i64,
-) -> Result<ServiceMemory> {
+) -> Result<(ServiceMemory, usize)> {
     let _timer = state.metrics().time_reconcile();
     let outcome = state.update(|tx| {
         let Some(mut view) = view::read(tx, key, src, headers, memory.clone(), false)? else {
@@ -47,10 +48,11 @@ pub fn reconcile(
             .filter(|t| p.forget.contains(&t.task_arn))
             .flat_map(apply::forget_ops)
             .collect();
-        Ok((Some((before, p, forget)), ops))
+        let read = view.tasks.len();
+        Ok((Some((before, p, forget, read)), ops))
     })?;
-    let Some((before, p, forget)) = outcome else {
-        return Ok(memory);
+    let Some((before, p, forget, read)) = outcome else {
+        return Ok((memory, 0));
     };
     if let Err(e) = state.commit(forget) {
         tracing::warn!(error = %e, "stopped tasks of a deleted service not forgotten yet");
@@ -63,7 +65,7 @@ pub fn reconcile(
         metrics.placement_failed(r.reason);
     }
     metrics.deployments_finished(&before, &p.service);
-    Ok(p.memory)
+    Ok((p.memory, read))
 }
 
 /// The ops that carry out a plan: new tasks (re-checked on their nodes), stops on the tasks as

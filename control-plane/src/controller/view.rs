@@ -173,9 +173,7 @@ pub fn read(
 /// per change of their node and shared).
 pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
     let mut nodes = sessions.snapshots(state)?;
-    for n in &mut nodes {
-        n.connected = sessions.is_connected(&n.id);
-    }
+    sessions.mark_connected(&mut nodes);
     Ok(nodes)
 }
 

@@ -108,10 +108,10 @@ impl Owners {
         n
     }
 
-    /// Forgets tasks no longer indexed, and those the headers cache knows.
-    pub fn retain(&mut self, live: &HashSet<String>, headers: &Headers) {
+    /// Forgets tasks that no longer exist, and those the headers cache knows.
+    pub fn retain(&mut self, exists: &dyn Fn(&str) -> bool, headers: &Headers) {
         self.by_task
-            .retain(|k, _| live.contains(k) && headers.service_of(k).is_none());
+            .retain(|k, _| headers.service_of(k).is_none() && exists(k));
         let used: HashSet<&str> = self.by_task.values().flatten().map(|n| &**n).collect();
         self.names.retain(|n| used.contains(&**n));
     }

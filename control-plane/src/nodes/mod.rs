@@ -50,11 +50,27 @@ struct SessionsInner {
     /// When each node was last heard from (kept after it disconnects).
     last_seen: HashMap<String, i64>,
     logs: HashMap<String, mpsc::Sender<LogChunk>>,
-    /// Task ARN → (cores in use, when reported), from the agents' heartbeats.
-    task_cpu: HashMap<String, (f64, i64)>,
+    /// Node id → the CPU its tasks used at its last heartbeat: one entry a node, replaced
+    /// whole (a million tasks' samples kept one map entry each cost a lock-held hash insert per
+    /// task per heartbeat, and 150 bytes a task).
+    node_cpu: HashMap<String, NodeCpu>,
     usage_pruned_ms: i64,
     /// Nodes whose agents other replicas hold, and when they last said so (several servers).
     remote: HashMap<String, i64>,
+}
+
+/// A node's CPU samples: its tasks' ARNs hashed (sorted), with the cores each used.
+struct NodeCpu {
+    at_ms: i64,
+    cores: Vec<(u64, f64)>,
+}
+
+/// A stable 64-bit hash of a task ARN (one node's few hundred tasks never collide in practice).
+fn arn_hash(task_arn: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    task_arn.hash(&mut h);
+    h.finish()
 }
 
 /// A presence older than this is not believed (three refreshes missed).
@@ -191,6 +207,19 @@ impl Sessions {
                 .is_some_and(|at| time::now_millis() - at < PRESENCE_FRESH_MS)
     }
 
+    /// Sets each snapshot's `connected` under one hold of the lock (a plan's ten thousand nodes
+    /// asked one by one contend with every agent's heartbeat ten thousand times).
+    pub fn mark_connected(&self, nodes: &mut [crate::scheduler::NodeSnapshot]) {
+        let s = self.lock();
+        let now = time::now_millis();
+        for n in nodes {
+            n.connected = s.by_node.contains_key(&n.id)
+                || s.remote
+                    .get(&n.id)
+                    .is_some_and(|at| now - at < PRESENCE_FRESH_MS);
+        }
+    }
+
     /// The nodes whose agents this replica holds.
     pub fn local_nodes(&self) -> Vec<String> {
         self.lock().by_node.keys().cloned().collect()
@@ -217,26 +246,49 @@ impl Sessions {
         self.lock().by_node.get(node_id).map(|x| x.tx.clone())
     }
 
-    /// Keeps the latest CPU sample of each task an agent reports; forgets silent ones.
-    pub fn record_usage(&self, usage: Vec<TaskUsage>, now_ms: i64) {
-        let mut s = self.lock();
-        for u in usage {
-            s.task_cpu.insert(u.task_arn, (u.cpu_cores, now_ms));
+    /// Keeps the latest CPU samples a node's agent reports; forgets silent nodes. A sample
+    /// covers every task the agent could read, so it replaces the node's last one; heartbeats
+    /// between samples carry none and change nothing.
+    pub fn record_usage(&self, node_id: &str, usage: Vec<TaskUsage>, now_ms: i64) {
+        if usage.is_empty() {
+            return;
         }
-        // Forgetting is a scan of every task's sample: once a minute, not on every heartbeat.
+        let mut cores: Vec<(u64, f64)> = usage
+            .iter()
+            .map(|u| (arn_hash(&u.task_arn), u.cpu_cores))
+            .collect();
+        cores.sort_by_key(|(h, _)| *h);
+        let mut s = self.lock();
+        match s.node_cpu.get_mut(node_id) {
+            Some(n) => {
+                *n = NodeCpu {
+                    at_ms: now_ms,
+                    cores,
+                }
+            }
+            None => {
+                s.node_cpu.insert(
+                    node_id.to_string(),
+                    NodeCpu {
+                        at_ms: now_ms,
+                        cores,
+                    },
+                );
+            }
+        }
         if now_ms - s.usage_pruned_ms > 60_000 {
-            s.task_cpu.retain(|_, (_, at)| now_ms - *at < 300_000);
+            s.node_cpu.retain(|_, n| now_ms - n.at_ms < 300_000);
             s.usage_pruned_ms = now_ms;
         }
     }
 
-    /// The task's CPU in cores, if sampled since `since_ms`.
-    pub fn task_cpu_cores(&self, task_arn: &str, since_ms: i64) -> Option<f64> {
-        self.lock()
-            .task_cpu
-            .get(task_arn)
-            .filter(|(_, at)| *at >= since_ms)
-            .map(|(c, _)| *c)
+    /// The CPU in cores of a task on `node_id`, if its agent sampled it since `since_ms`.
+    pub fn task_cpu_cores(&self, node_id: &str, task_arn: &str, since_ms: i64) -> Option<f64> {
+        let h = arn_hash(task_arn);
+        let s = self.lock();
+        let n = s.node_cpu.get(node_id).filter(|n| n.at_ms >= since_ms)?;
+        let i = n.cores.binary_search_by_key(&h, |(k, _)| *k).ok()?;
+        Some(n.cores[i].1)
     }
 
     pub fn add_log_waiter(&self, request_id: &str, tx: mpsc::Sender<LogChunk>) {

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Default)]
 struct Node {
     record: ContainerInstance,
-    /// Claim key → claim, unreleased ones only.
-    claims: HashMap<String, NodeClaim>,
+    /// The claim key past the node's prefix (`CLUSTER/ID`) → claim, unreleased ones only, held
+    /// without its task ARN (room needs only what it takes): a fleet's million claims would
+    /// otherwise hold every key and ARN again.
+    claims: HashMap<Box<str>, NodeClaim>,
     /// The room those leave, and the node as placement sees it, computed again only after a
     /// change.
     room: Option<Room>,
@@ -115,11 +117,12 @@ impl Rooms {
                 },
             );
         }
-        for (k, v) in state.store().scan(keys::NODE_INDEX)? {
-            if let Ok(c) = <NodeClaim as prost::Message>::decode(v.value.as_slice()) {
-                self.put_claim(&k, Some(c));
+        state.store().scan_each(keys::NODE_INDEX, &mut |k, v| {
+            if let Ok(c) = <NodeClaim as prost::Message>::decode(v) {
+                self.put_claim(k, Some(c));
             }
-        }
+            true
+        })?;
         self.revision = revision.max(1);
         Ok(())
     }
@@ -145,9 +148,9 @@ impl Rooms {
     }
 
     fn put_claim(&mut self, key: &str, claim: Option<NodeClaim>) {
-        let Some(node_id) = key
+        let Some((node_id, task)) = key
             .strip_prefix(keys::NODE_INDEX)
-            .and_then(|r| r.split('/').next())
+            .and_then(|r| r.split_once('/'))
         else {
             return;
         };
@@ -159,10 +162,14 @@ impl Rooms {
         node.usage = None;
         match claim.filter(|c| !c.released) {
             Some(c) => {
-                node.claims.insert(key.to_string(), c);
+                let held = NodeClaim {
+                    task_arn: String::new(),
+                    ..c
+                };
+                node.claims.insert(task.into(), held);
             }
             None => {
-                node.claims.remove(key);
+                node.claims.remove(task);
             }
         }
     }

@@ -185,7 +185,7 @@ impl AgentSessions for AgentSessionsApi {
                         }
                     }
                     Some(agent_message::Body::Heartbeat(h)) => {
-                        sessions.record_usage(h.task_usage, crate::time::now_millis());
+                        sessions.record_usage(&node_id, h.task_usage, crate::time::now_millis());
                     }
                     Some(agent_message::Body::Hello(_)) | None => {}
                 }

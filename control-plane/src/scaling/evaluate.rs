@@ -136,7 +136,8 @@ fn cpu_percent_total(
     }
     let mut total = 0.0;
     for t in running {
-        let cores = sessions.task_cpu_cores(&t.task_arn, now - window)?;
+        let node = crate::arn::last_segment(&t.container_instance_arn);
+        let cores = sessions.task_cpu_cores(node, &t.task_arn, now - window)?;
         let units = if t.cpu > 0 {
             f64::from(t.cpu)
         } else {
