@@ -243,9 +243,13 @@ fn race(url: &str, cluster: &str, node_arn: &str, service: &str) -> (usize, usiz
         }
         assert!(
             t0.elapsed() < Duration::from_secs(90),
-            "not settled within 90 s; racers left: {}; last samples: {:#?}",
+            "not settled within 90 s; racers left: {}; last samples: {:#?}\nwhat the CLIs said: {:#?}",
             racers.0.len(),
-            &samples[samples.len().saturating_sub(5)..]
+            &samples[samples.len().saturating_sub(5)..],
+            outcomes
+                .iter()
+                .map(|(what, o)| format!("{what}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

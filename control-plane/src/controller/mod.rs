@@ -393,9 +393,14 @@ impl Pass<'_> {
     ) {
         let mem = memory.remove(key).unwrap_or_default();
         match service::reconcile(self.state, key, src, &mut caches.headers, mem.clone(), now) {
-            Ok((next, read)) => {
-                caches.pace.ran(key, read, std::time::Instant::now());
-                memory.insert(key.to_string(), next);
+            Ok(passed) => {
+                let at = std::time::Instant::now();
+                caches.pace.ran(key, passed.read, at);
+                if passed.replacing {
+                    let wait = pace::gap(passed.read).max(pace::REVISIT);
+                    caches.pace.revisit(key, at + wait);
+                }
+                memory.insert(key.to_string(), passed.memory);
             }
             Err(e) => {
                 memory.insert(key.to_string(), mem);

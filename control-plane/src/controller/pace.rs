@@ -16,6 +16,9 @@ pub fn gap(tasks: usize) -> Duration {
 
 const MAX_GAP: Duration = Duration::from_secs(1);
 
+/// How soon a service whose new deployment replaces another runs again unasked.
+pub const REVISIT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default)]
 pub struct Pace {
     /// Service key → when it may run again.
@@ -45,6 +48,14 @@ impl Pace {
         } else {
             self.ready_at.insert(key.to_string(), now + wait);
         }
+    }
+
+    /// Runs the service again at `at` even if nothing changes: a deployment under way moves on
+    /// time (a task healthy once it ran long enough, a bake, a backoff), and the sweep that
+    /// would notice comes a minute or more apart in a large fleet.
+    pub fn revisit(&mut self, key: &str, at: Instant) {
+        let due = self.deferred.entry(key.to_string()).or_insert(at);
+        *due = (*due).min(at);
     }
 
     /// The deferred services due by `now`, no longer deferred.
@@ -150,6 +161,19 @@ mod tests {
         assert_eq!(s.next().as_deref(), Some("c"));
         assert!(s.is_empty());
         assert_eq!(s.next(), None);
+    }
+
+    #[test]
+    fn a_service_revisited_runs_when_due_even_unwoken() {
+        let mut p = Pace::default();
+        let t0 = Instant::now();
+        p.ran("service/c/rolling", 10, t0);
+        p.revisit("service/c/rolling", t0 + REVISIT);
+        assert!(p.take_due(t0).is_empty());
+        assert_eq!(
+            p.take_due(t0 + REVISIT),
+            vec!["service/c/rolling".to_string()]
+        );
     }
 
     #[test]

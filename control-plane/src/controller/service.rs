@@ -13,8 +13,17 @@ use crate::store::Op;
 use crate::time;
 use berth_proto::v1::*;
 
-/// Runs one pass over the service at `key`; returns what the controller remembers next, and
-/// how many tasks the pass read.
+/// What one pass leaves the controller.
+pub struct Passed {
+    pub memory: ServiceMemory,
+    /// How many tasks the pass read.
+    pub read: usize,
+    /// A deployment replaces another (a rolling update, a traffic shift): it moves on time as
+    /// well as on reports.
+    pub replacing: bool,
+}
+
+/// Runs one pass over the service at `key`.
 pub fn reconcile(
     state: &State,
     key: &str,
@@ -22,7 +31,7 @@ pub fn reconcile(
     headers: &mut Headers,
     memory: ServiceMemory,
     now: i64,
-) -> Result<(ServiceMemory, usize)> {
+) -> Result<Passed> {
     let _timer = state.metrics().time_reconcile();
     let outcome = state.update(|tx| {
         let Some(mut view) = view::read(tx, key, src, headers, memory.clone(), false)? else {
@@ -52,7 +61,11 @@ pub fn reconcile(
         Ok((Some((before, p, forget, read)), ops))
     })?;
     let Some((before, p, forget, read)) = outcome else {
-        return Ok((memory, 0));
+        return Ok(Passed {
+            memory,
+            read: 0,
+            replacing: false,
+        });
     };
     if let Err(e) = state.commit(forget) {
         tracing::warn!(error = %e, "stopped tasks of a deleted service not forgotten yet");
@@ -65,7 +78,11 @@ pub fn reconcile(
         metrics.placement_failed(r.reason);
     }
     metrics.deployments_finished(&before, &p.service);
-    Ok((p.memory, read))
+    Ok(Passed {
+        replacing: p.service.deployments.len() > 1,
+        memory: p.memory,
+        read,
+    })
 }
 
 /// The ops that carry out a plan: new tasks (re-checked on their nodes), stops on the tasks as
