@@ -55,20 +55,7 @@ impl Env {
             .path()
             .join(format!("{}.json", def["family"].as_str().unwrap()));
         std::fs::write(&path, def.to_string()).unwrap();
-        let r = berth(
-            &self.dev.grpc,
-            &[
-                "taskdef",
-                "register",
-                "-f",
-                path.to_str().unwrap(),
-                "-o",
-                "json",
-            ],
-        );
-        assert!(r.ok, "{}", r.stderr);
-        let td = &r.json()["taskDefinition"];
-        format!("{}:{}", td["family"].as_str().unwrap(), td["revision"])
+        register_file(&self.dev.grpc, &path)
     }
 
     fn run(&self, taskdef: &str) -> Value {

@@ -485,6 +485,12 @@ pub fn register_demo(server: &str, dir: &Path, family: &str, env: &[(&str, &str)
     let tag: Vec<&str> = env.iter().map(|(_, v)| *v).collect();
     let path = dir.join(format!("{family}-{}.json", tag.join("-")));
     std::fs::write(&path, def.to_string()).unwrap();
+    register_file(server, &path)
+}
+
+/// Registers the task definition in the JSON file at `path` on `server`; returns
+/// FAMILY:REVISION.
+pub fn register_file(server: &str, path: &Path) -> String {
     let r = berth(
         server,
         &[

@@ -17,6 +17,7 @@ mod scaling;
 mod serve;
 mod serve_handoff;
 mod service;
+mod service_args;
 mod service_shift;
 mod service_view;
 mod stack;
@@ -104,7 +105,7 @@ pub enum Command {
     #[command(subcommand)]
     Stack(stack_view::StackCommand),
     /// Service events, as ECS words them.
-    Events(service::EventsArgs),
+    Events(service_args::EventsArgs),
     /// The demo web server baked into the berth-demo image (serve, check, exit).
     Demo(demo::DemoArgs),
     /// Build the images Berth needs, offline (berth:latest, berth-demo:latest).

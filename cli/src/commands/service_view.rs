@@ -1,6 +1,6 @@
 //! How services are shown: the describe view, a deployment followed to its end, and events.
 
-use super::service::EventsArgs;
+use super::service_args::EventsArgs;
 use crate::client::connect;
 use crate::output::{or_dash, Format, Table};
 use berth_control_plane::controller::plan::shift::percent;

@@ -379,7 +379,7 @@ impl Pass<'_> {
             })
             .collect();
         caches.headers.retain(|prefix| groups.contains(prefix));
-        Ok(live.iter().map(|s| crate::services::key_of(s)).collect())
+        Ok(keys.into_iter().collect())
     }
 
     /// One service's pass; its memory kept for the next.
