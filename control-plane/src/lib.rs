@@ -14,6 +14,7 @@ pub mod elb;
 pub mod elb_api;
 pub mod endpoints;
 pub mod error;
+pub mod foreground;
 pub mod http;
 pub mod leader;
 pub mod limits;

@@ -74,6 +74,28 @@ pub mod keys {
 /// Attempts before an update gives up on a key that keeps changing under it.
 const MAX_ATTEMPTS: usize = 64;
 
+/// A `State` that does not keep its store open (`State::downgrade`).
+pub struct WeakState {
+    store: std::sync::Weak<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
+    keys_read: Arc<AtomicU64>,
+    fence: Option<Compare>,
+    limits: crate::limits::Limits,
+}
+
+impl WeakState {
+    /// The state again, while its store is still open.
+    pub fn upgrade(&self) -> Option<State> {
+        Some(State {
+            store: self.store.upgrade()?,
+            metrics: self.metrics.clone(),
+            keys_read: self.keys_read.clone(),
+            fence: self.fence.clone(),
+            limits: self.limits,
+        })
+    }
+}
+
 /// Shared handle to the control plane's state.
 #[derive(Clone)]
 pub struct State {
@@ -124,6 +146,17 @@ impl State {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// This handle without keeping its store open: for a follower that must end with it.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState {
+            store: Arc::downgrade(&self.store),
+            metrics: self.metrics.clone(),
+            keys_read: self.keys_read.clone(),
+            fence: self.fence.clone(),
+            limits: self.limits,
+        }
     }
 
     /// How many keys have been read since start (a get is one; a scan, what it returned).

@@ -6,6 +6,7 @@
 use crate::controller::apply::{self, NewTask};
 use crate::controller::view;
 use crate::error::{Error, Result};
+use crate::nodes::rooms::Freshness;
 use crate::nodes::{self, Sessions};
 use crate::scheduler::Demand;
 use crate::state::{keys, State};
@@ -88,7 +89,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
             return Err(Error::Invalid(out_of_bounds));
         }
         let demand = demand(&td);
-        let mut nodes = view::snapshot(tx.state(), sessions)?;
+        let mut nodes = view::snapshot(tx.state(), sessions, Freshness::Recent)?;
         let mut launches = Vec::new();
         let mut failures = Vec::new();
         for i in 0..count as usize {
@@ -108,7 +109,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
         // makes this attempt decide again.
-        let (tasks, ops) = apply::place(tx, Some(sessions), &launches)?;
+        let (tasks, ops) = apply::place(tx, Some((sessions, Freshness::Recent)), &launches)?;
         Ok(((tasks, failures), ops))
     })?;
     let (tasks, failures) = reply;

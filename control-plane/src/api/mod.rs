@@ -38,7 +38,7 @@ where
     F: FnOnce(&State) -> Result<T, Error> + Send + 'static,
 {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || f(&state))
+    crate::foreground::blocking(move || f(&state))
         .await
         .map_err(|e| tonic::Status::internal(format!("handler failed: {e}")))?
         .map_err(tonic::Status::from)

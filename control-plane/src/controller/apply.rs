@@ -5,7 +5,7 @@
 //! plans can never double-book a node, in one process or across several.
 
 use crate::error::{Error, Result};
-use crate::nodes;
+use crate::nodes::{self, rooms::Freshness};
 use crate::scheduler::Demand;
 use crate::state::{keys, put, Tx};
 use crate::status::TaskState;
@@ -113,15 +113,15 @@ impl Room {
 /// as a fresh read, without decoding a hundred claims a node); a retry reads them afresh.
 pub fn place(
     tx: &mut Tx<'_>,
-    sessions: Option<&nodes::Sessions>,
+    rooms: Option<(&nodes::Sessions, Freshness)>,
     launches: &[NewTask<'_>],
 ) -> Result<(Vec<Task>, Vec<Op>)> {
     let mut by_node: BTreeMap<&str, Vec<&NewTask>> = BTreeMap::new();
     for l in launches {
         by_node.entry(l.node_id.as_str()).or_default().push(l);
     }
-    let cached = match sessions.filter(|_| tx.attempt() == 0) {
-        Some(s) => Some(s.rooms_of(tx.state(), by_node.keys().copied())?),
+    let cached = match rooms.filter(|_| tx.attempt() == 0) {
+        Some((s, fresh)) => Some(s.rooms_of(tx.state(), by_node.keys().copied(), fresh)?),
         None => None,
     };
     let mut created = Vec::with_capacity(launches.len());

@@ -7,6 +7,7 @@ use super::headers::Headers;
 use super::plan::{self, Event, ServiceMemory, ServicePlan, STOP_CODE};
 use super::view::{self, Sources};
 use crate::error::{Error, Result};
+use crate::nodes::rooms::Freshness;
 use crate::services::push_event;
 use crate::state::{put, State, Tx};
 use crate::store::Op;
@@ -43,7 +44,7 @@ pub fn reconcile(
         }
         let mut p = plan::plan(&view, now);
         if p.needs_all_nodes {
-            view.nodes = view::snapshot(tx.state(), src.sessions)?;
+            view.nodes = view::snapshot(tx.state(), src.sessions, Freshness::Now)?;
             view.all_nodes = true;
             p = plan::plan(&view, now);
         }
@@ -118,7 +119,7 @@ fn ops_of(
             })
         })
         .collect::<Result<_>>()?;
-    let (created, mut ops) = apply::place(tx, Some(sessions), &launches)?;
+    let (created, mut ops) = apply::place(tx, Some((sessions, Freshness::Now)), &launches)?;
     for s in &p.stops {
         ops.extend(apply::stop_ops(tx, &s.task_arn, STOP_CODE, &s.reason, now)?);
     }

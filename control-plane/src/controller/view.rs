@@ -7,6 +7,7 @@ use super::headers::Headers;
 use super::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
 use crate::endpoints::health::Proxies;
 use crate::error::Result;
+use crate::nodes::rooms::Freshness;
 use crate::nodes::{self, Sessions};
 use crate::scheduler::NodeSnapshot;
 use crate::state::{keys, State, Tx};
@@ -109,7 +110,7 @@ pub fn read(
     }
     let daemon = service.scheduling_strategy == "DAEMON";
     let nodes = if all_nodes || daemon {
-        snapshot(&state, src.sessions)?
+        snapshot(&state, src.sessions, Freshness::Now)?
     } else {
         let hosting: HashSet<&str> = tasks
             .iter()
@@ -171,8 +172,8 @@ pub fn read(
 /// Every node with its free resources, for placement (from the cache of rooms kept up to date
 /// from the change history, not a read of every claim; the snapshots themselves are built once
 /// per change of their node and shared).
-pub fn snapshot(state: &State, sessions: &Sessions) -> Result<Vec<NodeSnapshot>> {
-    let mut nodes = sessions.snapshots(state)?;
+pub fn snapshot(state: &State, sessions: &Sessions, fresh: Freshness) -> Result<Vec<NodeSnapshot>> {
+    let mut nodes = sessions.snapshots(state, fresh)?;
     sessions.mark_connected(&mut nodes);
     Ok(nodes)
 }

@@ -328,7 +328,7 @@ async fn serve(
     let input = Input::parse(&body)?;
     let to = addressed_prefix(signed.as_ref());
     let (state, sessions) = (ecs.state.clone(), ecs.sessions.clone());
-    let mut reply = tokio::task::spawn_blocking(move || {
+    let mut reply = crate::foreground::blocking(move || {
         handler(
             &Ctx {
                 state: &state,

@@ -154,7 +154,7 @@ async fn run(
         &format!("/elasticloadbalancing.v2015-12-01/{action}"),
     )?;
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || {
+    crate::foreground::blocking(move || {
         let ctx = ops::Ctx {
             state: &state,
             proxies: &proxies,

@@ -38,7 +38,7 @@ pub struct Sessions {
     /// Which nodes' desired sets a store change touches, started with the first stream.
     push: std::sync::OnceLock<push::Push>,
     /// Every node's room, for placement (a cache the applier never relies on).
-    rooms: Mutex<rooms::Rooms>,
+    rooms: rooms::Shared,
     /// Execs asked of agents that have not dialled back yet.
     execs: exec::Execs,
 }
@@ -101,22 +101,18 @@ impl Sessions {
         &self,
         state: &State,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> crate::error::Result<(HashMap<String, crate::controller::apply::Usage>, u64)> {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .usage_of(state, ids)
+        fresh: rooms::Freshness,
+    ) -> Result<(HashMap<String, crate::controller::apply::Usage>, u64)> {
+        Ok(self.rooms.read(state, fresh)?.usage_of(ids))
     }
 
-    /// Every node as placement sees it, as of now (`connected` unset).
+    /// Every node as placement sees it, as fresh as asked (`connected` unset).
     pub fn snapshots(
         &self,
         state: &State,
-    ) -> crate::error::Result<Vec<crate::scheduler::NodeSnapshot>> {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .snapshots(state)
+        fresh: rooms::Freshness,
+    ) -> Result<Vec<crate::scheduler::NodeSnapshot>> {
+        Ok(self.rooms.read(state, fresh)?.snapshots())
     }
 
     /// These nodes as placement sees them, as of now (`connected` unset).
@@ -124,11 +120,11 @@ impl Sessions {
         &self,
         state: &State,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> crate::error::Result<Vec<crate::scheduler::NodeSnapshot>> {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .snapshots_of(state, ids)
+    ) -> Result<Vec<crate::scheduler::NodeSnapshot>> {
+        Ok(self
+            .rooms
+            .read(state, rooms::Freshness::Now)?
+            .snapshots_of(ids))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
