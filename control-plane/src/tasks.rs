@@ -89,7 +89,12 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
             return Err(Error::Invalid(out_of_bounds));
         }
         let demand = demand(&td);
-        let mut nodes = view::snapshot(tx.state(), sessions, Freshness::Recent)?;
+        // A retry decides on the cache as of now: what made the first try stale may be in it.
+        let fresh = match tx.attempt() {
+            0 => Freshness::Recent,
+            _ => Freshness::Now,
+        };
+        let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
         let mut launches = Vec::new();
         let mut failures = Vec::new();
         for i in 0..count as usize {
@@ -109,7 +114,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
         // makes this attempt decide again.
-        let (tasks, ops) = apply::place(tx, Some((sessions, Freshness::Recent)), &launches)?;
+        let (tasks, ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
         Ok(((tasks, failures), ops))
     })?;
     let (tasks, failures) = reply;

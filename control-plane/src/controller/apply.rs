@@ -130,6 +130,14 @@ pub fn place(
         let Some(node) = tx.get::<ContainerInstance>(&keys::node(node_id))? else {
             return Err(Error::Conflict(format!("node {node_id} is gone")));
         };
+        // A snapshot may predate a drain or a deregistration (a request's is up to half a
+        // second old): the node as it is now decides.
+        if node.status != "ACTIVE" {
+            return Err(Error::Conflict(format!(
+                "node {node_id} is {}",
+                node.status
+            )));
+        }
         let claims_prefix = keys::node_claims(node_id);
         let mut room = match &cached {
             Some((rooms, revision)) => {
