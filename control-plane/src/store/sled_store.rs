@@ -326,6 +326,21 @@ mod tests {
         Op::Put(k.into(), v.to_vec())
     }
 
+    /// Opens the store again after a drop: sled's flusher thread lets go of the directory's
+    /// lock a moment after the handle is dropped, so a reopen at once may find it held.
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Ok(s) => return s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening {}: {e}", dir.display()),
+            }
+        }
+    }
+
     #[test]
     fn a_committed_batch_is_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -339,7 +354,7 @@ mod tests {
             .unwrap();
             s.commit(vec![Op::Delete("a/2".into())]).unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         let a: Vec<(String, Vec<u8>)> = s
             .scan("a/")
             .unwrap()
@@ -424,7 +439,7 @@ mod tests {
         };
         // Reopened, the store remembers no directory: a compare as of an older revision reads
         // the keys themselves.
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         let since = |revision| Compare::PrefixUnchangedSince {
             prefix: "node/a/".into(),
             revision,
@@ -529,7 +544,7 @@ mod tests {
         assert!(s.changes_since(r2).unwrap().is_empty());
         // After a restart the history is gone: a resume must resync.
         drop(s);
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         s.commit(vec![put("c", b"")]).unwrap();
         assert!(matches!(s.changes_since(r1), Err(StoreError::Compacted(_))));
     }
