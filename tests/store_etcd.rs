@@ -123,6 +123,13 @@ fn sled_keeps_the_store_contract() {
 }
 
 #[test]
+fn sled_keeps_the_store_contract_with_records_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap().resident(&["a/", "c/"]);
+    contract(&s.unwrap());
+}
+
+#[test]
 fn etcd_keeps_the_store_contract() {
     let etcd = Etcd::start();
     let store = EtcdStore::connect(EtcdOptions {

@@ -248,10 +248,12 @@ pub async fn open_store(
         }
         None => {
             let dir = config.data_dir.join("store");
-            let store = tokio::task::spawn_blocking(move || crate::store::SledStore::open(&dir))
-                .await
-                .map_err(|e| Error::Client(format!("opening store: {e}")))?
-                .map_err(Error::from)?;
+            let store = tokio::task::spawn_blocking(move || {
+                crate::store::SledStore::open(&dir)?.resident(crate::state::keys::RESIDENT)
+            })
+            .await
+            .map_err(|e| Error::Client(format!("opening store: {e}")))?
+            .map_err(Error::from)?;
             (
                 Arc::new(store) as Arc<dyn crate::store::Store>,
                 Election::Solo,

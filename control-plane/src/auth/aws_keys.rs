@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::RwLock;
 
 pub const AWS_KEY_FILE: &str = "aws-keys.key";
-const PREFIX: &str = "awskey/";
+pub(crate) const PREFIX: &str = "awskey/";
 
 /// A key as it is shown once to its owner.
 #[derive(Debug, Clone)]

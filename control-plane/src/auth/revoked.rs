@@ -13,7 +13,7 @@ use berth_trust::{PeerIdentity, PeerKind};
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-const PREFIX: &str = "trust/revoked/";
+pub(crate) const PREFIX: &str = "trust/revoked/";
 
 fn key(who: &PeerIdentity) -> String {
     format!("{PREFIX}{}/{}", who.kind.as_str(), who.id)

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const JOIN_TOKEN_FILE: &str = "join.token";
 const JOIN_KEY: &str = "trust/join";
-const TOKENS: &str = "token/";
+pub(crate) const TOKENS: &str = "token/";
 /// `last_used_at` is written at most this often per token and server.
 const USE_RESOLUTION_MS: i64 = 60_000;
 

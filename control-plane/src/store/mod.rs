@@ -6,6 +6,7 @@
 //! encoded prost messages; `state` owns the key layout.
 
 mod etcd_store;
+mod resident;
 mod sled_store;
 
 pub use etcd_store::{EtcdOptions, EtcdStore, DEFAULT_MAX_TXN_OPS};

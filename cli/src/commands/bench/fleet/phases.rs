@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::task_definitions_client::TaskDefinitionsClient;
 use berth_proto::v1::*;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -170,36 +171,31 @@ async fn create_services(b: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the agents have reported `want` tasks RUNNING and every service says its
-/// running count is its desired count.
+/// Waits until the agents have reported `want` services' tasks RUNNING and every service says
+/// its running count is its desired count (one ListServices a check: a thousand
+/// DescribeServices one after another took most of a minute on a loaded control plane).
 async fn converge(b: &Bench, want: i64) -> anyhow::Result<()> {
-    let mut client = ServicesClient::new(b.channel.clone());
+    let client = ServicesClient::new(b.channel.clone()).max_decoding_message_size(256 << 20);
     wait(b, "convergence", || {
         let mut client = client.clone();
         async move {
             if b.counters.running.load(Ordering::Relaxed) < want {
                 return Ok(false);
             }
-            for name in &b.services {
-                let svc = client
-                    .describe_service(DescribeServiceRequest {
-                        cluster: String::new(),
-                        service: name.clone(),
-                    })
-                    .await?
-                    .into_inner()
-                    .service
-                    .unwrap_or_default();
-                if svc.running_count != svc.desired_count || svc.deployments.len() != 1 {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
+            let listed = client
+                .list_services(ListServicesRequest::default())
+                .await?
+                .into_inner()
+                .services;
+            let settled: HashSet<&str> = listed
+                .iter()
+                .filter(|s| s.running_count == s.desired_count && s.deployments.len() == 1)
+                .map(|s| s.service_name.as_str())
+                .collect();
+            Ok(b.services.iter().all(|n| settled.contains(n.as_str())))
         }
     })
-    .await?;
-    let _ = &mut client;
-    Ok(())
+    .await
 }
 
 /// Drops 1% of the agents at once; returns how many, and the seconds until every service is

@@ -25,7 +25,8 @@ pub const ZONES: [&str; 3] = ["a", "b", "c"];
 /// What the whole fleet has reported, for progress and convergence.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Tasks the live agents last reported RUNNING.
+    /// Services' tasks the live agents last reported RUNNING (the probe's RunTask tasks are not
+    /// counted: they are no service's).
     pub running: AtomicI64,
     pub reports: AtomicU64,
     pub connected: AtomicI64,
@@ -89,7 +90,21 @@ struct Sim {
     zone: &'static str,
     node_id: Arc<Mutex<String>>,
     counters: Arc<Counters>,
-    known: HashMap<String, &'static str>,
+    known: HashMap<String, Seen>,
+}
+
+/// A task's last reported status, and whether it is a service's.
+#[derive(Clone, Copy)]
+struct Seen {
+    status: &'static str,
+    service: bool,
+}
+
+impl Seen {
+    /// Whether it counts in `Counters::running`.
+    fn counts(&self) -> bool {
+        self.service && self.status == "RUNNING"
+    }
 }
 
 fn send(body: agent_message::Body) -> AgentMessage {
@@ -122,7 +137,7 @@ impl Sim {
                 _ = until(&mut stopped) => break,
             }
         }
-        let running = self.known.values().filter(|s| **s == "RUNNING").count() as i64;
+        let running = self.known.values().filter(|s| s.counts()).count() as i64;
         self.counters.running.fetch_sub(running, Ordering::Relaxed);
     }
 
@@ -159,10 +174,10 @@ impl Sim {
         };
         self.counters.connected.fetch_add(1, Ordering::Relaxed);
         // As the real agent: what it observed while away is reported again in full.
-        for (arn, status) in &self.known {
+        for (arn, seen) in &self.known {
             let r = TaskReport {
                 task_arn: arn.clone(),
-                last_status: status.to_string(),
+                last_status: seen.status.to_string(),
                 ..Default::default()
             };
             let _ = out.send(send(agent_message::Body::TaskReport(r))).await;
@@ -182,7 +197,7 @@ impl Sim {
                     let task_usage = self
                         .known
                         .iter()
-                        .filter(|(_, s)| **s == "RUNNING")
+                        .filter(|(_, s)| s.status == "RUNNING")
                         .map(|(arn, _)| TaskUsage { task_arn: arn.clone(), cpu_cores: 0.01 })
                         .collect();
                     if out.send(send(agent_message::Body::Heartbeat(Heartbeat { task_usage }))).await.is_err() {
@@ -242,7 +257,7 @@ impl Sim {
         let counters = &self.counters;
         self.known.retain(|arn, s| {
             let keep = seen.contains(arn.as_str()) || retained.contains(arn.as_str());
-            if !keep && *s == "RUNNING" {
+            if !keep && s.counts() {
                 counters.running.fetch_sub(1, Ordering::Relaxed);
             }
             keep
@@ -254,7 +269,7 @@ impl Sim {
 impl Sim {
     /// Starts (at once) or stops what one task asks for, and reports the change.
     async fn act(&mut self, t: &Task, out: &mpsc::Sender<AgentMessage>) -> Result<(), ()> {
-        let was = self.known.get(t.task_arn.as_str()).copied();
+        let was = self.known.get(t.task_arn.as_str()).map(|s| s.status);
         let next = if t.desired_status == "STOPPED" {
             "STOPPED"
         } else {
@@ -264,9 +279,16 @@ impl Sim {
             return Ok(());
         }
         self.counters.reports.fetch_add(1, Ordering::Relaxed);
-        let delta = i64::from(next == "RUNNING") - i64::from(was == Some("RUNNING"));
-        self.counters.running.fetch_add(delta, Ordering::Relaxed);
-        self.known.insert(t.task_arn.clone(), next);
+        let service = t.group.starts_with("service:");
+        if service {
+            let delta = i64::from(next == "RUNNING") - i64::from(was == Some("RUNNING"));
+            self.counters.running.fetch_add(delta, Ordering::Relaxed);
+        }
+        let seen = Seen {
+            status: next,
+            service,
+        };
+        self.known.insert(t.task_arn.clone(), seen);
         out.send(send(agent_message::Body::TaskReport(report(t, next))))
             .await
             .map_err(|_| ())
@@ -283,7 +305,7 @@ impl Sim {
             self.act(t, out).await?;
         }
         for arn in &c.removed_task_arns {
-            if self.known.remove(arn) == Some("RUNNING") {
+            if self.known.remove(arn).is_some_and(|s| s.counts()) {
                 self.counters.running.fetch_sub(1, Ordering::Relaxed);
             }
         }
