@@ -5,6 +5,9 @@
 //! up about nine times as heavily), then put back. Requests are a small part of the work, so the
 //! background loses little; without the privilege to raise a thread (`CAP_SYS_NICE`, or an
 //! `RLIMIT_NICE` that allows it) requests run at the usual priority.
+//!
+//! The store asks `is_request` too: its committer lets a request's commit in before the
+//! background's next one (see `SledStore`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,9 +22,35 @@ where
 {
     tokio::task::spawn_blocking(move || {
         let _raised = Raised::enter();
+        let _request = InRequest::enter();
         f()
     })
     .await
+}
+
+thread_local! {
+    static IN_REQUEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is running a request's work now (inside `blocking`).
+pub fn is_request() -> bool {
+    IN_REQUEST.with(|r| r.get())
+}
+
+/// Marks this thread as running a request until dropped.
+struct InRequest;
+
+impl InRequest {
+    fn enter() -> Self {
+        IN_REQUEST.with(|r| r.set(true));
+        InRequest
+    }
+}
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        IN_REQUEST.with(|r| r.set(false));
+    }
 }
 
 /// This thread, raised until dropped.
@@ -86,5 +115,14 @@ mod tests {
         if !REFUSED.load(Ordering::Relaxed) {
             assert_eq!(inside, (after - BOOST).max(-20));
         }
+    }
+
+    #[tokio::test]
+    async fn only_work_inside_blocking_counts_as_a_request() {
+        assert!(!is_request());
+        assert!(blocking(is_request).await.unwrap());
+        // The same pool thread, reused for background work, is no longer marked.
+        let background = tokio::task::spawn_blocking(is_request).await.unwrap();
+        assert!(!background);
     }
 }
