@@ -1,5 +1,6 @@
 //! What every node has room for, kept in memory and brought up to date from the store's change
-//! history on each read (re-reading only the node and claim keys that changed), so a plan's
+//! history (re-reading only the node and claim keys that changed) by a follower of the change
+//! feed, and by a read that asks for the state as of now (`Freshness`), so a plan's
 //! snapshot of ten thousand nodes does not re-read a million claims. A hint, never a guarantee:
 //! the applier re-reads each node it places on and commits under compares.
 
@@ -109,7 +110,7 @@ impl Rooms {
         Ok(())
     }
 
-    pub fn rebuild(&mut self, state: &State) -> Result<()> {
+    fn rebuild(&mut self, state: &State) -> Result<()> {
         let revision = state.store().revision()?;
         self.nodes.clear();
         for n in state.scan::<ContainerInstance>(keys::NODES)? {

@@ -95,18 +95,11 @@ mod tests {
             .collect()
     }
 
+    /// Opens (again) with `held/` in memory.
     fn open(dir: &std::path::Path) -> SledStore {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            // sled lets go of the directory a moment after a drop.
-            match SledStore::open(dir) {
-                Ok(s) => return s.resident(&["held/"]).unwrap(),
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("opening {}: {e}", dir.display()),
-            }
-        }
+        super::super::sled_store::tests::reopen(dir)
+            .resident(&["held/"])
+            .unwrap()
     }
 
     #[test]

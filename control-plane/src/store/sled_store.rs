@@ -380,7 +380,7 @@ impl Store for SledStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn put(k: &str, v: &[u8]) -> Op {
@@ -389,7 +389,7 @@ mod tests {
 
     /// Opens the store again after a drop: sled's flusher thread lets go of the directory's
     /// lock a moment after the handle is dropped, so a reopen at once may find it held.
-    fn reopen(dir: &Path) -> SledStore {
+    pub(in crate::store) fn reopen(dir: &Path) -> SledStore {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match SledStore::open(dir) {
