@@ -109,7 +109,9 @@ pub trait Store: Send + Sync + 'static {
     fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
     /// The revision of the last committed transaction (as this process has seen it).
     fn revision(&self) -> Result<u64, StoreError>;
-    /// A scan, and the revision it read at (no key it returned was written after it).
+    /// A scan, and a revision that every write it may have missed came after: the scan holds
+    /// everything written up to the revision (it may also hold later writes), so a
+    /// `PrefixUnchangedSince` at that revision fails on anything it did not see.
     fn scan_with_revision(
         &self,
         prefix: &str,
