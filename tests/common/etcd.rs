@@ -16,7 +16,19 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    /// Starts a member and waits until it answers its own health check. Ports are picked free
+    /// and released before etcd binds them, so a test running beside may take one first: a
+    /// member that exits is started again on other ports.
     pub fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(etcd) = Self::try_start() {
+                return etcd;
+            }
+        }
+        panic!("etcd did not start on free ports in three tries");
+    }
+
+    fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (client, peer) = (free_port(), free_port());
         let url = format!("http://127.0.0.1:{client}");
@@ -41,17 +53,26 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd is installed (Debian's etcd-server; .ci/run installs it)");
-        let etcd = Self {
+        let mut etcd = Self {
             child,
             url,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not listen within 20 s");
+        // Its own /health, not just a listening port: the port may be another member's.
+        while !super::http_get(client, "/health")
+            .is_some_and(|(status, body)| status == 200 && body.contains("true"))
+        {
+            if etcd.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd was not healthy within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        etcd
+        Some(etcd)
     }
 }
 
