@@ -5,6 +5,7 @@
 //! sled is the embedded default (`SledStore`); etcd can sit behind the same trait. Values are
 //! encoded prost messages; `state` owns the key layout.
 
+mod dirs;
 mod etcd_store;
 mod resident;
 mod sled_store;

@@ -12,6 +12,7 @@
 //! message starts with `0xFF` (wire type 7 does not exist), so values written by versions before
 //! revisions read as revision 1 until they are next written.
 
+use super::dirs::Dirs;
 use super::resident::{Resident, Update};
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
 use std::collections::VecDeque;
@@ -61,48 +62,6 @@ struct Committer {
     history_keys: usize,
     /// When each directory of the keys put was last written: what a prefix compare reads.
     dirs: Dirs,
-}
-
-/// The revision at which each key prefix ending in `/` last had a key put under it, for the
-/// puts since `floor`. A prefix compare is then one lookup under the committer's lock, where it
-/// was a scan of every key under the prefix: a placement of a thousand tasks compares a
-/// thousand nodes' claims, a hundred thousand keys at fleet scale. Bounded: past `DIRS_MAX`
-/// directories it starts over from the revision of the moment, and a compare older than that
-/// scans as before.
-#[derive(Debug, Default)]
-struct Dirs {
-    /// Every prefix not held was last written at or before this revision.
-    floor: u64,
-    last_put: std::collections::HashMap<Box<str>, u64>,
-}
-
-/// Directories remembered at most (a fleet of 10,000 nodes has about 20,000).
-const DIRS_MAX: usize = 256 * 1024;
-
-impl Dirs {
-    fn put(&mut self, key: &str, revision: u64) {
-        if self.last_put.len() >= DIRS_MAX {
-            self.last_put.clear();
-            self.floor = revision;
-        }
-        for (i, _) in key.match_indices('/') {
-            let dir = &key[..=i];
-            match self.last_put.get_mut(dir) {
-                Some(at) => *at = revision,
-                None => {
-                    self.last_put.insert(dir.into(), revision);
-                }
-            }
-        }
-    }
-
-    /// Whether nothing was put under `prefix` after `revision`; None when this cannot tell.
-    fn unchanged_since(&self, prefix: &str, revision: u64) -> Option<bool> {
-        if !prefix.ends_with('/') || revision < self.floor {
-            return None;
-        }
-        Some(self.last_put.get(prefix).is_none_or(|at| *at <= revision))
-    }
 }
 
 impl SledStore {
@@ -381,6 +340,7 @@ impl Store for SledStore {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::dirs::DIRS_MAX;
     use super::*;
 
     fn put(k: &str, v: &[u8]) -> Op {
