@@ -1,4 +1,4 @@
-//! The gRPC API over a real socket (127.0.0.1:0) with sled in a temp dir: clusters, task
+//! The gRPC API over a real socket (127.0.0.1:0) with the embedded store in a temp dir: clusters, task
 //! definitions, ECS's error meanings, health and reflection.
 
 use berth_control_plane::state::{keys, put};

@@ -1,5 +1,5 @@
 //! The fleet bench's smaller case as a test: `berth bench fleet --nodes 1000 --services 100
-//! --tasks-per-service 100` (the real control plane in a child process, sled in a temp dir, 1,000
+//! --tasks-per-service 100` (the real control plane in a child process, its store in a temp dir, 1,000
 //! simulated agents on real agent streams) must converge, replace a lost 1% of nodes, finish a
 //! rolling deployment, and keep placement within its bounds. It asserts no time: the machine
 //! is shared; the figures go to the test's output.

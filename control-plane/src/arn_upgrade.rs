@@ -71,13 +71,13 @@ pub fn upgrade(state: &State) -> Result<usize> {
 mod tests {
     use super::*;
     use crate::state::put;
-    use crate::store::SledStore;
+    use crate::store::LogStore;
     use std::sync::Arc;
 
     #[test]
     fn records_of_older_versions_get_this_servers_arns() {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::new(Arc::new(SledStore::open(dir.path()).unwrap()));
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
         let old = "arn:berth:ecs:local:000000000000";
         let task = Task {
             task_arn: format!("{old}:task/demo/abc"),

@@ -7,7 +7,7 @@
 //! `RLIMIT_NICE` that allows it) requests run at the usual priority.
 //!
 //! The store asks `is_request` too: its committer lets a request's commit in before the
-//! background's next one (see `SledStore`).
+//! background's next one (see `LogStore`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,6 +1,6 @@
 //! Leadership: which replica runs the controllers (planners, lost-node timers, auto scaling).
 //!
-//! On sled there is one replica and it always leads. On etcd each replica holds a lease (kept
+//! On the embedded store there is one replica and it always leads. On etcd each replica holds a lease (kept
 //! alive every third of its TTL), registers itself under `servers/ID` on it, and campaigns for
 //! `election/leader` with a create-if-absent transaction on the same lease. The winner's fence is
 //! the leader key's revision: every commit its controllers make compares it, so a deposed
@@ -35,7 +35,7 @@ pub struct Replica {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Role {
     pub leader: bool,
-    /// The compare every commit of the leader's controllers carries (None on sled).
+    /// The compare every commit of the leader's controllers carries (None on the embedded store).
     pub fence: Option<Compare>,
     /// Times this replica has become leader.
     pub terms: u64,
@@ -247,13 +247,11 @@ pub async fn open_store(
             (store as Arc<dyn crate::store::Store>, election)
         }
         None => {
-            let dir = config.data_dir.join("store");
-            let store = tokio::task::spawn_blocking(move || {
-                crate::store::SledStore::open(&dir)?.resident(crate::state::keys::RESIDENT)
-            })
-            .await
-            .map_err(|e| Error::Client(format!("opening store: {e}")))?
-            .map_err(Error::from)?;
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || crate::store::LogStore::open_in(&dir))
+                .await
+                .map_err(|e| Error::Client(format!("opening store: {e}")))?
+                .map_err(Error::from)?;
             (
                 Arc::new(store) as Arc<dyn crate::store::Store>,
                 Election::Solo,
@@ -264,7 +262,7 @@ pub async fn open_store(
 }
 
 /// This replica: a stable id kept in the data directory, and the URLs it is reached at. On
-/// sled it is the only one, recorded (and recorded as leader) at start.
+/// the embedded store it is the only one, recorded (and recorded as leader) at start.
 pub async fn me(
     config: &crate::server::Config,
     grpc: std::net::SocketAddr,

@@ -59,19 +59,6 @@ pub mod keys {
         format!("bynode/{node_id}/{cluster}/{id}")
     }
     pub const NODE_INDEX: &str = "bynode/";
-    /// The small key spaces that requests read on every call, held in memory beside the
-    /// embedded store (`SledStore::resident`): clusters, definitions and their families,
-    /// services, nodes, and what authentication reads.
-    pub const RESIDENT: &[&str] = &[
-        CLUSTERS,
-        FAMILIES,
-        TASK_DEFINITIONS,
-        SERVICES,
-        NODES,
-        crate::auth::tokens::TOKENS,
-        crate::auth::aws_keys::PREFIX,
-        crate::auth::revoked::PREFIX,
-    ];
     /// The task key a `bygroup/…/ID` or `bynode/…/ID` index key stands for.
     pub fn task_of_index(index_key: &str) -> Option<String> {
         let (rest, id) = index_key.rsplit_once('/')?;

@@ -51,7 +51,7 @@ pub struct UpArgs {
     /// Do not create the demo service.
     #[arg(long)]
     pub no_demo: bool,
-    /// Three etcd members and three servers on them (one leads) instead of one server on sled.
+    /// Three etcd members and three servers on them (one leads) instead of one server on its embedded store.
     #[arg(long)]
     pub ha: bool,
 }
@@ -317,7 +317,7 @@ fn plan(args: &UpArgs, net: &str, dir: &Path) -> anyhow::Result<Vec<Member>> {
     Ok(members)
 }
 
-/// One server: on sled in its data directory, or (--ha) on the lab's etcd.
+/// One server: on the embedded store in its data directory, or (--ha) on the lab's etcd.
 fn server_member(args: &UpArgs, me: &str, data_dir: String) -> anyhow::Result<Member> {
     let mut flags: Vec<String> = [
         "server",

@@ -68,8 +68,8 @@ pub struct ServeArgs {
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,
-    /// server only: keep the state in etcd (client URLs, comma-separated) instead of sled in
-    /// --data. Several servers on one etcd elect one leader; any of them serves clients.
+    /// server only: keep the state in etcd (client URLs, comma-separated) instead of the
+    /// embedded store in --data. Several servers on one etcd elect one leader; any of them serves clients.
     #[arg(long, env = "BERTH_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
     /// Every key Berth keeps in etcd is under this prefix.
@@ -291,7 +291,9 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
     let mut config = cp::Config::new(args.data.clone(), args.listen, args.http);
     if !args.etcd.is_empty() {
         if matches!(mode, Mode::Dev) {
-            anyhow::bail!("--etcd: berth dev keeps its state in sled; run berth server --etcd");
+            anyhow::bail!(
+                "--etcd: berth dev keeps its state in its data directory; run berth server --etcd"
+            );
         }
         config.etcd = Some(etcd_options(args)?);
     }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
-/// Runs a store-touching closure off the async workers (sled flushes block) and maps its error.
+/// Runs a store-touching closure off the async workers (log syncs block) and maps its error.
 pub(crate) async fn blocking<T, F>(state: &State, f: F) -> Result<T, tonic::Status>
 where
     T: Send + 'static,

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 pub struct ServersApi {
     pub state: State,
-    /// "sled" or "etcd".
+    /// "embedded" or "etcd".
     pub store: &'static str,
 }
 

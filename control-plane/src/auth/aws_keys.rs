@@ -1,7 +1,7 @@
 //! AWS access keys for the ECS API (`berth token create --aws`): an access key id and a secret
 //! access key, which the aws CLI and SDKs sign requests with (SigV4). Verifying a signature
 //! needs the secret itself, so unlike bearer tokens it is kept, sealed (ChaCha20-Poly1305) with a
-//! key in `DATA/aws-keys.key` (owner-only) and stored in sled as `awskey/ID`; the store alone
+//! key in `DATA/aws-keys.key` (owner-only) and stored as `awskey/ID`; the store alone
 //! reveals no secret. Opened keys are mirrored in memory so a check does no IO.
 
 use super::Role;
@@ -202,13 +202,13 @@ fn unseal(key: &LessSafeKey, r: &Record) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::LogStore;
     use std::sync::Arc;
 
     #[test]
     fn secrets_are_sealed_in_the_store_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::new(Arc::new(SledStore::open(&dir.path().join("s")).unwrap()));
+        let state = State::new(Arc::new(LogStore::open(&dir.path().join("s")).unwrap()));
         let keys = AwsKeys::open(state.clone(), dir.path()).unwrap();
         let k = keys.create(Role::ReadOnly, "test").unwrap();
         assert!(k.access_key_id.starts_with("AKIA") && k.access_key_id.len() == 20);

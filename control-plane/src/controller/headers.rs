@@ -351,7 +351,7 @@ mod tests {
     use crate::controller::apply::{create_ops, forget_ops, task_key};
     use crate::scheduler::Demand;
     use crate::state::put;
-    use crate::store::SledStore;
+    use crate::store::LogStore;
     use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 
     const GROUP: &str = "service:web";
@@ -380,7 +380,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, State, TaskDefinition) {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::new(Arc::new(SledStore::open(dir.path()).unwrap()));
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
         let td = crate::taskdef::register(
             &state,
             TaskDefinition {

@@ -1,10 +1,10 @@
 use super::*;
-use crate::store::SledStore;
+use crate::store::LogStore;
 use berth_proto::v1::{ElbAction, ElbCondition, ElbTargetWeight};
 
 fn state() -> (tempfile::TempDir, State) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
     (dir, State::new(std::sync::Arc::new(store)))
 }
 

@@ -249,13 +249,13 @@ mod tests {
     use crate::controller::apply::create_ops;
     use crate::scheduler::Demand;
     use crate::state::put;
-    use crate::store::SledStore;
+    use crate::store::LogStore;
     use berth_proto::v1::ContainerDefinition;
     use std::sync::Arc;
 
     fn setup() -> (tempfile::TempDir, State, TaskDefinition) {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::new(Arc::new(SledStore::open(dir.path()).unwrap()));
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
         let td = taskdef::register(
             &state,
             TaskDefinition {

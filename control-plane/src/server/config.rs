@@ -1,5 +1,5 @@
 //! What a control plane is started with: where it keeps its data and listens, its timings,
-//! trust, store (sled or etcd) and limits.
+//! trust, store (embedded or etcd) and limits.
 
 use crate::api::SessionTimings;
 use crate::auth::trust::TrustConfig;
@@ -21,7 +21,7 @@ pub struct Config {
     pub controller: ControllerConfig,
     /// Mutual TLS and tokens; `None` serves plaintext without auth (`berth dev`).
     pub trust: Option<TrustConfig>,
-    /// Keep state in etcd (several replicas, one leader) instead of sled in `data_dir`.
+    /// Keep state in etcd (several replicas, one leader) instead of the embedded store in `data_dir`.
     pub etcd: Option<crate::store::EtcdOptions>,
     /// The leader's lease: a leader cut off from etcd stops acting within it.
     pub leader_ttl: Duration,

@@ -290,7 +290,7 @@ async fn serve_grpc(
                 store: if config.etcd.is_some() {
                     "etcd"
                 } else {
-                    "sled"
+                    "embedded"
                 },
             },
         ))

@@ -1,13 +1,13 @@
-//! Stacks against a real sled store (no agents: tasks and draining are the Docker tests'):
+//! Stacks against a real embedded store (no agents: tasks and draining are the Docker tests'):
 //! the cluster a stack creates and owns, changes through UpdateService, drift, bad files.
 
 use super::*;
-use crate::store::SledStore;
+use crate::store::LogStore;
 use serde_json::json;
 use std::sync::Arc;
 
 fn state(dir: &tempfile::TempDir) -> State {
-    State::new(Arc::new(SledStore::open(dir.path()).unwrap()))
+    State::new(Arc::new(LogStore::open(dir.path()).unwrap()))
 }
 
 fn file(cluster: &str, service: serde_json::Value) -> String {

@@ -7,10 +7,12 @@
 
 mod dirs;
 mod etcd_store;
-mod resident;
+mod log_store;
 mod sled_store;
+mod wal;
 
 pub use etcd_store::{EtcdOptions, EtcdStore, DEFAULT_MAX_TXN_OPS};
+pub use log_store::LogStore;
 pub use sled_store::SledStore;
 
 use std::sync::Arc;

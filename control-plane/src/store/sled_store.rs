@@ -13,7 +13,6 @@
 //! revisions read as revision 1 until they are next written.
 
 use super::dirs::Dirs;
-use super::resident::{Resident, Update};
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -51,8 +50,6 @@ pub struct SledStore {
     /// by `apply`), so a commit back from its flush does not queue behind the next batch.
     unsent: Mutex<VecDeque<Arc<Change>>>,
     changes: broadcast::Sender<Arc<Change>>,
-    /// The key spaces also held in memory (`resident`); none unless asked.
-    resident: Resident,
 }
 
 struct Committer {
@@ -92,22 +89,7 @@ impl SledStore {
                 },
             }),
             changes,
-            resident: Resident::new(&[], Default::default()),
         })
-    }
-
-    /// This store with the records under `prefixes` also held in memory, read from it and kept
-    /// exact by every commit: for the small key spaces that every request reads.
-    pub fn resident(mut self, prefixes: &[&str]) -> Result<Self, StoreError> {
-        let mut records = std::collections::BTreeMap::new();
-        for prefix in prefixes {
-            for item in self.db.scan_prefix(prefix.as_bytes()) {
-                let (k, v) = item.map_err(io)?;
-                records.insert(String::from_utf8_lossy(&k).into(), decode(&v));
-            }
-        }
-        self.resident = Resident::new(prefixes, records);
-        Ok(self)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Committer> {
@@ -120,9 +102,6 @@ impl SledStore {
     }
 
     fn revision_of(&self, key: &str) -> Result<u64, StoreError> {
-        if self.resident.holds(key) {
-            return Ok(self.resident.get(key).map_or(0, |v| v.mod_revision));
-        }
         Ok(self
             .db
             .get(key.as_bytes())
@@ -148,33 +127,21 @@ impl SledStore {
         let revision = c.revision + 1;
         let mut batch = sled::Batch::default();
         let mut keys = Vec::with_capacity(ops.len());
-        let mut held: Vec<Update> = Vec::new();
         for op in ops {
             match op {
                 Op::Put(k, v) => {
                     batch.insert(k.as_bytes(), encode(&v, revision));
                     c.dirs.put(&k, revision);
-                    if self.resident.holds(&k) {
-                        let v = Versioned {
-                            value: v,
-                            mod_revision: revision,
-                        };
-                        held.push((k.clone(), Some(v)));
-                    }
                     keys.push(k);
                 }
                 Op::Delete(k) => {
                     batch.remove(k.as_bytes());
-                    if self.resident.holds(&k) {
-                        held.push((k.clone(), None));
-                    }
                     keys.push(k);
                 }
             }
         }
         batch.insert(META_REVISION, &revision.to_be_bytes());
         self.db.apply_batch(batch).map_err(io)?;
-        self.resident.apply(held);
         c.revision = revision;
         let change = Arc::new(Change {
             revision,
@@ -249,16 +216,10 @@ fn encode(value: &[u8], revision: u64) -> Vec<u8> {
 
 impl Store for SledStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        if self.resident.holds(key) {
-            return Ok(self.resident.get(key));
-        }
         Ok(self.db.get(key.as_bytes()).map_err(io)?.map(|v| decode(&v)))
     }
 
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
-        if let Some(held) = self.resident.scan(prefix) {
-            return Ok(held);
-        }
         self.db
             .scan_prefix(prefix.as_bytes())
             .filter(|item| item.as_ref().map_or(true, |(k, _)| k.first() != Some(&0)))
@@ -274,14 +235,6 @@ impl Store for SledStore {
         prefix: &str,
         each: &mut dyn FnMut(&str, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        if let Some(held) = self.resident.scan(prefix) {
-            for (k, v) in held {
-                if !each(&k, &v.value) {
-                    break;
-                }
-            }
-            return Ok(());
-        }
         for item in self.db.scan_prefix(prefix.as_bytes()) {
             let (k, v) = item.map_err(io)?;
             if k.first() == Some(&0) {

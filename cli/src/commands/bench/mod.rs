@@ -43,7 +43,7 @@ use wrk::measure;
 pub enum BenchCommand {
     /// Berth's proxy vs nginx and HAProxy over the same two local backends, loaded by wrk.
     Proxy(BenchProxyArgs),
-    /// Write latency (RegisterTaskDefinition, UpdateService) on sled vs a 3-member etcd.
+    /// Write latency (RegisterTaskDefinition, UpdateService) on the embedded store vs a 3-member etcd.
     Writes(writes::BenchWritesArgs),
     /// The control plane against a simulated fleet: N agents, S services of T tasks.
     Fleet(fleet::BenchFleetArgs),

@@ -1,6 +1,6 @@
-//! `berth bench writes`: write latency of the control plane on sled and on a three-member etcd,
+//! `berth bench writes`: write latency of the control plane on its embedded store and on a three-member etcd,
 //! in one run — RegisterTaskDefinition and UpdateService over real gRPC, each acknowledged only
-//! once durable (sled flushed; etcd committed by a quorum). The etcd members are this host's
+//! once durable (the embedded store's log synced; etcd committed by a quorum). The etcd members are this host's
 //! `etcd`, on loopback, in a temp dir, ended when the bench ends.
 
 use crate::output::{self, Format, Table};
@@ -191,12 +191,12 @@ pub async fn run(args: BenchWritesArgs, format: Format) -> anyhow::Result<()> {
     let writes = args.writes.max(10);
     let dir = tempfile::tempdir()?;
     let mut rows = Vec::new();
-    eprintln!("bench writes: sled, {writes} of each call…");
-    let sled = plane(None, &dir.path().join("sled")).await?;
-    let (reg, upd) = measure(&sled.local_url(), writes).await?;
-    sled.shutdown().await;
-    rows.push(row("sled", "RegisterTaskDefinition", &reg));
-    rows.push(row("sled", "UpdateService", &upd));
+    eprintln!("bench writes: the embedded store, {writes} of each call…");
+    let embedded = plane(None, &dir.path().join("embedded")).await?;
+    let (reg, upd) = measure(&embedded.local_url(), writes).await?;
+    embedded.shutdown().await;
+    rows.push(row("embedded", "RegisterTaskDefinition", &reg));
+    rows.push(row("embedded", "UpdateService", &upd));
     eprintln!("bench writes: etcd (3 members on loopback), {writes} of each call…");
     let (members, urls) = etcd_members()?;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -233,8 +233,8 @@ pub async fn run(args: BenchWritesArgs, format: Format) -> anyhow::Result<()> {
                 .map_or(0.0, |r| r.p50_ms)
         };
         crate::outln!(
-            "{call}: etcd/sled p50 {:.2}x",
-            p50("etcd") / p50("sled").max(0.001)
+            "{call}: etcd/embedded p50 {:.2}x",
+            p50("etcd") / p50("embedded").max(0.001)
         );
     }
     Ok(())

@@ -91,7 +91,7 @@ pub struct ServiceView {
     pub config: PlanConfig,
     /// The id a deployment created by this pass (a rollback) takes.
     pub fresh_deployment_id: String,
-    /// The most operations (and compares) one pass may commit; None: no limit (sled).
+    /// The most operations (and compares) one pass may commit; None: no limit (the embedded store).
     pub op_budget: Option<usize>,
     /// What the proxies measured of each deployment during a traffic shift, by deployment id.
     pub revisions: HashMap<String, RevisionFigures>,

@@ -2,7 +2,7 @@
 //! metadata, its refusal is a 401 with the JSON error body, and only JSON is taken.
 
 use super::*;
-use crate::store::SledStore;
+use crate::store::LogStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn list_clusters(
@@ -26,7 +26,7 @@ async fn list_clusters(
 #[tokio::test]
 async fn the_check_sees_the_bearer_token_and_refuses_without_it() {
     let dir = tempfile::tempdir().unwrap();
-    let state = State::new(Arc::new(SledStore::open(dir.path()).unwrap()));
+    let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
     let check: Check = Arc::new(|req: tonic::Request<()>| {
         match req.metadata().get("authorization").map(|v| v.to_str()) {
             Some(Ok("Bearer s3cret")) => Ok(req),

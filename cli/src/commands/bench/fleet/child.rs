@@ -79,7 +79,7 @@ impl Drop for ControlPlane {
     }
 }
 
-/// The child's side: the real control plane on `dir` (sled, gRPC on 127.0.0.1:0) with the
+/// The child's side: the real control plane on `dir` (the embedded store, gRPC on 127.0.0.1:0) with the
 /// bench's timings, until stdin closes.
 pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

@@ -1,4 +1,4 @@
-//! `berth bench fleet`: the real control plane in a child process (sled in a temp dir, gRPC on
+//! `berth bench fleet`: the real control plane in a child process (its embedded store in a temp dir, gRPC on
 //! 127.0.0.1:0) and N simulated agents on real agent streams. It creates S services of T tasks
 //! each and measures, end to end, how long until every task is reported RUNNING, what the API
 //! answers meanwhile, what the control plane costs, and how fast it heals and rolls.

@@ -43,7 +43,7 @@ impl Report {
     pub fn print(&self) {
         let t = &self.timings;
         println!(
-            "berth bench fleet: {} nodes, {} services × {} tasks = {} tasks (sled, gRPC on loopback, the control plane in its own process)",
+            "berth bench fleet: {} nodes, {} services × {} tasks = {} tasks (embedded store, gRPC on loopback, the control plane in its own process)",
             self.nodes, self.services, self.tasks_per_service, self.tasks
         );
         println!("{:<44} {:>14}", "figure", "value");

@@ -1,0 +1,661 @@
+//! `Store` as a map in memory and a log on disk, the embedded default: every record is held in
+//! memory, every batch is appended to a log and synced before it is acknowledged, and the log is
+//! folded into a snapshot once it has grown past the snapshot before it. This is how Nomad and
+//! Consul keep their state (go-memdb over a log and snapshots), for the same reason: a control
+//! plane's state fits in memory, and reads then never wait for a write. sled 0.34 applied every
+//! batch under one process-wide lock that every read also took, so a placement of a thousand
+//! tasks stopped every reader in the server for about 20 ms, several times a second.
+//!
+//! Commits: a transaction's compares, its append and its apply to the map are one step under the
+//! committer's lock; its sync runs after the lock is released, and one sync covers every batch
+//! appended before it, so concurrent commits share their syncs. A change goes out on the feed
+//! only once it is durable, in revision order. Readers see a batch once it is applied, as sled's
+//! did.
+//!
+//! Snapshots are fuzzy: the log is cut over to a new segment, then the map is copied out a slice
+//! at a time while commits go on. Every write after the cut is in the new segment, and every
+//! logged write carries the whole value, so replaying the segment over the snapshot ends at the
+//! exact state, whatever the copy caught mid-way.
+
+use super::dirs::Dirs;
+use super::wal::{self, Entry, EntryRef};
+use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::broadcast;
+
+/// As in the sled store: how many recent changes a watcher can resume across.
+const HISTORY: usize = 8192;
+const HISTORY_KEYS: usize = 256 * 1024;
+/// A snapshot is taken once the log since the last one holds this much, and at least twice as
+/// much as that snapshot: the copying then costs at most half as much as the writes did.
+const SNAPSHOT_AFTER: u64 = 256 << 20;
+/// The snapshot's writer syncs what it wrote every this many bytes: the kernel then never holds
+/// a whole snapshot of dirty pages for the log's next sync to wait behind.
+const SNAPSHOT_SYNC_EVERY: u64 = 8 << 20;
+/// The snapshot's thread runs this many nice levels down: it is background work that must not
+/// take the cores from requests and controllers.
+const SNAPSHOT_NICE: i32 = 19;
+/// Records copied under one hold of the map's read lock while scanning or snapshotting.
+const SLICE: usize = 2048;
+
+type Records = BTreeMap<Box<str>, Held>;
+
+/// A record as the map holds it: its value shared, so a scan or a snapshot copies a pointer
+/// rather than the value.
+#[derive(Clone)]
+struct Held {
+    value: Arc<[u8]>,
+    revision: u64,
+}
+
+impl Held {
+    fn versioned(&self) -> Versioned {
+        Versioned {
+            value: self.value.to_vec(),
+            mod_revision: self.revision,
+        }
+    }
+}
+
+/// The embedded store. Cheap to share behind an `Arc`.
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    records: RwLock<Records>,
+    /// Serialises transactions: compares, append and apply are one step.
+    commit: Mutex<Committer>,
+    /// As in the sled store: background commits go one at a time, so a request's commit waits
+    /// for at most one of them.
+    background: Mutex<()>,
+    /// The newest revision appended to the log (written before it is stored here).
+    appended: AtomicU64,
+    /// Syncs the log: one at a time, each covering everything appended before it started.
+    synced: Mutex<Synced>,
+    unsent: Mutex<VecDeque<Arc<Change>>>,
+    changes: broadcast::Sender<Arc<Change>>,
+    snapshotting: AtomicBool,
+    /// Held for the store's life: a second process on the same directory is refused.
+    _lock: File,
+}
+
+struct Committer {
+    revision: u64,
+    log: File,
+    segment: u64,
+    /// Bytes in the log since the last snapshot, and that snapshot's size.
+    logged: u64,
+    last_snapshot: u64,
+    history: VecDeque<Arc<Change>>,
+    history_keys: usize,
+    dirs: Dirs,
+    buf: Vec<u8>,
+    /// A write to the log failed: what reached it may be part of a record, so nothing more is
+    /// appended after it (replay would stop at the torn record and lose what followed).
+    broken: bool,
+}
+
+struct Synced {
+    revision: u64,
+    /// The current segment, for syncing outside the committer's lock.
+    log: File,
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `dir`: loads the newest snapshot, replays the log after
+    /// it (a record torn by a crash ends it), and starts a new segment.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| wal::io(dir, e))?;
+        let lock = lock(dir)?;
+        let files = wal::list(dir)?;
+        let mut records = Records::new();
+        let mut revision = 0;
+        let floor = files.snapshot.unwrap_or(0);
+        if let Some(seq) = files.snapshot {
+            let path = wal::snapshot(dir, seq);
+            let mut ended = false;
+            wal::each_record(&path, |r| {
+                // The last record is empty and carries the revision the copy began at.
+                ended = r.entries.is_empty();
+                revision = revision.max(r.revision);
+                replay(&mut records, r.entries);
+            })?;
+            if !ended {
+                return Err(StoreError::Io(format!(
+                    "{} is not a whole snapshot",
+                    path.display()
+                )));
+            }
+        }
+        let replayed: Vec<u64> = files
+            .segments
+            .iter()
+            .copied()
+            .filter(|s| *s >= floor)
+            .collect();
+        let mut logged = 0;
+        for seq in &replayed {
+            let path = wal::segment(dir, *seq);
+            let whole = wal::each_record(&path, |r| {
+                revision = revision.max(r.revision);
+                replay(&mut records, r.entries);
+            })?;
+            // A torn tail is cut, so the next open reads the same log.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| wal::io(&path, e))?;
+            if f.metadata().map_err(|e| wal::io(&path, e))?.len() != whole {
+                f.set_len(whole)
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| wal::io(&path, e))?;
+            }
+            logged += whole;
+        }
+        for old in files.segments.iter().filter(|s| **s < floor) {
+            let _ = std::fs::remove_file(wal::segment(dir, *old));
+        }
+        for stale in &files.stale {
+            let _ = std::fs::remove_file(stale);
+        }
+        let segment = files
+            .segments
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(floor)
+            .saturating_add(1);
+        let log = create_segment(dir, segment)?;
+        let synced_log = log.try_clone().map_err(|e| wal::io(dir, e))?;
+        let last_snapshot = files.snapshot.map_or(0, |s| {
+            std::fs::metadata(wal::snapshot(dir, s)).map_or(0, |m| m.len())
+        });
+        let revision = revision.max(1);
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                records: RwLock::new(records),
+                commit: Mutex::new(Committer {
+                    revision,
+                    log,
+                    segment,
+                    logged,
+                    last_snapshot,
+                    history: VecDeque::new(),
+                    history_keys: 0,
+                    dirs: Dirs {
+                        floor: revision,
+                        ..Default::default()
+                    },
+                    buf: Vec::new(),
+                    broken: false,
+                }),
+                background: Mutex::new(()),
+                appended: AtomicU64::new(revision),
+                synced: Mutex::new(Synced {
+                    revision,
+                    log: synced_log,
+                }),
+                unsent: Mutex::new(VecDeque::new()),
+                changes,
+                snapshotting: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Opens the embedded store of a data directory (`DATA/log`). A data directory from before
+    /// this store keeps its state in sled (`DATA/store`): that is carried over first, each key
+    /// with its revision, into a snapshot written beside it and moved into place whole, so a
+    /// crash mid-way leaves the sled store as it was and the next start carries it over again.
+    pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir = data_dir.join("log");
+        let sled_dir = data_dir.join("store");
+        if !dir.exists() && sled_dir.join("conf").exists() {
+            let sled = super::SledStore::open(&sled_dir)?;
+            let revision = sled.revision()?;
+            let records = sled.scan("")?;
+            drop(sled);
+            let staging = data_dir.join("log.import");
+            let _ = std::fs::remove_dir_all(&staging);
+            std::fs::create_dir_all(&staging).map_err(|e| wal::io(&staging, e))?;
+            let mut buf = Vec::new();
+            for slice in records.chunks(SLICE) {
+                wal::encode(
+                    &mut buf,
+                    0,
+                    slice.iter().map(|(k, v)| EntryRef::Put {
+                        key: k,
+                        value: &v.value,
+                        revision: v.mod_revision,
+                    }),
+                );
+            }
+            wal::encode(&mut buf, revision, std::iter::empty());
+            let path = wal::snapshot(&staging, 1);
+            let mut f = File::create(&path).map_err(|e| wal::io(&path, e))?;
+            f.write_all(&buf)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| wal::io(&path, e))?;
+            wal::sync_dir(&staging)?;
+            std::fs::rename(&staging, &dir).map_err(|e| wal::io(&dir, e))?;
+            wal::sync_dir(data_dir)?;
+            tracing::info!(
+                keys = records.len(),
+                revision,
+                "carried the sled store over to the log store; {} can be removed",
+                sled_dir.display()
+            );
+        }
+        Self::open(&dir)
+    }
+
+    /// Takes a snapshot now and waits for it (tests; the store takes its own as the log grows).
+    pub fn snapshot_now(&self) -> Result<(), StoreError> {
+        let seq = {
+            let mut c = self.inner.lock();
+            if self.inner.snapshotting.swap(true, Ordering::AcqRel) {
+                return Err(StoreError::Io("a snapshot is already being taken".into()));
+            }
+            self.inner.cut(&mut c)?
+        };
+        self.inner.write_snapshot(seq)
+    }
+}
+
+fn replay(records: &mut Records, entries: Vec<Entry>) {
+    for e in entries {
+        match e {
+            Entry::Put {
+                key,
+                value,
+                revision,
+            } => {
+                records.insert(
+                    key.into_boxed_str(),
+                    Held {
+                        value: value.into(),
+                        revision,
+                    },
+                );
+            }
+            Entry::Delete(key) => {
+                records.remove(key.as_str());
+            }
+        }
+    }
+}
+
+fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
+    let path = wal::segment(dir, seq);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| wal::io(&path, e))?;
+    wal::sync_dir(dir)?;
+    Ok(f)
+}
+
+/// An exclusive lock on `dir/LOCK`, or a clear error naming the directory.
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| wal::io(&path, e))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        StoreError::Io(format!(
+            "{} is in use by another process (its LOCK is held)",
+            dir.display()
+        ))
+    })?;
+    Ok(f)
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Committer> {
+        self.commit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Records> {
+        self.records.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Change>>> {
+        self.unsent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compares, append, apply: None when a compare failed; else the revision, and whether
+    /// anything up to it may not be durable yet.
+    fn apply(
+        self: &Arc<Self>,
+        compares: &[Compare],
+        ops: Vec<Op>,
+    ) -> Result<Option<(u64, bool)>, StoreError> {
+        let _turn = (!crate::foreground::is_request())
+            .then(|| self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut c = self.lock();
+        for cmp in compares {
+            if !self.holds(&c.dirs, cmp) {
+                return Ok(None);
+            }
+        }
+        if ops.is_empty() {
+            return Ok(Some((c.revision, !self.unsent().is_empty())));
+        }
+        if c.broken {
+            return Err(StoreError::Io(format!(
+                "the log in {} failed a write; restart the server to replay it",
+                self.dir.display()
+            )));
+        }
+        let revision = c.revision + 1;
+        let mut buf = std::mem::take(&mut c.buf);
+        buf.clear();
+        wal::encode(
+            &mut buf,
+            revision,
+            ops.iter().map(|op| match op {
+                Op::Put(k, v) => EntryRef::Put {
+                    key: k,
+                    value: v,
+                    revision,
+                },
+                Op::Delete(k) => EntryRef::Delete(k),
+            }),
+        );
+        let written = c.log.write_all(&buf);
+        c.logged += buf.len() as u64;
+        if buf.capacity() <= 1 << 20 {
+            c.buf = buf;
+        }
+        if let Err(e) = written {
+            // What reached the file may be part of a record: replay cuts it there.
+            c.broken = true;
+            return Err(wal::io(&self.dir, e));
+        }
+        let mut keys = Vec::with_capacity(ops.len());
+        {
+            let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+            for op in ops {
+                match op {
+                    Op::Put(k, value) => {
+                        c.dirs.put(&k, revision);
+                        records.insert(
+                            k.as_str().into(),
+                            Held {
+                                value: value.into(),
+                                revision,
+                            },
+                        );
+                        keys.push(k);
+                    }
+                    Op::Delete(k) => {
+                        records.remove(k.as_str());
+                        keys.push(k);
+                    }
+                }
+            }
+        }
+        c.revision = revision;
+        self.appended.store(revision, Ordering::Release);
+        let change = Arc::new(Change {
+            revision,
+            keys,
+            resync: false,
+        });
+        c.history_keys += change.keys.len();
+        c.history.push_back(change.clone());
+        while c.history.len() > HISTORY || (c.history_keys > HISTORY_KEYS && c.history.len() > 1) {
+            if let Some(old) = c.history.pop_front() {
+                c.history_keys -= old.keys.len();
+            }
+        }
+        self.unsent().push_back(change);
+        if c.logged >= SNAPSHOT_AFTER.max(2 * c.last_snapshot)
+            && !self.snapshotting.swap(true, Ordering::AcqRel)
+        {
+            let seq = self.cut(&mut c)?;
+            let me = self.clone();
+            std::thread::Builder::new()
+                .name("berth-snapshot".into())
+                .spawn(move || {
+                    if let Err(e) = me.write_snapshot(seq) {
+                        tracing::warn!(error = %e, "snapshot not taken; the log keeps growing");
+                    }
+                })
+                .map_err(|e| wal::io(&self.dir, e))?;
+        }
+        Ok(Some((revision, true)))
+    }
+
+    fn holds(&self, dirs: &Dirs, c: &Compare) -> bool {
+        match c {
+            Compare::ModRevision { key, revision } => {
+                self.read().get(key.as_str()).map_or(0, |v| v.revision) == *revision
+            }
+            Compare::PrefixUnchangedSince { prefix, revision } => {
+                dirs.unchanged_since(prefix, *revision).unwrap_or_else(|| {
+                    under(&self.read(), prefix).all(|(_, v)| v.revision <= *revision)
+                })
+            }
+        }
+    }
+
+    /// Syncs the log up to at least `revision`.
+    fn sync(&self, revision: u64) -> Result<(), StoreError> {
+        let mut s = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if s.revision >= revision {
+            return Ok(());
+        }
+        let upto = self.appended.load(Ordering::Acquire);
+        s.log.sync_data().map_err(|e| wal::io(&self.dir, e))?;
+        s.revision = upto;
+        Ok(())
+    }
+
+    /// Under the committer's lock: syncs the segment, starts the next one, and returns the
+    /// sequence number of the snapshot that pairs with it.
+    fn cut(&self, c: &mut Committer) -> Result<u64, StoreError> {
+        let mut s = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let next = c.segment + 1;
+        let log = create_segment(&self.dir, next)?;
+        c.log.sync_data().map_err(|e| wal::io(&self.dir, e))?;
+        s.revision = c.revision;
+        s.log = log.try_clone().map_err(|e| wal::io(&self.dir, e))?;
+        c.log = log;
+        c.segment = next;
+        c.logged = 0;
+        Ok(next)
+    }
+
+    /// Copies the map out to `snapshot-SEQ` a slice at a time, then drops the segments and
+    /// snapshots before it.
+    fn write_snapshot(&self, seq: u64) -> Result<(), StoreError> {
+        let result = self.copy_out(seq);
+        if let Ok(size) = &result {
+            self.lock().last_snapshot = *size;
+        }
+        self.snapshotting.store(false, Ordering::Release);
+        result.map(|_| ())
+    }
+
+    fn copy_out(&self, seq: u64) -> Result<u64, StoreError> {
+        let me = Some(rustix::thread::gettid());
+        if let Ok(was) = rustix::process::getpriority_process(me) {
+            let _ = rustix::process::setpriority_process(me, (was + SNAPSHOT_NICE).min(19));
+        }
+        // The revision the copy starts from: everything up to it is in the map now.
+        let begun = self.lock().revision;
+        let path = wal::snapshot(&self.dir, seq);
+        let tmp = path.with_extension("tmp");
+        let file = File::create(&tmp).map_err(|e| wal::io(&tmp, e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut buf = Vec::new();
+        let mut after: Option<Box<str>> = None;
+        let mut unsynced = 0u64;
+        loop {
+            let slice = slice_after(&self.read(), "", after.as_deref());
+            let Some((last, _)) = slice.last() else { break };
+            after = Some(last.as_str().into());
+            buf.clear();
+            wal::encode(
+                &mut buf,
+                0,
+                slice.iter().map(|(k, v)| EntryRef::Put {
+                    key: k,
+                    value: &v.value,
+                    revision: v.revision,
+                }),
+            );
+            out.write_all(&buf).map_err(|e| wal::io(&tmp, e))?;
+            unsynced += buf.len() as u64;
+            if unsynced >= SNAPSHOT_SYNC_EVERY {
+                unsynced = 0;
+                out.flush()
+                    .and_then(|_| out.get_ref().sync_data())
+                    .map_err(|e| wal::io(&tmp, e))?;
+            }
+        }
+        buf.clear();
+        wal::encode(&mut buf, begun, std::iter::empty());
+        out.write_all(&buf).map_err(|e| wal::io(&tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| wal::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| wal::io(&tmp, e))?;
+        let size = file.metadata().map_or(0, |m| m.len());
+        std::fs::rename(&tmp, &path).map_err(|e| wal::io(&path, e))?;
+        wal::sync_dir(&self.dir)?;
+        let files = wal::list(&self.dir)?;
+        for old in files.segments.iter().filter(|s| **s < seq) {
+            let _ = std::fs::remove_file(wal::segment(&self.dir, *old));
+        }
+        for stale in files.stale {
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok(size)
+    }
+}
+
+/// The records under `prefix`.
+fn under<'a>(
+    records: &'a Records,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a Box<str>, &'a Held)> {
+    records
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(prefix))
+}
+
+/// Up to `SLICE` records under `prefix` after the key `after`, copied.
+fn slice_after(records: &Records, prefix: &str, after: Option<&str>) -> Vec<(String, Held)> {
+    let from = match after {
+        Some(a) => Bound::Excluded(a),
+        None => Bound::Included(prefix),
+    };
+    records
+        .range::<str, _>((from, Bound::Unbounded))
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .take(SLICE)
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+impl Store for LogStore {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(self.inner.read().get(key).map(Held::versioned))
+    }
+
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_slices(prefix, |slice| {
+            out.extend(slice.into_iter().map(|(k, h)| (k, h.versioned())));
+            true
+        });
+        Ok(out)
+    }
+
+    fn scan_each(
+        &self,
+        prefix: &str,
+        each: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.scan_slices(prefix, |slice| {
+            slice.into_iter().all(|(k, v)| each(&k, &v.value))
+        });
+        Ok(())
+    }
+
+    fn txn(&self, compares: &[Compare], ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+        let Some((revision, unsynced)) = self.inner.apply(compares, ops)? else {
+            return Ok(TxnOutcome::Conflict);
+        };
+        if !unsynced {
+            return Ok(TxnOutcome::Committed(revision));
+        }
+        // Durable before the caller acknowledges anything, and before the feed tells anyone.
+        self.inner.sync(revision)?;
+        let mut unsent = self.inner.unsent();
+        while unsent.front().is_some_and(|ch| ch.revision <= revision) {
+            if let Some(change) = unsent.pop_front() {
+                let _ = self.inner.changes.send(change);
+            }
+        }
+        Ok(TxnOutcome::Committed(revision))
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.lock().revision)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.inner.changes.subscribe()
+    }
+
+    fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
+        let c = self.inner.lock();
+        if revision >= c.revision {
+            return Ok(Vec::new());
+        }
+        match c.history.front() {
+            Some(first) if first.revision <= revision + 1 => {
+                let from = c.history.partition_point(|ch| ch.revision <= revision);
+                Ok(c.history.range(from..).cloned().collect())
+            }
+            _ => Err(StoreError::Compacted(revision)),
+        }
+    }
+}
+
+impl LogStore {
+    /// Hands `each` the records under `prefix` a slice at a time, never holding the map while
+    /// `each` runs (it may read the store); stops when `each` returns false.
+    fn scan_slices(&self, prefix: &str, mut each: impl FnMut(Vec<(String, Held)>) -> bool) {
+        let mut after: Option<String> = None;
+        loop {
+            let slice = slice_after(&self.inner.read(), prefix, after.as_deref());
+            let full = slice.len() == SLICE;
+            after = slice.last().map(|(k, _)| k.clone());
+            if slice.is_empty() || !each(slice) || !full {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "log_store_tests.rs"]
+mod tests;

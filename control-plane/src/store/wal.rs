@@ -1,0 +1,321 @@
+//! The log store's files: records of writes, each framed so that a torn tail is found and cut.
+//!
+//! A record is `len` (u32, little-endian), `crc32` of the payload (u32), then the payload: the
+//! batch's revision (u64), how many writes (u32), and each write: `0` (put) with the key's
+//! revision (u64), the key and the value; or `1` (delete) and the key. Keys and values are
+//! length-prefixed (u32). A log segment (`wal-SEQ`) holds one record per committed batch; a
+//! snapshot (`snapshot-SEQ`) holds the whole key space as records of puts, then one empty
+//! record carrying the revision the snapshot began at.
+
+use super::StoreError;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One write as it is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Entry {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        revision: u64,
+    },
+    Delete(String),
+}
+
+/// One decoded record.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Record {
+    pub revision: u64,
+    pub entries: Vec<Entry>,
+}
+
+const HEADER: usize = 8;
+/// A record longer than this is not one we wrote: the rest of the file is garbage.
+const MAX_RECORD: usize = 1 << 30;
+
+/// Appends a record of `revision` holding `entries` to `out`.
+pub(super) fn encode<'a>(
+    out: &mut Vec<u8>,
+    revision: u64,
+    entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    out.extend_from_slice(&revision.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        match e {
+            EntryRef::Put {
+                key,
+                value,
+                revision,
+            } => {
+                out.push(0);
+                out.extend_from_slice(&revision.to_le_bytes());
+                bytes(out, key.as_bytes());
+                bytes(out, value);
+            }
+            EntryRef::Delete(key) => {
+                out.push(1);
+                bytes(out, key.as_bytes());
+            }
+        }
+    }
+    let payload = &out[start + HEADER..];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + HEADER].copy_from_slice(&crc);
+}
+
+/// A write to encode, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum EntryRef<'a> {
+    Put {
+        key: &'a str,
+        value: &'a [u8],
+        revision: u64,
+    },
+    Delete(&'a str),
+}
+
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Hands `each` the records of a file in order, one at a time (a snapshot may hold a whole
+/// fleet's state), and returns the length of its whole records: what follows (a record cut
+/// short by a crash, or one whose checksum fails) is not part of the log.
+pub(super) fn each_record(path: &Path, mut each: impl FnMut(Record)) -> Result<u64, StoreError> {
+    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut payload = Vec::new();
+    let mut whole = 0u64;
+    loop {
+        let mut header = [0u8; HEADER];
+        if !read_full(&mut r, &mut header).map_err(|e| io(path, e))? {
+            break;
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap_or([0; 4])) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().unwrap_or([0; 4]));
+        if len > MAX_RECORD {
+            break;
+        }
+        payload.resize(len, 0);
+        if !read_full(&mut r, &mut payload).map_err(|e| io(path, e))? {
+            break;
+        }
+        if crc32fast::hash(&payload) != crc {
+            break;
+        }
+        let Some(record) = decode(&payload) else {
+            break;
+        };
+        each(record);
+        whole += (HEADER + len) as u64;
+    }
+    Ok(whole)
+}
+
+/// Fills `buf`; false when the file ends first.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Every record of a file, and the length of its whole records (tests).
+#[cfg(test)]
+fn read_records(path: &Path) -> Result<(Vec<Record>, u64), StoreError> {
+    let mut records = Vec::new();
+    let whole = each_record(path, |r| records.push(r))?;
+    Ok((records, whole))
+}
+
+fn decode(mut p: &[u8]) -> Option<Record> {
+    let revision = u64::from_le_bytes(take(&mut p, 8)?.try_into().ok()?);
+    let n = u32::from_le_bytes(take(&mut p, 4)?.try_into().ok()?) as usize;
+    let mut entries = Vec::with_capacity(n.min(p.len()));
+    for _ in 0..n {
+        match take(&mut p, 1)?[0] {
+            0 => {
+                let revision = u64::from_le_bytes(take(&mut p, 8)?.try_into().ok()?);
+                let key = String::from_utf8(prefixed(&mut p)?.to_vec()).ok()?;
+                let value = prefixed(&mut p)?.to_vec();
+                entries.push(Entry::Put {
+                    key,
+                    value,
+                    revision,
+                });
+            }
+            1 => {
+                let key = String::from_utf8(prefixed(&mut p)?.to_vec()).ok()?;
+                entries.push(Entry::Delete(key));
+            }
+            _ => return None,
+        }
+    }
+    p.is_empty().then_some(Record { revision, entries })
+}
+
+fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if p.len() < n {
+        return None;
+    }
+    let (head, rest) = p.split_at(n);
+    *p = rest;
+    Some(head)
+}
+
+fn prefixed<'a>(p: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = u32::from_le_bytes(take(p, 4)?.try_into().ok()?) as usize;
+    take(p, n)
+}
+
+/// The files of a log store's directory.
+#[derive(Debug, Default)]
+pub(super) struct Files {
+    /// Log segments by sequence number, oldest first.
+    pub segments: Vec<u64>,
+    /// The newest complete snapshot's sequence number.
+    pub snapshot: Option<u64>,
+    /// Older snapshots, and snapshots never finished (`.tmp`): removed at open.
+    pub stale: Vec<PathBuf>,
+}
+
+pub(super) fn segment(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("wal-{seq:016}"))
+}
+
+pub(super) fn snapshot(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("snapshot-{seq:016}"))
+}
+
+/// What `dir` holds.
+pub(super) fn list(dir: &Path) -> Result<Files, StoreError> {
+    let mut files = Files::default();
+    let mut snapshots = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(seq) = name.strip_prefix("wal-").and_then(|s| s.parse().ok()) {
+            files.segments.push(seq);
+        } else if let Some(seq) = name.strip_prefix("snapshot-").and_then(|s| s.parse().ok()) {
+            snapshots.push(seq);
+        } else if name.starts_with("snapshot-") {
+            files.stale.push(entry.path());
+        }
+    }
+    files.segments.sort_unstable();
+    snapshots.sort_unstable();
+    files.snapshot = snapshots.pop();
+    files
+        .stale
+        .extend(snapshots.into_iter().map(|s| snapshot(dir, s)));
+    Ok(files)
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+pub(super) fn io(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &[u8], revision: u64) -> Entry {
+        Entry::Put {
+            key: key.into(),
+            value: value.to_vec(),
+            revision,
+        }
+    }
+
+    fn refs(entries: &[Entry]) -> impl ExactSizeIterator<Item = EntryRef<'_>> {
+        entries.iter().map(|e| match e {
+            Entry::Put {
+                key,
+                value,
+                revision,
+            } => EntryRef::Put {
+                key,
+                value,
+                revision: *revision,
+            },
+            Entry::Delete(k) => EntryRef::Delete(k),
+        })
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_ends_the_log_at_the_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal-1");
+        let first = vec![put("a", b"one", 2), Entry::Delete("b".into())];
+        let second = vec![put("c", b"three", 3)];
+        let mut raw = Vec::new();
+        encode(&mut raw, 2, refs(&first));
+        let whole = raw.len() as u64;
+        encode(&mut raw, 3, refs(&second));
+        std::fs::write(&path, &raw).unwrap();
+        let (records, len) = read_records(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].entries, first);
+        assert_eq!(records[1].revision, 3);
+        assert_eq!(len, raw.len() as u64);
+
+        // Cut anywhere inside the second record: only the first survives.
+        for cut in [raw.len() - 1, whole as usize + 3, whole as usize + 9] {
+            std::fs::write(&path, &raw[..cut]).unwrap();
+            let (records, len) = read_records(&path).unwrap();
+            assert_eq!((records.len(), len), (1, whole), "cut at {cut}");
+        }
+        // A flipped byte in the second record's payload fails its checksum.
+        let mut bad = raw.clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(read_records(&path).unwrap().1, whole);
+    }
+
+    #[test]
+    fn listing_keeps_the_newest_snapshot_and_marks_the_rest_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "wal-0000000000000003",
+            "wal-0000000000000001",
+            "snapshot-0000000000000002",
+            "snapshot-0000000000000003",
+            "snapshot-0000000000000004.tmp",
+            "LOCK",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let files = list(dir.path()).unwrap();
+        assert_eq!(files.segments, vec![1, 3]);
+        assert_eq!(files.snapshot, Some(3));
+        let mut stale: Vec<String> = files
+            .stale
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        stale.sort();
+        assert_eq!(
+            stale,
+            vec!["snapshot-0000000000000002", "snapshot-0000000000000004.tmp"]
+        );
+    }
+}
