@@ -185,6 +185,7 @@ impl<R: ContainerRuntime> Session<R> {
                             }
                             let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
                             heartbeat = tokio::time::interval(every);
+                            self.usage.set_interval(w.usage_interval_ms);
                             *welcomed = true;
                             self.metrics.welcomed();
                             tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");

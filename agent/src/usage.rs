@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// Samples are at least this far apart.
+/// Samples are at least this far apart unless the server says how often it wants them.
 const EVERY: Duration = Duration::from_secs(2);
 
 /// Per task: CPU nanoseconds its containers had used, and when that was read.
@@ -21,9 +21,16 @@ pub(crate) struct UsageSampler {
     seen: Seen,
     in_flight: Option<JoinHandle<(Vec<TaskUsage>, Seen)>>,
     last_start: Option<Instant>,
+    /// The server's `usage_interval_ms`; None: `EVERY`.
+    every: Option<Duration>,
 }
 
 impl UsageSampler {
+    /// How often the server wants samples (its welcome's `usage_interval_ms`; 0: `EVERY`).
+    pub fn set_interval(&mut self, ms: i32) {
+        self.every = (ms > 0).then(|| Duration::from_millis(ms as u64));
+    }
+
     /// What the sample that finished since the last call measured (empty if none), and starts
     /// the next sample of `running` (task ARN → its running containers' runtime ids) when due.
     pub fn poll<R: ContainerRuntime>(
@@ -42,7 +49,10 @@ impl UsageSampler {
                 self.seen = seen;
             }
         }
-        if self.last_start.is_some_and(|t| t.elapsed() < EVERY) {
+        if self
+            .last_start
+            .is_some_and(|t| t.elapsed() < self.every.unwrap_or(EVERY))
+        {
             return usage;
         }
         self.last_start = Some(Instant::now());

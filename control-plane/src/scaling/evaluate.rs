@@ -39,7 +39,9 @@ pub fn evaluate(
     // Averaged over a little more than the interval, so each evaluation sees a few reports.
     let window = interval.max(3_000) + 1_000;
     let metric = if policy.target_cpu_percent.is_some() {
-        cpu_percent_total(state, sessions, &running, now, window)
+        // Agents sample CPU every `USAGE_INTERVAL`: a sample is current for two of them.
+        let usage = 2 * crate::nodes::stream::USAGE_INTERVAL.as_millis() as i64;
+        cpu_percent_total(state, sessions, &running, now, window.max(usage))
     } else {
         proxies.request_rate(&svc.service_arn, window, now)
     };

@@ -83,7 +83,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SpawnError> {
 }
 
 /// What the control plane keeps in its data directory, made owner-only on every start.
-const OWNED: &[&str] = &["store", "ca.crt", "ca.key", "admin.token", "join.token"];
+const OWNED: &[&str] = &[
+    "log",
+    "store",
+    "ca.crt",
+    "ca.key",
+    "admin.token",
+    "join.token",
+];
 
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
 pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {

@@ -203,3 +203,44 @@ fn a_scan_wider_than_a_slice_sees_every_key_once() {
     .unwrap();
     assert_eq!(first, 5, "a scan stops when asked");
 }
+
+#[test]
+fn a_data_directory_on_sled_is_carried_over_with_its_revisions() {
+    let data = tempfile::tempdir().unwrap();
+    let (r1, r2) = {
+        let sled = super::super::SledStore::open(&data.path().join("store")).unwrap();
+        let r1 = sled.commit(vec![put("a/1", b"one")]).unwrap();
+        let r2 = sled
+            .commit(vec![put("a/2", b"two"), put("b/1", b"other")])
+            .unwrap();
+        (r1, r2)
+    };
+    // sled lets go of its directory a moment after the handle is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let s = loop {
+        match LogStore::open_in(data.path()) {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(
+        all(&s),
+        vec![
+            ("a/1".to_string(), b"one".to_vec(), r1),
+            ("a/2".to_string(), b"two".to_vec(), r2),
+            ("b/1".to_string(), b"other".to_vec(), r2),
+        ]
+    );
+    assert_eq!(s.revision().unwrap(), r2);
+    let r3 = s.commit(vec![Op::Delete("a/1".into())]).unwrap();
+    assert_eq!(r3, r2 + 1, "revisions go on from sled's");
+    drop(s);
+    // Carried over once: the log store's own state is what opens next time.
+    let s = LogStore::open_in(data.path()).unwrap();
+    assert_eq!(s.get("a/1").unwrap(), None);
+    assert_eq!(s.revision().unwrap(), r3);
+}

@@ -183,10 +183,16 @@ impl Sim {
             let _ = out.send(send(agent_message::Body::TaskReport(r))).await;
         }
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+        // As the real agent: usage only as often as the server asks for it.
+        let mut usage_every = Duration::ZERO;
+        let mut usage_sent: Option<tokio::time::Instant> = None;
         let killed = loop {
             tokio::select! {
                 m = inbound.message() => match m {
                     Ok(Some(m)) => {
+                        if let Some(server_message::Body::Welcome(w)) = &m.body {
+                            usage_every = Duration::from_millis(w.usage_interval_ms.max(0) as u64);
+                        }
                         if self.on_message(m, &out, &mut heartbeat).await.is_err() {
                             break false;
                         }
@@ -194,12 +200,17 @@ impl Sim {
                     _ => break false,
                 },
                 _ = heartbeat.tick() => {
-                    let task_usage = self
-                        .known
-                        .iter()
-                        .filter(|(_, s)| s.status == "RUNNING")
-                        .map(|(arn, _)| TaskUsage { task_arn: arn.clone(), cpu_cores: 0.01 })
-                        .collect();
+                    let due = usage_sent.is_none_or(|at| at.elapsed() >= usage_every);
+                    let task_usage = if due {
+                        usage_sent = Some(tokio::time::Instant::now());
+                        self.known
+                            .iter()
+                            .filter(|(_, s)| s.status == "RUNNING")
+                            .map(|(arn, _)| TaskUsage { task_arn: arn.clone(), cpu_cores: 0.01 })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     if out.send(send(agent_message::Body::Heartbeat(Heartbeat { task_usage }))).await.is_err() {
                         break false;
                     }
