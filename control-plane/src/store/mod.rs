@@ -7,6 +7,7 @@
 
 mod dirs;
 mod etcd_store;
+mod history;
 mod log_store;
 mod sled_store;
 mod wal;

@@ -13,6 +13,7 @@
 //! revisions read as revision 1 until they are next written.
 
 use super::dirs::Dirs;
+use super::history::History;
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -22,11 +23,6 @@ use tokio::sync::broadcast;
 const MARK: u8 = 0xFF;
 /// Sorts before every key of the layout; never returned by a scan.
 const META_REVISION: &[u8] = b"\x00meta/revision";
-/// How many recent changes a watcher can resume across: this many commits, holding at most
-/// `HISTORY_KEYS` keys in all (a fleet's batches of thousands of keys each must not keep
-/// hundreds of megabytes of key names alive; a watcher further behind resyncs).
-const HISTORY: usize = 8192;
-const HISTORY_KEYS: usize = 256 * 1024;
 
 /// sled's page cache (its default is 1 GiB). Pages beyond it are read back from the file,
 /// which the kernel's page cache usually still holds, so a fleet-sized store does not keep its
@@ -54,9 +50,7 @@ pub struct SledStore {
 
 struct Committer {
     revision: u64,
-    history: VecDeque<Arc<Change>>,
-    /// Keys held in `history`.
-    history_keys: usize,
+    history: History,
     /// When each directory of the keys put was last written: what a prefix compare reads.
     dirs: Dirs,
 }
@@ -81,8 +75,7 @@ impl SledStore {
             unsent: Mutex::new(VecDeque::new()),
             commit: Mutex::new(Committer {
                 revision,
-                history: VecDeque::new(),
-                history_keys: 0,
+                history: History::default(),
                 dirs: Dirs {
                     floor: revision,
                     ..Default::default()
@@ -148,13 +141,7 @@ impl SledStore {
             keys,
             resync: false,
         });
-        c.history_keys += change.keys.len();
-        c.history.push_back(change.clone());
-        while c.history.len() > HISTORY || (c.history_keys > HISTORY_KEYS && c.history.len() > 1) {
-            if let Some(old) = c.history.pop_front() {
-                c.history_keys -= old.keys.len();
-            }
-        }
+        c.history.push(change.clone());
         self.unsent().push_back(change);
         Ok(Some((revision, true)))
     }
@@ -276,18 +263,7 @@ impl Store for SledStore {
 
     fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
         let c = self.lock();
-        if revision >= c.revision {
-            return Ok(Vec::new());
-        }
-        match c.history.front() {
-            Some(first) if first.revision <= revision + 1 => {
-                // Oldest first, so the changes wanted are a tail: found by halving, not by
-                // walking thousands of entries under the committer's lock on every catch-up.
-                let from = c.history.partition_point(|ch| ch.revision <= revision);
-                Ok(c.history.range(from..).cloned().collect())
-            }
-            _ => Err(StoreError::Compacted(revision)),
-        }
+        c.history.since(revision, c.revision)
     }
 }
 
