@@ -309,7 +309,7 @@ fn after_the_first_start_no_file_under_the_data_directory_is_readable_by_group_o
     // A directory an older version left open is closed on the next start.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(
-        data.join("store/db"),
+        data.join("log/LOCK"),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();

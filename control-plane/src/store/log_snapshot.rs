@@ -61,7 +61,8 @@ impl LogStore {
 
 impl Inner {
     /// Copies the map out to `snapshot-SEQ` a slice at a time, then drops the segments and
-    /// snapshots before it.
+    /// snapshots before it. At the usual priority: lowered, a copy preempted while it holds the
+    /// map's read lock would keep the committer, and every reader queued behind it, waiting.
     pub(super) fn write_snapshot(&self, seq: u64) -> Result<(), StoreError> {
         let result = self.copy_out(seq);
         if let Ok(size) = &result {
@@ -72,8 +73,6 @@ impl Inner {
     }
 
     fn copy_out(&self, seq: u64) -> Result<u64, StoreError> {
-        // At the usual priority: lowered, the copy was preempted while it held the map's read
-        // lock, and the committer, and every reader behind it, waited for it to run again.
         // The revision the copy starts from: everything up to it is in the map now.
         let begun = self.lock().revision;
         let path = wal::snapshot(&self.dir, seq);
