@@ -43,7 +43,19 @@ struct Group {
 impl Headers {
     /// The tasks of `group` in `cluster` as the planner reads them, and the revision that is as
     /// of: no index entry of the group written up to it is missing.
+    /// A store that holds every record in memory is read afresh instead: a lookup and a
+    /// header's decode a task cost less than keeping the cache up to date, and a million
+    /// headers are not held twice.
     pub fn tasks(&mut self, state: &State, cluster: &str, group: &str) -> Result<(Vec<Task>, u64)> {
+        if state.store().in_memory() {
+            // Taken first: the read sees every index entry written up to it.
+            let revision = state.store().revision()?;
+            let tasks = super::view::indexed(state, cluster, group, |h: &TaskHeader| &h.group)?
+                .into_iter()
+                .map(|(_, h)| planner_task(h))
+                .collect();
+            return Ok((tasks, revision));
+        }
         let revision = self.catch_up(state)?;
         let prefix = keys::group_tasks(cluster, group);
         let fresh = self
@@ -90,8 +102,12 @@ impl Headers {
         self.pool.prune();
     }
 
-    /// Brings every cached group up to the store's revision; returns it.
+    /// Brings every cached group up to the store's revision; returns it (a store held in
+    /// memory is never cached: nothing to do).
     pub fn catch_up(&mut self, state: &State) -> Result<u64> {
+        if state.store().in_memory() && self.groups.is_empty() {
+            return Ok(state.store().revision()?);
+        }
         let Some(since) = self.revision else {
             return self.reset(state);
         };
@@ -324,6 +340,34 @@ impl Header {
     }
 }
 
+/// A task as the planner takes it from its header: without containers or overrides.
+fn planner_task(h: TaskHeader) -> Task {
+    Task {
+        task_arn: h.task_arn,
+        cluster_arn: h.cluster_arn,
+        task_definition_arn: h.task_definition_arn,
+        container_instance_arn: h.container_instance_arn,
+        last_status: h.last_status,
+        desired_status: h.desired_status,
+        health_status: h.health_status,
+        stop_code: h.stop_code,
+        stopped_reason: h.stopped_reason,
+        created_at: h.created_at,
+        started_at: h.started_at,
+        stopping_at: h.stopping_at,
+        stopped_at: h.stopped_at,
+        group: h.group,
+        started_by: h.started_by,
+        containers: Vec::new(),
+        cpu: h.cpu,
+        memory: h.memory,
+        version: h.version,
+        load_balanced: h.load_balanced,
+        deregistered_at: h.deregistered_at,
+        overrides: None,
+    }
+}
+
 /// A task's timestamps joined by a separator no RFC 3339 time holds: one allocation of about
 /// fifty bytes instead of five boxed strings (most of them empty).
 #[derive(Debug)]
@@ -351,7 +395,7 @@ mod tests {
     use crate::controller::apply::{create_ops, forget_ops, task_key};
     use crate::scheduler::Demand;
     use crate::state::put;
-    use crate::store::LogStore;
+    use crate::store::{LogStore, SledStore};
     use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 
     const GROUP: &str = "service:web";
@@ -378,9 +422,17 @@ mod tests {
         assert_eq!(Times::of([""; 5]).get(), [""; 5]);
     }
 
-    fn setup() -> (tempfile::TempDir, State, TaskDefinition) {
+    /// On a store read through the cache (sled), or on one held in memory (the log store),
+    /// which is read afresh.
+    fn setup(in_memory: bool) -> (tempfile::TempDir, State, TaskDefinition) {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
+        let store: Arc<dyn crate::store::Store> = if in_memory {
+            Arc::new(LogStore::open(dir.path()).unwrap())
+        } else {
+            Arc::new(SledStore::open(dir.path()).unwrap())
+        };
+        assert_eq!(store.in_memory(), in_memory);
+        let state = State::new(store);
         let td = crate::taskdef::register(
             &state,
             TaskDefinition {
@@ -416,7 +468,13 @@ mod tests {
 
     #[test]
     fn the_cache_follows_creations_reports_and_forgetting_as_a_fresh_read_would() {
-        let (_dir, state, td) = setup();
+        for in_memory in [false, true] {
+            follows_as_a_fresh_read_would(in_memory);
+        }
+    }
+
+    fn follows_as_a_fresh_read_would(in_memory: bool) {
+        let (_dir, state, td) = setup(in_memory);
         let mut h = Headers::default();
         let first = launch(&state, &td, GROUP);
         launch(&state, &td, "service:other");
@@ -445,12 +503,23 @@ mod tests {
             statuses(&mut h, &state),
             vec![(first.task_arn, "RUNNING".into())]
         );
-        assert_eq!(h.len(), 1, "the other group was never asked for");
+        let held = if in_memory { 0 } else { 1 };
+        assert_eq!(
+            h.len(),
+            held,
+            "only the group asked for is cached, and none in memory"
+        );
     }
 
     #[test]
     fn a_task_that_joins_after_the_read_fails_the_commit_that_relied_on_it() {
-        let (_dir, state, td) = setup();
+        for in_memory in [false, true] {
+            joins_after_the_read(in_memory);
+        }
+    }
+
+    fn joins_after_the_read(in_memory: bool) {
+        let (_dir, state, td) = setup(in_memory);
         let mut h = Headers::default();
         launch(&state, &td, GROUP);
         let prefix = keys::group_tasks("default", GROUP);
@@ -490,7 +559,7 @@ mod tests {
 
     #[test]
     fn catching_up_again_from_far_back_keeps_each_task_once() {
-        let (_dir, state, td) = setup();
+        let (_dir, state, td) = setup(false);
         let mut h = Headers::default();
         launch(&state, &td, GROUP);
         assert_eq!(statuses(&mut h, &state).len(), 1);

@@ -6,7 +6,7 @@ use super::headers::Headers;
 use crate::error::Result;
 use crate::state::{keys, State};
 use crate::store::Change;
-use berth_proto::v1::Task;
+use berth_proto::v1::TaskHeader;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -71,7 +71,7 @@ impl Owners {
                     (keys::task_of_index(k), group_and_id.rsplit_once('/'))
                 {
                     let svc = service_key(cluster, group);
-                    if headers.service_of(&task_key).is_none() {
+                    if headers.service_of(&task_key).is_none() && !state.store().in_memory() {
                         let svc = svc.clone().map(|s| self.intern(s));
                         self.by_task.insert(task_key, svc);
                     }
@@ -86,16 +86,20 @@ impl Owners {
         Ok(out.into_iter().collect())
     }
 
+    /// The service that owns a task, from its header. Remembered, unless the store holds every
+    /// record in memory: a lookup there costs less than a million remembered task keys.
     fn owner(&mut self, state: &State, task_key: &str) -> Result<Option<Arc<str>>> {
         if let Some(o) = self.by_task.get(task_key) {
             return Ok(o.clone());
         }
-        let Some(t) = state.get::<Task>(task_key)? else {
+        let Some(t) = state.get::<TaskHeader>(task_key)? else {
             return Ok(None);
         };
         let cluster = crate::arn::cluster_name(&t.cluster_arn);
         let svc = service_key(cluster, &t.group).map(|s| self.intern(s));
-        self.by_task.insert(task_key.to_string(), svc.clone());
+        if !state.store().in_memory() {
+            self.by_task.insert(task_key.to_string(), svc.clone());
+        }
         Ok(svc)
     }
 

@@ -257,8 +257,11 @@ async fn push_desired(
             let Ok(_permit) = COMPUTING.acquire().await else {
                 return;
             };
-            let (id, p, cur) = (node_id.clone(), push.clone(), desired.take());
-            let res = blocking(&state, move |s| {
+            let (id, p, cur, s) = (node_id.clone(), push.clone(), desired.take(), state.clone());
+            // Background work: not raised as a request's is (ten thousand pushers would crowd
+            // out the requests, and each raise is two more system calls).
+            let res = tokio::task::spawn_blocking(move || -> crate::error::Result<_> {
+                let s = &s;
                 let mut d = match cur {
                     Some(mut d) if !pending.full => {
                         let gone = d.update(s, &pending.keys)?;
@@ -282,7 +285,9 @@ async fn push_desired(
                 let body = next_message(s, &mut d, last, fp, deltas)?;
                 Ok((d, fp, body))
             })
-            .await;
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
             match res {
                 Ok((d, fp, body)) => {
                     if let Some(body) = body {

@@ -530,6 +530,10 @@ impl Store for LogStore {
         Ok(self.inner.lock().revision)
     }
 
+    fn in_memory(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.inner.changes.subscribe()
     }

@@ -127,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     fn max_txn_ops(&self) -> usize {
         usize::MAX
     }
+    /// Whether every record is held in memory, so a read costs a lookup and a decode: callers
+    /// then read afresh what they would otherwise cache (a cache would hold it twice).
+    fn in_memory(&self) -> bool {
+        false
+    }
     /// Changes as they commit. A receiver that lags resumes with `changes_since`.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>>;
     /// The changes committed after `revision`, oldest first, or `Compacted` when the store no

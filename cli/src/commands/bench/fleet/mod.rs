@@ -102,6 +102,8 @@ pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
             phase,
         };
         let report = phases::all(&mut b, &dir).await;
+        // The agents go first: otherwise each would report the control plane gone.
+        b.agents.iter().for_each(sim::Agent::kill);
         b.cp.shutdown();
         report
     }
