@@ -5,7 +5,8 @@
 //! was written after the revision the cache is as of, so a task created meanwhile is never
 //! missed (the pass decides again); a task's status a moment old only delays a decision, as a
 //! fresh read racing a report would. A group is also read afresh now and then, and the whole
-//! cache when the history no longer reaches back to it.
+//! cache when the history no longer reaches back to it. A store that holds every record in
+//! memory (the embedded log store) is not cached at all: each read goes to it.
 
 use crate::error::Result;
 use crate::state::{keys, State};
