@@ -106,7 +106,7 @@ impl Headers {
     /// Brings every cached group up to the store's revision; returns it (a store held in
     /// memory is never cached: nothing to do).
     pub fn catch_up(&mut self, state: &State) -> Result<u64> {
-        if state.store().in_memory() && self.groups.is_empty() {
+        if state.store().in_memory() {
             return Ok(state.store().revision()?);
         }
         let Some(since) = self.revision else {

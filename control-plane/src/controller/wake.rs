@@ -59,6 +59,8 @@ impl Owners {
         headers: &Headers,
     ) -> Result<Vec<String>> {
         let mut out = BTreeSet::new();
+        // A store held in memory is asked again each time (see `owner`).
+        let remember = !state.store().in_memory();
         for k in &woken.keys {
             if k.starts_with(keys::SERVICES) {
                 out.insert(k.clone());
@@ -71,7 +73,7 @@ impl Owners {
                     (keys::task_of_index(k), group_and_id.rsplit_once('/'))
                 {
                     let svc = service_key(cluster, group);
-                    if headers.service_of(&task_key).is_none() && !state.store().in_memory() {
+                    if remember && headers.service_of(&task_key).is_none() {
                         let svc = svc.clone().map(|s| self.intern(s));
                         self.by_task.insert(task_key, svc);
                     }
