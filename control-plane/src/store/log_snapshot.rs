@@ -64,9 +64,16 @@ impl Inner {
     /// snapshots before it. At the usual priority: lowered, a copy preempted while it holds the
     /// map's read lock would keep the committer, and every reader queued behind it, waiting.
     pub(super) fn write_snapshot(&self, seq: u64) -> Result<(), StoreError> {
+        let began = std::time::Instant::now();
         let result = self.copy_out(seq);
         if let Ok(size) = &result {
             self.lock().last_snapshot = *size;
+            tracing::info!(
+                seq,
+                mib = *size >> 20,
+                seconds = began.elapsed().as_secs_f64(),
+                "store snapshot taken; the log before it removed"
+            );
         }
         self.snapshotting.store(false, Ordering::Release);
         result.map(|_| ())
@@ -122,10 +129,10 @@ impl Inner {
         wal::sync_dir(&self.dir)?;
         let files = wal::list(&self.dir)?;
         for old in files.segments.iter().filter(|s| **s < seq) {
-            let _ = std::fs::remove_file(wal::segment(&self.dir, *old));
+            wal::remove_paced(&wal::segment(&self.dir, *old));
         }
         for stale in files.stale {
-            let _ = std::fs::remove_file(stale);
+            wal::remove_paced(&stale);
         }
         Ok(size)
     }

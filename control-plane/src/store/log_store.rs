@@ -10,7 +10,8 @@
 //! committer's lock; its sync runs after the lock is released, and one sync covers every batch
 //! appended before it, so concurrent commits share their syncs. A change goes out on the feed
 //! only once it is durable, in revision order. Readers see a batch once it is applied, as sled's
-//! did.
+//! did. The store's revision and its recent changes are read without the committer's lock, so a
+//! catch-up never waits for the commit under way.
 //!
 //! Snapshots are fuzzy: the log is cut over to a new segment, then the map is copied out a slice
 //! at a time while commits go on. Every write after the cut is in the new segment, and every
@@ -72,8 +73,12 @@ struct Inner {
     /// As in the sled store: background commits go one at a time, so a request's commit waits
     /// for at most one of them.
     background: Mutex<()>,
-    /// The newest revision appended to the log (written before it is stored here).
+    /// The newest revision appended to the log, applied to the map and kept in `history`
+    /// (stored once all three are done): the store's revision, read without the committer.
     appended: AtomicU64,
+    /// The recent changes, for `changes_since`: a catch-up reads them without waiting for the
+    /// commit under way (pushed to under the committer's lock; never the other way round).
+    history: Mutex<History>,
     /// Syncs the log: one at a time, each covering everything appended before it started; the
     /// commits that need one wait on `synced_cv` for the sync under way, never on a lock held
     /// through the disk's latency (an unfair lock let a stream of background commits starve a
@@ -94,7 +99,6 @@ struct Committer {
     /// Bytes in the log since the last snapshot, and that snapshot's size.
     logged: u64,
     last_snapshot: u64,
-    history: History,
     dirs: Dirs,
     buf: Vec<u8>,
     /// A write to the log failed: what reached it may be part of a record, so nothing more is
@@ -195,7 +199,6 @@ impl LogStore {
                     segment,
                     logged,
                     last_snapshot,
-                    history: History::default(),
                     dirs: Dirs {
                         floor: revision,
                         ..Default::default()
@@ -205,6 +208,7 @@ impl LogStore {
                 }),
                 background: Mutex::new(()),
                 appended: AtomicU64::new(revision),
+                history: Mutex::new(History::default()),
                 synced: Mutex::new(Synced {
                     revision,
                     syncing: false,
@@ -301,6 +305,10 @@ impl Inner {
         self.records.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Change>>> {
         self.unsent.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -378,13 +386,13 @@ impl Inner {
             }
         }
         c.revision = revision;
-        self.appended.store(revision, Ordering::Release);
         let change = Arc::new(Change {
             revision,
             keys,
             resync: false,
         });
-        c.history.push(change.clone());
+        self.history().push(change.clone());
+        self.appended.store(revision, Ordering::Release);
         self.unsent().push_back(change);
         if c.logged >= SNAPSHOT_AFTER.max(2 * c.last_snapshot)
             && !self.snapshotting.swap(true, Ordering::AcqRel)
@@ -527,7 +535,7 @@ impl Store for LogStore {
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.lock().revision)
+        Ok(self.inner.appended.load(Ordering::Acquire))
     }
 
     fn in_memory(&self) -> bool {
@@ -539,8 +547,10 @@ impl Store for LogStore {
     }
 
     fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
-        let c = self.inner.lock();
-        c.history.since(revision, c.revision)
+        let history = self.inner.history();
+        // Under the history's lock: every revision up to this one is in it (or was dropped).
+        let current = self.inner.appended.load(Ordering::Acquire);
+        history.since(revision, current)
     }
 }
 

@@ -25,12 +25,7 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
     b.phase.send_replace("creating services");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let names: Vec<String> = (0..b.args.services).map(service_name).collect();
-    let probe = tokio::spawn(probe::probe(
-        b.channel.clone(),
-        names,
-        FAMILY.into(),
-        stop_rx,
-    ));
+    let probe = probe::apart(b.cp.url.clone(), names, FAMILY.into(), stop_rx)?;
     let t0 = Instant::now();
     create_services(b).await?;
     let created_s = t0.elapsed().as_secs_f64();
@@ -38,7 +33,7 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
     let converged = converge(b, b.args.total() as i64).await;
     let converge_s = t0.elapsed().as_secs_f64();
     let _ = stop.send(true);
-    let api = probe.await.context("the API probe")?;
+    let api = probe.await.context("the API probe")??;
     converged?;
     b.phase.send_replace("checking placement");
     let quality = quality::check(b).await?;

@@ -47,7 +47,35 @@ pub struct ApiLatency {
     pub run_task: Latency,
 }
 
-/// Calls the three APIs in turn until `stop` turns true; RunTask every `run_every`-th round.
+/// Runs `probe` as a separate client would: on a thread and runtime of its own, over a
+/// connection of its own. On the bench's runtime a call's reply waited behind the ten thousand
+/// simulated agents' tasks before the probe saw it, and the figure measured the simulator.
+pub fn apart(
+    url: String,
+    services: Vec<String>,
+    family: String,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<ApiLatency>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("berth-bench-probe".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let channel = Channel::from_shared(url)?.connect().await?;
+                        Ok(probe(channel, services, family, stop).await)
+                    })
+                });
+            let _ = tx.send(result);
+        })?;
+    Ok(rx)
+}
+
+/// Calls the three APIs in turn until `stop` turns true; RunTask every fourth round.
 pub async fn probe(
     channel: Channel,
     services: Vec<String>,
