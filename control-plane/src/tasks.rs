@@ -369,19 +369,22 @@ pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<u
 }
 
 /// Gives tasks stored before the group and node indexes existed their entries (once, at start).
+/// The index's keys are read first, then the tasks one at a time: a fleet's million tasks are
+/// never all held at once (a whole scan held every task's record and every decoded task together,
+/// at every start: hundreds of megabytes at fleet size).
 pub fn index_existing(state: &State) -> Result<usize> {
-    let mut ops = Vec::new();
-    for t in state.scan::<Task>(keys::TASKS)? {
-        let (cluster, id) = (
-            cluster_of_arn(&t.task_arn).unwrap_or_default(),
-            task_id(&t.task_arn),
-        );
-        if state
-            .get_raw(&keys::group_task(cluster, &t.group, id))?
-            .is_some()
-        {
-            continue;
+    let indexed: std::collections::HashSet<String> =
+        state.scan_keys(keys::GROUP_INDEX)?.into_iter().collect();
+    let mut unindexed = Vec::new();
+    state.scan_each::<Task>(keys::TASKS, |t| {
+        let cluster = cluster_of_arn(&t.task_arn).unwrap_or_default();
+        if !indexed.contains(&keys::group_task(cluster, &t.group, task_id(&t.task_arn))) {
+            unindexed.push(t);
         }
+        true
+    })?;
+    let mut ops = Vec::new();
+    for t in &unindexed {
         let d = taskdef::describe(state, &t.task_definition_arn)
             .map(|td| demand(&td))
             .unwrap_or_default();
@@ -390,9 +393,44 @@ pub fn index_existing(state: &State) -> Result<usize> {
             memory: i64::from(t.memory),
             ports: d.ports,
         };
-        ops.extend(apply::create_ops(&t, &d));
+        ops.extend(apply::create_ops(t, &d));
     }
-    let n = ops.len() / 3;
     state.commit(ops)?;
-    Ok(n)
+    Ok(unindexed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::put;
+    use crate::store::LogStore;
+    use std::sync::Arc;
+
+    #[test]
+    fn tasks_stored_before_the_indexes_are_indexed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
+        let old = Task {
+            task_arn: arn::task("demo", "abc"),
+            group: "service:web".into(),
+            cpu: 256,
+            memory: 512,
+            ..Default::default()
+        };
+        state
+            .commit(vec![put(keys::task("demo", "abc"), &old)])
+            .unwrap();
+        let group = keys::group_task("demo", "service:web", "abc");
+        assert!(state.get_raw(&group).unwrap().is_none());
+        assert_eq!(index_existing(&state).unwrap(), 1);
+        assert!(
+            state.get_raw(&group).unwrap().is_some(),
+            "the group index has it"
+        );
+        assert_eq!(
+            index_existing(&state).unwrap(),
+            0,
+            "a second start adds nothing"
+        );
+    }
 }
