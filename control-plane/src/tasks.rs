@@ -369,20 +369,29 @@ pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<u
 }
 
 /// Gives tasks stored before the group and node indexes existed their entries (once, at start).
-/// The index's keys are read first, then the tasks one at a time: a fleet's million tasks are
-/// never all held at once (a whole scan held every task's record and every decoded task together,
-/// at every start: hundreds of megabytes at fleet size).
+/// The tasks are read one at a time, each looked up in the group index as it comes: a fleet's
+/// million tasks are never all held at once (a whole scan held every task's record and every
+/// decoded task together, at every start: hundreds of megabytes at fleet size).
 pub fn index_existing(state: &State) -> Result<usize> {
-    let indexed: std::collections::HashSet<String> =
-        state.scan_keys(keys::GROUP_INDEX)?.into_iter().collect();
     let mut unindexed = Vec::new();
+    let mut failed = None;
     state.scan_each::<Task>(keys::TASKS, |t| {
         let cluster = cluster_of_arn(&t.task_arn).unwrap_or_default();
-        if !indexed.contains(&keys::group_task(cluster, &t.group, task_id(&t.task_arn))) {
-            unindexed.push(t);
+        match state.get_raw(&keys::group_task(cluster, &t.group, task_id(&t.task_arn))) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                unindexed.push(t);
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
         }
-        true
     })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let mut ops = Vec::new();
     for t in &unindexed {
         let d = taskdef::describe(state, &t.task_definition_arn)
