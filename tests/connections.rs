@@ -337,6 +337,7 @@ fn dev_answers_only_loopback_host_names_and_keeps_its_agent_owner_only() {
 }
 
 fn curl(args: &[&str]) -> (bool, String) {
+    common::setup::tools();
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .args(args)

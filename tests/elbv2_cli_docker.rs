@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// `curl -s http://ADDRESS/PATH`: the body, or None when it did not answer 200.
 fn curl(address: &str, path: &str) -> Option<String> {
+    common::setup::tools();
     let out = Command::new("curl")
         .args(["-s", "-f", "--max-time", "5"])
         .arg(format!("http://{address}{path}"))

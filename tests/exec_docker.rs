@@ -291,6 +291,7 @@ struct Tmux {
 
 impl Tmux {
     fn run(&self, args: &[&str]) -> String {
+        common::setup::tools();
         let out = Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)

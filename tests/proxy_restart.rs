@@ -5,6 +5,8 @@
 //! PID when the test ends, passed or not.
 
 mod proxy_harness;
+#[path = "common/setup.rs"]
+mod setup;
 
 use proxy_harness::*;
 use std::io::{BufRead, BufReader};
@@ -173,6 +175,7 @@ impl Drop for PidGuard {
 /// wrk with 4 connections for 20 s through the proxy, one restart in the middle: no request may
 /// fail (non-2xx or socket error), and the new process serves afterwards.
 async fn restart_under_load(how: Restart) {
+    setup::tools();
     let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
         .into_iter()
         .find(|p| Path::new(p).exists())

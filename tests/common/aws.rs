@@ -1,5 +1,5 @@
-//! The real aws CLI and boto3 (from PyPI, in the virtual environment `.ci/run` makes) against
-//! Berth's ECS API, and raw AWS JSON 1.1 requests for what no client would send.
+//! The real aws CLI and boto3 (from PyPI, in the virtual environment `tests/setup/install.sh`
+//! makes) against Berth's ECS API, and raw AWS JSON 1.1 requests for what no client would send.
 
 use super::Run;
 use std::io::Write;
@@ -10,6 +10,7 @@ use std::time::Duration;
 /// The virtual environment with awscli and boto3: `BERTH_AWS_VENV`, else /var/tmp/berth-venv.
 /// A test without it fails, saying how to make it.
 pub fn venv() -> PathBuf {
+    super::setup::tools();
     let dir = std::env::var_os("BERTH_AWS_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/berth-venv"));
@@ -17,7 +18,7 @@ pub fn venv() -> PathBuf {
         assert!(
             dir.join("bin").join(bin).exists(),
             "{}/bin/{bin} is missing: the ECS API tests need the real aws CLI and boto3. Make them with \
-             `python3 -m venv {0} && {0}/bin/pip install awscli boto3` (.ci/run does), or point BERTH_AWS_VENV at one",
+             `python3 -m venv {0} && {0}/bin/pip install awscli boto3` (tests/setup/install.sh does), or point BERTH_AWS_VENV at one",
             dir.display()
         );
     }
@@ -157,6 +158,7 @@ fn post_tls(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, String) {
+    super::setup::tools();
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-i", "--max-time", "10", "--cacert"])
         .arg(ca)

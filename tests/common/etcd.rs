@@ -1,5 +1,5 @@
-//! A real etcd member for tests (Debian's `etcd-server`; `.ci/run` installs it), on free ports
-//! in a temp dir, ended by its own PID when dropped.
+//! A real etcd member for tests (Debian's `etcd-server`; `tests/setup/install.sh` installs it),
+//! on free ports in a temp dir, ended by its own PID when dropped.
 
 #![allow(dead_code)]
 
@@ -29,6 +29,7 @@ impl Etcd {
     }
 
     fn try_start() -> Option<Self> {
+        super::setup::tools();
         let dir = tempfile::tempdir().expect("temp dir");
         let (client, peer) = (free_port(), free_port());
         let url = format!("http://127.0.0.1:{client}");
@@ -52,7 +53,7 @@ impl Etcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("etcd is installed (Debian's etcd-server; .ci/run installs it)");
+            .expect("etcd is installed (Debian's etcd-server; tests/setup/install.sh installs it)");
         let mut etcd = Self {
             child,
             url,

@@ -35,6 +35,7 @@ impl Lab {
     }
 
     pub fn up_with(name: &str, extra: &[&str]) -> Self {
+        super::setup::tools();
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("{name}-{}", std::process::id());
         let dir = tempfile::tempdir().expect("tempdir");

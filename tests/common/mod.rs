@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod http;
 pub mod lab;
+pub mod setup;
 pub mod shell;
 pub mod wrk;
 

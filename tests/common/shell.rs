@@ -1,6 +1,6 @@
 //! `berth-test-shell:latest`: a shell image for tests that need `sh`, `cat` and friends inside a
 //! container (`berth exec`), imported offline from this host's statically linked busybox
-//! (Debian's `busybox-static`, which `.ci/run` installs).
+//! (Debian's `busybox-static`, which `tests/setup/install.sh` installs).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +20,7 @@ pub fn shell_image() -> &'static str {
     if *done {
         return SHELL_IMAGE;
     }
+    super::setup::tools();
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| Path::new(p).is_file())

@@ -23,6 +23,7 @@ impl Wrk {
 
     /// Loads `http://ADDR/` (HOST:PORT).
     pub fn start_at(addr: &str, connections: u32, seconds: u32) -> Self {
+        super::setup::tools();
         let child = Command::new("wrk")
             .args([
                 "-t",

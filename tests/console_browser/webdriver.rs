@@ -42,6 +42,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        crate::common::setup::tools();
         let id = std::process::id() % 16_000;
         let (a, b) = (id / 64, (id % 64) * 4);
         let sandbox = Sandbox {
