@@ -3,8 +3,8 @@
 //! connection busy and its target's request in flight until the client has all of it.
 
 use crate::conn::ConnGuard;
-use crate::framing::ResponseBody;
 use crate::target::TargetGuard;
+use crate::upstream::ResponseBody;
 use http_body_util::Full;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use std::pin::Pin;

@@ -1,10 +1,12 @@
 //! What can go wrong: `ProxyError` for starting the proxy and opening listeners, `Failure` for one
-//! proxied request, and `Failure::to_response`, the one mapping from a failure to the HTTP answer.
+//! proxied request, `Failure::to_response`, the one mapping from a failure to the HTTP answer,
+//! and `describe`, the reason an upstream error gives (in a 502 and in a target's health).
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use std::error::Error as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -94,6 +96,39 @@ impl Failure {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
+    }
+}
+
+/// A short reason for an upstream error, worded like ALB's target health reasons.
+pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return describe_io(io);
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return "Connection closed before the response".into();
+            }
+        }
+        source = s.source();
+    }
+    match e.source() {
+        Some(s) => format!("Request failed: {s}"),
+        None => format!("Request failed: {e}"),
+    }
+}
+
+/// The same reasons for an IO error from Berth's own client.
+pub(crate) fn describe_io(io: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => "Connection refused".into(),
+        TimedOut => "Request timed out".into(),
+        ConnectionReset => "Connection reset by peer".into(),
+        UnexpectedEof => "Connection closed before the response".into(),
+        InvalidData => format!("Invalid response: {io}"),
+        _ => format!("Connection failed: {io}"),
     }
 }
 

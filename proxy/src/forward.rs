@@ -6,9 +6,9 @@
 
 use crate::body::{DownBody, Reply, UpBody};
 use crate::conn::{ConnGuard, ConnState};
-use crate::error::Failure;
+use crate::counters::ListenerStats;
+use crate::error::{describe, describe_io, Failure};
 use crate::headers::{prepare_request, strip_hop_by_hop, wants_upgrade};
-use crate::metrics::ListenerStats;
 use crate::pattern::host_without_port;
 use crate::table::Service;
 use crate::target::TargetGuard;
@@ -148,7 +148,7 @@ async fn forward(
             Outgoing::Direct { parts, body: bytes }
         }
         _ => {
-            prepare_request(ctx, &mut parts, upgrade);
+            prepare_request(&ctx.client_ip, &ctx.port_header, &mut parts, upgrade);
             // Copy the request only when a retry could use it.
             let spare = (body.replayable() && service.targets.targets.len() > 1)
                 .then(|| Box::new(copy_parts(&parts)));
@@ -432,39 +432,6 @@ fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// A short reason for an upstream error, worded like ALB's target health reasons.
-pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return describe_io(io);
-        }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() {
-                return "Connection closed before the response".into();
-            }
-        }
-        source = s.source();
-    }
-    match e.source() {
-        Some(s) => format!("Request failed: {s}"),
-        None => format!("Request failed: {e}"),
-    }
-}
-
-/// The same reasons for an IO error from Berth's own client.
-fn describe_io(io: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match io.kind() {
-        ConnectionRefused => "Connection refused".into(),
-        TimedOut => "Request timed out".into(),
-        ConnectionReset => "Connection reset by peer".into(),
-        UnexpectedEof => "Connection closed before the response".into(),
-        InvalidData => format!("Invalid response: {io}"),
-        _ => format!("Connection failed: {io}"),
-    }
 }
 
 #[cfg(test)]

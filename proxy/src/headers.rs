@@ -1,7 +1,6 @@
 //! The headers a proxy rewrites: hop-by-hop headers (RFC 9110 §7.6.1) stay on their hop, and the
 //! target learns the client through `X-Forwarded-For`, `-Proto` and `-Port`, as behind an ALB.
 
-use crate::forward::ConnCtx;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -63,7 +62,14 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(UPGRADE);
 }
 
-pub(crate) fn prepare_request(ctx: &ConnCtx, parts: &mut Parts, upgrade: bool) {
+/// Readies a request for hyper's client: hop-by-hop headers dropped (an upgrade's kept), `Host`
+/// set, and the client's address (`client_ip`) and the listener's port (`port`) forwarded.
+pub(crate) fn prepare_request(
+    client_ip: &HeaderValue,
+    port: &HeaderValue,
+    parts: &mut Parts,
+    upgrade: bool,
+) {
     let headers = &mut parts.headers;
     let upgrade_to = if upgrade {
         headers.get(UPGRADE).cloned()
@@ -88,20 +94,20 @@ pub(crate) fn prepare_request(ctx: &ConnCtx, parts: &mut Parts, upgrade: bool) {
     let forwarded_for = {
         let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
         if prior.peek().is_none() {
-            ctx.client_ip.clone()
+            client_ip.clone()
         } else {
             let mut value = Vec::with_capacity(64);
             for v in prior {
                 value.extend_from_slice(v.as_bytes());
                 value.extend_from_slice(b", ");
             }
-            value.extend_from_slice(ctx.client_ip.as_bytes());
-            HeaderValue::from_bytes(&value).unwrap_or_else(|_| ctx.client_ip.clone())
+            value.extend_from_slice(client_ip.as_bytes());
+            HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone())
         }
     };
     headers.insert(&X_FORWARDED_FOR, forwarded_for);
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(&X_FORWARDED_PORT, ctx.port_header.clone());
+    headers.insert(&X_FORWARDED_PORT, port.clone());
 }
 
 #[cfg(test)]

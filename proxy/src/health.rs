@@ -115,7 +115,7 @@ async fn check_once(client: &CheckClient, target: &Target, settings: &HealthSett
     );
     match tokio::time::timeout(settings.timeout, client.request(request)).await {
         Err(_) => Outcome::Fail("Request timed out".into()),
-        Ok(Err(e)) => Outcome::Fail(crate::forward::describe(&e)),
+        Ok(Err(e)) => Outcome::Fail(crate::error::describe(&e)),
         Ok(Ok(response)) => {
             let status = response.status().as_u16();
             if settings.accepts(status) {

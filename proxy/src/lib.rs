@@ -11,10 +11,10 @@
 mod balance;
 mod body;
 mod conn;
+mod counters;
 mod error;
 mod failover;
 mod forward;
-mod framing;
 pub mod handoff;
 mod headers;
 mod health;
@@ -33,8 +33,8 @@ pub use error::{Failure, ProxyError};
 pub use handoff::{HandoffError, Inherited, Takeover};
 
 use arc_swap::ArcSwap;
+use counters::ListenerStats;
 use hyper_util::rt::TokioExecutor;
-use metrics::ListenerStats;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

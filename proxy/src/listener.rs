@@ -5,9 +5,9 @@
 //! (`handoff`) is used as it is, so connections queued in its backlog are accepted here.
 
 use crate::conn::{ConnState, TimeoutIo};
+use crate::counters::ListenerStats;
 use crate::error::ProxyError;
 use crate::forward::{self, ConnCtx};
-use crate::metrics::ListenerStats;
 use crate::Shared;
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;

@@ -3,9 +3,9 @@
 //! checkers, swaps the new snapshot in, then opens and closes listeners. Only the watch task owns
 //! the `Router`; requests never wait on it.
 
+use crate::counters::Sharded;
 use crate::health::{self, CheckClient, HealthSettings};
 use crate::listener::Listener;
-use crate::metrics::Sharded;
 use crate::pattern::Pattern;
 use crate::report::Reporter;
 use crate::table::{Algorithm, Service, Snapshot, TargetSet};

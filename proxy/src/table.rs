@@ -3,8 +3,8 @@
 //! The router builds a new one per table and swaps it in whole; a snapshot is never changed once
 //! published (targets' atomics aside).
 
+use crate::counters::{ServiceStats, Sharded};
 use crate::health::HealthSettings;
-use crate::metrics::{ServiceStats, Sharded};
 use crate::pattern::Pattern;
 use crate::target::Target;
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! so its state survives table changes; all of it is atomics, written by the health checker, the
 //! router and requests without a lock.
 
-use crate::metrics::TargetMetrics;
+use crate::counters::TargetMetrics;
 use crate::report::Reporter;
 use hyper::http::uri::Authority;
 use std::net::Ipv6Addr;

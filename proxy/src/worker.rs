@@ -67,7 +67,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("berth-proxy-{i}"))
                 .spawn(move || {
-                    crate::metrics::use_shard(i);
+                    crate::counters::use_shard(i);
                     runtime.block_on(async move {
                         tokio::spawn(async {
                             let mut tick = tokio::time::interval(Duration::from_secs(10));

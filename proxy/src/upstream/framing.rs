@@ -3,7 +3,7 @@
 //! cleanly on a connection that may be kept alive, the connection goes back to its worker's idle
 //! list at once, before the client has even been sent the last bytes.
 
-use crate::upstream::{self, UpConn};
+use super::pool::{self, UpConn};
 use hyper::body::{Body, Bytes, Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
@@ -94,7 +94,7 @@ impl ResponseBody {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
             if self.reuse && conn.buf.is_empty() {
-                upstream::release(conn, now);
+                pool::release(conn, now);
             }
         }
     }

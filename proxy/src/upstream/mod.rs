@@ -5,13 +5,15 @@
 //! client instead. Idle connections belong to one worker thread (a thread-local list, nginx's
 //! `keepalive` per worker), so taking one needs no lock and a request never leaves its thread.
 
+mod framing;
 mod pool;
 mod wire;
 
-pub(crate) use pool::{release, sweep, UpConn};
+pub(crate) use framing::ResponseBody;
+pub(crate) use pool::{sweep, UpConn};
 
-use crate::framing::{Framing, ResponseBody};
 use crate::target::Target;
+use framing::Framing;
 use hyper::http::request::Parts;
 use hyper::http::uri::Authority;
 use hyper::{Method, Response, StatusCode, Version};

@@ -1,8 +1,8 @@
 //! The HTTP/1.1 bytes of Berth's upstream client: the request head written in one buffer with the
 //! forwarding headers, and the response head parsed for what the proxy needs.
 
+use super::framing::Framing;
 use super::Forwarded;
-use crate::framing::Framing;
 use crate::headers::{is_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_PORT, X_FORWARDED_PROTO};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST};
 use hyper::http::request::Parts;
