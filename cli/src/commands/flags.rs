@@ -1,10 +1,14 @@
-//! The flags that bound what clients may hold or ask for — connection hygiene on every listener
-//! (nginx's defaults), the largest desired count — and the rules that keep `berth dev` local and
-//! a server's HTTP port encrypted.
+//! The flag groups `berth dev`, `berth server`, `berth agent` and `berth proxy` share, and the
+//! parsers of their values: joining a TLS control plane, what a node offers, the flags that bound
+//! what clients may hold or ask for — connection hygiene on every listener (nginx's defaults), the
+//! largest desired count — and the rules that keep `berth dev` local and a server's HTTP port
+//! encrypted. It imports none of the commands that use it.
 
-use super::agent::parse_duration;
+use berth_agent as agent;
 use berth_control_plane as cp;
+use berth_trust::{enroll, ClientTls, PeerKind};
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Connection bounds of an HTTP port (the control plane's, `berth proxy --http`, `berth agent
@@ -166,6 +170,118 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// How an agent or proxy gets its certificate from a TLS control plane (`berth server`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct JoinArgs {
+    /// The cluster's join token (DATA/join.token on the server), presented once for a
+    /// certificate that is kept in the data directory and renewed. Prefer BERTH_JOIN_TOKEN or
+    /// --join-token-file: a token on the command line shows in `ps`.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Read the join token from this file instead.
+    #[arg(long, conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
+}
+
+impl JoinArgs {
+    /// TLS material for a TLS server (an `https://` URL, a join token, or a certificate kept in
+    /// `dir`); `None` for a plaintext one (`berth dev`, `berth server --insecure`).
+    pub async fn enroll(
+        &self,
+        server: &str,
+        dir: &Path,
+        kind: PeerKind,
+        requested_id: String,
+    ) -> anyhow::Result<Option<ClientTls>> {
+        let token = match (&self.join_token, &self.join_token_file) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(f)) => Some(enroll::read_token_file(f)?),
+            (None, None) => None,
+        };
+        let has_cert = dir.join(enroll::IDENTITY_FILE).exists();
+        if token.is_none() && !has_cert && !server.starts_with("https://") {
+            return Ok(None);
+        }
+        let e = enroll::Enrollment {
+            server: server.to_string(),
+            dir: dir.to_path_buf(),
+            kind,
+            join_token: token,
+            ca_file: crate::client::credentials().ca,
+            requested_id,
+        };
+        Ok(Some(e.load_or_join().await?))
+    }
+}
+
+/// Node settings shared by `berth agent` and the local agent of `berth dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// Address clients and the proxy reach this node's published ports at.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub advertise_addr: String,
+    /// A node attribute for placement constraints, NAME=VALUE (repeatable).
+    #[arg(long = "attribute", value_parser = parse_key_value)]
+    pub attributes: Vec<(String, String)>,
+    /// Memory (MiB) kept back for the host itself.
+    #[arg(long, default_value_t = 256)]
+    pub memory_reserve: i64,
+    /// CPU units to offer instead of cores × 1024.
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// Memory (MiB) to offer instead of the host's less the reserve.
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// A host port tasks may not use (repeatable).
+    #[arg(long = "reserved-port")]
+    pub reserved_ports: Vec<i32>,
+    /// Run bridge-mode tasks on this Docker network, each reached at its own address, instead
+    /// of publishing host ports (for agents that share one Docker engine).
+    #[arg(long)]
+    pub task_network: Option<String>,
+    /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+}
+
+impl NodeArgs {
+    pub fn config(&self, server: String, name: String, data: PathBuf) -> agent::Config {
+        let mut c = agent::Config::for_this_host(server, name, data, self.memory_reserve);
+        c.advertise_addr = self.advertise_addr.clone();
+        c.attributes = self.attributes.clone();
+        if let Some(cpu) = self.cpu {
+            c.cpu = cpu;
+        }
+        if let Some(m) = self.memory {
+            c.memory_mib = m;
+        }
+        c.reserved_ports = self.reserved_ports.clone();
+        c.default_stop_timeout = self.stop_timeout;
+        c.task_network = self.task_network.clone();
+        c
+    }
+}
+
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} must be NAME=VALUE")),
+    }
+}
+
+/// `500ms`, `30s`, `1.5s`, `10m`, `24h`, `1h 30m` (humantime's units) or a bare number of seconds.
+/// clap names the flag in front of the error.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bare = s.parse::<f64>().ok().map(Duration::try_from_secs_f64);
+    match bare {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(_)) => Err(format!("{s:?} is not a number of seconds zero or more")),
+        None => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration like 500ms, 30s, 10m or 24h ({e})")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +293,30 @@ mod tests {
         assert_eq!(parse_size("64KiB").unwrap(), 65536);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        let soon = parse_duration("soon").unwrap_err();
+        assert!(
+            soon.contains("\"soon\" is not a duration like 500ms"),
+            "{soon}"
+        );
+        let unit = parse_duration("5x").unwrap_err();
+        assert!(unit.contains("unknown time unit \"x\""), "{unit}");
+        assert!(parse_duration("-5").unwrap_err().contains("zero or more"));
     }
 }

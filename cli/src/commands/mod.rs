@@ -6,15 +6,17 @@ mod cert;
 mod cluster;
 mod demo;
 pub mod exec;
+mod flags;
 mod images;
 mod lab;
 mod lb;
-mod limits;
+mod lifecycle;
 mod metrics_http;
 mod node;
 mod proxy; // proxy helper
 mod scaling;
 mod serve;
+mod serve_args;
 mod serve_handoff;
 mod service;
 mod service_args;
@@ -68,7 +70,7 @@ pub struct Cli {
 pub enum Command {
     /// Everything on this machine in one process: control plane (and, as Berth grows, a local
     /// agent and the proxy). Like `nomad agent -dev`.
-    Dev(serve::ServeArgs),
+    Dev(serve_args::ServeArgs),
     /// The control plane alone, for a real fleet (`berth server list`: its replicas).
     Server(serve::ServerCommand),
     /// Create, list, describe and delete clusters.
@@ -149,12 +151,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         ca: cli.ca.clone(),
     });
     match cli.command {
-        Command::Dev(args) => serve::run(args, serve::Mode::Dev).await,
+        Command::Dev(args) => serve::run(args, serve_args::Mode::Dev).await,
         Command::Server(serve::ServerCommand {
             action: Some(serve::ServerAction::List),
             ..
         }) => serve::list(&cli.server, cli.output).await,
-        Command::Server(c) => serve::run(c.args, serve::Mode::Server).await,
+        Command::Server(c) => serve::run(c.args, serve_args::Mode::Server).await,
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
         Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,

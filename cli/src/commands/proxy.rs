@@ -31,14 +31,14 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub handoff: Option<PathBuf>,
     /// On SIGTERM or a takeover, how long open connections may take to finish their requests.
-    #[arg(long, default_value = "10s", value_parser = super::agent::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = super::flags::parse_duration)]
     pub drain_timeout: Duration,
     #[command(flatten)]
-    pub join: super::agent::JoinArgs,
+    pub join: super::flags::JoinArgs,
     #[command(flatten)]
-    pub http_limits: super::limits::HttpLimitArgs,
+    pub http_limits: super::flags::HttpLimitArgs,
     #[command(flatten)]
-    pub lb_limits: super::limits::LbLimitArgs,
+    pub lb_limits: super::flags::LbLimitArgs,
 }
 
 pub async fn run(args: ProxyArgs, server: &str) -> anyhow::Result<()> {
@@ -136,34 +136,14 @@ async fn serve_until_done(
 ) -> bool {
     loop {
         tokio::select! {
-            _ = super::serve::wait_for_signal() => return false,
+            _ = super::lifecycle::wait_for_signal() => return false,
             _ = proxy.handed_over() => return true,
-            _ = hangups.recv() => match start_successor() {
+            _ = hangups.recv() => match super::lifecycle::start_successor() {
                 Ok(pid) => crate::say!("berth proxy: SIGHUP: started pid {pid} to take over"),
                 Err(e) => crate::say!("berth proxy: SIGHUP: cannot start a new process: {e:#}"),
             },
         }
     }
-}
-
-/// Starts `argv[0] argv[1..]` with this process's stdio, and reaps it in the background.
-pub(super) fn start_successor() -> anyhow::Result<u32> {
-    let mut args = std::env::args_os();
-    let program = args.next().context("no program name in argv")?;
-    let mut child = tokio::process::Command::new(&program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", program.to_string_lossy()))?;
-    let pid = child.id().context("the new process exited at once")?;
-    tokio::spawn(async move {
-        if let Ok(status) = child.wait().await {
-            if !status.success() {
-                crate::say!("berth proxy: the new process {pid} exited: {status}");
-            }
-        }
-    });
-    Ok(pid)
 }
 
 /// Takes over the listening sockets of the proxy serving the handoff socket, if one does.
@@ -233,10 +213,10 @@ async fn wait_serving(proxy: &berth_proxy::Proxy, server: &str) -> Serving {
             crate::say!("berth proxy: waiting for the routing table from {server}");
             tokio::select! {
                 _ = &mut waiting => Serving::Ready,
-                _ = super::serve::wait_for_signal() => Serving::Signalled,
+                _ = super::lifecycle::wait_for_signal() => Serving::Signalled,
             }
         }
-        _ = super::serve::wait_for_signal() => Serving::Signalled,
+        _ = super::lifecycle::wait_for_signal() => Serving::Signalled,
     }
 }
 

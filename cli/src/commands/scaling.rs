@@ -25,11 +25,11 @@ pub struct ScalingArgs {
     #[arg(long)]
     pub target_requests_per_task: Option<f64>,
     /// Wait at least this long after a scale-out before scaling out again (default 30s).
-    #[arg(long, value_parser = super::agent::parse_duration)]
+    #[arg(long, value_parser = super::flags::parse_duration)]
     pub scale_out_cooldown: Option<Duration>,
     /// Wait at least this long after any scaling, or after setting the policy, before scaling
     /// in (default 120s).
-    #[arg(long, value_parser = super::agent::parse_duration)]
+    #[arg(long, value_parser = super::flags::parse_duration)]
     pub scale_in_cooldown: Option<Duration>,
     /// Turn auto scaling off (the desired count stays where it is).
     #[arg(long, conflicts_with_all = ["min", "max", "target_cpu", "target_requests_per_task"])]

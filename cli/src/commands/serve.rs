@@ -1,105 +1,9 @@
 //! `berth dev` and `berth server`: start the libraries, print where they listen, drain on a signal.
 
-use super::agent::{parse_duration, NodeArgs};
+use super::serve_args::{Mode, ServeArgs};
 use berth_control_plane as cp;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Where the store lives.
-    #[arg(long, env = "BERTH_DATA", default_value = "./berth-data")]
-    pub data: PathBuf,
-    /// gRPC listen address.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
-    /// HTTP listen address (web console, JSON API, health, metrics).
-    #[arg(long, default_value = "127.0.0.1:7080")]
-    pub http: SocketAddr,
-    /// How often agents heartbeat.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub heartbeat: Duration,
-    /// An agent silent this long is disconnected.
-    #[arg(long, default_value = "6s", value_parser = parse_duration)]
-    pub heartbeat_timeout: Duration,
-    /// How long a stopped task (its record, and so its containers) is kept.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    pub task_retention: Duration,
-    /// Resync period of the service controllers.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub resync: Duration,
-    /// A node disconnected this long is lost; its tasks are replaced elsewhere.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub lost_node_timeout: Duration,
-    /// A service task counts as healthy only after running this long (with passing checks).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub min_healthy_time: Duration,
-    /// How often auto scaling policies are evaluated, each over a metric window as long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub scaling_interval: Duration,
-    /// Do not run the load balancer in this process (run `berth proxy` elsewhere).
-    #[arg(long)]
-    pub no_proxy: bool,
-    /// Where the proxy's listeners bind (default: 127.0.0.1 for dev, 0.0.0.0 for server).
-    #[arg(long)]
-    pub proxy_bind: Option<std::net::IpAddr>,
-    /// server only: serve plaintext gRPC without any auth (tokens, certificates). For a trusted
-    /// network or a test that is not about trust; never on an open network.
-    #[arg(long, conflicts_with = "secure")]
-    pub insecure: bool,
-    /// dev only: TLS, tokens and certificates as `berth server` has them (dev is open otherwise).
-    #[arg(long)]
-    pub secure: bool,
-    /// A DNS name or IP address the server's certificate is also valid for (repeatable), besides
-    /// the hostname, localhost, 127.0.0.1 and the listen IP.
-    #[arg(long = "tls-san")]
-    pub tls_sans: Vec<String>,
-    /// How long agent and proxy certificates last; they renew at two thirds.
-    #[arg(long, default_value = "30d", value_parser = parse_duration)]
-    pub cert_lifetime: Duration,
-    /// The region in ARNs (`arn:aws:ecs:REGION:…`) when a request's SigV4 scope names none.
-    #[arg(long, default_value = "us-east-1", value_parser = parse_region)]
-    pub region: String,
-    /// The 12-digit account id in ARNs. A 12-digit access key id selects that account instead,
-    /// as LocalStack does.
-    #[arg(long, default_value = "000000000000", value_parser = parse_account)]
-    pub account_id: String,
-    /// dev only: the local node's name.
-    #[arg(long, default_value = "dev")]
-    pub node_name: String,
-    /// server only: keep the state in etcd (client URLs, comma-separated) instead of the
-    /// embedded store in --data. Several servers on one etcd elect one leader; any of them serves clients.
-    #[arg(long, env = "BERTH_ETCD", value_delimiter = ',')]
-    pub etcd: Vec<String>,
-    /// Every key Berth keeps in etcd is under this prefix.
-    #[arg(long, default_value = "/berth/")]
-    pub etcd_prefix: String,
-    /// etcd user (its password from BERTH_ETCD_PASSWORD, never argv).
-    #[arg(long)]
-    pub etcd_user: Option<String>,
-    /// The CA etcd's certificate is from (PEM), for https:// etcd URLs.
-    #[arg(long)]
-    pub etcd_cacert: Option<PathBuf>,
-    /// A client certificate and key (PEM) for etcd's client-cert auth.
-    #[arg(long, requires = "etcd_key")]
-    pub etcd_cert: Option<PathBuf>,
-    #[arg(long, requires = "etcd_cert")]
-    pub etcd_key: Option<PathBuf>,
-    /// etcd's --max-txn-ops (128 by default): each planner pass is sized to fit it.
-    #[arg(long, default_value_t = 128)]
-    pub etcd_max_txn_ops: usize,
-    /// The leader's lease on etcd: a leader cut off from etcd stops acting within it.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub leader_ttl: Duration,
-    /// The gRPC URL `berth server list` shows for this server (default: from --listen).
-    #[arg(long)]
-    pub advertise: Option<String>,
-    #[command(flatten)]
-    pub node: NodeArgs,
-    #[command(flatten)]
-    pub limits: super::limits::ServeLimitArgs,
-}
 
 /// `berth server`: run one, or (`list`) ask one about all of them.
 #[derive(Debug, clap::Args)]
@@ -147,28 +51,6 @@ pub async fn list(server: &str, fmt: crate::output::Format) -> anyhow::Result<()
     t.print();
     eprintln!("store: {}", reply.store);
     Ok(())
-}
-
-fn parse_region(s: &str) -> Result<String, String> {
-    if cp::arn::is_region(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{s:?} is not a region name (like us-east-1)"))
-    }
-}
-
-fn parse_account(s: &str) -> Result<String, String> {
-    if cp::arn::is_account_id(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{s:?} must be 12 digits"))
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum Mode {
-    Dev,
-    Server,
 }
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
@@ -312,7 +194,7 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
         Mode::Dev => args.secure,
         Mode::Server => !args.insecure,
     };
-    let at = super::limits::Listening {
+    let at = super::flags::Listening {
         grpc: args.listen,
         http: args.http,
         proxy_bind: args.proxy_bind,
@@ -358,9 +240,9 @@ async fn serve_until_done(proxy: Option<&berth_proxy::Proxy>, name: &str) -> boo
             }
         };
         tokio::select! {
-            _ = wait_for_signal() => return false,
+            _ = super::lifecycle::wait_for_signal() => return false,
             _ = handed => return true,
-            _ = hangup => match super::proxy::start_successor() {
+            _ = hangup => match super::lifecycle::start_successor() {
                 Ok(pid) => crate::say!("{name}: SIGHUP: started pid {pid} to take over"),
                 Err(e) => crate::say!("{name}: SIGHUP: cannot start a new process: {e:#}"),
             },
@@ -440,29 +322,6 @@ async fn start_local_agent(
 /// How long the in-process agent and proxy get to stop; the control plane then has its own
 /// `berth_control_plane::server::DRAIN`.
 const LOCAL_DRAIN: Duration = Duration::from_millis(1500);
-
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
 
 /// etcd's connection, TLS and auth options, read from the flags and files they name.
 fn etcd_options(args: &ServeArgs) -> anyhow::Result<cp::store::EtcdOptions> {

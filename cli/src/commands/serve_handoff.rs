@@ -6,7 +6,7 @@
 //! down, releasing the store; the new control plane then opens it on the same addresses, and the
 //! proxy's connection moves over to it. Requests are served throughout from the last table.
 
-use super::serve::{Mode, ServeArgs};
+use super::serve_args::{Mode, ServeArgs};
 use berth_control_plane as cp;
 use std::time::{Duration, Instant};
 

@@ -59,7 +59,7 @@ pub enum ServiceCommand {
         service: String,
         #[arg(long, default_value = "default")]
         cluster: String,
-        #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+        #[arg(long, default_value = "10m", value_parser = super::flags::parse_duration)]
         timeout: Duration,
     },
 }

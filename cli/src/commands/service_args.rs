@@ -136,7 +136,7 @@ pub struct WaitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long.
-    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = super::flags::parse_duration)]
     pub timeout: Duration,
 }
 

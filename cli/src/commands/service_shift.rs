@@ -1,7 +1,7 @@
 //! The flags of a traffic-shifting deployment (`--deployment-strategy canary --canary 10%:5m …`)
 //! and `berth service rollback`.
 
-use super::agent::parse_duration;
+use super::flags::parse_duration;
 use berth_proto::v1::{
     CanaryConfiguration, DeploymentConfiguration, DeploymentLifecycleHook, LinearConfiguration,
     TrafficRollback,

@@ -27,7 +27,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long.
-    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = super::flags::parse_duration)]
     pub timeout: Duration,
 }
 
@@ -41,8 +41,24 @@ pub struct DeleteArgs {
     /// Only start deleting: do not wait for the services to drain (run again to finish).
     #[arg(long)]
     pub no_wait: bool,
-    #[arg(long, default_value = "10m", value_parser = super::agent::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = super::flags::parse_duration)]
     pub timeout: Duration,
+}
+
+/// "1 created, 2 unchanged": what an apply did, by action.
+pub fn summary(changes: &[StackChange]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for c in changes {
+        match counts.iter_mut().find(|(a, _)| *a == c.action) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c.action.clone(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(a, n)| format!("{n} {a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The file as JSON text, its stack name and its cluster.
@@ -116,10 +132,7 @@ pub async fn apply(a: ApplyArgs, server: &str, fmt: Format) -> anyhow::Result<()
         print_changes(&reply.changes);
         let changed = reply.changes.iter().any(|c| c.action != "unchanged");
         if changed {
-            crate::outln!(
-                "stack {name}: {}",
-                super::stack_view::summary(&reply.changes)
-            );
+            crate::outln!("stack {name}: {}", summary(&reply.changes));
         } else {
             crate::outln!(
                 "stack {name}: no changes (every task definition and service is as the file says)"

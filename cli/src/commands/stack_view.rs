@@ -1,7 +1,7 @@
 //! `berth stack list` and `berth stack describe NAME [-f FILE]`: the stacks, what one owns, its
 //! last apply, and the live fields that drifted from the file or from what it last applied.
 
-use super::stack::read_stack;
+use super::stack::{read_stack, summary};
 use crate::client::connect;
 use crate::output::{self, or_dash, Format, Table};
 use berth_proto::v1::stacks_client::StacksClient;
@@ -140,22 +140,6 @@ fn list_table(stacks: &[Stack]) -> Table {
         ]);
     }
     t
-}
-
-/// "1 created, 2 unchanged": what an apply did, by action.
-pub fn summary(changes: &[StackChange]) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for c in changes {
-        match counts.iter_mut().find(|(a, _)| *a == c.action) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((c.action.clone(), 1)),
-        }
-    }
-    counts
-        .iter()
-        .map(|(a, n)| format!("{n} {a}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn describe(reply: &StackReply) {

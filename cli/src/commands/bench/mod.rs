@@ -3,7 +3,7 @@
 //! Berth's proxy runs the production code path: `berth_proxy::spawn` fed by a `WatchEndpoints`
 //! stream, with as many worker threads as nginx has worker processes and HAProxy threads.
 
-use super::agent::parse_duration;
+use super::flags::parse_duration;
 use anyhow::{bail, Context};
 use berth_proto::v1::endpoints_server::{Endpoints, EndpointsServer};
 use berth_proto::v1::{

@@ -33,7 +33,7 @@ pub struct BenchFleetArgs {
     #[arg(long, default_value_t = 1_000)]
     pub rolling_tasks: usize,
     /// Give up on any phase after this long.
-    #[arg(long, default_value = "600s", value_parser = super::super::agent::parse_duration)]
+    #[arg(long, default_value = "600s", value_parser = super::super::flags::parse_duration)]
     pub timeout: Duration,
     /// Internal: run only the control plane, on this data dir, for the bench that started it.
     #[arg(long, hide = true)]
@@ -140,5 +140,14 @@ async fn progress(
             counters.reports.load(Ordering::Relaxed),
             rss,
         );
+    }
+}
+
+/// 0: spread over zones and nodes; 1: binpack; 2: distinctInstance; 3: memberOf.
+pub fn kind(i: usize, b: &Bench) -> usize {
+    let distinct_fits = b.args.tasks_per_service <= b.args.nodes * 9 / 10;
+    match i % 4 {
+        2 if !distinct_fits => 0,
+        k => k,
     }
 }

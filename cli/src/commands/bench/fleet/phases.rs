@@ -67,15 +67,6 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
     })
 }
 
-/// 0: spread over zones and nodes; 1: binpack; 2: distinctInstance; 3: memberOf.
-pub fn kind(i: usize, b: &Bench) -> usize {
-    let distinct_fits = b.args.tasks_per_service <= b.args.nodes * 9 / 10;
-    match i % 4 {
-        2 if !distinct_fits => 0,
-        k => k,
-    }
-}
-
 pub fn service_name(i: usize) -> String {
     format!("svc-{i:04}")
 }
@@ -129,7 +120,7 @@ pub fn placement(i: usize, b: &Bench) -> (Vec<PlacementStrategy>, Vec<PlacementC
         r#type: t.into(),
         expression: e.into(),
     };
-    match kind(i, b) {
+    match super::kind(i, b) {
         0 => (
             vec![s("spread", "attribute:zone"), s("spread", "instanceId")],
             vec![],

@@ -35,7 +35,7 @@ pub async fn check(b: &Bench) -> anyhow::Result<Quality> {
     let mut q = Quality::default();
     let mut binpacked = HashSet::new();
     for (i, name) in b.services.iter().enumerate() {
-        let kind = super::phases::kind(i, b);
+        let kind = super::kind(i, b);
         let listed = tasks
             .list_tasks(ListTasksRequest {
                 service_name: name.clone(),
