@@ -68,8 +68,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Everything on this machine in one process: control plane (and, as Berth grows, a local
-    /// agent and the proxy). Like `nomad agent -dev`.
+    /// Everything on this machine in one process: the control plane, a local agent on the Docker
+    /// engine and the load balancer. Like `nomad agent -dev`.
     Dev(serve_args::ServeArgs),
     /// The control plane alone, for a real fleet (`berth server list`: its replicas).
     Server(serve::ServerCommand),
