@@ -20,6 +20,14 @@ pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
 /// How many tasks one service reconcile pass starts at most; the next pass starts more.
 pub const MAX_LAUNCHES_PER_PASS: i64 = 1_000;
 
+/// AWS's limit on a cluster query expression (a `memberOf` constraint, a ListContainerInstances
+/// filter), checked before the expression is tokenized.
+pub const EXPRESSION_CHARS: Bound =
+    Bound::new(0, 2_000, " characters").noting("ECS's limit on a cluster query expression");
+/// How deep parentheses and `not` may nest in one expression: the parser recurses once a level,
+/// so this keeps a hostile expression from overflowing a worker thread's stack.
+pub const MAX_EXPRESSION_DEPTH: usize = 32;
+
 /// Services one cluster may hold (deleted ones count until they are forgotten).
 pub const MAX_SERVICES_PER_CLUSTER: usize = 2_000;
 /// Agents one control plane serves at once.

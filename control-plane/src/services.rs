@@ -116,8 +116,8 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
         }
     }
     for (i, c) in svc.placement_constraints.iter().enumerate() {
-        if let Err(e) = scheduler::parse_constraint(&c.r#type, &c.expression) {
-            errs.push(FieldError::new(format!("placementConstraints[{i}]"), e));
+        if let Err(e) = scheduler::parse_constraint_at(i, &c.r#type, &c.expression) {
+            errs.push(e);
         }
     }
 }
