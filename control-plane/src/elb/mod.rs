@@ -8,6 +8,7 @@ mod ops;
 mod targets;
 mod views;
 
+pub(crate) use check::order as check_order;
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
 pub use targets::{attach, attached_services, target_health, TargetHealthRow};
