@@ -115,10 +115,15 @@ pub const LISTENER_PORT: Bound = Bound::new(1, 65_535, "");
 /// A target group health check's `Matcher.HttpCode` (`200-399`, `200,204`): far more than any
 /// list of codes needs, so the matcher is never parsed at a size a client picks.
 pub const MATCHER_CHARS: Bound = Bound::new(1, 256, " characters");
+/// A health check's path: ALB's limit.
+pub const HEALTH_PATH_CHARS: Bound = Bound::new(1, 1_024, " characters");
 
 /// The N of a Query API list entry (`Names.member.N`): no list Berth serves comes near it, and an
 /// index past it is refused rather than dropped (which would turn a filter into "everything").
 pub const QUERY_LIST_INDEX: Bound = Bound::new(1, 1_000, "");
+/// A Query API parameter's name: the longest ELBv2 has
+/// (`Actions.member.N.ForwardConfig.TargetGroupStickinessConfig.DurationSeconds`) is under 100.
+pub const QUERY_KEY_CHARS: Bound = Bound::new(1, 256, " characters");
 
 /// A lifecycle hook's URL: browsers' and proxies' common limit on a URL.
 pub const HOOK_URL_CHARS: Bound = Bound::new(0, 2_048, " characters");

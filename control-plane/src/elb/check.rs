@@ -2,7 +2,7 @@
 //! field as the ELBv2 API spells it (`HealthCheckIntervalSeconds`, `Conditions.member.1.Values`).
 
 use crate::error::{quote, Error, Result};
-use crate::limits::{ElbQuotas, MATCHER_CHARS};
+use crate::limits::{ElbQuotas, HEALTH_PATH_CHARS, MATCHER_CHARS};
 use berth_proto::v1::{ElbAction, ElbCondition, TargetHealthCheck};
 
 /// Health check settings a request gave; the rest keep their defaults (or, on modify, their
@@ -113,9 +113,14 @@ pub(crate) fn protocol(field: &str, p: &str) -> Result<()> {
 pub(crate) fn health(hc: &TargetHealthCheck) -> Result<()> {
     let interval = hc.interval_seconds.unwrap_or(5);
     let timeout = hc.timeout_seconds.unwrap_or(2);
-    if !hc.path.starts_with('/') || hc.path.len() > 1024 {
+    if !hc.path.starts_with('/')
+        || HEALTH_PATH_CHARS
+            .check(hc.path.chars().count() as i64)
+            .is_err()
+        || hc.path.chars().any(char::is_control)
+    {
         return Err(invalid(format!(
-            "HealthCheckPath: {} must start with / (at most 1024 characters)",
+            "HealthCheckPath: {} must start with / (at most 1024 characters, no control characters)",
             quote(&hc.path)
         )));
     }

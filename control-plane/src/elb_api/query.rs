@@ -4,7 +4,7 @@
 
 use crate::elb::HealthInput;
 use crate::error::{quote, Error, Result};
-use crate::limits::QUERY_LIST_INDEX;
+use crate::limits::{QUERY_KEY_CHARS, QUERY_LIST_INDEX};
 use berth_proto::v1::{ElbAction, ElbCondition, ElbTargetWeight};
 use std::collections::BTreeMap;
 
@@ -64,10 +64,15 @@ impl Params {
         }
     }
 
-    /// Every list index in the request (`….member.N…`) is a whole number in range, so that no
-    /// entry is silently dropped by the readers below.
+    /// Every parameter name is of a sane length and every list index in it (`….member.N…`) a
+    /// whole number in range, so that no entry is silently dropped by the readers below.
     pub fn check_members(&self) -> Result<()> {
         for key in self.map.keys() {
+            QUERY_KEY_CHARS
+                .check(key.chars().count() as i64)
+                .map_err(|e| {
+                    invalid(format!("{}: parameter name of {e}", crate::error::cut(key)))
+                })?;
             let mut rest = key.as_str();
             while let Some(at) = rest.find(".member.") {
                 rest = &rest[at + ".member.".len()..];
