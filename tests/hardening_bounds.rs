@@ -459,11 +459,17 @@ fn the_rule_quota_holds_and_memory_returns_once_rules_are_deleted() {
 }
 
 #[test]
-fn the_listener_quota_is_the_servers_flag() {
+fn the_listener_and_target_quotas_are_the_servers_flags() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(
         dir.path(),
-        &["--no-proxy", "--elb-max-listeners-per-lb", "1"],
+        &[
+            "--no-proxy",
+            "--elb-max-listeners-per-lb",
+            "1",
+            "--elb-max-targets-per-tg",
+            "3",
+        ],
     );
     let http = server.http.as_str();
     let xml = elb_ok(http, &[("Action", "CreateLoadBalancer"), ("Name", "one")]);
@@ -498,6 +504,47 @@ fn the_listener_quota_is_the_servers_flag() {
         tag(&xml, "Message").contains("the quota of listeners per load balancer (1)"),
         "{xml}"
     );
+
+    // Targets: the desired tasks of the services attached to a target group, in all.
+    assert!(berth(&server.grpc, &["taskdef", "register", "-f", &web_json()]).ok);
+    let create = |name: &str, desired: i32| {
+        api(
+            http,
+            "Services/CreateService",
+            &json!({"serviceName": name, "taskDefinition": "web", "desiredCount": desired,
+                    "loadBalancers": [{"targetGroupArn": tg, "containerName": "web",
+                                       "containerPort": 80}]})
+            .to_string(),
+        )
+    };
+    let quota = "over the quota of targets per target group (3)";
+    let (status, v) = create("four", 4);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(quota), "{v}");
+    let (status, v) = create("two", 2);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = create("other", 2);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 targets (2 of this service, 2 of others)"),
+        "{v}"
+    );
+    let update = |desired: i32| {
+        api(
+            http,
+            "Services/UpdateService",
+            &json!({"service": "two", "desiredCount": desired}).to_string(),
+        )
+    };
+    assert_eq!(update(3).0, 200);
+    let (status, v) = update(4);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(quota), "{v}");
+    let r = berth(&server.grpc, &["service", "describe", "two", "-o", "json"]);
+    assert_eq!(r.json()["service"]["desiredCount"], 3, "{}", r.stdout);
 }
 
 /// One case of the table: what was sent, the error type a client must see, and words the

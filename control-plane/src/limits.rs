@@ -148,6 +148,8 @@ pub struct ElbQuotas {
     pub target_groups_per_action: usize,
     /// Condition values per rule, over all its conditions.
     pub condition_values_per_rule: usize,
+    /// Targets per target group: the desired tasks of every service attached to it.
+    pub targets_per_target_group: usize,
 }
 
 impl Default for ElbQuotas {
@@ -157,6 +159,7 @@ impl Default for ElbQuotas {
             listeners_per_load_balancer: 50,
             target_groups_per_action: 5,
             condition_values_per_rule: 5,
+            targets_per_target_group: 1_000,
         }
     }
 }
