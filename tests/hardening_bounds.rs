@@ -12,24 +12,6 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-fn web_json() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/examples/web.json")
-        .display()
-        .to_string()
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// One JSON API call: (status, body).
 fn api(addr: &str, method: &str, body: &str) -> (u16, Value) {
     let a = http::exchange(
@@ -102,6 +84,43 @@ fn elb_refused(addr: &str, params: &[(&str, &str)], code: &str, words: &[&str]) 
 fn server(dir: &Path, extra: &[&str]) -> ServerProcess {
     let flags = [&["--insecure", "--resync", "100ms"], extra].concat();
     ServerProcess::start_with("server", &dir.join("data"), &flags)
+}
+
+/// A load balancer and a target group of `name` (and `name-tg`): their ARNs.
+fn balancer(http: &str, name: &str) -> (String, String) {
+    let xml = elb_ok(http, &[("Action", "CreateLoadBalancer"), ("Name", name)]);
+    let lb = tag(&xml, "LoadBalancerArn");
+    (lb, target_group(http, &format!("{name}-tg")))
+}
+
+fn target_group(http: &str, name: &str) -> String {
+    let params = [
+        ("Action", "CreateTargetGroup"),
+        ("Name", name),
+        ("Port", "80"),
+    ];
+    tag(&elb_ok(http, &params), "TargetGroupArn")
+}
+
+/// CreateListener on `port`, forwarding to `tg`: (status, XML).
+fn listener(http: &str, lb: &str, port: &str, tg: &str) -> (u16, String) {
+    elb(
+        http,
+        &[
+            ("Action", "CreateListener"),
+            ("LoadBalancerArn", lb),
+            ("Port", port),
+            ("DefaultActions.member.1.Type", "forward"),
+            ("DefaultActions.member.1.TargetGroupArn", tg),
+        ],
+    )
+}
+
+/// A listener on a free port: its ARN.
+fn free_listener(http: &str, lb: &str, tg: &str) -> String {
+    let (status, xml) = listener(http, lb, &free_port().to_string(), tg);
+    assert_eq!(status, 200, "{xml}");
+    tag(&xml, "ListenerArn")
 }
 
 fn healthz(addr: &str) {
@@ -319,17 +338,7 @@ fn a_listener_cannot_take_the_servers_own_port_nor_one_another_process_holds() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), &[]);
     let http = server.http.as_str();
-    let xml = elb_ok(http, &[("Action", "CreateLoadBalancer"), ("Name", "own")]);
-    let lb = tag(&xml, "LoadBalancerArn");
-    let xml = elb_ok(
-        http,
-        &[
-            ("Action", "CreateTargetGroup"),
-            ("Name", "own-tg"),
-            ("Port", "80"),
-        ],
-    );
-    let tg = tag(&xml, "TargetGroupArn");
+    let (lb, tg) = balancer(http, "own");
     let grpc_port = server.grpc.rsplit(':').next().unwrap().to_string();
     let http_port = http.rsplit(':').next().unwrap().to_string();
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -339,19 +348,14 @@ fn a_listener_cannot_take_the_servers_own_port_nor_one_another_process_holds() {
         (&grpc_port, "this server's gRPC port"),
         (&held_port, "held by another process"),
     ] {
-        let m = elb_refused(
-            http,
-            &[
-                ("Action", "CreateListener"),
-                ("LoadBalancerArn", &lb),
-                ("Port", port),
-                ("DefaultActions.member.1.Type", "forward"),
-                ("DefaultActions.member.1.TargetGroupArn", &tg),
-            ],
-            "InvalidConfigurationRequest",
-            &[&format!("Port: {port} is"), owner],
+        let (status, xml) = listener(http, &lb, port, &tg);
+        assert_eq!(status, 400, "{xml}");
+        assert_eq!(tag(&xml, "Code"), "InvalidConfigurationRequest", "{xml}");
+        let m = tag(&xml, "Message");
+        assert!(
+            m.contains(&format!("Port: {port} is")) && m.contains(owner),
+            "{m}"
         );
-        eprintln!("{m}");
     }
     // Nothing was stored.
     let xml = elb_ok(
@@ -390,29 +394,8 @@ fn the_rule_quota_holds_and_memory_returns_once_rules_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), &[]);
     let http = server.http.as_str();
-    let xml = elb_ok(http, &[("Action", "CreateLoadBalancer"), ("Name", "many")]);
-    let lb = tag(&xml, "LoadBalancerArn");
-    let xml = elb_ok(
-        http,
-        &[
-            ("Action", "CreateTargetGroup"),
-            ("Name", "many-tg"),
-            ("Port", "80"),
-        ],
-    );
-    let tg = tag(&xml, "TargetGroupArn");
-    let port = free_port().to_string();
-    let xml = elb_ok(
-        http,
-        &[
-            ("Action", "CreateListener"),
-            ("LoadBalancerArn", &lb),
-            ("Port", &port),
-            ("DefaultActions.member.1.Type", "forward"),
-            ("DefaultActions.member.1.TargetGroupArn", &tg),
-        ],
-    );
-    let listener = tag(&xml, "ListenerArn");
+    let (lb, tg) = balancer(http, "many");
+    let listener = free_listener(http, &lb, &tg);
 
     // A warm-up round, so the baseline holds what any server holds after its first rules.
     for arn in create_rules(http, &listener, &tg, 1, 100) {
@@ -472,32 +455,9 @@ fn the_listener_and_target_quotas_are_the_servers_flags() {
         ],
     );
     let http = server.http.as_str();
-    let xml = elb_ok(http, &[("Action", "CreateLoadBalancer"), ("Name", "one")]);
-    let lb = tag(&xml, "LoadBalancerArn");
-    let xml = elb_ok(
-        http,
-        &[
-            ("Action", "CreateTargetGroup"),
-            ("Name", "one-tg"),
-            ("Port", "80"),
-        ],
-    );
-    let tg = tag(&xml, "TargetGroupArn");
-    let listener = |port: &str| {
-        elb(
-            http,
-            &[
-                ("Action", "CreateListener"),
-                ("LoadBalancerArn", &lb),
-                ("Port", port),
-                ("DefaultActions.member.1.Type", "forward"),
-                ("DefaultActions.member.1.TargetGroupArn", &tg),
-            ],
-        )
-    };
-    let (status, xml) = listener(&free_port().to_string());
-    assert_eq!(status, 200, "{xml}");
-    let (status, xml) = listener(&free_port().to_string());
+    let (lb, tg) = balancer(http, "one");
+    free_listener(http, &lb, &tg);
+    let (status, xml) = listener(http, &lb, &free_port().to_string(), &tg);
     assert_eq!(status, 400, "{xml}");
     assert_eq!(tag(&xml, "Code"), "TooManyListeners", "{xml}");
     assert!(
@@ -562,33 +522,10 @@ fn bad_filters_indexes_orders_sizes_and_urls_each_get_awss_error_naming_the_fiel
     let server = server(dir.path(), &["--no-proxy"]);
     let http = server.http.clone();
     assert!(berth(&server.grpc, &["taskdef", "register", "-f", &web_json()]).ok);
-    let xml = elb_ok(&http, &[("Action", "CreateLoadBalancer"), ("Name", "t")]);
-    let lb = tag(&xml, "LoadBalancerArn");
-    let mut tgs = Vec::new();
-    for i in 0..6 {
-        let name = format!("t{i}");
-        let xml = elb_ok(
-            &http,
-            &[
-                ("Action", "CreateTargetGroup"),
-                ("Name", &name),
-                ("Port", "80"),
-            ],
-        );
-        tgs.push(tag(&xml, "TargetGroupArn"));
-    }
-    let port = free_port().to_string();
-    let xml = elb_ok(
-        &http,
-        &[
-            ("Action", "CreateListener"),
-            ("LoadBalancerArn", &lb),
-            ("Port", &port),
-            ("DefaultActions.member.1.Type", "forward"),
-            ("DefaultActions.member.1.TargetGroupArn", &tgs[0]),
-        ],
-    );
-    let listener = tag(&xml, "ListenerArn");
+    let (lb, tg0) = balancer(&http, "t");
+    let mut tgs = vec![tg0];
+    tgs.extend((1..6).map(|i| target_group(&http, &format!("t{i}"))));
+    let listener = free_listener(&http, &lb, &tgs[0]);
 
     // Each sender gives (status, error type, message).
     let elb_case = |extra: Vec<(String, String)>| -> Box<dyn Fn() -> (u16, String, String)> {
