@@ -635,6 +635,17 @@ fn bad_filters_indexes_orders_sizes_and_urls_each_get_awss_error_naming_the_fiel
             ]),
         },
         Case {
+            what: "half a megabyte of hook details",
+            send: ecs_case("CreateService", {
+                let mut body = hook_service("http://hooks.internal/stage".into());
+                body["deploymentConfiguration"]["lifecycleHooks"][0]["hookDetails"] =
+                    json!({"pad": "x".repeat(500_000)});
+                body
+            }),
+            code: "InvalidParameterException",
+            words: w(&["lifecycleHooks[0].hookDetails: 500010 characters is over the maximum of 16384 characters"]),
+        },
+        Case {
             what: "a hook URL carrying credentials",
             send: ecs_case(
                 "CreateService",

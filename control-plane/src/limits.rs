@@ -127,6 +127,9 @@ pub const QUERY_KEY_CHARS: Bound = Bound::new(1, 256, " characters");
 
 /// A lifecycle hook's URL: browsers' and proxies' common limit on a URL.
 pub const HOOK_URL_CHARS: Bound = Bound::new(0, 2_048, " characters");
+/// A lifecycle hook's `hookDetails` (JSON sent with every call of the hook): ample for any
+/// payload a webhook takes, and small enough to store and send on every stage.
+pub const HOOK_DETAILS_CHARS: Bound = Bound::new(0, 16_384, " characters");
 
 /// How deep a JSON body (JSON API, ECS API, a stack) may nest: serde_json's own recursion limit,
 /// which every JSON parse here relies on, named so errors can say it.

@@ -3,7 +3,7 @@
 //! hooks; and what an update that names no strategy keeps.
 
 use crate::error::{quote, FieldError};
-use crate::limits::HOOK_URL_CHARS;
+use crate::limits::{HOOK_DETAILS_CHARS, HOOK_URL_CHARS};
 use berth_proto::v1::{DeploymentConfiguration, Service};
 
 /// An update that names no strategy keeps the service's, with its settings; one that does
@@ -265,7 +265,9 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
                 ));
             }
         }
-        if !h.hook_details.is_empty()
+        if let Err(e) = HOOK_DETAILS_CHARS.check(h.hook_details.chars().count() as i64) {
+            errs.push(FieldError::new(at("hookDetails"), e));
+        } else if !h.hook_details.is_empty()
             && serde_json::from_str::<serde_json::Value>(&h.hook_details).is_err()
         {
             errs.push(FieldError::new(at("hookDetails"), "must be JSON"));
