@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod etcd;
+pub mod hardening;
 pub mod http;
 pub mod lab;
 pub mod shell;
