@@ -1,7 +1,7 @@
 //! A hostile client against a real `berth server`, on the parsers and quotas: expressions and
 //! bodies nested or long past their bounds are refused naming the field and the limit (and the
-//! server lives on, no bigger), listeners cannot take the server's own ports, ELBv2's quotas
-//! hold and give memory back, and bad filters, indexes, orders and URLs get AWS's error types.
+//! server lives on, no bigger), listeners cannot take the server's own ports, and ELBv2's
+//! quotas hold and give memory back. The table of AWS errors is `hardening_errors.rs`.
 
 mod common;
 
