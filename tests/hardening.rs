@@ -10,27 +10,6 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-const WEB: &str = "deploy/examples/web.json";
-
-fn web_json() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(WEB)
-        .display()
-        .to_string()
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// One plaintext JSON POST to the API: (status, body).
 fn post(addr: &str, method: &str, body: &Value) -> (u16, Value) {
     let a = common::http::exchange(

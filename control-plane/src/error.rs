@@ -151,10 +151,14 @@ impl From<Error> for tonic::Status {
                 tonic::Status::failed_precondition(msg)
             }
             Error::Elb { code, .. } if code.ends_with("NotFound") => tonic::Status::not_found(msg),
-            Error::Elb {
-                code: "ValidationError",
-                ..
-            } => tonic::Status::invalid_argument(msg),
+            // A quota or a port the load balancer could never use is the request's fault (400),
+            // as ELBv2 answers them.
+            Error::Elb { code, .. }
+                if matches!(code, "ValidationError" | "InvalidConfigurationRequest")
+                    || code.starts_with("TooMany") =>
+            {
+                tonic::Status::invalid_argument(msg)
+            }
             Error::Elb { .. } => tonic::Status::failed_precondition(msg),
             Error::Store(_) => tonic::Status::internal(msg),
             Error::Conflict(_) => tonic::Status::aborted(msg),

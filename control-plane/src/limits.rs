@@ -20,6 +20,14 @@ pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
 /// How many tasks one service reconcile pass starts at most; the next pass starts more.
 pub const MAX_LAUNCHES_PER_PASS: i64 = 1_000;
 
+/// AWS's limit on a cluster query expression (a `memberOf` constraint, a ListContainerInstances
+/// filter), checked before the expression is tokenized.
+pub const EXPRESSION_CHARS: Bound =
+    Bound::new(0, 2_000, " characters").noting("ECS's limit on a cluster query expression");
+/// How deep parentheses and `not` may nest in one expression: the parser recurses once a level,
+/// so this keeps a hostile expression from overflowing a worker thread's stack.
+pub const MAX_EXPRESSION_DEPTH: usize = 32;
+
 /// Services one cluster may hold (deleted ones count until they are forgotten).
 pub const MAX_SERVICES_PER_CLUSTER: usize = 2_000;
 /// Agents one control plane serves at once.
@@ -104,17 +112,104 @@ pub const GRACE_PERIOD: Bound = Bound::new(0, i32::MAX as i64, " seconds");
 /// A load balancer's listener port.
 pub const LISTENER_PORT: Bound = Bound::new(1, 65_535, "");
 
+/// A target group health check's `Matcher.HttpCode` (`200-399`, `200,204`): far more than any
+/// list of codes needs, so the matcher is never parsed at a size a client picks.
+pub const MATCHER_CHARS: Bound = Bound::new(1, 256, " characters");
+/// A health check's path: ALB's limit.
+pub const HEALTH_PATH_CHARS: Bound = Bound::new(1, 1_024, " characters");
+
+/// The N of a Query API list entry (`Names.member.N`): no list Berth serves comes near it, and an
+/// index past it is refused rather than dropped (which would turn a filter into "everything").
+pub const QUERY_LIST_INDEX: Bound = Bound::new(1, 1_000, "");
+/// A Query API parameter's name: the longest ELBv2 has
+/// (`Actions.member.N.ForwardConfig.TargetGroupStickinessConfig.DurationSeconds`) is under 100.
+pub const QUERY_KEY_CHARS: Bound = Bound::new(1, 256, " characters");
+
+/// A lifecycle hook's URL: browsers' and proxies' common limit on a URL.
+pub const HOOK_URL_CHARS: Bound = Bound::new(0, 2_048, " characters");
+/// A lifecycle hook's `hookDetails` (JSON sent with every call of the hook): ample for any
+/// payload a webhook takes, and small enough to store and send on every stage.
+pub const HOOK_DETAILS_CHARS: Bound = Bound::new(0, 16_384, " characters");
+
+/// How deep a JSON body (JSON API, ECS API, a stack) may nest: serde_json's own recursion limit,
+/// which every JSON parse here relies on, named so errors can say it.
+pub const JSON_DEPTH: usize = 128;
+/// How deep a YAML stack file may nest (the CLI reads it before sending it as JSON); a stack
+/// needs about ten levels.
+pub const YAML_DEPTH: usize = 64;
+/// The largest stack file the CLI reads: CloudFormation's limit on a template body.
+pub const STACK_FILE_BYTES: usize = 1024 * 1024;
+
+/// ELBv2's quotas on application load balancers, named as AWS's quota page names them, with
+/// AWS's defaults; `berth server --elb-max-*` changes the configurable ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElbQuotas {
+    /// Rules per load balancer, not counting each listener's default rule.
+    pub rules_per_load_balancer: usize,
+    pub listeners_per_load_balancer: usize,
+    /// Target groups one forward action spreads over.
+    pub target_groups_per_action: usize,
+    /// Condition values per rule, over all its conditions.
+    pub condition_values_per_rule: usize,
+    /// Targets per target group: the desired tasks of every service attached to it.
+    pub targets_per_target_group: usize,
+}
+
+impl Default for ElbQuotas {
+    fn default() -> Self {
+        Self {
+            rules_per_load_balancer: 100,
+            listeners_per_load_balancer: 50,
+            target_groups_per_action: 5,
+            condition_values_per_rule: 5,
+            targets_per_target_group: 1_000,
+        }
+    }
+}
+
+/// The ports this server serves on itself, each with its owner's name, which no load balancer
+/// listener may take. A fixed array keeps `Limits` a plain copyable value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnPorts([Option<(u16, &'static str)>; 4]);
+
+impl OwnPorts {
+    /// Records `port` as `owner`'s; past the array's room the port is not recorded.
+    pub fn add(&mut self, port: u16, owner: &'static str) {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((port, owner));
+        }
+    }
+
+    /// Who owns `port`, if this server does.
+    pub fn owner(&self, port: i32) -> Option<&'static str> {
+        self.0
+            .iter()
+            .flatten()
+            .find(|(p, _)| i32::from(*p) == port)
+            .map(|(_, o)| *o)
+    }
+}
+
 /// The configurable bounds, held by `State` so every transport checks the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest `desiredCount` a service may have.
     pub max_desired_count: i32,
+    pub elb: ElbQuotas,
+    /// Ports of this server's own that listeners may not take.
+    pub own_ports: OwnPorts,
+    /// Where this process's own load balancer binds its listeners, so that a new listener's
+    /// port can be tried first (held by another process: refused). `None`: no proxy here.
+    pub listener_bind: Option<std::net::IpAddr>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_desired_count: DEFAULT_MAX_DESIRED_COUNT,
+            elb: ElbQuotas::default(),
+            own_ports: OwnPorts::default(),
+            listener_bind: None,
         }
     }
 }

@@ -116,8 +116,8 @@ fn check_placement(errs: &mut Vec<FieldError>, svc: &Service) {
         }
     }
     for (i, c) in svc.placement_constraints.iter().enumerate() {
-        if let Err(e) = scheduler::parse_constraint(&c.r#type, &c.expression) {
-            errs.push(FieldError::new(format!("placementConstraints[{i}]"), e));
+        if let Err(e) = scheduler::parse_constraint_at(i, &c.r#type, &c.expression) {
+            errs.push(e);
         }
     }
 }
@@ -303,6 +303,7 @@ pub fn create_with(
     }
     check_listener_conflicts(state, &svc)?;
     crate::elb::attach(tx, &mut svc.load_balancers)?;
+    crate::elb::check_targets(tx, &state.limits().elb, &svc)?;
     svc.stack = stack.to_string();
     svc.task_definition = td.task_definition_arn.clone();
     svc.deployments = vec![new_deployment(&td, svc.desired_count)];
@@ -444,6 +445,9 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             for dep in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
                 dep.desired_count = d;
             }
+        }
+        if req.desired_count.is_some() || lb_changed {
+            crate::elb::check_targets(tx, &state.limits().elb, &svc)?;
         }
         if let Some(g) = req.health_check_grace_period_seconds {
             svc.health_check_grace_period_seconds = g;

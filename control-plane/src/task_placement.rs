@@ -29,9 +29,9 @@ impl Placement {
         }
         let mut constraints = Vec::new();
         for (i, c) in req.placement_constraints.iter().enumerate() {
-            match scheduler::parse_constraint(&c.r#type, &c.expression) {
+            match scheduler::parse_constraint_at(i, &c.r#type, &c.expression) {
                 Ok(c) => constraints.push(c),
-                Err(e) => errs.push(FieldError::new(format!("placementConstraints[{i}]"), e)),
+                Err(e) => errs.push(e),
             }
         }
         if !errs.is_empty() {

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod etcd;
+pub mod hardening;
 pub mod http;
 pub mod lab;
 pub mod setup;
@@ -388,6 +389,25 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
         .split_whitespace()
         .map(String::from)
         .collect()
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// `deploy/examples/web.json`, the demo task definition, as a path for `-f`.
+pub fn web_json() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/examples/web.json")
+        .display()
+        .to_string()
 }
 
 /// A TCP port free on 127.0.0.1 right now.

@@ -78,6 +78,16 @@ pub struct ServeLimitArgs {
     /// The largest desiredCount a service may have (ECS's quota); larger is refused.
     #[arg(long, default_value_t = cp::limits::DEFAULT_MAX_DESIRED_COUNT)]
     pub max_desired_count: i32,
+    /// ELBv2's quota of rules per load balancer (AWS's default; default rules not counted).
+    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().rules_per_load_balancer)]
+    pub elb_max_rules_per_lb: usize,
+    /// ELBv2's quota of listeners per load balancer (AWS's default).
+    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().listeners_per_load_balancer)]
+    pub elb_max_listeners_per_lb: usize,
+    /// ELBv2's quota of targets per target group (AWS's default): the desired tasks of the
+    /// services attached to it.
+    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().targets_per_target_group)]
+    pub elb_max_targets_per_tg: usize,
     /// server only: serve the HTTP port in plaintext (it uses the gRPC port's certificate
     /// otherwise). Bearer tokens then cross the network readable.
     #[arg(long)]
@@ -142,6 +152,9 @@ impl ServeLimitArgs {
             );
         }
         config.limits.max_desired_count = self.max_desired_count;
+        config.limits.elb.rules_per_load_balancer = self.elb_max_rules_per_lb;
+        config.limits.elb.listeners_per_load_balancer = self.elb_max_listeners_per_lb;
+        config.limits.elb.targets_per_target_group = self.elb_max_targets_per_tg;
         config.grpc_max_connections = self.grpc_max_connections.max(1);
         config.http.limits = self.http.limits();
         config.http.plaintext = self.http_insecure;

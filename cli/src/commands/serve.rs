@@ -201,6 +201,9 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
     };
     args.limits
         .apply(matches!(mode, Mode::Dev), secure, &at, &mut config)?;
+    // The proxy in this process binds here: a listener port another process holds is refused.
+    config.limits.listener_bind =
+        (!args.no_proxy).then(|| super::serve_handoff::proxy_bind(args, mode));
     if !secure && !args.listen.ip().is_loopback() {
         match mode {
             Mode::Dev => anyhow::bail!(

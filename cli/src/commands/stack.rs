@@ -5,6 +5,7 @@ use crate::client::connect;
 use crate::client::Conn as Channel;
 use crate::output::{self, Format, Table};
 use anyhow::Context;
+use berth_control_plane as cp;
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::stacks_client::StacksClient;
 use berth_proto::v1::*;
@@ -68,13 +69,26 @@ pub(super) fn read_stack(
 ) -> anyhow::Result<(String, String, String)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let most = cp::limits::STACK_FILE_BYTES;
+    if text.len() > most {
+        anyhow::bail!(
+            "{}: {} bytes is over the maximum of {most} bytes for a stack file (CloudFormation's limit on a template); split it into several stacks",
+            file.display(),
+            text.len()
+        );
+    }
     let yaml = matches!(
         file.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
     let value: serde_json::Value = if yaml {
-        serde_saphyr::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not valid YAML: {e}", file.display()))?
+        serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not valid YAML (at most {} levels of nesting): {e}",
+                file.display(),
+                cp::limits::YAML_DEPTH
+            )
+        })?
     } else {
         serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
@@ -287,4 +301,14 @@ async fn wait_inactive(
         Ok((line, svc.status == "INACTIVE"))
     })
     .await
+}
+
+/// YAML's budget for a stack file: nesting bounded before the parser recurses into it.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = cp::limits::YAML_DEPTH;
+    budget.flow_nesting_limit = cp::limits::YAML_DEPTH;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }

@@ -264,6 +264,22 @@ pub fn delete(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
 }
 
 /// A Berth deployment as ECS's service deployment status.
+/// ECS's `ServiceDeploymentStatus` values, the only ones a `status` filter may name.
+const DEPLOYMENT_STATUSES: &[&str] = &[
+    "PENDING",
+    "SUCCESSFUL",
+    "STOPPED",
+    "STOP_REQUESTED",
+    "IN_PROGRESS",
+    "ROLLBACK_REQUESTED",
+    "ROLLBACK_IN_PROGRESS",
+    "ROLLBACK_SUCCESSFUL",
+    "ROLLBACK_FAILED",
+];
+
+/// ECS's limit on the ARNs of one DescribeServiceDeployments.
+const MAX_DESCRIBED_DEPLOYMENTS: usize = 20;
+
 fn deployment_status(d: &Deployment) -> &'static str {
     match (d.status.as_str(), d.rollout_state.as_str()) {
         (_, "COMPLETED") => "SUCCESSFUL",
@@ -302,12 +318,36 @@ pub fn list_deployments(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let service = input.required("service")?;
     let wanted = input.strings("status")?;
+    for (i, w) in wanted.iter().enumerate() {
+        if !DEPLOYMENT_STATUSES.contains(&w.as_str()) {
+            return Err(EcsError::invalid(
+                &format!("status[{i}]"),
+                format!(
+                    "{} must be one of {}",
+                    crate::error::quote(w),
+                    DEPLOYMENT_STATUSES.join(", ")
+                ),
+            ));
+        }
+    }
+    let (after, before) = match input.object("createdAt")? {
+        None => (None, None),
+        Some(c) => (
+            c.number_in("after", 0.0..=f64::MAX)?,
+            c.number_in("before", 0.0..=f64::MAX)?,
+        ),
+    };
+    let created_within = |d: &Deployment| {
+        let at = crate::time::parse_rfc3339(&d.created_at).map_or(0.0, |ms| ms as f64 / 1000.0);
+        after.is_none_or(|a| at >= a) && before.is_none_or(|b| at <= b)
+    };
     clusters::describe(ctx.state, &cluster)?;
     let svc = services::find(ctx.state, &cluster, &service)?;
     let items = svc
         .deployments
         .iter()
         .filter(|d| wanted.is_empty() || wanted.iter().any(|w| w == deployment_status(d)))
+        .filter(|d| created_within(d))
         .map(|d| brief(&svc, d))
         .collect();
     paging::page(input, items, "serviceDeployments", 20, 100)
@@ -343,6 +383,15 @@ pub fn stop_deployment(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
 
 pub fn describe_deployments(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let arns = input.required_strings("serviceDeploymentArns")?;
+    if arns.len() > MAX_DESCRIBED_DEPLOYMENTS {
+        return Err(EcsError::invalid(
+            "serviceDeploymentArns",
+            format!(
+                "{} ARNs; at most {MAX_DESCRIBED_DEPLOYMENTS} in one call",
+                arns.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for a in &arns {

@@ -2,6 +2,7 @@
 //! field as the ELBv2 API spells it (`HealthCheckIntervalSeconds`, `Conditions.member.1.Values`).
 
 use crate::error::{quote, Error, Result};
+use crate::limits::{ElbQuotas, HEALTH_PATH_CHARS, MATCHER_CHARS};
 use berth_proto::v1::{ElbAction, ElbCondition, TargetHealthCheck};
 
 /// Health check settings a request gave; the rest keep their defaults (or, on modify, their
@@ -112,9 +113,14 @@ pub(crate) fn protocol(field: &str, p: &str) -> Result<()> {
 pub(crate) fn health(hc: &TargetHealthCheck) -> Result<()> {
     let interval = hc.interval_seconds.unwrap_or(5);
     let timeout = hc.timeout_seconds.unwrap_or(2);
-    if !hc.path.starts_with('/') || hc.path.len() > 1024 {
+    if !hc.path.starts_with('/')
+        || HEALTH_PATH_CHARS
+            .check(hc.path.chars().count() as i64)
+            .is_err()
+        || hc.path.chars().any(char::is_control)
+    {
         return Err(invalid(format!(
-            "HealthCheckPath: {} must start with / (at most 1024 characters)",
+            "HealthCheckPath: {} must start with / (at most 1024 characters, no control characters)",
             quote(&hc.path)
         )));
     }
@@ -139,6 +145,9 @@ pub(crate) fn health(hc: &TargetHealthCheck) -> Result<()> {
             return Err(invalid(format!("{field}: {v} must be 1-10")));
         }
     }
+    if let Err(e) = MATCHER_CHARS.check(hc.matcher.chars().count() as i64) {
+        return Err(invalid(format!("Matcher.HttpCode: {e}")));
+    }
     if crate::services::parse_matcher(&hc.matcher).is_none() {
         return Err(invalid(format!(
             "Matcher.HttpCode: {} must be codes or ranges of 200-599, e.g. 200 or 200-399",
@@ -157,9 +166,10 @@ pub(crate) fn deregistration_delay(v: i32) -> Result<()> {
     Ok(())
 }
 
-/// One forward action, to 1-5 target groups with weights 0-999 (not all 0). `field` is the
-/// request's name for the list (`DefaultActions`, `Actions`).
-pub(crate) fn actions(field: &str, actions: &[ElbAction]) -> Result<()> {
+/// One forward action, to 1-5 target groups (the quota) each named once, with weights 0-999
+/// (not all 0) and an `Order` of 1-50000 when given. `field` is the request's name for the list
+/// (`DefaultActions`, `Actions`).
+pub(crate) fn actions(field: &str, actions: &[ElbAction], quotas: &ElbQuotas) -> Result<()> {
     let [action] = actions else {
         return Err(invalid(format!(
             "{field}: give exactly one action (Type=forward); got {}",
@@ -181,13 +191,31 @@ pub(crate) fn actions(field: &str, actions: &[ElbAction]) -> Result<()> {
             "{at}: a forward action needs TargetGroupArn or ForwardConfig.TargetGroups"
         )));
     }
-    if action.target_groups.len() > 5 {
-        return Err(invalid(format!(
-            "{at}.ForwardConfig.TargetGroups: at most 5 target groups; got {}",
-            action.target_groups.len()
-        )));
+    if action.order != 0 {
+        order(&format!("{at}.Order"), action.order)?;
+    }
+    let most = quotas.target_groups_per_action;
+    if action.target_groups.len() > most {
+        return Err(Error::elb(
+            "TooManyTargetGroups",
+            format!(
+                "{at}.ForwardConfig.TargetGroups: {} target groups; the quota of target groups per action is {most}",
+                action.target_groups.len()
+            ),
+        ));
     }
     for (i, t) in action.target_groups.iter().enumerate() {
+        let earlier = action.target_groups[..i]
+            .iter()
+            .position(|e| e.target_group_arn == t.target_group_arn);
+        if let Some(j) = earlier {
+            return Err(invalid(format!(
+                "{at}.ForwardConfig.TargetGroups.member.{}.TargetGroupArn: {} is member.{} already; name each target group once",
+                i + 1,
+                quote(&t.target_group_arn),
+                j + 1
+            )));
+        }
         if !(0..=999).contains(&t.weight) {
             return Err(invalid(format!(
                 "{at}.ForwardConfig.TargetGroups.member.{}.Weight: {} must be 0-999",
@@ -204,8 +232,17 @@ pub(crate) fn actions(field: &str, actions: &[ElbAction]) -> Result<()> {
     Ok(())
 }
 
-/// 1-5 conditions, host-header and path-pattern at most once each, with 1-5 values in all.
-pub(crate) fn conditions(conditions: &[ElbCondition]) -> Result<()> {
+/// An action's `Order`, in ELBv2's range.
+pub(crate) fn order(at: &str, order: i32) -> Result<()> {
+    if !(1..=50_000).contains(&order) {
+        return Err(invalid(format!("{at}: {order} must be 1-50000")));
+    }
+    Ok(())
+}
+
+/// 1-5 conditions, host-header and path-pattern at most once each, with 1-5 values in all (the
+/// quota of condition values per rule).
+pub(crate) fn conditions(conditions: &[ElbCondition], quotas: &ElbQuotas) -> Result<()> {
     if conditions.is_empty() {
         return Err(invalid(
             "Conditions: a rule needs a host-header or path-pattern condition (the listener's default actions take everything else)",
@@ -236,9 +273,10 @@ pub(crate) fn conditions(conditions: &[ElbCondition]) -> Result<()> {
             value(&format!("{at}.Values.member.{}", j + 1), &c.field, v)?;
         }
     }
-    if values > 5 {
+    let most = quotas.condition_values_per_rule;
+    if values > most {
         return Err(invalid(format!(
-            "Conditions: at most 5 values in all; got {values}"
+            "Conditions: {values} values; the quota of condition values per rule is {most}"
         )));
     }
     Ok(())
@@ -251,7 +289,9 @@ fn value(at: &str, field: &str, v: &str) -> Result<()> {
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.*?".contains(c))
     } else {
-        v.starts_with('/') && v.len() <= 128 && !v.chars().any(char::is_whitespace)
+        v.starts_with('/')
+            && v.len() <= 128
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control())
     };
     if ok {
         return Ok(());
@@ -259,7 +299,7 @@ fn value(at: &str, field: &str, v: &str) -> Result<()> {
     let how = if field == "host-header" {
         "a host name with optional * and ? wildcards, e.g. *.example.com"
     } else {
-        "a path starting with / (wildcards * and ?), e.g. /api/*"
+        "a path starting with / (wildcards * and ?; no spaces or control characters), at most 128 characters, e.g. /api/*"
     };
     Err(invalid(format!("{at}: {} must be {how}", quote(v))))
 }

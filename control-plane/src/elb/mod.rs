@@ -8,9 +8,10 @@ mod ops;
 mod targets;
 mod views;
 
+pub(crate) use check::order as check_order;
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
-pub use targets::{attach, attached_services, target_health, TargetHealthRow};
+pub use targets::{attach, attached_services, check_targets, target_health, TargetHealthRow};
 pub use views::{load_balancer_view, target_group_view};
 
 use crate::error::{Error, Result};

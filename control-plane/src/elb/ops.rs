@@ -5,6 +5,7 @@
 use super::check::{self, invalid, HealthInput, NewListener, NewRule, NewTargetGroup};
 use super::{keys, new_id, same};
 use crate::error::{quote, Error, Result};
+use crate::limits::{ElbQuotas, Limits};
 use crate::state::{put, State, Tx};
 use crate::store::Op;
 use berth_proto::v1::{
@@ -217,8 +218,13 @@ pub fn delete_target_group(state: &State, arn: &str) -> Result<()> {
 }
 
 /// Every target group the actions name exists; its ARN is rewritten to the stored one.
-fn resolve_actions(tx: &mut Tx<'_>, field: &str, actions: &[ElbAction]) -> Result<Vec<ElbAction>> {
-    check::actions(field, actions)?;
+fn resolve_actions(
+    tx: &mut Tx<'_>,
+    quotas: &ElbQuotas,
+    field: &str,
+    actions: &[ElbAction],
+) -> Result<Vec<ElbAction>> {
+    check::actions(field, actions, quotas)?;
     let mut out = actions.to_vec();
     for a in &mut out {
         for t in &mut a.target_groups {
@@ -235,9 +241,16 @@ fn resolve_actions(tx: &mut Tx<'_>, field: &str, actions: &[ElbAction]) -> Resul
     Ok(out)
 }
 
-/// `port` is no other listener's, nor a service's own `--lb-port`: every load balancer shares
-/// the proxies' ports.
-fn port_free(tx: &mut Tx<'_>, port: i32, except: &str) -> Result<()> {
+/// `port` is not one this server serves on itself, no other listener's, nor a service's own
+/// `--lb-port` (every load balancer shares the proxies' ports); where this process runs a proxy,
+/// no other process may hold it either.
+fn port_free(tx: &mut Tx<'_>, limits: &Limits, port: i32, except: &str) -> Result<()> {
+    if let Some(owner) = limits.own_ports.owner(port) {
+        return Err(Error::elb(
+            "InvalidConfigurationRequest",
+            format!("Port: {port} is {owner}; pick another port for the listener"),
+        ));
+    }
     for l in tx.scan::<ElbListener>(keys::LISTENERS)? {
         if l.port == port && l.arn != except {
             return Err(Error::elb(
@@ -257,7 +270,24 @@ fn port_free(tx: &mut Tx<'_>, port: i32, except: &str) -> Result<()> {
             ));
         }
     }
+    if let Some(ip) = limits.listener_bind {
+        held_elsewhere(ip, port)?;
+    }
     Ok(())
+}
+
+/// Binds `ip:port` for a moment: a port another process listens on could never be served.
+fn held_elsewhere(ip: std::net::IpAddr, port: i32) -> Result<()> {
+    let Ok(p) = u16::try_from(port) else {
+        return Ok(());
+    };
+    match std::net::TcpListener::bind((ip, p)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(Error::elb(
+            "InvalidConfigurationRequest",
+            format!("Port: {port} is held by another process on {ip} (the load balancer could never listen there); pick another port or stop that process"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
@@ -269,6 +299,7 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
     };
     check::protocol("Protocol", protocol)?;
     let lb_key = super::lb_key(&req.load_balancer_arn)?;
+    let limits = state.limits();
     state.update(|tx| {
         let lb = tx
             .get::<ElbLoadBalancer>(&lb_key)?
@@ -276,8 +307,19 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
                 !req.load_balancer_arn.starts_with("arn:") || same(&lb.arn, &req.load_balancer_arn)
             })
             .ok_or_else(|| super::lb_not_found(&req.load_balancer_arn))?;
-        let actions = resolve_actions(tx, "DefaultActions", &req.default_actions)?;
-        port_free(tx, req.port, "")?;
+        let actions = resolve_actions(tx, &limits.elb, "DefaultActions", &req.default_actions)?;
+        let most = limits.elb.listeners_per_load_balancer;
+        let have = tx.scan_keys(&keys::listeners_of(&lb.name))?.len();
+        if have >= most {
+            return Err(Error::elb(
+                "TooManyListeners",
+                format!(
+                    "LoadBalancerArn: load balancer {} already has {have} listeners, the quota of listeners per load balancer ({most}); delete one first",
+                    lb.name
+                ),
+            ));
+        }
+        port_free(tx, limits, req.port, "")?;
         let id = new_id();
         let lb_id = super::lb_id(&lb.arn);
         let listener = ElbListener {
@@ -324,14 +366,14 @@ pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Res
             .filter(|l| same(&l.arn, arn))
             .ok_or_else(|| super::listener_not_found(arn))?;
         if let Some(p) = change.port.filter(|p| *p != l.port) {
-            port_free(tx, p, &l.arn)?;
+            port_free(tx, state.limits(), p, &l.arn)?;
             l.port = p;
         }
         if let Some(p) = &change.protocol {
             l.protocol = p.clone();
         }
         if let Some(a) = &change.default_actions {
-            l.default_actions = resolve_actions(tx, "DefaultActions", a)?;
+            l.default_actions = resolve_actions(tx, &state.limits().elb, "DefaultActions", a)?;
         }
         Ok((l.clone(), vec![put(key.clone(), &l)]))
     })
@@ -353,8 +395,9 @@ pub fn delete_listener(state: &State, arn: &str) -> Result<()> {
 }
 
 pub fn create_rule(state: &State, req: NewRule) -> Result<ElbRule> {
+    let quotas = &state.limits().elb;
     check::priority(req.priority)?;
-    check::conditions(&req.conditions)?;
+    check::conditions(&req.conditions, quotas)?;
     let key = super::listener_key(&req.listener_arn)?;
     let (lb, lid) = super::listener_parts(&req.listener_arn)
         .ok_or_else(|| super::listener_not_found(&req.listener_arn))?;
@@ -363,7 +406,17 @@ pub fn create_rule(state: &State, req: NewRule) -> Result<ElbRule> {
             .get::<ElbListener>(&key)?
             .filter(|l| same(&l.arn, &req.listener_arn))
             .ok_or_else(|| super::listener_not_found(&req.listener_arn))?;
-        let actions = resolve_actions(tx, "Actions", &req.actions)?;
+        let actions = resolve_actions(tx, quotas, "Actions", &req.actions)?;
+        let most = quotas.rules_per_load_balancer;
+        let have = tx.scan_keys(&keys::rules_of_lb(lb))?.len();
+        if have >= most {
+            return Err(Error::elb(
+                "TooManyRules",
+                format!(
+                    "ListenerArn: load balancer {lb} already has {have} rules, the quota of rules per load balancer ({most}, not counting default rules); delete one first"
+                ),
+            ));
+        }
         for r in tx.scan::<ElbRule>(&keys::rules_of(lb, lid))? {
             if r.priority == req.priority {
                 return Err(Error::elb(
@@ -414,7 +467,7 @@ pub fn modify_rule(
         return Ok(super::default_rule(&l));
     }
     if let Some(c) = &conditions {
-        check::conditions(c)?;
+        check::conditions(c, &state.limits().elb)?;
     }
     let key = super::rule_key(arn)?;
     state.update(|tx| {
@@ -426,7 +479,7 @@ pub fn modify_rule(
             r.conditions = c.clone();
         }
         if let Some(a) = &actions {
-            r.actions = resolve_actions(tx, "Actions", a)?;
+            r.actions = resolve_actions(tx, &state.limits().elb, "Actions", a)?;
         }
         Ok((r.clone(), vec![put(key.clone(), &r)]))
     })

@@ -36,6 +36,54 @@ pub fn attach(
     Ok(())
 }
 
+/// The quota of targets per target group: for each target group `svc` joins, its desired count
+/// with that of every other active service attached there. Read through `tx`, so two services
+/// racing onto one target group cannot both pass.
+pub fn check_targets(
+    tx: &mut crate::state::Tx<'_>,
+    quotas: &crate::limits::ElbQuotas,
+    svc: &Service,
+) -> Result<()> {
+    let attached: Vec<(usize, &str)> = svc
+        .load_balancers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.target_group_arn.is_empty())
+        .map(|(i, l)| (i, l.target_group_arn.as_str()))
+        .collect();
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let others: Vec<Service> = tx
+        .scan::<Service>(keys::SERVICES)?
+        .into_iter()
+        .filter(|o| o.status != "INACTIVE" && o.service_arn != svc.service_arn)
+        .collect();
+    let most = quotas.targets_per_target_group as i64;
+    for (i, tg) in attached {
+        let joined = others
+            .iter()
+            .filter(|o| {
+                o.load_balancers
+                    .iter()
+                    .any(|l| same(&l.target_group_arn, tg))
+            })
+            .map(|o| i64::from(o.desired_count.max(0)))
+            .sum::<i64>();
+        let total = joined + i64::from(svc.desired_count.max(0));
+        if total > most {
+            return Err(crate::error::Error::elb(
+                "TooManyTargets",
+                format!(
+                    "loadBalancers[{i}].targetGroupArn: {total} targets ({} of this service, {joined} of others) is over the quota of targets per target group ({most}); lower desiredCount or use another target group",
+                    svc.desired_count
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The active services whose tasks join `tg`.
 pub fn attached_services(state: &State, tg: &ElbTargetGroup) -> Result<Vec<Service>> {
     Ok(state

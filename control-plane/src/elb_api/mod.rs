@@ -153,6 +153,7 @@ async fn run(
         },
         &format!("/elasticloadbalancing.v2015-12-01/{action}"),
     )?;
+    params.check_members()?;
     let id = id.to_string();
     crate::foreground::blocking(move || {
         let ctx = ops::Ctx {

@@ -4,6 +4,7 @@
 
 use crate::elb::HealthInput;
 use crate::error::{quote, Error, Result};
+use crate::limits::{QUERY_KEY_CHARS, QUERY_LIST_INDEX};
 use berth_proto::v1::{ElbAction, ElbCondition, ElbTargetWeight};
 use std::collections::BTreeMap;
 
@@ -61,6 +62,36 @@ impl Params {
                 quote(v)
             ))),
         }
+    }
+
+    /// Every parameter name is of a sane length and every list index in it (`….member.N…`) a
+    /// whole number in range, so that no entry is silently dropped by the readers below.
+    pub fn check_members(&self) -> Result<()> {
+        for key in self.map.keys() {
+            QUERY_KEY_CHARS
+                .check(key.chars().count() as i64)
+                .map_err(|e| {
+                    invalid(format!("{}: parameter name of {e}", crate::error::cut(key)))
+                })?;
+            let mut rest = key.as_str();
+            while let Some(at) = rest.find(".member.") {
+                rest = &rest[at + ".member.".len()..];
+                let n = rest.split('.').next().unwrap_or_default();
+                let name = &key[..key.len() - rest.len() + n.len()];
+                let index = n.parse::<i64>().map_err(|_| {
+                    invalid(format!(
+                        "{}: the list index {} is not a whole number 1-{}",
+                        crate::error::cut(name),
+                        quote(n),
+                        QUERY_LIST_INDEX.max
+                    ))
+                })?;
+                QUERY_LIST_INDEX
+                    .check(index)
+                    .map_err(|e| invalid(format!("{}: list index {e}", crate::error::cut(name))))?;
+            }
+        }
+        Ok(())
     }
 
     /// The 1-based indexes N of `PREFIX.member.N…`, in order.
@@ -132,7 +163,10 @@ impl Params {
             out.push(ElbAction {
                 r#type,
                 target_groups: groups,
-                order: self.int(&format!("{at}.Order"))?.unwrap_or(0),
+                order: match self.int(&format!("{at}.Order"))? {
+                    Some(o) => crate::elb::check_order(&format!("{at}.Order"), o).map(|()| o)?,
+                    None => 0,
+                },
                 single: is_single,
             });
         }

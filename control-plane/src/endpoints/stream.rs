@@ -38,7 +38,10 @@ impl Endpoints for EndpointsApi {
                 "proxyId: is required (any id stable for the proxy process)",
             ));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // One table waiting at most: each is the whole routing state, so a proxy that is behind
+        // needs only the newest, and a queue of whole tables (thousands of rules each) would hold
+        // memory that the allocator then keeps.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
         let (state, proxies) = (self.state.clone(), self.proxies.clone());
         proxies.watch_started(&proxy_id);
         tracing::info!(proxy = %proxy_id, "proxy watching endpoints");

@@ -47,6 +47,22 @@ pub fn parse_constraint(kind: &str, expression: &str) -> Result<Constraint, Stri
     ))
 }
 
+/// `parse_constraint` for the `i`th constraint of a request, its error naming the field it is
+/// about: `placementConstraints[i].expression`, or `.type` for a type that is neither.
+pub fn parse_constraint_at(
+    i: usize,
+    kind: &str,
+    expression: &str,
+) -> Result<Constraint, crate::error::FieldError> {
+    parse_constraint(kind, expression).map_err(|e| {
+        let known = ["distinctInstance", "memberOf"]
+            .iter()
+            .any(|k| kind.eq_ignore_ascii_case(k));
+        let field = if known { "expression" } else { "type" };
+        crate::error::FieldError::new(format!("placementConstraints[{i}].{field}"), e)
+    })
+}
+
 /// Why a node cannot take the task; cheap to build, turned into words only for the node that
 /// came closest.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ mod sample;
 #[cfg(test)]
 mod tests;
 
-pub use feasible::{parse_constraint, Constraint};
+pub use feasible::{parse_constraint, parse_constraint_at, Constraint};
 pub use query::Query;
 pub use rank::{parse_strategy, Resource, SpreadField, Strategy};
 pub use sample::{Placer, CANDIDATES, FULL_SCAN_MAX};

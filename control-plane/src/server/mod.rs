@@ -93,12 +93,19 @@ const OWNED: &[&str] = &[
 ];
 
 /// Opens the store, then serves gRPC and HTTP until `shutdown`.
-pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
+pub async fn spawn(mut config: Config) -> Result<ControlPlane, SpawnError> {
     owner_only(&config)?;
     let grpc = bind(config.grpc_listen).await?;
     let http_listener = bind(config.http_listen).await?;
     let grpc_addr = local_addr(&grpc, config.grpc_listen)?;
     let http_addr = local_addr(&http_listener, config.http_listen)?;
+    // No load balancer listener may take these (it could never listen there).
+    let own = &mut config.limits.own_ports;
+    own.add(grpc_addr.port(), "this server's gRPC port (--listen)");
+    own.add(
+        http_addr.port(),
+        "this server's HTTP port (--http: API, console, metrics)",
+    );
     crate::arn::configure(&config.region, &config.account_id);
     let (state, election) = open_state(&config).await?;
     let trust = open_trust(&config, &state).await?;

@@ -38,6 +38,7 @@ fn desired_count_names_the_value_and_the_servers_maximum() {
         },
         &Limits {
             max_desired_count: 10,
+            ..Limits::default()
         },
     );
     assert!(errs[0].to_string().contains("11 is over the maximum of 10"));

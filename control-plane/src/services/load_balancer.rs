@@ -2,7 +2,7 @@
 //! ALB's rule and target group ranges, and health check matchers.
 
 use crate::error::FieldError;
-use crate::limits::Bound;
+use crate::limits::{Bound, HEALTH_PATH_CHARS, MATCHER_CHARS};
 use berth_proto::v1::{LoadBalancer, TaskDefinition};
 
 pub(crate) fn check_load_balancers(
@@ -111,10 +111,15 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     let hc = crate::endpoints::health_check_with_defaults(lb.health_check.as_ref());
     let interval = hc.interval_seconds.unwrap_or(5);
     let timeout = hc.timeout_seconds.unwrap_or(2);
-    if !hc.path.starts_with('/') {
+    if let Err(e) = HEALTH_PATH_CHARS.check(hc.path.chars().count() as i64) {
+        errs.push(FieldError::new(p("healthCheck.path"), e));
+    } else if !hc.path.starts_with('/') || hc.path.chars().any(char::is_control) {
         errs.push(FieldError::new(
             p("healthCheck.path"),
-            format!("{} must start with /", crate::error::quote(&hc.path)),
+            format!(
+                "{} must start with / and hold no control characters",
+                crate::error::quote(&hc.path)
+            ),
         ));
     }
     let seconds = |max| Bound::new(1, max, " seconds");
@@ -131,7 +136,9 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     ] {
         Bound::new(1, 10, "").push(errs, p(&format!("healthCheck.{f}")), v.into());
     }
-    if parse_matcher(&hc.matcher).is_none() {
+    if let Err(e) = MATCHER_CHARS.check(hc.matcher.chars().count() as i64) {
+        errs.push(FieldError::new(p("healthCheck.matcher"), e));
+    } else if parse_matcher(&hc.matcher).is_none() {
         errs.push(FieldError::new(
             p("healthCheck.matcher"),
             format!(

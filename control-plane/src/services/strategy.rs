@@ -3,6 +3,7 @@
 //! hooks; and what an update that names no strategy keeps.
 
 use crate::error::{quote, FieldError};
+use crate::limits::{HOOK_DETAILS_CHARS, HOOK_URL_CHARS};
 use berth_proto::v1::{DeploymentConfiguration, Service};
 
 /// An update that names no strategy keeps the service's, with its settings; one that does
@@ -194,6 +195,14 @@ fn check_shiftable(errs: &mut Vec<FieldError>, svc: &Service, dc: &DeploymentCon
     }
 }
 
+/// Whether a URL's authority has userinfo (`http://user:pass@host/`).
+fn has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+}
+
 /// Lifecycle hooks: http:// webhooks at ECS's stages, with a shifting strategy.
 fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shifting: bool) {
     use crate::controller::plan::shift::HOOK_STAGES;
@@ -225,7 +234,15 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
         let ok = url
             .parse::<hyper::Uri>()
             .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
-        if !ok {
+        if let Err(e) = HOOK_URL_CHARS.check(url.chars().count() as i64) {
+            errs.push(FieldError::new(at("hookTargetArn"), e));
+        } else if has_credentials(url) {
+            // Not quoted: the reply must not carry the credentials back.
+            errs.push(FieldError::new(
+                at("hookTargetArn"),
+                "carries credentials (user:password@); Berth stores and shows hook URLs, so give the webhook a URL without them",
+            ));
+        } else if !ok {
             errs.push(FieldError::new(
                 at("hookTargetArn"),
                 format!(
@@ -248,7 +265,9 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
                 ));
             }
         }
-        if !h.hook_details.is_empty()
+        if let Err(e) = HOOK_DETAILS_CHARS.check(h.hook_details.chars().count() as i64) {
+            errs.push(FieldError::new(at("hookDetails"), e));
+        } else if !h.hook_details.is_empty()
             && serde_json::from_str::<serde_json::Value>(&h.hook_details).is_err()
         {
             errs.push(FieldError::new(at("hookDetails"), "must be JSON"));

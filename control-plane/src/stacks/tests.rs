@@ -251,3 +251,24 @@ fn describe_shows_drift_from_the_last_apply_and_from_a_file() {
     );
     assert_eq!(d.drift[1].declared, "a new revision of web");
 }
+
+#[test]
+fn a_stack_nested_past_the_json_depth_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(&dir);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let e = apply_file(&s, &deep).unwrap_err().to_string();
+    assert!(e.contains("recursion limit exceeded"), "{e}");
+    let long_expression = json!({"name": "web", "taskDefinition": "web", "desiredCount": 1,
+        "placementConstraints": [{"type": "memberOf",
+            "expression": vec!["zone == a"; 20_000].join(" and ")}]});
+    let e = apply_file(&s, &file("site", long_expression))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("services[0].placementConstraints[0].expression: memberOf: 279995 characters is over the maximum of 2000 characters"),
+        "{}",
+        crate::error::cut(&e)
+    );
+    assert!(services::find(&s, "site", "web").is_err());
+}

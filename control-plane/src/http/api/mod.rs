@@ -272,8 +272,29 @@ fn parse<T: DeserializeOwned + Default + Serialize>(
     let (msg, unknown) = if body.iter().all(u8::is_ascii_whitespace) {
         (T::default(), Vec::new())
     } else {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
-        let msg: T = serde_json::from_value(value.clone()).map_err(bad)?;
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            if e.to_string().starts_with("recursion limit exceeded") {
+                tonic::Status::invalid_argument(format!(
+                    "request body: nested deeper than {} levels, the most a request may be ({e})",
+                    crate::limits::JSON_DEPTH
+                ))
+            } else {
+                bad(e)
+            }
+        })?;
+        // The field path (`loadBalancers[0].containerPort`) as the ECS API's errors name it.
+        let msg: T = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                bad(inner)
+            } else {
+                tonic::Status::invalid_argument(format!(
+                    "{path}: {} (send the request message as camelCase JSON)",
+                    crate::error::cut(&inner.to_string())
+                ))
+            }
+        })?;
         let back = serde_json::to_value(&msg).unwrap_or_default();
         let unknown = unknown::unknown_fields(&value, &back);
         (msg, unknown)

@@ -1,12 +1,19 @@
 //! The query language's tokenizer and recursive-descent parser; errors name the column.
 
 use super::{Expr, Op};
+use crate::limits::{EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH};
 use std::fmt;
 
-/// Parses a whole expression.
+/// Parses a whole expression. Its length is bounded before it is read and its nesting while it
+/// is, so no expression can make the parser recurse past `MAX_EXPRESSION_DEPTH`.
 pub(super) fn parse(src: &str) -> Result<Expr, String> {
+    EXPRESSION_CHARS.check(src.chars().count() as i64)?;
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek().tok == Tok::End {
         return Err(
             "the expression is empty; write e.g. attribute:ecs.availability-zone == a".into(),
@@ -158,6 +165,8 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Parentheses and `not`s open around the current token.
+    depth: usize,
 }
 
 impl Parser {
@@ -171,6 +180,17 @@ impl Parser {
             self.pos += 1;
         }
         t
+    }
+
+    /// One level deeper, or the error for an expression nested past the limit.
+    fn descend(&mut self, col: usize) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            return Err(format!(
+                "nested more than {MAX_EXPRESSION_DEPTH} levels deep (parentheses and not) at column {col}, over the limit; write the conditions flatter"
+            ));
+        }
+        Ok(())
     }
 
     fn at_keyword(&self, words: &[&str]) -> bool {
@@ -197,8 +217,11 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, String> {
         if self.at_keyword(&["not"]) || self.peek().tok == Tok::Bang {
-            self.bump();
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let t = self.bump();
+            self.descend(t.col)?;
+            let e = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e)));
         }
         self.primary()
     }
@@ -206,7 +229,9 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, String> {
         if self.peek().tok == Tok::LParen {
             let open = self.bump();
+            self.descend(open.col)?;
             let e = self.or()?;
+            self.depth -= 1;
             let t = self.bump();
             if t.tok != Tok::RParen {
                 return Err(format!(

@@ -177,3 +177,36 @@ fn parse_errors_say_what_and_where() {
     assert!(err("   ").contains("empty"));
     assert!(err("and == a").contains("expected an attribute"));
 }
+
+#[test]
+fn an_expression_past_the_length_limit_is_refused_before_it_is_read() {
+    let deep = format!("{}zone == a{}", "(".repeat(2_500), ")".repeat(2_500));
+    assert_eq!(
+        err(&deep),
+        "5009 characters is over the maximum of 2000 characters (ECS's limit on a cluster query expression)"
+    );
+    let flat = vec!["zone == a"; 20_000].join(" and ");
+    assert!(err(&flat).contains("over the maximum of 2000 characters"));
+    // Exactly at the limit it is read.
+    let at_limit = format!("zone == {}", "a".repeat(1_992));
+    assert_eq!(at_limit.len(), 2_000);
+    assert!(Query::parse(&at_limit).is_ok());
+}
+
+#[test]
+fn nesting_past_the_depth_limit_is_refused_naming_the_limit() {
+    let ok = format!("{}zone == a{}", "(".repeat(32), ")".repeat(32));
+    assert!(holds(&ok, &[("zone", "a")]));
+    let deep = format!("{}zone == a{}", "(".repeat(33), ")".repeat(33));
+    assert_eq!(
+        err(&deep),
+        "nested more than 32 levels deep (parentheses and not) at column 33, over the limit; write the conditions flatter"
+    );
+    let nots = format!("{}zone == a", "not ".repeat(40));
+    assert!(err(&nots).contains("nested more than 32 levels deep"));
+    let bangs = format!("{}zone == a", "!".repeat(40));
+    assert!(err(&bangs).contains("nested more than 32 levels deep"));
+    // Depth is nesting, not count: many groups side by side are fine.
+    let wide = vec!["(zone == a)"; 100].join(" or ");
+    assert!(holds(&wide, &[("zone", "a")]));
+}
