@@ -2,6 +2,8 @@
 //! directory over into one.
 
 use super::*;
+use crate::store::fs::FsFile;
+use crate::store::snapshot_file::{self, Summed};
 
 impl LogStore {
     /// Opens the embedded store of a data directory (`DATA/log`). A data directory from before
@@ -36,6 +38,7 @@ impl LogStore {
                 );
             }
             wal::encode(&mut buf, revision, std::iter::empty());
+            snapshot_file::seal(&mut buf);
             let path = wal::snapshot(&staging, 1);
             let mut f = private()
                 .create_new(true)
@@ -90,7 +93,11 @@ impl Inner {
             .write(true)
             .open(&tmp)
             .map_err(|e| wal::io(&tmp, e))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let fs = &*self.fs;
+        let mut out = Summed::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            FsFile { fs, file },
+        ));
         let mut buf = Vec::new();
         let mut after: Option<Box<str>> = None;
         let mut unsynced = 0u64;
@@ -113,26 +120,31 @@ impl Inner {
             if unsynced >= SNAPSHOT_SYNC_EVERY {
                 unsynced = 0;
                 out.flush()
-                    .and_then(|_| out.get_ref().sync_data())
+                    .and_then(|_| fs.sync(&out.inner.get_ref().file))
                     .map_err(|e| wal::io(&tmp, e))?;
             }
         }
         buf.clear();
         wal::encode(&mut buf, begun, std::iter::empty());
-        out.write_all(&buf).map_err(|e| wal::io(&tmp, e))?;
-        let file = out
+        out.write_all(&buf)
+            .and_then(|_| out.finish())
+            .map_err(|e| wal::io(&tmp, e))?;
+        let written = out
+            .inner
             .into_inner()
             .map_err(|e| wal::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| wal::io(&tmp, e))?;
-        let size = file.metadata().map_or(0, |m| m.len());
-        std::fs::rename(&tmp, &path).map_err(|e| wal::io(&path, e))?;
-        wal::sync_dir(&self.dir)?;
+        // A failed sync here costs only this snapshot: it is never renamed into place, and
+        // the log it would replace stays.
+        fs.sync(&written.file).map_err(|e| wal::io(&tmp, e))?;
+        let size = written.file.metadata().map_or(0, |m| m.len());
+        fs.rename(&tmp, &path).map_err(|e| wal::io(&path, e))?;
+        fs.sync_dir(&self.dir).map_err(|e| wal::io(&self.dir, e))?;
         let files = wal::list(&self.dir)?;
         for old in files.segments.iter().filter(|s| **s < seq) {
-            wal::remove_paced(&wal::segment(&self.dir, *old));
+            let _ = fs.remove(&wal::segment(&self.dir, *old));
         }
         for stale in files.stale {
-            wal::remove_paced(&stale);
+            let _ = fs.remove(&stale);
         }
         Ok(size)
     }

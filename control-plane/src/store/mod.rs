@@ -2,18 +2,27 @@
 //! a change feed that can be resumed from a revision — etcd's model, so that the one writer is
 //! the store's transaction and never a lock in some process.
 //!
-//! sled is the embedded default (`SledStore`); etcd can sit behind the same trait. Values are
-//! encoded prost messages; `state` owns the key layout.
+//! The embedded default is the log store (`LogStore`: a map in memory over a log and
+//! snapshots in `DATA/log`); etcd sits behind the same trait for several servers. sled
+//! (`SledStore`) is kept only to carry an older data directory over. Values are encoded prost
+//! messages; `state` owns the key layout.
 
+pub mod check;
 mod dirs;
 mod etcd_store;
+pub mod fs;
+mod health;
 mod history;
 mod log_store;
+mod replay;
 mod sled_store;
+pub mod snapshot_file;
 mod wal;
 
 pub use etcd_store::{EtcdOptions, EtcdStore, DEFAULT_MAX_TXN_OPS};
+pub use health::{register_metrics, StoreHealth};
 pub use log_store::LogStore;
+pub use replay::Damage;
 pub use sled_store::SledStore;
 
 use std::sync::Arc;
@@ -32,6 +41,9 @@ pub enum StoreError {
     /// A watcher asked to resume from a revision the store no longer remembers: it must resync.
     #[error("revision {0} is compacted; resync from a full read")]
     Compacted(u64),
+    /// The store's files are damaged: it is not opened, and nothing was changed.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// One write in a batch.
@@ -132,6 +144,10 @@ pub trait Store: Send + Sync + 'static {
     fn in_memory(&self) -> bool {
         false
     }
+    /// Whether writes fail now (a full disk), for `/healthz` and `/metrics`.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
+    }
     /// Changes as they commit. A receiver that lags resumes with `changes_since`.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>>;
     /// The changes committed after `revision`, oldest first, or `Compacted` when the store no
@@ -148,3 +164,6 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 }
+
+#[cfg(test)]
+mod damage_tests;
