@@ -167,3 +167,5 @@ pub trait Store: Send + Sync + 'static {
 
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod fault_tests;
