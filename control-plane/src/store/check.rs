@@ -78,12 +78,15 @@ impl std::fmt::Display for Repair {
             );
         }
         let dropped = match (d.after.first(), d.after.last()) {
-            (Some(a), Some(b)) => format!("{} records (revisions {a}..={b})", d.after.len()),
-            _ => "no readable records".into(),
+            (Some(a), Some(b)) => format!(
+                "the damaged record and {} records after it (revisions {a}..={b})",
+                d.after.len()
+            ),
+            _ => "the damaged record (no readable record follows it)".into(),
         };
         writeln!(
             f,
-            "Repair keeps every record before offset {} of {} (up to revision {}) and drops {dropped} after it{}.",
+            "Repair keeps every record before offset {} of {} (up to revision {}) and drops {dropped}{}.",
             d.offset,
             d.file.display(),
             d.last_good,

@@ -430,6 +430,23 @@ impl Store for LogStore {
         true
     }
 
+    fn export(&self) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
+        // The map and its revision together; the values are shared, not copied, until encoded.
+        let (records, revision) = {
+            let c = self.inner.lock();
+            (self.inner.read().clone(), c.revision)
+        };
+        // Only what is durable goes into a backup.
+        self.inner.sync(revision)?;
+        Ok((
+            records
+                .iter()
+                .map(|(k, h)| (k.to_string(), h.versioned()))
+                .collect(),
+            revision,
+        ))
+    }
+
     fn health(&self) -> super::StoreHealth {
         self.inner.health.report()
     }

@@ -7,6 +7,7 @@
 //! (`SledStore`) is kept only to carry an older data directory over. Values are encoded prost
 //! messages; `state` owns the key layout.
 
+pub mod backup;
 pub mod check;
 mod dirs;
 mod etcd_store;
@@ -134,6 +135,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
         let revision = self.revision()?;
         Ok((self.scan(prefix)?, revision))
+    }
+    /// Every key at one revision, in key order, and that revision: a consistent copy for a
+    /// backup. etcd answers one range read at one revision; the log store copies its map under
+    /// the committer's lock.
+    fn export(&self) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
+        let (keys, revision) = self.scan_with_revision("")?;
+        Ok((keys, revision))
     }
     /// The most operations, and the most compares, one transaction may hold.
     fn max_txn_ops(&self) -> usize {
