@@ -149,3 +149,105 @@ async fn a_snapshot_saved_under_write_load_restores_every_write_acknowledged_bef
     );
     drop(dev);
 }
+
+#[test]
+fn an_etcd_store_saved_with_the_admin_token_restores_into_an_empty_prefix() {
+    let etcd = common::etcd::Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = common::ServerProcess::start_with(
+        "server",
+        &dir.path().join("s1"),
+        &["--no-proxy", "--etcd", &etcd.url],
+    );
+    assert!(berth(&source.grpc, &["cluster", "create", "prod"]).ok);
+    let td = dir.path().join("web.json");
+    std::fs::write(
+        &td,
+        r#"{"family":"web","containerDefinitions":[{"name":"c","image":"img:1"}]}"#,
+    )
+    .unwrap();
+    let r = berth(
+        &source.grpc,
+        &["taskdef", "register", "-f", td.to_str().unwrap()],
+    );
+    assert!(r.ok, "{}", r.stderr);
+
+    // Only the admin token may take a copy of everything.
+    let r = berth(&source.grpc, &["token", "create", "--read-only"]);
+    assert!(r.ok, "{}", r.stderr);
+    let read_only = r.stdout.lines().last().unwrap().trim().to_string();
+    let ca = dir.path().join("s1").join("ca.crt");
+    let backup = dir.path().join("etcd.snap");
+    let file = backup.to_str().unwrap();
+    let refused = common::berth_with(
+        &source.grpc,
+        &[
+            ("BERTH_TOKEN", &read_only),
+            ("BERTH_CA", ca.to_str().unwrap()),
+        ],
+        &["operator", "snapshot", "save", file],
+    );
+    assert!(
+        !refused.ok && refused.stderr.contains("admin"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!backup.exists());
+
+    let saved = berth(
+        &source.grpc,
+        &["operator", "snapshot", "save", file, "-o", "json"],
+    );
+    assert!(saved.ok, "{}", saved.stderr);
+    let restore = |prefix: &str| {
+        berth(
+            "unused",
+            &[
+                "operator",
+                "snapshot",
+                "restore",
+                file,
+                "--etcd",
+                &etcd.url,
+                "--etcd-prefix",
+                prefix,
+                "-o",
+                "json",
+            ],
+        )
+    };
+    let r = restore("/restored/");
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.json()["keys"], saved.json()["keys"]);
+    let again = restore("/restored/");
+    assert!(
+        !again.ok && again.stderr.contains("already holds keys"),
+        "{}",
+        again.stderr
+    );
+
+    let restored = common::ServerProcess::start_with(
+        "server",
+        &dir.path().join("s2"),
+        &[
+            "--no-proxy",
+            "--insecure",
+            "--etcd",
+            &etcd.url,
+            "--etcd-prefix",
+            "/restored/",
+        ],
+    );
+    let c = berth(&restored.grpc, &["cluster", "describe", "prod"]);
+    assert!(c.ok, "{}", c.stderr);
+    let t = berth(
+        &restored.grpc,
+        &["taskdef", "describe", "web", "-o", "json"],
+    );
+    assert!(
+        t.ok && t.stdout.contains("img:1"),
+        "{}{}",
+        t.stdout,
+        t.stderr
+    );
+}
