@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::store::fs::FsFile;
-use crate::store::snapshot_file::{self, Summed};
+use crate::store::snapshot_file::Summed;
 
 impl LogStore {
     /// Opens the embedded store of a data directory (`DATA/log`). A data directory from before
@@ -26,19 +26,8 @@ impl LogStore {
                 .create(&staging)
                 .map_err(|e| wal::io(&staging, e))?;
             let mut buf = Vec::new();
-            for slice in records.chunks(SLICE) {
-                wal::encode(
-                    &mut buf,
-                    0,
-                    slice.iter().map(|(k, v)| EntryRef::Put {
-                        key: k,
-                        value: &v.value,
-                        revision: v.mod_revision,
-                    }),
-                );
-            }
-            wal::encode(&mut buf, revision, std::iter::empty());
-            snapshot_file::seal(&mut buf);
+            crate::store::backup::write(&mut buf, &records, revision)
+                .map_err(|e| wal::io(&staging, e))?;
             let path = wal::snapshot(&staging, 1);
             let mut f = private()
                 .create_new(true)

@@ -82,7 +82,8 @@ fn trailer(len: u64, crc: u32) -> [u8; TRAILER as usize] {
 }
 
 /// Appends the trailer to a snapshot built in memory.
-pub(super) fn seal(buf: &mut Vec<u8>) {
+#[cfg(test)]
+fn seal(buf: &mut Vec<u8>) {
     let t = trailer(buf.len() as u64, crc32fast::hash(buf));
     buf.extend_from_slice(&t);
 }
