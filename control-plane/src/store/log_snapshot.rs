@@ -58,6 +58,11 @@ impl Inner {
     pub(super) fn write_snapshot(&self, seq: u64) -> Result<(), StoreError> {
         let began = std::time::Instant::now();
         let result = self.copy_out(seq);
+        if result.is_err() {
+            // A copy cut short by a full disk must not keep holding the space it took.
+            let tmp = wal::snapshot(&self.dir, seq).with_extension("tmp");
+            let _ = self.fs.remove(&tmp);
+        }
         if let Ok(size) = &result {
             self.lock().last_snapshot = *size;
             tracing::info!(

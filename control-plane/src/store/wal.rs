@@ -1,11 +1,13 @@
-//! The log store's files: records of writes, each framed so that a torn tail is found and cut.
+//! The log store's files: records of writes, each framed so that a torn tail, or damage, is
+//! found where it starts (`replay` judges which).
 //!
 //! A record is `len` (u32, little-endian), `crc32` of the payload (u32), then the payload: the
 //! batch's revision (u64), how many writes (u32), and each write: `0` (put) with the key's
 //! revision (u64), the key and the value; or `1` (delete) and the key. Keys and values are
 //! length-prefixed (u32). A log segment (`wal-SEQ`) holds one record per committed batch; a
 //! snapshot (`snapshot-SEQ`) holds the whole key space as records of puts, then one empty
-//! record carrying the revision the snapshot began at.
+//! record carrying the revision the snapshot began at, and a whole-file checksum
+//! (`snapshot_file`).
 
 use super::StoreError;
 use std::io::Read;
