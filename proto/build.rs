@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "berth/v1/api.proto",
         "berth/agent/v1/agent.proto",
         "berth/v1/trust.proto",
+        "berth/v1/operator.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

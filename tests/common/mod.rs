@@ -11,6 +11,7 @@ pub mod http;
 pub mod lab;
 pub mod setup;
 pub mod shell;
+pub mod store;
 pub mod wrk;
 
 use std::io::{BufRead, BufReader};

@@ -13,6 +13,7 @@ mod lb;
 mod lifecycle;
 mod metrics_http;
 mod node;
+mod operator;
 mod proxy; // proxy helper
 mod scaling;
 mod serve;
@@ -24,6 +25,7 @@ mod service_shift;
 mod service_view;
 mod stack;
 mod stack_view;
+mod store;
 mod task;
 mod taskdef;
 mod token; // trust
@@ -130,6 +132,12 @@ pub enum Command {
     /// Agent and proxy certificates: `berth cert revoke node:ID|proxy:ID`, `berth cert list`.
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// The embedded store's files, with the server stopped: `check` (damage?), `repair`.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Backups: `berth operator snapshot save|inspect|restore`.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 impl Command {
@@ -177,6 +185,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(c) => bench::run(c, cli.output).await,  // proxy helper
         Command::Token(c) => token::run(c, &cli.server, cli.output).await, // trust
         Command::Cert(c) => cert::run(c, &cli.server, cli.output).await,
+        Command::Store(c) => store::run(c, cli.output),
+        Command::Operator(c) => operator::run(c, &cli.server, cli.output).await,
     }
 }
 

@@ -92,7 +92,17 @@ pub async fn spawn_plane(config: cp::Config, took_over: bool) -> anyhow::Result<
                 tracing::debug!(error = %e, "the previous process has not let go yet");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(damaged_store(e.into())),
         }
     }
+}
+
+/// A damaged store says so alone (file, offset, last good revision, what to run), not wrapped
+/// in the API's error names.
+fn damaged_store(e: anyhow::Error) -> anyhow::Error {
+    let damage = e.chain().find_map(|c| match c.downcast_ref() {
+        Some(cp::store::StoreError::Corrupt(m)) => Some(m.clone()),
+        _ => None,
+    });
+    damage.map_or(e, anyhow::Error::msg)
 }

@@ -70,7 +70,7 @@ pub fn need(path: &str) -> Need {
         "berth.v1.Certificates" => Need::Peer(None),
         "berth.agent.v1.AgentSessions" => Need::Peer(Some(PeerKind::Node)),
         "berth.v1.Endpoints" => Need::Peer(Some(PeerKind::Proxy)),
-        "berth.v1.Tokens" => Need::Token(Role::Admin),
+        "berth.v1.Tokens" | "berth.v1.Operator" => Need::Token(Role::Admin),
         _ if ["Describe", "List", "Get"]
             .iter()
             .any(|p| method.starts_with(p)) =>

@@ -1,5 +1,5 @@
-//! The HTTP port: `/healthz`, `/metrics` (Prometheus text), and the routes given to `serve`
-//! (the JSON API and the console), within the connection bounds of `listener` and the request
+//! The HTTP port: `/metrics` (Prometheus text), and the routes given to `serve` (`/healthz`, the
+//! JSON API and the console), within the connection bounds of `listener` and the request
 //! rules of `guard`.
 
 pub mod api;
@@ -60,7 +60,6 @@ pub async fn serve(
         max_body: config.limits.max_body,
     });
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(registry)
         .merge(routes)
@@ -74,6 +73,26 @@ pub async fn serve(
         name: "HTTP",
     };
     listener::serve(listener, serving, stopped).await;
+}
+
+/// `/healthz`: 200 `ok`, or 503 naming why the store's writes fail (a full disk): reads still
+/// answer, so a balancer sends writes elsewhere and a person sees the reason at once.
+pub fn healthz(store: Arc<dyn crate::store::Store>) -> Router {
+    Router::new()
+        .route("/healthz", get(store_health))
+        .with_state(store)
+}
+
+async fn store_health(
+    Ax(store): Ax<Arc<dyn crate::store::Store>>,
+) -> (axum::http::StatusCode, String) {
+    match store.health().degraded {
+        None => (axum::http::StatusCode::OK, "ok\n".into()),
+        Some(why) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {why}\n"),
+        ),
+    }
 }
 
 async fn metrics(Ax(registry): Ax<SharedRegistry>) -> impl axum::response::IntoResponse {

@@ -126,6 +126,7 @@ pub async fn spawn(mut config: Config) -> Result<ControlPlane, SpawnError> {
     };
     let metrics = crate::metrics::SharedRegistry::default();
     crate::metrics::register(&metrics, &state, &parts.sessions);
+    crate::store::register_metrics(&metrics, state.store().clone());
     let mut tasks = vec![
         serve_grpc(&parts, &config, grpc).await?,
         serve_http(&parts, &config, http_listener, &metrics),
@@ -317,6 +318,12 @@ async fn serve_grpc(
         .add_service(TokensServer::new(TokensApi {
             auth: p.auth.clone(),
         }))
+        .add_service(
+            berth_proto::v1::operator_server::OperatorServer::new(crate::api::OperatorApi {
+                state: state.clone(),
+            })
+            .max_encoding_message_size(4 << 20),
+        )
         .add_optional_service(p.trust.as_ref().map(|t| {
             CertificatesServer::new(CertificatesApi {
                 ca: t.ca.clone(),
@@ -358,7 +365,8 @@ fn serve_http(
         p.sessions.clone(),
         p.proxies.clone(),
         p.auth.clone(),
-    ));
+    ))
+    .merge(http::healthz(p.state.store().clone()));
     let tls = p
         .trust
         .as_ref()

@@ -2,6 +2,8 @@
 //! directory over into one.
 
 use super::*;
+use crate::store::fs::FsFile;
+use crate::store::snapshot_file::Summed;
 
 impl LogStore {
     /// Opens the embedded store of a data directory (`DATA/log`). A data directory from before
@@ -24,18 +26,8 @@ impl LogStore {
                 .create(&staging)
                 .map_err(|e| wal::io(&staging, e))?;
             let mut buf = Vec::new();
-            for slice in records.chunks(SLICE) {
-                wal::encode(
-                    &mut buf,
-                    0,
-                    slice.iter().map(|(k, v)| EntryRef::Put {
-                        key: k,
-                        value: &v.value,
-                        revision: v.mod_revision,
-                    }),
-                );
-            }
-            wal::encode(&mut buf, revision, std::iter::empty());
+            crate::store::backup::write(&mut buf, &records, revision)
+                .map_err(|e| wal::io(&staging, e))?;
             let path = wal::snapshot(&staging, 1);
             let mut f = private()
                 .create_new(true)
@@ -66,6 +58,11 @@ impl Inner {
     pub(super) fn write_snapshot(&self, seq: u64) -> Result<(), StoreError> {
         let began = std::time::Instant::now();
         let result = self.copy_out(seq);
+        if result.is_err() {
+            // A copy cut short by a full disk must not keep holding the space it took.
+            let tmp = wal::snapshot(&self.dir, seq).with_extension("tmp");
+            let _ = self.fs.remove(&tmp);
+        }
         if let Ok(size) = &result {
             self.lock().last_snapshot = *size;
             tracing::info!(
@@ -90,7 +87,11 @@ impl Inner {
             .write(true)
             .open(&tmp)
             .map_err(|e| wal::io(&tmp, e))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let fs = &*self.fs;
+        let mut out = Summed::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            FsFile { fs, file },
+        ));
         let mut buf = Vec::new();
         let mut after: Option<Box<str>> = None;
         let mut unsynced = 0u64;
@@ -113,26 +114,31 @@ impl Inner {
             if unsynced >= SNAPSHOT_SYNC_EVERY {
                 unsynced = 0;
                 out.flush()
-                    .and_then(|_| out.get_ref().sync_data())
+                    .and_then(|_| fs.sync(&out.inner.get_ref().file))
                     .map_err(|e| wal::io(&tmp, e))?;
             }
         }
         buf.clear();
         wal::encode(&mut buf, begun, std::iter::empty());
-        out.write_all(&buf).map_err(|e| wal::io(&tmp, e))?;
-        let file = out
+        out.write_all(&buf)
+            .and_then(|_| out.finish())
+            .map_err(|e| wal::io(&tmp, e))?;
+        let written = out
+            .inner
             .into_inner()
             .map_err(|e| wal::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| wal::io(&tmp, e))?;
-        let size = file.metadata().map_or(0, |m| m.len());
-        std::fs::rename(&tmp, &path).map_err(|e| wal::io(&path, e))?;
-        wal::sync_dir(&self.dir)?;
+        // A failed sync here costs only this snapshot: it is never renamed into place, and
+        // the log it would replace stays.
+        fs.sync(&written.file).map_err(|e| wal::io(&tmp, e))?;
+        let size = written.file.metadata().map_or(0, |m| m.len());
+        fs.rename(&tmp, &path).map_err(|e| wal::io(&path, e))?;
+        fs.sync_dir(&self.dir).map_err(|e| wal::io(&self.dir, e))?;
         let files = wal::list(&self.dir)?;
         for old in files.segments.iter().filter(|s| **s < seq) {
-            wal::remove_paced(&wal::segment(&self.dir, *old));
+            let _ = fs.remove(&wal::segment(&self.dir, *old));
         }
         for stale in files.stale {
-            wal::remove_paced(&stale);
+            let _ = fs.remove(&stale);
         }
         Ok(size)
     }

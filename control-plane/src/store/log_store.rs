@@ -19,6 +19,8 @@
 //! exact state, whatever the copy caught mid-way.
 
 use super::dirs::Dirs;
+use super::fs::Fs;
+use super::health::Health;
 use super::history::History;
 use super::wal::{self, Entry, EntryRef};
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
@@ -67,6 +69,8 @@ pub struct LogStore {
 
 struct Inner {
     dir: PathBuf,
+    /// Every write, sync, rename and remove of the store's files.
+    fs: Arc<dyn Fs>,
     records: RwLock<Records>,
     /// Serialises transactions: compares, append and apply are one step.
     commit: Mutex<Committer>,
@@ -88,6 +92,10 @@ struct Inner {
     unsent: Mutex<VecDeque<Arc<Change>>>,
     changes: broadcast::Sender<Arc<Change>>,
     snapshotting: AtomicBool,
+    /// The log's size that starts a snapshot (`SNAPSHOT_AFTER`, lower in tests).
+    snapshot_after: u64,
+    /// Whether writes are failing (a full disk), and whether a sync failed.
+    health: Health,
     /// Held for the store's life: a second process on the same directory is refused.
     _lock: File,
 }
@@ -96,13 +104,16 @@ struct Committer {
     revision: u64,
     log: File,
     segment: u64,
+    /// The current segment's length: it ends after a whole record, and a failed append is cut
+    /// back to here.
+    len: u64,
     /// Bytes in the log since the last snapshot, and that snapshot's size.
     logged: u64,
     last_snapshot: u64,
     dirs: Dirs,
     buf: Vec<u8>,
-    /// A write to the log failed: what reached it may be part of a record, so nothing more is
-    /// appended after it (replay would stop at the torn record and lose what followed).
+    /// A failed append could not be cut back: what reached the log may be part of a record, so
+    /// nothing more is appended after it (it would be history after damage).
     broken: bool,
 }
 
@@ -115,114 +126,6 @@ struct Synced {
 }
 
 impl LogStore {
-    /// Opens (or creates) the store in `dir`: loads the newest snapshot, replays the log after
-    /// it (a record torn by a crash ends it), and starts a new segment.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| wal::io(dir, e))?;
-        let lock = lock(dir)?;
-        let files = wal::list(dir)?;
-        let mut records = Records::new();
-        let mut revision = 0;
-        let floor = files.snapshot.unwrap_or(0);
-        if let Some(seq) = files.snapshot {
-            let path = wal::snapshot(dir, seq);
-            let mut ended = false;
-            wal::each_record(&path, |r| {
-                // The last record is empty and carries the revision the copy began at.
-                ended = r.entries.is_empty();
-                revision = revision.max(r.revision);
-                replay(&mut records, r.entries);
-            })?;
-            if !ended {
-                return Err(StoreError::Io(format!(
-                    "{} is not a whole snapshot",
-                    path.display()
-                )));
-            }
-        }
-        let replayed: Vec<u64> = files
-            .segments
-            .iter()
-            .copied()
-            .filter(|s| *s >= floor)
-            .collect();
-        let mut logged = 0;
-        for seq in &replayed {
-            let path = wal::segment(dir, *seq);
-            let whole = wal::each_record(&path, |r| {
-                revision = revision.max(r.revision);
-                replay(&mut records, r.entries);
-            })?;
-            // A torn tail is cut, so the next open reads the same log.
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| wal::io(&path, e))?;
-            if f.metadata().map_err(|e| wal::io(&path, e))?.len() != whole {
-                f.set_len(whole)
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| wal::io(&path, e))?;
-            }
-            logged += whole;
-        }
-        for old in files.segments.iter().filter(|s| **s < floor) {
-            let _ = std::fs::remove_file(wal::segment(dir, *old));
-        }
-        for stale in &files.stale {
-            let _ = std::fs::remove_file(stale);
-        }
-        let segment = files
-            .segments
-            .last()
-            .copied()
-            .unwrap_or(0)
-            .max(floor)
-            .saturating_add(1);
-        let log = create_segment(dir, segment)?;
-        let synced_log = log.try_clone().map_err(|e| wal::io(dir, e))?;
-        let last_snapshot = files.snapshot.map_or(0, |s| {
-            std::fs::metadata(wal::snapshot(dir, s)).map_or(0, |m| m.len())
-        });
-        let revision = revision.max(1);
-        let (changes, _) = broadcast::channel(4096);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                records: RwLock::new(records),
-                commit: Mutex::new(Committer {
-                    revision,
-                    log,
-                    segment,
-                    logged,
-                    last_snapshot,
-                    dirs: Dirs {
-                        floor: revision,
-                        ..Default::default()
-                    },
-                    buf: Vec::new(),
-                    broken: false,
-                }),
-                background: Mutex::new(()),
-                appended: AtomicU64::new(revision),
-                history: Mutex::new(History::default()),
-                synced: Mutex::new(Synced {
-                    revision,
-                    syncing: false,
-                    log: Arc::new(synced_log),
-                }),
-                synced_cv: std::sync::Condvar::new(),
-                unsent: Mutex::new(VecDeque::new()),
-                changes,
-                snapshotting: AtomicBool::new(false),
-                _lock: lock,
-            }),
-        })
-    }
-
     /// Takes a snapshot now and waits for it (tests; the store takes its own as the log grows).
     pub fn snapshot_now(&self) -> Result<(), StoreError> {
         let seq = {
@@ -234,66 +137,6 @@ impl LogStore {
         };
         self.inner.write_snapshot(seq)
     }
-}
-
-fn replay(records: &mut Records, entries: Vec<Entry>) {
-    for e in entries {
-        match e {
-            Entry::Put {
-                key,
-                value,
-                revision,
-            } => {
-                records.insert(
-                    key.into_boxed_str(),
-                    Held {
-                        value: value.into(),
-                        revision,
-                    },
-                );
-            }
-            Entry::Delete(key) => {
-                records.remove(key.as_str());
-            }
-        }
-    }
-}
-
-fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
-    let path = wal::segment(dir, seq);
-    let f = private()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| wal::io(&path, e))?;
-    wal::sync_dir(dir)?;
-    Ok(f)
-}
-
-/// Files of the store are owner-only whatever the umask: they hold environment values, secrets
-/// among them.
-fn private() -> std::fs::OpenOptions {
-    let mut o = std::fs::OpenOptions::new();
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o
-}
-
-/// An exclusive lock on `dir/LOCK`, or a clear error naming the directory.
-fn lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("LOCK");
-    let f = private()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| wal::io(&path, e))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        StoreError::Io(format!(
-            "{} is in use by another process (its LOCK is held)",
-            dir.display()
-        ))
-    })?;
-    Ok(f)
 }
 
 impl Inner {
@@ -331,9 +174,10 @@ impl Inner {
         if ops.is_empty() {
             return Ok(Some((c.revision, !self.unsent().is_empty())));
         }
+        self.health.usable()?;
         if c.broken {
             return Err(StoreError::Io(format!(
-                "the log in {} failed a write; restart the server to replay it",
+                "the log in {} failed a write that could not be cut back; restart the server to replay it",
                 self.dir.display()
             )));
         }
@@ -352,16 +196,17 @@ impl Inner {
                 Op::Delete(k) => EntryRef::Delete(k),
             }),
         );
-        let written = c.log.write_all(&buf);
-        c.logged += buf.len() as u64;
+        let written = self.fs.write(&c.log, &buf);
+        let appended = buf.len() as u64;
         if buf.capacity() <= 1 << 20 {
             c.buf = buf;
         }
         if let Err(e) = written {
-            // What reached the file may be part of a record: replay cuts it there.
-            c.broken = true;
-            return Err(wal::io(&self.dir, e));
+            return Err(self.append_failed(&mut c, e));
         }
+        c.len += appended;
+        c.logged += appended;
+        self.health.wrote();
         let mut keys = Vec::with_capacity(ops.len());
         {
             let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
@@ -394,19 +239,11 @@ impl Inner {
         self.history().push(change.clone());
         self.appended.store(revision, Ordering::Release);
         self.unsent().push_back(change);
-        if c.logged >= SNAPSHOT_AFTER.max(2 * c.last_snapshot)
+        if c.logged >= self.snapshot_after.max(2 * c.last_snapshot)
             && !self.snapshotting.swap(true, Ordering::AcqRel)
         {
-            let seq = self.cut(&mut c)?;
-            let me = self.clone();
-            std::thread::Builder::new()
-                .name("berth-snapshot".into())
-                .spawn(move || {
-                    if let Err(e) = me.write_snapshot(seq) {
-                        tracing::warn!(error = %e, "snapshot not taken; the log keeps growing");
-                    }
-                })
-                .map_err(|e| wal::io(&self.dir, e))?;
+            // The batch is in the log and the map: whatever befalls the snapshot, it commits.
+            self.start_snapshot(&mut c);
         }
         Ok(Some((revision, true)))
     }
@@ -424,13 +261,49 @@ impl Inner {
         }
     }
 
-    /// Syncs the log up to at least `revision`.
+    /// An append failed (a full disk, an I/O error): the segment is cut back to its last whole
+    /// record, so the next append can succeed once the disk allows it, with no restart. Nothing
+    /// of the batch was applied; the caller hears why.
+    fn append_failed(&self, c: &mut Committer, e: std::io::Error) -> StoreError {
+        let path = wal::segment(&self.dir, c.segment);
+        if let Err(cut) = self.fs.set_len(&c.log, c.len) {
+            c.broken = true;
+            tracing::error!(file = %path.display(), error = %cut, "a failed append could not be cut back");
+        }
+        self.health.write_failed(&path, &e)
+    }
+
+    /// Under the committer's lock: cuts the log over and copies the map out on a thread.
+    fn start_snapshot(self: &Arc<Self>, c: &mut Committer) {
+        let seq = match self.cut(c) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.snapshotting.store(false, Ordering::Release);
+                tracing::warn!(error = %e, "snapshot not taken; the log keeps growing");
+                return;
+            }
+        };
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("berth-snapshot".into())
+            .spawn(move || {
+                if let Err(e) = me.write_snapshot(seq) {
+                    tracing::warn!(error = %e, "snapshot not taken; the log keeps growing");
+                }
+            });
+        if spawned.is_err() {
+            self.snapshotting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Syncs the log up to at least `revision`. A failed sync is final (see `Fs::sync_failed`).
     fn sync(&self, revision: u64) -> Result<(), StoreError> {
         let mut s = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if s.revision >= revision {
                 return Ok(());
             }
+            self.health.usable()?;
             if s.syncing {
                 s = self.synced_cv.wait(s).unwrap_or_else(|p| p.into_inner());
                 continue;
@@ -440,7 +313,10 @@ impl Inner {
             let log = s.log.clone();
             s.syncing = true;
             drop(s);
-            let done = log.sync_data();
+            let done = self.fs.sync(&log);
+            if let Err(e) = &done {
+                self.sync_failed(e);
+            }
             s = self.synced.lock().unwrap_or_else(|p| p.into_inner());
             s.syncing = false;
             if done.is_ok() {
@@ -451,17 +327,29 @@ impl Inner {
         }
     }
 
+    /// Marks the store stopped for writes, then lets the `Fs` end the process.
+    fn sync_failed(&self, e: &std::io::Error) {
+        let msg = format!("syncing the log in {}: {e}", self.dir.display());
+        self.health.sync_failed(&msg);
+        self.fs.sync_failed(&msg);
+    }
+
     /// Under the committer's lock: syncs the segment, starts the next one, and returns the
-    /// sequence number of the snapshot that pairs with it.
+    /// sequence number of the snapshot that pairs with it. The segment is synced before the
+    /// next exists, so only the last segment can ever end in a torn record.
     fn cut(&self, c: &mut Committer) -> Result<u64, StoreError> {
         let mut s = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        let next = c.segment + 1;
-        let log = create_segment(&self.dir, next)?;
-        c.log.sync_data().map_err(|e| wal::io(&self.dir, e))?;
+        if let Err(e) = self.fs.sync(&c.log) {
+            self.sync_failed(&e);
+            return Err(wal::io(&self.dir, e));
+        }
         s.revision = s.revision.max(c.revision);
+        let next = c.segment + 1;
+        let log = log_open::create_segment(&*self.fs, &self.dir, next)?;
         s.log = Arc::new(log.try_clone().map_err(|e| wal::io(&self.dir, e))?);
         c.log = log;
         c.segment = next;
+        c.len = 0;
         c.logged = 0;
         Ok(next)
     }
@@ -542,6 +430,27 @@ impl Store for LogStore {
         true
     }
 
+    fn export(&self) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
+        // The map and its revision together; the values are shared, not copied, until encoded.
+        let (records, revision) = {
+            let c = self.inner.lock();
+            (self.inner.read().clone(), c.revision)
+        };
+        // Only what is durable goes into a backup.
+        self.inner.sync(revision)?;
+        Ok((
+            records
+                .iter()
+                .map(|(k, h)| (k.to_string(), h.versioned()))
+                .collect(),
+            revision,
+        ))
+    }
+
+    fn health(&self) -> super::StoreHealth {
+        self.inner.health.report()
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.inner.changes.subscribe()
     }
@@ -570,8 +479,27 @@ impl LogStore {
     }
 }
 
+#[path = "log_open.rs"]
+mod log_open;
 #[path = "log_snapshot.rs"]
 mod snapshot;
+
+use log_open::private;
+
+/// A new owner-only file at `path`, replacing any.
+pub(super) fn create_private(path: &Path) -> Result<File, StoreError> {
+    private()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| wal::io(path, e))
+}
+
+/// The store's exclusive lock on `dir` (`berth store repair` holds it while it cuts).
+pub(super) fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    log_open::lock(dir)
+}
 
 #[cfg(test)]
 #[path = "log_store_tests.rs"]

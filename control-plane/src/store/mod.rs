@@ -2,18 +2,28 @@
 //! a change feed that can be resumed from a revision — etcd's model, so that the one writer is
 //! the store's transaction and never a lock in some process.
 //!
-//! sled is the embedded default (`SledStore`); etcd can sit behind the same trait. Values are
-//! encoded prost messages; `state` owns the key layout.
+//! The embedded default is the log store (`LogStore`: a map in memory over a log and
+//! snapshots in `DATA/log`); etcd sits behind the same trait for several servers. sled
+//! (`SledStore`) is kept only to carry an older data directory over. Values are encoded prost
+//! messages; `state` owns the key layout.
 
+pub mod backup;
+pub mod check;
 mod dirs;
 mod etcd_store;
+pub mod fs;
+mod health;
 mod history;
 mod log_store;
+mod replay;
 mod sled_store;
+pub mod snapshot_file;
 mod wal;
 
 pub use etcd_store::{EtcdOptions, EtcdStore, DEFAULT_MAX_TXN_OPS};
+pub use health::{register_metrics, StoreHealth};
 pub use log_store::LogStore;
+pub use replay::Damage;
 pub use sled_store::SledStore;
 
 use std::sync::Arc;
@@ -32,6 +42,9 @@ pub enum StoreError {
     /// A watcher asked to resume from a revision the store no longer remembers: it must resync.
     #[error("revision {0} is compacted; resync from a full read")]
     Compacted(u64),
+    /// The store's files are damaged: it is not opened, and nothing was changed.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// One write in a batch.
@@ -123,6 +136,13 @@ pub trait Store: Send + Sync + 'static {
         let revision = self.revision()?;
         Ok((self.scan(prefix)?, revision))
     }
+    /// Every key at one revision, in key order, and that revision: a consistent copy for a
+    /// backup. etcd answers one range read at one revision; the log store copies its map under
+    /// the committer's lock.
+    fn export(&self) -> Result<(Vec<(String, Versioned)>, u64), StoreError> {
+        let (keys, revision) = self.scan_with_revision("")?;
+        Ok((keys, revision))
+    }
     /// The most operations, and the most compares, one transaction may hold.
     fn max_txn_ops(&self) -> usize {
         usize::MAX
@@ -131,6 +151,10 @@ pub trait Store: Send + Sync + 'static {
     /// then read afresh what they would otherwise cache (a cache would hold it twice).
     fn in_memory(&self) -> bool {
         false
+    }
+    /// Whether writes fail now (a full disk), for `/healthz` and `/metrics`.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
     }
     /// Changes as they commit. A receiver that lags resumes with `changes_since`.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Change>>;
@@ -148,3 +172,8 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 }
+
+#[cfg(test)]
+mod damage_tests;
+#[cfg(test)]
+mod fault_tests;

@@ -1,11 +1,13 @@
-//! The log store's files: records of writes, each framed so that a torn tail is found and cut.
+//! The log store's files: records of writes, each framed so that a torn tail, or damage, is
+//! found where it starts (`replay` judges which).
 //!
 //! A record is `len` (u32, little-endian), `crc32` of the payload (u32), then the payload: the
 //! batch's revision (u64), how many writes (u32), and each write: `0` (put) with the key's
 //! revision (u64), the key and the value; or `1` (delete) and the key. Keys and values are
 //! length-prefixed (u32). A log segment (`wal-SEQ`) holds one record per committed batch; a
 //! snapshot (`snapshot-SEQ`) holds the whole key space as records of puts, then one empty
-//! record carrying the revision the snapshot began at.
+//! record carrying the revision the snapshot began at, and a whole-file checksum
+//! (`snapshot_file`).
 
 use super::StoreError;
 use std::io::Read;
@@ -29,7 +31,7 @@ pub(super) struct Record {
     pub entries: Vec<Entry>,
 }
 
-const HEADER: usize = 8;
+pub(super) const HEADER: usize = 8;
 /// A record longer than this is not one we wrote: the rest of the file is garbage.
 const MAX_RECORD: usize = 1 << 30;
 
@@ -114,60 +116,120 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// How far a file's records read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Scan {
+    /// The length of its whole records, from the start.
+    pub whole: u64,
+    /// What stopped the reading before the end of the file (a record cut short, a length no
+    /// writer produced, a checksum that fails), found at `whole`; None when every byte read.
+    pub bad: Option<String>,
+}
+
 /// Hands `each` the records of a file in order, one at a time (a snapshot may hold a whole
-/// fleet's state), and returns the length of its whole records: what follows (a record cut
-/// short by a crash, or one whose checksum fails) is not part of the log.
-pub(super) fn each_record(path: &Path, mut each: impl FnMut(Record)) -> Result<u64, StoreError> {
+/// fleet's state), and says how far they read: whatever follows the last whole record is for
+/// the caller to judge (a torn tail, or damage).
+pub(super) fn each_record(path: &Path, each: impl FnMut(Record)) -> Result<Scan, StoreError> {
     let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let r = std::io::BufReader::with_capacity(1 << 20, file);
+    read_records_from(r, each).map_err(|e| io(path, e))
+}
+
+/// As `each_record`, over a reader that ends where the records do.
+pub(super) fn read_records_from(
+    mut r: impl Read,
+    mut each: impl FnMut(Record),
+) -> std::io::Result<Scan> {
     let mut payload = Vec::new();
     let mut whole = 0u64;
     loop {
         let mut header = [0u8; HEADER];
-        if !read_full(&mut r, &mut header).map_err(|e| io(path, e))? {
-            break;
+        let got = read_some(&mut r, &mut header)?;
+        if got == 0 {
+            return Ok(Scan { whole, bad: None });
+        }
+        let bad = |why: String| {
+            Ok(Scan {
+                whole,
+                bad: Some(why),
+            })
+        };
+        if got < HEADER {
+            return bad(format!(
+                "a record header cut short ({got} of {HEADER} bytes)"
+            ));
         }
         let len = u32::from_le_bytes(header[..4].try_into().unwrap_or([0; 4])) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().unwrap_or([0; 4]));
         if len > MAX_RECORD {
-            break;
+            return bad(format!(
+                "a record length of {len} bytes, longer than any written"
+            ));
         }
         payload.resize(len, 0);
-        if !read_full(&mut r, &mut payload).map_err(|e| io(path, e))? {
-            break;
+        let got = read_some(&mut r, &mut payload)?;
+        if got < len {
+            return bad(format!("a record cut short ({got} of {len} bytes)"));
         }
         if crc32fast::hash(&payload) != crc {
-            break;
+            return bad("a record whose checksum does not match".into());
         }
         let Some(record) = decode(&payload) else {
-            break;
+            return bad("a record that does not decode".into());
         };
         each(record);
         whole += (HEADER + len) as u64;
     }
-    Ok(whole)
 }
 
-/// Fills `buf`; false when the file ends first.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+/// The revisions of the whole records that can still be read in `path` after a bad one at
+/// `offset`: a record is taken for one when its checksum holds and its revision follows
+/// `floor`, the last good one (within 2^32, which random bytes almost never are). Read on the
+/// failing path only, to tell a torn tail (nothing after it) from damage (more history after).
+pub(super) fn valid_after(path: &Path, offset: u64, floor: u64) -> Result<Vec<u64>, StoreError> {
+    let raw = std::fs::read(path).map_err(|e| io(path, e))?;
+    let mut found = Vec::new();
+    let mut at = offset as usize + 1;
+    while at + HEADER + 12 <= raw.len() {
+        let len = u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or([0; 4])) as usize;
+        let body = at + HEADER;
+        let revision = u64::from_le_bytes(raw[body..body + 8].try_into().unwrap_or([0; 8]));
+        let plausible =
+            len >= 12 && body + len <= raw.len() && revision > floor && revision - floor < 1 << 32;
+        if plausible {
+            let crc = u32::from_le_bytes(raw[at + 4..body].try_into().unwrap_or([0; 4]));
+            let payload = &raw[body..body + len];
+            if crc32fast::hash(payload) == crc && decode(payload).is_some() {
+                found.push(revision);
+                at = body + len;
+                continue;
+            }
+        }
+        at += 1;
+    }
+    Ok(found)
+}
+
+/// Fills `buf` as far as the reader goes: how many bytes it got.
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut at = 0;
     while at < buf.len() {
         match r.read(&mut buf[at..]) {
-            Ok(0) => return Ok(false),
+            Ok(0) => break,
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
+    Ok(at)
 }
 
 /// Every record of a file, and the length of its whole records (tests).
 #[cfg(test)]
 fn read_records(path: &Path) -> Result<(Vec<Record>, u64), StoreError> {
     let mut records = Vec::new();
-    let whole = each_record(path, |r| records.push(r))?;
-    Ok((records, whole))
+    let scan = each_record(path, |r| records.push(r))?;
+    Ok((records, scan.whole))
 }
 
 fn decode(mut p: &[u8]) -> Option<Record> {
