@@ -101,7 +101,7 @@ fn measure(total_tasks: usize) -> Cost {
             services::find(&state, "bench", &format!("svc{}", i * 7 % SERVICES)).expect("service");
         let group = controller::view::service_tasks(&state, &svc).expect("tasks");
         let t = &group[i % group.len()];
-        let node = berth_control_plane::arn::last_segment(&t.container_instance_arn).to_string();
+        let node = berth_core::arn::last_segment(&t.container_instance_arn).to_string();
         let report = TaskReport {
             task_arn: t.task_arn.clone(),
             last_status: "RUNNING".into(),
@@ -198,7 +198,7 @@ fn populate(state: &State, total_tasks: usize) -> Vec<String> {
         })
         .collect();
     let per_service = total_tasks / SERVICES;
-    let demand = tasks::demand(&td);
+    let demand = berth_core::capacity::demand(&td);
     for s in 0..SERVICES {
         let svc = services::create(
             state,

@@ -3,10 +3,10 @@
 //! `--account-id` changed — are rewritten to the current one, so every comparison between a
 //! stored ARN and one made now (a task's node, a deployment's definition) still holds.
 
-use crate::arn;
 use crate::error::Result;
 use crate::state::{keys, State};
 use crate::store::Op;
+use berth_core::arn;
 use berth_proto::v1::{Cluster, ContainerInstance, Service, Stack, Task, TaskDefinition};
 use prost::Message;
 use serde::de::DeserializeOwned;

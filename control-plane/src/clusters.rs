@@ -2,9 +2,10 @@
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
-use crate::status::{DesiredStatus, TaskState};
 use crate::store::Op;
-use crate::{arn, time};
+use crate::time;
+use berth_core::arn;
+use berth_core::status::{DesiredStatus, TaskState};
 use berth_proto::v1::{Cluster, Service, TaskHeader};
 
 pub const DEFAULT_CLUSTER: &str = "default";

@@ -6,7 +6,8 @@
 use crate::error::{Error, FieldError, Result};
 use crate::state::{keys, State};
 use crate::store::Op;
-use crate::{arn, services, taskdef};
+use crate::{services, taskdef};
+use berth_core::arn;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -4,54 +4,8 @@
 //! at fault, and say what to do about it.
 
 use crate::store::StoreError;
-use std::fmt;
 
-/// One invalid field: its JSON path (`containerDefinitions[0].portMappings[1].containerPort`)
-/// and the rule it breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// The longest piece of a user's input an error message quotes.
-pub const MAX_QUOTE: usize = 100;
-
-/// `s` quoted for an error message (`"web"`), cut to `MAX_QUOTE` characters so a megabyte of
-/// input is never echoed back in full.
-pub fn quote(s: &str) -> String {
-    match s.char_indices().nth(MAX_QUOTE) {
-        None => format!("{s:?}"),
-        Some((cut, _)) => format!("{:?}… ({} characters)", &s[..cut], s.chars().count()),
-    }
-}
-
-/// `s` cut to `MAX_QUOTE` characters (with "…" when cut), unquoted.
-pub fn cut(s: &str) -> String {
-    match s.char_indices().nth(MAX_QUOTE) {
-        None => s.to_string(),
-        Some((at, _)) => format!("{}…", &s[..at]),
-    }
-}
+pub use berth_core::error::{cut, quote, FieldError, MAX_QUOTE};
 
 /// Everything a control-plane request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -275,7 +275,7 @@ pub async fn me(
     let id = match std::fs::read_to_string(&id_file) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
         _ => {
-            let id = crate::nodes::new_id(12);
+            let id = berth_core::ids::new_id(12);
             std::fs::write(&id_file, &id)
                 .map_err(|e| Error::Client(format!("writing {}: {e}", id_file.display())))?;
             id

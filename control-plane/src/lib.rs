@@ -2,7 +2,6 @@
 //! controllers and node sessions. `server::spawn` starts all of it.
 
 pub mod api;
-pub mod arn;
 pub mod arn_upgrade;
 pub mod auth;
 pub mod clusters;
@@ -17,18 +16,15 @@ pub mod error;
 pub mod foreground;
 pub mod http;
 pub mod leader;
-pub mod limits;
 pub mod metrics;
 pub mod nodes;
 pub mod replicas;
 pub mod reports;
 pub mod scaling;
-pub mod scheduler;
 pub mod server;
 pub mod services;
 pub mod stacks;
 pub mod state;
-pub mod status;
 pub mod store;
 pub mod task_events;
 pub mod task_placement;
@@ -37,5 +33,5 @@ pub mod tasks;
 pub use berth_proto::time;
 
 pub use auth::trust::TrustConfig;
-pub use limits::Limits;
+pub use berth_core::limits::Limits;
 pub use server::{spawn, Config, ControlPlane};

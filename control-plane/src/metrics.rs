@@ -195,7 +195,7 @@ impl Collector for Scraped {
         let mut by_state: BTreeMap<(String, String), i64> = BTreeMap::new();
         // Headers one at a time: a scrape never holds every task.
         let _ = self.state.scan_each::<TaskHeader>(keys::TASKS, |t| {
-            let cluster = crate::arn::last_segment(&t.cluster_arn).to_string();
+            let cluster = berth_core::arn::last_segment(&t.cluster_arn).to_string();
             *by_state.entry((cluster, t.last_status)).or_default() += 1;
             true
         });

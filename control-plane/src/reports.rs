@@ -8,10 +8,11 @@
 use crate::controller::apply;
 use crate::error::Result;
 use crate::state::{keys, put, State, Tx};
-use crate::status::{self as st, TaskState, TaskStatus};
 use crate::store::Op;
 use crate::tasks::{cluster_of_arn, task_id};
-use crate::{arn, time};
+use crate::time;
+use berth_core::arn;
+use berth_core::status::{self as st, TaskState, TaskStatus};
 use berth_proto::agent::v1::TaskReport;
 use berth_proto::v1::Task;
 use std::collections::HashMap;

@@ -3,10 +3,13 @@
 //! turns that into tasks, and writes deployments' progress and events.
 
 use crate::error::{quote, Error, FieldError, Result};
-use crate::limits::{check_desired_count, Limits, GRACE_PERIOD, MAX_PERCENT, MIN_HEALTHY_PERCENT};
-use crate::nodes::new_id;
 use crate::state::{keys, put, State};
-use crate::{arn, clusters, scheduler, taskdef, time};
+use crate::{clusters, taskdef, time};
+use berth_core::ids::new_id;
+use berth_core::limits::{
+    check_desired_count, Limits, GRACE_PERIOD, MAX_PERCENT, MIN_HEALTHY_PERCENT,
+};
+use berth_core::{arn, scheduler};
 use berth_proto::v1::*;
 
 #[cfg(test)]
@@ -91,21 +94,6 @@ fn normalize_deployment_config(
                 "must be 0 (ECS's formula) or more",
             ));
         }
-    }
-}
-
-/// ECS's circuit breaker threshold: clamp(ceil(0.5 × desired), 10, 200), unless set.
-pub fn breaker_threshold(svc: &Service) -> i32 {
-    let set = svc
-        .deployment_configuration
-        .as_ref()
-        .and_then(|d| d.deployment_circuit_breaker.as_ref())
-        .map_or(0, |c| c.threshold);
-    if set > 0 {
-        set
-    } else {
-        // ceil(desired / 2) without overflowing at i32::MAX.
-        (svc.desired_count / 2 + svc.desired_count % 2).clamp(10, 200)
     }
 }
 
@@ -298,7 +286,7 @@ pub fn create_with(
         }
     }
     let have = state.scan_keys(&keys::services_of(&cluster))?.len();
-    if let Some(why) = crate::limits::services_full(&cluster, have) {
+    if let Some(why) = berth_core::limits::services_full(&cluster, have) {
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;

@@ -1,4 +1,4 @@
-//! Typed state over the `Store`: the key layout, and the one way to change it.
+//! Typed state over the `Store`: the one way to change it.
 //!
 //! Every read-check-write is an optimistic transaction (`State::update`): the closure reads
 //! through a `Tx`, which remembers the revision of each key and prefix it read, and its writes
@@ -11,66 +11,8 @@ use prost::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Key prefixes, one per kind of object.
-pub mod keys {
-    pub fn cluster(name: &str) -> String {
-        format!("cluster/{name}")
-    }
-    pub const CLUSTERS: &str = "cluster/";
-    pub const FAMILIES: &str = "family/";
-    pub fn family_counter(family: &str) -> String {
-        format!("family/{family}")
-    }
-    pub fn task_definition(family: &str, revision: i32) -> String {
-        format!("taskdef/{family}/{revision:010}")
-    }
-    pub fn task_definitions_of(family: &str) -> String {
-        format!("taskdef/{family}/")
-    }
-    pub const TASK_DEFINITIONS: &str = "taskdef/";
-    pub const SERVICES: &str = "service/";
-    pub fn services_of(cluster: &str) -> String {
-        format!("service/{cluster}/")
-    }
-    pub fn tasks_of(cluster: &str) -> String {
-        format!("task/{cluster}/")
-    }
-    pub fn task(cluster: &str, id: &str) -> String {
-        format!("task/{cluster}/{id}")
-    }
-    pub const TASKS: &str = "task/";
-    pub fn node(id: &str) -> String {
-        format!("node/{id}")
-    }
-    pub const NODES: &str = "node/";
-    /// Index of a group's tasks (a service's tasks are the group `service:NAME`): empty values.
-    pub fn group_tasks(cluster: &str, group: &str) -> String {
-        format!("bygroup/{cluster}/{group}/")
-    }
-    pub fn group_task(cluster: &str, group: &str, id: &str) -> String {
-        format!("bygroup/{cluster}/{group}/{id}")
-    }
-    pub const GROUP_INDEX: &str = "bygroup/";
-    /// A node's claims (`NodeClaim`), one per task placed on it.
-    pub fn node_claims(node_id: &str) -> String {
-        format!("bynode/{node_id}/")
-    }
-    pub fn node_claim(node_id: &str, cluster: &str, id: &str) -> String {
-        format!("bynode/{node_id}/{cluster}/{id}")
-    }
-    pub const NODE_INDEX: &str = "bynode/";
-    /// The task key a `bygroup/…/ID` or `bynode/…/ID` index key stands for.
-    pub fn task_of_index(index_key: &str) -> Option<String> {
-        let (rest, id) = index_key.rsplit_once('/')?;
-        let cluster = if let Some(r) = rest.strip_prefix("bynode/") {
-            r.split_once('/')?.1
-        } else {
-            let r = rest.strip_prefix("bygroup/")?;
-            r.split_once('/')?.0
-        };
-        Some(task(cluster, id))
-    }
-}
+/// Key prefixes, one per kind of object (they live in `berth_core::keys`).
+pub use berth_core::keys;
 
 /// Attempts before an update gives up on a key that keeps changing under it.
 const MAX_ATTEMPTS: usize = 64;
@@ -81,7 +23,7 @@ pub struct WeakState {
     metrics: Arc<crate::metrics::Metrics>,
     keys_read: Arc<AtomicU64>,
     fence: Option<Compare>,
-    limits: crate::limits::Limits,
+    limits: berth_core::limits::Limits,
 }
 
 impl WeakState {
@@ -107,7 +49,7 @@ pub struct State {
     /// The leader's fence: every commit through this handle also compares it, so a deposed
     /// leader's writes fail instead of landing.
     fence: Option<Compare>,
-    limits: crate::limits::Limits,
+    limits: berth_core::limits::Limits,
 }
 
 impl State {
@@ -117,7 +59,7 @@ impl State {
             metrics: Arc::default(),
             keys_read: Arc::default(),
             fence: None,
-            limits: crate::limits::Limits::default(),
+            limits: berth_core::limits::Limits::default(),
         }
     }
 
@@ -130,13 +72,13 @@ impl State {
     }
 
     /// The same state with other request bounds (`--max-desired-count`).
-    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+    pub fn with_limits(mut self, limits: berth_core::limits::Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// The bounds every transport's validation checks against.
-    pub fn limits(&self) -> &crate::limits::Limits {
+    pub fn limits(&self) -> &berth_core::limits::Limits {
         &self.limits
     }
 

@@ -24,7 +24,7 @@ fn prefix(task_arn: &str) -> String {
 pub fn record(state: &State, task_arn: &str, message: &str) -> Result<TaskEvent> {
     let now = time::now_millis();
     let event = TaskEvent {
-        id: format!("{now:016}-{}", crate::nodes::new_id(8)),
+        id: format!("{now:016}-{}", berth_core::ids::new_id(8)),
         created_at: time::rfc3339(now),
         message: message.to_string(),
     };

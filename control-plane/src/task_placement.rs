@@ -2,9 +2,9 @@
 //! constraints (as a service's are checked and applied), or on the container instances StartTask
 //! names, one each.
 
-use crate::arn;
 use crate::error::{Error, FieldError, Result};
-use crate::scheduler::{
+use berth_core::arn;
+use berth_core::scheduler::{
     self, Constraint, Demand, NodeSnapshot, PlacementRequest, Rejection, Strategy,
 };
 use berth_proto::v1::RunTaskRequest;

@@ -7,56 +7,17 @@ use crate::controller::apply::{self, NewTask};
 use crate::controller::view;
 use crate::error::{Error, Result};
 use crate::nodes::rooms::Freshness;
-use crate::nodes::{self, Sessions};
-use crate::scheduler::Demand;
+use crate::nodes::Sessions;
 use crate::state::{keys, State};
-use crate::status::TaskState;
-use crate::{arn, clusters, taskdef, time};
+use crate::{clusters, taskdef, time};
+use berth_core::arn;
+use berth_core::capacity::demand;
+use berth_core::scheduler::Demand;
+use berth_core::status::TaskState;
 use berth_proto::agent::v1::DesiredTasks;
 use berth_proto::v1::*;
 
-use crate::limits::RUN_COUNT;
-
-/// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
-pub fn demand(td: &TaskDefinition) -> Demand {
-    let cpu = td.cpu.parse::<i64>().unwrap_or_else(|_| {
-        td.container_definitions
-            .iter()
-            .map(|c| i64::from(c.cpu))
-            .sum()
-    });
-    let memory = td.memory.parse::<i64>().unwrap_or_else(|_| {
-        td.container_definitions
-            .iter()
-            .map(|c| {
-                // The soft limit is what a container reserves; the hard limit when there is none.
-                let mib = if c.memory_reservation > 0 {
-                    c.memory_reservation
-                } else {
-                    c.memory
-                };
-                i64::from(mib)
-            })
-            .sum()
-    });
-    let mut ports = Vec::new();
-    if td.network_mode != "host" {
-        for c in &td.container_definitions {
-            for p in &c.port_mappings {
-                if p.host_port > 0 {
-                    ports.push((p.host_port, p.protocol.clone()));
-                }
-            }
-        }
-    } else {
-        for c in &td.container_definitions {
-            for p in &c.port_mappings {
-                ports.push((p.container_port, p.protocol.clone()));
-            }
-        }
-    }
-    Demand { cpu, memory, ports }
-}
+use berth_core::limits::RUN_COUNT;
 
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
 pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
@@ -153,7 +114,7 @@ pub fn build_task(
     started_by: String,
     load_balanced: bool,
 ) -> Task {
-    let id = nodes::new_id(32);
+    let id = berth_core::ids::new_id(32);
     let task_arn = arn::task(cluster, &id);
     Task {
         cluster_arn: arn::cluster(cluster),

@@ -72,7 +72,7 @@ pub struct ServeLimitArgs {
     #[arg(long, default_value_t = 4096)]
     pub grpc_max_connections: usize,
     /// The largest desiredCount a service may have (ECS's quota); larger is refused.
-    #[arg(long, default_value_t = cp::limits::DEFAULT_MAX_DESIRED_COUNT)]
+    #[arg(long, default_value_t = berth_core::limits::DEFAULT_MAX_DESIRED_COUNT)]
     pub max_desired_count: i32,
     /// server only: serve the HTTP port in plaintext (it uses the gRPC port's certificate
     /// otherwise). Bearer tokens then cross the network readable.

@@ -150,7 +150,7 @@ pub async fn list(server: &str, fmt: crate::output::Format) -> anyhow::Result<()
 }
 
 fn parse_region(s: &str) -> Result<String, String> {
-    if cp::arn::is_region(s) {
+    if berth_core::arn::is_region(s) {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} is not a region name (like us-east-1)"))
@@ -158,7 +158,7 @@ fn parse_region(s: &str) -> Result<String, String> {
 }
 
 fn parse_account(s: &str) -> Result<String, String> {
-    if cp::arn::is_account_id(s) {
+    if berth_core::arn::is_account_id(s) {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} must be 12 digits"))

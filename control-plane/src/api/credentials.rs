@@ -3,7 +3,7 @@
 //! enforces who may call).
 
 use crate::auth::{revoked, Access, Authorizer, Role, Tokens as TokenStore};
-use crate::nodes::new_id;
+use berth_core::ids::new_id;
 use berth_proto::v1::certificates_server::Certificates;
 use berth_proto::v1::tokens_server::Tokens;
 use berth_proto::v1::*;

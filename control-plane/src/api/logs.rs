@@ -5,8 +5,10 @@
 use super::blocking;
 use super::tasks::TasksApi;
 use crate::error::{quote, Error};
-use crate::nodes::{new_id, AgentTx, Sessions};
-use crate::{arn, tasks, time};
+use crate::nodes::{AgentTx, Sessions};
+use crate::{tasks, time};
+use berth_core::arn;
+use berth_core::ids::new_id;
 use berth_proto::agent::v1::{server_message, LogCancel, LogChunk, LogRequest, ServerMessage};
 use berth_proto::v1::{GetLogsRequest, LogOutput, Task};
 use std::collections::HashMap;

@@ -6,13 +6,15 @@
 
 use crate::error::{Error, Result};
 use crate::nodes::{self, rooms::Freshness};
-use crate::scheduler::Demand;
 use crate::state::{keys, put, Tx};
-use crate::status::TaskState;
 use crate::store::Op;
-use crate::{arn, tasks, time};
+use crate::{tasks, time};
+use berth_core::arn;
+use berth_core::capacity::Room;
+use berth_core::scheduler::Demand;
+use berth_core::status::TaskState;
 use berth_proto::v1::*;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// A task to create on a node.
 #[derive(Debug, Clone)]
@@ -26,84 +28,6 @@ pub struct NewTask<'a> {
     pub load_balanced: bool,
     /// What RunTask changed for this task only (ECS's overrides).
     pub overrides: Option<TaskOverride>,
-}
-
-/// What a node has room for, from its record and its unreleased claims.
-#[derive(Debug, Clone, Default)]
-pub struct Room {
-    pub cpu: i64,
-    pub memory: i64,
-    pub ports_used: HashSet<(i32, String)>,
-    pub tasks: usize,
-}
-
-/// What a node's unreleased claims add up to.
-#[derive(Debug, Clone, Default)]
-pub struct Usage {
-    pub cpu: i64,
-    pub memory: i64,
-    pub ports: Vec<(i32, String)>,
-    pub tasks: usize,
-}
-
-impl Usage {
-    pub fn of<'a>(claims: impl IntoIterator<Item = &'a NodeClaim>) -> Self {
-        let mut u = Usage::default();
-        for c in claims.into_iter().filter(|c| !c.released) {
-            u.cpu += i64::from(c.cpu);
-            u.memory += i64::from(c.memory);
-            u.ports
-                .extend(c.ports.iter().map(|p| (p.port, p.protocol.clone())));
-            u.tasks += 1;
-        }
-        u
-    }
-}
-
-impl Room {
-    /// A node's room given its claims.
-    pub fn of(node: &ContainerInstance, claims: &[NodeClaim]) -> Self {
-        Self::left(node, &Usage::of(claims))
-    }
-
-    /// A node's room given what its claims add up to.
-    pub fn left(node: &ContainerInstance, used: &Usage) -> Self {
-        let mut ports_used: HashSet<(i32, String)> = nodes::reserved_ports(node)
-            .into_iter()
-            .flat_map(|p| [(p, "tcp".to_string()), (p, "udp".to_string())])
-            .collect();
-        ports_used.extend(used.ports.iter().cloned());
-        Room {
-            cpu: nodes::resource(node, "CPU") - used.cpu,
-            memory: nodes::resource(node, "MEMORY") - used.memory,
-            ports_used,
-            tasks: used.tasks,
-        }
-    }
-
-    /// Why the demand does not fit, if it does not.
-    fn take(&mut self, d: &Demand) -> std::result::Result<(), String> {
-        if d.cpu > self.cpu {
-            return Err(format!(
-                "RESOURCE:CPU ({} wanted, {} free)",
-                d.cpu, self.cpu
-            ));
-        }
-        if d.memory > self.memory {
-            return Err(format!(
-                "RESOURCE:MEMORY ({} MiB wanted, {} free)",
-                d.memory, self.memory
-            ));
-        }
-        if let Some(p) = d.ports.iter().find(|p| self.ports_used.contains(*p)) {
-            return Err(format!("RESOURCE:PORTS ({}/{} taken)", p.0, p.1));
-        }
-        self.cpu -= d.cpu;
-        self.memory -= d.memory;
-        self.ports_used.extend(d.ports.iter().cloned());
-        self.tasks += 1;
-        Ok(())
-    }
 }
 
 /// Re-checks every launch against its node's claims and returns the new tasks and the ops that

@@ -394,9 +394,9 @@ impl Times {
 mod tests {
     use super::*;
     use crate::controller::apply::{create_ops, forget_ops, task_key};
-    use crate::scheduler::Demand;
     use crate::state::put;
     use crate::store::{LogStore, SledStore};
+    use berth_core::scheduler::Demand;
     use berth_proto::v1::{ContainerDefinition, TaskDefinition};
 
     const GROUP: &str = "service:web";

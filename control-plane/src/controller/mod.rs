@@ -5,7 +5,6 @@ pub mod apply;
 mod headers;
 mod hooks;
 mod pace;
-pub mod plan;
 mod service;
 pub mod view;
 mod wake;
@@ -15,6 +14,7 @@ use crate::error::Result;
 use crate::nodes::Sessions;
 use crate::state::{keys, State};
 use crate::time;
+use berth_core::plan;
 use berth_proto::v1::Service;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -374,7 +374,7 @@ impl Pass<'_> {
         let groups: HashSet<String> = live
             .iter()
             .map(|s| {
-                let cluster = crate::arn::cluster_name(&s.cluster_arn);
+                let cluster = berth_core::arn::cluster_name(&s.cluster_arn);
                 keys::group_tasks(cluster, &format!("service:{}", s.service_name))
             })
             .collect();

@@ -4,7 +4,6 @@
 
 use super::apply::{self, NewTask};
 use super::headers::Headers;
-use super::plan::{self, Event, ServiceMemory, ServicePlan, STOP_CODE};
 use super::view::{self, Sources};
 use crate::error::{Error, Result};
 use crate::nodes::rooms::Freshness;
@@ -12,6 +11,7 @@ use crate::services::push_event;
 use crate::state::{put, State, Tx};
 use crate::store::Op;
 use crate::time;
+use berth_core::plan::{self, Event, ServiceMemory, ServicePlan, STOP_CODE};
 use berth_proto::v1::*;
 
 /// What one pass leaves the controller.
@@ -97,7 +97,7 @@ fn ops_of(
     p: &mut ServicePlan,
     now: i64,
 ) -> Result<Vec<Op>> {
-    let cluster = crate::arn::cluster_name(&view.service.cluster_arn).to_string();
+    let cluster = berth_core::arn::cluster_name(&view.service.cluster_arn).to_string();
     let group = format!("service:{}", view.service.service_name);
     let launches: Vec<NewTask> = p
         .launches

@@ -2,16 +2,17 @@
 //! group index, never a scan of every task), and node snapshots from node records, live
 //! sessions and each node's claims.
 
-use super::apply::Room;
 use super::headers::Headers;
-use super::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
 use crate::endpoints::health::Proxies;
 use crate::error::Result;
 use crate::nodes::rooms::Freshness;
-use crate::nodes::{self, Sessions};
-use crate::scheduler::NodeSnapshot;
+use crate::nodes::Sessions;
 use crate::state::{keys, State, Tx};
-use crate::{arn, taskdef};
+use crate::taskdef;
+use berth_core::arn;
+use berth_core::capacity::Room;
+use berth_core::plan::{PlanConfig, ServiceMemory, ServiceView, TargetView};
+use berth_core::scheduler::NodeSnapshot;
 use berth_proto::v1::*;
 use std::collections::{HashMap, HashSet};
 
@@ -142,16 +143,19 @@ pub fn read(
         .map(|t| t.task_arn.clone())
         .collect();
     // A shift is judged by what the proxies measured of its deployments.
-    let revisions =
-        if super::plan::shift::Strategy::of(service.deployment_configuration.as_ref()).shifts() {
-            service
-                .deployments
-                .iter()
-                .map(|d| (d.id.clone(), src.proxies.revision_figures(&d.id)))
-                .collect()
-        } else {
-            HashMap::new()
-        };
+    let revisions = if berth_core::plan::shift::Strategy::of(
+        service.deployment_configuration.as_ref(),
+    )
+    .shifts()
+    {
+        service
+            .deployments
+            .iter()
+            .map(|d| (d.id.clone(), src.proxies.revision_figures(&d.id)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     Ok(Some(ServiceView {
         drained,
         service,
@@ -163,7 +167,7 @@ pub fn read(
         targets,
         memory,
         config: src.config,
-        fresh_deployment_id: format!("ecs-svc/{}", nodes::new_id(16)),
+        fresh_deployment_id: format!("ecs-svc/{}", berth_core::ids::new_id(16)),
         op_budget: Some(state.store().max_txn_ops()).filter(|m| *m != usize::MAX),
         revisions,
     }))

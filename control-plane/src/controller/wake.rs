@@ -97,7 +97,7 @@ impl Owners {
         let Some(t) = state.get::<TaskHeader>(task_key)? else {
             return Ok(None);
         };
-        let cluster = crate::arn::cluster_name(&t.cluster_arn);
+        let cluster = berth_core::arn::cluster_name(&t.cluster_arn);
         let svc = service_key(cluster, &t.group).map(|s| self.intern(s));
         if !state.store().in_memory() {
             self.by_task.insert(task_key.to_string(), svc.clone());

@@ -4,10 +4,11 @@
 use super::error::{EcsError, EcsResult};
 use super::input::Input;
 use super::{each, paging, shapes, Ctx};
+use crate::clusters;
 use crate::ecs_extras::{self, Extras};
 use crate::error::Error;
 use crate::state::keys;
-use crate::{arn, clusters};
+use berth_core::arn;
 use serde_json::{json, Value};
 
 fn check_settings(input: &Input) -> EcsResult<()> {

@@ -210,16 +210,16 @@ fn operation(target: &str) -> EcsResult<Handler> {
 /// The region and account the client addressed: the SigV4 scope's region (else the server's),
 /// and a 12-digit access key id as the account (else the server's), as LocalStack does.
 fn addressed_prefix(signed: Option<&sigv4::Signed>) -> String {
-    let server = crate::arn::prefix();
+    let server = berth_core::arn::prefix();
     let Some(s) = signed else {
         return server;
     };
     let mut parts: Vec<&str> = server.split(':').collect();
     if parts.len() == 5 {
-        if crate::arn::is_region(&s.region) {
+        if berth_core::arn::is_region(&s.region) {
             parts[3] = &s.region;
         }
-        if crate::arn::is_account_id(&s.access_key_id) {
+        if berth_core::arn::is_account_id(&s.access_key_id) {
             parts[4] = &s.access_key_id;
         }
     }
@@ -339,7 +339,7 @@ async fn serve(
     })
     .await
     .map_err(|e| EcsError::server(format!("the {op} handler failed: {e}")))??;
-    let from = crate::arn::prefix();
+    let from = berth_core::arn::prefix();
     if from != to {
         readdress(&mut reply, &format!("{from}:"), &format!("{to}:"));
     }

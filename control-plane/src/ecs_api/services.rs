@@ -6,7 +6,8 @@ use super::input::Input;
 use super::{each, paging, shapes, Ctx};
 use crate::ecs_extras::{self, Extras};
 use crate::error::Error;
-use crate::{arn, clusters, services};
+use crate::{clusters, services};
+use berth_core::arn;
 use berth_proto::v1::*;
 use serde_json::{json, Value};
 
@@ -400,7 +401,7 @@ fn describe_one(s: &Service, d: &Deployment) -> Value {
     v["deploymentCircuitBreaker"] = json!({
         "status": if !cb.enable { "DISABLED" } else if d.rollout_state == "FAILED" { "TRIGGERED" } else { "MONITORING" },
         "failureCount": d.failed_tasks,
-        "threshold": services::breaker_threshold(s),
+        "threshold": berth_core::plan::rollout::breaker_threshold(s),
     });
     v
 }

@@ -2,8 +2,8 @@
 //! CPU and memory as strings, container instances under their cluster, drained deployments left
 //! out, and the tags and accepted fields kept in `ecs_extras` merged back in.
 
-use crate::arn;
 use crate::ecs_extras::Extras;
+use berth_core::arn;
 use berth_proto::v1::*;
 use serde_json::{json, Map, Value};
 

@@ -158,7 +158,7 @@ pub fn describe(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             if n.starts_with("arn:") {
                 n.to_string()
             } else {
-                crate::arn::task(&cluster, n)
+                berth_core::arn::task(&cluster, n)
             }
         },
     )?;
@@ -184,7 +184,7 @@ pub fn list(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     }
     let req = ListTasksRequest {
         cluster: cluster.clone(),
-        service_name: crate::arn::last_segment(&service).to_string(),
+        service_name: berth_core::arn::last_segment(&service).to_string(),
         desired_status: desired.clone().unwrap_or_default(),
         family: input.text("family")?,
         container_instance: input.text("containerInstance")?,

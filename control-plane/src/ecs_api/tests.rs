@@ -55,7 +55,7 @@ fn replies_name_the_region_and_account_the_client_addressed() {
     };
     let to = addressed_prefix(Some(&signed));
     assert_eq!(to, "arn:aws:ecs:eu-west-1:123456789012");
-    let from = crate::arn::prefix();
+    let from = berth_core::arn::prefix();
     let mut v = json!({"a": [format!("{from}:cluster/x")], "b": "arn:aws:iam::1:role/r"});
     readdress(&mut v, &format!("{from}:"), &format!("{to}:"));
     assert_eq!(v["a"][0], "arn:aws:ecs:eu-west-1:123456789012:cluster/x");

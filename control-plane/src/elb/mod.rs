@@ -49,7 +49,7 @@ pub mod keys {
 
 /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT`, the region and account of the server's ARNs.
 pub fn arn_prefix() -> String {
-    crate::arn::prefix().replacen(":ecs:", ":elasticloadbalancing:", 1)
+    berth_core::arn::prefix().replacen(":ecs:", ":elasticloadbalancing:", 1)
 }
 
 /// A new 16-hex-digit id, as ELBv2 ARNs end in.

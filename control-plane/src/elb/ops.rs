@@ -113,7 +113,7 @@ pub fn create_target_group(state: &State, req: NewTargetGroup) -> Result<ElbTarg
     check::health(&hc)?;
     let delay = req
         .deregistration_delay_seconds
-        .unwrap_or(crate::endpoints::DEFAULT_DRAIN_TIMEOUT_S);
+        .unwrap_or(berth_core::plan::drain::DEFAULT_DRAIN_TIMEOUT_S);
     check::deregistration_delay(delay)?;
     let key = keys::target_group(&req.name);
     state.update(|tx| {

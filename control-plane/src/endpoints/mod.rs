@@ -8,10 +8,9 @@ pub mod stream;
 
 use crate::error::Result;
 use crate::state::{keys, State};
+use berth_core::plan::drain::drain_timeout_s;
 use berth_proto::v1::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-pub const DEFAULT_DRAIN_TIMEOUT_S: i32 = 30;
 
 /// ALB-like defaults, tuned for fast feedback.
 pub fn health_check_with_defaults(h: Option<&TargetHealthCheck>) -> TargetHealthCheck {
@@ -34,10 +33,6 @@ pub fn health_check_with_defaults(h: Option<&TargetHealthCheck>) -> TargetHealth
             h.matcher
         },
     }
-}
-
-pub fn drain_timeout_s(lb: &LoadBalancer) -> i32 {
-    lb.drain_timeout_seconds.unwrap_or(DEFAULT_DRAIN_TIMEOUT_S)
 }
 
 fn cluster_of(arn: &str) -> &str {
@@ -120,7 +115,7 @@ impl Routes {
         let mut nodes = HashMap::new();
         for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
             if !nodes.contains_key(&t.container_instance_arn) {
-                let id = crate::arn::last_segment(&t.container_instance_arn);
+                let id = berth_core::arn::last_segment(&t.container_instance_arn);
                 if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
                     nodes.insert(t.container_instance_arn.clone(), n);
                 }
@@ -218,7 +213,7 @@ pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Resul
     let mut nodes = HashMap::new();
     for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
         if !nodes.contains_key(&t.container_instance_arn) {
-            let id = crate::arn::last_segment(&t.container_instance_arn);
+            let id = berth_core::arn::last_segment(&t.container_instance_arn);
             if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
                 nodes.insert(t.container_instance_arn.clone(), n);
             }
@@ -308,7 +303,7 @@ fn service_routes(
 /// each deployment's weight in its service's rule: its share of production traffic, in tenths of
 /// a percent. None otherwise: one route takes every task.
 fn shares(svc: &Service, tasks: &[Task]) -> Option<Vec<(String, i32)>> {
-    use crate::controller::plan::shift::Strategy;
+    use berth_core::plan::shift::Strategy;
     if !Strategy::of(svc.deployment_configuration.as_ref()).shifts() {
         return None;
     }
@@ -367,7 +362,7 @@ fn split_routes(
         .map_or("", |d| d.test_traffic_header.trim());
     let primary = &svc.deployments[0].id;
     if !header.is_empty()
-        && crate::controller::plan::shift::takes_test_traffic(svc)
+        && berth_core::plan::shift::takes_test_traffic(svc)
         && split.iter().any(|(id, _)| id == primary)
     {
         let (name, value) = header.split_once(':').unwrap_or((header, ""));

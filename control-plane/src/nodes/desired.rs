@@ -5,8 +5,9 @@
 
 use crate::error::Result;
 use crate::state::{keys, State};
-use crate::status::TaskState;
-use crate::{arn, taskdef};
+use crate::taskdef;
+use berth_core::arn;
+use berth_core::status::TaskState;
 use berth_proto::agent::v1::{AssignedTask, DesiredTasks, DesiredTasksChange};
 use berth_proto::v1::{Task, TaskDefinition};
 use std::collections::{BTreeMap, HashMap};
@@ -247,9 +248,9 @@ impl NodeDesired {
 mod tests {
     use super::*;
     use crate::controller::apply::create_ops;
-    use crate::scheduler::Demand;
     use crate::state::put;
     use crate::store::LogStore;
+    use berth_core::scheduler::Demand;
     use berth_proto::v1::ContainerDefinition;
     use std::sync::Arc;
 

@@ -8,8 +8,8 @@ use crate::controller::apply;
 use crate::error::Result;
 use crate::nodes::Sessions;
 use crate::state::{keys, put, State};
-use crate::status::{self, TaskState, TaskStatus};
 use crate::time;
+use berth_core::status::{self, TaskState, TaskStatus};
 use berth_proto::v1::{ContainerInstance, Task};
 use std::time::Duration;
 

@@ -12,8 +12,11 @@ pub mod stream;
 
 use crate::error::{Error, Result};
 use crate::state::{keys, put, State};
-use crate::status::TaskState;
-use crate::{arn, time};
+use crate::time;
+use berth_core::arn;
+use berth_core::capacity::{reserved_ports, resource};
+use berth_core::ids::new_id;
+use berth_core::status::TaskState;
 use berth_proto::agent::v1::{Hello, LogChunk, ServerMessage, TaskUsage};
 use berth_proto::v1::{ContainerInstance, NodeClaim, Resource, TaskHeader};
 use std::collections::HashMap;
@@ -102,7 +105,7 @@ impl Sessions {
         state: &State,
         ids: impl IntoIterator<Item = &'a str>,
         fresh: rooms::Freshness,
-    ) -> Result<(HashMap<String, crate::controller::apply::Usage>, u64)> {
+    ) -> Result<(HashMap<String, berth_core::capacity::Usage>, u64)> {
         Ok(self.rooms.read(state, fresh)?.usage_of(ids))
     }
 
@@ -111,7 +114,7 @@ impl Sessions {
         &self,
         state: &State,
         fresh: rooms::Freshness,
-    ) -> Result<Vec<crate::scheduler::NodeSnapshot>> {
+    ) -> Result<Vec<berth_core::scheduler::NodeSnapshot>> {
         Ok(self.rooms.read(state, fresh)?.snapshots())
     }
 
@@ -120,7 +123,7 @@ impl Sessions {
         &self,
         state: &State,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Vec<crate::scheduler::NodeSnapshot>> {
+    ) -> Result<Vec<berth_core::scheduler::NodeSnapshot>> {
         Ok(self
             .rooms
             .read(state, rooms::Freshness::Now)?
@@ -205,7 +208,7 @@ impl Sessions {
 
     /// Sets each snapshot's `connected` under one hold of the lock (a plan's ten thousand nodes
     /// asked one by one contend with every agent's heartbeat ten thousand times).
-    pub fn mark_connected(&self, nodes: &mut [crate::scheduler::NodeSnapshot]) {
+    pub fn mark_connected(&self, nodes: &mut [berth_core::scheduler::NodeSnapshot]) {
         let s = self.lock();
         let now = time::now_millis();
         for n in nodes {
@@ -362,35 +365,6 @@ fn int_resource(name: &str, v: i64) -> Resource {
         integer_value: v,
         ..Default::default()
     }
-}
-
-/// Random lowercase hex, `len` characters.
-pub fn new_id(len: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
-        .collect()
-}
-
-pub fn resource(node: &ContainerInstance, name: &str) -> i64 {
-    node.registered_resources
-        .iter()
-        .find(|r| r.name == name)
-        .map_or(0, |r| r.integer_value)
-}
-
-pub fn reserved_ports(node: &ContainerInstance) -> Vec<i32> {
-    node.registered_resources
-        .iter()
-        .find(|r| r.name == "PORTS")
-        .map(|r| {
-            r.string_set_value
-                .iter()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// What a node's unstopped tasks hold of it: their counts, and the resources their claims take.

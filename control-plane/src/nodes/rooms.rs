@@ -4,11 +4,11 @@
 //! snapshot of ten thousand nodes does not re-read a million claims. A hint, never a guarantee:
 //! the applier re-reads each node it places on and commits under compares.
 
-use crate::controller::apply::{Room, Usage};
 use crate::controller::view::placement_snapshot;
 use crate::error::Result;
-use crate::scheduler::NodeSnapshot;
 use crate::state::{keys, State};
+use berth_core::capacity::{Room, Usage};
+use berth_core::scheduler::NodeSnapshot;
 use berth_proto::v1::{ContainerInstance, NodeClaim};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

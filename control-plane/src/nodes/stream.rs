@@ -118,7 +118,7 @@ impl AgentSessions for AgentSessionsApi {
             }
             hello.node_id = p.id;
         }
-        if let Some(why) = crate::limits::nodes_full(self.sessions.connected_count())
+        if let Some(why) = berth_core::limits::nodes_full(self.sessions.connected_count())
             .filter(|_| !self.sessions.is_connected(&hello.node_id))
         {
             return Err(Status::resource_exhausted(why));

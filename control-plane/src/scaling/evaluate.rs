@@ -30,7 +30,7 @@ pub fn evaluate(
         return Ok(());
     }
     mem.scaling_evaluated_ms = now;
-    let cluster = crate::arn::cluster_name(&svc.cluster_arn).to_string();
+    let cluster = berth_core::arn::cluster_name(&svc.cluster_arn).to_string();
     let group = format!("service:{}", svc.service_name);
     let running: Vec<Task> = crate::controller::view::group_tasks(state, &cluster, &group)?
         .into_iter()
@@ -138,7 +138,7 @@ fn cpu_percent_total(
     }
     let mut total = 0.0;
     for t in running {
-        let node = crate::arn::last_segment(&t.container_instance_arn);
+        let node = berth_core::arn::last_segment(&t.container_instance_arn);
         let cores = sessions.task_cpu_cores(node, &t.task_arn, now - window)?;
         let units = if t.cpu > 0 {
             f64::from(t.cpu)

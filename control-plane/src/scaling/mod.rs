@@ -8,9 +8,9 @@ mod evaluate;
 pub use evaluate::evaluate;
 
 use crate::error::{Error, FieldError, Result};
-use crate::limits::Bound;
 use crate::services::{self, push_event};
 use crate::state::{put, State};
+use berth_core::limits::Bound;
 use berth_proto::v1::{PutScalingPolicyRequest, ScalingPolicy, Service};
 
 /// Berth's default cooldowns: scale out soon after the last action, scale in only after a
@@ -66,7 +66,7 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
     state.update(|tx| {
         let found = services::find(tx.state(), &req.cluster, &req.service)?;
         let key = services::key(
-            crate::arn::cluster_name(&found.cluster_arn),
+            berth_core::arn::cluster_name(&found.cluster_arn),
             &found.service_name,
         );
         let Some(mut svc) = tx.get::<Service>(&key)? else {
@@ -97,7 +97,7 @@ pub fn put_policy(state: &State, req: PutScalingPolicyRequest) -> Result<Service
                 }
                 let mut errs = validate(&p);
                 if let Err(e) =
-                    crate::limits::check_desired_count(tx.state().limits(), p.max_capacity)
+                    berth_core::limits::check_desired_count(tx.state().limits(), p.max_capacity)
                 {
                     errs.push(FieldError::new("maxCapacity", e));
                 }

@@ -55,8 +55,8 @@ impl Config {
             limits: crate::Limits::default(),
             http: http::HttpConfig::default(),
             grpc_max_connections: 4096,
-            region: crate::arn::DEFAULT_REGION.into(),
-            account_id: crate::arn::DEFAULT_ACCOUNT.into(),
+            region: berth_core::arn::DEFAULT_REGION.into(),
+            account_id: berth_core::arn::DEFAULT_ACCOUNT.into(),
         }
     }
 }

@@ -99,7 +99,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
     let http_listener = bind(config.http_listen).await?;
     let grpc_addr = local_addr(&grpc, config.grpc_listen)?;
     let http_addr = local_addr(&http_listener, config.http_listen)?;
-    crate::arn::configure(&config.region, &config.account_id);
+    berth_core::arn::configure(&config.region, &config.account_id);
     let (state, election) = open_state(&config).await?;
     let trust = open_trust(&config, &state).await?;
     // The store's files (and the CA's) exist now: owner-only too, also when an older version

@@ -2,7 +2,7 @@
 
 use super::load_balancer::check_load_balancers;
 use super::new_service;
-use crate::limits::Limits;
+use berth_core::limits::Limits;
 use berth_proto::v1::*;
 
 /// The messages `new_service` gives `req`.

@@ -2,7 +2,7 @@
 //! ALB's rule and target group ranges, and health check matchers.
 
 use crate::error::FieldError;
-use crate::limits::Bound;
+use berth_core::limits::Bound;
 use berth_proto::v1::{LoadBalancer, TaskDefinition};
 
 pub(crate) fn check_load_balancers(
@@ -54,7 +54,7 @@ pub(crate) fn check_load_balancers(
             }
             continue;
         }
-        crate::limits::LISTENER_PORT.push(
+        berth_core::limits::LISTENER_PORT.push(
             errs,
             format!("loadBalancers[{i}].listenerPort"),
             lb.listener_port.into(),

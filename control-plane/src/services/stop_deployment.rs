@@ -3,12 +3,12 @@
 //! either way, at once: its old tasks still run, and the new revision was never validated.
 
 use super::{active, find, key, not_found, push_event};
-use crate::controller::plan::{rollout, shift};
 use crate::error::{Error, Result};
-use crate::nodes::new_id;
 use crate::state::{put, State};
-use crate::status::{end_rollout, RolloutState};
 use crate::time;
+use berth_core::ids::new_id;
+use berth_core::plan::{rollout, shift};
+use berth_core::status::{end_rollout, RolloutState};
 use berth_proto::v1::{Service, StopServiceDeploymentRequest};
 
 pub fn stop_deployment(state: &State, req: StopServiceDeploymentRequest) -> Result<Service> {
@@ -43,7 +43,7 @@ pub fn stop_deployment(state: &State, req: StopServiceDeploymentRequest) -> Resu
                 primary.id
             )));
         }
-        if crate::status::rollout(&primary) != RolloutState::InProgress {
+        if berth_core::status::rollout(&primary) != RolloutState::InProgress {
             return Err(Error::Client(format!(
                 "deployment {} is {}: only a deployment IN_PROGRESS can be stopped",
                 primary.id, primary.rollout_state

@@ -4,8 +4,8 @@
 
 use super::{key, push_event};
 use crate::error::{FieldError, Result};
-use crate::limits::check_desired_count;
 use crate::state::{put, State};
+use berth_core::limits::check_desired_count;
 use berth_proto::v1::Service;
 
 /// What makes a stored service one the controller must not act on: a value out of today's bounds
@@ -50,7 +50,7 @@ fn report_in(tx: &mut crate::state::Tx<'_>) -> Result<(usize, Vec<crate::store::
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        let cluster = crate::arn::cluster_name(&svc.cluster_arn).to_string();
+        let cluster = berth_core::arn::cluster_name(&svc.cluster_arn).to_string();
         tracing::error!(service = %svc.service_arn, problem = %why, "stored service is invalid; it is not reconciled until it is fixed");
         let fix = if errs.iter().any(|e| e.path == "desiredCount") {
             "--desired N"

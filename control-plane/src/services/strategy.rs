@@ -196,7 +196,7 @@ fn check_shiftable(errs: &mut Vec<FieldError>, svc: &Service, dc: &DeploymentCon
 
 /// Lifecycle hooks: http:// webhooks at ECS's stages, with a shifting strategy.
 fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shifting: bool) {
-    use crate::controller::plan::shift::HOOK_STAGES;
+    use berth_core::plan::shift::HOOK_STAGES;
     const MAX_HOOKS: usize = 10;
     if dc.lifecycle_hooks.len() > MAX_HOOKS {
         errs.push(FieldError::new(

@@ -128,7 +128,7 @@ fn why_kept(state: &State, cluster: &str) -> Result<String> {
         .into_iter()
         .filter(|t| t.last_status != "STOPPED")
         .map(|t| {
-            crate::arn::last_segment(&t.task_arn)
+            berth_core::arn::last_segment(&t.task_arn)
                 .chars()
                 .take(8)
                 .collect()

@@ -12,7 +12,7 @@ pub fn list(state: &State, req: ListStacksRequest) -> Result<ListStacksReply> {
     let cluster = if req.cluster.trim().is_empty() {
         String::new()
     } else {
-        crate::arn::cluster_name(&req.cluster).to_string()
+        berth_core::arn::cluster_name(&req.cluster).to_string()
     };
     let mut stacks = state.scan::<Stack>(&prefix(&cluster))?;
     for s in &mut stacks {

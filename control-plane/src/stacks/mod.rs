@@ -76,7 +76,7 @@ pub fn apply(state: &State, req: ApplyStackRequest) -> Result<StackReply> {
     refuse_while_deleting(record.as_ref(), &spec.name)?;
     let mut record = record.unwrap_or_else(|| Stack {
         name: spec.name.clone(),
-        cluster_arn: crate::arn::cluster(&cluster),
+        cluster_arn: berth_core::arn::cluster(&cluster),
         status: "ACTIVE".into(),
         created_at: time::now(),
         ..Default::default()

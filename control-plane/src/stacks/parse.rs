@@ -167,7 +167,7 @@ fn cluster_name(errs: &mut Vec<FieldError>, top: &Map<String, Value>) -> String 
     if cluster.is_empty() {
         return crate::clusters::DEFAULT_CLUSTER.to_string();
     }
-    if !is_name(crate::arn::cluster_name(&cluster), 255) {
+    if !is_name(berth_core::arn::cluster_name(&cluster), 255) {
         errs.push(FieldError::new(
             "cluster",
             format!(

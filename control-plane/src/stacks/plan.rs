@@ -242,7 +242,7 @@ fn service_update(
         ));
     }
     let mut request = UpdateServiceRequest {
-        cluster: crate::arn::cluster_name(&existing.cluster_arn).to_string(),
+        cluster: berth_core::arn::cluster_name(&existing.cluster_arn).to_string(),
         service: existing.service_name.clone(),
         ..Default::default()
     };

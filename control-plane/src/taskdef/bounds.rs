@@ -2,7 +2,7 @@
 //! mappings, environment entries and arguments it may have, and ECS's 64 KiB for its JSON.
 
 use crate::error::FieldError;
-use crate::limits::{
+use berth_core::limits::{
     MAX_ARG_BYTES, MAX_COMMAND_ARGS, MAX_ENVIRONMENT, MAX_PORTS_PER_CONTAINER, MAX_PORTS_PER_TASK,
     MAX_TASK_DEFINITION_BYTES,
 };

@@ -3,7 +3,8 @@
 use crate::error::{Error, FieldError, Result};
 use crate::state::{keys, put, State};
 use crate::taskdef::{self, parse_reference};
-use crate::{arn, time};
+use crate::time;
+use berth_core::arn;
 use berth_proto::v1::TaskDefinition;
 
 /// A registration's outcome: the stored definition and what was accepted but not used.
@@ -209,7 +210,7 @@ pub fn sweep_deleted(state: &State) -> Result<usize> {
 }
 
 fn sweep_in(tx: &mut crate::state::Tx<'_>) -> Result<(usize, Vec<crate::store::Op>)> {
-    use crate::status::TaskState;
+    use berth_core::status::TaskState;
     use berth_proto::v1::{Service, TaskHeader};
     let state = tx.state().clone();
     let state = &state;

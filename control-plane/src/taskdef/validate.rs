@@ -5,7 +5,7 @@
 //! is what runs.
 
 use crate::error::{quote, FieldError};
-use crate::limits::{
+use berth_core::limits::{
     CONTAINER_CPU, CONTAINER_PORT, HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD,
     HEALTH_TIMEOUT, HOST_PORT, MEMORY, MEMORY_RESERVATION, STOP_TIMEOUT, TASK_CPU,
 };

@@ -5,7 +5,6 @@
 use super::judge::failed;
 use super::progress::short;
 use super::{Event, ServicePlan, ServiceView};
-use crate::services::breaker_threshold;
 use crate::status::{end_rollout, rollout, DeploymentStatus, RolloutState, TaskState};
 use crate::time;
 use berth_proto::v1::*;
@@ -143,5 +142,20 @@ pub(super) fn backoff(p: &mut ServicePlan, view: &ServiceView, now: i64) {
                 "(service {name}) is unable to consistently start tasks successfully."
             )));
         }
+    }
+}
+
+/// ECS's circuit breaker threshold: clamp(ceil(0.5 × desired), 10, 200), unless set.
+pub fn breaker_threshold(svc: &Service) -> i32 {
+    let set = svc
+        .deployment_configuration
+        .as_ref()
+        .and_then(|d| d.deployment_circuit_breaker.as_ref())
+        .map_or(0, |c| c.threshold);
+    if set > 0 {
+        set
+    } else {
+        // ceil(desired / 2) without overflowing at i32::MAX.
+        (svc.desired_count / 2 + svc.desired_count % 2).clamp(10, 200)
     }
 }

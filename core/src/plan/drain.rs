@@ -3,15 +3,25 @@
 //! does its agent stop it.
 
 use super::{ServicePlan, ServiceView};
-use crate::endpoints;
 use crate::status::TaskState;
 use crate::time;
+use berth_proto::v1::LoadBalancer;
+
+/// How long a deregistered target drains when its load balancer does not say.
+pub const DEFAULT_DRAIN_TIMEOUT_S: i32 = 30;
+
+/// A load balancer's drain timeout, in seconds.
+pub fn drain_timeout_s(lb: &LoadBalancer) -> i32 {
+    lb.drain_timeout_seconds.unwrap_or(DEFAULT_DRAIN_TIMEOUT_S)
+}
 
 pub(super) fn deregistrations(p: &mut ServicePlan, view: &ServiceView, now: i64) {
-    let delay_ms = i64::from(p.service.load_balancers.first().map_or(
-        endpoints::DEFAULT_DRAIN_TIMEOUT_S,
-        endpoints::drain_timeout_s,
-    )) * 1000;
+    let delay_ms = i64::from(
+        p.service
+            .load_balancers
+            .first()
+            .map_or(DEFAULT_DRAIN_TIMEOUT_S, drain_timeout_s),
+    ) * 1000;
     for t in view
         .tasks
         .iter()

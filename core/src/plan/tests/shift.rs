@@ -3,7 +3,7 @@
 //! bake, and the proxies' figures roll a bad revision back to tasks that never stopped.
 
 use super::*;
-use crate::controller::plan::shift::{Strategy, BAKE_TIME, PRODUCTION_TRAFFIC_SHIFT};
+use crate::plan::shift::{Strategy, BAKE_TIME, PRODUCTION_TRAFFIC_SHIFT};
 
 /// A service moving from d1 to d2 by CANARY 10% baked 60 s, then a 120 s bake.
 fn canary(desired: i32) -> Service {

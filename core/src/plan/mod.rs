@@ -8,11 +8,11 @@
 
 mod bounds;
 mod counts;
-mod drain;
+pub mod drain;
 mod judge;
-pub(crate) mod launch;
+pub mod launch;
 mod progress;
-pub(crate) mod rollout;
+pub mod rollout;
 pub mod shift;
 mod stop;
 #[cfg(test)]
@@ -24,7 +24,7 @@ use berth_proto::v1::{RevisionFigures, Service, Task, TaskDefinition};
 use std::collections::HashMap;
 
 pub use judge::failed;
-pub(crate) use progress::short;
+pub use progress::short;
 
 /// What the controller remembers of a service between passes (lost on restart, harmlessly:
 /// a new leader starts with no backoff and says "steady state" once more).

@@ -7,7 +7,7 @@ use super::judge::Judgement;
 use super::{Launch, ServicePlan, ServiceView};
 use crate::scheduler::{self, NodeSnapshot, PlacementRequest};
 use crate::status::{service_status, ServiceStatus};
-use crate::{arn, tasks};
+use crate::{arn, capacity};
 
 /// At most this many launches in one pass, so one commit stays small; the next pass goes on.
 pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
@@ -48,7 +48,7 @@ pub(super) fn launches(
         }
         vec![None; n]
     };
-    let demand = tasks::demand(td);
+    let demand = capacity::demand(td);
     let strategies: Vec<_> = svc
         .placement_strategy
         .iter()

@@ -14,7 +14,7 @@ use berth_proto::v1::{Failure, Task};
 const PLACEMENT_EVENT_EVERY_MS: i64 = 30_000;
 
 /// A task's id, the last part of its ARN, as ECS's events name it.
-pub(crate) fn short(arn: &str) -> &str {
+pub fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
