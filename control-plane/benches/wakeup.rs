@@ -4,13 +4,14 @@
 //! table of its service — counting the keys each reads. Run with
 //! `cargo bench -p berth-control-plane --bench wakeup` (`-- --json` for one JSON line per size).
 
-use berth_control_plane::controller::{self, apply, Caches, ControllerConfig};
-use berth_control_plane::endpoints::health::Proxies;
-use berth_control_plane::endpoints::Routes;
-use berth_control_plane::nodes::{self, Sessions};
+use berth_control_plane::control::controller::{self, Caches, ControllerConfig};
+use berth_control_plane::live::proxies::Proxies;
+use berth_control_plane::live::sessions::{self, Sessions};
+use berth_control_plane::model::endpoints::Routes;
+use berth_control_plane::model::placement::{apply, view};
 use berth_control_plane::state::State;
 use berth_control_plane::store::SledStore;
-use berth_control_plane::{clusters, services, taskdef, tasks, time};
+use berth_control_plane::{model::clusters, model::services, model::taskdef, model::tasks, time};
 use berth_proto::agent::v1::{Hello, TaskReport};
 use berth_proto::v1::*;
 use std::collections::HashMap;
@@ -99,7 +100,7 @@ fn measure(total_tasks: usize) -> Cost {
     for i in 0..REPORTS {
         let svc =
             services::find(&state, "bench", &format!("svc{}", i * 7 % SERVICES)).expect("service");
-        let group = controller::view::service_tasks(&state, &svc).expect("tasks");
+        let group = view::service_tasks(&state, &svc).expect("tasks");
         let t = &group[i % group.len()];
         let node = berth_core::arn::last_segment(&t.container_instance_arn).to_string();
         let report = TaskReport {
@@ -182,7 +183,7 @@ fn populate(state: &State, total_tasks: usize) -> Vec<String> {
     .task_definition;
     let node_ids: Vec<String> = (0..NODES)
         .map(|i| {
-            nodes::register(
+            sessions::register(
                 state,
                 &Hello {
                     name: format!("node-{i}"),

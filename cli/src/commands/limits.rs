@@ -28,8 +28,8 @@ pub struct HttpLimitArgs {
 }
 
 impl HttpLimitArgs {
-    pub fn limits(&self) -> cp::http::ConnLimits {
-        cp::http::ConnLimits {
+    pub fn limits(&self) -> cp::transport::http::ConnLimits {
+        cp::transport::http::ConnLimits {
             header_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
             max_connections: self.http_max_connections.max(1),

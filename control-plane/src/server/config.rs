@@ -1,10 +1,10 @@
 //! What a control plane is started with: where it keeps its data and listens, its timings,
 //! trust, store (embedded or etcd) and limits.
 
-use crate::api::SessionTimings;
-use crate::auth::trust::TrustConfig;
-use crate::controller::ControllerConfig;
-use crate::http;
+use crate::control::controller::ControllerConfig;
+use crate::model::auth::trust::TrustConfig;
+use crate::transport::grpc::SessionTimings;
+use crate::transport::http;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,139 @@
+//! A target group's targets: the tasks of the services attached to it (`loadBalancers[]
+//! .targetGroupArn`), with the health the watching proxies report for them.
+
+use super::same;
+use crate::live::proxies::Proxies;
+use crate::state::error::Result;
+use crate::state::{keys, State};
+use berth_proto::v1::{ElbTargetGroup, Service};
+
+/// Checks that every target group a service names exists (read through `tx`, so a delete in
+/// between refuses the create), and takes the stored ARN and its deregistration delay.
+pub fn attach(
+    tx: &mut crate::state::Tx<'_>,
+    lbs: &mut [berth_proto::v1::LoadBalancer],
+) -> Result<()> {
+    for (i, lb) in lbs.iter_mut().enumerate() {
+        if lb.target_group_arn.is_empty() {
+            continue;
+        }
+        let key = super::tg_key(&lb.target_group_arn)?;
+        let tg = tx
+            .get::<ElbTargetGroup>(&key)?
+            .filter(|tg| !lb.target_group_arn.starts_with("arn:") || same(&tg.arn, &lb.target_group_arn))
+            .ok_or_else(|| {
+                crate::state::error::Error::elb(
+                    "TargetGroupNotFound",
+                    format!(
+                        "loadBalancers[{i}].targetGroupArn: target group {} not found; create it with `aws elbv2 create-target-group` (or `berth lb target-group create`)",
+                        crate::state::error::quote(&lb.target_group_arn)
+                    ),
+                )
+            })?;
+        lb.target_group_arn = tg.arn;
+        lb.drain_timeout_seconds = Some(tg.deregistration_delay_seconds);
+    }
+    Ok(())
+}
+
+/// The active services whose tasks join `tg`.
+pub fn attached_services(state: &State, tg: &ElbTargetGroup) -> Result<Vec<Service>> {
+    Ok(state
+        .scan::<Service>(keys::SERVICES)?
+        .into_iter()
+        .filter(|s| s.status != "INACTIVE")
+        .filter(|s| {
+            s.load_balancers
+                .iter()
+                .any(|l| same(&l.target_group_arn, &tg.arn))
+        })
+        .collect())
+}
+
+/// One target of a target group as DescribeTargetHealth and `service describe` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealthRow {
+    pub service_name: String,
+    pub task_arn: String,
+    pub address: String,
+    pub port: i32,
+    /// ELBv2's state: initial, healthy, unhealthy, draining, unused.
+    pub state: String,
+    /// ELBv2's reason code (`Target.FailedHealthChecks`), empty when healthy.
+    pub reason: String,
+    pub description: String,
+}
+
+/// The targets of `tg` with their health, service by service.
+pub fn target_health(
+    state: &State,
+    proxies: &Proxies,
+    tg: &ElbTargetGroup,
+) -> Result<Vec<TargetHealthRow>> {
+    let mut rows = Vec::new();
+    for svc in attached_services(state, tg)? {
+        for lb in svc
+            .load_balancers
+            .iter()
+            .filter(|l| same(&l.target_group_arn, &tg.arn))
+        {
+            for t in crate::model::endpoints::service_targets(state, &svc, lb)? {
+                let seen = proxies.target_state(&t.task_arn);
+                let (st, reason, description) = elb_state(t.draining, seen);
+                rows.push(TargetHealthRow {
+                    service_name: svc.service_name.clone(),
+                    task_arn: t.task_arn,
+                    address: t.address,
+                    port: t.port,
+                    state: st.into(),
+                    reason: reason.into(),
+                    description,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A proxy's view of a target in ELBv2's words.
+fn elb_state(
+    draining: bool,
+    seen: Option<(String, String)>,
+) -> (&'static str, &'static str, String) {
+    if draining {
+        return (
+            "draining",
+            "Target.DeregistrationInProgress",
+            "Target deregistration is in progress".into(),
+        );
+    }
+    match seen {
+        None => (
+            "unused",
+            "Target.NotInUse",
+            "No proxy is routing to this target yet".into(),
+        ),
+        Some((s, why)) => match s.as_str() {
+            "HEALTHY" => ("healthy", "", String::new()),
+            "UNHEALTHY" => (
+                "unhealthy",
+                if why.contains("timed out") {
+                    "Target.Timeout"
+                } else {
+                    "Target.FailedHealthChecks"
+                },
+                why,
+            ),
+            "DRAINED" => (
+                "draining",
+                "Target.DeregistrationInProgress",
+                "Target deregistration is in progress".into(),
+            ),
+            _ => (
+                "initial",
+                "Elb.InitialHealthChecking",
+                "Initial health checks in progress".into(),
+            ),
+        },
+    }
+}
