@@ -228,10 +228,25 @@ pub fn replicas(
     Ok((all, leader))
 }
 
+/// What the leader needs of the server's configuration.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    /// Where the embedded store and the replica id live.
+    pub data_dir: std::path::PathBuf,
+    /// etcd to elect a leader on; `None` for the embedded store (one server, always leader).
+    pub etcd: Option<crate::store::EtcdOptions>,
+    /// The leader's lease on etcd.
+    pub leader_ttl: Duration,
+    /// The gRPC URL other servers and clients reach this one at, when not its listen address.
+    pub advertise: Option<String>,
+    /// The HTTP listener speaks plain HTTP even when gRPC has TLS.
+    pub http_plaintext: bool,
+}
+
 /// Opens the store the config names, and how this replica is elected on it.
 pub async fn open_store(
-    config: &crate::server::Config,
-) -> Result<(Arc<dyn crate::store::Store>, Election), crate::server::SpawnError> {
+    config: &LeaderConfig,
+) -> crate::state::error::Result<(Arc<dyn crate::store::Store>, Election)> {
     use crate::state::error::Error;
     let opened = match config.etcd.clone() {
         Some(opts) => {
@@ -264,12 +279,12 @@ pub async fn open_store(
 /// This replica: a stable id kept in the data directory, and the URLs it is reached at. On
 /// the embedded store it is the only one, recorded (and recorded as leader) at start.
 pub async fn me(
-    config: &crate::server::Config,
+    config: &LeaderConfig,
     grpc: std::net::SocketAddr,
     http: std::net::SocketAddr,
     tls: bool,
     state: &crate::state::State,
-) -> Result<Replica, crate::server::SpawnError> {
+) -> crate::state::error::Result<Replica> {
     use crate::state::error::Error;
     let id_file = config.data_dir.join("replica.id");
     let id = match std::fs::read_to_string(&id_file) {
@@ -303,7 +318,7 @@ pub async fn me(
             .unwrap_or_else(|| format!("{scheme}://{}", host(grpc))),
         http: format!(
             "{}://{}",
-            if tls && !config.http.plaintext {
+            if tls && !config.http_plaintext {
                 "https"
             } else {
                 "http"

@@ -71,7 +71,7 @@ fn mark_lost(
             );
             t.stopped_at = time::rfc3339(now);
             t.version += 1;
-            tracing::warn!(target: crate::live::sessions::LOG_TARGET, task = %t.task_arn, node = %n.name, "task lost with its node");
+            tracing::warn!(target: crate::live::LOG_TARGET, task = %t.task_arn, node = %n.name, "task lost with its node");
             ops.extend(apply::release_ops(tx, &t)?);
             ops.push(put(task_key.to_string(), &t));
             marked += 1;

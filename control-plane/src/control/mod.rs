@@ -4,4 +4,3 @@
 pub mod controller;
 pub mod leader;
 pub mod lost;
-pub mod scaling;

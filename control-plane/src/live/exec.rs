@@ -2,7 +2,6 @@
 //! under the exec's id, and the agent's `Exec` call (dialled back for that id) is handed to it.
 //! An id is taken once; one never dialled back is forgotten by the handler that made it.
 
-use super::sessions::Sessions;
 use berth_proto::agent::v1::ExecFrame;
 use berth_proto::v1::ExecInput;
 use std::collections::HashMap;
@@ -33,11 +32,11 @@ impl Execs {
     }
 }
 
-impl Sessions {
+impl Execs {
     /// Waits for `node_id`'s agent to dial back with `exec_id`.
-    pub fn expect_exec(&self, exec_id: &str, node_id: &str) -> oneshot::Receiver<AgentExec> {
+    pub fn expect(&self, exec_id: &str, node_id: &str) -> oneshot::Receiver<AgentExec> {
         let (deliver, rx) = oneshot::channel();
-        self.execs.lock().insert(
+        self.lock().insert(
             exec_id.to_string(),
             PendingExec {
                 node_id: node_id.to_string(),
@@ -48,7 +47,7 @@ impl Sessions {
     }
 
     /// The exec waiting under `exec_id`, taken (an id is good once).
-    pub fn take_exec(&self, exec_id: &str) -> Option<PendingExec> {
-        self.execs.lock().remove(exec_id)
+    pub fn take(&self, exec_id: &str) -> Option<PendingExec> {
+        self.lock().remove(exec_id)
     }
 }

@@ -2,11 +2,22 @@
 //! sessions and their pushers, the report queue, the rooms cache, execs and log waiters, the
 //! proxies' health, the other servers.
 
+/// The log target of node sessions, as it was when they lived in `crate::nodes`, so the filters
+/// users wrote (`RUST_LOG=berth_control_plane::nodes=info`) keep working.
+pub const LOG_TARGET: &str = "berth_control_plane::nodes";
+
 pub mod desired;
 pub mod exec;
+pub mod metrics;
 pub mod proxies;
 pub mod push;
 pub mod replicas;
 pub mod reports;
+pub mod revocations;
 pub mod rooms;
 pub mod sessions;
+
+/// Resolves once shutdown is signalled (or the signal's sender is gone).
+pub async fn shutting_down(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

@@ -308,7 +308,7 @@ fn follow(state: &State, rooms: std::sync::Weak<Mutex<Rooms>>) {
             };
             let caught = tokio::task::spawn_blocking(move || catch_up(&rooms, &state).map(drop));
             if let Ok(Err(e)) = caught.await {
-                tracing::debug!(target: super::sessions::LOG_TARGET, error = %e, "rooms cache: catching up failed; the next read retries");
+                tracing::debug!(target: super::LOG_TARGET, error = %e, "rooms cache: catching up failed; the next read retries");
             }
         }
     });

@@ -60,3 +60,16 @@ impl Config {
         }
     }
 }
+
+impl Config {
+    /// The part of the configuration the leader reads.
+    pub fn leader(&self) -> crate::control::leader::LeaderConfig {
+        crate::control::leader::LeaderConfig {
+            data_dir: self.data_dir.clone(),
+            etcd: self.etcd.clone(),
+            leader_ttl: self.leader_ttl,
+            advertise: self.advertise.clone(),
+            http_plaintext: self.http.plaintext,
+        }
+    }
+}

@@ -118,7 +118,7 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         stopped,
     };
     let metrics = crate::state::metrics::SharedRegistry::default();
-    crate::state::metrics::register(&metrics, &state, &parts.sessions);
+    crate::live::metrics::register(&metrics, &state, &parts.sessions);
     let mut tasks = vec![
         serve_grpc(&parts, &config, grpc).await?,
         serve_http(&parts, &config, http_listener, &metrics),
@@ -129,14 +129,20 @@ pub async fn spawn(config: Config) -> Result<ControlPlane, SpawnError> {
         )),
     ];
     if trust.is_some() {
-        tasks.push(tokio::spawn(crate::model::auth::revoked::follow(
+        tasks.push(tokio::spawn(crate::live::revocations::follow(
             state.clone(),
             parts.sessions.clone(),
             parts.stopped.clone(),
         )));
     }
-    let me =
-        crate::control::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
+    let me = crate::control::leader::me(
+        &config.leader(),
+        grpc_addr,
+        http_addr,
+        trust.is_some(),
+        &state,
+    )
+    .await?;
     tasks.extend(lead_when_elected(&parts, &config, election, me, &metrics));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
     Ok(ControlPlane {
@@ -182,7 +188,7 @@ fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, SpawnErr
 async fn open_state(
     config: &Config,
 ) -> Result<(State, crate::control::leader::Election), SpawnError> {
-    let (store, election) = crate::control::leader::open_store(config).await?;
+    let (store, election) = crate::control::leader::open_store(&config.leader()).await?;
     let state = State::new(store).with_limits(config.limits);
     let s = state.clone();
     tokio::task::spawn_blocking(move || {

@@ -4,6 +4,7 @@
 mod headers;
 mod hooks;
 mod pace;
+mod scaling;
 mod service;
 mod wake;
 
@@ -420,7 +421,7 @@ impl Pass<'_> {
             let mem = memory
                 .entry(crate::model::services::key_of(svc))
                 .or_default();
-            let res = crate::control::scaling::evaluate(
+            let res = scaling::evaluate(
                 self.state,
                 self.sessions,
                 self.proxies,

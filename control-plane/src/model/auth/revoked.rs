@@ -1,17 +1,13 @@
 //! Revoked agent and proxy identities (`berth node revoke`, `berth cert revoke`), stored at
 //! `trust/revoked/KIND/ID`. Every peer call reads the key (no cache), so a revoked certificate
-//! is refused on its next call on every server sharing the store; `follow` ends the streams this
-//! server holds for it as soon as the revoke commits, wherever it was made.
+//! is refused on its next call on every server sharing the store; `live::revocations` ends the
+//! streams this server holds for it as soon as the revoke commits, wherever it was made.
 
-use crate::live::sessions::Sessions;
 use crate::state::error::{Error, Result};
 use crate::state::{put, State};
-use crate::store::Change;
 use crate::time;
 use berth_proto::v1::{ContainerInstance, RevokedIdentity};
 use berth_trust::{PeerIdentity, PeerKind};
-use std::sync::Arc;
-use tokio::sync::{broadcast, watch};
 
 pub(crate) const PREFIX: &str = "trust/revoked/";
 
@@ -19,7 +15,7 @@ fn key(who: &PeerIdentity) -> String {
     format!("{PREFIX}{}/{}", who.kind.as_str(), who.id)
 }
 
-fn from_key(key: &str) -> Option<PeerIdentity> {
+pub(crate) fn from_key(key: &str) -> Option<PeerIdentity> {
     let (kind, id) = key.strip_prefix(PREFIX)?.split_once('/')?;
     Some(PeerIdentity::new(PeerKind::parse(kind)?, id))
 }
@@ -90,50 +86,6 @@ pub fn revoke(state: &State, who: &PeerIdentity, reason: &str) -> Result<Revoked
 
 pub fn list(state: &State) -> Result<Vec<RevokedIdentity>> {
     state.scan(PREFIX)
-}
-
-/// Ends this server's streams of every identity revoked from now on (and, on a resync, of any
-/// revoked one still connected), until `stop`.
-pub async fn follow(state: State, sessions: Arc<Sessions>, mut stop: watch::Receiver<bool>) {
-    let mut changes = state.store().subscribe();
-    loop {
-        let change: Arc<Change> = tokio::select! {
-            c = changes.recv() => match c {
-                Ok(c) => c,
-                Err(broadcast::error::RecvError::Lagged(_)) => Arc::new(Change::resync_at(0)),
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = crate::transport::grpc::shutting_down(&mut stop) => return,
-        };
-        let keys: Vec<PeerIdentity> = change.keys.iter().filter_map(|k| from_key(k)).collect();
-        if !change.resync && keys.is_empty() {
-            continue;
-        }
-        let s = state.clone();
-        let read = tokio::task::spawn_blocking(move || -> Result<Vec<RevokedIdentity>> {
-            if change.resync {
-                return list(&s);
-            }
-            let found = keys.iter().map(|who| revoked(&s, who));
-            Ok(found
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect())
-        });
-        let Ok(Ok(records)) = read.await else {
-            continue;
-        };
-        for r in records {
-            let Some(who) = PeerIdentity::parse(&r.identity).filter(|w| w.kind == PeerKind::Node)
-            else {
-                continue;
-            };
-            if sessions.end(&who.id, refusal(&r)) {
-                tracing::warn!(identity = %who, "certificate revoked: agent stream closed");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::live::proxies::Proxies;
 use crate::model::auth::{Authorizer, AwsDenied};
 use crate::state::error::Error;
 use crate::state::State;
-use crate::transport::ecs::sigv4;
+use crate::transport::sigv4;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use query::Params;

@@ -5,8 +5,9 @@
 use crate::live::desired::NodeDesired;
 use crate::live::push::Push;
 use crate::live::sessions::{self, Sessions};
+use crate::live::shutting_down;
 use crate::state::State;
-use crate::transport::grpc::{blocking, shutting_down, until_shutdown};
+use crate::transport::grpc::{blocking, until_shutdown};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessions;
 use berth_proto::agent::v1::*;
 use std::pin::Pin;
@@ -134,13 +135,13 @@ impl AgentSessions for AgentSessionsApi {
             node_id: node_id.clone(),
             container_instance_arn: node.container_instance_arn.clone(),
             heartbeat_interval_ms: self.timings.heartbeat.as_millis() as i32,
-            usage_interval_ms: USAGE_INTERVAL.as_millis() as i32,
+            usage_interval_ms: crate::live::sessions::USAGE_INTERVAL.as_millis() as i32,
         };
         let _ = tx
             .send(Ok(msg(server_message::Body::Welcome(welcome))))
             .await;
         let generation = self.sessions.attach(&node_id, tx.clone());
-        tracing::info!(target: crate::live::sessions::LOG_TARGET, node = %node.name, id = %node_id, address = %node.address, "agent connected");
+        tracing::info!(target: crate::live::LOG_TARGET, node = %node.name, id = %node_id, address = %node.address, "agent connected");
 
         let ended = tx.clone();
         let pusher = tokio::spawn(push_desired(
@@ -167,11 +168,11 @@ impl AgentSessions for AgentSessionsApi {
                     Ok(Ok(Some(m))) => m,
                     Ok(Ok(None)) => break,
                     Ok(Err(e)) => {
-                        tracing::info!(target: crate::live::sessions::LOG_TARGET, node = %node_id, error = %e, "agent stream ended");
+                        tracing::info!(target: crate::live::LOG_TARGET, node = %node_id, error = %e, "agent stream ended");
                         break;
                     }
                     Err(_) => {
-                        tracing::warn!(target: crate::live::sessions::LOG_TARGET, node = %node_id, "agent missed its heartbeats; disconnecting it");
+                        tracing::warn!(target: crate::live::LOG_TARGET, node = %node_id, "agent missed its heartbeats; disconnecting it");
                         break;
                     }
                 };
@@ -193,17 +194,11 @@ impl AgentSessions for AgentSessionsApi {
             }
             pusher.abort();
             sessions.detach(&node_id, generation);
-            tracing::info!(target: crate::live::sessions::LOG_TARGET, node = %node_id, "agent disconnected");
+            tracing::info!(target: crate::live::LOG_TARGET, node = %node_id, "agent disconnected");
         });
         Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }
 }
-
-/// How often an agent's heartbeats carry its tasks' CPU usage (ECS's agent publishes its
-/// metrics every 20 s). Liveness stays on every heartbeat; the samples, one per running task,
-/// were most of a full fleet's stream traffic at every 2 s: at 100 tasks a node, 10,000 nodes
-/// sent half a million samples a second, a third of the control plane's CPU.
-pub const USAGE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Desired sets computed at once, across every node: a burst that touches thousands of nodes
 /// queues here rather than filling the blocking pool.
@@ -300,7 +295,7 @@ async fn push_desired(
                     desired = Some(d);
                 }
                 Err(e) => {
-                    tracing::warn!(target: crate::live::sessions::LOG_TARGET, node = %node_id, error = %e, "cannot compute desired tasks")
+                    tracing::warn!(target: crate::live::LOG_TARGET, node = %node_id, error = %e, "cannot compute desired tasks")
                 }
             }
         }

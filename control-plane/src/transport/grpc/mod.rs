@@ -4,9 +4,7 @@ pub mod agent_stream;
 mod clusters;
 mod credentials;
 pub mod endpoint_stream;
-mod exec;
 mod load_balancers;
-mod logs;
 mod nodes;
 mod servers;
 mod services;
@@ -61,7 +59,7 @@ pub(crate) fn until_shutdown<T: Send + 'static>(
             let (mut rx, mut stop) = open?;
             tokio::select! {
                 biased;
-                _ = shutting_down(&mut stop) => Some((
+                _ = crate::live::shutting_down(&mut stop) => Some((
                     Err(Status::unavailable("the control plane is shutting down; reconnect")),
                     None,
                 )),
@@ -69,9 +67,4 @@ pub(crate) fn until_shutdown<T: Send + 'static>(
             }
         },
     ))
-}
-
-/// Resolves once shutdown is signalled (or the signal's sender is gone).
-pub(crate) async fn shutting_down(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

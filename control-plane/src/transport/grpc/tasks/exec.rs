@@ -5,13 +5,13 @@
 //! carries only the request, so a command's output never queues behind it. Each exec, however
 //! it ends, becomes an event on the task.
 
-use super::blocking;
 use super::logs::container_of;
-use super::tasks::TasksApi;
+use super::TasksApi;
 use crate::live::exec::AgentExec;
 use crate::model::auth::Access;
 use crate::state::error::Error;
 use crate::state::State;
+use crate::transport::grpc::blocking;
 use crate::{model::tasks, model::tasks::events};
 use berth_core::arn;
 use berth_core::ids::new_id;

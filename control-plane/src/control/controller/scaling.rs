@@ -40,7 +40,7 @@ pub fn evaluate(
     let window = interval.max(3_000) + 1_000;
     let metric = if policy.target_cpu_percent.is_some() {
         // Agents sample CPU every `USAGE_INTERVAL`: a sample is current for two of them.
-        let usage = 2 * crate::transport::grpc::agent_stream::USAGE_INTERVAL.as_millis() as i64;
+        let usage = 2 * crate::live::sessions::USAGE_INTERVAL.as_millis() as i64;
         cpu_percent_total(state, sessions, &running, now, window.max(usage))
     } else {
         proxies.request_rate(&svc.service_arn, window, now)

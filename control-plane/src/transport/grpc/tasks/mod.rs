@@ -1,6 +1,9 @@
 //! `berth.v1.Tasks`: run, stop, describe (with the task's events), list; logs (`logs`) and exec
 //! (`exec`) go through the agent that runs the task.
 
+mod exec;
+mod logs;
+
 use super::blocking;
 use crate::live::sessions::Sessions;
 use crate::state::State;
@@ -68,21 +71,21 @@ impl Tasks for TasksApi {
         Ok(Response::new(ListTasksReply { tasks }))
     }
 
-    type GetLogsStream = super::logs::LogStream;
+    type GetLogsStream = logs::LogStream;
 
     async fn get_logs(
         &self,
         req: Request<GetLogsRequest>,
     ) -> Result<Response<Self::GetLogsStream>, Status> {
-        super::logs::get_logs(self, req).await
+        logs::get_logs(self, req).await
     }
 
-    type ExecTaskStream = super::exec::ExecStream;
+    type ExecTaskStream = exec::ExecStream;
 
     async fn exec_task(
         &self,
         req: Request<Streaming<ExecInput>>,
     ) -> Result<Response<Self::ExecTaskStream>, Status> {
-        super::exec::exec_task(self, req).await
+        exec::exec_task(self, req).await
     }
 }

@@ -2,10 +2,10 @@
 //! per container, merged into one stream. With several containers each line starts with its
 //! container's name (`web | …`); with `follow` the stream ends once every container has stopped.
 
-use super::blocking;
-use super::tasks::TasksApi;
+use super::TasksApi;
 use crate::live::sessions::{AgentTx, Sessions};
 use crate::state::error::{quote, Error};
+use crate::transport::grpc::blocking;
 use crate::{model::tasks, time};
 use berth_core::arn;
 use berth_core::ids::new_id;
