@@ -115,7 +115,8 @@ fn measure(total_tasks: usize) -> Cost {
             ..Default::default()
         };
         let k0 = state.keys_read();
-        let applied = tasks::apply_report(&state, &node, &report).expect("report");
+        let applied = berth_control_plane::live::reports::apply_report(&state, &node, &report)
+            .expect("report");
         assert!(applied, "report changed nothing: {t:?} on {node}");
         let k1 = state.keys_read();
         let change = loop {
@@ -136,7 +137,7 @@ fn measure(total_tasks: usize) -> Cost {
         .expect("pass");
         while feed.try_recv().is_ok() {}
         let k2 = state.keys_read();
-        tasks::desired_for_node(&state, &node).expect("desired set");
+        berth_control_plane::live::desired::desired_for_node(&state, &node).expect("desired set");
         let k3 = state.keys_read();
         routes.refresh(&state, &change.keys).expect("routes");
         let k4 = state.keys_read();

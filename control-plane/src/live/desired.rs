@@ -346,3 +346,10 @@ mod tests {
         assert!(!same.has_changes());
     }
 }
+
+/// Every unstopped task placed on the node, with its definition: what the agent must run; and
+/// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
+/// claims, never a scan of every task.
+pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
+    NodeDesired::read(state, node_id)?.message(state)
+}

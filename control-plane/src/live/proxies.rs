@@ -369,3 +369,9 @@ mod tests {
         assert_eq!(p.request_rate("api", 2_000, 11_000), None);
     }
 }
+
+impl crate::model::elb::TargetStates for Proxies {
+    fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
+        Proxies::target_state(self, task_arn)
+    }
+}

@@ -5,6 +5,7 @@
 //! the applier re-reads each node it places on and commits under compares.
 
 use crate::model::placement::view::placement_snapshot;
+use crate::model::placement::Freshness;
 use crate::state::error::Result;
 use crate::state::{keys, State};
 use berth_core::capacity::{Room, Usage};
@@ -233,18 +234,6 @@ impl Delta {
 pub struct Shared {
     rooms: Arc<Mutex<Rooms>>,
     follower: std::sync::OnceLock<()>,
-}
-
-/// How current a read of the cache must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// As of the store's revision at the read: a controller placing a thousand tasks, whose
-    /// commit would otherwise conflict on every node that changed.
-    Now,
-    /// As the follower last left it, if that was within `RECENT`: a request placing a task or
-    /// two, which must not wait on the store reads of a catch-up (the applier's compares catch
-    /// a node that changed since).
-    Recent,
 }
 
 /// How old a cache a `Freshness::Recent` read takes as it is.

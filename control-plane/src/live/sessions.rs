@@ -105,7 +105,7 @@ impl Sessions {
         &self,
         state: &State,
         ids: impl IntoIterator<Item = &'a str>,
-        fresh: super::rooms::Freshness,
+        fresh: crate::model::placement::Freshness,
     ) -> Result<(HashMap<String, berth_core::capacity::Usage>, u64)> {
         Ok(self.rooms.read(state, fresh)?.usage_of(ids))
     }
@@ -114,7 +114,7 @@ impl Sessions {
     pub fn snapshots(
         &self,
         state: &State,
-        fresh: super::rooms::Freshness,
+        fresh: crate::model::placement::Freshness,
     ) -> Result<Vec<berth_core::scheduler::NodeSnapshot>> {
         Ok(self.rooms.read(state, fresh)?.snapshots())
     }
@@ -127,7 +127,7 @@ impl Sessions {
     ) -> Result<Vec<berth_core::scheduler::NodeSnapshot>> {
         Ok(self
             .rooms
-            .read(state, super::rooms::Freshness::Now)?
+            .read(state, crate::model::placement::Freshness::Now)?
             .snapshots_of(ids))
     }
 
@@ -537,4 +537,27 @@ pub fn deregister(
         found.status = "INACTIVE".into();
         Ok((found, vec![crate::store::Op::Delete(key)]))
     })
+}
+
+impl crate::model::placement::Capacity for Sessions {
+    fn snapshots(
+        &self,
+        state: &State,
+        fresh: crate::model::placement::Freshness,
+    ) -> Result<Vec<berth_core::scheduler::NodeSnapshot>> {
+        Sessions::snapshots(self, state, fresh)
+    }
+
+    fn usage_of(
+        &self,
+        state: &State,
+        ids: &[&str],
+        fresh: crate::model::placement::Freshness,
+    ) -> Result<(HashMap<String, berth_core::capacity::Usage>, u64)> {
+        self.rooms_of(state, ids.iter().copied(), fresh)
+    }
+
+    fn mark_connected(&self, nodes: &mut [berth_core::scheduler::NodeSnapshot]) {
+        Sessions::mark_connected(self, nodes)
+    }
 }

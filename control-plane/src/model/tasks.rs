@@ -6,10 +6,9 @@
 pub mod events;
 pub mod placement_request;
 
-use crate::live::rooms::Freshness;
-use crate::live::sessions::Sessions;
 use crate::model::placement::apply::{self, NewTask};
 use crate::model::placement::view;
+use crate::model::placement::{Capacity, Freshness};
 use crate::state::error::{Error, Result};
 use crate::state::{keys, State};
 use crate::{model::clusters, model::taskdef, time};
@@ -17,13 +16,12 @@ use berth_core::arn;
 use berth_core::capacity::demand;
 use berth_core::scheduler::Demand;
 use berth_core::status::TaskState;
-use berth_proto::agent::v1::DesiredTasks;
 use berth_proto::v1::*;
 
 use berth_core::limits::RUN_COUNT;
 
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
-pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<RunTaskReply> {
+pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Result<RunTaskReply> {
     let placement = crate::model::tasks::placement_request::Placement::of(&req)?;
     let count = placement.count(if req.count == 0 { 1 } else { req.count });
     if let Err(e) = RUN_COUNT.check(count.into()) {
@@ -294,15 +292,6 @@ fn taskdef_family(taskdef_arn: &str) -> &str {
         .map_or(taskdef_arn, |(_, r)| r);
     s.split_once(':').map_or(s, |(f, _)| f)
 }
-
-/// Every unstopped task placed on the node, with its definition: what the agent must run; and
-/// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
-/// claims, never a scan of every task.
-pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
-    crate::live::desired::NodeDesired::read(state, node_id)?.message(state)
-}
-
-pub use crate::live::reports::{apply_report, apply_reports};
 
 /// Removes tasks stopped longer ago than `retention_ms` (their record, index entry and claim).
 pub fn forget_stopped(state: &State, now_ms: i64, retention_ms: i64) -> Result<usize> {

@@ -6,11 +6,11 @@ mod hooks;
 mod pace;
 mod scaling;
 mod service;
+mod sources;
 mod wake;
 
 use crate::live::proxies::Proxies;
 use crate::live::sessions::Sessions;
-use crate::model::placement::view;
 use crate::state::error::Result;
 use crate::state::{keys, State};
 use crate::time;
@@ -329,7 +329,7 @@ impl Pass<'_> {
         let woken_services = caches
             .owners
             .services_of(self.state, &woken, &caches.headers)?;
-        let src = view::Sources::new(self.sessions, self.proxies, self.config.plan());
+        let src = sources::Sources::new(self.sessions, self.proxies, self.config.plan());
         let clock = std::time::Instant::now();
         for key in woken_services {
             if self.halted() {
@@ -389,7 +389,7 @@ impl Pass<'_> {
     fn reconcile(
         &self,
         key: &str,
-        src: &view::Sources<'_>,
+        src: &sources::Sources<'_>,
         caches: &mut Caches,
         memory: &mut HashMap<String, ServiceMemory>,
         now: i64,

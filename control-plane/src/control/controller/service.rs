@@ -3,9 +3,10 @@
 //! instead of committing a stale decision.
 
 use super::headers::Headers;
-use crate::live::rooms::Freshness;
+use super::sources::{self, Sources};
 use crate::model::placement::apply::{self, NewTask};
-use crate::model::placement::view::{self, Sources};
+use crate::model::placement::view;
+use crate::model::placement::Freshness;
 use crate::model::services::push_event;
 use crate::state::error::{Error, Result};
 use crate::state::{put, State, Tx};
@@ -35,7 +36,7 @@ pub fn reconcile(
 ) -> Result<Passed> {
     let _timer = state.metrics().time_reconcile();
     let outcome = state.update(|tx| {
-        let Some(mut view) = view::read(tx, key, src, headers, memory.clone(), false)? else {
+        let Some(mut view) = sources::read(tx, key, src, headers, memory.clone(), false)? else {
             return Ok((None, Vec::new()));
         };
         // Out of today's bounds (stored by an older version): reported at start, left alone.

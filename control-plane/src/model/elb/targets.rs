@@ -2,7 +2,6 @@
 //! .targetGroupArn`), with the health the watching proxies report for them.
 
 use super::same;
-use crate::live::proxies::Proxies;
 use crate::state::error::Result;
 use crate::state::{keys, State};
 use berth_proto::v1::{ElbTargetGroup, Service};
@@ -64,10 +63,23 @@ pub struct TargetHealthRow {
     pub description: String,
 }
 
+/// What the watching proxies report of a target; the live layer keeps it
+/// (`live::proxies::Proxies`).
+pub trait TargetStates {
+    /// The target's state and reason as the proxies last saw it, if any proxy has.
+    fn target_state(&self, task_arn: &str) -> Option<(String, String)>;
+}
+
+impl<T: TargetStates + ?Sized> TargetStates for std::sync::Arc<T> {
+    fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
+        (**self).target_state(task_arn)
+    }
+}
+
 /// The targets of `tg` with their health, service by service.
 pub fn target_health(
     state: &State,
-    proxies: &Proxies,
+    proxies: &dyn TargetStates,
     tg: &ElbTargetGroup,
 ) -> Result<Vec<TargetHealthRow>> {
     let mut rows = Vec::new();

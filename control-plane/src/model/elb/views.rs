@@ -1,7 +1,7 @@
 //! Whole views for the CLI: a load balancer with its listeners and rules, a target group with
 //! the load balancers that use it and its targets' health.
 
-use crate::live::proxies::Proxies;
+use super::targets::TargetStates;
 use crate::state::error::Result;
 use crate::state::State;
 use berth_proto::v1::{
@@ -28,7 +28,7 @@ pub fn load_balancer_view(state: &State, lb: ElbLoadBalancer) -> Result<LoadBala
 
 pub fn target_group_view(
     state: &State,
-    proxies: &Proxies,
+    proxies: &dyn TargetStates,
     tg: ElbTargetGroup,
 ) -> Result<TargetGroupView> {
     let targets = super::target_health(state, proxies, &tg)?

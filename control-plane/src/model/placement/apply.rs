@@ -4,7 +4,7 @@
 //! task with its indexes and its claim. The node's claims prefix is compared at commit, so two
 //! plans can never double-book a node, in one process or across several.
 
-use crate::live::{rooms::Freshness, sessions};
+use super::{Capacity, Freshness};
 use crate::state::error::{Error, Result};
 use crate::state::{keys, put, Tx};
 use crate::store::Op;
@@ -37,7 +37,7 @@ pub struct NewTask<'a> {
 /// as a fresh read, without decoding a hundred claims a node); a retry reads them afresh.
 pub fn place(
     tx: &mut Tx<'_>,
-    rooms: Option<(&sessions::Sessions, Freshness)>,
+    rooms: Option<(&dyn Capacity, Freshness)>,
     launches: &[NewTask<'_>],
 ) -> Result<(Vec<Task>, Vec<Op>)> {
     let mut by_node: BTreeMap<&str, Vec<&NewTask>> = BTreeMap::new();
@@ -45,7 +45,10 @@ pub fn place(
         by_node.entry(l.node_id.as_str()).or_default().push(l);
     }
     let cached = match rooms.filter(|_| tx.attempt() == 0) {
-        Some((s, fresh)) => Some(s.rooms_of(tx.state(), by_node.keys().copied(), fresh)?),
+        Some((s, fresh)) => {
+            let ids: Vec<&str> = by_node.keys().copied().collect();
+            Some(s.usage_of(tx.state(), &ids, fresh)?)
+        }
         None => None,
     };
     let mut created = Vec::with_capacity(launches.len());
