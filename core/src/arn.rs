@@ -92,6 +92,17 @@ pub fn resource(s: &str) -> Option<&str> {
     parts.next()
 }
 
+/// The id at the end of a task ARN (or the id itself).
+pub fn task_id(task: &str) -> &str {
+    last_segment(task)
+}
+
+/// The cluster named in a task ARN `…:task/CLUSTER/ID`.
+pub fn task_cluster(task_arn: &str) -> Option<&str> {
+    let rest = task_arn.rsplit_once(":task/")?.1;
+    Some(rest.split_once('/')?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

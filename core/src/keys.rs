@@ -20,6 +20,10 @@ pub const SERVICES: &str = "service/";
 pub fn services_of(cluster: &str) -> String {
     format!("service/{cluster}/")
 }
+/// A service's record.
+pub fn service(cluster: &str, name: &str) -> String {
+    format!("{}{name}", services_of(cluster))
+}
 pub fn tasks_of(cluster: &str) -> String {
     format!("task/{cluster}/")
 }

@@ -7,9 +7,11 @@ pub mod capacity;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod lb;
 pub mod limits;
 pub mod plan;
 pub mod scheduler;
 pub mod status;
+pub mod taskdef;
 
 pub use berth_proto::time;

@@ -6,7 +6,6 @@
 use crate::state::error::{Error, FieldError, Result};
 use crate::state::{keys, State};
 use crate::store::Op;
-use crate::{model::services, model::taskdef};
 use berth_core::arn;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -156,13 +155,13 @@ pub fn object_of_arn(state: &State, resource_arn: &str) -> Result<String> {
     let (kind, path) = rest.split_once('/').ok_or_else(bad)?;
     let key = match kind {
         "cluster" => keys::cluster(path),
-        "task-definition" => match taskdef::parse_reference(path) {
+        "task-definition" => match berth_core::taskdef::parse_reference(path) {
             Some((family, Some(rev))) => keys::task_definition(&family, rev),
             _ => return Err(bad()),
         },
         "service" => {
             let (cluster, name) = path.split_once('/').ok_or_else(bad)?;
-            services::key(cluster, name)
+            keys::service(cluster, name)
         }
         "task" => {
             let (cluster, id) = path.split_once('/').ok_or_else(bad)?;

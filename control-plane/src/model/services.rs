@@ -19,7 +19,6 @@ mod stop_deployment;
 mod stored;
 mod strategy;
 pub(crate) use load_balancer::check_load_balancers;
-pub use load_balancer::parse_matcher;
 pub use stop_deployment::stop_deployment;
 pub use stored::{report_invalid, stored_problems};
 use strategy::{check_strategy, keep_unset_shift_settings};
@@ -30,7 +29,7 @@ pub const DEFAULT_MAX_PERCENT: i32 = 200;
 const MAX_EVENTS: usize = 100;
 
 pub fn key(cluster: &str, name: &str) -> String {
-    format!("{}{name}", keys::services_of(cluster))
+    keys::service(cluster, name)
 }
 
 /// The store key of a service record.

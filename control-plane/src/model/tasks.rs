@@ -105,49 +105,8 @@ fn group_of(td: &TaskDefinition, req: &RunTaskRequest) -> String {
     }
 }
 
-/// A new task record, PROVISIONING on `node_id`, wanting to run.
-pub fn build_task(
-    cluster: &str,
-    td: &TaskDefinition,
-    node_id: &str,
-    d: &Demand,
-    group: String,
-    started_by: String,
-    load_balanced: bool,
-) -> Task {
-    let id = berth_core::ids::new_id(32);
-    let task_arn = arn::task(cluster, &id);
-    Task {
-        cluster_arn: arn::cluster(cluster),
-        task_definition_arn: td.task_definition_arn.clone(),
-        container_instance_arn: arn::container_instance(node_id),
-        last_status: "PROVISIONING".into(),
-        desired_status: "RUNNING".into(),
-        health_status: "UNKNOWN".into(),
-        created_at: time::now(),
-        group,
-        started_by,
-        containers: td
-            .container_definitions
-            .iter()
-            .map(|c| Container {
-                container_arn: format!("{task_arn}/{}", c.name),
-                task_arn: task_arn.clone(),
-                name: c.name.clone(),
-                image: c.image.clone(),
-                last_status: "PENDING".into(),
-                health_status: "UNKNOWN".into(),
-                essential: c.essential.unwrap_or(true),
-                ..Default::default()
-            })
-            .collect(),
-        cpu: d.cpu as i32,
-        memory: d.memory as i32,
-        load_balanced,
-        task_arn,
-        ..Default::default()
-    }
-}
+pub use crate::model::placement::apply::build_task;
+pub use berth_core::arn::{task_cluster as cluster_of_arn, task_id};
 
 fn cluster_or_default(c: &str) -> &str {
     if c.trim().is_empty() {
@@ -155,17 +114,6 @@ fn cluster_or_default(c: &str) -> &str {
     } else {
         c
     }
-}
-
-/// The id at the end of a task ARN (or the id itself).
-pub fn task_id(task: &str) -> &str {
-    arn::last_segment(task)
-}
-
-/// The cluster named in a task ARN `…:task/CLUSTER/ID`.
-pub fn cluster_of_arn(task_arn: &str) -> Option<&str> {
-    let rest = task_arn.rsplit_once(":task/")?.1;
-    Some(rest.split_once('/')?.0)
 }
 
 /// Finds a task by ARN, or by id in `cluster` (or, with no cluster given, in any cluster), as

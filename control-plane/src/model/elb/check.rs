@@ -139,7 +139,7 @@ pub(crate) fn health(hc: &TargetHealthCheck) -> Result<()> {
             return Err(invalid(format!("{field}: {v} must be 1-10")));
         }
     }
-    if crate::model::services::parse_matcher(&hc.matcher).is_none() {
+    if berth_core::lb::parse_matcher(&hc.matcher).is_none() {
         return Err(invalid(format!(
             "Matcher.HttpCode: {} must be codes or ranges of 200-599, e.g. 200 or 200-399",
             quote(&hc.matcher)

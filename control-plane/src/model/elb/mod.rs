@@ -10,7 +10,9 @@ mod views;
 
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
-pub use targets::{attach, attached_services, target_health, TargetHealthRow, TargetStates};
+pub use targets::{
+    attach, attached_services, service_targets, target_health, TargetHealthRow, TargetStates,
+};
 pub use views::{load_balancer_view, target_group_view};
 
 use crate::state::error::{Error, Result};

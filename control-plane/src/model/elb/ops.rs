@@ -109,7 +109,7 @@ pub fn create_target_group(state: &State, req: NewTargetGroup) -> Result<ElbTarg
     check::port("Port", port)?;
     let hc = req
         .health
-        .over(&crate::model::endpoints::health_check_with_defaults(None));
+        .over(&berth_core::lb::health_check_with_defaults(None));
     check::health(&hc)?;
     let delay = req
         .deregistration_delay_seconds

@@ -4,7 +4,8 @@
 use super::same;
 use crate::state::error::Result;
 use crate::state::{keys, State};
-use berth_proto::v1::{ElbTargetGroup, Service};
+use berth_proto::v1::{ContainerInstance, ElbTargetGroup, LoadBalancer, Service, Target};
+use std::collections::HashMap;
 
 /// Checks that every target group a service names exists (read through `tx`, so a delete in
 /// between refuses the create), and takes the stored ARN and its deregistration delay.
@@ -89,7 +90,7 @@ pub fn target_health(
             .iter()
             .filter(|l| same(&l.target_group_arn, &tg.arn))
         {
-            for t in crate::model::endpoints::service_targets(state, &svc, lb)? {
+            for t in service_targets(state, &svc, lb)? {
                 let seen = proxies.target_state(&t.task_arn);
                 let (st, reason, description) = elb_state(t.draining, seen);
                 rows.push(TargetHealthRow {
@@ -148,4 +149,20 @@ fn elb_state(
             ),
         },
     }
+}
+
+/// The targets a service's tasks give one of its load balancers (its own listener port or the
+/// target group it is attached to): the running tasks' bindings of that container port.
+pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Result<Vec<Target>> {
+    let tasks = crate::model::placement::view::service_tasks(state, svc)?;
+    let mut nodes = HashMap::new();
+    for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
+        if !nodes.contains_key(&t.container_instance_arn) {
+            let id = berth_core::arn::last_segment(&t.container_instance_arn);
+            if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
+                nodes.insert(t.container_instance_arn.clone(), n);
+            }
+        }
+    }
+    Ok(berth_core::lb::lb_targets(lb, &tasks, &nodes))
 }

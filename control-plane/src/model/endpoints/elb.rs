@@ -48,7 +48,7 @@ pub(super) fn routes(
                         host_patterns: hosts.clone(),
                         path_patterns: paths.clone(),
                         priority: rule.priority,
-                        health_check: Some(super::health_check_with_defaults(
+                        health_check: Some(berth_core::lb::health_check_with_defaults(
                             tg.health_check.as_ref(),
                         )),
                         drain_timeout_seconds: tg.deregistration_delay_seconds,

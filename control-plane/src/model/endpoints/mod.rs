@@ -10,29 +10,6 @@ use berth_core::plan::drain::drain_timeout_s;
 use berth_proto::v1::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// ALB-like defaults, tuned for fast feedback.
-pub fn health_check_with_defaults(h: Option<&TargetHealthCheck>) -> TargetHealthCheck {
-    let h = h.cloned().unwrap_or_default();
-    let interval = h.interval_seconds.unwrap_or(5);
-    TargetHealthCheck {
-        path: if h.path.is_empty() {
-            "/".into()
-        } else {
-            h.path
-        },
-        interval_seconds: Some(interval),
-        // A check never outlives its interval.
-        timeout_seconds: Some(h.timeout_seconds.unwrap_or(2.min(interval.max(1)))),
-        healthy_threshold: Some(h.healthy_threshold.unwrap_or(2)),
-        unhealthy_threshold: Some(h.unhealthy_threshold.unwrap_or(2)),
-        matcher: if h.matcher.is_empty() {
-            "200-399".into()
-        } else {
-            h.matcher
-        },
-    }
-}
-
 fn cluster_of(arn: &str) -> &str {
     arn.rsplit_once(":cluster/").map_or("", |(_, c)| c)
 }
@@ -180,7 +157,11 @@ impl Attachment {
         let Some(split) = split else {
             return Attachment {
                 target_group: lb.target_group_arn.clone(),
-                groups: vec![(String::new(), 1000, lb_targets(lb, tasks, nodes))],
+                groups: vec![(
+                    String::new(),
+                    1000,
+                    berth_core::lb::lb_targets(lb, tasks, nodes),
+                )],
                 test: None,
             };
         };
@@ -206,58 +187,6 @@ impl Attachment {
     }
 }
 
-/// The targets a service's tasks give one of its load balancers (its own listener port or the
-/// target group it is attached to): the running tasks' bindings of that container port.
-pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Result<Vec<Target>> {
-    let tasks = crate::model::placement::view::service_tasks(state, svc)?;
-    let mut nodes = HashMap::new();
-    for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
-        if !nodes.contains_key(&t.container_instance_arn) {
-            let id = berth_core::arn::last_segment(&t.container_instance_arn);
-            if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
-                nodes.insert(t.container_instance_arn.clone(), n);
-            }
-        }
-    }
-    Ok(lb_targets(lb, &tasks, &nodes))
-}
-
-fn lb_targets(
-    lb: &LoadBalancer,
-    tasks: &[Task],
-    nodes: &HashMap<String, ContainerInstance>,
-) -> Vec<Target> {
-    let mut targets: Vec<Target> = tasks
-        .iter()
-        .filter(|t| t.last_status != "STOPPED" && t.deregistered_at.is_empty())
-        .filter_map(|t| {
-            let c = t.containers.iter().find(|c| c.name == lb.container_name)?;
-            let b = c
-                .network_bindings
-                .iter()
-                .find(|b| b.container_port == lb.container_port)?;
-            if c.last_status != "RUNNING" {
-                return None;
-            }
-            let node = nodes.get(&t.container_instance_arn)?;
-            // A task on its own address (a task network) is reached there; a published
-            // port on the node's address.
-            let address = match b.bind_ip.as_str() {
-                "" | "0.0.0.0" | "::" => node.address.clone(),
-                own => own.to_string(),
-            };
-            Some(Target {
-                task_arn: t.task_arn.clone(),
-                address,
-                port: b.host_port,
-                draining: t.desired_status == "STOPPED",
-            })
-        })
-        .collect();
-    targets.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
-    targets
-}
-
 /// One service's routes: a route per load balancer with a listener port of its own (the
 /// `--lb-port` shorthand), its targets the running tasks' bindings.
 fn service_routes(
@@ -281,14 +210,16 @@ fn service_routes(
             host_patterns: lb.host_patterns.clone(),
             path_patterns: lb.path_patterns.clone(),
             priority: lb.priority,
-            health_check: Some(health_check_with_defaults(lb.health_check.as_ref())),
+            health_check: Some(berth_core::lb::health_check_with_defaults(
+                lb.health_check.as_ref(),
+            )),
             drain_timeout_seconds: drain_timeout_s(lb),
             algorithm: if lb.algorithm.is_empty() {
                 "round_robin".into()
             } else {
                 lb.algorithm.clone()
             },
-            targets: lb_targets(lb, tasks, nodes),
+            targets: berth_core::lb::lb_targets(lb, tasks, nodes),
             ..Default::default()
         };
         match &split {
@@ -352,7 +283,7 @@ fn split_routes(
             revision: id.clone(),
             // Nothing weighed (a record from before shares were kept): the primary takes it all.
             weight: if total == 0 { i32::from(i == 0) } else { *w },
-            targets: lb_targets(lb, &of(id), nodes),
+            targets: berth_core::lb::lb_targets(lb, &of(id), nodes),
             ..route.clone()
         })
         .collect();
@@ -372,7 +303,7 @@ fn split_routes(
             header_name: name.trim().to_string(),
             header_value: value.trim().to_string(),
             weight: 1,
-            targets: lb_targets(lb, &of(primary), nodes),
+            targets: berth_core::lb::lb_targets(lb, &of(primary), nodes),
             ..route.clone()
         });
     }

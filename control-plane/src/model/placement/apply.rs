@@ -8,7 +8,7 @@ use super::{Capacity, Freshness};
 use crate::state::error::{Error, Result};
 use crate::state::{keys, put, Tx};
 use crate::store::Op;
-use crate::{model::tasks, time};
+use crate::time;
 use berth_core::arn;
 use berth_core::capacity::Room;
 use berth_core::scheduler::Demand;
@@ -80,7 +80,7 @@ pub fn place(
             room.take(&l.demand).map_err(|why| {
                 Error::Conflict(format!("node {} has no room any more: {why}", node.name))
             })?;
-            let task = tasks::build_task(
+            let task = build_task(
                 l.cluster,
                 l.definition,
                 node_id,
@@ -185,13 +185,57 @@ pub fn stop_ops(
 
 fn split(task: &Task) -> (&str, &str) {
     (
-        tasks::cluster_of_arn(&task.task_arn).unwrap_or_default(),
-        tasks::task_id(&task.task_arn),
+        arn::task_cluster(&task.task_arn).unwrap_or_default(),
+        arn::task_id(&task.task_arn),
     )
 }
 
 /// The store key of a task ARN.
 pub fn task_key(task_arn: &str) -> Option<String> {
-    let cluster = tasks::cluster_of_arn(task_arn)?;
-    Some(keys::task(cluster, tasks::task_id(task_arn)))
+    let cluster = arn::task_cluster(task_arn)?;
+    Some(keys::task(cluster, arn::task_id(task_arn)))
+}
+
+/// A new task record, PROVISIONING on `node_id`, wanting to run.
+pub fn build_task(
+    cluster: &str,
+    td: &TaskDefinition,
+    node_id: &str,
+    d: &Demand,
+    group: String,
+    started_by: String,
+    load_balanced: bool,
+) -> Task {
+    let id = berth_core::ids::new_id(32);
+    let task_arn = arn::task(cluster, &id);
+    Task {
+        cluster_arn: arn::cluster(cluster),
+        task_definition_arn: td.task_definition_arn.clone(),
+        container_instance_arn: arn::container_instance(node_id),
+        last_status: "PROVISIONING".into(),
+        desired_status: "RUNNING".into(),
+        health_status: "UNKNOWN".into(),
+        created_at: time::now(),
+        group,
+        started_by,
+        containers: td
+            .container_definitions
+            .iter()
+            .map(|c| Container {
+                container_arn: format!("{task_arn}/{}", c.name),
+                task_arn: task_arn.clone(),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                last_status: "PENDING".into(),
+                health_status: "UNKNOWN".into(),
+                essential: c.essential.unwrap_or(true),
+                ..Default::default()
+            })
+            .collect(),
+        cpu: d.cpu as i32,
+        memory: d.memory as i32,
+        load_balanced,
+        task_arn,
+        ..Default::default()
+    }
 }

@@ -242,6 +242,25 @@ pub fn decide(i: &Inputs) -> Decision {
 mod tests {
     use super::*;
 
+    #[test]
+    fn scaling_capacities_and_cooldowns_name_their_limits() {
+        let policy = ScalingPolicy {
+            min_capacity: 2,
+            max_capacity: 2000,
+            target_cpu_percent: Some(50.0),
+            scale_out_cooldown_seconds: 90_000,
+            ..Default::default()
+        };
+        let errs: Vec<String> = validate(&policy).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errs,
+            [
+                "maxCapacity: 2000 is over the maximum of 1000 (tasks a policy may reach)",
+                "scaleOutCooldownSeconds: 90000 seconds is over the maximum of 86400 seconds"
+            ]
+        );
+    }
+
     fn policy(min: i32, max: i32, rps: f64) -> ScalingPolicy {
         ScalingPolicy {
             min_capacity: min,

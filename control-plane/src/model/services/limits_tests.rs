@@ -151,25 +151,3 @@ fn load_balancer_ports_and_timings_name_their_limits() {
         ["loadBalancers[0].healthCheck.timeoutSeconds: 6 seconds is over the maximum of 5 seconds (at most 120, and not more than the interval of 5 seconds)"]
     );
 }
-
-#[test]
-fn scaling_capacities_and_cooldowns_name_their_limits() {
-    let policy = ScalingPolicy {
-        min_capacity: 2,
-        max_capacity: 2000,
-        target_cpu_percent: Some(50.0),
-        scale_out_cooldown_seconds: 90_000,
-        ..Default::default()
-    };
-    let errs: Vec<String> = crate::model::scaling::validate(&policy)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        errs,
-        [
-            "maxCapacity: 2000 is over the maximum of 1000 (tasks a policy may reach)",
-            "scaleOutCooldownSeconds: 90000 seconds is over the maximum of 86400 seconds"
-        ]
-    );
-}

@@ -108,7 +108,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     if let Some(d) = lb.drain_timeout_seconds {
         Bound::new(0, 3600, " seconds").push(errs, p("drainTimeoutSeconds"), d.into());
     }
-    let hc = crate::model::endpoints::health_check_with_defaults(lb.health_check.as_ref());
+    let hc = berth_core::lb::health_check_with_defaults(lb.health_check.as_ref());
     let interval = hc.interval_seconds.unwrap_or(5);
     let timeout = hc.timeout_seconds.unwrap_or(2);
     if !hc.path.starts_with('/') {
@@ -131,7 +131,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     ] {
         Bound::new(1, 10, "").push(errs, p(&format!("healthCheck.{f}")), v.into());
     }
-    if parse_matcher(&hc.matcher).is_none() {
+    if berth_core::lb::parse_matcher(&hc.matcher).is_none() {
         errs.push(FieldError::new(
             p("healthCheck.matcher"),
             format!(
@@ -140,17 +140,4 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
             ),
         ));
     }
-}
-
-/// "200-399", "200", "200,204" → the ranges, or None when malformed.
-pub fn parse_matcher(m: &str) -> Option<Vec<(u16, u16)>> {
-    m.split(',')
-        .map(|part| {
-            let part = part.trim();
-            let (a, b) = part.split_once('-').unwrap_or((part, part));
-            let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-            (200..=599).contains(&a).then_some(())?;
-            (a <= b && b <= 599).then_some((a, b))
-        })
-        .collect()
 }

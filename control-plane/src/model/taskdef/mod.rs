@@ -16,33 +16,4 @@ pub use registry::{
 };
 pub use validate::normalize;
 
-/// `FAMILY`, `FAMILY:REV` or an ARN `arn:…:task-definition/FAMILY:REV`, split.
-pub fn parse_reference(s: &str) -> Option<(String, Option<i32>)> {
-    let s = s.trim();
-    let s = s.rsplit_once("task-definition/").map_or(s, |(_, r)| r);
-    let (family, rev) = match s.split_once(':') {
-        Some((f, r)) => (f, Some(r.parse::<i32>().ok().filter(|r| *r > 0)?)),
-        None => (s, None),
-    };
-    if family.is_empty() {
-        return None;
-    }
-    Some((family.to_string(), rev))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_parse() {
-        assert_eq!(parse_reference("web"), Some(("web".into(), None)));
-        assert_eq!(parse_reference("web:3"), Some(("web".into(), Some(3))));
-        assert_eq!(
-            parse_reference("arn:berth:ecs:local:0:task-definition/web:2"),
-            Some(("web".into(), Some(2)))
-        );
-        assert_eq!(parse_reference("web:x"), None);
-        assert_eq!(parse_reference("web:0"), None);
-    }
-}
+pub use berth_core::taskdef::parse_reference;

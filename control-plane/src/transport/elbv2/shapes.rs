@@ -21,7 +21,7 @@ pub fn load_balancer(x: &mut Xml, lb: &ElbLoadBalancer, listeners: &[ElbListener
 }
 
 pub fn target_group(x: &mut Xml, tg: &ElbTargetGroup, load_balancers: &[String]) {
-    let hc = crate::model::endpoints::health_check_with_defaults(tg.health_check.as_ref());
+    let hc = berth_core::lb::health_check_with_defaults(tg.health_check.as_ref());
     x.text("TargetGroupArn", &tg.arn);
     x.text("TargetGroupName", &tg.name);
     x.text("Protocol", &tg.protocol);
