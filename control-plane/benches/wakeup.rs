@@ -6,7 +6,7 @@
 
 use berth_control_plane::control::controller::{self, Caches, ControllerConfig};
 use berth_control_plane::live::proxies::Proxies;
-use berth_control_plane::live::sessions::{self, Sessions};
+use berth_control_plane::live::sessions::Sessions;
 use berth_control_plane::model::endpoints::Routes;
 use berth_control_plane::model::placement::{apply, view};
 use berth_control_plane::state::State;
@@ -184,7 +184,7 @@ fn populate(state: &State, total_tasks: usize) -> Vec<String> {
     .task_definition;
     let node_ids: Vec<String> = (0..NODES)
         .map(|i| {
-            sessions::register(
+            berth_control_plane::model::nodes::register(
                 state,
                 &Hello {
                     name: format!("node-{i}"),

@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod ecs_extras;
 pub mod elb;
 pub mod endpoints;
+pub mod nodes;
 pub mod placement;
 pub mod scaling;
 pub mod services;

@@ -8,7 +8,7 @@ use super::input::Input;
 use super::{each, paging, shapes, Ctx};
 use crate::state::error::Error;
 use crate::state::keys;
-use crate::{live::sessions, model::clusters, model::ecs_extras};
+use crate::{model::clusters, model::ecs_extras};
 use berth_core::arn;
 use berth_core::scheduler::Query;
 use berth_proto::v1::ContainerInstance;
@@ -58,7 +58,7 @@ pub fn list(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         _ => None,
     };
     clusters::get_active(ctx.state, &cluster)?;
-    let items = sessions::list(ctx.state, ctx.sessions)?
+    let items = crate::model::nodes::list(ctx.state, ctx.sessions)?
         .into_iter()
         .filter(|n| status.as_ref().is_none_or(|s| *s == n.status))
         .filter(|n| filter.as_ref().is_none_or(|q| q.matches(&attributes_of(n))))
@@ -73,7 +73,7 @@ pub fn describe(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     clusters::describe(ctx.state, &cluster)?;
     let (found, failures) = each(
         &names,
-        |n| sessions::describe(ctx.state, ctx.sessions, n),
+        |n| crate::model::nodes::describe(ctx.state, ctx.sessions, n),
         |n| n.to_string(),
     )?;
     let instances = found
@@ -111,7 +111,7 @@ pub fn update_state(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     clusters::get_active(ctx.state, &cluster)?;
     let (found, failures) = each(
         &names,
-        |n| sessions::set_status(ctx.state, ctx.sessions, n, &status),
+        |n| crate::model::nodes::set_status(ctx.state, ctx.sessions, n, &status),
         |n| n.to_string(),
     )?;
     let instances = found
@@ -126,7 +126,7 @@ pub fn deregister(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let node = input.required("containerInstance")?;
     let force = input.bool("force")?.unwrap_or(false);
     clusters::get_active(ctx.state, &cluster)?;
-    let n = sessions::deregister(ctx.state, ctx.sessions, &node, force)?;
+    let n = crate::model::nodes::deregister(ctx.state, ctx.sessions, &node, force)?;
     Ok(json!({ "containerInstance": shape(ctx, &n, &cluster)? }))
 }
 
@@ -166,13 +166,15 @@ fn attribute_changes(
                 "is required (the container instance's ARN or id)",
             )
         })?;
-        let node = sessions::describe(ctx.state, ctx.sessions, &target).map_err(|e| match e {
-            Error::NotFound { .. } => EcsError::new(
-                "TargetNotFoundException",
-                format!("attributes[{i}].targetId: no container instance {target}"),
-            ),
-            e => e.into(),
-        })?;
+        let node = crate::model::nodes::describe(ctx.state, ctx.sessions, &target).map_err(
+            |e| match e {
+                Error::NotFound { .. } => EcsError::new(
+                    "TargetNotFoundException",
+                    format!("attributes[{i}].targetId: no container instance {target}"),
+                ),
+                e => e.into(),
+            },
+        )?;
         let value = if set { Some(a.text("value")?) } else { None };
         match by_node
             .iter_mut()
@@ -231,7 +233,7 @@ pub fn list_attributes(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     }
     clusters::get_active(ctx.state, &cluster)?;
     let mut items = Vec::new();
-    for n in sessions::list(ctx.state, ctx.sessions)? {
+    for n in crate::model::nodes::list(ctx.state, ctx.sessions)? {
         let target = shapes::instance_arn(&cluster, &n.container_instance_arn);
         for a in &n.attributes {
             if (name.is_empty() || a.name == name) && value.as_ref().is_none_or(|v| *v == a.value) {

@@ -128,7 +128,10 @@ impl AgentSessions for AgentSessionsApi {
             .capabilities
             .iter()
             .any(|c| c == sessions::DESIRED_TASKS_CHANGE);
-        let node = blocking(&self.state, move |s| sessions::register(s, &hello)).await?;
+        let node = blocking(&self.state, move |s| {
+            crate::model::nodes::register(s, &hello)
+        })
+        .await?;
         let node_id = node.ec2_instance_id.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let welcome = Welcome {

@@ -1,7 +1,7 @@
 //! `berth.v1.Nodes`.
 
 use super::blocking;
-use crate::live::sessions::{self, Sessions};
+use crate::live::sessions::Sessions;
 use crate::state::State;
 use berth_proto::v1::nodes_server::Nodes;
 use berth_proto::v1::*;
@@ -20,8 +20,10 @@ impl Nodes for NodesApi {
         _req: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesReply>, Status> {
         let sessions = self.sessions.clone();
-        let container_instances =
-            blocking(&self.state, move |s| sessions::list(s, &sessions)).await?;
+        let container_instances = blocking(&self.state, move |s| {
+            crate::model::nodes::list(s, &sessions)
+        })
+        .await?;
         Ok(Response::new(ListNodesReply {
             container_instances,
         }))
@@ -34,7 +36,7 @@ impl Nodes for NodesApi {
         let node = req.into_inner().node;
         let sessions = self.sessions.clone();
         let n = blocking(&self.state, move |s| {
-            sessions::describe(s, &sessions, &node)
+            crate::model::nodes::describe(s, &sessions, &node)
         })
         .await?;
         Ok(Response::new(NodeReply {

@@ -1,7 +1,7 @@
 //! `berth.v1.Services` and `berth.v1.NodeAdmin`.
 
 use super::blocking;
-use crate::live::sessions::{self, Sessions};
+use crate::live::sessions::Sessions;
 use crate::state::State;
 use crate::{model::scaling, model::services};
 use berth_proto::v1::node_admin_server::NodeAdmin;
@@ -112,7 +112,7 @@ impl NodeAdmin for NodeAdminApi {
         let r = req.into_inner();
         let sessions = self.sessions.clone();
         let n = blocking(&self.state, move |s| {
-            sessions::set_status(s, &sessions, &r.node, &r.status)
+            crate::model::nodes::set_status(s, &sessions, &r.node, &r.status)
         })
         .await?;
         Ok(Response::new(NodeReply {
