@@ -17,8 +17,6 @@ pub const MAX_COMMAND_ARGS: usize = 1000;
 pub const MAX_ARG_BYTES: usize = 8192;
 /// ECS's limit on a task definition: 64 KiB of JSON.
 pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
-/// How many tasks one service reconcile pass starts at most; the next pass starts more.
-pub const MAX_LAUNCHES_PER_PASS: i64 = 1_000;
 
 /// Services one cluster may hold (deleted ones count until they are forgotten).
 pub const MAX_SERVICES_PER_CLUSTER: usize = 2_000;

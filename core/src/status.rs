@@ -4,7 +4,7 @@
 //!
 //! Who writes what: desired status (`desiredStatus`, deployments, the service's status) is
 //! written by the API and the planner; observed status (`lastStatus`, health, containers) only
-//! by agent reports. One exception, in `controller::lost`: a node that is lost will never report
+//! by agent reports. One exception, in the control plane's `control::lost`: a node that is lost will never report
 //! again, so its tasks are marked STOPPED there.
 
 use berth_proto::v1::{Deployment, Service, Task, TaskHeader};

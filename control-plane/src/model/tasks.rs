@@ -1,7 +1,7 @@
-//! Tasks: run (placed like a service's tasks, through the applier), stop, describe, list, the
-//! desired set each node is sent, and applying what agents observe. Users and the planner write
-//! desired state; only agent reports write observed state, and observed status only moves
-//! forward (`status`).
+//! Tasks: run (placed like a service's tasks, through the applier), stop, describe, list, and
+//! forgetting stopped ones. Users and the planner write desired state; only agent reports
+//! (`live::reports`) write observed state, and observed status only moves forward
+//! (`berth_core::status`). The desired set each node is sent is `live::desired`.
 
 pub mod events;
 pub mod placement_request;

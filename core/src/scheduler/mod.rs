@@ -1,9 +1,10 @@
 //! Placement, decided purely: a snapshot of nodes and a task's demand in, a node or a reason out.
 //! No IO, no clock, no global RNG (`random` draws from the request's seed). Over many nodes a
-//! plan places through `Placer`, which ranks a bounded sample of feasible nodes (`sample`). The caller commits
-//! the plan under the single writer lock, so the free resources it snapshots cannot be
-//! double-booked by another plan. Feasibility lives in `feasible`, ranking in `rank`, the
-//! `memberOf` query language in `query`.
+//! plan places through `Placer`, which ranks a bounded sample of feasible nodes (`sample`).
+//! The snapshot may be stale: the control plane's applier re-checks each node at commit, and
+//! the commit compares the node's claims, so no other plan (in this process or on another
+//! server) can double-book what this one saw free. Feasibility lives in `feasible`, ranking in
+//! `rank`, the `memberOf` query language in `query`.
 
 mod feasible;
 mod query;

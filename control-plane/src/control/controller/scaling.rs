@@ -1,6 +1,6 @@
 //! Applies a service's auto scaling policy: every scaling interval, gathers the metric (request
 //! rate from the proxies' reports, CPU from the agents' Docker stats), asks the pure
-//! `scaling::decide`, and commits the new desired count with an event. The service reconcile
+//! `model::scaling::decide`, and commits the new desired count with an event. The service reconcile
 //! that follows turns the count into tasks.
 
 use crate::control::controller::{ControllerConfig, ServiceMemory};

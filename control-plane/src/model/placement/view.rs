@@ -1,6 +1,7 @@
-//! Building what the planner sees: a service's view read from the store (its tasks through the
-//! group index, never a scan of every task), and node snapshots from node records, live
-//! sessions and each node's claims.
+//! The reads placement decides from: a service's or a group's tasks through the group index
+//! (never a scan of every task), and node snapshots from the rooms cache and the sessions
+//! (through `Capacity`). The controller's whole view of a service is built in
+//! `control::controller::sources`.
 
 use super::{Capacity, Freshness};
 use crate::state::error::Result;

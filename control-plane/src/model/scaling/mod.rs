@@ -1,7 +1,8 @@
 //! Target-tracking auto scaling of a service's desired count, as ECS Application Auto Scaling
 //! does it: the policy (stored on the service), its validation, and the pure decision
 //! `desired = ceil(metric total / target)` clamped to [min, max], fast out, slow in. The
-//! controller's resync runs `evaluate`, which gathers the metrics and commits what it decides.
+//! controller's resync runs `control::controller::scaling::evaluate`, which gathers the metrics
+//! and commits what it decides.
 
 use crate::model::services::{self, push_event};
 use crate::state::error::{Error, FieldError, Result};

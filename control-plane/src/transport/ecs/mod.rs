@@ -1,7 +1,7 @@
 //! The Amazon ECS wire API on `POST /` of the HTTP port, so the aws CLI, boto3 and other ECS
 //! tools work against Berth: AWS JSON 1.1, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.Op`,
 //! SigV4 checked by the same `Authorizer` as gRPC and the JSON API. A transport only: each
-//! operation decodes its input, calls the service layer (`clusters`, `taskdefs`, `tasks`,
+//! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
 //! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
 
 mod clusters;

@@ -59,7 +59,7 @@ impl AgentSessions for AgentSessionsApi {
     type ExecStream = ExecInputStream;
 
     /// An agent dialling back for an exec the control plane asked of it: the first frame names
-    /// the exec; the call is handed to the handler waiting for it (`sessions::exec`).
+    /// the exec; the call is handed to the handler waiting for it (`live::exec`).
     async fn exec(
         &self,
         req: Request<Streaming<ExecFrame>>,

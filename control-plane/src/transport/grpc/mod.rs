@@ -1,4 +1,5 @@
 //! gRPC handlers: one per RPC, each validate → store → reply. Plain structs holding `State`.
+//! The agent and endpoint streams are here too (`agent_stream`, `endpoint_stream`).
 
 pub mod agent_stream;
 mod clusters;

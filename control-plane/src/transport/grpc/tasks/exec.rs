@@ -1,6 +1,6 @@
 //! `Tasks/ExecTask`: a command in a running task's container. The handler checks the task,
 //! asks the task's node's agent over its session stream to open the exec, waits for the agent
-//! to dial back (`AgentSessions/Exec`, `nodes::exec`), and splices the two streams: the
+//! to dial back (`AgentSessions/Exec`, `live::exec`), and splices the two streams: the
 //! caller's stdin and resizes down, the output and exit code up. The agent's session stream
 //! carries only the request, so a command's output never queues behind it. Each exec, however
 //! it ends, becomes an event on the task.
