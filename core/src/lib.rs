@@ -11,6 +11,7 @@ pub mod lb;
 pub mod limits;
 pub mod plan;
 pub mod scheduler;
+pub mod service;
 pub mod status;
 pub mod taskdef;
 

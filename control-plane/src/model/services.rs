@@ -14,14 +14,12 @@ use berth_proto::v1::*;
 
 #[cfg(test)]
 mod limits_tests;
-mod load_balancer;
 mod stop_deployment;
 mod stored;
-mod strategy;
-pub(crate) use load_balancer::check_load_balancers;
+pub(crate) use berth_core::service::check_load_balancers;
+use berth_core::service::{check_strategy, keep_unset_shift_settings};
 pub use stop_deployment::stop_deployment;
 pub use stored::{report_invalid, stored_problems};
-use strategy::{check_strategy, keep_unset_shift_settings};
 
 /// ECS's defaults.
 pub const DEFAULT_MIN_HEALTHY: i32 = 100;

@@ -1,8 +1,8 @@
 //! Every bounded field of a service, past its bound, names the field, the value and the limit.
 
-use super::load_balancer::check_load_balancers;
 use super::new_service;
 use berth_core::limits::Limits;
+use berth_core::service::check_load_balancers;
 use berth_proto::v1::*;
 
 /// The messages `new_service` gives `req`.

@@ -1,4 +1,16 @@
-//! Task definition references: `FAMILY`, `FAMILY:REV` or an ARN.
+//! Task definitions, decided purely: reading ECS JSON (`json`), normalizing and validating
+//! (`validate`, with every bound in `bounds`), and references (`FAMILY`, `FAMILY:REV` or an
+//! ARN). The registry of families and revisions in the store is the control plane's.
+
+mod bounds;
+mod json;
+#[cfg(test)]
+mod limits_tests;
+mod validate;
+
+pub use bounds::{bounds_problems, json_size};
+pub use json::{decode, Decoded};
+pub use validate::normalize;
 
 /// `FAMILY`, `FAMILY:REV` or an ARN `arn:…:task-definition/FAMILY:REV`, split.
 pub fn parse_reference(s: &str) -> Option<(String, Option<i32>)> {

@@ -4,8 +4,8 @@
 //! health check timings) and rewrites task-level cpu / memory to plain units, so what is stored
 //! is what runs.
 
-use crate::state::error::{quote, FieldError};
-use berth_core::limits::{
+use crate::error::{quote, FieldError};
+use crate::limits::{
     CONTAINER_CPU, CONTAINER_PORT, HEALTH_INTERVAL, HEALTH_RETRIES, HEALTH_START_PERIOD,
     HEALTH_TIMEOUT, HOST_PORT, MEMORY, MEMORY_RESERVATION, STOP_TIMEOUT, TASK_CPU,
 };

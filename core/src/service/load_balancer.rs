@@ -1,15 +1,11 @@
 //! Load balancer settings of a service: its container and port against the task definition,
 //! ALB's rule and target group ranges, and health check matchers.
 
-use crate::state::error::FieldError;
-use berth_core::limits::Bound;
+use crate::error::FieldError;
+use crate::limits::Bound;
 use berth_proto::v1::{LoadBalancer, TaskDefinition};
 
-pub(crate) fn check_load_balancers(
-    errs: &mut Vec<FieldError>,
-    lbs: &[LoadBalancer],
-    td: &TaskDefinition,
-) {
+pub fn check_load_balancers(errs: &mut Vec<FieldError>, lbs: &[LoadBalancer], td: &TaskDefinition) {
     for (i, lb) in lbs.iter().enumerate() {
         let Some(c) = td
             .container_definitions
@@ -20,7 +16,7 @@ pub(crate) fn check_load_balancers(
                 format!("loadBalancers[{i}].containerName"),
                 format!(
                     "{} is not a container of {}:{}",
-                    crate::state::error::quote(&lb.container_name),
+                    crate::error::quote(&lb.container_name),
                     td.family,
                     td.revision
                 ),
@@ -54,7 +50,7 @@ pub(crate) fn check_load_balancers(
             }
             continue;
         }
-        berth_core::limits::LISTENER_PORT.push(
+        crate::limits::LISTENER_PORT.push(
             errs,
             format!("loadBalancers[{i}].listenerPort"),
             lb.listener_port.into(),
@@ -76,7 +72,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
                 p(&format!("hostPatterns[{j}]")),
                 format!(
                     "{} must be a host name with optional * and ? wildcards, e.g. *.example.com",
-                    crate::state::error::quote(h)
+                    crate::error::quote(h)
                 ),
             ));
         }
@@ -87,7 +83,7 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
                 p(&format!("pathPatterns[{j}]")),
                 format!(
                     "{} must start with / (wildcards * and ?), e.g. /api/*",
-                    crate::state::error::quote(path)
+                    crate::error::quote(path)
                 ),
             ));
         }
@@ -101,20 +97,20 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
             p("algorithm"),
             format!(
                 "{} must be round_robin or least_outstanding",
-                crate::state::error::quote(&lb.algorithm)
+                crate::error::quote(&lb.algorithm)
             ),
         ));
     }
     if let Some(d) = lb.drain_timeout_seconds {
         Bound::new(0, 3600, " seconds").push(errs, p("drainTimeoutSeconds"), d.into());
     }
-    let hc = berth_core::lb::health_check_with_defaults(lb.health_check.as_ref());
+    let hc = crate::lb::health_check_with_defaults(lb.health_check.as_ref());
     let interval = hc.interval_seconds.unwrap_or(5);
     let timeout = hc.timeout_seconds.unwrap_or(2);
     if !hc.path.starts_with('/') {
         errs.push(FieldError::new(
             p("healthCheck.path"),
-            format!("{} must start with /", crate::state::error::quote(&hc.path)),
+            format!("{} must start with /", crate::error::quote(&hc.path)),
         ));
     }
     let seconds = |max| Bound::new(1, max, " seconds");
@@ -131,12 +127,12 @@ fn check_lb_settings(errs: &mut Vec<FieldError>, i: usize, lb: &LoadBalancer) {
     ] {
         Bound::new(1, 10, "").push(errs, p(&format!("healthCheck.{f}")), v.into());
     }
-    if berth_core::lb::parse_matcher(&hc.matcher).is_none() {
+    if crate::lb::parse_matcher(&hc.matcher).is_none() {
         errs.push(FieldError::new(
             p("healthCheck.matcher"),
             format!(
                 "{} must be codes or ranges of 200-599, e.g. 200-399 or 200,204",
-                crate::state::error::quote(&hc.matcher)
+                crate::error::quote(&hc.matcher)
             ),
         ));
     }

@@ -2,15 +2,12 @@
 //! BLUE_GREEN, CANARY and LINEAR, the rollback thresholds, the test header and the lifecycle
 //! hooks; and what an update that names no strategy keeps.
 
-use crate::state::error::{quote, FieldError};
+use crate::error::{quote, FieldError};
 use berth_proto::v1::{DeploymentConfiguration, Service};
 
 /// An update that names no strategy keeps the service's, with its settings; one that does
 /// brings its own (unset parts take ECS's defaults).
-pub(super) fn keep_unset_shift_settings(
-    dc: &mut DeploymentConfiguration,
-    cur: &DeploymentConfiguration,
-) {
+pub fn keep_unset_shift_settings(dc: &mut DeploymentConfiguration, cur: &DeploymentConfiguration) {
     if dc.strategy.is_empty() {
         dc.strategy = cur.strategy.clone();
         dc.bake_time_in_minutes = cur.bake_time_in_minutes;
@@ -31,7 +28,7 @@ const FIELD: &str = "deploymentConfiguration";
 
 /// The deployment strategy and its settings: ECS's names and ranges; shifting traffic needs a
 /// load balancer (the proxies are what shift it) and a REPLICA service.
-pub(crate) fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
+pub fn check_strategy(errs: &mut Vec<FieldError>, svc: &Service) {
     let Some(dc) = svc.deployment_configuration.as_ref() else {
         return;
     };
@@ -165,7 +162,7 @@ fn check_test_header(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration) {
         return;
     }
     let name = header.split_once(':').map_or(header, |(n, _)| n).trim();
-    if name.is_empty() || hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+    if name.is_empty() || http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
         errs.push(FieldError::new(
             format!("{FIELD}.testTrafficHeader"),
             format!(
@@ -196,7 +193,7 @@ fn check_shiftable(errs: &mut Vec<FieldError>, svc: &Service, dc: &DeploymentCon
 
 /// Lifecycle hooks: http:// webhooks at ECS's stages, with a shifting strategy.
 fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shifting: bool) {
-    use berth_core::plan::shift::HOOK_STAGES;
+    use crate::plan::shift::HOOK_STAGES;
     const MAX_HOOKS: usize = 10;
     if dc.lifecycle_hooks.len() > MAX_HOOKS {
         errs.push(FieldError::new(
@@ -223,7 +220,7 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
         }
         let url = h.hook_target_arn.trim();
         let ok = url
-            .parse::<hyper::Uri>()
+            .parse::<http::Uri>()
             .is_ok_and(|u| u.scheme_str() == Some("http") && u.host().is_some());
         if !ok {
             errs.push(FieldError::new(

@@ -1,8 +1,8 @@
 //! The size bounds of a task definition (part of `normalize`, the one validation): how many port
 //! mappings, environment entries and arguments it may have, and ECS's 64 KiB for its JSON.
 
-use crate::state::error::FieldError;
-use berth_core::limits::{
+use crate::error::FieldError;
+use crate::limits::{
     MAX_ARG_BYTES, MAX_COMMAND_ARGS, MAX_ENVIRONMENT, MAX_PORTS_PER_CONTAINER, MAX_PORTS_PER_TASK,
     MAX_TASK_DEFINITION_BYTES,
 };

@@ -5,7 +5,7 @@
 //! with its path, `null` means absent, and any other field (AWS-only ones such as
 //! `executionRoleArn`, or server-set ones such as `revision`) is accepted and listed as ignored.
 
-use crate::state::error::FieldError;
+use crate::error::FieldError;
 use berth_proto::v1::TaskDefinition;
 use serde_json::{Map, Value};
 
