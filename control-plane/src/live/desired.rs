@@ -244,6 +244,13 @@ impl NodeDesired {
     }
 }
 
+/// Every unstopped task placed on the node, with its definition: what the agent must run; and
+/// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
+/// claims, never a scan of every task.
+pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
+    NodeDesired::read(state, node_id)?.message(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,11 +352,4 @@ mod tests {
         same.carry_from(again);
         assert!(!same.has_changes());
     }
-}
-
-/// Every unstopped task placed on the node, with its definition: what the agent must run; and
-/// the node's stopped tasks still retained, whose containers it keeps. Read through the node's
-/// claims, never a scan of every task.
-pub fn desired_for_node(state: &State, node_id: &str) -> Result<DesiredTasks> {
-    NodeDesired::read(state, node_id)?.message(state)
 }

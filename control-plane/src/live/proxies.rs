@@ -303,6 +303,12 @@ fn p99_ms(buckets: &[u64], bounds_us: &[u64]) -> f64 {
     0.0
 }
 
+impl crate::model::elb::TargetStates for Proxies {
+    fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
+        Proxies::target_state(self, task_arn)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,11 +373,5 @@ mod tests {
         p.record_requests("a", count("web", 1_200), 11_000);
         assert_eq!(p.request_rate("web", 2_000, 11_000), Some(0.0));
         assert_eq!(p.request_rate("api", 2_000, 11_000), None);
-    }
-}
-
-impl crate::model::elb::TargetStates for Proxies {
-    fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
-        Proxies::target_state(self, task_arn)
     }
 }
