@@ -13,6 +13,10 @@ use berth_core::status::{self, TaskState, TaskStatus};
 use berth_proto::v1::{ContainerInstance, Task};
 use std::time::Duration;
 
+/// The log target this module had as `crate::nodes::lost`, kept so the filters users wrote
+/// (`RUST_LOG=berth_control_plane::nodes=info`) still select its lines.
+const LOG_TARGET: &str = "berth_control_plane::nodes::lost";
+
 /// Marks the tasks of every lost node STOPPED; returns how many.
 pub fn mark_lost_nodes(
     state: &State,
@@ -71,7 +75,7 @@ fn mark_lost(
             );
             t.stopped_at = time::rfc3339(now);
             t.version += 1;
-            tracing::warn!(target: crate::live::LOG_TARGET, task = %t.task_arn, node = %n.name, "task lost with its node");
+            tracing::warn!(target: LOG_TARGET, task = %t.task_arn, node = %n.name, "task lost with its node");
             ops.extend(apply::release_ops(tx, &t)?);
             ops.push(put(task_key.to_string(), &t));
             marked += 1;

@@ -2,10 +2,6 @@
 //! sessions and their pushers, the report queue, the rooms cache, execs and log waiters, the
 //! proxies' health, the other servers.
 
-/// The log target of node sessions, as it was when they lived in `crate::nodes`, so the filters
-/// users wrote (`RUST_LOG=berth_control_plane::nodes=info`) keep working.
-pub const LOG_TARGET: &str = "berth_control_plane::nodes";
-
 pub mod desired;
 pub mod exec;
 pub mod metrics;

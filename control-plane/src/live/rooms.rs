@@ -15,6 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+/// The log target this module had as `crate::nodes::rooms`, kept so the filters users wrote
+/// (`RUST_LOG=berth_control_plane::nodes=info`) still select its lines.
+const LOG_TARGET: &str = "berth_control_plane::nodes::rooms";
+
 #[derive(Debug, Default)]
 struct Node {
     record: ContainerInstance,
@@ -297,7 +301,7 @@ fn follow(state: &State, rooms: std::sync::Weak<Mutex<Rooms>>) {
             };
             let caught = tokio::task::spawn_blocking(move || catch_up(&rooms, &state).map(drop));
             if let Ok(Err(e)) = caught.await {
-                tracing::debug!(target: super::LOG_TARGET, error = %e, "rooms cache: catching up failed; the next read retries");
+                tracing::debug!(target: LOG_TARGET, error = %e, "rooms cache: catching up failed; the next read retries");
             }
         }
     });

@@ -59,9 +59,7 @@ impl Config {
             account_id: berth_core::arn::DEFAULT_ACCOUNT.into(),
         }
     }
-}
 
-impl Config {
     /// The part of the configuration the leader reads.
     pub fn leader(&self) -> crate::control::leader::LeaderConfig {
         crate::control::leader::LeaderConfig {

@@ -17,6 +17,10 @@ use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// The log target this module had as `crate::nodes::stream`, kept so the filters users wrote
+/// (`RUST_LOG=berth_control_plane::nodes=info`) still select its lines.
+const LOG_TARGET: &str = "berth_control_plane::nodes::stream";
+
 /// Timings of agent sessions.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionTimings {
@@ -144,7 +148,7 @@ impl AgentSessions for AgentSessionsApi {
             .send(Ok(msg(server_message::Body::Welcome(welcome))))
             .await;
         let generation = self.sessions.attach(&node_id, tx.clone());
-        tracing::info!(target: crate::live::LOG_TARGET, node = %node.name, id = %node_id, address = %node.address, "agent connected");
+        tracing::info!(target: LOG_TARGET, node = %node.name, id = %node_id, address = %node.address, "agent connected");
 
         let ended = tx.clone();
         let pusher = tokio::spawn(push_desired(
@@ -171,11 +175,11 @@ impl AgentSessions for AgentSessionsApi {
                     Ok(Ok(Some(m))) => m,
                     Ok(Ok(None)) => break,
                     Ok(Err(e)) => {
-                        tracing::info!(target: crate::live::LOG_TARGET, node = %node_id, error = %e, "agent stream ended");
+                        tracing::info!(target: LOG_TARGET, node = %node_id, error = %e, "agent stream ended");
                         break;
                     }
                     Err(_) => {
-                        tracing::warn!(target: crate::live::LOG_TARGET, node = %node_id, "agent missed its heartbeats; disconnecting it");
+                        tracing::warn!(target: LOG_TARGET, node = %node_id, "agent missed its heartbeats; disconnecting it");
                         break;
                     }
                 };
@@ -197,7 +201,7 @@ impl AgentSessions for AgentSessionsApi {
             }
             pusher.abort();
             sessions.detach(&node_id, generation);
-            tracing::info!(target: crate::live::LOG_TARGET, node = %node_id, "agent disconnected");
+            tracing::info!(target: LOG_TARGET, node = %node_id, "agent disconnected");
         });
         Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }
@@ -298,7 +302,7 @@ async fn push_desired(
                     desired = Some(d);
                 }
                 Err(e) => {
-                    tracing::warn!(target: crate::live::LOG_TARGET, node = %node_id, error = %e, "cannot compute desired tasks")
+                    tracing::warn!(target: LOG_TARGET, node = %node_id, error = %e, "cannot compute desired tasks")
                 }
             }
         }
