@@ -9,9 +9,10 @@ use crate::control::controller;
 use crate::live::proxies::Proxies;
 use crate::live::sessions::Sessions;
 use crate::model::auth::trust::Trust;
-use crate::model::auth::{AuthLayer, Authorizer};
+use crate::model::auth::Authorizer;
 use crate::state::error::Error;
 use crate::state::State;
+use crate::transport::grpc::auth_layer::AuthLayer;
 use crate::transport::grpc::StacksApi;
 use crate::transport::grpc::{
     AgentSessionsApi, CertificatesApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi,

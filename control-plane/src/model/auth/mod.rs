@@ -1,5 +1,5 @@
-//! Who may call what. Every gRPC call passes `Authorizer::check` (in `layer::AuthLayer`) before
-//! it reaches a service:
+//! Who may call what. Every gRPC call passes `Authorizer::check` (in
+//! `transport::grpc::auth_layer::AuthLayer`) before it reaches a service:
 //!
 //! - open: gRPC health and reflection, and `Certificates/Join` (the join token is its credential);
 //! - a verified peer certificate from the cluster CA that is not revoked (`revoked`):
@@ -23,13 +23,11 @@
 //! ```
 
 pub mod aws_keys;
-pub mod layer;
 pub mod revoked;
 pub mod tokens;
 pub mod trust;
 
 pub use aws_keys::{AwsKey, AwsKeys, AWS_KEY_FILE};
-pub use layer::AuthLayer;
 pub use tokens::{Refused, Role, Tokens, ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE};
 
 use berth_trust::{PeerIdentity, PeerKind};

@@ -2,6 +2,7 @@
 //! The agent and endpoint streams are here too (`agent_stream`, `endpoint_stream`).
 
 pub mod agent_stream;
+pub mod auth_layer;
 mod clusters;
 mod credentials;
 pub mod endpoint_stream;

@@ -2,7 +2,7 @@
 //! peer certificate rustls verified (if any), and puts the resulting `Access` (and the
 //! `PeerIdentity`) in the request's extensions for the handlers.
 
-use super::Authorizer;
+use crate::model::auth::Authorizer;
 use berth_trust::PeerIdentity;
 use std::future::Future;
 use std::pin::Pin;
