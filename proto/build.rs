@@ -21,6 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".berth.v1",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"camelCase\", default)]",
         )
+        // The services are compiled only with the `grpc` feature; the messages always.
+        .client_mod_attribute(".", "#[cfg(feature = \"grpc\")]")
+        .server_mod_attribute(".", "#[cfg(feature = \"grpc\")]")
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

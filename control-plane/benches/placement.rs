@@ -4,7 +4,7 @@
 //! speed and for quality: binpack fill, spread over three zones, distinctInstance, memberOf.
 //! Run with `cargo bench -p berth-control-plane --bench placement`.
 
-use berth_control_plane::scheduler::*;
+use berth_core::scheduler::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};

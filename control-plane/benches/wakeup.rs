@@ -4,13 +4,14 @@
 //! table of its service — counting the keys each reads. Run with
 //! `cargo bench -p berth-control-plane --bench wakeup` (`-- --json` for one JSON line per size).
 
-use berth_control_plane::controller::{self, apply, Caches, ControllerConfig};
-use berth_control_plane::endpoints::health::Proxies;
-use berth_control_plane::endpoints::Routes;
-use berth_control_plane::nodes::{self, Sessions};
+use berth_control_plane::control::controller::{self, Caches, ControllerConfig};
+use berth_control_plane::live::proxies::Proxies;
+use berth_control_plane::live::sessions::Sessions;
+use berth_control_plane::model::endpoints::Routes;
+use berth_control_plane::model::placement::{apply, view};
 use berth_control_plane::state::State;
 use berth_control_plane::store::SledStore;
-use berth_control_plane::{clusters, services, taskdef, tasks, time};
+use berth_control_plane::{model::clusters, model::services, model::taskdef, model::tasks, time};
 use berth_proto::agent::v1::{Hello, TaskReport};
 use berth_proto::v1::*;
 use std::collections::HashMap;
@@ -99,9 +100,9 @@ fn measure(total_tasks: usize) -> Cost {
     for i in 0..REPORTS {
         let svc =
             services::find(&state, "bench", &format!("svc{}", i * 7 % SERVICES)).expect("service");
-        let group = controller::view::service_tasks(&state, &svc).expect("tasks");
+        let group = view::service_tasks(&state, &svc).expect("tasks");
         let t = &group[i % group.len()];
-        let node = berth_control_plane::arn::last_segment(&t.container_instance_arn).to_string();
+        let node = berth_core::arn::last_segment(&t.container_instance_arn).to_string();
         let report = TaskReport {
             task_arn: t.task_arn.clone(),
             last_status: "RUNNING".into(),
@@ -114,7 +115,8 @@ fn measure(total_tasks: usize) -> Cost {
             ..Default::default()
         };
         let k0 = state.keys_read();
-        let applied = tasks::apply_report(&state, &node, &report).expect("report");
+        let applied = berth_control_plane::live::reports::apply_report(&state, &node, &report)
+            .expect("report");
         assert!(applied, "report changed nothing: {t:?} on {node}");
         let k1 = state.keys_read();
         let change = loop {
@@ -135,7 +137,7 @@ fn measure(total_tasks: usize) -> Cost {
         .expect("pass");
         while feed.try_recv().is_ok() {}
         let k2 = state.keys_read();
-        tasks::desired_for_node(&state, &node).expect("desired set");
+        berth_control_plane::live::desired::desired_for_node(&state, &node).expect("desired set");
         let k3 = state.keys_read();
         routes.refresh(&state, &change.keys).expect("routes");
         let k4 = state.keys_read();
@@ -182,7 +184,7 @@ fn populate(state: &State, total_tasks: usize) -> Vec<String> {
     .task_definition;
     let node_ids: Vec<String> = (0..NODES)
         .map(|i| {
-            nodes::register(
+            berth_control_plane::model::nodes::register(
                 state,
                 &Hello {
                     name: format!("node-{i}"),
@@ -198,7 +200,7 @@ fn populate(state: &State, total_tasks: usize) -> Vec<String> {
         })
         .collect();
     let per_service = total_tasks / SERVICES;
-    let demand = tasks::demand(&td);
+    let demand = berth_core::capacity::demand(&td);
     for s in 0..SERVICES {
         let svc = services::create(
             state,

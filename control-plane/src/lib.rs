@@ -1,41 +1,28 @@
-//! Berth's control plane: the gRPC API, the store, and (in later layers) the scheduler,
-//! controllers and node sessions. `server::spawn` starts all of it.
+//! Berth's control plane, in layers; a module imports only from its own layer and the ones
+//! below it (`tests/layers.rs` holds this). Top to bottom:
 
-pub mod api;
-pub mod arn;
-pub mod arn_upgrade;
-pub mod auth;
-pub mod clusters;
-pub mod console;
-pub mod controller;
-pub mod ecs_api;
-pub mod ecs_extras;
-pub mod elb;
-pub mod elb_api;
-pub mod endpoints;
-pub mod error;
+/// What runs by itself: the leader, the controller loop and its service passes, lost nodes,
+/// scaling, hooks.
+pub mod control;
+/// Which work goes first: requests before background scans (read by the stores).
 pub mod foreground;
-pub mod http;
-pub mod leader;
-pub mod limits;
-pub mod metrics;
-pub mod nodes;
-pub mod replicas;
-pub mod reports;
-pub mod scaling;
-pub mod scheduler;
+/// This process's live state: agent sessions, pushers, the report queue, the rooms cache,
+/// the proxies' health, the other servers.
+pub mod live;
+/// The resources, one module each, and `placement`, the single applier.
+pub mod model;
+/// Wiring: configuration in, every part spawned; imported by nothing.
 pub mod server;
-pub mod services;
-pub mod stacks;
+/// `State::update`: reads become compares, retried on conflict, fenced; the errors.
 pub mod state;
-pub mod status;
+/// The `Store` trait and its stores.
 pub mod store;
-pub mod task_events;
-pub mod task_placement;
-pub mod taskdef;
-pub mod tasks;
+/// The ways in: gRPC (with the agent and endpoint streams), the JSON API, the ECS and ELBv2
+/// wire APIs, the console, the HTTP listener. Each decodes, makes one model call, encodes.
+pub mod transport;
+
 pub use berth_proto::time;
 
-pub use auth::trust::TrustConfig;
-pub use limits::Limits;
+pub use berth_core::limits::Limits;
+pub use model::auth::trust::TrustConfig;
 pub use server::{spawn, Config, ControlPlane};

@@ -1,4 +1,5 @@
-//! The `berth.v1` protobuf messages and gRPC services, generated at build time.
+//! The `berth.v1` protobuf messages and (with the default `grpc` feature) gRPC services,
+//! generated at build time.
 //!
 //! Every message derives serde with lowerCamelCase names, which is exactly ECS's JSON: the same
 //! type is the wire format, the stored value and the user's task definition file.
@@ -7,16 +8,17 @@
 
 /// `berth.v1`: generated code.
 pub mod v1 {
-    tonic::include_proto!("berth.v1");
+    include!(concat!(env!("OUT_DIR"), "/berth.v1.rs"));
 
     /// The encoded file descriptor set, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("berth_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/berth_descriptor.bin"));
 }
 
 /// `berth.agent.v1`: the agent stream (no serde: it is never a user's file).
 pub mod agent {
     pub mod v1 {
-        tonic::include_proto!("berth.agent.v1");
+        include!(concat!(env!("OUT_DIR"), "/berth.agent.v1.rs"));
     }
 }
 

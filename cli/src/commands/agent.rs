@@ -78,8 +78,8 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
         if let Ok(addr) = l.local_addr() {
             crate::say!("berth agent: metrics on http://{addr}/metrics");
         }
-        let registry = berth_control_plane::metrics::SharedRegistry::default();
-        berth_control_plane::metrics::register_with(&registry, |r| a.register_metrics(r));
+        let registry = berth_control_plane::state::metrics::SharedRegistry::default();
+        berth_control_plane::state::metrics::register_with(&registry, |r| a.register_metrics(r));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(super::metrics_http::serve(
             l,

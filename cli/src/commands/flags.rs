@@ -32,8 +32,8 @@ pub struct HttpLimitArgs {
 }
 
 impl HttpLimitArgs {
-    pub fn limits(&self) -> cp::http::ConnLimits {
-        cp::http::ConnLimits {
+    pub fn limits(&self) -> cp::transport::http::ConnLimits {
+        cp::transport::http::ConnLimits {
             header_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
             max_connections: self.http_max_connections.max(1),
@@ -76,17 +76,17 @@ pub struct ServeLimitArgs {
     #[arg(long, default_value_t = 4096)]
     pub grpc_max_connections: usize,
     /// The largest desiredCount a service may have (ECS's quota); larger is refused.
-    #[arg(long, default_value_t = cp::limits::DEFAULT_MAX_DESIRED_COUNT)]
+    #[arg(long, default_value_t = berth_core::limits::DEFAULT_MAX_DESIRED_COUNT)]
     pub max_desired_count: i32,
     /// ELBv2's quota of rules per load balancer (AWS's default; default rules not counted).
-    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().rules_per_load_balancer)]
+    #[arg(long, default_value_t = berth_core::limits::ElbQuotas::default().rules_per_load_balancer)]
     pub elb_max_rules_per_lb: usize,
     /// ELBv2's quota of listeners per load balancer (AWS's default).
-    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().listeners_per_load_balancer)]
+    #[arg(long, default_value_t = berth_core::limits::ElbQuotas::default().listeners_per_load_balancer)]
     pub elb_max_listeners_per_lb: usize,
     /// ELBv2's quota of targets per target group (AWS's default): the desired tasks of the
     /// services attached to it.
-    #[arg(long, default_value_t = cp::limits::ElbQuotas::default().targets_per_target_group)]
+    #[arg(long, default_value_t = berth_core::limits::ElbQuotas::default().targets_per_target_group)]
     pub elb_max_targets_per_tg: usize,
     /// server only: serve the HTTP port in plaintext (it uses the gRPC port's certificate
     /// otherwise). Bearer tokens then cross the network readable.

@@ -2,8 +2,8 @@
 //! have no HTTP port of their own (`berth agent --metrics-addr`, `berth proxy --http`), with the
 //! same connection bounds as the control plane's HTTP port.
 
-use berth_control_plane::http::{listener, ConnLimits, Serving};
-use berth_control_plane::metrics::{self, SharedRegistry};
+use berth_control_plane::state::metrics::{self, SharedRegistry};
+use berth_control_plane::transport::http::{listener, ConnLimits, Serving};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;

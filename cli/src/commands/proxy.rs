@@ -266,8 +266,10 @@ fn default_id() -> String {
 
 /// `/metrics`, and `/healthz` ok once the first routing table is in.
 fn telemetry_answers(telemetry: berth_proxy::Telemetry) -> super::metrics_http::Respond {
-    let registry = berth_control_plane::metrics::SharedRegistry::default();
-    berth_control_plane::metrics::register_with(&registry, |r| telemetry.register_metrics(r));
+    let registry = berth_control_plane::state::metrics::SharedRegistry::default();
+    berth_control_plane::state::metrics::register_with(&registry, |r| {
+        telemetry.register_metrics(r)
+    });
     std::sync::Arc::new(move |req| match req.uri().path() {
         "/metrics" => super::metrics_http::metrics(&registry),
         "/healthz" if telemetry.tables_applied() > 0 => {

@@ -90,7 +90,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     let proxy = match taken {
         Some(p) => {
             let telemetry = p.telemetry();
-            cp::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
+            cp::state::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
             Some(p)
         }
         None => match start_proxy(&args, mode, &plane, name).await {
@@ -274,7 +274,9 @@ async fn start_proxy(
         match berth_proxy::spawn(cfg).await {
             Ok(p) => {
                 let telemetry = p.telemetry();
-                cp::metrics::register_with(&plane.metrics, |r| telemetry.register_metrics(r));
+                cp::state::metrics::register_with(&plane.metrics, |r| {
+                    telemetry.register_metrics(r)
+                });
                 crate::say!("{name}: load balancer listening on {bind} (each service's --lb-port)");
                 Ok(Some(p))
             }
@@ -310,7 +312,7 @@ async fn start_local_agent(
         }
         match berth_agent::spawn(cfg).await {
             Ok(a) => {
-                cp::metrics::register_with(&plane.metrics, |r| a.register_metrics(r));
+                cp::state::metrics::register_with(&plane.metrics, |r| a.register_metrics(r));
                 crate::say!(
                     "{name}: local agent (node {}) on the Docker engine",
                     args.node_name

@@ -2,7 +2,6 @@
 //! what `serve` starts and `serve_handoff` takes over with.
 
 use super::flags::{parse_duration, NodeArgs, ServeLimitArgs};
-use berth_control_plane as cp;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,7 +108,7 @@ pub enum Mode {
 }
 
 fn parse_region(s: &str) -> Result<String, String> {
-    if cp::arn::is_region(s) {
+    if berth_core::arn::is_region(s) {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} is not a region name (like us-east-1)"))
@@ -117,7 +116,7 @@ fn parse_region(s: &str) -> Result<String, String> {
 }
 
 fn parse_account(s: &str) -> Result<String, String> {
-    if cp::arn::is_account_id(s) {
+    if berth_core::arn::is_account_id(s) {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?} must be 12 digits"))

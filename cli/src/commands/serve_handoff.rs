@@ -58,7 +58,7 @@ pub async fn take_over(
     );
     args.limits.lb.apply(&mut cfg);
     if let Some(t) = &config.trust {
-        cfg.tls = Some(cp::auth::trust::local_client_from_dir(
+        cfg.tls = Some(cp::model::auth::trust::local_client_from_dir(
             &args.data,
             t.cert_lifetime,
             berth_trust::PeerKind::Proxy,

@@ -3,7 +3,7 @@
 use super::service_args::EventsArgs;
 use crate::client::connect;
 use crate::output::{or_dash, Format, Table};
-use berth_control_plane::controller::plan::shift::percent;
+use berth_core::plan::shift::percent;
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::*;
 use std::collections::HashSet;

@@ -5,7 +5,6 @@ use crate::client::connect;
 use crate::client::Conn as Channel;
 use crate::output::{self, Format, Table};
 use anyhow::Context;
-use berth_control_plane as cp;
 use berth_proto::v1::services_client::ServicesClient;
 use berth_proto::v1::stacks_client::StacksClient;
 use berth_proto::v1::*;
@@ -69,7 +68,7 @@ pub(super) fn read_stack(
 ) -> anyhow::Result<(String, String, String)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let most = cp::limits::STACK_FILE_BYTES;
+    let most = berth_core::limits::STACK_FILE_BYTES;
     if text.len() > most {
         anyhow::bail!(
             "{}: {} bytes is over the maximum of {most} bytes for a stack file (CloudFormation's limit on a template); split it into several stacks",
@@ -86,7 +85,7 @@ pub(super) fn read_stack(
             anyhow::anyhow!(
                 "{}: not valid YAML (at most {} levels of nesting): {e}",
                 file.display(),
-                cp::limits::YAML_DEPTH
+                berth_core::limits::YAML_DEPTH
             )
         })?
     } else {
@@ -306,8 +305,8 @@ async fn wait_inactive(
 /// YAML's budget for a stack file: nesting bounded before the parser recurses into it.
 fn yaml_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = cp::limits::YAML_DEPTH;
-    budget.flow_nesting_limit = cp::limits::YAML_DEPTH;
+    budget.max_depth = berth_core::limits::YAML_DEPTH;
+    budget.flow_nesting_limit = berth_core::limits::YAML_DEPTH;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
     options

@@ -1,10 +1,10 @@
 //! What a control plane is started with: where it keeps its data and listens, its timings,
 //! trust, store (embedded or etcd) and limits.
 
-use crate::api::SessionTimings;
-use crate::auth::trust::TrustConfig;
-use crate::controller::ControllerConfig;
-use crate::http;
+use crate::control::controller::ControllerConfig;
+use crate::model::auth::trust::TrustConfig;
+use crate::transport::grpc::SessionTimings;
+use crate::transport::http;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,8 +55,19 @@ impl Config {
             limits: crate::Limits::default(),
             http: http::HttpConfig::default(),
             grpc_max_connections: 4096,
-            region: crate::arn::DEFAULT_REGION.into(),
-            account_id: crate::arn::DEFAULT_ACCOUNT.into(),
+            region: berth_core::arn::DEFAULT_REGION.into(),
+            account_id: berth_core::arn::DEFAULT_ACCOUNT.into(),
+        }
+    }
+
+    /// The part of the configuration the leader reads.
+    pub fn leader(&self) -> crate::control::leader::LeaderConfig {
+        crate::control::leader::LeaderConfig {
+            data_dir: self.data_dir.clone(),
+            etcd: self.etcd.clone(),
+            leader_ttl: self.leader_ttl,
+            advertise: self.advertise.clone(),
+            http_plaintext: self.http.plaintext,
         }
     }
 }

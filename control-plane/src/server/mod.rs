@@ -5,19 +5,20 @@ mod config;
 
 pub use config::Config;
 
-use crate::api::StacksApi;
-use crate::api::{
+use crate::control::controller;
+use crate::live::proxies::Proxies;
+use crate::live::sessions::Sessions;
+use crate::model::auth::trust::Trust;
+use crate::model::auth::Authorizer;
+use crate::state::error::Error;
+use crate::state::State;
+use crate::transport::grpc::auth_layer::AuthLayer;
+use crate::transport::grpc::StacksApi;
+use crate::transport::grpc::{
     AgentSessionsApi, CertificatesApi, ClustersApi, EndpointsApi, NodeAdminApi, NodesApi,
     ServicesApi, TaskDefinitionsApi, TasksApi, TokensApi,
 };
-use crate::auth::trust::Trust;
-use crate::auth::{AuthLayer, Authorizer};
-use crate::controller;
-use crate::endpoints::health::Proxies;
-use crate::error::Error;
-use crate::nodes::Sessions;
-use crate::state::State;
-use crate::{clusters, http};
+use crate::{model::clusters, transport::http};
 use berth_proto::agent::v1::agent_sessions_server::AgentSessionsServer;
 use berth_proto::v1::certificates_server::CertificatesServer;
 use berth_proto::v1::clusters_server::ClustersServer;
@@ -51,7 +52,7 @@ pub struct ControlPlane {
     pub sessions: Arc<Sessions>,
     pub proxies: Arc<Proxies>,
     /// Components in the same process add their metrics to `/metrics` here.
-    pub metrics: crate::metrics::SharedRegistry,
+    pub metrics: crate::state::metrics::SharedRegistry,
     /// Who may call what; the JSON HTTP API calls `auth.authorize` too.
     pub auth: Arc<Authorizer>,
     /// The CA and tokens, when the server runs with TLS.
@@ -106,7 +107,7 @@ pub async fn spawn(mut config: Config) -> Result<ControlPlane, SpawnError> {
         http_addr.port(),
         "this server's HTTP port (--http: API, console, metrics)",
     );
-    crate::arn::configure(&config.region, &config.account_id);
+    berth_core::arn::configure(&config.region, &config.account_id);
     let (state, election) = open_state(&config).await?;
     let trust = open_trust(&config, &state).await?;
     // The store's files (and the CA's) exist now: owner-only too, also when an older version
@@ -124,9 +125,11 @@ pub async fn spawn(mut config: Config) -> Result<ControlPlane, SpawnError> {
         trust: trust.clone(),
         stopped,
     };
-    let metrics = crate::metrics::SharedRegistry::default();
-    crate::metrics::register(&metrics, &state, &parts.sessions);
-    crate::store::register_metrics(&metrics, state.store().clone());
+    let metrics = crate::state::metrics::SharedRegistry::default();
+    crate::live::metrics::register(&metrics, &state, &parts.sessions);
+    crate::state::metrics::register_with(&metrics, |r| {
+        crate::store::register_metrics(r, state.store().clone())
+    });
     let mut tasks = vec![
         serve_grpc(&parts, &config, grpc).await?,
         serve_http(&parts, &config, http_listener, &metrics),
@@ -137,13 +140,20 @@ pub async fn spawn(mut config: Config) -> Result<ControlPlane, SpawnError> {
         )),
     ];
     if trust.is_some() {
-        tasks.push(tokio::spawn(crate::auth::revoked::follow(
+        tasks.push(tokio::spawn(crate::live::revocations::follow(
             state.clone(),
             parts.sessions.clone(),
             parts.stopped.clone(),
         )));
     }
-    let me = crate::leader::me(&config, grpc_addr, http_addr, trust.is_some(), &state).await?;
+    let me = crate::control::leader::me(
+        &config.leader(),
+        grpc_addr,
+        http_addr,
+        trust.is_some(),
+        &state,
+    )
+    .await?;
     tasks.extend(lead_when_elected(&parts, &config, election, me, &metrics));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data = %config.data_dir.display(), "control plane serving");
     Ok(ControlPlane {
@@ -186,12 +196,14 @@ fn local_addr(l: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, SpawnErr
 }
 
 /// Opens the store and brings what an older version stored up to date.
-async fn open_state(config: &Config) -> Result<(State, crate::leader::Election), SpawnError> {
-    let (store, election) = crate::leader::open_store(config).await?;
+async fn open_state(
+    config: &Config,
+) -> Result<(State, crate::control::leader::Election), SpawnError> {
+    let (store, election) = crate::control::leader::open_store(&config.leader()).await?;
     let state = State::new(store).with_limits(config.limits);
     let s = state.clone();
     tokio::task::spawn_blocking(move || {
-        let n = crate::arn_upgrade::upgrade(&s)?;
+        let n = crate::model::arn_upgrade::upgrade(&s)?;
         if n > 0 {
             tracing::info!(
                 records = n,
@@ -199,12 +211,12 @@ async fn open_state(config: &Config) -> Result<(State, crate::leader::Election),
             );
         }
         clusters::ensure_default(&s)?;
-        let indexed = crate::tasks::index_existing(&s)?;
+        let indexed = crate::model::tasks::index_existing(&s)?;
         if indexed > 0 {
             tracing::info!(tasks = indexed, "indexed tasks stored by an older version");
         }
         // What an older version stored out of today's bounds is named, then left alone.
-        crate::services::report_invalid(&s)
+        crate::model::services::report_invalid(&s)
     })
     .await
     .map_err(|e| Error::Client(format!("opening store: {e}")))??;
@@ -221,7 +233,7 @@ async fn open_trust(config: &Config, state: &State) -> Result<Option<Arc<Trust>>
     let shared = config.etcd.is_some();
     let opened = tokio::task::spawn_blocking(move || {
         if shared {
-            crate::auth::trust::share_ca(&dir, &s)?;
+            crate::model::auth::trust::share_ca(&dir, &s)?;
         }
         Trust::open(&dir, &t, listen, s)
     })
@@ -293,14 +305,14 @@ async fn serve_grpc(
         }))
         .add_service(
             berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
-                crate::api::LoadBalancersApi {
+                crate::transport::grpc::LoadBalancersApi {
                     state: state.clone(),
                     proxies: p.proxies.clone(),
                 },
             ),
         )
         .add_service(berth_proto::v1::servers_server::ServersServer::new(
-            crate::api::ServersApi {
+            crate::transport::grpc::ServersApi {
                 state: state.clone(),
                 store: if config.etcd.is_some() {
                     "etcd"
@@ -319,9 +331,11 @@ async fn serve_grpc(
             auth: p.auth.clone(),
         }))
         .add_service(
-            berth_proto::v1::operator_server::OperatorServer::new(crate::api::OperatorApi {
-                state: state.clone(),
-            })
+            berth_proto::v1::operator_server::OperatorServer::new(
+                crate::transport::grpc::OperatorApi {
+                    state: state.clone(),
+                },
+            )
             .max_encoding_message_size(4 << 20),
         )
         .add_optional_service(p.trust.as_ref().map(|t| {
@@ -352,15 +366,15 @@ fn serve_http(
     p: &Parts,
     config: &Config,
     listener: TcpListener,
-    metrics: &crate::metrics::SharedRegistry,
+    metrics: &crate::state::metrics::SharedRegistry,
 ) -> JoinHandle<()> {
-    let routes = crate::http::api::router_with(
+    let routes = crate::transport::json::router_with(
         p.state.clone(),
         p.sessions.clone(),
         p.proxies.clone(),
         http_check(p.auth.clone()),
     )
-    .merge(crate::ecs_api::router(
+    .merge(crate::transport::ecs::router(
         p.state.clone(),
         p.sessions.clone(),
         p.proxies.clone(),
@@ -387,15 +401,15 @@ fn serve_http(
 fn lead_when_elected(
     p: &Parts,
     config: &Config,
-    election: crate::leader::Election,
-    me: crate::leader::Replica,
-    metrics: &crate::metrics::SharedRegistry,
+    election: crate::control::leader::Election,
+    me: crate::control::leader::Replica,
+    metrics: &crate::state::metrics::SharedRegistry,
 ) -> Vec<JoinHandle<()>> {
-    let (role_tx, role) = watch::channel(crate::leader::Role::default());
-    crate::leader::register_metrics(metrics, role.clone(), me.id.clone());
+    let (role_tx, role) = watch::channel(crate::control::leader::Role::default());
+    crate::control::leader::register_metrics(metrics, role.clone(), me.id.clone());
     let mut tasks = Vec::new();
     if config.etcd.is_some() {
-        tasks.push(tokio::spawn(crate::replicas::run(
+        tasks.push(tokio::spawn(crate::live::replicas::run(
             p.state.clone(),
             p.sessions.clone(),
             p.proxies.clone(),
@@ -403,7 +417,7 @@ fn lead_when_elected(
             p.stopped.clone(),
         )));
     }
-    tasks.push(tokio::spawn(crate::leader::run(
+    tasks.push(tokio::spawn(crate::control::leader::run(
         election,
         me,
         role_tx,
@@ -436,8 +450,8 @@ async fn forget_stopped_tasks(
         let retention_ms = retention.as_millis() as i64;
         let res = tokio::task::spawn_blocking(move || {
             // Deleted task definitions go once nothing uses them any more.
-            let _ = crate::taskdef::sweep_deleted(&s);
-            crate::tasks::forget_stopped(&s, crate::time::now_millis(), retention_ms)
+            let _ = crate::model::taskdef::sweep_deleted(&s);
+            crate::model::tasks::forget_stopped(&s, crate::time::now_millis(), retention_ms)
         })
         .await;
         if let Ok(Ok(n)) = res {
@@ -482,11 +496,11 @@ impl ControlPlane {
 
 /// The JSON HTTP API's check: the same bearer-token rules as gRPC for the method each request
 /// stands for; the caller's `Access` goes on to the handler as it does over gRPC.
-fn http_check(auth: Arc<Authorizer>) -> crate::http::api::Check {
+fn http_check(auth: Arc<Authorizer>) -> crate::transport::json::Check {
     Arc::new(move |mut req: tonic::Request<()>| {
         let method = req
             .extensions()
-            .get::<crate::http::api::GrpcMethod>()
+            .get::<crate::transport::json::GrpcMethod>()
             .map(|m| m.0.clone())
             .unwrap_or_default();
         let access = auth.authorize(req.metadata(), &method)?;

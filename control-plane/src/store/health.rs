@@ -120,8 +120,9 @@ impl Collector for HealthMetrics {
 }
 
 /// Adds the store's health metrics to the registry.
-pub fn register_metrics(registry: &crate::metrics::SharedRegistry, store: Arc<dyn super::Store>) {
-    crate::metrics::register_with(registry, |r| {
-        r.register_collector(Box::new(HealthMetrics(store)))
-    });
+pub fn register_metrics(
+    registry: &mut prometheus_client::registry::Registry,
+    store: Arc<dyn super::Store>,
+) {
+    registry.register_collector(Box::new(HealthMetrics(store)));
 }

@@ -74,7 +74,7 @@ pub async fn run(args: BenchFleetArgs, output: crate::output::Format) -> anyhow:
 
 /// Runs every phase and returns the figures.
 pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
-    berth_control_plane::limits::check_fleet(args.nodes, args.services, args.tasks_per_service)
+    berth_core::limits::check_fleet(args.nodes, args.services, args.tasks_per_service)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.nodes == 0 || args.services == 0 || args.tasks_per_service == 0 {
         bail!("--nodes, --services and --tasks-per-service must each be at least 1");

@@ -47,7 +47,7 @@ pub async fn check(b: &Bench) -> anyhow::Result<Quality> {
         let nodes: Vec<String> = listed
             .iter()
             .filter(|t| t.last_status == "RUNNING")
-            .map(|t| berth_control_plane::arn::last_segment(&t.container_instance_arn).to_string())
+            .map(|t| berth_core::arn::last_segment(&t.container_instance_arn).to_string())
             .collect();
         let mut per_zone: HashMap<&str, usize> = HashMap::new();
         for n in &nodes {

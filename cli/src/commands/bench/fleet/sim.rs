@@ -155,7 +155,7 @@ impl Sim {
                 value: self.zone.into(),
             }],
             version: "sim".into(),
-            capabilities: vec![berth_control_plane::nodes::DESIRED_TASKS_CHANGE.into()],
+            capabilities: vec![berth_control_plane::live::sessions::DESIRED_TASKS_CHANGE.into()],
             ..Default::default()
         };
         let _ = out.send(send(agent_message::Body::Hello(hello))).await;

@@ -1,0 +1,115 @@
+//! Berth's ELBv2 records in the shapes of botocore's elbv2 model (`LoadBalancer`, `TargetGroup`,
+//! `Listener`, `Rule`, `Action`, `TargetHealthDescription`).
+
+use super::xml::Xml;
+use crate::model::elb::{self, TargetHealthRow};
+use berth_proto::v1::{ElbAction, ElbListener, ElbLoadBalancer, ElbRule, ElbTargetGroup};
+
+pub fn load_balancer(x: &mut Xml, lb: &ElbLoadBalancer, listeners: &[ElbListener]) {
+    x.text("LoadBalancerArn", &lb.arn);
+    x.text("DNSName", &elb::dns_name(lb, listeners));
+    x.text("CreatedTime", &lb.created_at);
+    x.text("LoadBalancerName", &lb.name);
+    x.text("Scheme", &lb.scheme);
+    x.open("State");
+    x.text("Code", "active");
+    x.close("State");
+    x.text("Type", "application");
+    x.list::<()>("AvailabilityZones", &[], |_, _| {});
+    x.list::<()>("SecurityGroups", &[], |_, _| {});
+    x.text("IpAddressType", "ipv4");
+}
+
+pub fn target_group(x: &mut Xml, tg: &ElbTargetGroup, load_balancers: &[String]) {
+    let hc = berth_core::lb::health_check_with_defaults(tg.health_check.as_ref());
+    x.text("TargetGroupArn", &tg.arn);
+    x.text("TargetGroupName", &tg.name);
+    x.text("Protocol", &tg.protocol);
+    x.text("Port", &tg.port.to_string());
+    x.opt("VpcId", &tg.vpc_id);
+    x.text("HealthCheckProtocol", "HTTP");
+    x.text("HealthCheckPort", "traffic-port");
+    x.text("HealthCheckEnabled", "true");
+    let n = |v: Option<i32>| v.unwrap_or_default().to_string();
+    x.text("HealthCheckIntervalSeconds", &n(hc.interval_seconds));
+    x.text("HealthCheckTimeoutSeconds", &n(hc.timeout_seconds));
+    x.text("HealthyThresholdCount", &n(hc.healthy_threshold));
+    x.text("UnhealthyThresholdCount", &n(hc.unhealthy_threshold));
+    x.text("HealthCheckPath", &hc.path);
+    x.open("Matcher");
+    x.text("HttpCode", &hc.matcher);
+    x.close("Matcher");
+    x.strings("LoadBalancerArns", load_balancers);
+    x.text("TargetType", &tg.target_type);
+    x.text("ProtocolVersion", "HTTP1");
+    x.text("IpAddressType", "ipv4");
+}
+
+pub fn action(x: &mut Xml, a: &ElbAction) {
+    x.text("Type", &a.r#type);
+    if a.single {
+        if let Some(t) = a.target_groups.first() {
+            x.text("TargetGroupArn", &t.target_group_arn);
+        }
+    }
+    if a.order > 0 {
+        x.text("Order", &a.order.to_string());
+    }
+    x.open("ForwardConfig");
+    x.list("TargetGroups", &a.target_groups, |x, t| {
+        x.text("TargetGroupArn", &t.target_group_arn);
+        x.text("Weight", &t.weight.to_string());
+    });
+    x.open("TargetGroupStickinessConfig");
+    x.text("Enabled", "false");
+    x.close("TargetGroupStickinessConfig");
+    x.close("ForwardConfig");
+}
+
+pub fn listener(x: &mut Xml, l: &ElbListener) {
+    x.text("ListenerArn", &l.arn);
+    x.text("LoadBalancerArn", &l.load_balancer_arn);
+    x.text("Port", &l.port.to_string());
+    x.text("Protocol", &l.protocol);
+    x.list("DefaultActions", &l.default_actions, action);
+}
+
+pub fn rule(x: &mut Xml, r: &ElbRule) {
+    let default = elb::is_default(r);
+    x.text("RuleArn", &r.arn);
+    x.text(
+        "Priority",
+        &if default {
+            "default".to_string()
+        } else {
+            r.priority.to_string()
+        },
+    );
+    x.list("Conditions", &r.conditions, |x, c| {
+        x.text("Field", &c.field);
+        x.strings("Values", &c.values);
+        let config = if c.field == "host-header" {
+            "HostHeaderConfig"
+        } else {
+            "PathPatternConfig"
+        };
+        x.open(config);
+        x.strings("Values", &c.values);
+        x.close(config);
+    });
+    x.list("Actions", &r.actions, action);
+    x.text("IsDefault", if default { "true" } else { "false" });
+}
+
+pub fn target_health(x: &mut Xml, t: &TargetHealthRow) {
+    x.open("Target");
+    x.text("Id", &t.address);
+    x.text("Port", &t.port.to_string());
+    x.close("Target");
+    x.text("HealthCheckPort", &t.port.to_string());
+    x.open("TargetHealth");
+    x.text("State", &t.state);
+    x.opt("Reason", &t.reason);
+    x.opt("Description", &t.description);
+    x.close("TargetHealth");
+}

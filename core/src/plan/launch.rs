@@ -1,0 +1,119 @@
+//! Which tasks to start, and where: a REPLICA service fills up to desired within maximumPercent;
+//! a DAEMON service covers each qualifying node that has no task of it. Placement is the pure
+//! scheduler's, on the view's node snapshots; the applier re-checks every node before commit.
+
+use super::bounds::{daemon_nodes, Bounds};
+use super::judge::Judgement;
+use super::{Launch, ServicePlan, ServiceView};
+use crate::scheduler::{self, NodeSnapshot, PlacementRequest};
+use crate::status::{service_status, ServiceStatus};
+use crate::{arn, capacity};
+
+/// At most this many launches in one pass, so one commit stays small; the next pass goes on.
+pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
+
+/// Fills `p.launches` (and `p.rejections`); returns how many were placed.
+pub(super) fn launches(
+    view: &ServiceView,
+    p: &mut ServicePlan,
+    j: &Judgement,
+    b: &Bounds,
+    now: i64,
+) -> usize {
+    let svc = &p.service;
+    if service_status(svc) != ServiceStatus::Active || !b.may_launch {
+        return 0;
+    }
+    let primary = &svc.deployments[0];
+    let Some(td) = view.definitions.get(&primary.task_definition) else {
+        return 0;
+    };
+    let targets: Vec<Option<String>> = if b.daemon {
+        // Each qualifying node without a live task of the service (an old one goes first).
+        daemon_nodes(view, svc)
+            .filter(|n| {
+                let node_arn = arn::container_instance(&n.id);
+                !j.live.iter().any(|t| t.container_instance_arn == node_arn)
+            })
+            .map(|n| Some(n.id.clone()))
+            .take(view.launch_cap())
+            .collect()
+    } else {
+        let want = b.desired - j.good_new().len() as i64;
+        let room = b.max_total - b.total;
+        let n = want.min(room).clamp(0, view.launch_cap() as i64) as usize;
+        if n > 0 && !view.all_nodes {
+            p.needs_all_nodes = true;
+            return 0;
+        }
+        vec![None; n]
+    };
+    let demand = capacity::demand(td);
+    let strategies: Vec<_> = svc
+        .placement_strategy
+        .iter()
+        .filter_map(|s| scheduler::parse_strategy(&s.r#type, &s.field).ok())
+        .collect();
+    let constraints: Vec<_> = svc
+        .placement_constraints
+        .iter()
+        .filter_map(|c| scheduler::parse_constraint(&c.r#type, &c.expression).ok())
+        .collect();
+    let mut nodes = snapshot_with_service_tasks(view, j);
+    let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
+    let td_arn = primary.task_definition.clone();
+    let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
+    let mut launches = Vec::new();
+    for (i, target) in targets.into_iter().enumerate() {
+        let req = PlacementRequest {
+            demand: &demand,
+            strategies: &strategies,
+            constraints: &constraints,
+            seed: now as u64 ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        };
+        let placed = match &target {
+            Some(id) => match nodes.iter_mut().find(|n| &n.id == id) {
+                Some(n) => scheduler::place(std::slice::from_mut(n), &req),
+                None => continue,
+            },
+            None => placer.place(&mut nodes, &demand, req.seed),
+        };
+        match placed {
+            Ok(node_id) => launches.push(Launch {
+                node_id,
+                deployment_id: deployment_id.clone(),
+                task_definition_arn: td_arn.clone(),
+                cpu: demand.cpu,
+                memory: demand.memory,
+                ports: demand.ports.clone(),
+                load_balanced,
+            }),
+            // A DAEMON node without room waits for it; it does not block the others.
+            Err(_) if b.daemon => {}
+            Err(r) => {
+                p.rejections.push(r);
+                break;
+            }
+        }
+    }
+    let n = launches.len();
+    p.launches = launches;
+    n
+}
+
+/// The view's nodes, each knowing how many of this service's live tasks it holds (for spread
+/// and distinctInstance).
+fn snapshot_with_service_tasks(view: &ServiceView, j: &Judgement) -> Vec<NodeSnapshot> {
+    // Counted once per task, not once per node and task.
+    let mut per_node: std::collections::HashMap<&str, usize> = Default::default();
+    for t in &j.live {
+        *per_node
+            .entry(arn::last_segment(&t.container_instance_arn))
+            .or_default() += 1;
+    }
+    let mut nodes = view.nodes.clone();
+    for n in nodes.iter_mut() {
+        n.service_tasks = per_node.get(n.id.as_str()).copied().unwrap_or(0);
+    }
+    nodes
+}
