@@ -100,6 +100,13 @@ pub const TASK_DEFINITION_ECHOED: &[&str] = &[
 
 pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     let mut m = object(serde_json::to_value(td).unwrap_or_default());
+    // Berth's own events on the revision are not part of ECS's shape.
+    m.remove("events");
+    if let Some(Value::String(rest)) = m.remove(crate::taskdef::unmodeled::FIELD) {
+        if let Ok(Value::Object(rest)) = serde_json::from_str(&rest) {
+            crate::taskdef::unmodeled::merge_object(&mut m, rest);
+        }
+    }
     for k in ["registeredAt", "deregisteredAt"] {
         if let Some(Value::String(s)) = m.get(k).cloned() {
             m.insert(k.into(), epoch(&s));

@@ -4,6 +4,8 @@
 //! The text is checked against the shape of the fields Berth uses, every type error is reported
 //! with its path, `null` means absent, and any other field (AWS-only ones such as
 //! `executionRoleArn`, or server-set ones such as `revision`) is accepted and listed as ignored.
+//! The fields Berth does not model are kept, as sent, in `unmodeledJson` (see `unmodeled`), so
+//! describing the definition gives back everything that was registered.
 
 use crate::error::FieldError;
 use berth_proto::v1::TaskDefinition;
@@ -93,7 +95,7 @@ pub fn decode(text: &str) -> Result<Decoded, Vec<FieldError>> {
         v => v,
     };
     let mut ctx = Ctx::default();
-    let clean = match &value {
+    let (clean, rest) = match &value {
         Value::Object(m) => ctx.object(m, TASK_DEFINITION, ""),
         other => {
             ctx.errors.push(FieldError::new(
@@ -103,22 +105,47 @@ pub fn decode(text: &str) -> Result<Decoded, Vec<FieldError>> {
                     type_name(other)
                 ),
             ));
-            Value::Null
+            (Value::Null, None)
         }
     };
     if !ctx.errors.is_empty() {
         return Err(ctx.errors);
     }
-    let task_definition = serde_json::from_value(clean).map_err(|e| {
+    let mut task_definition: TaskDefinition = serde_json::from_value(clean).map_err(|e| {
         vec![FieldError::new(
             "",
             format!("unreadable task definition: {e}"),
         )]
     })?;
+    task_definition.unmodeled_json = super::unmodeled::encode(rest);
     Ok(Decoded {
         task_definition,
         ignored: ctx.ignored,
     })
+}
+
+/// The paths of the unmodelled fields in a definition's stored rest (see `unmodeled`), found by
+/// walking it beside the schema: a modelled key holds more rest, any other key is a field.
+pub(super) fn rest_paths(rest: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    rest_paths_in(rest, TASK_DEFINITION, "", &mut out);
+    out
+}
+
+fn rest_paths_in(v: &Value, schema: &[(&str, Kind)], path: &str, out: &mut Vec<String>) {
+    let Value::Object(m) = v else { return };
+    for (key, child) in m {
+        let p = join(path, key);
+        match (schema.iter().find(|(name, _)| name == key), child) {
+            (Some((_, Obj(inner))), _) => rest_paths_in(child, inner, &p, out),
+            (Some((_, ObjList(inner))), Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    rest_paths_in(item, inner, &format!("{p}[{i}]"), out);
+                }
+            }
+            _ => out.push(p),
+        }
+    }
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {
@@ -157,22 +184,41 @@ fn type_name(v: &Value) -> String {
 }
 
 impl Ctx {
-    fn object(&mut self, m: &Map<String, Value>, schema: &[(&str, Kind)], path: &str) -> Value {
+    /// The object's modelled fields, and the rest (unmodelled fields, and the rest of modelled
+    /// objects within) when there is any.
+    fn object(
+        &mut self,
+        m: &Map<String, Value>,
+        schema: &[(&str, Kind)],
+        path: &str,
+    ) -> (Value, Option<Value>) {
         let mut out = Map::new();
+        let mut rest = Map::new();
         for (key, value) in m {
             let p = join(path, key);
             match schema.iter().find(|(name, _)| name == key) {
                 Some(_) if value.is_null() => {}
                 Some((_, kind)) => {
-                    if let Some(v) = self.value(value, *kind, &p) {
+                    if let Some((v, r)) = self.value(value, *kind, &p) {
                         out.insert(key.clone(), v);
+                        if let Some(r) = r {
+                            rest.insert(key.clone(), r);
+                        }
                     }
                 }
                 None if value.is_null() => {}
-                None => self.ignored.push(p),
+                None => {
+                    self.ignored.push(p);
+                    if super::unmodeled::keep(path, key) {
+                        rest.insert(key.clone(), value.clone());
+                    }
+                }
             }
         }
-        Value::Object(out)
+        (
+            Value::Object(out),
+            (!rest.is_empty()).then_some(Value::Object(rest)),
+        )
     }
 
     fn wrong(&mut self, path: &str, expected: &str, got: &Value) -> Option<Value> {
@@ -183,7 +229,36 @@ impl Ctx {
         None
     }
 
-    fn value(&mut self, v: &Value, kind: Kind, path: &str) -> Option<Value> {
+    fn value(&mut self, v: &Value, kind: Kind, path: &str) -> Option<(Value, Option<Value>)> {
+        match (kind, v) {
+            (Obj(schema), Value::Object(m)) => Some(self.object(m, schema, path)),
+            (ObjList(schema), Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                // Aligned with `out` by index, so each item's rest merges back onto it.
+                let mut rest = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    match item {
+                        Value::Object(m) => {
+                            let (v, r) = self.object(m, schema, &p);
+                            out.push(v);
+                            rest.push(r.unwrap_or_else(|| Value::Object(Map::new())));
+                        }
+                        other => {
+                            self.wrong(&p, "an object", other);
+                        }
+                    }
+                }
+                let any = rest
+                    .iter()
+                    .any(|r| r.as_object().is_some_and(|o| !o.is_empty()));
+                Some((Value::Array(out), any.then_some(Value::Array(rest))))
+            }
+            _ => self.scalar(v, kind, path).map(|v| (v, None)),
+        }
+    }
+
+    fn scalar(&mut self, v: &Value, kind: Kind, path: &str) -> Option<Value> {
         match (kind, v) {
             (Str, Value::String(_)) | (Bool, Value::Bool(_)) => Some(v.clone()),
             (Str, _) => self.wrong(path, "a string", v),
@@ -218,21 +293,7 @@ impl Ctx {
                 ok.then(|| v.clone())
             }
             (StrMap, _) => self.wrong(path, "an object of string values", v),
-            (Obj(schema), Value::Object(m)) => Some(self.object(m, schema, path)),
             (Obj(_), _) => self.wrong(path, "an object", v),
-            (ObjList(schema), Value::Array(items)) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let p = format!("{path}[{i}]");
-                    match item {
-                        Value::Object(m) => out.push(self.object(m, schema, &p)),
-                        other => {
-                            self.wrong(&p, "an object", other);
-                        }
-                    }
-                }
-                Some(Value::Array(out))
-            }
             (ObjList(_), _) => self.wrong(path, "an array of objects", v),
         }
     }
@@ -262,6 +323,30 @@ mod tests {
                 "executionRoleArn".to_string()
             ]
         );
+        assert_eq!(
+            super::super::unmodeled::paths(&d.task_definition.unmodeled_json),
+            vec![
+                "containerDefinitions[0].logConfiguration".to_string(),
+                "executionRoleArn".to_string()
+            ]
+        );
+        let rest: Value = serde_json::from_str(&d.task_definition.unmodeled_json).unwrap();
+        assert_eq!(
+            rest,
+            serde_json::json!({"executionRoleArn": "arn:aws:iam::1:role/x",
+                "containerDefinitions": [{"logConfiguration": {"logDriver": "awslogs"}}]})
+        );
+    }
+
+    #[test]
+    fn server_set_fields_are_not_kept() {
+        let d = decode(
+            r#"{"family":"web","revision":3,"status":"ACTIVE","taskDefinitionArn":"arn:x",
+                "containerDefinitions":[{"name":"web","image":"nginx"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.task_definition.unmodeled_json, "");
+        assert_eq!(d.task_definition.revision, 0);
     }
 
     #[test]

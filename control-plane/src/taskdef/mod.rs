@@ -6,6 +6,7 @@ mod json;
 #[cfg(test)]
 mod limits_tests;
 mod registry;
+pub mod unmodeled;
 mod validate;
 
 pub use bounds::{bounds_problems, json_size};
