@@ -214,13 +214,13 @@ fn describe_gives_back_every_registered_field_and_registers_to_the_same_definiti
     let lines = srv.output.lock().unwrap().clone();
     let noted = lines
         .iter()
-        .filter(|l| l.contains("stores but does not act on") && l.contains("docs-volumes"))
+        .filter(|l| l.contains("stores but does not act on") && l.contains("docs-web-server"))
         .count();
     assert_eq!(noted, 2, "{lines:#?}");
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("containerDefinitions[0].mountPoints")),
+            .any(|l| l.contains("runtimePlatform") && l.contains("taskRoleArn")),
         "{lines:#?}"
     );
 }
@@ -279,14 +279,14 @@ fn the_cli_describes_every_registered_field_and_registers_its_description_again(
             "{name}: described without {lost:?}:\n{first:#}"
         );
 
-        if name == "volumes.json" {
+        if name == "web-server.json" {
             let event = first["taskDefinition"]["events"][0]["message"]
                 .as_str()
                 .unwrap_or("");
             assert!(
                 event.starts_with("Berth stores but does not act on: ")
-                    && event.contains("containerDefinitions[1].volumesFrom")
-                    && event.contains("volumes"),
+                    && event.contains("runtimePlatform")
+                    && event.contains("taskRoleArn"),
                 "{first:#}"
             );
         }

@@ -41,6 +41,8 @@ pub struct Config {
     pub task_network: Option<String>,
     /// Mutual TLS to the control plane (`berth_trust::enroll`); `None` is plaintext (`berth dev`).
     pub tls: Option<berth_trust::ClientTls>,
+    /// Host paths tasks may bind-mount through `volumes[].host.sourcePath`; none by default.
+    pub allow_host_paths: Vec<PathBuf>,
 }
 
 impl Config {
@@ -66,6 +68,7 @@ impl Config {
             poll: Duration::from_millis(500),
             task_network: None,
             tls: None,
+            allow_host_paths: Vec::new(),
         }
     }
 }

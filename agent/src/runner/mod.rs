@@ -4,6 +4,7 @@
 //! essential container exits, and stops in reverse order with each container's stop timeout.
 
 mod observed;
+mod volumes;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
 use berth_proto::agent::v1::TaskReport;
@@ -46,6 +47,8 @@ pub struct RunnerContext {
     /// Bridge-mode tasks join this Docker network instead of publishing host ports.
     pub task_network: Option<String>,
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// Host paths tasks may bind-mount (`berth agent --allow-host-path`).
+    pub allow_host_paths: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -169,6 +172,9 @@ impl<R: ContainerRuntime> Runner<R> {
     async fn start(&mut self, desired: &mut watch::Receiver<Desired>) -> Outcome {
         self.refresh().await;
         self.publish("PENDING", "", "");
+        if let Err(why) = self.prepare_volumes().await {
+            return Outcome::Failed("TaskFailedToStart".into(), why);
+        }
         for pos in 0..self.order.len() {
             let i = self.order[pos];
             let c = self.container(i).clone();

@@ -62,7 +62,10 @@ impl<R: ContainerRuntime> Runner<R> {
                 retries: i64::from(h.retries.unwrap_or(3)),
                 start_period_s: i64::from(h.start_period.unwrap_or(0)),
             });
+        let (binds, volumes_from) = self.mounts(c);
         ContainerSpec {
+            binds,
+            volumes_from,
             name: self.name_of(i),
             image: c.image.clone(),
             entry_point: c.entry_point.clone(),

@@ -60,6 +60,18 @@ pub(super) fn message(e: bollard::errors::Error) -> String {
 }
 
 impl ContainerRuntime for DockerRuntime {
+    async fn ensure_volume(&self, v: &VolumeSpec) -> Result<(), RuntimeError> {
+        self.ensure_volume_now(v).await
+    }
+
+    async fn task_volumes(&self, node_id: &str) -> Result<Vec<TaskVolume>, RuntimeError> {
+        self.task_volumes_now(node_id).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        self.remove_volume_now(name).await
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
@@ -120,6 +132,8 @@ impl ContainerRuntime for DockerRuntime {
             cpu_shares: (spec.cpu_shares > 0).then_some(spec.cpu_shares.max(2)),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             network_mode: none_if_empty(&spec.network_mode),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            volumes_from: (!spec.volumes_from.is_empty()).then(|| spec.volumes_from.clone()),
             ..Default::default()
         };
         let body = ContainerCreateBody {

@@ -4,8 +4,10 @@
 mod docker;
 mod docker_exec;
 pub mod image;
+mod volumes;
 
 pub use docker::DockerRuntime;
+pub use volumes::{TaskVolume, VolumeSpec, TASK_VOLUME_LABEL};
 
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
@@ -33,6 +35,10 @@ pub struct ContainerSpec {
     pub publish_ports: bool,
     /// Seconds Docker waits after SIGTERM before SIGKILL.
     pub stop_timeout: i64,
+    /// Mounts in Docker's `SOURCE:TARGET[:ro]` form (a volume's name or a host path).
+    pub binds: Vec<String>,
+    /// Other containers whose mounts this one takes, `NAME[:ro]`.
+    pub volumes_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -129,6 +135,8 @@ pub enum RuntimeError {
     Container { name: String, message: String },
     #[error("docker: {0}")]
     Engine(String),
+    #[error("volume {name}: {message}")]
+    Volume { name: String, message: String },
 }
 
 /// Everything a task runner needs from a container engine.
@@ -164,6 +172,24 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         _id: &str,
     ) -> impl Future<Output = Result<Option<u64>, RuntimeError>> + Send {
         async { Ok(None) }
+    }
+    /// Makes the volume unless it exists (or fails, when `v.create` is false).
+    fn ensure_volume(
+        &self,
+        _v: &VolumeSpec,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
+    /// The volumes this node made for single tasks.
+    fn task_volumes(
+        &self,
+        _node_id: &str,
+    ) -> impl Future<Output = Result<Vec<TaskVolume>, RuntimeError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// Removes a volume (one still in use is refused by the engine).
+    fn remove_volume(&self, _name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
     }
     /// Output of a container; `tail` <= 0 means all of it, `since` (Unix seconds) 0 from the start.
     fn logs(&self, id: &str, opts: LogOptions)

@@ -96,6 +96,19 @@ pub struct NodeArgs {
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
+    /// A host directory tasks may bind-mount with `volumes[].host.sourcePath`, it or anything
+    /// under it (repeatable). Without one, no task may mount a host path.
+    #[arg(long = "allow-host-path", value_parser = parse_absolute)]
+    pub allow_host_paths: Vec<PathBuf>,
+}
+
+fn parse_absolute(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(format!("{s:?} must be an absolute path such as /srv/data"))
+    }
 }
 
 impl NodeArgs {
@@ -112,6 +125,7 @@ impl NodeArgs {
         c.reserved_ports = self.reserved_ports.clone();
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
+        c.allow_host_paths = self.allow_host_paths.clone();
         c
     }
 }

@@ -25,6 +25,7 @@ mod stack_view;
 mod task;
 mod taskdef;
 mod token; // trust
+mod volume;
 
 use crate::output::Format;
 use clap::{Parser, Subcommand};
@@ -80,6 +81,9 @@ pub enum Command {
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
+    /// The volumes of running tasks: list, describe, delete (refused while in use).
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// This host as a node: runs the tasks the control plane places here on Docker.
     Agent(agent::AgentArgs),
     /// Run, stop, describe and list tasks.
@@ -158,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
         Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
+        Command::Volume(c) => volume::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,

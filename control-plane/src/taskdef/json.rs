@@ -47,6 +47,25 @@ const HEALTH_CHECK: &[(&str, Kind)] = &[
     ("retries", Int),
     ("startPeriod", Int),
 ];
+const MOUNT_POINT: &[(&str, Kind)] = &[
+    ("sourceVolume", Str),
+    ("containerPath", Str),
+    ("readOnly", Bool),
+];
+const VOLUME_FROM: &[(&str, Kind)] = &[("sourceContainer", Str), ("readOnly", Bool)];
+const HOST_VOLUME: &[(&str, Kind)] = &[("sourcePath", Str)];
+const DOCKER_VOLUME: &[(&str, Kind)] = &[
+    ("scope", Str),
+    ("autoprovision", Bool),
+    ("driver", Str),
+    ("driverOpts", StrMap),
+    ("labels", StrMap),
+];
+const VOLUME: &[(&str, Kind)] = &[
+    ("name", Str),
+    ("host", Obj(HOST_VOLUME)),
+    ("dockerVolumeConfiguration", Obj(DOCKER_VOLUME)),
+];
 const DEPENDENCY: &[(&str, Kind)] = &[("containerName", Str), ("condition", Str)];
 const CONTAINER: &[(&str, Kind)] = &[
     ("name", Str),
@@ -65,6 +84,8 @@ const CONTAINER: &[(&str, Kind)] = &[
     ("workingDirectory", Str),
     ("user", Str),
     ("dockerLabels", StrMap),
+    ("mountPoints", ObjList(MOUNT_POINT)),
+    ("volumesFrom", ObjList(VOLUME_FROM)),
 ];
 const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("family", Str),
@@ -72,6 +93,7 @@ const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("cpu", StrOrInt),
     ("memory", StrOrInt),
     ("networkMode", Str),
+    ("volumes", ObjList(VOLUME)),
 ];
 
 /// Parses ECS task definition JSON. `Err` holds every problem found, each with its path.
@@ -171,6 +193,14 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
 fn type_name(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
@@ -209,7 +239,9 @@ impl Ctx {
                 None if value.is_null() => {}
                 None => {
                     self.ignored.push(p);
-                    if super::unmodeled::keep(path, key) {
+                    // An empty list or object says nothing (ECS's descriptions carry `[]` for
+                    // fields never given), so it is not kept.
+                    if super::unmodeled::keep(path, key) && !is_empty_container(value) {
                         rest.insert(key.clone(), value.clone());
                     }
                 }

@@ -8,6 +8,7 @@ mod limits_tests;
 mod registry;
 pub mod unmodeled;
 mod validate;
+mod volumes;
 
 pub use bounds::{bounds_problems, json_size};
 pub use json::{decode, Decoded};
