@@ -94,6 +94,7 @@ pub async fn run<R: ContainerRuntime>(
         order: start_order(&first.definition.container_definitions),
         status: HashMap::new(),
         ids: HashMap::new(),
+        digests: HashMap::new(),
         report,
         changed,
         last: TaskReport {
@@ -115,6 +116,8 @@ struct Runner<R> {
     order: Vec<usize>,
     status: HashMap<String, ContainerStatus>,
     ids: HashMap<String, String>,
+    /// The image digest each container was created from.
+    digests: HashMap<String, String>,
     report: watch::Sender<TaskReport>,
     changed: mpsc::UnboundedSender<String>,
     last: TaskReport,
@@ -210,6 +213,9 @@ impl<R: ContainerRuntime> Runner<R> {
                             "TaskFailedToStart".into(),
                             format!("CannotPullContainerError: {e}"),
                         );
+                    }
+                    if let Some(d) = self.rt.image_digest(&c.image).await {
+                        self.digests.insert(c.name.clone(), d);
                     }
                     let spec = self.spec(i);
                     let id = match self.rt.create(&spec).await {

@@ -162,6 +162,7 @@ impl<R: ContainerRuntime> Runner<R> {
                         })
                         .unwrap_or_default(),
                     essential: c.essential.unwrap_or(true),
+                    image_digest: self.digests.get(&c.name).cloned().unwrap_or_default(),
                 }
             })
             .collect();

@@ -4,9 +4,11 @@
 mod docker;
 mod docker_exec;
 pub mod image;
+mod pull;
 mod volumes;
 
 pub use docker::DockerRuntime;
+pub use pull::{registry_of, PullConfig, PullPolicy};
 pub use volumes::{TaskVolume, VolumeSpec, TASK_VOLUME_LABEL};
 
 use futures_util::stream::BoxStream;
@@ -141,8 +143,12 @@ pub enum RuntimeError {
 
 /// Everything a task runner needs from a container engine.
 pub trait ContainerRuntime: Send + Sync + 'static {
-    /// Pulls the image only when it is not present locally.
+    /// Makes the image present, pulling as the node's pull policy says.
     fn ensure_image(&self, image: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// The digest of the image `image` names now (`sha256:…`), for the container's imageDigest.
+    fn image_digest(&self, _image: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
     fn create(
         &self,
         spec: &ContainerSpec,

@@ -100,6 +100,15 @@ pub struct NodeArgs {
     /// under it (repeatable). Without one, no task may mount a host path.
     #[arg(long = "allow-host-path", value_parser = parse_absolute)]
     pub allow_host_paths: Vec<PathBuf>,
+    /// When task images are pulled, as ECS_IMAGE_PULL_BEHAVIOR: default (at every start,
+    /// falling back to the cached image when the registry cannot be reached), always, once, or
+    /// prefer-cached. An image built or imported on the node is never pulled, except by always.
+    #[arg(long, default_value = "default")]
+    pub pull_policy: agent::runtime::PullPolicy,
+    /// A Docker config.json (`auths`) with this node's logins to private registries; read at
+    /// each pull.
+    #[arg(long)]
+    pub registry_auth: Option<PathBuf>,
 }
 
 fn parse_absolute(s: &str) -> Result<PathBuf, String> {
@@ -126,6 +135,8 @@ impl NodeArgs {
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
         c.allow_host_paths = self.allow_host_paths.clone();
+        c.pull_policy = self.pull_policy;
+        c.registry_auth = self.registry_auth.clone();
         c
     }
 }

@@ -163,6 +163,7 @@ fn container(c: &Container) -> Value {
         "taskArn": c.task_arn,
         "name": c.name,
         "image": c.image,
+        "imageDigest": c.image_digest,
         "runtimeId": c.runtime_id,
         "lastStatus": c.last_status,
         "exitCode": c.exit_code,
