@@ -272,6 +272,11 @@ impl<R: ContainerRuntime> Session<R> {
                 task,
                 definition,
                 wanted: true,
+                secrets: Arc::new(crate::runner::Resolved {
+                    secrets: a.secrets,
+                    logins: a.registry_logins,
+                    error: a.resolve_error,
+                }),
             };
             match self.runners.get(&arn) {
                 Some(h) => {

@@ -24,6 +24,7 @@ pub mod replicas;
 pub mod reports;
 pub mod scaling;
 pub mod scheduler;
+pub mod secrets;
 pub mod server;
 pub mod services;
 pub mod stacks;

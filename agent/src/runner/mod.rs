@@ -21,6 +21,33 @@ pub struct Desired {
     pub definition: TaskDefinition,
     /// False once the task is no longer in the node's desired set.
     pub wanted: bool,
+    /// Its secrets and registry logins, resolved by the control plane for this node alone.
+    pub secrets: Arc<Resolved>,
+}
+
+/// A task's secret values and registry logins. Held only in memory, never logged: `Debug`
+/// names the secrets without their values.
+#[derive(Default)]
+pub struct Resolved {
+    pub secrets: Vec<berth_proto::agent::v1::ResolvedSecret>,
+    pub logins: Vec<berth_proto::agent::v1::RegistryLogin>,
+    /// Why they could not all be resolved (the task must not start).
+    pub error: String,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .secrets
+            .iter()
+            .map(|s| format!("{}/{}", s.container, s.name))
+            .collect();
+        f.debug_struct("Resolved")
+            .field("secrets", &names)
+            .field("logins", &self.logins.len())
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 impl Desired {
@@ -91,6 +118,7 @@ pub async fn run<R: ContainerRuntime>(
         ctx,
         arn: first.task.task_arn.clone(),
         def: observed::with_overrides(first.definition.clone(), &first.task),
+        secrets: first.secrets.clone(),
         order: start_order(&first.definition.container_definitions),
         status: HashMap::new(),
         ids: HashMap::new(),
@@ -112,6 +140,7 @@ struct Runner<R> {
     ctx: RunnerContext,
     arn: String,
     def: TaskDefinition,
+    secrets: Arc<Resolved>,
     /// Container indexes in start order (dependencies first).
     order: Vec<usize>,
     status: HashMap<String, ContainerStatus>,
@@ -175,6 +204,15 @@ impl<R: ContainerRuntime> Runner<R> {
     async fn start(&mut self, desired: &mut watch::Receiver<Desired>) -> Outcome {
         self.refresh().await;
         self.publish("PENDING", "", "");
+        if !self.secrets.error.is_empty() {
+            return Outcome::Failed(
+                "TaskFailedToStart".into(),
+                format!(
+                    "ResourceInitializationError: unable to pull secrets or registry auth: {}",
+                    self.secrets.error
+                ),
+            );
+        }
         if let Err(why) = self.prepare_volumes().await {
             return Outcome::Failed("TaskFailedToStart".into(), why);
         }
@@ -208,7 +246,13 @@ impl<R: ContainerRuntime> Runner<R> {
                     self.ctx.metrics.container_started();
                 }
                 _ => {
-                    if let Err(e) = self.rt.ensure_image(&c.image).await {
+                    let login = self
+                        .secrets
+                        .logins
+                        .iter()
+                        .find(|l| l.container == c.name)
+                        .map(|l| (l.username.clone(), l.password.clone()));
+                    if let Err(e) = self.rt.ensure_image_as(&c.image, login).await {
                         return Outcome::Failed(
                             "TaskFailedToStart".into(),
                             format!("CannotPullContainerError: {e}"),

@@ -43,6 +43,15 @@ impl<R: ContainerRuntime> Runner<R> {
             .iter()
             .map(|kv| (kv.name.clone(), kv.value.clone()))
             .collect();
+        for secret in self
+            .secrets
+            .secrets
+            .iter()
+            .filter(|s| s.container == c.name)
+        {
+            env.retain(|(k, _)| *k != secret.name);
+            env.push((secret.name.clone(), secret.value.clone()));
+        }
         env.push(("BERTH_TASK_ARN".into(), self.arn.clone()));
         env.push(("BERTH_CONTAINER_NAME".into(), c.name.clone()));
         let mut labels = c.docker_labels.clone();

@@ -77,7 +77,15 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
-        self.ensure_image_now(image).await
+        self.ensure_image_now(image, None).await
+    }
+
+    async fn ensure_image_as(
+        &self,
+        image: &str,
+        login: Option<(String, String)>,
+    ) -> Result<(), RuntimeError> {
+        self.ensure_image_now(image, login).await
     }
 
     async fn image_digest(&self, image: &str) -> Option<String> {

@@ -145,6 +145,15 @@ pub enum RuntimeError {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Makes the image present, pulling as the node's pull policy says.
     fn ensure_image(&self, image: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// `ensure_image` with a registry login of the task's own (repositoryCredentials), which
+    /// takes the place of the node's.
+    fn ensure_image_as(
+        &self,
+        image: &str,
+        _login: Option<(String, String)>,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        self.ensure_image(image)
+    }
     /// The digest of the image `image` names now (`sha256:…`), for the container's imageDigest.
     fn image_digest(&self, _image: &str) -> impl Future<Output = Option<String>> + Send {
         async { None }

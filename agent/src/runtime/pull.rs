@@ -115,7 +115,11 @@ impl DockerRuntime {
     }
 
     /// Makes `image` present as the node's pull policy says.
-    pub(super) async fn ensure_image_now(&self, image: &str) -> Result<(), RuntimeError> {
+    pub(super) async fn ensure_image_now(
+        &self,
+        image: &str,
+        login: Option<(String, String)>,
+    ) -> Result<(), RuntimeError> {
         let local = match self.docker.inspect_image(image).await {
             Ok(i) => Some(i),
             Err(e) if super::docker::not_found(&e) => None,
@@ -146,7 +150,7 @@ impl DockerRuntime {
         if skip {
             return Ok(());
         }
-        match self.pull_image(image).await {
+        match self.pull_image(image, login).await {
             Ok(()) => {
                 if let Ok(mut p) = self.pull.pulled.lock() {
                     p.insert(image.to_string());
@@ -161,17 +165,27 @@ impl DockerRuntime {
         }
     }
 
-    async fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<(String, String)>,
+    ) -> Result<(), RuntimeError> {
         let registry = registry_of(image);
-        let creds = match &self.pull.registry_auth {
-            Some(path) => {
+        let creds = match (&self.pull.registry_auth, login) {
+            (_, Some((username, password))) => Some(DockerCredentials {
+                username: Some(username),
+                password: Some(password),
+                serveraddress: Some(registry.to_string()),
+                ..Default::default()
+            }),
+            (Some(path), None) => {
                 let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::Image {
                     image: image.into(),
                     message: format!("cannot read --registry-auth {}: {e}", path.display()),
                 })?;
                 credentials(&text, registry)
             }
-            None => None,
+            (None, None) => None,
         };
         tracing::info!(%image, %registry, "pulling image");
         let opts = CreateImageOptionsBuilder::new().from_image(image).build();

@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// as LocalStack does.
     #[arg(long, default_value = "000000000000", value_parser = parse_account)]
     pub account_id: String,
+    /// The key that seals secret values at rest (32 bytes, base64), kept outside the store;
+    /// servers on one etcd share the file. Default: DATA.secrets-key beside the data directory,
+    /// made on first start.
+    #[arg(long, env = "BERTH_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,
@@ -177,6 +182,14 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Server => "berth server",
     };
     let (config, secure) = config_of(&args, mode, name)?;
+    // Made only when it is the default path: a named key file that is missing is an error, not
+    // a new key that opens none of the stored values.
+    let key_file = args
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| berth_control_plane::secrets::key::default_path(&args.data));
+    berth_control_plane::secrets::key::install(&key_file, args.secrets_key_file.is_none())
+        .map_err(anyhow::Error::msg)?;
     // A running dev/server on this data directory hands over its load balancer first.
     let taken = super::serve_handoff::take_over(&args, mode, &config, name).await?;
     let plane = match super::serve_handoff::spawn_plane(config, taken.is_some()).await {

@@ -274,6 +274,13 @@ async fn handle(
         )
         .into_response();
     }
+    if crate::secrets::wire::serves(&target) {
+        let state = ecs.state.clone();
+        return crate::secrets::wire::serve(
+            state, &ecs.auth, &method, &uri, &headers, &body, &target,
+        )
+        .await;
+    }
     match serve(&ecs, &method, &uri, &headers, body, &target).await {
         Ok(r) => r,
         Err(e) => {

@@ -66,6 +66,8 @@ const VOLUME: &[(&str, Kind)] = &[
     ("host", Obj(HOST_VOLUME)),
     ("dockerVolumeConfiguration", Obj(DOCKER_VOLUME)),
 ];
+const SECRET: &[(&str, Kind)] = &[("name", Str), ("valueFrom", Str)];
+const REPOSITORY_CREDENTIALS: &[(&str, Kind)] = &[("credentialsParameter", Str)];
 const DEPENDENCY: &[(&str, Kind)] = &[("containerName", Str), ("condition", Str)];
 const CONTAINER: &[(&str, Kind)] = &[
     ("name", Str),
@@ -86,6 +88,8 @@ const CONTAINER: &[(&str, Kind)] = &[
     ("dockerLabels", StrMap),
     ("mountPoints", ObjList(MOUNT_POINT)),
     ("volumesFrom", ObjList(VOLUME_FROM)),
+    ("secrets", ObjList(SECRET)),
+    ("repositoryCredentials", Obj(REPOSITORY_CREDENTIALS)),
 ];
 const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("family", Str),

@@ -1,5 +1,6 @@
-//! The rules of a task definition's volumes and of its containers' `mountPoints` and
-//! `volumesFrom`, as ECS states them; `normalize` calls `check` and fills ECS's default scope.
+//! The rules of a task definition's volumes and of its containers' `mountPoints`,
+//! `volumesFrom`, `secrets` and `repositoryCredentials` (what a container takes from outside its
+//! image), as ECS states them; `normalize` calls `check` and fills ECS's default scope.
 
 use crate::error::{quote, FieldError};
 use berth_proto::v1::TaskDefinition;
@@ -88,6 +89,29 @@ pub fn check(td: &mut TaskDefinition, errs: &mut Vec<FieldError>) {
                         "{} must be an absolute path in the container",
                         quote(&m.container_path)
                     ),
+                ));
+            }
+        }
+        for (j, s) in c.secrets.iter().enumerate() {
+            let p = format!("containerDefinitions[{i}].secrets[{j}]");
+            if s.name.is_empty() {
+                errs.push(FieldError::new(
+                    format!("{p}.name"),
+                    "is required (the environment variable to set)",
+                ));
+            }
+            if s.value_from.is_empty() {
+                errs.push(FieldError::new(
+                    format!("{p}.valueFrom"),
+                    "is required (a secret's ARN or name, or a parameter's name or ARN)",
+                ));
+            }
+        }
+        if let Some(r) = &c.repository_credentials {
+            if r.credentials_parameter.is_empty() {
+                errs.push(FieldError::new(
+                    format!("containerDefinitions[{i}].repositoryCredentials.credentialsParameter"),
+                    "is required (a secret holding {\"username\",\"password\"})",
                 ));
             }
         }

@@ -1,0 +1,95 @@
+//! Berth's secret store: Secrets Manager secrets and SSM parameters, with values sealed at rest
+//! under a key kept outside the store (`key`), served on the ECS API's port in both AWS wire
+//! protocols (`manager`, `parameters`), and resolved for a task only when its agent is sent it
+//! (`resolve`), so a value appears in no record, description, event or log.
+
+pub mod key;
+mod manager;
+mod parameters;
+mod records;
+pub mod resolve;
+pub mod wire;
+
+use crate::error::{Error, Result};
+use crate::state::State;
+use crate::store::Op;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// An AWS error of these APIs: its exception name and message, as botocore's models give them.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for AwsError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(_) => Self::new("InvalidParameterException", e.to_string()),
+            other => Self::new("InternalServiceError", other.to_string()),
+        }
+    }
+}
+
+pub type AwsResult<T> = std::result::Result<T, AwsError>;
+
+/// Seconds since the epoch, as these APIs send dates.
+pub fn now() -> f64 {
+    crate::time::now_millis() as f64 / 1000.0
+}
+
+/// The ARN prefix of `service` in this server's region and account.
+pub fn arn_prefix(service: &str) -> String {
+    crate::arn::prefix().replacen(":ecs:", &format!(":{service}:"), 1)
+}
+
+fn load<T: DeserializeOwned>(state: &State, key: &str) -> Result<Option<T>> {
+    Ok(state
+        .get_raw(key)?
+        .and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+fn put_op<T: Serialize>(key: &str, v: &T) -> Op {
+    Op::Put(key.to_string(), serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn scan<T: DeserializeOwned>(state: &State, prefix: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for k in state.scan_keys(prefix)? {
+        if let Some(v) = load(state, &k)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// A random id: `n` hex digits.
+fn random_hex(n: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut b = vec![0u8; n.div_ceil(2)];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n].to_string()
+}
+
+/// A version id in the UUID form Secrets Manager uses.
+fn version_id() -> String {
+    let h = random_hex(32);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
