@@ -1,13 +1,16 @@
 //! Private registries on the real Docker engine through `berth dev`: Debian's `docker-registry`
 //! on loopback with htpasswd authentication (`apt-get install docker-registry apache2-utils`).
-//! An image pushed there and removed locally is pulled with the node's login (`--registry-auth`,
-//! a Docker config.json) and runs, recording the digest it ran; re-pushing the tag with another
-//! image makes the next task (default pull policy) run the new digest; with a wrong password the
-//! task stops with CannotPullContainerError naming the registry and `unauthorized`. Containers,
+//! An image pushed there and removed locally is pulled with the task's `repositoryCredentials`
+//! (a secret made with `aws secretsmanager create-secret`) and runs, recording the digest it ran;
+//! re-pushing the tag with another image makes the next task (default pull policy) run the new
+//! digest; with a wrong password the task stops with CannotPullContainerError naming the
+//! registry and `unauthorized`; the node's own login (`--registry-auth`, a Docker config.json
+//! read at each pull) serves a definition without credentials. Containers,
 //! images and the registry process are removed even when the test fails.
 
 mod common;
 
+use common::aws::*;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -159,14 +162,15 @@ fn write_auth(path: &Path, host: &str, password: &str) {
 }
 
 #[test]
-fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_new_digest() {
+fn a_private_image_is_pulled_with_repository_credentials_and_a_repushed_tag_runs_its_new_digest() {
     let mut registry = start_registry();
     let reference = format!("{}/berth-test/app:v1", registry.host());
     let first_digest = registry.push(&reference, "one");
 
     let dir = tempfile::tempdir().unwrap();
+    // The node's own login starts wrong: the task's repositoryCredentials take its place.
     let auth: PathBuf = dir.path().join("registry-auth.json");
-    write_auth(&auth, &registry.host(), PASSWORD);
+    write_auth(&auth, &registry.host(), "node-login-not-yet-right");
     let cluster = unique_cluster("registry");
     let _cleanup = ContainerCleanup {
         cluster: cluster.clone(),
@@ -180,21 +184,45 @@ fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_ne
         r
     };
     ok(&["cluster", "create", &cluster]);
-    let def = json!({"family": "private", "containerDefinitions": [{
-        "name": "app", "image": reference, "memory": 16, "stopTimeout": 1,
-        "command": ["sh", "-c", "sleep 60"]}]});
-    let path = dir.path().join("private.json");
-    std::fs::write(&path, def.to_string()).unwrap();
-    let td = register_file(&dev.grpc, &path);
+    let secret = |name: &str, password: &str| -> String {
+        let value = json!({"username": USER, "password": password}).to_string();
+        let r = aws_for(
+            "secretsmanager",
+            &dev.http,
+            &Creds::default(),
+            &["create-secret", "--name", name, "--secret-string", &value],
+        );
+        assert!(r.ok, "{}", r.stderr);
+        r.json()["ARN"].as_str().unwrap().to_string()
+    };
+    let login_arn = secret("registry-login", PASSWORD);
+    secret("registry-login-wrong", "not-the-password");
+    let register = |family: &str, credentials: Option<&str>| -> String {
+        let mut c = json!({"name": "app", "image": reference, "memory": 16, "stopTimeout": 1,
+            "command": ["sh", "-c", "sleep 60"]});
+        if let Some(p) = credentials {
+            c["repositoryCredentials"] = json!({"credentialsParameter": p});
+        }
+        let path = dir.path().join(format!("{family}.json"));
+        std::fs::write(
+            &path,
+            json!({"family": family, "containerDefinitions": [c]}).to_string(),
+        )
+        .unwrap();
+        register_file(&dev.grpc, &path)
+    };
+    let with_login = register("private", Some(&login_arn));
+    let with_wrong = register("private-wrong", Some("registry-login-wrong"));
+    let with_node_login = register("private-node", None);
 
-    let run = |ok: &dyn Fn(&[&str]) -> Run| -> String {
+    let run = |td: &str| -> String {
         let r = ok(&[
             "task",
             "run",
             "--cluster",
             &cluster,
             "--taskdef",
-            &td,
+            td,
             "-o",
             "json",
         ]);
@@ -230,7 +258,7 @@ fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_ne
         r.stdout.trim().to_string()
     };
 
-    let first = run(&ok);
+    let first = run(&with_login);
     let t = settled(&first);
     assert_eq!(t["lastStatus"], "RUNNING", "{t:#}");
     assert_eq!(
@@ -243,7 +271,7 @@ fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_ne
     // The tag moves to another image: under the default policy the next task pulls it.
     let second_digest = registry.push(&reference, "two");
     assert_ne!(first_digest, second_digest);
-    let second = run(&ok);
+    let second = run(&with_login);
     let t = settled(&second);
     assert_eq!(t["lastStatus"], "RUNNING", "{t:#}");
     assert_eq!(
@@ -253,12 +281,11 @@ fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_ne
     );
     assert_eq!(version(&second), "two");
 
-    // A wrong password (read at the next pull), with no cached image to fall back on.
-    write_auth(&auth, &registry.host(), "not-the-password");
+    // A wrong password, with no cached image to fall back on.
     let _ = Command::new("docker")
         .args(["rmi", "-f", &reference])
         .output();
-    let third = run(&ok);
+    let third = run(&with_wrong);
     let t = settled(&third);
     assert_eq!(t["lastStatus"], "STOPPED", "{t:#}");
     let reason = t["stoppedReason"].as_str().unwrap_or("");
@@ -268,4 +295,13 @@ fn a_private_image_is_pulled_with_the_nodes_login_and_a_repushed_tag_runs_its_ne
             && reason.to_ascii_lowercase().contains("unauthorized"),
         "{t:#}"
     );
+    assert!(!reason.contains("not-the-password"), "{reason}");
+
+    // The node's own login, read at each pull: right now, so a definition without
+    // repositoryCredentials pulls too.
+    write_auth(&auth, &registry.host(), PASSWORD);
+    let fourth = run(&with_node_login);
+    let t = settled(&fourth);
+    assert_eq!(t["lastStatus"], "RUNNING", "{t:#}");
+    assert_eq!(version(&fourth), "two");
 }
