@@ -14,6 +14,7 @@ mod metrics_http;
 mod node;
 mod proxy; // proxy helper
 mod scaling;
+mod secret;
 mod serve;
 mod serve_handoff;
 mod service;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
+    /// Berth's secret store: create, list, describe, delete; reveal a value (read-write token).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// The volumes of running tasks: list, describe, delete (refused while in use).
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -163,6 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
         Command::Volume(c) => volume::run(c, &cli.server, cli.output).await,
+        Command::Secret(c) => secret::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,

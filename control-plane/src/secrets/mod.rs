@@ -3,6 +3,7 @@
 //! protocols (`manager`, `parameters`), and resolved for a task only when its agent is sent it
 //! (`resolve`), so a value appears in no record, description, event or log.
 
+pub mod grpc;
 pub mod key;
 mod manager;
 mod parameters;

@@ -283,6 +283,11 @@ async fn serve_grpc(
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(berth_proto::v1::secrets_server::SecretsServer::new(
+            crate::secrets::grpc::SecretsApi {
+                state: state.clone(),
+            },
+        ))
         .add_service(
             berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
                 crate::api::LoadBalancersApi {
