@@ -8,7 +8,7 @@ mod common;
 
 use common::aws::*;
 use common::*;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Every valid task definition file the repository ships: (name, definition JSON).
@@ -209,6 +209,27 @@ fn describe_gives_back_every_registered_field_and_registers_to_the_same_definiti
             "{name}: the description registered again describes differently"
         );
     }
+
+    // The JSON API describes the same fields (merged, not as a blob).
+    let body = json!({"taskDefinition": "docs-web-server:1"}).to_string();
+    let a = common::http::exchange(
+        &srv.http,
+        "POST",
+        "/api/v1/TaskDefinitions/DescribeTaskDefinition",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    let td = &v["taskDefinition"];
+    assert_eq!(td["runtimePlatform"]["cpuArchitecture"], "X86_64", "{v:#}");
+    assert_eq!(
+        td["containerDefinitions"][0]["portMappings"][0]["appProtocol"],
+        "http"
+    );
+    assert!(td.get("unmodeledJson").is_none(), "{v:#}");
 
     // One log line a registration names what is kept but not acted on.
     let lines = srv.output.lock().unwrap().clone();
