@@ -160,23 +160,30 @@ fn secrets_reach_the_task_and_nothing_else() {
         {"name": "DB_USER_PASSWORD", "valueFrom": format!("{creds_arn}:password::")},
         {"name": "API_KEY", "valueFrom": "/prod/api-key"}
     ]}]});
-    let path = dir.path().join("uses-secrets.json");
-    std::fs::write(&path, def.to_string()).unwrap();
-    let td = register_file(&dev.grpc, &path);
-    let run = ok(&[
-        "task",
-        "run",
-        "--cluster",
-        &cluster,
-        "--taskdef",
-        &td,
-        "-o",
-        "json",
-    ]);
-    let arn = run.json()["tasks"][0]["taskArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Registers `def` and runs one task of it: (FAMILY:REVISION, task ARN).
+    let run_def = |def: &Value| -> (String, String) {
+        let path = dir
+            .path()
+            .join(format!("{}.json", def["family"].as_str().unwrap()));
+        std::fs::write(&path, def.to_string()).unwrap();
+        let td = register_file(&dev.grpc, &path);
+        let run = ok(&[
+            "task",
+            "run",
+            "--cluster",
+            &cluster,
+            "--taskdef",
+            &td,
+            "-o",
+            "json",
+        ]);
+        let arn = run.json()["tasks"][0]["taskArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (td, arn)
+    };
+    let (td, arn) = run_def(&def);
     let describe = |arn: &str| -> Value {
         berth(
             &dev.grpc,
@@ -269,23 +276,7 @@ fn secrets_reach_the_task_and_nothing_else() {
     let def = json!({"family": "missing-secret", "containerDefinitions": [{
         "name": "app", "image": image, "memory": 16, "command": ["sleep", "30"],
         "secrets": [{"name": "NOPE", "valueFrom": "no-such-secret"}]}]});
-    let path = dir.path().join("missing-secret.json");
-    std::fs::write(&path, def.to_string()).unwrap();
-    let td = register_file(&dev.grpc, &path);
-    let run = ok(&[
-        "task",
-        "run",
-        "--cluster",
-        &cluster,
-        "--taskdef",
-        &td,
-        "-o",
-        "json",
-    ]);
-    let arn = run.json()["tasks"][0]["taskArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, arn) = run_def(&def);
     let t = wait_for(Duration::from_secs(60), "the task STOPPED", || {
         let t = describe(&arn);
         (t["task"]["lastStatus"] == "STOPPED").then_some(t)

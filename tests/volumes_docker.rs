@@ -299,15 +299,11 @@ fn a_bind_mount_is_refused_outside_the_allowed_paths_and_reaches_the_host_inside
     };
     let outside = e.dir.path().join("not-allowed");
     std::fs::create_dir_all(&outside).unwrap();
-    let refused = e.register(def("outside", outside.to_str().unwrap()));
-    e.ok(&[
-        "task",
-        "run",
-        "--cluster",
-        &e.cluster,
-        "--taskdef",
-        &refused,
-    ]);
+    let run = |def: Value| {
+        let td = e.register(def);
+        e.ok(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
+    };
+    run(def("outside", outside.to_str().unwrap()));
     let stopped = wait_for(Duration::from_secs(30), "the task STOPPED", || {
         e.tasks("STOPPED")
             .into_iter()
@@ -321,15 +317,7 @@ fn a_bind_mount_is_refused_outside_the_allowed_paths_and_reaches_the_host_inside
     assert!(!outside.join("out").exists(), "nothing ran");
 
     let inside = e.allowed.join("app");
-    let allowed = e.register(def("inside", inside.to_str().unwrap()));
-    e.ok(&[
-        "task",
-        "run",
-        "--cluster",
-        &e.cluster,
-        "--taskdef",
-        &allowed,
-    ]);
+    run(def("inside", inside.to_str().unwrap()));
     let text = wait_for(
         Duration::from_secs(30),
         "the task's file on the host",

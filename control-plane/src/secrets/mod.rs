@@ -82,15 +82,27 @@ fn random_hex(n: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..n].to_string()
 }
 
-/// A version id in the UUID form Secrets Manager uses.
+/// A version id in the UUID form Secrets Manager uses (random, version 4).
 fn version_id() -> String {
-    let h = random_hex(32);
+    let r: u128 = rand::random::<u128>() & !(0xf << 76) | (0x4 << 76);
     format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        r >> 96,
+        (r >> 80) & 0xffff,
+        (r >> 64) & 0xffff,
+        (r >> 48) & 0xffff,
+        r & 0xffff_ffff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_ids_are_uuids() {
+        let id = super::version_id();
+        let parts: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(parts, vec![8, 4, 4, 4, 12], "{id}");
+        assert_eq!(&id[14..15], "4", "{id}");
+        assert_ne!(id, super::version_id());
+    }
 }
