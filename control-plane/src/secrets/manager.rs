@@ -27,8 +27,29 @@ fn required<'a>(input: &'a Value, field: &str) -> AwsResult<&'a str> {
         .ok_or_else(|| AwsError::new("InvalidParameterException", format!("{field}: is required")))
 }
 
-/// The record a SecretId (a name or an ARN, full or without its random suffix) names.
+/// The record a SecretId (a name or an ARN, full or without its random suffix) names. A secret
+/// whose recovery window has passed is gone: removed here, when it is next looked up.
 pub(super) fn find(state: &State, id: &str) -> AwsResult<Option<(String, SecretRecord)>> {
+    match find_stored(state, id)? {
+        Some((k, r)) if r.deletion_date.is_some_and(|d| d <= now()) => {
+            state.update(|tx| {
+                let due = load::<SecretRecord>(tx.state(), &k)?
+                    .is_some_and(|r| r.deletion_date.is_some_and(|d| d <= now()));
+                tx.get_raw(&k)?;
+                let ops = if due {
+                    vec![crate::store::Op::Delete(k.clone())]
+                } else {
+                    vec![]
+                };
+                Ok(((), ops))
+            })?;
+            Ok(None)
+        }
+        found => Ok(found),
+    }
+}
+
+fn find_stored(state: &State, id: &str) -> AwsResult<Option<(String, SecretRecord)>> {
     let by_name = format!("{SECRETS}{id}");
     if let Some(r) = load::<SecretRecord>(state, &by_name)? {
         return Ok(Some((by_name, r)));

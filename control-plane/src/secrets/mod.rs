@@ -9,6 +9,8 @@ mod manager;
 mod parameters;
 mod records;
 pub mod resolve;
+#[cfg(test)]
+mod tests;
 pub mod wire;
 
 use crate::error::{Error, Result};
@@ -96,7 +98,7 @@ fn version_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod id_tests {
     #[test]
     fn version_ids_are_uuids() {
         let id = super::version_id();
