@@ -61,6 +61,12 @@ fn the_cli_manages_secrets_and_reveals_a_value_only_to_a_read_write_token() {
         again.stderr
     );
 
+    // The sealing key lives beside the data directory, not in it, readable by its owner only.
+    let key = dir.path().join("data.secrets-key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+
     let revealed = berth(&url, &["secret", "reveal", "app-token"]);
     assert!(revealed.ok, "{}", revealed.stderr);
     assert_eq!(revealed.stdout.trim(), VALUE);
