@@ -36,6 +36,16 @@ impl Drop for Registry {
         for i in &self.images {
             let _ = Command::new("docker").args(["rmi", "-f", i]).output();
         }
+        // A re-pushed tag leaves the image it moved from untagged in the same repository.
+        let repo = format!("{}/berth-test/app", self.host());
+        if let Ok(out) = Command::new("docker")
+            .args(["images", "-q", &repo])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+            }
+        }
     }
 }
 
