@@ -65,6 +65,7 @@ mod tests {
                 ..Default::default()
             }),
             task_definition: None,
+            ..Default::default()
         }
     }
 

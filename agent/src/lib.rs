@@ -41,6 +41,12 @@ pub struct Config {
     pub task_network: Option<String>,
     /// Mutual TLS to the control plane (`berth_trust::enroll`); `None` is plaintext (`berth dev`).
     pub tls: Option<berth_trust::ClientTls>,
+    /// Host paths tasks may bind-mount through `volumes[].host.sourcePath`; none by default.
+    pub allow_host_paths: Vec<PathBuf>,
+    /// When task images are pulled (as ECS_IMAGE_PULL_BEHAVIOR).
+    pub pull_policy: runtime::PullPolicy,
+    /// A Docker `config.json` with logins for private registries.
+    pub registry_auth: Option<PathBuf>,
 }
 
 impl Config {
@@ -66,6 +72,9 @@ impl Config {
             poll: Duration::from_millis(500),
             task_network: None,
             tls: None,
+            allow_host_paths: Vec::new(),
+            pull_policy: runtime::PullPolicy::Default,
+            registry_auth: None,
         }
     }
 }
@@ -164,7 +173,12 @@ pub fn read_node_id(dir: &Path) -> String {
 
 /// Connects to Docker, then serves the control plane's stream (reconnecting) until shutdown.
 pub async fn spawn(config: Config) -> Result<Agent, AgentError> {
-    let rt = DockerRuntime::connect().await?;
+    let rt = DockerRuntime::connect()
+        .await?
+        .with_pull(runtime::PullConfig::new(
+            config.pull_policy,
+            config.registry_auth.clone(),
+        ));
     spawn_with(config, Arc::new(rt)).await
 }
 

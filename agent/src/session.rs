@@ -272,6 +272,11 @@ impl<R: ContainerRuntime> Session<R> {
                 task,
                 definition,
                 wanted: true,
+                secrets: Arc::new(crate::runner::Resolved {
+                    secrets: a.secrets,
+                    logins: a.registry_logins,
+                    error: a.resolve_error,
+                }),
             };
             match self.runners.get(&arn) {
                 Some(h) => {
@@ -292,6 +297,7 @@ impl<R: ContainerRuntime> Session<R> {
                         poll: self.config.poll,
                         task_network: self.config.task_network.clone(),
                         metrics: self.metrics.clone(),
+                        allow_host_paths: Arc::new(self.config.allow_host_paths.clone()),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),
@@ -390,6 +396,25 @@ impl<R: ContainerRuntime> Session<R> {
             }
             tracing::info!(container = %c.name, task = %arn, "removing the container of a task the control plane no longer keeps");
             let _ = self.rt.remove(&c.id).await;
+        }
+        self.sweep_task_volumes(&node_id).await;
+    }
+
+    /// Removes the volumes made for single tasks that are gone (the engine refuses one still
+    /// mounted, which the next sweep tries again).
+    async fn sweep_task_volumes(&self, node_id: &str) {
+        let Ok(volumes) = self.rt.task_volumes(node_id).await else {
+            return;
+        };
+        for v in volumes {
+            let running = self
+                .runners
+                .get(&v.task_arn)
+                .is_some_and(|h| !h.join.is_finished());
+            if !running && !self.known.contains(&v.task_arn) {
+                tracing::info!(volume = %v.name, task = %v.task_arn, "removing the volume of a task the control plane no longer keeps");
+                let _ = self.rt.remove_volume(&v.name).await;
+            }
         }
     }
 

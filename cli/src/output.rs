@@ -29,6 +29,7 @@ pub enum Format {
 /// Prints `value` as pretty JSON, leaving out absent fields (null, "", [], {}) as ECS does.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut v = serde_json::to_value(value)?;
+    berth_core::taskdef::unmodeled::merge_into(&mut v);
     prune(&mut v);
     crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())

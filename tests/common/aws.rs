@@ -88,7 +88,7 @@ pub fn elbv2_ok(http: &str, creds: &Creds, args: &[&str]) -> serde_json::Value {
 }
 
 /// `aws SERVICE ARGS… --endpoint-url http(s)://HTTP --output json`.
-fn aws_for(service: &str, http: &str, creds: &Creds, args: &[&str]) -> Run {
+pub fn aws_for(service: &str, http: &str, creds: &Creds, args: &[&str]) -> Run {
     let mut cmd = Command::new(venv().join("bin/aws"));
     let (url, ca) = super::http_url(http);
     cmd.arg(service)

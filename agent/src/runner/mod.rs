@@ -4,6 +4,7 @@
 //! essential container exits, and stops in reverse order with each container's stop timeout.
 
 mod observed;
+mod volumes;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
 use berth_proto::agent::v1::TaskReport;
@@ -20,6 +21,33 @@ pub struct Desired {
     pub definition: TaskDefinition,
     /// False once the task is no longer in the node's desired set.
     pub wanted: bool,
+    /// Its secrets and registry logins, resolved by the control plane for this node alone.
+    pub secrets: Arc<Resolved>,
+}
+
+/// A task's secret values and registry logins. Held only in memory, never logged: `Debug`
+/// names the secrets without their values.
+#[derive(Default)]
+pub struct Resolved {
+    pub secrets: Vec<berth_proto::agent::v1::ResolvedSecret>,
+    pub logins: Vec<berth_proto::agent::v1::RegistryLogin>,
+    /// Why they could not all be resolved (the task must not start).
+    pub error: String,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .secrets
+            .iter()
+            .map(|s| format!("{}/{}", s.container, s.name))
+            .collect();
+        f.debug_struct("Resolved")
+            .field("secrets", &names)
+            .field("logins", &self.logins.len())
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 impl Desired {
@@ -46,6 +74,8 @@ pub struct RunnerContext {
     /// Bridge-mode tasks join this Docker network instead of publishing host ports.
     pub task_network: Option<String>,
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// Host paths tasks may bind-mount (`berth agent --allow-host-path`).
+    pub allow_host_paths: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -88,9 +118,11 @@ pub async fn run<R: ContainerRuntime>(
         ctx,
         arn: first.task.task_arn.clone(),
         def: observed::with_overrides(first.definition.clone(), &first.task),
+        secrets: first.secrets.clone(),
         order: start_order(&first.definition.container_definitions),
         status: HashMap::new(),
         ids: HashMap::new(),
+        digests: HashMap::new(),
         report,
         changed,
         last: TaskReport {
@@ -108,10 +140,13 @@ struct Runner<R> {
     ctx: RunnerContext,
     arn: String,
     def: TaskDefinition,
+    secrets: Arc<Resolved>,
     /// Container indexes in start order (dependencies first).
     order: Vec<usize>,
     status: HashMap<String, ContainerStatus>,
     ids: HashMap<String, String>,
+    /// The image digest each container was created from.
+    digests: HashMap<String, String>,
     report: watch::Sender<TaskReport>,
     changed: mpsc::UnboundedSender<String>,
     last: TaskReport,
@@ -169,6 +204,18 @@ impl<R: ContainerRuntime> Runner<R> {
     async fn start(&mut self, desired: &mut watch::Receiver<Desired>) -> Outcome {
         self.refresh().await;
         self.publish("PENDING", "", "");
+        if !self.secrets.error.is_empty() {
+            return Outcome::Failed(
+                "TaskFailedToStart".into(),
+                format!(
+                    "ResourceInitializationError: unable to pull secrets or registry auth: {}",
+                    self.secrets.error
+                ),
+            );
+        }
+        if let Err(why) = self.prepare_volumes().await {
+            return Outcome::Failed("TaskFailedToStart".into(), why);
+        }
         for pos in 0..self.order.len() {
             let i = self.order[pos];
             let c = self.container(i).clone();
@@ -199,11 +246,20 @@ impl<R: ContainerRuntime> Runner<R> {
                     self.ctx.metrics.container_started();
                 }
                 _ => {
-                    if let Err(e) = self.rt.ensure_image(&c.image).await {
+                    let login = self
+                        .secrets
+                        .logins
+                        .iter()
+                        .find(|l| l.container == c.name)
+                        .map(|l| (l.username.clone(), l.password.clone()));
+                    if let Err(e) = self.rt.ensure_image_as(&c.image, login).await {
                         return Outcome::Failed(
                             "TaskFailedToStart".into(),
                             format!("CannotPullContainerError: {e}"),
                         );
+                    }
+                    if let Some(d) = self.rt.image_digest(&c.image).await {
+                        self.digests.insert(c.name.clone(), d);
                     }
                     let spec = self.spec(i);
                     let id = match self.rt.create(&spec).await {

@@ -43,6 +43,15 @@ impl<R: ContainerRuntime> Runner<R> {
             .iter()
             .map(|kv| (kv.name.clone(), kv.value.clone()))
             .collect();
+        for secret in self
+            .secrets
+            .secrets
+            .iter()
+            .filter(|s| s.container == c.name)
+        {
+            env.retain(|(k, _)| *k != secret.name);
+            env.push((secret.name.clone(), secret.value.clone()));
+        }
         env.push(("BERTH_TASK_ARN".into(), self.arn.clone()));
         env.push(("BERTH_CONTAINER_NAME".into(), c.name.clone()));
         let mut labels = c.docker_labels.clone();
@@ -62,7 +71,10 @@ impl<R: ContainerRuntime> Runner<R> {
                 retries: i64::from(h.retries.unwrap_or(3)),
                 start_period_s: i64::from(h.start_period.unwrap_or(0)),
             });
+        let (binds, volumes_from) = self.mounts(c);
         ContainerSpec {
+            binds,
+            volumes_from,
             name: self.name_of(i),
             image: c.image.clone(),
             entry_point: c.entry_point.clone(),
@@ -159,6 +171,7 @@ impl<R: ContainerRuntime> Runner<R> {
                         })
                         .unwrap_or_default(),
                     essential: c.essential.unwrap_or(true),
+                    image_digest: self.digests.get(&c.name).cloned().unwrap_or_default(),
                 }
             })
             .collect();

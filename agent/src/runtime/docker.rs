@@ -5,9 +5,8 @@ use bollard::models::{
     ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -16,6 +15,8 @@ use futures_util::StreamExt;
 #[derive(Clone)]
 pub struct DockerRuntime {
     pub(super) docker: Docker,
+    /// The node's pull policy and registry logins (`pull.rs`).
+    pub(super) pull: std::sync::Arc<super::pull::PullConfig>,
 }
 
 const NS: i64 = 1_000_000_000;
@@ -33,7 +34,10 @@ impl DockerRuntime {
             .ping()
             .await
             .map_err(|e| RuntimeError::Engine(format!("cannot reach the Docker engine: {e}")))?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            pull: Default::default(),
+        })
     }
 
     /// The bollard client, for image building in this module's siblings.
@@ -60,27 +64,32 @@ pub(super) fn message(e: bollard::errors::Error) -> String {
 }
 
 impl ContainerRuntime for DockerRuntime {
+    async fn ensure_volume(&self, v: &VolumeSpec) -> Result<(), RuntimeError> {
+        self.ensure_volume_now(v).await
+    }
+
+    async fn task_volumes(&self, node_id: &str) -> Result<Vec<TaskVolume>, RuntimeError> {
+        self.task_volumes_now(node_id).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        self.remove_volume_now(name).await
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if not_found(&e) => {}
-            Err(e) => {
-                return Err(RuntimeError::Image {
-                    image: image.into(),
-                    message: message(e),
-                })
-            }
-        }
-        tracing::info!(%image, "pulling image (not present locally)");
-        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
-        let mut pull = self.docker.create_image(Some(opts), None, None);
-        while let Some(item) = pull.next().await {
-            item.map_err(|e| RuntimeError::Image {
-                image: image.into(),
-                message: format!("not present locally and the pull failed: {}", message(e)),
-            })?;
-        }
-        Ok(())
+        self.ensure_image_now(image, None).await
+    }
+
+    async fn ensure_image_as(
+        &self,
+        image: &str,
+        login: Option<(String, String)>,
+    ) -> Result<(), RuntimeError> {
+        self.ensure_image_now(image, login).await
+    }
+
+    async fn image_digest(&self, image: &str) -> Option<String> {
+        self.image_digest_now(image).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
@@ -120,6 +129,8 @@ impl ContainerRuntime for DockerRuntime {
             cpu_shares: (spec.cpu_shares > 0).then_some(spec.cpu_shares.max(2)),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             network_mode: none_if_empty(&spec.network_mode),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            volumes_from: (!spec.volumes_from.is_empty()).then(|| spec.volumes_from.clone()),
             ..Default::default()
         };
         let body = ContainerCreateBody {

@@ -4,8 +4,12 @@
 mod docker;
 mod docker_exec;
 pub mod image;
+mod pull;
+mod volumes;
 
 pub use docker::DockerRuntime;
+pub use pull::{registry_of, PullConfig, PullPolicy};
+pub use volumes::{TaskVolume, VolumeSpec, TASK_VOLUME_LABEL};
 
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
@@ -33,6 +37,10 @@ pub struct ContainerSpec {
     pub publish_ports: bool,
     /// Seconds Docker waits after SIGTERM before SIGKILL.
     pub stop_timeout: i64,
+    /// Mounts in Docker's `SOURCE:TARGET[:ro]` form (a volume's name or a host path).
+    pub binds: Vec<String>,
+    /// Other containers whose mounts this one takes, `NAME[:ro]`.
+    pub volumes_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -129,12 +137,27 @@ pub enum RuntimeError {
     Container { name: String, message: String },
     #[error("docker: {0}")]
     Engine(String),
+    #[error("volume {name}: {message}")]
+    Volume { name: String, message: String },
 }
 
 /// Everything a task runner needs from a container engine.
 pub trait ContainerRuntime: Send + Sync + 'static {
-    /// Pulls the image only when it is not present locally.
+    /// Makes the image present, pulling as the node's pull policy says.
     fn ensure_image(&self, image: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// `ensure_image` with a registry login of the task's own (repositoryCredentials), which
+    /// takes the place of the node's.
+    fn ensure_image_as(
+        &self,
+        image: &str,
+        _login: Option<(String, String)>,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        self.ensure_image(image)
+    }
+    /// The digest of the image `image` names now (`sha256:…`), for the container's imageDigest.
+    fn image_digest(&self, _image: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
     fn create(
         &self,
         spec: &ContainerSpec,
@@ -164,6 +187,24 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         _id: &str,
     ) -> impl Future<Output = Result<Option<u64>, RuntimeError>> + Send {
         async { Ok(None) }
+    }
+    /// Makes the volume unless it exists (or fails, when `v.create` is false).
+    fn ensure_volume(
+        &self,
+        _v: &VolumeSpec,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
+    /// The volumes this node made for single tasks.
+    fn task_volumes(
+        &self,
+        _node_id: &str,
+    ) -> impl Future<Output = Result<Vec<TaskVolume>, RuntimeError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// Removes a volume (one still in use is refused by the engine).
+    fn remove_volume(&self, _name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
     }
     /// Output of a container; `tail` <= 0 means all of it, `since` (Unix seconds) 0 from the start.
     fn logs(&self, id: &str, opts: LogOptions)

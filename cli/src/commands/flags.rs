@@ -255,6 +255,19 @@ pub struct NodeArgs {
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
+    /// A host directory tasks may bind-mount with `volumes[].host.sourcePath`, it or anything
+    /// under it (repeatable). Without one, no task may mount a host path.
+    #[arg(long = "allow-host-path", value_parser = parse_absolute)]
+    pub allow_host_paths: Vec<PathBuf>,
+    /// When task images are pulled, as ECS_IMAGE_PULL_BEHAVIOR: default (at every start,
+    /// falling back to the cached image when the registry cannot be reached), always, once, or
+    /// prefer-cached. An image built or imported on the node is never pulled, except by always.
+    #[arg(long, default_value = "default")]
+    pub pull_policy: agent::runtime::PullPolicy,
+    /// A Docker config.json (`auths`) with this node's logins to private registries; read at
+    /// each pull.
+    #[arg(long)]
+    pub registry_auth: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -271,6 +284,9 @@ impl NodeArgs {
         c.reserved_ports = self.reserved_ports.clone();
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
+        c.allow_host_paths = self.allow_host_paths.clone();
+        c.pull_policy = self.pull_policy;
+        c.registry_auth = self.registry_auth.clone();
         c
     }
 }
@@ -292,6 +308,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(Err(_)) => Err(format!("{s:?} is not a number of seconds zero or more")),
         None => humantime::parse_duration(s)
             .map_err(|e| format!("{s:?} is not a duration like 500ms, 30s, 10m or 24h ({e})")),
+    }
+}
+
+fn parse_absolute(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(format!("{s:?} must be an absolute path such as /srv/data"))
     }
 }
 

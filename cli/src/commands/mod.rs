@@ -16,6 +16,7 @@ mod node;
 mod operator;
 mod proxy; // proxy helper
 mod scaling;
+mod secret;
 mod serve;
 mod serve_args;
 mod serve_handoff;
@@ -29,6 +30,7 @@ mod store;
 mod task;
 mod taskdef;
 mod token; // trust
+mod volume;
 
 use crate::output::Format;
 use clap::{Parser, Subcommand};
@@ -84,6 +86,12 @@ pub enum Command {
     /// Register, describe, list and deregister ECS task definitions.
     #[command(subcommand, name = "taskdef")]
     TaskDef(taskdef::TaskDefCommand),
+    /// Berth's secret store: create, list, describe, delete; reveal a value (read-write token).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// The volumes of running tasks: list, describe, delete (refused while in use).
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// This host as a node: runs the tasks the control plane places here on Docker.
     Agent(agent::AgentArgs),
     /// Run, stop, describe and list tasks.
@@ -168,6 +176,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(c) => cluster::run(c, &cli.server, cli.output).await,
         Command::Lb(c) => lb::run(c, &cli.server, cli.output).await,
         Command::TaskDef(c) => taskdef::run(c, &cli.server, cli.output).await,
+        Command::Volume(c) => volume::run(c, &cli.server, cli.output).await,
+        Command::Secret(c) => secret::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,

@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// as LocalStack does.
     #[arg(long, default_value = "000000000000", value_parser = parse_account)]
     pub account_id: String,
+    /// The key that seals secret values at rest (32 bytes, base64), kept outside the store;
+    /// servers on one etcd share the file. Default: DATA.secrets-key beside the data directory,
+    /// made on first start.
+    #[arg(long, env = "BERTH_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,

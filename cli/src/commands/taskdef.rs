@@ -58,7 +58,7 @@ pub async fn run(cmd: TaskDefCommand, server: &str, fmt: Format) -> anyhow::Resu
                 .into_inner();
             if !reply.ignored_fields.is_empty() {
                 eprintln!(
-                    "note: {}: Berth does not use, and ignored: {}",
+                    "note: {}: Berth stores but does not act on: {}",
                     file.display(),
                     reply.ignored_fields.join(", ")
                 );
@@ -192,4 +192,10 @@ fn describe_table(td: &TaskDefinition) {
         ]);
     }
     t.print();
+    if !td.events.is_empty() {
+        crate::outln!();
+        for e in &td.events {
+            crate::outln!("{}  {}", e.created_at, e.message);
+        }
+    }
 }

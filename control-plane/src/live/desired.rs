@@ -189,9 +189,18 @@ impl NodeDesired {
             let td = taskdef::describe(state, &t.task_definition_arn)?;
             defs.insert(t.task_definition_arn.clone(), td);
         }
+        let td = defs.get(&t.task_definition_arn).cloned();
+        // Resolved for this push only: the values go to this agent and are never stored.
+        let (secrets, registry_logins, resolve_error) = match &td {
+            Some(td) if !t.is_stopped() => crate::model::secrets::resolve::for_task(state, td),
+            _ => Default::default(),
+        };
         Ok(Some(Ok(AssignedTask {
-            task_definition: defs.get(&t.task_definition_arn).cloned(),
+            task_definition: td,
             task: Some(t),
+            secrets,
+            registry_logins,
+            resolve_error,
         })))
     }
 

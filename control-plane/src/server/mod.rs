@@ -303,6 +303,11 @@ async fn serve_grpc(
         .add_service(StacksServer::new(StacksApi {
             state: state.clone(),
         }))
+        .add_service(berth_proto::v1::secrets_server::SecretsServer::new(
+            crate::transport::grpc::secrets::SecretsApi {
+                state: state.clone(),
+            },
+        ))
         .add_service(
             berth_proto::v1::load_balancers_server::LoadBalancersServer::new(
                 crate::transport::grpc::LoadBalancersApi {

@@ -4,10 +4,14 @@
 //! The text is checked against the shape of the fields Berth uses, every type error is reported
 //! with its path, `null` means absent, and any other field (AWS-only ones such as
 //! `executionRoleArn`, or server-set ones such as `revision`) is accepted and listed as ignored.
+//! The fields Berth does not model are kept, as sent, in `unmodeledJson` (see `unmodeled`), so
+//! describing the definition gives back everything that was registered.
 
+use super::schema::{join, Kind, TASK_DEFINITION};
 use crate::error::FieldError;
 use berth_proto::v1::TaskDefinition;
 use serde_json::{Map, Value};
+use Kind::*;
 
 /// A decoded definition, the fields that were ignored, and any type errors.
 #[derive(Debug, Default)]
@@ -15,62 +19,6 @@ pub struct Decoded {
     pub task_definition: TaskDefinition,
     pub ignored: Vec<String>,
 }
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    Int,
-    Bool,
-    StrList,
-    StrMap,
-    /// Task-level cpu / memory: ECS takes "256", "1 vCPU", "1GB" or a bare number.
-    StrOrInt,
-    Obj(&'static [(&'static str, Kind)]),
-    ObjList(&'static [(&'static str, Kind)]),
-}
-
-use Kind::*;
-
-const KEY_VALUE: &[(&str, Kind)] = &[("name", Str), ("value", Str)];
-const PORT_MAPPING: &[(&str, Kind)] = &[
-    ("containerPort", Int),
-    ("hostPort", Int),
-    ("protocol", Str),
-    ("name", Str),
-];
-const HEALTH_CHECK: &[(&str, Kind)] = &[
-    ("command", StrList),
-    ("interval", Int),
-    ("timeout", Int),
-    ("retries", Int),
-    ("startPeriod", Int),
-];
-const DEPENDENCY: &[(&str, Kind)] = &[("containerName", Str), ("condition", Str)];
-const CONTAINER: &[(&str, Kind)] = &[
-    ("name", Str),
-    ("image", Str),
-    ("cpu", Int),
-    ("memory", Int),
-    ("memoryReservation", Int),
-    ("portMappings", ObjList(PORT_MAPPING)),
-    ("essential", Bool),
-    ("environment", ObjList(KEY_VALUE)),
-    ("command", StrList),
-    ("entryPoint", StrList),
-    ("healthCheck", Obj(HEALTH_CHECK)),
-    ("dependsOn", ObjList(DEPENDENCY)),
-    ("stopTimeout", Int),
-    ("workingDirectory", Str),
-    ("user", Str),
-    ("dockerLabels", StrMap),
-];
-const TASK_DEFINITION: &[(&str, Kind)] = &[
-    ("family", Str),
-    ("containerDefinitions", ObjList(CONTAINER)),
-    ("cpu", StrOrInt),
-    ("memory", StrOrInt),
-    ("networkMode", Str),
-];
 
 /// Parses ECS task definition JSON. `Err` holds every problem found, each with its path.
 pub fn decode(text: &str) -> Result<Decoded, Vec<FieldError>> {
@@ -93,7 +41,7 @@ pub fn decode(text: &str) -> Result<Decoded, Vec<FieldError>> {
         v => v,
     };
     let mut ctx = Ctx::default();
-    let clean = match &value {
+    let (clean, rest) = match &value {
         Value::Object(m) => ctx.object(m, TASK_DEFINITION, ""),
         other => {
             ctx.errors.push(FieldError::new(
@@ -103,18 +51,19 @@ pub fn decode(text: &str) -> Result<Decoded, Vec<FieldError>> {
                     type_name(other)
                 ),
             ));
-            Value::Null
+            (Value::Null, None)
         }
     };
     if !ctx.errors.is_empty() {
         return Err(ctx.errors);
     }
-    let task_definition = serde_json::from_value(clean).map_err(|e| {
+    let mut task_definition: TaskDefinition = serde_json::from_value(clean).map_err(|e| {
         vec![FieldError::new(
             "",
             format!("unreadable task definition: {e}"),
         )]
     })?;
+    task_definition.unmodeled_json = super::unmodeled::encode(rest);
     Ok(Decoded {
         task_definition,
         ignored: ctx.ignored,
@@ -136,11 +85,11 @@ struct Ctx {
     ignored: Vec<String>,
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
     }
 }
 
@@ -157,22 +106,43 @@ fn type_name(v: &Value) -> String {
 }
 
 impl Ctx {
-    fn object(&mut self, m: &Map<String, Value>, schema: &[(&str, Kind)], path: &str) -> Value {
+    /// The object's modelled fields, and the rest (unmodelled fields, and the rest of modelled
+    /// objects within) when there is any.
+    fn object(
+        &mut self,
+        m: &Map<String, Value>,
+        schema: &[(&str, Kind)],
+        path: &str,
+    ) -> (Value, Option<Value>) {
         let mut out = Map::new();
+        let mut rest = Map::new();
         for (key, value) in m {
             let p = join(path, key);
             match schema.iter().find(|(name, _)| name == key) {
                 Some(_) if value.is_null() => {}
                 Some((_, kind)) => {
-                    if let Some(v) = self.value(value, *kind, &p) {
+                    if let Some((v, r)) = self.value(value, *kind, &p) {
                         out.insert(key.clone(), v);
+                        if let Some(r) = r {
+                            rest.insert(key.clone(), r);
+                        }
                     }
                 }
                 None if value.is_null() => {}
-                None => self.ignored.push(p),
+                None => {
+                    self.ignored.push(p);
+                    // An empty list or object says nothing (ECS's descriptions carry `[]` for
+                    // fields never given), so it is not kept.
+                    if super::unmodeled::keep(path, key) && !is_empty_container(value) {
+                        rest.insert(key.clone(), value.clone());
+                    }
+                }
             }
         }
-        Value::Object(out)
+        (
+            Value::Object(out),
+            (!rest.is_empty()).then_some(Value::Object(rest)),
+        )
     }
 
     fn wrong(&mut self, path: &str, expected: &str, got: &Value) -> Option<Value> {
@@ -183,7 +153,36 @@ impl Ctx {
         None
     }
 
-    fn value(&mut self, v: &Value, kind: Kind, path: &str) -> Option<Value> {
+    fn value(&mut self, v: &Value, kind: Kind, path: &str) -> Option<(Value, Option<Value>)> {
+        match (kind, v) {
+            (Obj(schema), Value::Object(m)) => Some(self.object(m, schema, path)),
+            (ObjList(schema), Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                // Aligned with `out` by index, so each item's rest merges back onto it.
+                let mut rest = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    match item {
+                        Value::Object(m) => {
+                            let (v, r) = self.object(m, schema, &p);
+                            out.push(v);
+                            rest.push(r.unwrap_or_else(|| Value::Object(Map::new())));
+                        }
+                        other => {
+                            self.wrong(&p, "an object", other);
+                        }
+                    }
+                }
+                let any = rest
+                    .iter()
+                    .any(|r| r.as_object().is_some_and(|o| !o.is_empty()));
+                Some((Value::Array(out), any.then_some(Value::Array(rest))))
+            }
+            _ => self.scalar(v, kind, path).map(|v| (v, None)),
+        }
+    }
+
+    fn scalar(&mut self, v: &Value, kind: Kind, path: &str) -> Option<Value> {
         match (kind, v) {
             (Str, Value::String(_)) | (Bool, Value::Bool(_)) => Some(v.clone()),
             (Str, _) => self.wrong(path, "a string", v),
@@ -218,21 +217,7 @@ impl Ctx {
                 ok.then(|| v.clone())
             }
             (StrMap, _) => self.wrong(path, "an object of string values", v),
-            (Obj(schema), Value::Object(m)) => Some(self.object(m, schema, path)),
             (Obj(_), _) => self.wrong(path, "an object", v),
-            (ObjList(schema), Value::Array(items)) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let p = format!("{path}[{i}]");
-                    match item {
-                        Value::Object(m) => out.push(self.object(m, schema, &p)),
-                        other => {
-                            self.wrong(&p, "an object", other);
-                        }
-                    }
-                }
-                Some(Value::Array(out))
-            }
             (ObjList(_), _) => self.wrong(path, "an array of objects", v),
         }
     }
@@ -262,6 +247,30 @@ mod tests {
                 "executionRoleArn".to_string()
             ]
         );
+        assert_eq!(
+            super::super::unmodeled::paths(&d.task_definition.unmodeled_json),
+            vec![
+                "containerDefinitions[0].logConfiguration".to_string(),
+                "executionRoleArn".to_string()
+            ]
+        );
+        let rest: Value = serde_json::from_str(&d.task_definition.unmodeled_json).unwrap();
+        assert_eq!(
+            rest,
+            serde_json::json!({"executionRoleArn": "arn:aws:iam::1:role/x",
+                "containerDefinitions": [{"logConfiguration": {"logDriver": "awslogs"}}]})
+        );
+    }
+
+    #[test]
+    fn server_set_fields_are_not_kept() {
+        let d = decode(
+            r#"{"family":"web","revision":3,"status":"ACTIVE","taskDefinitionArn":"arn:x",
+                "containerDefinitions":[{"name":"web","image":"nginx"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.task_definition.unmodeled_json, "");
+        assert_eq!(d.task_definition.revision, 0);
     }
 
     #[test]

@@ -6,7 +6,10 @@ mod bounds;
 mod json;
 #[cfg(test)]
 mod limits_tests;
+mod schema;
+pub mod unmodeled;
 mod validate;
+mod volumes;
 
 pub use bounds::{bounds_problems, json_size};
 pub use json::{decode, Decoded};

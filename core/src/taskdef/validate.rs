@@ -72,6 +72,7 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
         container_mem_sum += i64::from(c.memory.max(c.memory_reservation));
     }
     check_dependencies(&td.container_definitions, &mut errs);
+    super::volumes::check(td, &mut errs);
 
     if !td.container_definitions.is_empty()
         && !td

@@ -9,4 +9,4 @@ pub use registry::{
     sweep_deleted, Registered,
 };
 
-pub use berth_core::taskdef::parse_reference;
+pub use berth_core::taskdef::{parse_reference, unmodeled};

@@ -44,6 +44,7 @@ pub fn register_with(
     mut td: TaskDefinition,
     mut also: impl FnMut(&TaskDefinition) -> Result<Vec<crate::store::Op>>,
 ) -> Result<Registered> {
+    taskdef::unmodeled::check(&td.unmodeled_json).map_err(Error::Invalid)?;
     let warnings = taskdef::normalize(&mut td).map_err(Error::Invalid)?;
     let counter_key = keys::family_counter(&td.family);
     let td = state.update(|tx| {
@@ -58,6 +59,9 @@ pub fn register_with(
         td.status = "ACTIVE".into();
         td.registered_at = time::now();
         td.deregistered_at.clear();
+        td.events = taskdef::unmodeled::event(&td.unmodeled_json, &td.registered_at)
+            .into_iter()
+            .collect();
         let mut ops = vec![
             put(keys::task_definition(&td.family, revision), &td),
             crate::store::Op::Put(counter_key.clone(), revision.to_string().into_bytes()),

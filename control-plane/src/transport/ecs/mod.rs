@@ -9,6 +9,7 @@ mod error;
 mod input;
 mod instances;
 mod paging;
+pub mod secrets;
 mod services;
 mod shapes;
 mod tags;
@@ -273,6 +274,10 @@ async fn handle(
             format!("X-Amz-Target is required: POST / is the Amazon ECS API ({TARGET_PREFIX}.OPERATION with Content-Type: {CONTENT_TYPE})"),
         )
         .into_response();
+    }
+    if secrets::serves(&target) {
+        let state = ecs.state.clone();
+        return secrets::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
     }
     match serve(&ecs, &method, &uri, &headers, body, &target).await {
         Ok(r) => r,

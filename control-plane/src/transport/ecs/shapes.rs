@@ -100,6 +100,13 @@ pub const TASK_DEFINITION_ECHOED: &[&str] = &[
 
 pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     let mut m = object(serde_json::to_value(td).unwrap_or_default());
+    // Berth's own events on the revision are not part of ECS's shape.
+    m.remove("events");
+    if let Some(Value::String(rest)) = m.remove(crate::model::taskdef::unmodeled::FIELD) {
+        if let Ok(Value::Object(rest)) = serde_json::from_str(&rest) {
+            crate::model::taskdef::unmodeled::merge_object(&mut m, rest);
+        }
+    }
     for k in ["registeredAt", "deregisteredAt"] {
         if let Some(Value::String(s)) = m.get(k).cloned() {
             m.insert(k.into(), epoch(&s));
@@ -156,6 +163,7 @@ fn container(c: &Container) -> Value {
         "taskArn": c.task_arn,
         "name": c.name,
         "image": c.image,
+        "imageDigest": c.image_digest,
         "runtimeId": c.runtime_id,
         "lastStatus": c.last_status,
         "exitCode": c.exit_code,

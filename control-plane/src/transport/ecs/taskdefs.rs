@@ -56,6 +56,15 @@ pub fn register(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let reg = taskdef::register_json_with(ctx.state, &body.to_string(), |td| {
         Ok(vec![ecs_extras::put_op(&key_of(td), &extras)])
     })?;
+    let kept = taskdef::unmodeled::paths(&reg.task_definition.unmodeled_json);
+    if !kept.is_empty() {
+        // One line a registration, so an operator sees what is kept but not acted on.
+        tracing::info!(
+            task_definition = %reg.task_definition.task_definition_arn,
+            "RegisterTaskDefinition: Berth stores but does not act on: {}",
+            kept.join(", ")
+        );
+    }
     let (td, tags) = shape(ctx, &reg.task_definition)?;
     Ok(json!({ "taskDefinition": td, "tags": tags }))
 }

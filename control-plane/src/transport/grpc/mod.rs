@@ -9,6 +9,7 @@ pub mod endpoint_stream;
 mod load_balancers;
 mod nodes;
 mod operator;
+pub mod secrets;
 mod servers;
 mod services;
 mod stacks;

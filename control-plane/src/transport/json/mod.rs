@@ -332,7 +332,8 @@ where
     };
     match f(req).await {
         Ok(reply) => {
-            let body = serde_json::to_value(reply.into_inner()).unwrap_or_default();
+            let mut body = serde_json::to_value(reply.into_inner()).unwrap_or_default();
+            crate::model::taskdef::unmodeled::merge_into(&mut body);
             answer(axum::http::StatusCode::OK, body, unknown)
         }
         Err(s) => answer(http_status(s.code()), status::status_body(&s), unknown),
