@@ -61,6 +61,7 @@ fn run_ok(cmd: &mut Command) -> String {
 }
 
 fn start_registry() -> Registry {
+    common::setup::tools();
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = run_ok(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
     std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();

@@ -43,6 +43,7 @@ fn redis_image() -> &'static str {
     if *done {
         return REDIS_IMAGE;
     }
+    common::setup::tools();
     let bins = ["/usr/bin/redis-server", "/usr/bin/redis-cli"];
     for b in bins {
         assert!(

@@ -22,6 +22,9 @@ etcd-server      command -v etcd
 tmux             command -v tmux
 busybox-static   test -x /bin/busybox
 python3-venv     python3 -c "import ensurepip, venv"
+redis-server     command -v redis-server
+docker-registry  command -v docker-registry
+apache2-utils    command -v htpasswd
 '
 # The aws CLI and boto3, for the ECS and ELBv2 API tests, in the venv they find through
 # BERTH_AWS_VENV (tests/common/aws.rs).
