@@ -53,27 +53,32 @@ pub async fn list(server: &str, fmt: crate::output::Format) -> anyhow::Result<()
     Ok(())
 }
 
+/// Loads the key that seals secret values. It is made only at the default path: a named key file
+/// that is missing is an error, not a new key that opens none of the stored values.
+fn install_secrets_key(args: &ServeArgs) -> anyhow::Result<()> {
+    use cp::model::secrets::key;
+    let key_file = args
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| key::default_path(&args.data));
+    match key::install(&key_file, args.secrets_key_file.is_none()) {
+        Ok(()) => Ok(()),
+        Err(e) if args.secrets_key_file.is_some() => Err(anyhow::Error::msg(e)),
+        // Without a key the server still runs; only the secret store refuses, saying why.
+        Err(e) => {
+            tracing::warn!("{e}; secrets are unavailable until --secrets-key-file is given");
+            Ok(())
+        }
+    }
+}
+
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
     let name = match mode {
         Mode::Dev => "berth dev",
         Mode::Server => "berth server",
     };
     let (config, secure) = config_of(&args, mode, name)?;
-    // Made only when it is the default path: a named key file that is missing is an error, not
-    // a new key that opens none of the stored values.
-    let key_file = args
-        .secrets_key_file
-        .clone()
-        .unwrap_or_else(|| berth_control_plane::model::secrets::key::default_path(&args.data));
-    match berth_control_plane::model::secrets::key::install(
-        &key_file,
-        args.secrets_key_file.is_none(),
-    ) {
-        Ok(()) => {}
-        Err(e) if args.secrets_key_file.is_some() => return Err(anyhow::Error::msg(e)),
-        // Without a key the server still runs; only the secret store refuses, saying why.
-        Err(e) => tracing::warn!("{e}; secrets are unavailable until --secrets-key-file is given"),
-    }
+    install_secrets_key(&args)?;
     // A running dev/server on this data directory hands over its load balancer first.
     let taken = super::serve_handoff::take_over(&args, mode, &config, name).await?;
     let plane = match super::serve_handoff::spawn_plane(config, taken.is_some()).await {

@@ -243,13 +243,8 @@ async fn open_trust(config: &Config, state: &State) -> Result<Option<Arc<Trust>>
 }
 
 /// Every gRPC service, behind the authorizer (and TLS), on the capped listener.
-async fn serve_grpc(
-    p: &Parts,
-    config: &Config,
-    grpc: TcpListener,
-) -> Result<JoinHandle<()>, SpawnError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // Serving only now that the store is open.
+/// Marks the API's services as serving: only now, once the store is open.
+async fn report_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<ClustersServer<ClustersApi>>().await;
     health
         .set_serving::<TaskDefinitionsServer<TaskDefinitionsApi>>()
@@ -258,6 +253,15 @@ async fn serve_grpc(
     health.set_serving::<NodesServer<NodesApi>>().await;
     health.set_serving::<ServicesServer<ServicesApi>>().await;
     health.set_serving::<StacksServer<StacksApi>>().await;
+}
+
+async fn serve_grpc(
+    p: &Parts,
+    config: &Config,
+    grpc: TcpListener,
+) -> Result<JoinHandle<()>, SpawnError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    report_serving(&health).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(berth_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
