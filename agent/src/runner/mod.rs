@@ -3,6 +3,7 @@
 //! another. It starts containers in `dependsOn` order, watches them, stops the task when an
 //! essential container exits, and stops in reverse order with each container's stop timeout.
 
+mod extras;
 mod observed;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
@@ -91,6 +92,7 @@ pub async fn run<R: ContainerRuntime>(
         order: start_order(&first.definition.container_definitions),
         status: HashMap::new(),
         ids: HashMap::new(),
+        restarts: HashMap::new(),
         report,
         changed,
         last: TaskReport {
@@ -112,6 +114,8 @@ struct Runner<R> {
     order: Vec<usize>,
     status: HashMap<String, ContainerStatus>,
     ids: HashMap<String, String>,
+    /// In-place restarts under each container's restartPolicy, by container name.
+    restarts: HashMap<String, i32>,
     report: watch::Sender<TaskReport>,
     changed: mpsc::UnboundedSender<String>,
     last: TaskReport,
@@ -282,6 +286,12 @@ impl<R: ContainerRuntime> Runner<R> {
                         "Essential container in task exited ({} was removed)",
                         c.name
                     ),
+                    // ECS names the OOM kill on the container; say it on the task too, as
+                    // the reason a user reads first.
+                    Some(s) if s.oom_killed => format!(
+                        "Essential container in task exited: OutOfMemoryError: container {} was killed for using more memory than its limit",
+                        c.name
+                    ),
                     Some(_) => "Essential container in task exited".to_string(),
                 };
                 return ("EssentialContainerExited".into(), why);
@@ -350,8 +360,14 @@ fn start_order(containers: &[ContainerDefinition]) -> Vec<usize> {
         if done[i] || depth > cs.len() {
             return;
         }
-        for d in &cs[i].depends_on {
-            if let Some(&j) = index.get(d.container_name.as_str()) {
+        // A linked container must run before the link to it is made.
+        let links = cs[i]
+            .links
+            .iter()
+            .map(|l| l.split_once(':').map_or(l.as_str(), |(n, _)| n));
+        let deps = cs[i].depends_on.iter().map(|d| d.container_name.as_str());
+        for name in deps.chain(links) {
+            if let Some(&j) = index.get(name) {
                 visit(j, cs, index, done, order, depth + 1);
             }
         }

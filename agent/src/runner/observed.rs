@@ -2,7 +2,7 @@
 //! creates, and the task report it publishes from what it observes.
 
 use super::{cluster_of, labels, task_id, Runner};
-use crate::runtime::{ContainerRuntime, ContainerSpec, Health, HealthSpec, PortSpec};
+use crate::runtime::{ContainerRuntime, ContainerSpec, Health, HealthSpec};
 use berth_proto::agent::v1::TaskReport;
 use berth_proto::time;
 use berth_proto::v1::{Container, KeyValuePair, NetworkBinding, Task, TaskDefinition};
@@ -62,6 +62,7 @@ impl<R: ContainerRuntime> Runner<R> {
                 retries: i64::from(h.retries.unwrap_or(3)),
                 start_period_s: i64::from(h.start_period.unwrap_or(0)),
             });
+        let (network_mode, ports) = self.network_of(i);
         ContainerSpec {
             name: self.name_of(i),
             image: c.image.clone(),
@@ -70,32 +71,20 @@ impl<R: ContainerRuntime> Runner<R> {
             env,
             working_dir: c.working_directory.clone(),
             user: c.user.clone(),
-            memory_mib: i64::from(c.memory),
+            memory_mib: self.memory_limit_mib(i),
             memory_reservation_mib: i64::from(c.memory_reservation),
             cpu_shares: i64::from(c.cpu),
-            ports: c
-                .port_mappings
-                .iter()
-                .map(|p| PortSpec {
-                    container_port: p.container_port,
-                    host_port: p.host_port,
-                    protocol: p.protocol.clone(),
-                })
-                .collect(),
+            ports,
             health,
             labels,
-            network_mode: match (self.def.network_mode.as_str(), &self.ctx.task_network) {
-                ("host", _) => "host".into(),
-                ("none", _) => "none".into(),
-                (_, Some(network)) => network.clone(),
-                (_, None) => String::new(),
-            },
+            network_mode,
             publish_ports: self.ctx.task_network.is_none(),
             stop_timeout: if c.stop_timeout > 0 {
                 i64::from(c.stop_timeout)
             } else {
                 self.ctx.default_stop_timeout.as_secs() as i64
             },
+            extras: self.extras(i),
         }
     }
 
@@ -108,6 +97,11 @@ impl<R: ContainerRuntime> Runner<R> {
             .iter()
             .map(|c| {
                 let s = self.status.get(&c.name);
+                let bindings_from = if self.awsvpc() {
+                    self.status.get(&self.container(self.owner()).name)
+                } else {
+                    s
+                };
                 Container {
                     container_arn: format!("{}/{}", self.arn, c.name),
                     task_arn: self.arn.clone(),
@@ -141,10 +135,17 @@ impl<R: ContainerRuntime> Runner<R> {
                         Some(Health::Unhealthy) => "UNHEALTHY".into(),
                         _ => "UNKNOWN".into(),
                     },
-                    network_bindings: s
+                    network_bindings: bindings_from
                         .map(|s| {
                             s.bindings
                                 .iter()
+                                // The owner holds every awsvpc container's ports.
+                                .filter(|b| {
+                                    !self.awsvpc()
+                                        || c.port_mappings
+                                            .iter()
+                                            .any(|p| p.container_port == b.container_port)
+                                })
                                 .map(|b| NetworkBinding {
                                     bind_ip: if b.host_ip.is_empty() {
                                         "0.0.0.0".into()
@@ -159,6 +160,7 @@ impl<R: ContainerRuntime> Runner<R> {
                         })
                         .unwrap_or_default(),
                     essential: c.essential.unwrap_or(true),
+                    restart_count: self.restarts.get(&c.name).copied().unwrap_or(0),
                 }
             })
             .collect();

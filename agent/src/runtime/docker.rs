@@ -113,7 +113,7 @@ impl ContainerRuntime for DockerRuntime {
             start_interval: None,
         });
         let none_if_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let host_config = HostConfig {
+        let mut host_config = HostConfig {
             memory: (spec.memory_mib > 0).then_some(spec.memory_mib * 1024 * 1024),
             memory_reservation: (spec.memory_reservation_mib > 0)
                 .then_some(spec.memory_reservation_mib * 1024 * 1024),
@@ -122,7 +122,7 @@ impl ContainerRuntime for DockerRuntime {
             network_mode: none_if_empty(&spec.network_mode),
             ..Default::default()
         };
-        let body = ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: (!spec.entry_point.is_empty()).then(|| spec.entry_point.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -133,9 +133,15 @@ impl ContainerRuntime for DockerRuntime {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             healthcheck,
             stop_timeout: Some(spec.stop_timeout),
-            host_config: Some(host_config),
             ..Default::default()
         };
+        super::host_config::apply(
+            &spec.extras,
+            host_config.memory,
+            &mut host_config,
+            &mut body,
+        );
+        body.host_config = Some(host_config);
         let opts = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();

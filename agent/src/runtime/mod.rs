@@ -3,9 +3,11 @@
 
 mod docker;
 mod docker_exec;
+mod host_config;
 pub mod image;
 
 pub use docker::DockerRuntime;
+pub use host_config::ContainerExtras;
 
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ pub struct ContainerSpec {
     pub publish_ports: bool,
     /// Seconds Docker waits after SIGTERM before SIGKILL.
     pub stop_timeout: i64,
+    /// ECS's extended container fields (logging, ulimits, Linux parameters, namespaces, …).
+    pub extras: ContainerExtras,
 }
 
 #[derive(Debug, Clone, Default)]

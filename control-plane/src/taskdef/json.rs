@@ -22,6 +22,7 @@ enum Kind {
     Int,
     Bool,
     StrList,
+    IntList,
     StrMap,
     /// Task-level cpu / memory: ECS takes "256", "1 vCPU", "1GB" or a bare number.
     StrOrInt,
@@ -46,6 +47,36 @@ const HEALTH_CHECK: &[(&str, Kind)] = &[
     ("startPeriod", Int),
 ];
 const DEPENDENCY: &[(&str, Kind)] = &[("containerName", Str), ("condition", Str)];
+const LOG_CONFIGURATION: &[(&str, Kind)] = &[("logDriver", Str), ("options", StrMap)];
+const ULIMIT: &[(&str, Kind)] = &[("name", Str), ("softLimit", Int), ("hardLimit", Int)];
+const CAPABILITIES: &[(&str, Kind)] = &[("add", StrList), ("drop", StrList)];
+const DEVICE: &[(&str, Kind)] = &[
+    ("hostPath", Str),
+    ("containerPath", Str),
+    ("permissions", StrList),
+];
+const TMPFS: &[(&str, Kind)] = &[
+    ("containerPath", Str),
+    ("size", Int),
+    ("mountOptions", StrList),
+];
+const LINUX_PARAMETERS: &[(&str, Kind)] = &[
+    ("capabilities", Obj(CAPABILITIES)),
+    ("devices", ObjList(DEVICE)),
+    ("initProcessEnabled", Bool),
+    ("sharedMemorySize", Int),
+    ("tmpfs", ObjList(TMPFS)),
+    ("maxSwap", Int),
+    ("swappiness", Int),
+];
+const HOST_ENTRY: &[(&str, Kind)] = &[("hostname", Str), ("ipAddress", Str)];
+const SYSTEM_CONTROL: &[(&str, Kind)] = &[("namespace", Str), ("value", Str)];
+const RESTART_POLICY: &[(&str, Kind)] = &[
+    ("enabled", Bool),
+    ("ignoredExitCodes", IntList),
+    ("restartAttemptPeriod", Int),
+];
+const RESOURCE_REQUIREMENT: &[(&str, Kind)] = &[("type", Str), ("value", Str)];
 const CONTAINER: &[(&str, Kind)] = &[
     ("name", Str),
     ("image", Str),
@@ -63,6 +94,23 @@ const CONTAINER: &[(&str, Kind)] = &[
     ("workingDirectory", Str),
     ("user", Str),
     ("dockerLabels", StrMap),
+    ("links", StrList),
+    ("logConfiguration", Obj(LOG_CONFIGURATION)),
+    ("ulimits", ObjList(ULIMIT)),
+    ("linuxParameters", Obj(LINUX_PARAMETERS)),
+    ("readonlyRootFilesystem", Bool),
+    ("extraHosts", ObjList(HOST_ENTRY)),
+    ("dnsServers", StrList),
+    ("dnsSearchDomains", StrList),
+    ("hostname", Str),
+    ("systemControls", ObjList(SYSTEM_CONTROL)),
+    ("startTimeout", Int),
+    ("interactive", Bool),
+    ("pseudoTerminal", Bool),
+    ("privileged", Bool),
+    ("dockerSecurityOptions", StrList),
+    ("restartPolicy", Obj(RESTART_POLICY)),
+    ("resourceRequirements", ObjList(RESOURCE_REQUIREMENT)),
 ];
 const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("family", Str),
@@ -70,6 +118,8 @@ const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("cpu", StrOrInt),
     ("memory", StrOrInt),
     ("networkMode", Str),
+    ("pidMode", Str),
+    ("ipcMode", Str),
 ];
 
 /// Parses ECS task definition JSON. `Err` holds every problem found, each with its path.
@@ -207,6 +257,21 @@ impl Ctx {
                 ok.then(|| v.clone())
             }
             (StrList, _) => self.wrong(path, "an array of strings", v),
+            (IntList, Value::Array(items)) => {
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    if item.as_i64().and_then(|n| i32::try_from(n).ok()).is_none() {
+                        self.wrong(
+                            &format!("{path}[{i}]"),
+                            "a whole number within 32 bits",
+                            item,
+                        );
+                        ok = false;
+                    }
+                }
+                ok.then(|| v.clone())
+            }
+            (IntList, _) => self.wrong(path, "an array of whole numbers", v),
             (StrMap, Value::Object(m)) => {
                 let mut ok = true;
                 for (k, item) in m {
@@ -248,7 +313,7 @@ mod tests {
             r#"{"family":"web","executionRoleArn":"arn:aws:iam::1:role/x","taskRoleArn":null,
                 "cpu":"256","memory":1024,
                 "containerDefinitions":[{"name":"web","image":"nginx","memory":null,
-                  "logConfiguration":{"logDriver":"awslogs"}}]}"#,
+                  "repositoryCredentials":{"credentialsParameter":"x"}}]}"#,
         )
         .unwrap();
         assert_eq!(d.task_definition.family, "web");
@@ -258,7 +323,7 @@ mod tests {
         assert_eq!(
             d.ignored,
             vec![
-                "containerDefinitions[0].logConfiguration".to_string(),
+                "containerDefinitions[0].repositoryCredentials".to_string(),
                 "executionRoleArn".to_string()
             ]
         );

@@ -2,6 +2,7 @@
 //! families and revisions in the store.
 
 mod bounds;
+mod container_fields;
 mod json;
 #[cfg(test)]
 mod limits_tests;

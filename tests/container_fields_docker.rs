@@ -1,0 +1,320 @@
+//! The whole container on real Docker through `berth dev`: ECS's extended container fields
+//! reach the engine and act inside the container, awsvpc tasks share one localhost, bridge tasks
+//! reach linked containers by alias, task-level memory is a hard limit. Images are built offline
+//! (the demo image, and a busybox shell image); every container is labelled with a per-test
+//! cluster and removed even when the test fails.
+
+mod common;
+
+use common::shell::shell_image;
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+struct Env {
+    dev: ServerProcess,
+    cluster: String,
+    _cleanup: ContainerCleanup,
+    dir: tempfile::TempDir,
+}
+
+fn env(prefix: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster(prefix);
+    let cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let dev = ServerProcess::start_with(
+        "dev",
+        dir.path(),
+        &["--heartbeat", "500ms", "--stop-timeout", "2s"],
+    );
+    let r = berth(&dev.grpc, &["cluster", "create", &cluster]);
+    assert!(r.ok, "{}", r.stderr);
+    Env {
+        dev,
+        cluster,
+        _cleanup: cleanup,
+        dir,
+    }
+}
+
+impl Env {
+    fn register(&self, def: Value) -> String {
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.json", def["family"].as_str().unwrap()));
+        std::fs::write(&path, def.to_string()).unwrap();
+        register_file(&self.dev.grpc, &path)
+    }
+
+    fn run_one(&self, taskdef: &str) -> String {
+        let r = berth(
+            &self.dev.grpc,
+            &[
+                "task",
+                "run",
+                "--cluster",
+                &self.cluster,
+                "--taskdef",
+                taskdef,
+                "-o",
+                "json",
+            ],
+        );
+        assert!(r.ok, "{}", r.stderr);
+        let reply = r.json();
+        assert_eq!(reply["failures"], Value::Null, "{reply}");
+        reply["tasks"][0]["taskArn"].as_str().unwrap().to_string()
+    }
+
+    fn describe(&self, task: &str) -> Value {
+        let r = berth(&self.dev.grpc, &["task", "describe", task, "-o", "json"]);
+        assert!(r.ok, "{}", r.stderr);
+        r.json()["task"].clone()
+    }
+
+    fn wait_status(&self, task: &str, status: &str, limit: Duration) -> Value {
+        wait_for(limit, &format!("task {task} to be {status}"), || {
+            let t = self.describe(task);
+            (t["lastStatus"] == status).then_some(t)
+        })
+    }
+
+    /// `berth logs` of one container of the task, as a user reads them.
+    fn logs(&self, task: &str, container: &str) -> String {
+        let id = task.rsplit('/').next().unwrap();
+        let r = berth(
+            &self.dev.grpc,
+            &[
+                "logs",
+                id,
+                "--cluster",
+                &self.cluster,
+                "--container",
+                container,
+            ],
+        );
+        assert!(r.ok, "{}", r.stderr);
+        r.stdout
+    }
+}
+
+/// `docker inspect` of a task's container.
+fn inspect(task: &str, container: &str) -> Value {
+    let id = task.rsplit('/').next().unwrap();
+    let out = Command::new("docker")
+        .args(["inspect", &format!("berth-{id}-{container}")])
+        .output()
+        .expect("docker inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+/// A shell loop that fetches `url_host:port/` over plain HTTP with busybox's nc and prints each
+/// answer's status line and body (busybox's static wget cannot resolve names in a bare image).
+fn fetch_loop(host: &str, port: u16) -> Value {
+    json!(["/bin/busybox", "sh", "-c", format!(
+        "while true; do printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | busybox nc -w 2 {host} {port}; echo; sleep 1; done"
+    )])
+}
+
+#[test]
+fn the_fields_reach_docker_and_act_inside_the_container() {
+    let e = env("fields");
+    let td = e.register(json!({"family": "fields", "containerDefinitions": [{
+        "name": "box", "image": shell_image(), "memory": 32,
+        "command": ["/bin/busybox", "sh", "-c",
+            "echo nofile=$(ulimit -n); if echo x > /probe; then echo root-writable; else echo root-read-only; fi; echo x > /scratch/ok && echo tmpfs-writable; sleep 600"],
+        "ulimits": [{"name": "nofile", "softLimit": 4096, "hardLimit": 8192}],
+        "linuxParameters": {"initProcessEnabled": true, "capabilities": {"drop": ["ALL"]},
+            "tmpfs": [{"containerPath": "/scratch", "size": 16, "mountOptions": ["noexec"]}]},
+        "readonlyRootFilesystem": true,
+        "extraHosts": [{"hostname": "db.internal", "ipAddress": "10.9.8.7"}],
+        "dnsSearchDomains": ["svc.example"],
+        "hostname": "box-one",
+        "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m", "max-file": "2"}}
+    }]}));
+    let arn = e.run_one(&td);
+    e.wait_status(&arn, "RUNNING", Duration::from_secs(20));
+    let c = inspect(&arn, "box");
+    let hc = &c["HostConfig"];
+    assert_eq!(
+        hc["Ulimits"],
+        json!([{"Name": "nofile", "Soft": 4096, "Hard": 8192}]),
+        "{hc:#}"
+    );
+    assert_eq!(hc["Init"], true);
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["Tmpfs"], json!({"/scratch": "size=16m,noexec"}));
+    assert_eq!(hc["ExtraHosts"], json!(["db.internal:10.9.8.7"]));
+    assert_eq!(hc["DnsSearch"], json!(["svc.example"]));
+    assert_eq!(hc["CapDrop"], json!(["ALL"]));
+    assert_eq!(hc["LogConfig"]["Type"], "json-file");
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "1m");
+    assert_eq!(c["Config"]["Hostname"], "box-one");
+    let out = wait_for(Duration::from_secs(10), "the container's report", || {
+        let l = e.logs(&arn, "box");
+        l.contains("tmpfs-writable").then_some(l)
+    });
+    assert!(out.contains("nofile=4096"), "{out}");
+    assert!(out.contains("root-read-only"), "{out}");
+    assert!(!out.contains("root-writable"), "{out}");
+    // The definition reads back with every field, in ECS's names.
+    let r = berth(&e.dev.grpc, &["taskdef", "describe", &td, "-o", "json"]);
+    assert!(r.ok, "{}", r.stderr);
+    let c = &r.json()["taskDefinition"]["containerDefinitions"][0];
+    assert_eq!(c["ulimits"][0]["softLimit"], 4096, "{c:#}");
+    assert_eq!(c["linuxParameters"]["initProcessEnabled"], true);
+    assert_eq!(c["logConfiguration"]["options"]["max-size"], "1m");
+}
+
+#[test]
+fn an_awsvpc_task_shares_localhost_and_publishes_its_ports_once() {
+    let e = env("awsvpc");
+    let td = e.register(
+        json!({"family": "pod", "networkMode": "awsvpc", "containerDefinitions": [
+            {"name": "app", "image": "berth-demo:latest", "memory": 64,
+             "environment": [{"name": "MESSAGE", "value": "shared localhost"}],
+             "portMappings": [{"containerPort": 80}]},
+            {"name": "sidecar", "image": shell_image(), "memory": 16, "essential": false,
+             "command": fetch_loop("localhost", 80)}
+        ]}),
+    );
+    let arn = e.run_one(&td);
+    let t = e.wait_status(&arn, "RUNNING", Duration::from_secs(20));
+    let logs = wait_for(
+        Duration::from_secs(20),
+        "the sidecar to reach the app",
+        || {
+            let l = e.logs(&arn, "sidecar");
+            l.contains("message=shared localhost").then_some(l)
+        },
+    );
+    assert!(logs.contains("200 OK"), "{logs}");
+    // One network namespace: the sidecar joined the app's, and only the app publishes.
+    let side = inspect(&arn, "sidecar");
+    let app = inspect(&arn, "app");
+    let app_id = app["Id"].as_str().unwrap();
+    assert_eq!(
+        side["HostConfig"]["NetworkMode"],
+        format!("container:{app_id}"),
+        "{:#}",
+        side["HostConfig"]
+    );
+    let published = app["NetworkSettings"]["Ports"]["80/tcp"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!published.is_empty(), "{:#}", app["NetworkSettings"]);
+    // The task's port answers from the host, and describe-tasks shows it on the app.
+    let port = t["containers"][0]["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .expect("the app's binding") as u16;
+    let (status, body) = wait_for(Duration::from_secs(10), "the published port", || {
+        http_get(port, "/")
+    });
+    assert_eq!(status, 200);
+    assert!(body.contains("shared localhost"), "{body}");
+    let side_bindings = t["containers"][1]["networkBindings"].as_array();
+    assert!(side_bindings.is_none_or(|b| b.is_empty()), "{t:#}");
+}
+
+#[test]
+fn a_bridge_task_reaches_a_linked_container_by_its_alias() {
+    let e = env("links");
+    let td = e.register(
+        json!({"family": "linked", "networkMode": "bridge", "containerDefinitions": [
+            {"name": "sidecar", "image": shell_image(), "memory": 16, "essential": false,
+             "links": ["app:backend"], "command": fetch_loop("backend", 80)},
+            {"name": "app", "image": "berth-demo:latest", "memory": 64,
+             "environment": [{"name": "MESSAGE", "value": "linked by name"}]}
+        ]}),
+    );
+    let arn = e.run_one(&td);
+    e.wait_status(&arn, "RUNNING", Duration::from_secs(20));
+    let logs = wait_for(
+        Duration::from_secs(20),
+        "the sidecar to reach backend",
+        || {
+            let l = e.logs(&arn, "sidecar");
+            l.contains("message=linked by name").then_some(l)
+        },
+    );
+    assert!(logs.contains("200 OK"), "{logs}");
+    let side = inspect(&arn, "sidecar");
+    let id = arn.rsplit('/').next().unwrap();
+    assert_eq!(
+        side["HostConfig"]["Links"],
+        json!([format!("/berth-{id}-app:/berth-{id}-sidecar/backend")])
+    );
+}
+
+#[test]
+fn a_port_two_awsvpc_containers_listen_on_is_refused_naming_both() {
+    let e = env("collide");
+    let path = e.dir.path().join("collide.json");
+    std::fs::write(
+        &path,
+        json!({"family": "collide", "networkMode": "awsvpc", "containerDefinitions": [
+            {"name": "app", "image": "berth-demo:latest", "portMappings": [{"containerPort": 8080}]},
+            {"name": "envoy", "image": "berth-demo:latest", "portMappings": [{"containerPort": 8080}]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let r = berth(
+        &e.dev.grpc,
+        &["taskdef", "register", "-f", path.to_str().unwrap()],
+    );
+    assert!(!r.ok);
+    assert!(
+        r.stderr
+            .contains("containerDefinitions[1].portMappings[0].containerPort"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("\"app\"") && r.stderr.contains("\"envoy\""),
+        "{}",
+        r.stderr
+    );
+    let list = berth(&e.dev.grpc, &["taskdef", "list", "-o", "json"]);
+    assert!(!list.stdout.contains("collide"), "{}", list.stdout);
+}
+
+#[test]
+fn task_memory_is_a_hard_limit_and_the_stop_reason_says_so() {
+    let e = env("oom");
+    // The container sets no limit of its own; the task's 64 MiB is its hard limit. Doubling a
+    // shell variable reaches 200 MiB within a few seconds.
+    let td = e.register(json!({"family": "hungry", "memory": "64", "containerDefinitions": [{
+        "name": "eater", "image": shell_image(),
+        "command": ["/bin/busybox", "sh", "-c",
+            "x=0123456789abcdef; while [ ${#x} -lt 209715200 ]; do x=$x$x; done; echo survived; sleep 5"]
+    }]}));
+    let arn = e.run_one(&td);
+    let t = e.wait_status(&arn, "STOPPED", Duration::from_secs(60));
+    let c = &t["containers"][0];
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("OutOfMemoryError"),
+        "{t:#}"
+    );
+    assert!(
+        t["stoppedReason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("OutOfMemory"),
+        "{t:#}"
+    );
+    assert_eq!(c["exitCode"], 137, "{t:#}");
+}
