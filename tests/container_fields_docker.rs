@@ -121,7 +121,7 @@ fn inspect(task: &str, container: &str) -> Value {
 /// answer's status line and body (busybox's static wget cannot resolve names in a bare image).
 fn fetch_loop(host: &str, port: u16) -> Value {
     json!(["/bin/busybox", "sh", "-c", format!(
-        "while true; do printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | busybox nc -w 2 {host} {port}; echo; sleep 1; done"
+        "while true; do (printf 'GET / HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n'; sleep 1) | busybox nc -w 2 {host} {port}; echo; sleep 1; done"
     )])
 }
 

@@ -3,6 +3,7 @@
 
 pub mod desired;
 mod exec;
+pub mod metadata;
 pub mod metrics;
 pub mod runner;
 pub mod runtime;
@@ -41,6 +42,9 @@ pub struct Config {
     pub task_network: Option<String>,
     /// Mutual TLS to the control plane (`berth_trust::enroll`); `None` is plaintext (`berth dev`).
     pub tls: Option<berth_trust::ClientTls>,
+    /// The task metadata endpoint's port on every address of this host (ECS's agent uses
+    /// 51679); taken, another is picked; 0 turns the endpoint off.
+    pub metadata_port: u16,
 }
 
 impl Config {
@@ -66,9 +70,13 @@ impl Config {
             poll: Duration::from_millis(500),
             task_network: None,
             tls: None,
+            metadata_port: DEFAULT_METADATA_PORT,
         }
     }
 }
+
+/// ECS's agent serves task metadata on 51679 behind 169.254.170.2; Berth serves it there directly.
+pub const DEFAULT_METADATA_PORT: u16 = 51679;
 
 /// MemTotal from /proc/meminfo, in MiB (1024 when unknown).
 pub fn host_memory_mib() -> i64 {
@@ -194,7 +202,9 @@ pub async fn spawn_with<R: ContainerRuntime>(
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(metrics::AgentMetrics::default());
     let name = config.name.clone();
-    let session = session::Session::new(rt, config, node_id, metrics.clone());
+    let metadata = start_metadata(&config, rt.clone()).await;
+    let mut session = session::Session::new(rt, config, node_id, metrics.clone());
+    session.metadata = metadata;
     let join = tokio::spawn(session.run(stopped));
     Ok(Agent {
         stop,
@@ -214,4 +224,44 @@ impl Agent {
         let _ = self.stop.send(true);
         let _ = self.join.await;
     }
+}
+
+/// Starts the task metadata endpoint and learns the address each network's containers reach it
+/// at. Off (with a warning) when it cannot listen: tasks then run without the URIs.
+async fn start_metadata<R: ContainerRuntime>(
+    config: &Config,
+    rt: Arc<R>,
+) -> Option<Arc<metadata::Registry>> {
+    if config.metadata_port == 0 {
+        return None;
+    }
+    let registry = match metadata::Registry::open(&config.data_dir) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "task metadata endpoint off: no key");
+            return None;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.metadata_port)).await {
+        Ok(l) => l,
+        Err(_) => match tokio::net::TcpListener::bind(("0.0.0.0", 0)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "task metadata endpoint off: cannot listen");
+                return None;
+            }
+        },
+    };
+    let port = listener.local_addr().map(|a| a.port()).ok()?;
+    registry.set_endpoint("host", format!("127.0.0.1:{port}"));
+    let mut networks = vec![String::new()];
+    networks.extend(config.task_network.clone());
+    for n in networks {
+        if let Some(gw) = rt.network_gateway(&n).await {
+            registry.set_endpoint(&n, format!("{gw}:{port}"));
+        }
+    }
+    tracing::info!(port, "task metadata endpoint listening");
+    tokio::spawn(metadata::serve(listener, registry.clone(), rt));
+    Some(registry)
 }

@@ -4,6 +4,7 @@
 //! essential container exits, and stops in reverse order with each container's stop timeout.
 
 mod extras;
+mod meta;
 mod observed;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
@@ -47,6 +48,8 @@ pub struct RunnerContext {
     /// Bridge-mode tasks join this Docker network instead of publishing host ports.
     pub task_network: Option<String>,
     pub metrics: Arc<crate::metrics::AgentMetrics>,
+    /// The task metadata endpoint (none: containers get no metadata URIs).
+    pub metadata: Option<Arc<crate::metadata::Registry>>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -141,6 +144,9 @@ impl<R: ContainerRuntime> Runner<R> {
             }
         };
         self.stop(&code, &reason).await;
+        if let Some(m) = &self.ctx.metadata {
+            m.remove(&self.arn);
+        }
     }
 
     fn container(&self, i: usize) -> &ContainerDefinition {

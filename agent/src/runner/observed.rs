@@ -45,6 +45,7 @@ impl<R: ContainerRuntime> Runner<R> {
             .collect();
         env.push(("BERTH_TASK_ARN".into(), self.arn.clone()));
         env.push(("BERTH_CONTAINER_NAME".into(), c.name.clone()));
+        env.extend(self.metadata_env(i));
         let mut labels = c.docker_labels.clone();
         labels.insert(labels::TASK.into(), task_id(&self.arn).into());
         labels.insert(labels::TASK_ARN.into(), self.arn.clone());
@@ -195,6 +196,7 @@ impl<R: ContainerRuntime> Runner<R> {
         if same && status != "STOPPED" {
             return;
         }
+        self.publish_metadata(&next);
         self.last = next.clone();
         self.report.send_replace(next);
         let _ = self.changed.send(self.arn.clone());

@@ -354,6 +354,18 @@ impl ContainerRuntime for DockerRuntime {
             .boxed()
     }
 
+    async fn inspect_json(&self, id: &str) -> Option<serde_json::Value> {
+        self.inspect_raw(id).await
+    }
+
+    async fn stats_json(&self, id: &str) -> Option<serde_json::Value> {
+        self.stats_raw(id).await
+    }
+
+    async fn network_gateway(&self, network: &str) -> Option<String> {
+        self.gateway_of(network).await
+    }
+
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<Exec, RuntimeError> {
         self.start_exec(container, spec).await
     }

@@ -3,6 +3,7 @@
 
 mod docker;
 mod docker_exec;
+mod docker_meta;
 mod host_config;
 pub mod image;
 
@@ -168,6 +169,20 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         _id: &str,
     ) -> impl Future<Output = Result<Option<u64>, RuntimeError>> + Send {
         async { Ok(None) }
+    }
+    /// The engine's own description of a container (Docker's inspect JSON), for the task
+    /// metadata endpoint; `None` when it does not exist or the engine does not say.
+    fn inspect_json(&self, _id: &str) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        async { None }
+    }
+    /// One sample of a container's resource use in Docker's stats shape.
+    fn stats_json(&self, _id: &str) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        async { None }
+    }
+    /// The IPv4 address the host has on `network` ("" the engine's default bridge), which
+    /// containers on it reach the host at.
+    fn network_gateway(&self, _network: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
     }
     /// Output of a container; `tail` <= 0 means all of it, `since` (Unix seconds) 0 from the start.
     fn logs(&self, id: &str, opts: LogOptions)
