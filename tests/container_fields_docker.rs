@@ -20,16 +20,18 @@ struct Env {
 }
 
 fn env(prefix: &str) -> Env {
+    env_with(prefix, &[])
+}
+
+fn env_with(prefix: &str, extra: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let cluster = unique_cluster(prefix);
     let cleanup = ContainerCleanup {
         cluster: cluster.clone(),
     };
-    let dev = ServerProcess::start_with(
-        "dev",
-        dir.path(),
-        &["--heartbeat", "500ms", "--stop-timeout", "2s"],
-    );
+    let mut flags = vec!["--heartbeat", "500ms", "--stop-timeout", "2s"];
+    flags.extend_from_slice(extra);
+    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
     let r = berth(&dev.grpc, &["cluster", "create", &cluster]);
     assert!(r.ok, "{}", r.stderr);
     Env {
@@ -51,6 +53,12 @@ impl Env {
     }
 
     fn run_one(&self, taskdef: &str) -> String {
+        let reply = self.run(taskdef);
+        assert_eq!(reply["failures"], Value::Null, "{reply}");
+        reply["tasks"][0]["taskArn"].as_str().unwrap().to_string()
+    }
+
+    fn run(&self, taskdef: &str) -> Value {
         let r = berth(
             &self.dev.grpc,
             &[
@@ -65,9 +73,7 @@ impl Env {
             ],
         );
         assert!(r.ok, "{}", r.stderr);
-        let reply = r.json();
-        assert_eq!(reply["failures"], Value::Null, "{reply}");
-        reply["tasks"][0]["taskArn"].as_str().unwrap().to_string()
+        r.json()
     }
 
     fn describe(&self, task: &str) -> Value {
@@ -317,4 +323,73 @@ fn task_memory_is_a_hard_limit_and_the_stop_reason_says_so() {
         "{t:#}"
     );
     assert_eq!(c["exitCode"], 137, "{t:#}");
+}
+
+fn privileged_box(e: &Env) -> String {
+    e.register(json!({"family": "priv", "containerDefinitions": [{
+        "name": "box", "image": shell_image(), "memory": 16, "privileged": true,
+        "command": ["/bin/busybox", "sleep", "600"]}]}))
+}
+
+#[test]
+fn a_privileged_task_is_refused_on_a_node_that_does_not_allow_it() {
+    let e = env("noprivs");
+    let td = privileged_box(&e);
+    let reply = e.run(&td);
+    assert_eq!(reply["tasks"].as_array().map_or(0, Vec::len), 0, "{reply}");
+    let f = &reply["failures"][0];
+    assert_eq!(f["reason"], "ATTRIBUTE", "{reply}");
+    let detail = f["detail"].as_str().unwrap();
+    assert!(detail.contains("privileged"), "{detail}");
+    assert!(
+        detail.contains("containerDefinitions[0].privileged"),
+        "{detail}"
+    );
+    assert!(detail.contains("--allow-privileged"), "{detail}");
+    assert!(containers_with_label(&format!("berth.cluster={}", e.cluster)).is_empty());
+}
+
+#[test]
+fn a_privileged_task_reaches_docker_privileged_on_a_node_that_allows_it() {
+    let e = env_with("privs", &["--allow-privileged"]);
+    let td = privileged_box(&e);
+    let arn = e.run_one(&td);
+    let t = wait_for(Duration::from_secs(20), "the task to start or stop", || {
+        let t = e.describe(&arn);
+        (t["lastStatus"] == "RUNNING" || t["lastStatus"] == "STOPPED").then_some(t)
+    });
+    // Placed and handed to Docker privileged. An engine that itself runs unprivileged (as in
+    // some CI sandboxes) then fails to start it: that is the engine's refusal, not Berth's.
+    assert_eq!(inspect(&arn, "box")["HostConfig"]["Privileged"], true);
+    if t["lastStatus"] == "STOPPED" {
+        let why = t["stoppedReason"].as_str().unwrap_or("");
+        assert!(why.starts_with("CannotStartContainerError"), "{t:#}");
+        assert!(!why.contains("--allow-privileged"), "{t:#}");
+    }
+}
+
+#[test]
+fn a_restart_policy_restarts_the_container_in_place_and_counts_it() {
+    let e = env("restart");
+    // Each run lasts past restartAttemptPeriod (ECS's minimum, 60 s), so each exit restarts.
+    let td = e.register(json!({"family": "flaky", "containerDefinitions": [{
+        "name": "flaky", "image": shell_image(), "memory": 16,
+        "command": ["/bin/busybox", "sh", "-c", "echo run; sleep 61; exit 1"],
+        "restartPolicy": {"enabled": true, "ignoredExitCodes": [0], "restartAttemptPeriod": 60}
+    }]}));
+    let arn = e.run_one(&td);
+    let first = e.wait_status(&arn, "RUNNING", Duration::from_secs(20));
+    let id = first["containers"][0]["runtimeId"].clone();
+    let t = wait_for(Duration::from_secs(170), "two in-place restarts", || {
+        let t = e.describe(&arn);
+        assert_eq!(t["lastStatus"], "RUNNING", "the task stopped: {t:#}");
+        (t["containers"][0]["restartCount"] == 2).then_some(t)
+    });
+    assert_eq!(
+        t["containers"][0]["runtimeId"], id,
+        "restarted in place: {t:#}"
+    );
+    assert_eq!(t["desiredStatus"], "RUNNING");
+    let runs = e.logs(&arn, "flaky").matches("run").count();
+    assert_eq!(runs, 3, "one first run and two restarts");
 }

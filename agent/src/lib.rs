@@ -45,6 +45,24 @@ pub struct Config {
     /// The task metadata endpoint's port on every address of this host (ECS's agent uses
     /// 51679); taken, another is picked; 0 turns the endpoint off.
     pub metadata_port: u16,
+    /// What this node lets containers do beyond Docker's defaults.
+    pub powers: Powers,
+}
+
+/// Powers a node opts in to (`berth agent --allow-…`); a container that needs one the node
+/// lacks is refused at placement and, should it reach the node anyway, at creation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Powers {
+    pub privileged: bool,
+    pub devices: bool,
+    pub security_opt: bool,
+}
+
+impl Powers {
+    /// The node attributes placement reads.
+    pub const PRIVILEGED: &'static str = "berth.allow-privileged";
+    pub const DEVICES: &'static str = "berth.allow-device";
+    pub const SECURITY_OPT: &'static str = "berth.allow-security-opt";
 }
 
 impl Config {
@@ -71,6 +89,7 @@ impl Config {
             task_network: None,
             tls: None,
             metadata_port: DEFAULT_METADATA_PORT,
+            powers: Powers::default(),
         }
     }
 }

@@ -296,6 +296,7 @@ impl<R: ContainerRuntime> Session<R> {
                         task_network: self.config.task_network.clone(),
                         metrics: self.metrics.clone(),
                         metadata: self.metadata.clone(),
+                        powers: self.config.powers,
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),

@@ -32,6 +32,7 @@ pub mod status;
 pub mod store;
 pub mod task_events;
 pub mod task_placement;
+pub mod task_powers;
 pub mod taskdef;
 pub mod tasks;
 pub use berth_proto::time;

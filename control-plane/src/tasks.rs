@@ -89,6 +89,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
             return Err(Error::Invalid(out_of_bounds));
         }
         let demand = demand(&td);
+        let placement = placement.requiring(crate::task_powers::constraints(&td));
         // A retry decides on the cache as of now: what made the first try stale may be in it.
         let fresh = match tx.attempt() {
             0 => Freshness::Recent,
@@ -109,7 +110,10 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
                     load_balanced: false,
                     overrides: req.overrides.clone(),
                 }),
-                Err(r) => failures.push((r, td.task_definition_arn.clone())),
+                Err(r) => failures.push((
+                    crate::task_powers::explain(&td, r),
+                    td.task_definition_arn.clone(),
+                )),
             }
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile

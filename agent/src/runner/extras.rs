@@ -122,6 +122,32 @@ impl<R: ContainerRuntime> Runner<R> {
         }
     }
 
+    /// Refuses a container that needs a power this node has not opted in to.
+    pub(super) fn allowed(&self, i: usize) -> Result<(), String> {
+        let c = self.container(i);
+        let p = self.ctx.powers;
+        let refuse = |what: &str, flag: &str| {
+            Err(format!(
+                "container {} needs {what}, which this node does not allow (start its agent with {flag})",
+                c.name
+            ))
+        };
+        if c.privileged == Some(true) && !p.privileged {
+            return refuse("privileged mode", "--allow-privileged");
+        }
+        if c.linux_parameters
+            .as_ref()
+            .is_some_and(|l| !l.devices.is_empty())
+            && !p.devices
+        {
+            return refuse("host devices", "--allow-device");
+        }
+        if !c.docker_security_options.is_empty() && !p.security_opt {
+            return refuse("dockerSecurityOptions", "--allow-security-opt");
+        }
+        Ok(())
+    }
+
     /// Container `i`'s hard memory limit in MiB: its own, or its share of the task's.
     pub(super) fn memory_limit_mib(&self, i: usize) -> i64 {
         memory_share_mib(&self.def, i)

@@ -6,6 +6,7 @@
 mod extras;
 mod meta;
 mod observed;
+mod restart;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
 use berth_proto::agent::v1::TaskReport;
@@ -50,6 +51,7 @@ pub struct RunnerContext {
     pub metrics: Arc<crate::metrics::AgentMetrics>,
     /// The task metadata endpoint (none: containers get no metadata URIs).
     pub metadata: Option<Arc<crate::metadata::Registry>>,
+    pub powers: crate::Powers,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -215,6 +217,12 @@ impl<R: ContainerRuntime> Runner<R> {
                             format!("CannotPullContainerError: {e}"),
                         );
                     }
+                    if let Err(why) = self.allowed(i) {
+                        return Outcome::Failed(
+                            "TaskFailedToStart".into(),
+                            format!("CannotCreateContainerError: {why}"),
+                        );
+                    }
                     let spec = self.spec(i);
                     let id = match self.rt.create(&spec).await {
                         Ok(id) => id,
@@ -283,6 +291,9 @@ impl<R: ContainerRuntime> Runner<R> {
                 return (String::new(), String::new());
             }
             self.refresh().await;
+            if self.restart_exited().await {
+                self.refresh().await;
+            }
             let essential_exit = self.def.container_definitions.iter().find(|c| {
                 c.essential.unwrap_or(true) && self.status.get(&c.name).is_none_or(|s| s.exited)
             });

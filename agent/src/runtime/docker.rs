@@ -273,6 +273,7 @@ impl ContainerRuntime for DockerRuntime {
             error: state.error.unwrap_or_default(),
             oom_killed: state.oom_killed.unwrap_or(false),
             health,
+            started_at: state.started_at.unwrap_or_default(),
             finished_at: state.finished_at.unwrap_or_default(),
             bindings,
         }))

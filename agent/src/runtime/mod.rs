@@ -79,6 +79,8 @@ pub struct ContainerStatus {
     pub error: String,
     pub oom_killed: bool,
     pub health: Health,
+    /// When it last started (RFC 3339; empty if never).
+    pub started_at: String,
     pub finished_at: String,
     pub bindings: Vec<Binding>,
 }

@@ -96,6 +96,15 @@ pub struct NodeArgs {
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
+    /// Run containers that ask for `privileged` (off: such tasks are placed elsewhere).
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Give containers the host devices they ask for (`linuxParameters.devices`).
+    #[arg(long)]
+    pub allow_device: bool,
+    /// Apply the `dockerSecurityOptions` containers ask for.
+    #[arg(long)]
+    pub allow_security_opt: bool,
 }
 
 impl NodeArgs {
@@ -112,6 +121,21 @@ impl NodeArgs {
         c.reserved_ports = self.reserved_ports.clone();
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
+        c.powers = agent::Powers {
+            privileged: self.allow_privileged,
+            devices: self.allow_device,
+            security_opt: self.allow_security_opt,
+        };
+        // Placement reads what a node allows from its attributes.
+        for (on, name) in [
+            (self.allow_privileged, agent::Powers::PRIVILEGED),
+            (self.allow_device, agent::Powers::DEVICES),
+            (self.allow_security_opt, agent::Powers::SECURITY_OPT),
+        ] {
+            if on {
+                c.attributes.push((name.to_string(), "true".to_string()));
+            }
+        }
         c
     }
 }
