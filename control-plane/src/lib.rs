@@ -31,6 +31,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod task_events;
+pub mod task_overrides;
 pub mod task_placement;
 pub mod task_powers;
 pub mod taskdef;

@@ -88,7 +88,8 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
         if !out_of_bounds.is_empty() {
             return Err(Error::Invalid(out_of_bounds));
         }
-        let demand = demand(&td);
+        let (runs_as, overrides) = crate::task_overrides::effective(&td, req.overrides.as_ref())?;
+        let demand = demand(&runs_as);
         let placement = placement.requiring(crate::task_powers::constraints(&td));
         // A retry decides on the cache as of now: what made the first try stale may be in it.
         let fresh = match tx.attempt() {
@@ -108,7 +109,7 @@ pub fn run(state: &State, sessions: &Sessions, req: RunTaskRequest) -> Result<Ru
                     group: group_of(&td, &req),
                     started_by: req.started_by.clone(),
                     load_balanced: false,
-                    overrides: req.overrides.clone(),
+                    overrides: overrides.clone(),
                 }),
                 Err(r) => failures.push((
                     crate::task_powers::explain(&td, r),

@@ -20,4 +20,5 @@ pub mod agent {
     }
 }
 
+pub mod overrides;
 pub mod time;

@@ -5,34 +5,11 @@ use super::{cluster_of, labels, task_id, Runner};
 use crate::runtime::{ContainerRuntime, ContainerSpec, Health, HealthSpec};
 use berth_proto::agent::v1::TaskReport;
 use berth_proto::time;
-use berth_proto::v1::{Container, KeyValuePair, NetworkBinding, Task, TaskDefinition};
+use berth_proto::v1::{Container, NetworkBinding, Task, TaskDefinition};
 
-/// The definition as this task runs it: each container override's command replaces the
-/// container's, and its environment is added (a name given again takes the new value).
-pub(super) fn with_overrides(mut def: TaskDefinition, task: &Task) -> TaskDefinition {
-    let Some(o) = &task.overrides else {
-        return def;
-    };
-    for co in &o.container_overrides {
-        let Some(c) = def
-            .container_definitions
-            .iter_mut()
-            .find(|c| c.name == co.name)
-        else {
-            continue;
-        };
-        if !co.command.is_empty() {
-            c.command = co.command.clone();
-        }
-        for kv in &co.environment {
-            c.environment.retain(|e| e.name != kv.name);
-            c.environment.push(KeyValuePair {
-                name: kv.name.clone(),
-                value: kv.value.clone(),
-            });
-        }
-    }
-    def
+/// The definition as this task runs it, its RunTask / StartTask overrides applied.
+pub(super) fn with_overrides(def: TaskDefinition, task: &Task) -> TaskDefinition {
+    berth_proto::overrides::apply(def, task.overrides.as_ref())
 }
 
 impl<R: ContainerRuntime> Runner<R> {
