@@ -393,3 +393,22 @@ fn a_restart_policy_restarts_the_container_in_place_and_counts_it() {
     let runs = e.logs(&arn, "flaky").matches("run").count();
     assert_eq!(runs, 3, "one first run and two restarts");
 }
+
+#[test]
+fn a_container_whose_dependency_never_gets_healthy_fails_at_its_start_timeout() {
+    let e = env("starttimeout");
+    let td = e.register(json!({"family": "waits", "containerDefinitions": [
+        {"name": "db", "image": shell_image(), "memory": 16, "essential": false,
+         "command": ["/bin/busybox", "sleep", "600"],
+         "healthCheck": {"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 10}},
+        {"name": "app", "image": shell_image(), "memory": 16, "startTimeout": 3,
+         "command": ["/bin/busybox", "sleep", "600"],
+         "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]}
+    ]}));
+    let arn = e.run_one(&td);
+    let t = e.wait_status(&arn, "STOPPED", Duration::from_secs(20));
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
+    let why = t["stoppedReason"].as_str().unwrap();
+    assert!(why.contains("startTimeout of 3 s"), "{why}");
+    assert!(why.contains("app"), "{why}");
+}

@@ -184,7 +184,8 @@ impl<R: ContainerRuntime> Runner<R> {
         for pos in 0..self.order.len() {
             let i = self.order[pos];
             let c = self.container(i).clone();
-            // Wait for this container's dependencies.
+            // Wait for this container's dependencies, for at most its startTimeout (ECS's).
+            let waiting = std::time::Instant::now();
             loop {
                 if desired.borrow().stop_requested() {
                     return Outcome::StopRequested;
@@ -193,6 +194,17 @@ impl<R: ContainerRuntime> Runner<R> {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(why) => return Outcome::Failed("TaskFailedToStart".into(), why),
+                }
+                if c.start_timeout > 0
+                    && waiting.elapsed() >= Duration::from_secs(c.start_timeout as u64)
+                {
+                    return Outcome::Failed(
+                        "TaskFailedToStart".into(),
+                        format!(
+                            "container {}: its dependsOn conditions were not met within its startTimeout of {} s",
+                            c.name, c.start_timeout
+                        ),
+                    );
                 }
                 self.sleep_or_change(desired).await;
                 self.refresh().await;
