@@ -139,3 +139,90 @@ fn the_whole_container_through_aws_ecs_with_overrides() {
     );
     assert!(logs.contains("hello-awslogs"));
 }
+
+/// A Docker network for one test, removed when dropped.
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn an_awsvpc_task_on_a_task_network_shows_its_own_address_as_ecs_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = unique_cluster("ecs-eni");
+    let net = Network(format!("berth-test-{cluster}"));
+    let made = Command::new("docker")
+        .args(["network", "create", &net.0])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let _cleanup = ContainerCleanup {
+        cluster: cluster.clone(),
+    };
+    let mut flags = FAST.to_vec();
+    flags.extend_from_slice(&["--task-network", &net.0]);
+    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
+    let http = dev.http.as_str();
+    let c = Creds::default();
+    let ecs = |args: &[&str]| aws_ok(http, &c, args);
+    let cl = cluster.as_str();
+    ecs(&["create-cluster", "--cluster-name", cl]);
+    let def = json!({"family": "eni", "networkMode": "awsvpc", "containerDefinitions": [
+        {"name": "app", "image": "berth-demo:latest", "memory": 64,
+         "environment": [{"name": "MESSAGE", "value": "own address"}],
+         "portMappings": [{"containerPort": 80}]},
+        {"name": "side", "image": shell_image(), "memory": 16, "essential": false,
+         "command": ["/bin/busybox", "sleep", "600"]}
+    ]});
+    let file = dir.path().join("eni.json");
+    std::fs::write(&file, def.to_string()).unwrap();
+    ecs(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &format!("file://{}", file.display()),
+    ]);
+    let run = ecs(&["run-task", "--cluster", cl, "--task-definition", "eni"]);
+    let task = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    ecs(&["wait", "tasks-running", "--cluster", cl, "--tasks", &task]);
+    let t = wait_for(Duration::from_secs(10), "the task's address", || {
+        let t = ecs(&["describe-tasks", "--cluster", cl, "--tasks", &task])["tasks"][0].clone();
+        (t["attachments"].as_array().is_some_and(|a| !a.is_empty())).then_some(t)
+    });
+    let a = &t["attachments"][0];
+    assert_eq!(a["type"], "ElasticNetworkInterface", "{t:#}");
+    assert_eq!(a["status"], "ATTACHED");
+    let ip = a["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "privateIPv4Address")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for c in t["containers"].as_array().unwrap() {
+        assert_eq!(c["networkInterfaces"][0]["privateIpv4Address"], ip, "{t:#}");
+        assert_eq!(c["networkInterfaces"][0]["attachmentId"], a["id"]);
+    }
+    // The task answers at that address, on its container port.
+    let (status, body) = wait_for(
+        Duration::from_secs(10),
+        "the task's address to answer",
+        || {
+            let addr = format!("{ip}:80");
+            let a = common::http::exchange(&addr, "GET", "/", &[], b"", Duration::from_secs(3));
+            a.ok().map(|a| (a.status, a.body))
+        },
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("own address"), "{body}");
+}

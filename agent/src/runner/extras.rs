@@ -5,7 +5,7 @@
 
 use super::{container_name, Runner};
 use crate::runtime::{ContainerExtras, ContainerRuntime, PortSpec};
-use berth_proto::v1::{ContainerDefinition, TaskDefinition};
+use berth_proto::v1::{ContainerDefinition, NetworkInterface, TaskDefinition};
 
 /// The smallest memory limit Docker accepts, in MiB.
 const MIN_MEMORY_MIB: i64 = 6;
@@ -53,6 +53,36 @@ impl<R: ContainerRuntime> Runner<R> {
             .flat_map(own_ports)
             .collect();
         (base, ports)
+    }
+
+    /// An awsvpc task's one address (the owner's), as ECS shows an ENI: an attachment id
+    /// (the task id in UUID form) and the private IPv4 address.
+    pub(super) fn task_interface(&self) -> Option<NetworkInterface> {
+        if !self.awsvpc() {
+            return None;
+        }
+        let owner = &self.container(self.owner()).name;
+        let ip = self.status.get(owner).map(|s| s.ip.clone())?;
+        if ip.is_empty() {
+            return None;
+        }
+        let id = super::task_id(&self.arn);
+        let attachment_id = if id.len() == 32 {
+            format!(
+                "{}-{}-{}-{}-{}",
+                &id[..8],
+                &id[8..12],
+                &id[12..16],
+                &id[16..20],
+                &id[20..]
+            )
+        } else {
+            id.to_string()
+        };
+        Some(NetworkInterface {
+            attachment_id,
+            private_ipv4_address: ip,
+        })
     }
 
     /// ECS's extended fields of container `i`, resolved for Docker.

@@ -139,6 +139,7 @@ impl<R: ContainerRuntime> Runner<R> {
                         .unwrap_or_default(),
                     essential: c.essential.unwrap_or(true),
                     restart_count: self.restarts.get(&c.name).copied().unwrap_or(0),
+                    network_interfaces: self.task_interface().into_iter().collect(),
                 }
             })
             .collect();

@@ -84,6 +84,7 @@ mod tests {
             oom_killed: false,
             health: Health::None,
             started_at: "2026-12-01T10:00:00.000000001Z".into(),
+            ip: String::new(),
             finished_at: berth_proto::time::rfc3339(
                 berth_proto::time::parse_rfc3339("2026-12-01T10:00:00Z").unwrap() + ran_s * 1000,
             ),

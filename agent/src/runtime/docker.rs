@@ -220,14 +220,19 @@ impl ContainerRuntime for DockerRuntime {
         };
         let mut bindings = Vec::new();
         let settings = c.network_settings.unwrap_or_default();
+        let networks = settings.networks.unwrap_or_default();
         // On a task network nothing is published: the container is reached at its own address.
-        let own_ip = settings
-            .networks
-            .unwrap_or_default()
-            .into_iter()
+        let own_ip = networks
+            .iter()
             .filter(|(name, _)| !matches!(name.as_str(), "bridge" | "host" | "none"))
-            .filter_map(|(_, n)| n.ip_address.filter(|ip| !ip.is_empty()))
+            .filter_map(|(_, n)| n.ip_address.clone().filter(|ip| !ip.is_empty()))
             .min();
+        let ip = own_ip.clone().or_else(|| {
+            networks
+                .values()
+                .filter_map(|n| n.ip_address.clone().filter(|ip| !ip.is_empty()))
+                .min()
+        });
         if let Some(ports) = settings.ports {
             for (key, list) in ports {
                 let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
@@ -274,6 +279,7 @@ impl ContainerRuntime for DockerRuntime {
             oom_killed: state.oom_killed.unwrap_or(false),
             health,
             started_at: state.started_at.unwrap_or_default(),
+            ip: ip.unwrap_or_default(),
             finished_at: state.finished_at.unwrap_or_default(),
             bindings,
         }))

@@ -81,6 +81,8 @@ pub struct ContainerStatus {
     pub health: Health,
     /// When it last started (RFC 3339; empty if never).
     pub started_at: String,
+    /// Its IPv4 address on its network (a task network's first; empty when it has none).
+    pub ip: String,
     pub finished_at: String,
     pub bindings: Vec<Binding>,
 }

@@ -162,7 +162,10 @@ fn container(c: &Container) -> Value {
         "reason": c.reason,
         "healthStatus": c.health_status,
         "networkBindings": bindings,
-        "networkInterfaces": [],
+        "networkInterfaces": c.network_interfaces.iter().map(|n| json!({
+            "attachmentId": n.attachment_id,
+            "privateIpv4Address": n.private_ipv4_address,
+        })).collect::<Vec<_>>(),
         "cpu": "0",
     })
 }
@@ -196,7 +199,7 @@ pub fn task(t: &Task, extras: &Extras) -> Value {
         "launchType": "EC2",
         "connectivity": "CONNECTED",
         "attributes": [],
-        "attachments": [],
+        "attachments": attachments(t),
         "overrides": overrides,
         "tags": tags(extras),
         "enableExecuteCommand": false,
@@ -207,6 +210,26 @@ pub fn task(t: &Task, extras: &Extras) -> Value {
         &["capacityProviderName", "platformVersion"],
     );
     Value::Object(m)
+}
+
+/// An awsvpc task's address as ECS shows its ENI attachment (the containers share it).
+fn attachments(t: &Task) -> Value {
+    let Some(n) = t
+        .containers
+        .iter()
+        .find_map(|c| c.network_interfaces.first())
+    else {
+        return json!([]);
+    };
+    json!([{
+        "id": n.attachment_id,
+        "type": "ElasticNetworkInterface",
+        "status": "ATTACHED",
+        "details": [
+            {"name": "networkInterfaceId", "value": format!("eni-{}", n.attachment_id.replace('-', "").get(..17).unwrap_or(""))},
+            {"name": "privateIPv4Address", "value": n.private_ipv4_address},
+        ],
+    }])
 }
 
 fn deployment(d: &Deployment) -> Value {
