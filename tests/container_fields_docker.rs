@@ -412,3 +412,24 @@ fn a_container_whose_dependency_never_gets_healthy_fails_at_its_start_timeout() 
     assert!(why.contains("startTimeout of 3 s"), "{why}");
     assert!(why.contains("app"), "{why}");
 }
+
+#[test]
+fn a_gpu_task_is_refused_when_no_node_reports_gpus() {
+    if std::path::Path::new("/dev/nvidia0").exists() {
+        eprintln!("this host has a GPU: the refusal is not what it would see");
+        return;
+    }
+    let e = env("nogpu");
+    let td = e.register(json!({"family": "gpu", "containerDefinitions": [{
+        "name": "train", "image": shell_image(), "memory": 16,
+        "resourceRequirements": [{"type": "GPU", "value": "1"}],
+        "command": ["/bin/busybox", "sleep", "600"]}]}));
+    let reply = e.run(&td);
+    let f = &reply["failures"][0];
+    assert_eq!(f["reason"], "RESOURCE:GPU", "{reply}");
+    let detail = f["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("containerDefinitions[0].resourceRequirements"),
+        "{detail}"
+    );
+}

@@ -97,6 +97,25 @@ impl Config {
 /// ECS's agent serves task metadata on 51679 behind 169.254.170.2; Berth serves it there directly.
 pub const DEFAULT_METADATA_PORT: u16 = 51679;
 
+/// The NVIDIA GPUs on this host (`/dev/nvidiaN`), which Docker's device requests hand out;
+/// none is a valid answer.
+pub fn gpu_count() -> usize {
+    std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("nvidia"))
+                        .is_some_and(|rest| {
+                            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                        })
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// MemTotal from /proc/meminfo, in MiB (1024 when unknown).
 pub fn host_memory_mib() -> i64 {
     std::fs::read_to_string("/proc/meminfo")

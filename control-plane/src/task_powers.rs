@@ -2,7 +2,8 @@
 //! host devices and Docker security options (`berth agent --allow-privileged`,
 //! `--allow-device`, `--allow-security-opt`, which the agent reports as node attributes).
 //! RunTask and StartTask place such a task only on a node that allows them, and say so in
-//! `failures[]` when none does.
+//! `failures[]` when none does. GPUs (`resourceRequirements` of type GPU) likewise need a node
+//! that reports some (`berth.gpus`); how many each node has left is not yet counted.
 
 use crate::scheduler::{Constraint, Query, Rejection};
 use berth_proto::v1::TaskDefinition;
@@ -29,6 +30,11 @@ const SECURITY_OPT: Power = Power {
     flag: "--allow-security-opt",
     what: "dockerSecurityOptions",
 };
+const GPU: Power = Power {
+    attribute: "berth.gpus",
+    flag: "",
+    what: "GPUs",
+};
 
 /// The powers `td` needs, each with the first field that needs it.
 fn needed(td: &TaskDefinition) -> Vec<(&'static Power, String)> {
@@ -52,6 +58,9 @@ fn needed(td: &TaskDefinition) -> Vec<(&'static Power, String)> {
         if !c.docker_security_options.is_empty() {
             need(&SECURITY_OPT, format!("{p}.dockerSecurityOptions"));
         }
+        if c.resource_requirements.iter().any(|r| r.r#type == "GPU") {
+            need(&GPU, format!("{p}.resourceRequirements"));
+        }
     }
     out
 }
@@ -60,7 +69,14 @@ fn needed(td: &TaskDefinition) -> Vec<(&'static Power, String)> {
 pub fn constraints(td: &TaskDefinition) -> Vec<Constraint> {
     needed(td)
         .into_iter()
-        .filter_map(|(p, _)| Query::parse(&format!("attribute:{} == true", p.attribute)).ok())
+        .filter_map(|(p, _)| {
+            let test = if p.flag.is_empty() {
+                "exists"
+            } else {
+                "== true"
+            };
+            Query::parse(&format!("attribute:{} {test}", p.attribute)).ok()
+        })
         .map(Constraint::MemberOf)
         .collect()
 }
@@ -77,6 +93,15 @@ pub fn explain(td: &TaskDefinition, r: Rejection) -> Rejection {
     else {
         return r;
     };
+    if p.flag.is_empty() {
+        return Rejection {
+            reason: "RESOURCE:GPU",
+            detail: format!(
+                "the task needs {} ({path}), and no node reports any ({})",
+                p.what, r.detail
+            ),
+        };
+    }
     Rejection {
         reason: "ATTRIBUTE",
         detail: format!(
@@ -125,5 +150,19 @@ mod tests {
         );
         assert!(r.detail.contains("--allow-privileged"), "{}", r.detail);
         assert!(constraints(&TaskDefinition::default()).is_empty());
+        let gpu = TaskDefinition {
+            container_definitions: vec![ContainerDefinition {
+                resource_requirements: vec![berth_proto::v1::ResourceRequirement {
+                    r#type: "GPU".into(),
+                    value: "2".into(),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            constraints(&gpu)[0].to_string(),
+            "memberOf(attribute:berth.gpus exists)"
+        );
     }
 }

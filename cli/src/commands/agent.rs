@@ -126,7 +126,12 @@ impl NodeArgs {
             devices: self.allow_device,
             security_opt: self.allow_security_opt,
         };
-        // Placement reads what a node allows from its attributes.
+        // Placement reads what a node allows, and its GPUs, from its attributes.
+        let gpus = agent::gpu_count();
+        if gpus > 0 {
+            c.attributes
+                .push(("berth.gpus".to_string(), gpus.to_string()));
+        }
         for (on, name) in [
             (self.allow_privileged, agent::Powers::PRIVILEGED),
             (self.allow_device, agent::Powers::DEVICES),
