@@ -8,24 +8,11 @@ mod common;
 
 use common::aws::*;
 use common::shell::shell_image;
+use common::task_env::inspect_container;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
-
-fn inspect(task: &str, container: &str) -> Value {
-    let id = task.rsplit('/').next().unwrap();
-    let out = Command::new("docker")
-        .args(["inspect", &format!("berth-{id}-{container}")])
-        .output()
-        .expect("docker inspect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
-}
 
 #[test]
 fn the_whole_container_through_aws_ecs_with_overrides() {
@@ -118,7 +105,7 @@ fn the_whole_container_through_aws_ecs_with_overrides() {
     assert_eq!(t["overrides"]["containerOverrides"][0]["memory"], 128);
     assert_eq!(t["memory"], "256");
     assert_eq!(t["cpu"], "512");
-    let hc = inspect(&task, "box")["HostConfig"].clone();
+    let hc = inspect_container(&task, "box")["HostConfig"].clone();
     assert_eq!(hc["Memory"], 128 * 1024 * 1024, "{hc:#}");
     assert_eq!(hc["MemoryReservation"], 96 * 1024 * 1024);
     assert_eq!(hc["CpuShares"], 100);

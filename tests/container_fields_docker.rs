@@ -7,120 +7,25 @@
 mod common;
 
 use common::shell::shell_image;
+use common::task_env::{inspect_container, TaskEnv};
 use common::*;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 
-struct Env {
-    dev: ServerProcess,
-    cluster: String,
-    _cleanup: ContainerCleanup,
-    dir: tempfile::TempDir,
-}
+type Env = TaskEnv;
 
 fn env(prefix: &str) -> Env {
     env_with(prefix, &[])
 }
 
 fn env_with(prefix: &str, extra: &[&str]) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster(prefix);
-    let cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
     let mut flags = vec!["--heartbeat", "500ms", "--stop-timeout", "2s"];
     flags.extend_from_slice(extra);
-    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
-    let r = berth(&dev.grpc, &["cluster", "create", &cluster]);
-    assert!(r.ok, "{}", r.stderr);
-    Env {
-        dev,
-        cluster,
-        _cleanup: cleanup,
-        dir,
-    }
+    TaskEnv::start(prefix, &flags)
 }
 
-impl Env {
-    fn register(&self, def: Value) -> String {
-        let path = self
-            .dir
-            .path()
-            .join(format!("{}.json", def["family"].as_str().unwrap()));
-        std::fs::write(&path, def.to_string()).unwrap();
-        register_file(&self.dev.grpc, &path)
-    }
-
-    fn run_one(&self, taskdef: &str) -> String {
-        let reply = self.run(taskdef);
-        assert_eq!(reply["failures"], Value::Null, "{reply}");
-        reply["tasks"][0]["taskArn"].as_str().unwrap().to_string()
-    }
-
-    fn run(&self, taskdef: &str) -> Value {
-        let r = berth(
-            &self.dev.grpc,
-            &[
-                "task",
-                "run",
-                "--cluster",
-                &self.cluster,
-                "--taskdef",
-                taskdef,
-                "-o",
-                "json",
-            ],
-        );
-        assert!(r.ok, "{}", r.stderr);
-        r.json()
-    }
-
-    fn describe(&self, task: &str) -> Value {
-        let r = berth(&self.dev.grpc, &["task", "describe", task, "-o", "json"]);
-        assert!(r.ok, "{}", r.stderr);
-        r.json()["task"].clone()
-    }
-
-    fn wait_status(&self, task: &str, status: &str, limit: Duration) -> Value {
-        wait_for(limit, &format!("task {task} to be {status}"), || {
-            let t = self.describe(task);
-            (t["lastStatus"] == status).then_some(t)
-        })
-    }
-
-    /// `berth logs` of one container of the task, as a user reads them.
-    fn logs(&self, task: &str, container: &str) -> String {
-        let id = task.rsplit('/').next().unwrap();
-        let r = berth(
-            &self.dev.grpc,
-            &[
-                "logs",
-                id,
-                "--cluster",
-                &self.cluster,
-                "--container",
-                container,
-            ],
-        );
-        assert!(r.ok, "{}", r.stderr);
-        r.stdout
-    }
-}
-
-/// `docker inspect` of a task's container.
 fn inspect(task: &str, container: &str) -> Value {
-    let id = task.rsplit('/').next().unwrap();
-    let out = Command::new("docker")
-        .args(["inspect", &format!("berth-{id}-{container}")])
-        .output()
-        .expect("docker inspect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+    inspect_container(task, container)
 }
 
 /// A shell loop that fetches `url_host:port/` over plain HTTP with busybox's nc and prints each
@@ -335,6 +240,7 @@ fn privileged_box(e: &Env) -> String {
 fn a_privileged_task_is_refused_on_a_node_that_does_not_allow_it() {
     let e = env("noprivs");
     let td = privileged_box(&e);
+    e.wait_node_connected();
     let reply = e.run(&td);
     assert_eq!(reply["tasks"].as_array().map_or(0, Vec::len), 0, "{reply}");
     let f = &reply["failures"][0];
@@ -424,6 +330,7 @@ fn a_gpu_task_is_refused_when_no_node_reports_gpus() {
         "name": "train", "image": shell_image(), "memory": 16,
         "resourceRequirements": [{"type": "GPU", "value": "1"}],
         "command": ["/bin/busybox", "sleep", "600"]}]}));
+    e.wait_node_connected();
     let reply = e.run(&td);
     let f = &reply["failures"][0];
     assert_eq!(f["reason"], "RESOURCE:GPU", "{reply}");

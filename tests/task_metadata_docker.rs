@@ -5,6 +5,7 @@
 mod common;
 
 use common::shell::shell_image;
+use common::task_env::TaskEnv;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -34,74 +35,31 @@ fn section(logs: &str, name: &str) -> Value {
     serde_json::from_str(body[..end].trim()).unwrap_or_else(|e| panic!("{name}: {e}: {logs}"))
 }
 
-fn run_reader(
-    network_mode: &str,
-    extra: Vec<Value>,
-) -> (
-    ServerProcess,
-    String,
-    String,
-    ContainerCleanup,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster(&format!("meta-{network_mode}"));
-    let cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let dev = ServerProcess::start_with(
-        "dev",
-        dir.path(),
+/// Runs the reader (beside `extra` containers) in a task of `network_mode`; the task's ARN and
+/// the reader's output once it has read everything.
+fn run_reader(network_mode: &str, extra: Vec<Value>) -> (TaskEnv, String, String) {
+    let e = TaskEnv::start(
+        &format!("meta-{network_mode}"),
         &["--heartbeat", "500ms", "--stop-timeout", "2s"],
     );
-    assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
     let mut containers = extra;
     let essential = containers.is_empty();
     containers.push(
-        json!({"name": "reader", "image": shell_image(), "memory": 16, "essential": essential,
-        "command": ["/bin/busybox", "sh", "-c", READER]}),
+        json!({"name": "reader", "image": shell_image(), "memory": 16,
+        "essential": essential, "command": ["/bin/busybox", "sh", "-c", READER]}),
     );
-    let path = dir.path().join("meta.json");
-    std::fs::write(
-        &path,
-        json!({"family": format!("meta-{network_mode}"), "networkMode": network_mode,
-            "containerDefinitions": containers})
-        .to_string(),
-    )
-    .unwrap();
-    let td = register_file(&dev.grpc, &path);
-    let r = berth(
-        &dev.grpc,
-        &[
-            "task",
-            "run",
-            "--cluster",
-            &cluster,
-            "--taskdef",
-            &td,
-            "-o",
-            "json",
-        ],
-    );
-    assert!(r.ok, "{}", r.stderr);
-    let arn = r.json()["tasks"][0]["taskArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let id = arn.rsplit('/').next().unwrap().to_string();
+    let td = e.register(json!({"family": format!("meta-{network_mode}"),
+        "networkMode": network_mode, "containerDefinitions": containers}));
+    let arn = e.run_one(&td);
     let logs = wait_for(Duration::from_secs(30), "the reader's report", || {
-        let r = berth(
-            &dev.grpc,
-            &["logs", &id, "--cluster", &cluster, "--container", "reader"],
-        );
-        (r.ok && r.stdout.contains("URI3 ")).then_some(r.stdout)
+        let l = e.logs(&arn, "reader");
+        l.contains("URI3 ").then_some(l)
     });
-    (dev, arn, logs, cleanup, dir)
+    (e, arn, logs)
 }
 
-fn docker_id(dev: &ServerProcess, arn: &str, name: &str) -> String {
-    let t = berth(&dev.grpc, &["task", "describe", arn, "-o", "json"]).json();
-    t["task"]["containers"]
+fn docker_id(e: &TaskEnv, arn: &str, name: &str) -> String {
+    e.describe(arn)["containers"]
         .as_array()
         .unwrap()
         .iter()
@@ -114,7 +72,7 @@ fn docker_id(dev: &ServerProcess, arn: &str, name: &str) -> String {
 
 #[test]
 fn an_awsvpc_container_reads_its_own_tasks_metadata_and_stats() {
-    let (dev, arn, logs, _c, _d) = run_reader(
+    let (e, arn, logs) = run_reader(
         "awsvpc",
         vec![
             json!({"name": "app", "image": "berth-demo:latest", "memory": 64,
@@ -129,7 +87,7 @@ fn an_awsvpc_container_reads_its_own_tasks_metadata_and_stats() {
     assert_eq!(containers.len(), 2, "{task:#}");
     for name in ["app", "reader"] {
         let c = containers.iter().find(|c| c["Name"] == name).unwrap();
-        assert_eq!(c["DockerId"], docker_id(&dev, &arn, name), "{c:#}");
+        assert_eq!(c["DockerId"], docker_id(&e, &arn, name), "{c:#}");
         assert!(
             c["ImageID"].as_str().unwrap().starts_with("sha256:"),
             "{c:#}"
@@ -139,7 +97,7 @@ fn an_awsvpc_container_reads_its_own_tasks_metadata_and_stats() {
     }
     let stats = section(&logs, "task/stats");
     for name in ["app", "reader"] {
-        let s = &stats[docker_id(&dev, &arn, name)];
+        let s = &stats[docker_id(&e, &arn, name)];
         assert!(s["memory_stats"].is_object(), "{name}: {stats:#}");
     }
     let me = section(&logs, "self");
@@ -151,11 +109,11 @@ fn an_awsvpc_container_reads_its_own_tasks_metadata_and_stats() {
 
 #[test]
 fn a_host_mode_container_reaches_the_endpoint_too() {
-    let (dev, arn, logs, _c, _d) = run_reader("host", vec![]);
+    let (e, arn, logs) = run_reader("host", vec![]);
     let task = section(&logs, "task");
     assert_eq!(task["TaskARN"], arn, "{task:#}");
     assert_eq!(
         task["Containers"][0]["DockerId"],
-        docker_id(&dev, &arn, "reader")
+        docker_id(&e, &arn, "reader")
     );
 }

@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod http;
 pub mod lab;
 pub mod shell;
+pub mod task_env;
 pub mod wrk;
 
 use std::io::{BufRead, BufReader};

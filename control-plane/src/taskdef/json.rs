@@ -225,6 +225,24 @@ impl Ctx {
         Value::Object(out)
     }
 
+    /// Reports each item of a list that is not what `ok` accepts; true when all are.
+    fn every_item(
+        &mut self,
+        items: &[Value],
+        path: &str,
+        ok: impl Fn(&Value) -> bool,
+        expected: &str,
+    ) -> bool {
+        let mut all = true;
+        for (i, item) in items.iter().enumerate() {
+            if !ok(item) {
+                self.wrong(&format!("{path}[{i}]"), expected, item);
+                all = false;
+            }
+        }
+        all
+    }
+
     fn wrong(&mut self, path: &str, expected: &str, got: &Value) -> Option<Value> {
         self.errors.push(FieldError::new(
             path,
@@ -246,31 +264,18 @@ impl Ctx {
             (StrOrInt, Value::String(_)) => Some(v.clone()),
             (StrOrInt, Value::Number(n)) if n.is_u64() => Some(Value::String(n.to_string())),
             (StrOrInt, _) => self.wrong(path, "a string such as \"512\" or \"1 vCPU\"", v),
-            (StrList, Value::Array(items)) => {
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    if !item.is_string() {
-                        self.wrong(&format!("{path}[{i}]"), "a string", item);
-                        ok = false;
-                    }
-                }
-                ok.then(|| v.clone())
-            }
+            (StrList, Value::Array(items)) => self
+                .every_item(items, path, Value::is_string, "a string")
+                .then(|| v.clone()),
             (StrList, _) => self.wrong(path, "an array of strings", v),
-            (IntList, Value::Array(items)) => {
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    if item.as_i64().and_then(|n| i32::try_from(n).ok()).is_none() {
-                        self.wrong(
-                            &format!("{path}[{i}]"),
-                            "a whole number within 32 bits",
-                            item,
-                        );
-                        ok = false;
-                    }
-                }
-                ok.then(|| v.clone())
-            }
+            (IntList, Value::Array(items)) => self
+                .every_item(
+                    items,
+                    path,
+                    |i| i.as_i64().and_then(|n| i32::try_from(n).ok()).is_some(),
+                    "a whole number within 32 bits",
+                )
+                .then(|| v.clone()),
             (IntList, _) => self.wrong(path, "an array of whole numbers", v),
             (StrMap, Value::Object(m)) => {
                 let mut ok = true;
