@@ -60,6 +60,16 @@ fn the_whole_container_through_aws_ecs_with_overrides() {
     assert_eq!(cd["logConfiguration"]["logDriver"], "awslogs");
     assert_eq!(cd["restartPolicy"]["restartAttemptPeriod"], 60);
     assert_eq!(cd["systemControls"][0]["value"], "512");
+    // What the definition does not set is absent, as in ECS.
+    for unset in [
+        "links",
+        "hostname",
+        "extraHosts",
+        "privileged",
+        "readonlyRootFilesystem",
+    ] {
+        assert!(cd.get(unset).is_none(), "{unset}: {cd:#}");
+    }
 
     // A bad override is refused where the request set it, and nothing runs.
     let bad =

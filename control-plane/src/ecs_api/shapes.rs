@@ -98,6 +98,36 @@ pub const TASK_DEFINITION_ECHOED: &[&str] = &[
     "enableFaultInjection",
 ];
 
+/// Container fields beyond the basics, left out of a description when unset.
+const EXTENDED: &[&str] = &[
+    "links",
+    "ulimits",
+    "extraHosts",
+    "dnsServers",
+    "dnsSearchDomains",
+    "hostname",
+    "systemControls",
+    "dockerSecurityOptions",
+    "resourceRequirements",
+    "logConfiguration",
+    "linuxParameters",
+    "restartPolicy",
+    "readonlyRootFilesystem",
+    "interactive",
+    "pseudoTerminal",
+    "privileged",
+];
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
 pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     let mut m = object(serde_json::to_value(td).unwrap_or_default());
     for k in ["registeredAt", "deregisteredAt"] {
@@ -108,14 +138,17 @@ pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     if td.network_mode.is_empty() {
         m.insert("networkMode".into(), json!("bridge"));
     }
+    m.retain(|k, v| !(matches!(k.as_str(), "pidMode" | "ipcMode") && is_empty(v)));
     // Unset limits are absent in ECS, not 0.
     if let Some(Value::Array(cs)) = m.get_mut("containerDefinitions") {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            for k in ["memory", "memoryReservation", "stopTimeout"] {
+            for k in ["memory", "memoryReservation", "stopTimeout", "startTimeout"] {
                 if c.get(k) == Some(&json!(0)) {
                     c.remove(k);
                 }
             }
+            // Extended fields a definition does not set are absent in ECS, not empty.
+            c.retain(|k, v| !(EXTENDED.contains(&k.as_str()) && is_empty(v)));
         }
     }
     m.insert("compatibilities".into(), json!(["EXTERNAL", "EC2"]));
