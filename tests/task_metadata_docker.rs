@@ -5,7 +5,7 @@
 mod common;
 
 use common::shell::shell_image;
-use common::task_env::TaskEnv;
+use common::task_env::{self, TaskEnv};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -114,6 +114,51 @@ fn a_host_mode_container_reaches_the_endpoint_too() {
     assert_eq!(task["TaskARN"], arn, "{task:#}");
     assert_eq!(
         task["Containers"][0]["DockerId"],
+        docker_id(&e, &arn, "reader")
+    );
+}
+
+#[test]
+fn an_adopted_container_still_reads_its_metadata_after_the_agent_restarts() {
+    let (mut e, arn, logs) = run_reader("bridge", vec![]);
+    assert_eq!(section(&logs, "task")["TaskARN"], arn);
+    e.dev.kill9();
+    e.dev = ServerProcess::start_with(
+        "dev",
+        e.dir.path(),
+        &["--heartbeat", "500ms", "--stop-timeout", "2s"],
+    );
+    // The adopted container's URI, as it was started with, answers again.
+    let env = task_env::inspect_container(&arn, "reader")["Config"]["Env"].clone();
+    let uri = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|v| v.strip_prefix("ECS_CONTAINER_METADATA_URI_V4="))
+        .unwrap()
+        .to_string();
+    let rest = uri.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let body = wait_for(
+        Duration::from_secs(20),
+        "the metadata after a restart",
+        || {
+            let a = common::http::exchange(
+                addr,
+                "GET",
+                &format!("{path}/task"),
+                &[],
+                b"",
+                Duration::from_secs(3),
+            )
+            .ok()?;
+            (a.status == 200).then(|| serde_json::from_str::<Value>(&a.body).unwrap())
+        },
+    );
+    assert_eq!(body["TaskARN"], arn, "{body:#}");
+    assert_eq!(
+        body["Containers"][0]["DockerId"],
         docker_id(&e, &arn, "reader")
     );
 }

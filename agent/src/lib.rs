@@ -280,17 +280,28 @@ async fn start_metadata<R: ContainerRuntime>(
             return None;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.metadata_port)).await {
-        Ok(l) => l,
-        Err(_) => match tokio::net::TcpListener::bind(("0.0.0.0", 0)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "task metadata endpoint off: cannot listen");
-                return None;
-            }
-        },
+    // The port adopted containers were told last time comes first, so their URIs still work.
+    let kept = config.data_dir.join("metadata-port");
+    let last: Option<u16> = std::fs::read_to_string(&kept)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let mut listener = None;
+    for port in last.into_iter().chain([config.metadata_port, 0]) {
+        if let Ok(l) = tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+            listener = Some(l);
+            break;
+        }
+    }
+    let Some(listener) = listener else {
+        tracing::warn!("task metadata endpoint off: cannot listen");
+        return None;
     };
     let port = listener.local_addr().map(|a| a.port()).ok()?;
+    if last != Some(port) {
+        if let Err(e) = std::fs::write(&kept, port.to_string()) {
+            tracing::warn!(error = %e, "cannot keep the metadata endpoint's port");
+        }
+    }
     registry.set_endpoint("host", format!("127.0.0.1:{port}"));
     let mut networks = vec![String::new()];
     networks.extend(config.task_network.clone());

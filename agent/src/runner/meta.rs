@@ -31,6 +31,11 @@ impl<R: ContainerRuntime> Runner<R> {
         let Some(m) = &self.ctx.metadata else {
             return;
         };
+        // Adopted containers (after an agent restart) keep the URIs they were created with:
+        // their tokens resolve again once known.
+        for c in &self.def.container_definitions {
+            m.token(&self.arn, &c.name);
+        }
         let stopping = matches!(report.last_status.as_str(), "STOPPING" | "STOPPED");
         m.update(TaskMeta {
             task_arn: self.arn.clone(),
