@@ -3,6 +3,8 @@
 
 mod bounds;
 mod container_fields;
+#[cfg(test)]
+mod container_fields_tests;
 mod json;
 #[cfg(test)]
 mod limits_tests;
