@@ -5,38 +5,21 @@
 
 mod common;
 
+use common::task_env::TaskEnv;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-struct Env {
-    dev: ServerProcess,
-    cluster: String,
-    _cleanup: ContainerCleanup,
-    dir: tempfile::TempDir,
-}
+type Env = TaskEnv;
 
 fn env(prefix: &str) -> Env {
     env_with(prefix, &[])
 }
 
 fn env_with(prefix: &str, extra: &[&str]) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster(prefix);
-    let cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
     let mut flags = DEV_FLAGS.to_vec();
     flags.extend_from_slice(extra);
-    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
-    let r = berth(&dev.grpc, &["cluster", "create", &cluster]);
-    assert!(r.ok, "{}", r.stderr);
-    Env {
-        dev,
-        cluster,
-        _cleanup: cleanup,
-        dir,
-    }
+    TaskEnv::start(prefix, &flags)
 }
 
 const DEV_FLAGS: &[&str] = &[
@@ -47,54 +30,6 @@ const DEV_FLAGS: &[&str] = &[
     "--stop-timeout",
     "5s",
 ];
-
-impl Env {
-    fn register(&self, def: Value) -> String {
-        let path = self
-            .dir
-            .path()
-            .join(format!("{}.json", def["family"].as_str().unwrap()));
-        std::fs::write(&path, def.to_string()).unwrap();
-        register_file(&self.dev.grpc, &path)
-    }
-
-    fn run(&self, taskdef: &str) -> Value {
-        let r = berth(
-            &self.dev.grpc,
-            &[
-                "task",
-                "run",
-                "--cluster",
-                &self.cluster,
-                "--taskdef",
-                taskdef,
-                "-o",
-                "json",
-            ],
-        );
-        assert!(r.ok, "{}", r.stderr);
-        r.json()
-    }
-
-    fn run_one(&self, taskdef: &str) -> String {
-        let reply = self.run(taskdef);
-        assert_eq!(reply["failures"], Value::Null, "{reply}");
-        reply["tasks"][0]["taskArn"].as_str().unwrap().to_string()
-    }
-
-    fn describe(&self, task: &str) -> Value {
-        let r = berth(&self.dev.grpc, &["task", "describe", task, "-o", "json"]);
-        assert!(r.ok, "{}", r.stderr);
-        r.json()["task"].clone()
-    }
-
-    fn wait_status(&self, task: &str, status: &str, limit: Duration) -> Value {
-        wait_for(limit, &format!("task {task} to be {status}"), || {
-            let t = self.describe(task);
-            (t["lastStatus"] == status).then_some(t)
-        })
-    }
-}
 
 fn demo(family: &str, container: Value) -> Value {
     let mut c = json!({"name": "web", "image": "berth-demo:latest", "memory": 64,

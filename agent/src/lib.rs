@@ -3,6 +3,7 @@
 
 pub mod desired;
 mod exec;
+pub mod metadata;
 pub mod metrics;
 pub mod runner;
 pub mod runtime;
@@ -47,6 +48,27 @@ pub struct Config {
     pub pull_policy: runtime::PullPolicy,
     /// A Docker `config.json` with logins for private registries.
     pub registry_auth: Option<PathBuf>,
+    /// The task metadata endpoint's port on every address of this host (ECS's agent uses
+    /// 51679); taken, another is picked; 0 turns the endpoint off.
+    pub metadata_port: u16,
+    /// What this node lets containers do beyond Docker's defaults.
+    pub powers: Powers,
+}
+
+/// Powers a node opts in to (`berth agent --allow-…`); a container that needs one the node
+/// lacks is refused at placement and, should it reach the node anyway, at creation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Powers {
+    pub privileged: bool,
+    pub devices: bool,
+    pub security_opt: bool,
+}
+
+impl Powers {
+    /// The node attributes placement reads.
+    pub const PRIVILEGED: &'static str = "berth.allow-privileged";
+    pub const DEVICES: &'static str = "berth.allow-device";
+    pub const SECURITY_OPT: &'static str = "berth.allow-security-opt";
 }
 
 impl Config {
@@ -75,8 +97,32 @@ impl Config {
             allow_host_paths: Vec::new(),
             pull_policy: runtime::PullPolicy::Default,
             registry_auth: None,
+            metadata_port: DEFAULT_METADATA_PORT,
+            powers: Powers::default(),
         }
     }
+}
+
+/// ECS's agent serves task metadata on 51679 behind 169.254.170.2; Berth serves it there directly.
+pub const DEFAULT_METADATA_PORT: u16 = 51679;
+
+/// The NVIDIA GPUs on this host (`/dev/nvidiaN`), which Docker's device requests hand out;
+/// none is a valid answer.
+pub fn gpu_count() -> usize {
+    std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("nvidia"))
+                        .is_some_and(|rest| {
+                            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                        })
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// MemTotal from /proc/meminfo, in MiB (1024 when unknown).
@@ -208,7 +254,9 @@ pub async fn spawn_with<R: ContainerRuntime>(
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(metrics::AgentMetrics::default());
     let name = config.name.clone();
-    let session = session::Session::new(rt, config, node_id, metrics.clone());
+    let metadata = start_metadata(&config, rt.clone()).await;
+    let mut session = session::Session::new(rt, config, node_id, metrics.clone());
+    session.metadata = metadata;
     let join = tokio::spawn(session.run(stopped));
     Ok(Agent {
         stop,
@@ -228,4 +276,55 @@ impl Agent {
         let _ = self.stop.send(true);
         let _ = self.join.await;
     }
+}
+
+/// Starts the task metadata endpoint and learns the address each network's containers reach it
+/// at. Off (with a warning) when it cannot listen: tasks then run without the URIs.
+async fn start_metadata<R: ContainerRuntime>(
+    config: &Config,
+    rt: Arc<R>,
+) -> Option<Arc<metadata::Registry>> {
+    if config.metadata_port == 0 {
+        return None;
+    }
+    let registry = match metadata::Registry::open(&config.data_dir) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "task metadata endpoint off: no key");
+            return None;
+        }
+    };
+    // The port adopted containers were told last time comes first, so their URIs still work.
+    let kept = config.data_dir.join("metadata-port");
+    let last: Option<u16> = std::fs::read_to_string(&kept)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let mut listener = None;
+    for port in last.into_iter().chain([config.metadata_port, 0]) {
+        if let Ok(l) = tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+            listener = Some(l);
+            break;
+        }
+    }
+    let Some(listener) = listener else {
+        tracing::warn!("task metadata endpoint off: cannot listen");
+        return None;
+    };
+    let port = listener.local_addr().map(|a| a.port()).ok()?;
+    if last != Some(port) {
+        if let Err(e) = std::fs::write(&kept, port.to_string()) {
+            tracing::warn!(error = %e, "cannot keep the metadata endpoint's port");
+        }
+    }
+    registry.set_endpoint("host", format!("127.0.0.1:{port}"));
+    let mut networks = vec![String::new()];
+    networks.extend(config.task_network.clone());
+    for n in networks {
+        if let Some(gw) = rt.network_gateway(&n).await {
+            registry.set_endpoint(&n, format!("{gw}:{port}"));
+        }
+    }
+    tracing::info!(port, "task metadata endpoint listening");
+    tokio::spawn(metadata::serve(listener, registry.clone(), rt));
+    Some(registry)
 }

@@ -43,6 +43,8 @@ pub struct Session<R> {
     desired: Option<crate::desired::DesiredSet>,
     usage: crate::usage::UsageSampler,
     metrics: Arc<crate::metrics::AgentMetrics>,
+    /// The task metadata endpoint's registry, when it is on.
+    pub metadata: Option<Arc<crate::metadata::Registry>>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -85,6 +87,7 @@ impl<R: ContainerRuntime> Session<R> {
             desired: None,
             usage: Default::default(),
             metrics,
+            metadata: None,
         }
     }
 
@@ -298,6 +301,8 @@ impl<R: ContainerRuntime> Session<R> {
                         task_network: self.config.task_network.clone(),
                         metrics: self.metrics.clone(),
                         allow_host_paths: Arc::new(self.config.allow_host_paths.clone()),
+                        metadata: self.metadata.clone(),
+                        powers: self.config.powers,
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod lb;
 pub mod limits;
 pub mod plan;
+pub mod powers;
 pub mod scheduler;
 pub mod service;
 pub mod status;

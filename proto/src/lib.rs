@@ -22,4 +22,5 @@ pub mod agent {
     }
 }
 
+pub mod overrides;
 pub mod time;

@@ -12,6 +12,7 @@ pub mod lab;
 pub mod setup;
 pub mod shell;
 pub mod store;
+pub mod task_env;
 pub mod wrk;
 
 use std::io::{BufRead, BufReader};

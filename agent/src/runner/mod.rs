@@ -3,7 +3,10 @@
 //! another. It starts containers in `dependsOn` order, watches them, stops the task when an
 //! essential container exits, and stops in reverse order with each container's stop timeout.
 
+mod extras;
+mod meta;
 mod observed;
+mod restart;
 mod volumes;
 
 use crate::runtime::{ContainerRuntime, ContainerStatus, Health};
@@ -76,6 +79,9 @@ pub struct RunnerContext {
     pub metrics: Arc<crate::metrics::AgentMetrics>,
     /// Host paths tasks may bind-mount (`berth agent --allow-host-path`).
     pub allow_host_paths: Arc<Vec<std::path::PathBuf>>,
+    /// The task metadata endpoint (none: containers get no metadata URIs).
+    pub metadata: Option<Arc<crate::metadata::Registry>>,
+    pub powers: crate::Powers,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.
@@ -123,6 +129,7 @@ pub async fn run<R: ContainerRuntime>(
         status: HashMap::new(),
         ids: HashMap::new(),
         digests: HashMap::new(),
+        restarts: HashMap::new(),
         report,
         changed,
         last: TaskReport {
@@ -147,6 +154,8 @@ struct Runner<R> {
     ids: HashMap<String, String>,
     /// The image digest each container was created from.
     digests: HashMap<String, String>,
+    /// In-place restarts under each container's restartPolicy, by container name.
+    restarts: HashMap<String, i32>,
     report: watch::Sender<TaskReport>,
     changed: mpsc::UnboundedSender<String>,
     last: TaskReport,
@@ -172,6 +181,9 @@ impl<R: ContainerRuntime> Runner<R> {
             }
         };
         self.stop(&code, &reason).await;
+        if let Some(m) = &self.ctx.metadata {
+            m.remove(&self.arn);
+        }
     }
 
     fn container(&self, i: usize) -> &ContainerDefinition {
@@ -219,7 +231,8 @@ impl<R: ContainerRuntime> Runner<R> {
         for pos in 0..self.order.len() {
             let i = self.order[pos];
             let c = self.container(i).clone();
-            // Wait for this container's dependencies.
+            // Wait for this container's dependencies, for at most its startTimeout (ECS's).
+            let waiting = std::time::Instant::now();
             loop {
                 if desired.borrow().stop_requested() {
                     return Outcome::StopRequested;
@@ -228,6 +241,17 @@ impl<R: ContainerRuntime> Runner<R> {
                     Ok(true) => break,
                     Ok(false) => {}
                     Err(why) => return Outcome::Failed("TaskFailedToStart".into(), why),
+                }
+                if c.start_timeout > 0
+                    && waiting.elapsed() >= Duration::from_secs(c.start_timeout as u64)
+                {
+                    return Outcome::Failed(
+                        "TaskFailedToStart".into(),
+                        format!(
+                            "container {}: its dependsOn conditions were not met within its startTimeout of {} s",
+                            c.name, c.start_timeout
+                        ),
+                    );
                 }
                 self.sleep_or_change(desired).await;
                 self.refresh().await;
@@ -260,6 +284,12 @@ impl<R: ContainerRuntime> Runner<R> {
                     }
                     if let Some(d) = self.rt.image_digest(&c.image).await {
                         self.digests.insert(c.name.clone(), d);
+                    }
+                    if let Err(why) = self.allowed(i) {
+                        return Outcome::Failed(
+                            "TaskFailedToStart".into(),
+                            format!("CannotCreateContainerError: {why}"),
+                        );
                     }
                     let spec = self.spec(i);
                     let id = match self.rt.create(&spec).await {
@@ -329,6 +359,9 @@ impl<R: ContainerRuntime> Runner<R> {
                 return (String::new(), String::new());
             }
             self.refresh().await;
+            if self.restart_exited().await {
+                self.refresh().await;
+            }
             let essential_exit = self.def.container_definitions.iter().find(|c| {
                 c.essential.unwrap_or(true) && self.status.get(&c.name).is_none_or(|s| s.exited)
             });
@@ -336,6 +369,12 @@ impl<R: ContainerRuntime> Runner<R> {
                 let why = match self.status.get(&c.name) {
                     None => format!(
                         "Essential container in task exited ({} was removed)",
+                        c.name
+                    ),
+                    // ECS names the OOM kill on the container; say it on the task too, as
+                    // the reason a user reads first.
+                    Some(s) if s.oom_killed => format!(
+                        "Essential container in task exited: OutOfMemoryError: container {} was killed for using more memory than its limit",
                         c.name
                     ),
                     Some(_) => "Essential container in task exited".to_string(),
@@ -406,8 +445,14 @@ fn start_order(containers: &[ContainerDefinition]) -> Vec<usize> {
         if done[i] || depth > cs.len() {
             return;
         }
-        for d in &cs[i].depends_on {
-            if let Some(&j) = index.get(d.container_name.as_str()) {
+        // A linked container must run before the link to it is made.
+        let links = cs[i]
+            .links
+            .iter()
+            .map(|l| l.split_once(':').map_or(l.as_str(), |(n, _)| n));
+        let deps = cs[i].depends_on.iter().map(|d| d.container_name.as_str());
+        for name in deps.chain(links) {
+            if let Some(&j) = index.get(name) {
                 visit(j, cs, index, done, order, depth + 1);
             }
         }

@@ -2,37 +2,14 @@
 //! creates, and the task report it publishes from what it observes.
 
 use super::{cluster_of, labels, task_id, Runner};
-use crate::runtime::{ContainerRuntime, ContainerSpec, Health, HealthSpec, PortSpec};
+use crate::runtime::{ContainerRuntime, ContainerSpec, Health, HealthSpec};
 use berth_proto::agent::v1::TaskReport;
 use berth_proto::time;
-use berth_proto::v1::{Container, KeyValuePair, NetworkBinding, Task, TaskDefinition};
+use berth_proto::v1::{Container, NetworkBinding, Task, TaskDefinition};
 
-/// The definition as this task runs it: each container override's command replaces the
-/// container's, and its environment is added (a name given again takes the new value).
-pub(super) fn with_overrides(mut def: TaskDefinition, task: &Task) -> TaskDefinition {
-    let Some(o) = &task.overrides else {
-        return def;
-    };
-    for co in &o.container_overrides {
-        let Some(c) = def
-            .container_definitions
-            .iter_mut()
-            .find(|c| c.name == co.name)
-        else {
-            continue;
-        };
-        if !co.command.is_empty() {
-            c.command = co.command.clone();
-        }
-        for kv in &co.environment {
-            c.environment.retain(|e| e.name != kv.name);
-            c.environment.push(KeyValuePair {
-                name: kv.name.clone(),
-                value: kv.value.clone(),
-            });
-        }
-    }
-    def
+/// The definition as this task runs it, its RunTask / StartTask overrides applied.
+pub(super) fn with_overrides(def: TaskDefinition, task: &Task) -> TaskDefinition {
+    berth_proto::overrides::apply(def, task.overrides.as_ref())
 }
 
 impl<R: ContainerRuntime> Runner<R> {
@@ -54,6 +31,7 @@ impl<R: ContainerRuntime> Runner<R> {
         }
         env.push(("BERTH_TASK_ARN".into(), self.arn.clone()));
         env.push(("BERTH_CONTAINER_NAME".into(), c.name.clone()));
+        env.extend(self.metadata_env(i));
         let mut labels = c.docker_labels.clone();
         labels.insert(labels::TASK.into(), task_id(&self.arn).into());
         labels.insert(labels::TASK_ARN.into(), self.arn.clone());
@@ -72,6 +50,7 @@ impl<R: ContainerRuntime> Runner<R> {
                 start_period_s: i64::from(h.start_period.unwrap_or(0)),
             });
         let (binds, volumes_from) = self.mounts(c);
+        let (network_mode, ports) = self.network_of(i);
         ContainerSpec {
             binds,
             volumes_from,
@@ -82,32 +61,20 @@ impl<R: ContainerRuntime> Runner<R> {
             env,
             working_dir: c.working_directory.clone(),
             user: c.user.clone(),
-            memory_mib: i64::from(c.memory),
+            memory_mib: self.memory_limit_mib(i),
             memory_reservation_mib: i64::from(c.memory_reservation),
             cpu_shares: i64::from(c.cpu),
-            ports: c
-                .port_mappings
-                .iter()
-                .map(|p| PortSpec {
-                    container_port: p.container_port,
-                    host_port: p.host_port,
-                    protocol: p.protocol.clone(),
-                })
-                .collect(),
+            ports,
             health,
             labels,
-            network_mode: match (self.def.network_mode.as_str(), &self.ctx.task_network) {
-                ("host", _) => "host".into(),
-                ("none", _) => "none".into(),
-                (_, Some(network)) => network.clone(),
-                (_, None) => String::new(),
-            },
+            network_mode,
             publish_ports: self.ctx.task_network.is_none(),
             stop_timeout: if c.stop_timeout > 0 {
                 i64::from(c.stop_timeout)
             } else {
                 self.ctx.default_stop_timeout.as_secs() as i64
             },
+            extras: self.extras(i),
         }
     }
 
@@ -120,6 +87,11 @@ impl<R: ContainerRuntime> Runner<R> {
             .iter()
             .map(|c| {
                 let s = self.status.get(&c.name);
+                let bindings_from = if self.awsvpc() {
+                    self.status.get(&self.container(self.owner()).name)
+                } else {
+                    s
+                };
                 Container {
                     container_arn: format!("{}/{}", self.arn, c.name),
                     task_arn: self.arn.clone(),
@@ -153,10 +125,17 @@ impl<R: ContainerRuntime> Runner<R> {
                         Some(Health::Unhealthy) => "UNHEALTHY".into(),
                         _ => "UNKNOWN".into(),
                     },
-                    network_bindings: s
+                    network_bindings: bindings_from
                         .map(|s| {
                             s.bindings
                                 .iter()
+                                // The owner holds every awsvpc container's ports.
+                                .filter(|b| {
+                                    !self.awsvpc()
+                                        || c.port_mappings
+                                            .iter()
+                                            .any(|p| p.container_port == b.container_port)
+                                })
                                 .map(|b| NetworkBinding {
                                     bind_ip: if b.host_ip.is_empty() {
                                         "0.0.0.0".into()
@@ -172,6 +151,8 @@ impl<R: ContainerRuntime> Runner<R> {
                         .unwrap_or_default(),
                     essential: c.essential.unwrap_or(true),
                     image_digest: self.digests.get(&c.name).cloned().unwrap_or_default(),
+                    restart_count: self.restarts.get(&c.name).copied().unwrap_or(0),
+                    network_interfaces: self.task_interface().into_iter().collect(),
                 }
             })
             .collect();
@@ -206,6 +187,7 @@ impl<R: ContainerRuntime> Runner<R> {
         if same && status != "STOPPED" {
             return;
         }
+        self.publish_metadata(&next);
         self.last = next.clone();
         self.report.send_replace(next);
         let _ = self.changed.send(self.arn.clone());

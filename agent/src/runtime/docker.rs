@@ -122,7 +122,7 @@ impl ContainerRuntime for DockerRuntime {
             start_interval: None,
         });
         let none_if_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let host_config = HostConfig {
+        let mut host_config = HostConfig {
             memory: (spec.memory_mib > 0).then_some(spec.memory_mib * 1024 * 1024),
             memory_reservation: (spec.memory_reservation_mib > 0)
                 .then_some(spec.memory_reservation_mib * 1024 * 1024),
@@ -133,7 +133,7 @@ impl ContainerRuntime for DockerRuntime {
             volumes_from: (!spec.volumes_from.is_empty()).then(|| spec.volumes_from.clone()),
             ..Default::default()
         };
-        let body = ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: (!spec.entry_point.is_empty()).then(|| spec.entry_point.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -144,9 +144,15 @@ impl ContainerRuntime for DockerRuntime {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             healthcheck,
             stop_timeout: Some(spec.stop_timeout),
-            host_config: Some(host_config),
             ..Default::default()
         };
+        super::host_config::apply(
+            &spec.extras,
+            host_config.memory,
+            &mut host_config,
+            &mut body,
+        );
+        body.host_config = Some(host_config);
         let opts = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
@@ -225,14 +231,19 @@ impl ContainerRuntime for DockerRuntime {
         };
         let mut bindings = Vec::new();
         let settings = c.network_settings.unwrap_or_default();
+        let networks = settings.networks.unwrap_or_default();
         // On a task network nothing is published: the container is reached at its own address.
-        let own_ip = settings
-            .networks
-            .unwrap_or_default()
-            .into_iter()
+        let own_ip = networks
+            .iter()
             .filter(|(name, _)| !matches!(name.as_str(), "bridge" | "host" | "none"))
-            .filter_map(|(_, n)| n.ip_address.filter(|ip| !ip.is_empty()))
+            .filter_map(|(_, n)| n.ip_address.clone().filter(|ip| !ip.is_empty()))
             .min();
+        let ip = own_ip.clone().or_else(|| {
+            networks
+                .values()
+                .filter_map(|n| n.ip_address.clone().filter(|ip| !ip.is_empty()))
+                .min()
+        });
         if let Some(ports) = settings.ports {
             for (key, list) in ports {
                 let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
@@ -278,6 +289,8 @@ impl ContainerRuntime for DockerRuntime {
             error: state.error.unwrap_or_default(),
             oom_killed: state.oom_killed.unwrap_or(false),
             health,
+            started_at: state.started_at.unwrap_or_default(),
+            ip: ip.unwrap_or_default(),
             finished_at: state.finished_at.unwrap_or_default(),
             bindings,
         }))
@@ -357,6 +370,18 @@ impl ContainerRuntime for DockerRuntime {
                     })
             })
             .boxed()
+    }
+
+    async fn inspect_json(&self, id: &str) -> Option<serde_json::Value> {
+        self.inspect_raw(id).await
+    }
+
+    async fn stats_json(&self, id: &str) -> Option<serde_json::Value> {
+        self.stats_raw(id).await
+    }
+
+    async fn network_gateway(&self, network: &str) -> Option<String> {
+        self.gateway_of(network).await
     }
 
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<Exec, RuntimeError> {

@@ -3,11 +3,14 @@
 
 mod docker;
 mod docker_exec;
+mod docker_meta;
+mod host_config;
 pub mod image;
 mod pull;
 mod volumes;
 
 pub use docker::DockerRuntime;
+pub use host_config::ContainerExtras;
 pub use pull::{registry_of, PullConfig, PullPolicy};
 pub use volumes::{TaskVolume, VolumeSpec, TASK_VOLUME_LABEL};
 
@@ -41,6 +44,8 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     /// Other containers whose mounts this one takes, `NAME[:ro]`.
     pub volumes_from: Vec<String>,
+    /// ECS's extended container fields (logging, ulimits, Linux parameters, namespaces, …).
+    pub extras: ContainerExtras,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,6 +87,10 @@ pub struct ContainerStatus {
     pub error: String,
     pub oom_killed: bool,
     pub health: Health,
+    /// When it last started (RFC 3339; empty if never).
+    pub started_at: String,
+    /// Its IPv4 address on its network (a task network's first; empty when it has none).
+    pub ip: String,
     pub finished_at: String,
     pub bindings: Vec<Binding>,
 }
@@ -205,6 +214,20 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Removes a volume (one still in use is refused by the engine).
     fn remove_volume(&self, _name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send {
         async { Ok(()) }
+    }
+    /// The engine's own description of a container (Docker's inspect JSON), for the task
+    /// metadata endpoint; `None` when it does not exist or the engine does not say.
+    fn inspect_json(&self, _id: &str) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        async { None }
+    }
+    /// One sample of a container's resource use in Docker's stats shape.
+    fn stats_json(&self, _id: &str) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        async { None }
+    }
+    /// The IPv4 address the host has on `network` ("" the engine's default bridge), which
+    /// containers on it reach the host at.
+    fn network_gateway(&self, _network: &str) -> impl Future<Output = Option<String>> + Send {
+        async { None }
     }
     /// Output of a container; `tail` <= 0 means all of it, `since` (Unix seconds) 0 from the start.
     fn logs(&self, id: &str, opts: LogOptions)

@@ -268,6 +268,15 @@ pub struct NodeArgs {
     /// each pull.
     #[arg(long)]
     pub registry_auth: Option<PathBuf>,
+    /// Run containers that ask for `privileged` (off: such tasks are placed elsewhere).
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Give containers the host devices they ask for (`linuxParameters.devices`).
+    #[arg(long)]
+    pub allow_device: bool,
+    /// Apply the `dockerSecurityOptions` containers ask for.
+    #[arg(long)]
+    pub allow_security_opt: bool,
 }
 
 impl NodeArgs {
@@ -287,6 +296,26 @@ impl NodeArgs {
         c.allow_host_paths = self.allow_host_paths.clone();
         c.pull_policy = self.pull_policy;
         c.registry_auth = self.registry_auth.clone();
+        c.powers = agent::Powers {
+            privileged: self.allow_privileged,
+            devices: self.allow_device,
+            security_opt: self.allow_security_opt,
+        };
+        // Placement reads what a node allows, and its GPUs, from its attributes.
+        let gpus = agent::gpu_count();
+        if gpus > 0 {
+            c.attributes
+                .push(("berth.gpus".to_string(), gpus.to_string()));
+        }
+        for (on, name) in [
+            (self.allow_privileged, agent::Powers::PRIVILEGED),
+            (self.allow_device, agent::Powers::DEVICES),
+            (self.allow_security_opt, agent::Powers::SECURITY_OPT),
+        ] {
+            if on {
+                c.attributes.push((name.to_string(), "true".to_string()));
+            }
+        }
         c
     }
 }

@@ -4,6 +4,7 @@
 //! (`berth_core::status`). The desired set each node is sent is `live::desired`.
 
 pub mod events;
+pub mod overrides;
 pub mod placement_request;
 
 use crate::model::placement::apply::{self, NewTask};
@@ -50,7 +51,9 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
         if !out_of_bounds.is_empty() {
             return Err(Error::Invalid(out_of_bounds));
         }
-        let demand = demand(&td);
+        let (runs_as, overrides) = overrides::effective(&td, req.overrides.as_ref())?;
+        let demand = demand(&runs_as);
+        let placement = placement.requiring(berth_core::powers::constraints(&td));
         // A retry decides on the cache as of now: what made the first try stale may be in it.
         let fresh = match tx.attempt() {
             0 => Freshness::Recent,
@@ -69,9 +72,12 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
                     group: group_of(&td, &req),
                     started_by: req.started_by.clone(),
                     load_balanced: false,
-                    overrides: req.overrides.clone(),
+                    overrides: overrides.clone(),
                 }),
-                Err(r) => failures.push((r, td.task_definition_arn.clone())),
+                Err(r) => failures.push((
+                    berth_core::powers::explain(&td, r),
+                    td.task_definition_arn.clone(),
+                )),
             }
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile

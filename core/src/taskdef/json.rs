@@ -145,6 +145,24 @@ impl Ctx {
         )
     }
 
+    /// Reports each item of a list that is not what `ok` accepts; true when all are.
+    fn every_item(
+        &mut self,
+        items: &[Value],
+        path: &str,
+        ok: impl Fn(&Value) -> bool,
+        expected: &str,
+    ) -> bool {
+        let mut all = true;
+        for (i, item) in items.iter().enumerate() {
+            if !ok(item) {
+                self.wrong(&format!("{path}[{i}]"), expected, item);
+                all = false;
+            }
+        }
+        all
+    }
+
     fn wrong(&mut self, path: &str, expected: &str, got: &Value) -> Option<Value> {
         self.errors.push(FieldError::new(
             path,
@@ -195,17 +213,19 @@ impl Ctx {
             (StrOrInt, Value::String(_)) => Some(v.clone()),
             (StrOrInt, Value::Number(n)) if n.is_u64() => Some(Value::String(n.to_string())),
             (StrOrInt, _) => self.wrong(path, "a string such as \"512\" or \"1 vCPU\"", v),
-            (StrList, Value::Array(items)) => {
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    if !item.is_string() {
-                        self.wrong(&format!("{path}[{i}]"), "a string", item);
-                        ok = false;
-                    }
-                }
-                ok.then(|| v.clone())
-            }
+            (StrList, Value::Array(items)) => self
+                .every_item(items, path, Value::is_string, "a string")
+                .then(|| v.clone()),
             (StrList, _) => self.wrong(path, "an array of strings", v),
+            (IntList, Value::Array(items)) => self
+                .every_item(
+                    items,
+                    path,
+                    |i| i.as_i64().and_then(|n| i32::try_from(n).ok()).is_some(),
+                    "a whole number within 32 bits",
+                )
+                .then(|| v.clone()),
+            (IntList, _) => self.wrong(path, "an array of whole numbers", v),
             (StrMap, Value::Object(m)) => {
                 let mut ok = true;
                 for (k, item) in m {
@@ -233,7 +253,7 @@ mod tests {
             r#"{"family":"web","executionRoleArn":"arn:aws:iam::1:role/x","taskRoleArn":null,
                 "cpu":"256","memory":1024,
                 "containerDefinitions":[{"name":"web","image":"nginx","memory":null,
-                  "logConfiguration":{"logDriver":"awslogs"}}]}"#,
+                  "firelensConfiguration":{"type":"fluentbit"}}]}"#,
         )
         .unwrap();
         assert_eq!(d.task_definition.family, "web");
@@ -243,14 +263,14 @@ mod tests {
         assert_eq!(
             d.ignored,
             vec![
-                "containerDefinitions[0].logConfiguration".to_string(),
+                "containerDefinitions[0].firelensConfiguration".to_string(),
                 "executionRoleArn".to_string()
             ]
         );
         assert_eq!(
             super::super::unmodeled::paths(&d.task_definition.unmodeled_json),
             vec![
-                "containerDefinitions[0].logConfiguration".to_string(),
+                "containerDefinitions[0].firelensConfiguration".to_string(),
                 "executionRoleArn".to_string()
             ]
         );
@@ -258,7 +278,7 @@ mod tests {
         assert_eq!(
             rest,
             serde_json::json!({"executionRoleArn": "arn:aws:iam::1:role/x",
-                "containerDefinitions": [{"logConfiguration": {"logDriver": "awslogs"}}]})
+                "containerDefinitions": [{"firelensConfiguration": {"type": "fluentbit"}}]})
         );
     }
 

@@ -3,6 +3,9 @@
 //! ARN). The registry of families and revisions in the store is the control plane's.
 
 mod bounds;
+mod container_fields;
+#[cfg(test)]
+mod container_fields_tests;
 mod json;
 #[cfg(test)]
 mod limits_tests;

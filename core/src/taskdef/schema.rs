@@ -9,6 +9,7 @@ pub(super) enum Kind {
     Int,
     Bool,
     StrList,
+    IntList,
     StrMap,
     /// Task-level cpu / memory: ECS takes "256", "1 vCPU", "1GB" or a bare number.
     StrOrInt,
@@ -54,6 +55,36 @@ const VOLUME: &[(&str, Kind)] = &[
 const SECRET: &[(&str, Kind)] = &[("name", Str), ("valueFrom", Str)];
 const REPOSITORY_CREDENTIALS: &[(&str, Kind)] = &[("credentialsParameter", Str)];
 const DEPENDENCY: &[(&str, Kind)] = &[("containerName", Str), ("condition", Str)];
+const LOG_CONFIGURATION: &[(&str, Kind)] = &[("logDriver", Str), ("options", StrMap)];
+const ULIMIT: &[(&str, Kind)] = &[("name", Str), ("softLimit", Int), ("hardLimit", Int)];
+const CAPABILITIES: &[(&str, Kind)] = &[("add", StrList), ("drop", StrList)];
+const DEVICE: &[(&str, Kind)] = &[
+    ("hostPath", Str),
+    ("containerPath", Str),
+    ("permissions", StrList),
+];
+const TMPFS: &[(&str, Kind)] = &[
+    ("containerPath", Str),
+    ("size", Int),
+    ("mountOptions", StrList),
+];
+const LINUX_PARAMETERS: &[(&str, Kind)] = &[
+    ("capabilities", Obj(CAPABILITIES)),
+    ("devices", ObjList(DEVICE)),
+    ("initProcessEnabled", Bool),
+    ("sharedMemorySize", Int),
+    ("tmpfs", ObjList(TMPFS)),
+    ("maxSwap", Int),
+    ("swappiness", Int),
+];
+const HOST_ENTRY: &[(&str, Kind)] = &[("hostname", Str), ("ipAddress", Str)];
+const SYSTEM_CONTROL: &[(&str, Kind)] = &[("namespace", Str), ("value", Str)];
+const RESTART_POLICY: &[(&str, Kind)] = &[
+    ("enabled", Bool),
+    ("ignoredExitCodes", IntList),
+    ("restartAttemptPeriod", Int),
+];
+const RESOURCE_REQUIREMENT: &[(&str, Kind)] = &[("type", Str), ("value", Str)];
 const CONTAINER: &[(&str, Kind)] = &[
     ("name", Str),
     ("image", Str),
@@ -75,6 +106,23 @@ const CONTAINER: &[(&str, Kind)] = &[
     ("volumesFrom", ObjList(VOLUME_FROM)),
     ("secrets", ObjList(SECRET)),
     ("repositoryCredentials", Obj(REPOSITORY_CREDENTIALS)),
+    ("links", StrList),
+    ("logConfiguration", Obj(LOG_CONFIGURATION)),
+    ("ulimits", ObjList(ULIMIT)),
+    ("linuxParameters", Obj(LINUX_PARAMETERS)),
+    ("readonlyRootFilesystem", Bool),
+    ("extraHosts", ObjList(HOST_ENTRY)),
+    ("dnsServers", StrList),
+    ("dnsSearchDomains", StrList),
+    ("hostname", Str),
+    ("systemControls", ObjList(SYSTEM_CONTROL)),
+    ("startTimeout", Int),
+    ("interactive", Bool),
+    ("pseudoTerminal", Bool),
+    ("privileged", Bool),
+    ("dockerSecurityOptions", StrList),
+    ("restartPolicy", Obj(RESTART_POLICY)),
+    ("resourceRequirements", ObjList(RESOURCE_REQUIREMENT)),
 ];
 pub(super) const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("family", Str),
@@ -83,6 +131,8 @@ pub(super) const TASK_DEFINITION: &[(&str, Kind)] = &[
     ("memory", StrOrInt),
     ("networkMode", Str),
     ("volumes", ObjList(VOLUME)),
+    ("pidMode", Str),
+    ("ipcMode", Str),
 ];
 
 /// The paths of the unmodelled fields in a definition's stored rest (see `unmodeled`), found by

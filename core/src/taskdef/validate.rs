@@ -73,6 +73,7 @@ pub fn normalize(td: &mut TaskDefinition) -> Result<Warnings, Vec<FieldError>> {
     }
     check_dependencies(&td.container_definitions, &mut errs);
     super::volumes::check(td, &mut errs);
+    super::container_fields::check(td, &mut errs);
 
     if !td.container_definitions.is_empty()
         && !td
@@ -127,9 +128,8 @@ fn normalize_network_mode(td: &mut TaskDefinition, errs: &mut Vec<FieldError>, w
         "bridge" | "host" | "none" => {}
         "awsvpc" => {
             // A Fargate definition gives each task its own address with hostPort == containerPort;
-            // on a shared host that is a dynamic host port per task.
-            w.push("networkMode: awsvpc runs as bridge; hostPort equal to containerPort becomes a dynamic host port".into());
-            td.network_mode = "bridge".into();
+            // on a shared host that is a dynamic host port per task (published once for the task).
+            w.push("networkMode: awsvpc shares one network namespace per task; hostPort equal to containerPort becomes a dynamic host port".into());
             for c in &mut td.container_definitions {
                 for pm in &mut c.port_mappings {
                     if pm.host_port == pm.container_port {
@@ -141,7 +141,7 @@ fn normalize_network_mode(td: &mut TaskDefinition, errs: &mut Vec<FieldError>, w
         other => errs.push(FieldError::new(
             "networkMode",
             format!(
-                "{} is not supported; use bridge, host or none",
+                "{} is not supported; use bridge, awsvpc, host or none",
                 quote(other)
             ),
         )),

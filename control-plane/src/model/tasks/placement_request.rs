@@ -10,6 +10,7 @@ use berth_core::scheduler::{
 use berth_proto::v1::RunTaskRequest;
 
 /// The request's placement, checked; every bad entry is reported with its path.
+#[derive(Clone)]
 pub struct Placement {
     strategies: Vec<Strategy>,
     constraints: Vec<Constraint>,
@@ -42,6 +43,13 @@ impl Placement {
             constraints,
             instances: req.container_instances.clone(),
         })
+    }
+
+    /// The same placement, also held to `extra` constraints (the task definition's own).
+    pub fn requiring(&self, extra: Vec<Constraint>) -> Self {
+        let mut p = self.clone();
+        p.constraints.extend(extra);
+        p
     }
 
     /// How many tasks the request starts: one per named instance, else `count`.

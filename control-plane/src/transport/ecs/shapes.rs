@@ -98,6 +98,36 @@ pub const TASK_DEFINITION_ECHOED: &[&str] = &[
     "enableFaultInjection",
 ];
 
+/// Container fields beyond the basics, left out of a description when unset.
+const EXTENDED: &[&str] = &[
+    "links",
+    "ulimits",
+    "extraHosts",
+    "dnsServers",
+    "dnsSearchDomains",
+    "hostname",
+    "systemControls",
+    "dockerSecurityOptions",
+    "resourceRequirements",
+    "logConfiguration",
+    "linuxParameters",
+    "restartPolicy",
+    "readonlyRootFilesystem",
+    "interactive",
+    "pseudoTerminal",
+    "privileged",
+];
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
 pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     let mut m = object(serde_json::to_value(td).unwrap_or_default());
     // Berth's own events on the revision are not part of ECS's shape.
@@ -115,14 +145,17 @@ pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
     if td.network_mode.is_empty() {
         m.insert("networkMode".into(), json!("bridge"));
     }
+    m.retain(|k, v| !(matches!(k.as_str(), "pidMode" | "ipcMode") && is_empty(v)));
     // Unset limits are absent in ECS, not 0.
     if let Some(Value::Array(cs)) = m.get_mut("containerDefinitions") {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            for k in ["memory", "memoryReservation", "stopTimeout"] {
+            for k in ["memory", "memoryReservation", "stopTimeout", "startTimeout"] {
                 if c.get(k) == Some(&json!(0)) {
                     c.remove(k);
                 }
             }
+            // Extended fields a definition does not set are absent in ECS, not empty.
+            c.retain(|k, v| !(EXTENDED.contains(&k.as_str()) && is_empty(v)));
         }
     }
     m.insert("compatibilities".into(), json!(["EXTERNAL", "EC2"]));
@@ -170,7 +203,10 @@ fn container(c: &Container) -> Value {
         "reason": c.reason,
         "healthStatus": c.health_status,
         "networkBindings": bindings,
-        "networkInterfaces": [],
+        "networkInterfaces": c.network_interfaces.iter().map(|n| json!({
+            "attachmentId": n.attachment_id,
+            "privateIpv4Address": n.private_ipv4_address,
+        })).collect::<Vec<_>>(),
         "cpu": "0",
     })
 }
@@ -204,7 +240,7 @@ pub fn task(t: &Task, extras: &Extras) -> Value {
         "launchType": "EC2",
         "connectivity": "CONNECTED",
         "attributes": [],
-        "attachments": [],
+        "attachments": attachments(t),
         "overrides": overrides,
         "tags": tags(extras),
         "enableExecuteCommand": false,
@@ -215,6 +251,26 @@ pub fn task(t: &Task, extras: &Extras) -> Value {
         &["capacityProviderName", "platformVersion"],
     );
     Value::Object(m)
+}
+
+/// An awsvpc task's address as ECS shows its ENI attachment (the containers share it).
+fn attachments(t: &Task) -> Value {
+    let Some(n) = t
+        .containers
+        .iter()
+        .find_map(|c| c.network_interfaces.first())
+    else {
+        return json!([]);
+    };
+    json!([{
+        "id": n.attachment_id,
+        "type": "ElasticNetworkInterface",
+        "status": "ATTACHED",
+        "details": [
+            {"name": "networkInterfaceId", "value": format!("eni-{}", n.attachment_id.replace('-', "").get(..17).unwrap_or(""))},
+            {"name": "privateIPv4Address", "value": n.private_ipv4_address},
+        ],
+    }])
 }
 
 fn deployment(d: &Deployment) -> Value {

@@ -20,6 +20,8 @@ const USED: &[&str] = &[
     "cpu",
     "memory",
     "networkMode",
+    "pidMode",
+    "ipcMode",
     "tags",
 ];
 

@@ -55,12 +55,26 @@ fn overrides(input: &Input, td: &TaskDefinition) -> EcsResult<Option<TaskOverrid
                 value: kv.text("value")?,
             });
         }
+        let mut resource_requirements = Vec::new();
+        for r in co.objects("resourceRequirements")? {
+            resource_requirements.push(ResourceRequirement {
+                r#type: r.required("type")?,
+                value: r.required("value")?,
+            });
+        }
+        // Whole values are checked against the definition once applied (task_overrides).
         out.container_overrides.push(ContainerOverride {
             name,
             command: co.strings("command")?,
             environment,
+            cpu: co.int_in("cpu", 0..=i64::from(i32::MAX))?,
+            memory: co.int_in("memory", 0..=i64::from(i32::MAX))?,
+            memory_reservation: co.int_in("memoryReservation", 0..=i64::from(i32::MAX))?,
+            resource_requirements,
         });
     }
+    out.cpu = o.text("cpu")?;
+    out.memory = o.text("memory")?;
     Ok(Some(out))
 }
 
