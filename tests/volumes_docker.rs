@@ -2,7 +2,8 @@
 //! imported offline as an image) as a service of one on a shared Docker volume with
 //! `appendonly yes` keeps a key across `berth task stop` and its replacement, which lands on the
 //! same node; `berth volume list` shows the volume in use; a bind mount outside the node's
-//! `--allow-host-path` is refused naming the flag, and one inside it reaches the host directory.
+//! `--allow-host-path` is refused at placement naming the flag, and one inside it reaches the
+//! host directory.
 //! Every container and volume a test makes carries its cluster's name and is removed even when
 //! the test fails.
 
@@ -300,25 +301,21 @@ fn a_bind_mount_is_refused_outside_the_allowed_paths_and_reaches_the_host_inside
     };
     let outside = e.dir.path().join("not-allowed");
     std::fs::create_dir_all(&outside).unwrap();
-    let run = |def: Value| {
-        let td = e.register(def);
-        e.ok(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
-    };
-    run(def("outside", outside.to_str().unwrap()));
-    let stopped = wait_for(Duration::from_secs(30), "the task STOPPED", || {
-        e.tasks("STOPPED")
-            .into_iter()
-            .find(|t| t["lastStatus"] == "STOPPED")
-    });
-    let reason = stopped["stoppedReason"].as_str().unwrap_or("");
+    // Refused at placement: the node's allowed paths travelled in its agent's hello.
+    let td = e.register(def("outside", outside.to_str().unwrap()));
+    let refused = e.cli(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
+    let flag = format!("--allow-host-path {}", outside.display());
     assert!(
-        reason.contains("--allow-host-path") && reason.contains(outside.to_str().unwrap()),
-        "{stopped:#}"
+        !refused.ok && refused.stderr.contains("HOST_PATH") && refused.stderr.contains(&flag),
+        "{}",
+        refused.stderr
     );
+    assert!(e.tasks("RUNNING").is_empty() && e.tasks("STOPPED").is_empty());
     assert!(!outside.join("out").exists(), "nothing ran");
 
     let inside = e.allowed.join("app");
-    run(def("inside", inside.to_str().unwrap()));
+    let td = e.register(def("inside", inside.to_str().unwrap()));
+    e.ok(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
     let text = wait_for(
         Duration::from_secs(30),
         "the task's file on the host",

@@ -6,6 +6,9 @@
 pub mod events;
 pub mod placement_request;
 
+#[cfg(test)]
+mod data_tests;
+
 use crate::model::placement::apply::{self, NewTask};
 use crate::model::placement::view;
 use crate::model::placement::{Capacity, Freshness};
@@ -50,17 +53,27 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
         if !out_of_bounds.is_empty() {
             return Err(Error::Invalid(out_of_bounds));
         }
-        let demand = demand(&td);
+        let mut demand = demand(&td);
         // A retry decides on the cache as of now: what made the first try stale may be in it.
         let fresh = match tx.attempt() {
             0 => Freshness::Recent,
             _ => Freshness::Now,
         };
         let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
+        let homes = view::volume_homes(tx.state(), &cluster.cluster_name, [&td])?;
+        berth_core::scheduler::locate_volumes(&mut demand, &homes, &nodes);
         let mut launches = Vec::new();
         let mut failures = Vec::new();
         for i in 0..count as usize {
-            match placement.place(&mut nodes, &demand, i) {
+            let placed = placement.place(&mut nodes, &demand, i);
+            if let Some(n) = placed
+                .as_ref()
+                .ok()
+                .and_then(|id| nodes.iter().find(|n| &n.id == id))
+            {
+                demand.placed_on(n);
+            }
+            match placed {
                 Ok(node_id) => launches.push(NewTask {
                     cluster: &cluster.cluster_name,
                     definition: &td,
@@ -305,6 +318,7 @@ pub fn index_existing(state: &State) -> Result<usize> {
             cpu: i64::from(t.cpu),
             memory: i64::from(t.memory),
             ports: d.ports,
+            ..Default::default()
         };
         ops.extend(apply::create_ops(t, &d));
     }
