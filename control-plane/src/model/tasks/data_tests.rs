@@ -194,7 +194,7 @@ fn a_shared_volume_s_tasks_follow_its_node_until_it_is_lost() {
 
     let fresh = f.register("fresh", shared(true));
     let other = if home == f.n1 { &f.n2 } else { &f.n1 };
-    assert_eq!(nodes_of(&f.run(&fresh, 1)), [other.clone()]);
+    assert_eq!(nodes_of(&f.run(&fresh, 1)), vec![other.clone()]);
     let moved = f.state.get::<VolumeHome>(&key).unwrap().unwrap();
     assert_eq!(
         &moved.node_id, other,
