@@ -2,7 +2,8 @@
 //! imported offline as an image) as a service of one on a shared Docker volume with
 //! `appendonly yes` keeps a key across `berth task stop` and its replacement, which lands on the
 //! same node; `berth volume list` shows the volume in use; a bind mount outside the node's
-//! `--allow-host-path` is refused naming the flag, and one inside it reaches the host directory.
+//! `--allow-host-path` is refused at placement naming the flag, and one inside it reaches the
+//! host directory.
 //! Every container and volume a test makes carries its cluster's name and is removed even when
 //! the test fails.
 
@@ -300,29 +301,122 @@ fn a_bind_mount_is_refused_outside_the_allowed_paths_and_reaches_the_host_inside
     };
     let outside = e.dir.path().join("not-allowed");
     std::fs::create_dir_all(&outside).unwrap();
-    let run = |def: Value| {
-        let td = e.register(def);
-        e.ok(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
-    };
-    run(def("outside", outside.to_str().unwrap()));
-    let stopped = wait_for(Duration::from_secs(30), "the task STOPPED", || {
-        e.tasks("STOPPED")
-            .into_iter()
-            .find(|t| t["lastStatus"] == "STOPPED")
-    });
-    let reason = stopped["stoppedReason"].as_str().unwrap_or("");
+    // Refused at placement: the node's allowed paths travelled in its agent's hello.
+    let td = e.register(def("outside", outside.to_str().unwrap()));
+    let refused = e.cli(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
+    let flag = format!("--allow-host-path {}", outside.display());
     assert!(
-        reason.contains("--allow-host-path") && reason.contains(outside.to_str().unwrap()),
-        "{stopped:#}"
+        !refused.ok && refused.stderr.contains("HOST_PATH") && refused.stderr.contains(&flag),
+        "{}",
+        refused.stderr
     );
+    assert!(e.tasks("RUNNING").is_empty() && e.tasks("STOPPED").is_empty());
     assert!(!outside.join("out").exists(), "nothing ran");
 
     let inside = e.allowed.join("app");
-    run(def("inside", inside.to_str().unwrap()));
+    let td = e.register(def("inside", inside.to_str().unwrap()));
+    e.ok(&["task", "run", "--cluster", &e.cluster, "--taskdef", &td]);
     let text = wait_for(
         Duration::from_secs(30),
         "the task's file on the host",
         || std::fs::read_to_string(inside.join("out")).ok(),
     );
     assert_eq!(text.trim(), "written by the task");
+}
+
+/// Three agents on one Docker engine (so every node sees the one volume Docker holds, and only
+/// placement decides): a service of a shared volume stays on the node the volume's first task
+/// went to, even against `spread:instanceId`; when that node's agent is lost, the service says
+/// so in an event and starts nothing on another node (the volume has no `autoprovision`).
+#[test]
+fn a_shared_volume_s_service_stays_on_its_node_and_waits_when_that_node_is_lost() {
+    use common::cluster::cluster;
+    let image = shell_image();
+    // Declared first so it drops last, once the cluster's containers are gone.
+    let _volumes: VolumeCleanup;
+    let mut c = cluster("vol-home");
+    _volumes = VolumeCleanup(c.name.clone());
+    let volume = format!("{}-data", c.name);
+    let made = Command::new("docker")
+        .args(["volume", "create", "--label"])
+        .arg(format!("berth.test={}", c.name))
+        .arg(&volume)
+        .output()
+        .expect("docker volume create");
+    assert!(made.status.success(), "{made:?}");
+    let def = json!({
+        "family": "keeper",
+        "containerDefinitions": [{
+            "name": "app", "image": image, "memory": 16, "stopTimeout": 1,
+            "command": ["sh", "-c", "sleep 300"],
+            "mountPoints": [{"sourceVolume": volume, "containerPath": "/data"}]
+        }],
+        "volumes": [{"name": volume, "dockerVolumeConfiguration": {
+            "scope": "shared", "autoprovision": false, "driver": "local"}}]
+    });
+    let path = c.dir.path().join("keeper.json");
+    std::fs::write(&path, def.to_string()).unwrap();
+    let td = register_file(&c.server.grpc, &path);
+    c.ok(&[
+        "service",
+        "create",
+        "--cluster",
+        &c.name,
+        "--name",
+        "keeper",
+        "--taskdef",
+        &td,
+        "--desired",
+        "3",
+        "--strategy",
+        "spread:instanceId",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    let node_of = |t: &Value| t["containerInstanceArn"].as_str().unwrap_or("").to_string();
+    let running = c.running_tasks("keeper");
+    assert_eq!(running.len(), 3);
+    let home = node_of(&running[0]);
+    assert!(
+        running.iter().all(|t| node_of(t) == home),
+        "every task on the volume's node, spread notwithstanding: {running:#?}"
+    );
+
+    let nodes = c.ok(&["node", "list", "-o", "json"]).json();
+    let name = nodes["containerInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["containerInstanceArn"] == home.as_str())
+        .and_then(|n| n["name"].as_str())
+        .unwrap()
+        .to_string();
+    let i: usize = name.trim_start_matches('n').parse().unwrap();
+    c.agents[i - 1].kill9();
+    let said = wait_for(Duration::from_secs(30), "the service to say why", || {
+        c.events("keeper").into_iter().find(|m| {
+            m.contains(&format!(
+                "shared volume {volume} is on node {name}, which is lost"
+            ))
+        })
+    });
+    assert!(said.contains("autoprovision"), "{said}");
+    let elsewhere: Vec<Value> = c
+        .running_tasks("keeper")
+        .into_iter()
+        .filter(|t| node_of(t) != home)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "nothing started elsewhere: {elsewhere:#?}"
+    );
+    c.ok(&[
+        "service",
+        "delete",
+        "--cluster",
+        &c.name,
+        "keeper",
+        "--force",
+    ]);
 }

@@ -135,6 +135,12 @@ impl<R: ContainerRuntime> Session<R> {
                 .collect(),
             version: env!("CARGO_PKG_VERSION").into(),
             capabilities: vec![DESIRED_TASKS_CHANGE.into()],
+            allow_host_paths: self
+                .config
+                .allow_host_paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
         }
     }
 

@@ -30,6 +30,7 @@ fn nodes(count: usize) -> Vec<NodeSnapshot> {
                     ("zone".to_string(), zone.to_string()),
                 ])),
                 service_tasks: 0,
+                allowed_host_paths: Default::default(),
                 id,
             }
         })
@@ -40,6 +41,8 @@ const DEMAND: Demand = Demand {
     cpu: 256,
     memory: 512,
     ports: vec![],
+    host_paths: Vec::new(),
+    volumes: Vec::new(),
 };
 
 /// How one run went: the snapshot after it, and its speed.

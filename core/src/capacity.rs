@@ -1,11 +1,13 @@
 //! Capacity: what a task demands of a node (CPU units, MiB, host ports) and what a node has
 //! room for, given its record and the claims of the tasks placed on it.
 
-use crate::scheduler::Demand;
+use crate::scheduler::{Demand, VolumeNeed};
 use berth_proto::v1::{ContainerInstance, NodeClaim, TaskDefinition};
 use std::collections::HashSet;
 
-/// CPU units and MiB a task reserves: task-level sizes when set, else the containers' sum.
+/// CPU units and MiB a task reserves (task-level sizes when set, else the containers' sum),
+/// its static host ports, the host paths it binds and the shared volumes it mounts (where
+/// those are is the caller's to say: `scheduler::locate_volumes`).
 pub fn demand(td: &TaskDefinition) -> Demand {
     let cpu = td.cpu.parse::<i64>().unwrap_or_else(|_| {
         td.container_definitions
@@ -43,7 +45,26 @@ pub fn demand(td: &TaskDefinition) -> Demand {
             }
         }
     }
-    Demand { cpu, memory, ports }
+    let mut host_paths = Vec::new();
+    let mut volumes = Vec::new();
+    for v in &td.volumes {
+        match (&v.host, &v.docker_volume_configuration) {
+            (Some(h), _) if !h.source_path.is_empty() => host_paths.push(h.source_path.clone()),
+            (_, Some(d)) if d.scope == "shared" => volumes.push(VolumeNeed {
+                name: v.name.clone(),
+                autoprovision: d.autoprovision == Some(true),
+                ..Default::default()
+            }),
+            _ => {}
+        }
+    }
+    Demand {
+        cpu,
+        memory,
+        ports,
+        host_paths,
+        volumes,
+    }
 }
 
 /// What a node has room for, from its record and its unreleased claims.

@@ -51,6 +51,10 @@ pub fn node_claim(node_id: &str, cluster: &str, id: &str) -> String {
     format!("bynode/{node_id}/{cluster}/{id}")
 }
 pub const NODE_INDEX: &str = "bynode/";
+/// Where a shared Docker volume's data is (`VolumeHome`).
+pub fn volume_home(cluster: &str, name: &str) -> String {
+    format!("volumehome/{cluster}/{name}")
+}
 /// The task key a `bygroup/…/ID` or `bynode/…/ID` index key stands for.
 pub fn task_of_index(index_key: &str) -> Option<String> {
     let (rest, id) = index_key.rsplit_once('/')?;

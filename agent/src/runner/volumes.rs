@@ -6,8 +6,10 @@
 
 use super::{container_name, labels, task_id, Runner};
 use crate::runtime::{ContainerRuntime, VolumeSpec, TASK_VOLUME_LABEL};
+// Placement checks the same rule first (the node's allowed paths travel in its hello); this
+// check stays for a task placed before the agent's allowed paths changed.
+use berth_core::scheduler::host_path_allowed;
 use berth_proto::v1::{ContainerDefinition, Volume};
-use std::path::{Component, Path};
 
 /// What a task volume is on this node.
 enum Source<'a> {
@@ -25,14 +27,6 @@ fn source(v: &Volume) -> Source<'_> {
         (_, Some(d)) if d.scope == "shared" => Source::Shared,
         _ => Source::Task,
     }
-}
-
-/// Whether `path` lies under one of `allowed` (compared by whole components, with no `..`).
-pub fn host_path_allowed(path: &str, allowed: &[std::path::PathBuf]) -> bool {
-    let p = Path::new(path);
-    p.is_absolute()
-        && !p.components().any(|c| matches!(c, Component::ParentDir))
-        && allowed.iter().any(|a| p.starts_with(a))
 }
 
 impl<R: ContainerRuntime> Runner<R> {
@@ -127,21 +121,5 @@ impl<R: ContainerRuntime> Runner<R> {
                 .map_err(|e| format!("ResourceInitializationError: {e}"))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_path_allowed;
-    use std::path::PathBuf;
-
-    #[test]
-    fn host_paths_must_lie_under_an_allowed_one() {
-        let allowed = vec![PathBuf::from("/srv/data")];
-        assert!(host_path_allowed("/srv/data", &allowed));
-        assert!(host_path_allowed("/srv/data/redis", &allowed));
-        assert!(!host_path_allowed("/srv/database", &allowed));
-        assert!(!host_path_allowed("/srv/data/../../etc", &allowed));
-        assert!(!host_path_allowed("/etc", &[]));
     }
 }

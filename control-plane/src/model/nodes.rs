@@ -79,6 +79,7 @@ pub fn register(state: &State, hello: &Hello) -> Result<ContainerInstance> {
                 .map(|n| n.registered_at.clone())
                 .unwrap_or_else(time::now),
             version: hello.version.clone(),
+            allowed_host_paths: hello.allow_host_paths.clone(),
             ..Default::default()
         };
         let ops = vec![put(keys::node(&id), &node)];

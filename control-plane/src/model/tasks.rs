@@ -7,6 +7,9 @@ pub mod events;
 pub mod overrides;
 pub mod placement_request;
 
+#[cfg(test)]
+mod data_tests;
+
 use crate::model::placement::apply::{self, NewTask};
 use crate::model::placement::view;
 use crate::model::placement::{Capacity, Freshness};
@@ -52,7 +55,7 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
             return Err(Error::Invalid(out_of_bounds));
         }
         let (runs_as, overrides) = overrides::effective(&td, req.overrides.as_ref())?;
-        let demand = demand(&runs_as);
+        let mut demand = demand(&runs_as);
         let placement = placement.requiring(berth_core::powers::constraints(&td));
         // A retry decides on the cache as of now: what made the first try stale may be in it.
         let fresh = match tx.attempt() {
@@ -60,10 +63,20 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
             _ => Freshness::Now,
         };
         let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
+        let homes = view::volume_homes(tx.state(), &cluster.cluster_name, [&td])?;
+        berth_core::scheduler::locate_volumes(&mut demand, &homes, &nodes);
         let mut launches = Vec::new();
         let mut failures = Vec::new();
         for i in 0..count as usize {
-            match placement.place(&mut nodes, &demand, i) {
+            let placed = placement.place(&mut nodes, &demand, i);
+            if let Some(n) = placed
+                .as_ref()
+                .ok()
+                .and_then(|id| nodes.iter().find(|n| &n.id == id))
+            {
+                demand.placed_on(n);
+            }
+            match placed {
                 Ok(node_id) => launches.push(NewTask {
                     cluster: &cluster.cluster_name,
                     definition: &td,
@@ -311,6 +324,7 @@ pub fn index_existing(state: &State) -> Result<usize> {
             cpu: i64::from(t.cpu),
             memory: i64::from(t.memory),
             ports: d.ports,
+            ..Default::default()
         };
         ops.extend(apply::create_ops(t, &d));
     }

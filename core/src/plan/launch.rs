@@ -48,7 +48,13 @@ pub(super) fn launches(
         }
         vec![None; n]
     };
-    let demand = capacity::demand(td);
+    let mut demand = capacity::demand(td);
+    if b.daemon {
+        // Each node of a DAEMON service keeps its own copy of a shared volume.
+        demand.volumes.clear();
+    } else {
+        scheduler::locate_volumes(&mut demand, &view.volume_homes, &view.nodes);
+    }
     let strategies: Vec<_> = svc
         .placement_strategy
         .iter()
@@ -78,6 +84,11 @@ pub(super) fn launches(
             },
             None => placer.place(&mut nodes, &demand, req.seed),
         };
+        if let Ok(id) = &placed {
+            if let Some(n) = nodes.iter().find(|n| &n.id == id) {
+                demand.placed_on(n);
+            }
+        }
         match placed {
             Ok(node_id) => launches.push(Launch {
                 node_id,
@@ -86,6 +97,7 @@ pub(super) fn launches(
                 cpu: demand.cpu,
                 memory: demand.memory,
                 ports: demand.ports.clone(),
+                volumes: demand.volumes.clone(),
                 load_balanced,
             }),
             // A DAEMON node without room waits for it; it does not block the others.

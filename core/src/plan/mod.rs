@@ -18,7 +18,7 @@ mod stop;
 #[cfg(test)]
 mod tests;
 
-use crate::scheduler::{Demand, NodeSnapshot, Rejection};
+use crate::scheduler::{Demand, NodeSnapshot, Rejection, VolumeNeed};
 use crate::status::{service_status, ServiceStatus};
 use berth_proto::v1::{RevisionFigures, Service, Task, TaskDefinition};
 use std::collections::HashMap;
@@ -95,6 +95,9 @@ pub struct ServiceView {
     pub op_budget: Option<usize>,
     /// What the proxies measured of each deployment during a traffic shift, by deployment id.
     pub revisions: HashMap<String, RevisionFigures>,
+    /// The node each shared volume of the definitions lives on (volume name → node id), as
+    /// placement recorded it: a task follows its data.
+    pub volume_homes: HashMap<String, String>,
 }
 
 /// Operations a pass keeps for the service record and its own compares.
@@ -126,6 +129,8 @@ pub struct Launch {
     pub cpu: i64,
     pub memory: i64,
     pub ports: Vec<(i32, String)>,
+    /// The shared volumes it mounts: the applier records that they now live on `node_id`.
+    pub volumes: Vec<VolumeNeed>,
     pub load_balanced: bool,
 }
 
@@ -135,6 +140,8 @@ impl Launch {
             cpu: self.cpu,
             memory: self.memory,
             ports: self.ports.clone(),
+            volumes: self.volumes.clone(),
+            ..Default::default()
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Feasibility: whether one node can take one task, and if not, why. Checks run in a fixed
-//! order (agent, CPU, memory, ports, then each constraint) and the stage a node fails at says
-//! how close it came, so the rejection for an unplaceable task names the nearest miss.
+//! order (the task's shared volumes, agent, host paths, CPU, memory, ports, then each
+//! constraint) and the stage a node fails at says how close it came, so the rejection for an
+//! unplaceable task names the nearest miss. Volumes go first: a node without the task's data
+//! is further from taking it than the node with the data that lacks memory.
 
 use super::query::Query;
-use super::{Demand, NodeSnapshot};
+use super::{Demand, NodeSnapshot, VolumeNeed};
 use std::fmt;
+use std::path::{Component, Path};
 
 /// A placement constraint, as ECS spells them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +70,21 @@ pub fn parse_constraint_at(
 /// came closest.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Why<'a> {
+    /// The volume's data is on another node, which is up.
+    VolumeElsewhere(&'a VolumeNeed),
+    /// The volume's node is lost and the volume may not be made afresh.
+    VolumeLost(&'a VolumeNeed),
+    HostPath(&'a str),
     Disconnected,
     Draining,
-    Cpu { free: i64, need: i64 },
-    Memory { free: i64, need: i64 },
+    Cpu {
+        free: i64,
+        need: i64,
+    },
+    Memory {
+        free: i64,
+        need: i64,
+    },
     Port(&'a (i32, String)),
     DistinctInstance(usize),
     MemberOf(&'a Query),
@@ -87,6 +101,8 @@ impl Why<'_> {
     /// The ECS reason string.
     pub fn reason(&self) -> &'static str {
         match self {
+            Why::VolumeElsewhere(_) | Why::VolumeLost(_) => "VOLUME",
+            Why::HostPath(_) => "HOST_PATH",
             Why::Disconnected | Why::Draining => "AGENT",
             Why::Cpu { .. } => "RESOURCE:CPU",
             Why::Memory { .. } => "RESOURCE:MEMORY",
@@ -100,6 +116,21 @@ impl Why<'_> {
     pub fn detail(&self, node: &NodeSnapshot) -> String {
         let n = &node.name;
         match self {
+            Why::VolumeElsewhere(v) => format!(
+                "node {n} does not hold shared volume {}; its data is on node {}, where the \
+                 task runs",
+                v.name, v.home_name
+            ),
+            Why::VolumeLost(v) => format!(
+                "shared volume {} is on node {}, which is lost; the task does not start on an \
+                 empty volume elsewhere: bring node {} back, or set the volume's \
+                 dockerVolumeConfiguration.autoprovision to true to start afresh on another node",
+                v.name, v.home_name, v.home_name
+            ),
+            Why::HostPath(path) => format!(
+                "node {n} does not allow host path {path}; start its agent with \
+                 --allow-host-path {path} (or a parent directory)"
+            ),
             Why::Disconnected => format!("node {n} is disconnected"),
             Why::Draining => format!("node {n} is draining"),
             Why::Cpu { free, need } => {
@@ -127,6 +158,40 @@ impl Why<'_> {
                 )
             }
         }
+    }
+}
+
+/// Whether `path` lies under one of `allowed` (compared by whole components, with no `..`).
+pub fn host_path_allowed<A: AsRef<Path>>(path: &str, allowed: &[A]) -> bool {
+    let p = Path::new(path);
+    p.is_absolute()
+        && !p.components().any(|c| matches!(c, Component::ParentDir))
+        && allowed.iter().any(|a| p.starts_with(a))
+}
+
+/// A shared volume's data stays on its node while that node is up; once it is lost, the task
+/// may go elsewhere only if the volume may be made afresh there.
+fn volumes<'a>(node: &NodeSnapshot, d: &'a Demand) -> Result<(), Why<'a>> {
+    for v in &d.volumes {
+        match &v.home {
+            None => {}
+            Some(_) if v.home_lost && v.autoprovision => {}
+            Some(_) if v.home_lost => return Err(Why::VolumeLost(v)),
+            Some(h) if *h != node.id => return Err(Why::VolumeElsewhere(v)),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn host_paths<'a>(node: &NodeSnapshot, d: &'a Demand) -> Result<(), Why<'a>> {
+    match d
+        .host_paths
+        .iter()
+        .find(|p| !host_path_allowed(p, &node.allowed_host_paths))
+    {
+        Some(p) => Err(Why::HostPath(p)),
+        None => Ok(()),
     }
 }
 
@@ -182,12 +247,14 @@ pub(super) fn check<'a>(
     constraints: &'a [Constraint],
 ) -> Result<(), Unfit<'a>> {
     let at = |stage: usize| move |why| Unfit { stage, why };
-    agent(node).map_err(at(0))?;
-    cpu(node, d).map_err(at(1))?;
-    memory(node, d).map_err(at(2))?;
-    ports(node, d).map_err(at(3))?;
+    volumes(node, d).map_err(at(0))?;
+    agent(node).map_err(at(1))?;
+    host_paths(node, d).map_err(at(2))?;
+    cpu(node, d).map_err(at(3))?;
+    memory(node, d).map_err(at(4))?;
+    ports(node, d).map_err(at(5))?;
     for (i, c) in constraints.iter().enumerate() {
-        constraint(node, c).map_err(at(4 + i))?;
+        constraint(node, c).map_err(at(6 + i))?;
     }
     Ok(())
 }

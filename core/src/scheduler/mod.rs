@@ -13,7 +13,7 @@ mod sample;
 #[cfg(test)]
 mod tests;
 
-pub use feasible::{parse_constraint, parse_constraint_at, Constraint};
+pub use feasible::{host_path_allowed, parse_constraint, parse_constraint_at, Constraint};
 pub use query::Query;
 pub use rank::{parse_strategy, Resource, SpreadField, Strategy};
 pub use sample::{Placer, CANDIDATES, FULL_SCAN_MAX};
@@ -39,6 +39,8 @@ pub struct NodeSnapshot {
     pub attributes: Arc<HashMap<String, String>>,
     /// Tasks of the service being placed that already run here.
     pub service_tasks: usize,
+    /// Host paths the node's agent lets tasks bind-mount (`berth agent --allow-host-path`).
+    pub allowed_host_paths: Arc<Vec<String>>,
 }
 
 /// What one task needs.
@@ -48,12 +50,63 @@ pub struct Demand {
     pub memory: i64,
     /// Static (hostPort, protocol) pairs; dynamic ports need nothing up front.
     pub ports: Vec<(i32, String)>,
+    /// Host paths the task bind-mounts (`volumes[].host.sourcePath`).
+    pub host_paths: Vec<String>,
+    /// The shared Docker volumes the task mounts: node-local data the task must follow.
+    pub volumes: Vec<VolumeNeed>,
+}
+
+/// A `shared`-scope Docker volume a task mounts, and where its data is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeNeed {
+    pub name: String,
+    /// `dockerVolumeConfiguration.autoprovision`: an empty volume may be made elsewhere.
+    pub autoprovision: bool,
+    /// The node that holds the volume (set by `locate_volumes`); None until a task has made it.
+    pub home: Option<String>,
+    /// That node's name, for the reason a task waits.
+    pub home_name: String,
+    /// That node is disconnected or no longer registered.
+    pub home_lost: bool,
+}
+
+impl Demand {
+    /// After a task of this demand was placed on `node`: its shared volumes that had no live
+    /// home are made there, so the plan's next task of them follows.
+    pub fn placed_on(&mut self, node: &NodeSnapshot) {
+        for v in &mut self.volumes {
+            if v.home.is_none() || v.home_lost {
+                v.home = Some(node.id.clone());
+                v.home_name = node.name.clone();
+                v.home_lost = false;
+            }
+        }
+    }
+}
+
+/// Says where each shared volume of `d` lives, from the volumes' recorded homes (volume name →
+/// node id) and the nodes as they are: a home whose node is disconnected or gone is lost.
+pub fn locate_volumes(d: &mut Demand, homes: &HashMap<String, String>, nodes: &[NodeSnapshot]) {
+    for v in &mut d.volumes {
+        v.home = homes.get(&v.name).cloned();
+        let node = v
+            .home
+            .as_ref()
+            .and_then(|h| nodes.iter().find(|n| &n.id == h));
+        v.home_name = match (node, &v.home) {
+            (Some(n), _) => n.name.clone(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => String::new(),
+        };
+        v.home_lost = v.home.is_some() && !node.is_some_and(|n| n.connected);
+    }
 }
 
 /// Why a task could not be placed, in ECS's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// AGENT, RESOURCE:CPU, RESOURCE:MEMORY, RESOURCE:PORTS, DISTINCT_INSTANCE or MEMBER_OF.
+    /// AGENT, VOLUME, HOST_PATH, RESOURCE:CPU, RESOURCE:MEMORY, RESOURCE:PORTS,
+    /// DISTINCT_INSTANCE or MEMBER_OF.
     pub reason: &'static str,
     pub detail: String,
 }

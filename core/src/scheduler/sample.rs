@@ -264,6 +264,7 @@ mod tests {
                         ["a", "b", "c"][i % 3].to_string(),
                     )])),
                     service_tasks: 0,
+                    allowed_host_paths: Default::default(),
                     id,
                 }
             })
@@ -274,6 +275,8 @@ mod tests {
         cpu: 64,
         memory: 512,
         ports: vec![],
+        host_paths: Vec::new(),
+        volumes: Vec::new(),
     };
 
     fn sampled(n: &mut [NodeSnapshot], s: &[Strategy], c: &[Constraint], tasks: usize) {
@@ -344,6 +347,7 @@ mod tests {
             cpu: 1,
             memory: 1 << 30,
             ports: vec![],
+            ..Default::default()
         };
         let mut p = Placer::new(&n, &[], &[], 1);
         let r = p.place(&mut n, &big, 0).unwrap_err();

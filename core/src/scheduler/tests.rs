@@ -2,6 +2,7 @@
 
 mod constraints;
 mod strategies;
+mod volumes;
 
 use super::*;
 
@@ -20,6 +21,7 @@ fn node(id: &str, cpu: i64, mem: i64, tasks: usize) -> NodeSnapshot {
             id.to_string(),
         )])),
         service_tasks: 0,
+        allowed_host_paths: Default::default(),
     }
 }
 
@@ -33,6 +35,7 @@ fn demand(cpu: i64, memory: i64) -> Demand {
         cpu,
         memory,
         ports: vec![],
+        ..Default::default()
     }
 }
 

@@ -122,7 +122,9 @@ pub fn read(
     } else {
         HashMap::new()
     };
+    let volume_homes = view::volume_homes(&state, &cluster, definitions.values())?;
     Ok(Some(ServiceView {
+        volume_homes,
         drained,
         service,
         tasks,

@@ -53,6 +53,8 @@ pub fn place(
     };
     let mut created = Vec::with_capacity(launches.len());
     let mut ops = Vec::with_capacity(launches.len() * 3);
+    // Where each shared volume of these launches now lives (its key → home).
+    let mut homes: BTreeMap<String, VolumeHome> = BTreeMap::new();
     for (node_id, mine) in by_node {
         let Some(node) = tx.get::<ContainerInstance>(&keys::node(node_id))? else {
             return Err(Error::Conflict(format!("node {node_id} is gone")));
@@ -94,7 +96,21 @@ pub fn place(
                 ..task
             };
             ops.extend(create_ops(&task, &l.demand));
+            for v in &l.demand.volumes {
+                let home = VolumeHome {
+                    node_id: node_id.to_string(),
+                    task_arn: task.task_arn.clone(),
+                };
+                homes.insert(keys::volume_home(l.cluster, &v.name), home);
+            }
             created.push(task);
+        }
+    }
+    // Written only when the volume moves (or is new), so a service's launches cost no op.
+    for (key, home) in homes {
+        let known = tx.get::<VolumeHome>(&key)?;
+        if known.is_none_or(|k| k.node_id != home.node_id) {
+            ops.push(put(key, &home));
         }
     }
     Ok((created, ops))

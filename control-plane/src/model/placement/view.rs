@@ -59,6 +59,27 @@ pub fn snapshot(
     Ok(nodes)
 }
 
+/// Where the shared volumes of `definitions` live (volume name → node id), as placement
+/// recorded them; a volume no task has mounted yet has no home.
+pub fn volume_homes<'a>(
+    state: &State,
+    cluster: &str,
+    definitions: impl IntoIterator<Item = &'a TaskDefinition>,
+) -> Result<HashMap<String, String>> {
+    let mut homes = HashMap::new();
+    for td in definitions {
+        for v in &berth_core::capacity::demand(td).volumes {
+            if homes.contains_key(&v.name) {
+                continue;
+            }
+            if let Some(h) = state.get::<VolumeHome>(&keys::volume_home(cluster, &v.name))? {
+                homes.insert(v.name.clone(), h.node_id);
+            }
+        }
+    }
+    Ok(homes)
+}
+
 /// What placement sees of a node and its room (`connected` is the caller's to set).
 pub fn placement_snapshot(n: ContainerInstance, room: Room) -> NodeSnapshot {
     let mut attributes: HashMap<String, String> = n
@@ -77,6 +98,7 @@ pub fn placement_snapshot(n: ContainerInstance, room: Room) -> NodeSnapshot {
         tasks: room.tasks,
         attributes: std::sync::Arc::new(attributes),
         service_tasks: 0,
+        allowed_host_paths: std::sync::Arc::new(n.allowed_host_paths),
         name: n.name,
         id: n.ec2_instance_id,
     }

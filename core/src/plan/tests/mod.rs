@@ -9,6 +9,7 @@ mod lifecycle;
 mod replica;
 mod rollout;
 mod shift;
+mod volumes;
 
 use super::*;
 use crate::arn;
@@ -37,6 +38,7 @@ pub fn node(id: &str) -> NodeSnapshot {
         tasks: 0,
         attributes: std::sync::Arc::new([("ecs.instance-id".to_string(), id.to_string())].into()),
         service_tasks: 0,
+        allowed_host_paths: Default::default(),
     }
 }
 

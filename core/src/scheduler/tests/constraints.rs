@@ -116,6 +116,7 @@ fn every_failure_reason_names_the_node_and_shortfall() {
         cpu: 512,
         memory: 4096,
         ports: vec![(80, "tcp".into())],
+        ..Default::default()
     };
     let cases: Vec<(NodeSnapshot, Vec<Constraint>, &str, &str)> = vec![
         (
@@ -217,6 +218,7 @@ fn successive_places_never_double_book_a_port_or_memory() {
         cpu: 100,
         memory: 1000,
         ports: vec![(8080, "tcp".into())],
+        ..Default::default()
     };
     let s = strategies(&[("binpack", "memory")]);
     let placed = place_n(&mut nodes, &d, &s, &[], 2);

@@ -35,6 +35,7 @@ fn place_one_never_double_books_a_static_port_within_a_plan() {
         cpu: 0,
         memory: 10,
         ports: vec![(8080, "tcp".into())],
+        ..Default::default()
     };
     assert!(place_one(&mut nodes, &d).is_ok());
     assert_eq!(
