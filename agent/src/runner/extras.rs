@@ -107,8 +107,9 @@ impl<R: ContainerRuntime> Runner<R> {
             log_driver: c
                 .log_configuration
                 .as_ref()
-                // awslogs stays with the engine's default driver, which `berth logs` reads.
-                .filter(|l| l.log_driver != "awslogs")
+                // awslogs and awsfirelens stay with the engine's default driver, which
+                // `berth logs` reads: an ECS file's logs do not vanish.
+                .filter(|l| !berth_core::taskdef::KEPT_LOG_DRIVERS.contains(&l.log_driver.as_str()))
                 .map(|l| (l.log_driver.clone(), l.options.clone())),
             ulimits: c.ulimits.clone(),
             linux,

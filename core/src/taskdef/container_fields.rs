@@ -8,7 +8,8 @@ use berth_proto::v1::{ContainerDefinition, LinuxParameters, TaskDefinition};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-/// Docker log drivers Berth passes through; `awslogs` is kept by Berth's own log path.
+/// Docker log drivers Berth passes through (each built into Docker Engine, and among the
+/// drivers ECS accepts), then the ones Berth keeps on its own log path.
 pub const LOG_DRIVERS: &[&str] = &[
     "json-file",
     "local",
@@ -16,8 +17,13 @@ pub const LOG_DRIVERS: &[&str] = &[
     "journald",
     "fluentd",
     "gelf",
+    "splunk",
     "awslogs",
+    "awsfirelens",
 ];
+/// AWS's own log routes: the container keeps the engine's default driver, so `berth logs` and
+/// the console read its output (FireLens's router configuration is stored, not acted on).
+pub const KEPT_LOG_DRIVERS: &[&str] = &["awslogs", "awsfirelens"];
 const ULIMITS: &[&str] = &[
     "core",
     "cpu",

@@ -4,6 +4,7 @@
 
 mod bounds;
 mod container_fields;
+pub use container_fields::{KEPT_LOG_DRIVERS, LOG_DRIVERS};
 #[cfg(test)]
 mod container_fields_tests;
 mod json;
