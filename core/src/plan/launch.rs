@@ -60,10 +60,13 @@ pub(super) fn launches(
         .iter()
         .filter_map(|s| scheduler::parse_strategy(&s.r#type, &s.field).ok())
         .collect();
+    // Powers the definition needs (privileged, devices, security options, GPUs) place it only
+    // on nodes that grant them, as RunTask does.
     let constraints: Vec<_> = svc
         .placement_constraints
         .iter()
         .filter_map(|c| scheduler::parse_constraint(&c.r#type, &c.expression).ok())
+        .chain(crate::powers::constraints(td))
         .collect();
     let mut nodes = snapshot_with_service_tasks(view, j);
     let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
@@ -103,7 +106,7 @@ pub(super) fn launches(
             // A DAEMON node without room waits for it; it does not block the others.
             Err(_) if b.daemon => {}
             Err(r) => {
-                p.rejections.push(r);
+                p.rejections.push(crate::powers::explain(td, r));
                 break;
             }
         }
