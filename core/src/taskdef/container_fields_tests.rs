@@ -36,7 +36,7 @@ fn each_problem_names_its_field() {
           "ulimits":[{"name":"files","softLimit":1,"hardLimit":2},{"name":"nofile","softLimit":9,"hardLimit":2}],
           "linuxParameters":{"tmpfs":[{"containerPath":"tmp"}],"swappiness":101,"maxSwap":10},
           "extraHosts":[{"hostname":"db","ipAddress":"nope"}],
-          "logConfiguration":{"logDriver":"splunk"},
+          "logConfiguration":{"logDriver":"etwlogs"},
           "restartPolicy":{"restartAttemptPeriod":5},
           "resourceRequirements":[{"type":"GPU","value":"x"}],
           "links":["ghost"]}]}"#,
