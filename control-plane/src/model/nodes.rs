@@ -10,7 +10,8 @@ use berth_core::capacity::{reserved_ports, resource};
 use berth_core::ids::new_id;
 use berth_core::status::TaskState;
 use berth_proto::agent::v1::Hello;
-use berth_proto::v1::{ContainerInstance, NodeClaim, Resource, TaskHeader};
+use berth_proto::v1::{ContainerInstance, NodeClaim, Resource, Task, TaskHeader};
+use std::collections::HashMap;
 
 /// What the node views need of the live sessions (`live::sessions::Sessions` provides it).
 pub trait Presence {
@@ -166,6 +167,21 @@ fn with_live_view(
         },
     ];
     Ok(node)
+}
+
+/// The node records of the tasks not yet stopped, by container instance ARN: each node read
+/// once, however many tasks it runs (a node since deregistered is left out).
+pub fn of_live_tasks(state: &State, tasks: &[Task]) -> Result<HashMap<String, ContainerInstance>> {
+    let mut nodes = HashMap::new();
+    for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
+        if !nodes.contains_key(&t.container_instance_arn) {
+            let id = arn::last_segment(&t.container_instance_arn);
+            if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
+                nodes.insert(t.container_instance_arn.clone(), n);
+            }
+        }
+    }
+    Ok(nodes)
 }
 
 pub fn list(state: &State, sessions: &dyn Presence) -> Result<Vec<ContainerInstance>> {

@@ -4,8 +4,7 @@
 use super::same;
 use crate::state::error::Result;
 use crate::state::{keys, State};
-use berth_proto::v1::{ContainerInstance, ElbTargetGroup, LoadBalancer, Service, Target};
-use std::collections::HashMap;
+use berth_proto::v1::{ElbTargetGroup, LoadBalancer, Service, Target};
 
 /// Checks that every target group a service names exists (read through `tx`, so a delete in
 /// between refuses the create), and takes the stored ARN and its deregistration delay.
@@ -203,14 +202,6 @@ fn elb_state(
 /// target group it is attached to): the running tasks' bindings of that container port.
 pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Result<Vec<Target>> {
     let tasks = crate::model::placement::view::service_tasks(state, svc)?;
-    let mut nodes = HashMap::new();
-    for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
-        if !nodes.contains_key(&t.container_instance_arn) {
-            let id = berth_core::arn::last_segment(&t.container_instance_arn);
-            if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
-                nodes.insert(t.container_instance_arn.clone(), n);
-            }
-        }
-    }
+    let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;
     Ok(berth_core::lb::lb_targets(lb, &tasks, &nodes))
 }

@@ -89,15 +89,7 @@ impl Routes {
                 self.owners.insert(k, key.to_string());
             }
         }
-        let mut nodes = HashMap::new();
-        for t in tasks.iter().filter(|t| t.last_status != "STOPPED") {
-            if !nodes.contains_key(&t.container_instance_arn) {
-                let id = berth_core::arn::last_segment(&t.container_instance_arn);
-                if let Some(n) = state.get::<ContainerInstance>(&keys::node(id))? {
-                    nodes.insert(t.container_instance_arn.clone(), n);
-                }
-            }
-        }
+        let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;
         let split = shares(&svc, &tasks);
         let attached: Vec<Attachment> = svc
             .load_balancers
