@@ -5,10 +5,11 @@
 
 mod check;
 mod ops;
+mod rule_check;
 mod targets;
 mod views;
 
-pub(crate) use check::order as check_order;
+pub(crate) use rule_check::order as check_order;
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
 pub use targets::{
@@ -234,6 +235,7 @@ pub fn default_rule(l: &ElbListener) -> ElbRule {
         priority: 0,
         conditions: Vec::new(),
         actions: l.default_actions.clone(),
+        ..Default::default()
     }
 }
 

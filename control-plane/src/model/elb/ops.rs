@@ -62,6 +62,7 @@ pub fn create_load_balancer(state: &State, name: &str, scheme: &str) -> Result<E
             scheme: scheme.to_string(),
             created_at: crate::time::now(),
             dns_host: dns_host(),
+            ..Default::default()
         };
         Ok((lb.clone(), vec![put(key.clone(), &lb)]))
     })
@@ -148,6 +149,7 @@ pub fn create_target_group(state: &State, req: NewTargetGroup) -> Result<ElbTarg
             health_check: Some(hc.clone()),
             deregistration_delay_seconds: delay,
             created_at: crate::time::now(),
+            ..Default::default()
         };
         Ok((tg.clone(), vec![put(key.clone(), &tg)]))
     })
@@ -224,7 +226,7 @@ fn resolve_actions(
     field: &str,
     actions: &[ElbAction],
 ) -> Result<Vec<ElbAction>> {
-    check::actions(field, actions, quotas)?;
+    super::rule_check::actions(field, actions, quotas)?;
     let mut out = actions.to_vec();
     for a in &mut out {
         for t in &mut a.target_groups {
@@ -338,6 +340,7 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
                 lb.name,
                 new_id()
             ),
+            ..Default::default()
         };
         let key = keys::listener(&lb.name, &id);
         Ok((listener.clone(), vec![put(key, &listener)]))
@@ -397,7 +400,7 @@ pub fn delete_listener(state: &State, arn: &str) -> Result<()> {
 pub fn create_rule(state: &State, req: NewRule) -> Result<ElbRule> {
     let quotas = &state.limits().elb;
     check::priority(req.priority)?;
-    check::conditions(&req.conditions, quotas)?;
+    super::rule_check::conditions(&req.conditions, quotas)?;
     let key = super::listener_key(&req.listener_arn)?;
     let (lb, lid) = super::listener_parts(&req.listener_arn)
         .ok_or_else(|| super::listener_not_found(&req.listener_arn))?;
@@ -439,6 +442,7 @@ pub fn create_rule(state: &State, req: NewRule) -> Result<ElbRule> {
             priority: req.priority,
             conditions: req.conditions.clone(),
             actions,
+            ..Default::default()
         };
         Ok((rule.clone(), vec![put(keys::rule(lb, lid, &id), &rule)]))
     })
@@ -467,7 +471,7 @@ pub fn modify_rule(
         return Ok(super::default_rule(&l));
     }
     if let Some(c) = &conditions {
-        check::conditions(c, &state.limits().elb)?;
+        super::rule_check::conditions(c, &state.limits().elb)?;
     }
     let key = super::rule_key(arn)?;
     state.update(|tx| {

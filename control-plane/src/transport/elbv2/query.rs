@@ -5,7 +5,9 @@
 use crate::model::elb::HealthInput;
 use crate::state::error::{quote, Error, Result};
 use berth_core::limits::{QUERY_KEY_CHARS, QUERY_LIST_INDEX};
-use berth_proto::v1::{ElbAction, ElbCondition, ElbTargetWeight};
+use berth_proto::v1::{
+    ElbAction, ElbCondition, ElbFixedResponse, ElbRedirect, ElbTargetWeight, KeyValuePair,
+};
 use std::collections::BTreeMap;
 
 pub const VERSION: &str = "2015-12-01";
@@ -137,7 +139,7 @@ impl Params {
             let at = format!("{prefix}.member.{i}");
             let r#type = self
                 .get(&format!("{at}.Type"))
-                .ok_or_else(|| invalid(format!("{at}.Type: is required (forward)")))?
+                .ok_or_else(|| invalid(format!("{at}.Type: is required (forward, redirect or fixed-response)")))?
                 .to_string();
             let single = self.text(&format!("{at}.TargetGroupArn"));
             let fc = format!("{at}.ForwardConfig.TargetGroups");
@@ -166,7 +168,29 @@ impl Params {
                     weight: 1,
                 });
             }
+            let stick = format!("{at}.ForwardConfig.TargetGroupStickinessConfig");
+            let rc = format!("{at}.RedirectConfig");
+            let redirect = self.has_prefix(&rc).then(|| ElbRedirect {
+                protocol: self.text(&format!("{rc}.Protocol")),
+                port: self.text(&format!("{rc}.Port")),
+                host: self.text(&format!("{rc}.Host")),
+                path: self.text(&format!("{rc}.Path")),
+                query: self.text(&format!("{rc}.Query")),
+                status_code: self.text(&format!("{rc}.StatusCode")),
+            });
+            let fc = format!("{at}.FixedResponseConfig");
+            let fixed_response = self.has_prefix(&fc).then(|| ElbFixedResponse {
+                status_code: self.text(&format!("{fc}.StatusCode")),
+                content_type: self.text(&format!("{fc}.ContentType")),
+                message_body: self.text(&format!("{fc}.MessageBody")),
+            });
             out.push(ElbAction {
+                redirect,
+                fixed_response,
+                group_stickiness: self.bool(&format!("{stick}.Enabled"))?.unwrap_or(false),
+                group_stickiness_seconds: self
+                    .int(&format!("{stick}.DurationSeconds"))?
+                    .unwrap_or(0),
                 r#type,
                 target_groups: groups,
                 order: match self.int(&format!("{at}.Order"))? {
@@ -181,8 +205,18 @@ impl Params {
         Ok(out)
     }
 
-    /// Conditions: `Field` with `Values`, or with `HostHeaderConfig.Values` /
-    /// `PathPatternConfig.Values`.
+    /// Whether any parameter starts with `PREFIX.` (a structure was given).
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        let head = format!("{prefix}.");
+        self.map
+            .range(head.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&head))
+    }
+
+    /// Conditions: `Field` with `Values` (host-header and path-pattern), or with its kind's
+    /// config: `HostHeaderConfig`, `PathPatternConfig`, `HttpHeaderConfig` (`HttpHeaderName`),
+    /// `QueryStringConfig` (`Key`/`Value` pairs), `HttpRequestMethodConfig`, `SourceIpConfig`.
     pub fn conditions(&self, prefix: &str) -> Result<Vec<ElbCondition>> {
         let mut out = Vec::new();
         for i in self.members(prefix) {
@@ -191,21 +225,44 @@ impl Params {
                 .get(&format!("{at}.Field"))
                 .ok_or_else(|| {
                     invalid(format!(
-                        "{at}.Field: is required (host-header or path-pattern)"
+                        "{at}.Field: is required (host-header, path-pattern, http-header, query-string, http-request-method or source-ip)"
                     ))
                 })?
                 .to_string();
             let mut values = self.list(&format!("{at}.Values"));
-            let config = match field.as_str() {
-                "host-header" => "HostHeaderConfig",
-                "path-pattern" => "PathPatternConfig",
-                _ => "",
-            };
-            if !config.is_empty() {
-                values.extend(self.list(&format!("{at}.{config}.Values")));
+            let mut c = ElbCondition::default();
+            match field.as_str() {
+                "host-header" => values.extend(self.list(&format!("{at}.HostHeaderConfig.Values"))),
+                "path-pattern" => {
+                    values.extend(self.list(&format!("{at}.PathPatternConfig.Values")))
+                }
+                "http-header" => {
+                    let hc = format!("{at}.HttpHeaderConfig");
+                    c.header_name = self.text(&format!("{hc}.HttpHeaderName"));
+                    values.extend(self.list(&format!("{hc}.Values")));
+                }
+                "http-request-method" => {
+                    values.extend(self.list(&format!("{at}.HttpRequestMethodConfig.Values")))
+                }
+                "source-ip" => values.extend(self.list(&format!("{at}.SourceIpConfig.Values"))),
+                "query-string" => {
+                    let qc = format!("{at}.QueryStringConfig.Values");
+                    for j in self.members(&qc) {
+                        let m = format!("{qc}.member.{j}");
+                        let pair = KeyValuePair {
+                            name: self.text(&format!("{m}.Key")),
+                            value: self.text(&format!("{m}.Value")),
+                        };
+                        values.push(format!("{}={}", pair.name, pair.value));
+                        c.query.push(pair);
+                    }
+                }
+                _ => {}
             }
             values.dedup();
-            out.push(ElbCondition { field, values });
+            c.field = field;
+            c.values = values;
+            out.push(c);
         }
         Ok(out)
     }

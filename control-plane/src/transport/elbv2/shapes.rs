@@ -3,7 +3,9 @@
 
 use super::xml::Xml;
 use crate::model::elb::{self, TargetHealthRow};
-use berth_proto::v1::{ElbAction, ElbListener, ElbLoadBalancer, ElbRule, ElbTargetGroup};
+use berth_proto::v1::{
+    ElbAction, ElbCondition, ElbListener, ElbLoadBalancer, ElbRule, ElbTargetGroup,
+};
 
 pub fn load_balancer(x: &mut Xml, lb: &ElbLoadBalancer, listeners: &[ElbListener]) {
     x.text("LoadBalancerArn", &lb.arn);
@@ -55,13 +57,36 @@ pub fn action(x: &mut Xml, a: &ElbAction) {
     if a.order > 0 {
         x.text("Order", &a.order.to_string());
     }
+    if let Some(r) = &a.redirect {
+        x.open("RedirectConfig");
+        x.text("Protocol", or(&r.protocol, "#{protocol}"));
+        x.text("Port", or(&r.port, "#{port}"));
+        x.text("Host", or(&r.host, "#{host}"));
+        x.text("Path", or(&r.path, "/#{path}"));
+        x.text("Query", or(&r.query, "#{query}"));
+        x.text("StatusCode", &r.status_code);
+        x.close("RedirectConfig");
+    }
+    if let Some(f) = &a.fixed_response {
+        x.open("FixedResponseConfig");
+        x.opt("MessageBody", &f.message_body);
+        x.text("StatusCode", &f.status_code);
+        x.opt("ContentType", &f.content_type);
+        x.close("FixedResponseConfig");
+    }
+    if a.r#type != "forward" {
+        return;
+    }
     x.open("ForwardConfig");
     x.list("TargetGroups", &a.target_groups, |x, t| {
         x.text("TargetGroupArn", &t.target_group_arn);
         x.text("Weight", &t.weight.to_string());
     });
     x.open("TargetGroupStickinessConfig");
-    x.text("Enabled", "false");
+    x.text("Enabled", if a.group_stickiness { "true" } else { "false" });
+    if a.group_stickiness {
+        x.text("DurationSeconds", &a.group_stickiness_seconds.to_string());
+    }
     x.close("TargetGroupStickinessConfig");
     x.close("ForwardConfig");
 }
@@ -85,20 +110,48 @@ pub fn rule(x: &mut Xml, r: &ElbRule) {
             r.priority.to_string()
         },
     );
-    x.list("Conditions", &r.conditions, |x, c| {
-        x.text("Field", &c.field);
-        x.strings("Values", &c.values);
-        let config = if c.field == "host-header" {
-            "HostHeaderConfig"
-        } else {
-            "PathPatternConfig"
-        };
-        x.open(config);
-        x.strings("Values", &c.values);
-        x.close(config);
-    });
+    x.list("Conditions", &r.conditions, condition);
     x.list("Actions", &r.actions, action);
     x.text("IsDefault", if default { "true" } else { "false" });
+}
+
+/// A condition as ELBv2 describes it: `Values` for host-header and path-pattern (as given),
+/// and the kind's config.
+fn condition(x: &mut Xml, c: &ElbCondition) {
+    x.text("Field", &c.field);
+    let config = match c.field.as_str() {
+        "host-header" => "HostHeaderConfig",
+        "path-pattern" => "PathPatternConfig",
+        "http-header" => "HttpHeaderConfig",
+        "query-string" => "QueryStringConfig",
+        "http-request-method" => "HttpRequestMethodConfig",
+        _ => "SourceIpConfig",
+    };
+    if matches!(c.field.as_str(), "host-header" | "path-pattern") {
+        x.strings("Values", &c.values);
+    }
+    x.open(config);
+    if c.field == "http-header" {
+        x.text("HttpHeaderName", &c.header_name);
+    }
+    if c.field == "query-string" {
+        x.list("Values", &c.query, |x, p| {
+            x.opt("Key", &p.name);
+            x.text("Value", &p.value);
+        });
+    } else {
+        x.strings("Values", &c.values);
+    }
+    x.close(config);
+}
+
+/// `v`, or `default` when empty.
+fn or<'a>(v: &'a str, default: &'a str) -> &'a str {
+    if v.is_empty() {
+        default
+    } else {
+        v
+    }
 }
 
 pub fn target_health(x: &mut Xml, t: &TargetHealthRow) {

@@ -21,6 +21,7 @@ fn forward(to: Vec<ElbTargetWeight>) -> Vec<ElbAction> {
         single: to.len() == 1,
         target_groups: to,
         order: 0,
+        ..Default::default()
     }]
 }
 
@@ -190,6 +191,7 @@ impl LoadBalancers for LoadBalancersApi {
                 conditions.push(ElbCondition {
                     field: field.into(),
                     values,
+                    ..Default::default()
                 });
             }
         }
