@@ -10,7 +10,7 @@ use crate::counters::ListenerStats;
 use crate::error::{describe, describe_io, Failure};
 use crate::headers::{prepare_request, strip_hop_by_hop, wants_upgrade};
 use crate::pattern::host_without_port;
-use crate::table::Service;
+use crate::table::{Facts, Service};
 use crate::target::TargetGuard;
 use crate::upstream::{self, ExchangeError};
 use crate::upstream::{Forwarded, Timeouts};
@@ -40,6 +40,8 @@ pub(crate) struct ConnCtx {
     pub port_header: HeaderValue,
     /// The client's IP, for `X-Forwarded-For`.
     pub client_ip: HeaderValue,
+    /// The same, for source-ip conditions.
+    pub peer: std::net::IpAddr,
     pub conn: Arc<ConnState>,
     pub listener: Arc<ListenerStats>,
     /// The pool of the worker this connection runs on.
@@ -54,13 +56,14 @@ pub(crate) async fn handle(
     let conn = ctx.conn.enter();
     let service = {
         let snapshot = ctx.shared.snapshot.load();
+        let facts = Facts {
+            headers: req.headers(),
+            method: req.method(),
+            query: req.uri().query().unwrap_or(""),
+            client: ctx.peer,
+        };
         snapshot
-            .route(
-                ctx.port,
-                request_host(&req),
-                req.uri().path(),
-                req.headers(),
-            )
+            .route(ctx.port, request_host(&req), req.uri().path(), &facts)
             .cloned()
     };
     let Some(service) = service else {
@@ -73,6 +76,13 @@ pub(crate) async fn handle(
         tracing::debug!("{failure}");
         return Ok(local(&failure, conn));
     };
+    if let Some(answer) = &service.edge.answer {
+        let response = answer.respond(service.edge.scheme, request_host(&req), ctx.port, req.uri());
+        service
+            .stats
+            .record(response.status().as_u16(), std::time::Duration::ZERO);
+        return Ok(response.map(|body| DownBody::local(body, conn)));
+    }
     let version = req.version();
     let started = std::time::Instant::now();
     let mut response = match forward(&ctx, &service, req).await {
@@ -135,6 +145,9 @@ async fn forward(
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    if service.edge.drop_invalid_header_fields {
+        crate::rules::drop_invalid_header_fields(&mut parts.headers);
+    }
     let body = RequestBody::new(body, &parts.method).await?;
 
     let first = service.pick(None).ok_or_else(|| Failure::NoHealthyTarget {
@@ -148,7 +161,13 @@ async fn forward(
             Outgoing::Direct { parts, body: bytes }
         }
         _ => {
-            prepare_request(&ctx.client_ip, &ctx.port_header, &mut parts, upgrade);
+            let forwarded = Forwarded {
+                client_ip: ctx.client_ip.as_bytes(),
+                port: ctx.port_header.as_bytes(),
+                proto: service.edge.scheme.as_bytes(),
+                xff: service.edge.xff,
+            };
+            prepare_request(&forwarded, &mut parts, upgrade);
             // Copy the request only when a retry could use it.
             let spare = (body.replayable() && service.targets.targets.len() > 1)
                 .then(|| Box::new(copy_parts(&parts)));
@@ -246,6 +265,8 @@ async fn send(
             let forwarded = Forwarded {
                 client_ip: ctx.client_ip.as_bytes(),
                 port: ctx.port_header.as_bytes(),
+                proto: service.edge.scheme.as_bytes(),
+                xff: service.edge.xff,
             };
             let timeouts = Timeouts {
                 connect: ctx.shared.config.connect_timeout,

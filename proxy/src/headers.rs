@@ -1,6 +1,8 @@
 //! The headers a proxy rewrites: hop-by-hop headers (RFC 9110 §7.6.1) stay on their hop, and the
 //! target learns the client through `X-Forwarded-For`, `-Proto` and `-Port`, as behind an ALB.
 
+use crate::rules::Xff;
+use crate::upstream::Forwarded;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -64,12 +66,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Readies a request for hyper's client: hop-by-hop headers dropped (an upgrade's kept), `Host`
 /// set, and the client's address (`client_ip`) and the listener's port (`port`) forwarded.
-pub(crate) fn prepare_request(
-    client_ip: &HeaderValue,
-    port: &HeaderValue,
-    parts: &mut Parts,
-    upgrade: bool,
-) {
+pub(crate) fn prepare_request(forwarded: &Forwarded<'_>, parts: &mut Parts, upgrade: bool) {
+    let client_ip = &HeaderValue::from_bytes(forwarded.client_ip)
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let headers = &mut parts.headers;
     let upgrade_to = if upgrade {
         headers.get(UPGRADE).cloned()
@@ -105,9 +104,21 @@ pub(crate) fn prepare_request(
             HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone())
         }
     };
-    headers.insert(&X_FORWARDED_FOR, forwarded_for);
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(&X_FORWARDED_PORT, port.clone());
+    match forwarded.xff {
+        Xff::Append => {
+            headers.insert(&X_FORWARDED_FOR, forwarded_for);
+        }
+        Xff::Preserve => {}
+        Xff::Remove => {
+            headers.remove(&X_FORWARDED_FOR);
+        }
+    }
+    let proto = HeaderValue::from_bytes(forwarded.proto)
+        .unwrap_or_else(|_| HeaderValue::from_static("http"));
+    headers.insert(&X_FORWARDED_PROTO, proto);
+    if let Ok(port) = HeaderValue::from_bytes(forwarded.port) {
+        headers.insert(&X_FORWARDED_PORT, port);
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod metrics;
 mod pattern;
 mod report;
 mod router;
+mod rules;
 mod table;
 mod target;
 mod upstream;

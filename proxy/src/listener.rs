@@ -111,6 +111,7 @@ async fn accept_loop(
                         port_header: port_header.clone(),
                         client_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                             .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+                        peer: peer.ip().to_canonical(),
                         conn: ConnState::new(),
                         listener: stats.clone(),
                         client: worker.client.clone(),

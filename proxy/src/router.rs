@@ -180,6 +180,7 @@ impl Router {
             weight: u32::try_from(route.weight).unwrap_or(0),
             revision: route.revision.clone(),
             header: crate::table::HeaderMatch::parse(&route.header_name, &route.header_value),
+            edge: crate::rules::Edge::from_route(&route),
             route,
         }
     }

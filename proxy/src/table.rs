@@ -6,6 +6,7 @@
 use crate::counters::{ServiceStats, Sharded};
 use crate::health::HealthSettings;
 use crate::pattern::Pattern;
+pub(crate) use crate::rules::Facts;
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -58,6 +59,8 @@ pub(crate) struct Service {
     pub revision: String,
     /// Matches only requests carrying this header (and value, when given): a shift's test route.
     pub header: Option<HeaderMatch>,
+    /// ELBv2 conditions beyond host and path, a local answer, forwarding headers.
+    pub edge: crate::rules::Edge,
     /// The route this was built from, to tell whether a new table changed it.
     pub route: berth_proto::v1::Route,
 }
@@ -90,15 +93,22 @@ impl Service {
     /// A rule with neither hosts nor paths is its listener's default, tried after all others (a
     /// header condition aside: a test route sorts just before the route it tests).
     pub fn is_default(&self) -> bool {
-        self.hosts.is_empty() && self.paths.is_empty()
+        self.hosts.is_empty()
+            && self.paths.is_empty()
+            && self.edge.conditions.is_empty()
+            && !self.edge.unreadable
     }
 
-    /// Any host pattern matches (or there are none), any path pattern matches (or none), and
-    /// the header condition holds (or there is none).
-    pub fn matches(&self, host: &str, path: &str, headers: &http::HeaderMap) -> bool {
+    /// Any host pattern matches (or there are none), any path pattern matches (or none), the
+    /// header condition holds (or there is none), and so do the ELBv2 conditions.
+    pub fn matches(&self, host: &str, path: &str, facts: &Facts<'_>) -> bool {
         (self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host)))
             && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
-            && self.header.as_ref().is_none_or(|h| h.matches(headers))
+            && self
+                .header
+                .as_ref()
+                .is_none_or(|h| h.matches(facts.headers))
+            && self.edge.holds(facts)
     }
 
     fn has_available(&self) -> bool {
@@ -189,15 +199,10 @@ pub(crate) struct PortRules {
 
 impl PortRules {
     /// The first matching rule's target set, picked by weight. `host` is without its port.
-    pub fn select(
-        &self,
-        host: &str,
-        path: &str,
-        headers: &http::HeaderMap,
-    ) -> Option<&Arc<Service>> {
+    pub fn select(&self, host: &str, path: &str, facts: &Facts<'_>) -> Option<&Arc<Service>> {
         self.rules
             .iter()
-            .find(|r| r.head().matches(host, path, headers))
+            .find(|r| r.head().matches(host, path, facts))
             .map(Rule::pick)
     }
 }
@@ -263,10 +268,10 @@ impl Snapshot {
         port: u16,
         host: &str,
         path: &str,
-        headers: &http::HeaderMap,
+        facts: &Facts<'_>,
     ) -> Option<&Arc<Service>> {
         let (_, rules) = self.ports.iter().find(|(p, _)| *p == port)?;
-        rules.select(host, path, headers)
+        rules.select(host, path, facts)
     }
 
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
@@ -311,12 +316,22 @@ pub(crate) mod tests {
             weight: 1,
             revision: String::new(),
             header: None,
+            edge: Default::default(),
             route: Default::default(),
         })
     }
 
+    pub fn facts(headers: &http::HeaderMap) -> Facts<'_> {
+        Facts {
+            headers,
+            method: &http::Method::GET,
+            query: "",
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
     fn routed(s: &Snapshot, port: u16, host: &str, path: &str) -> Option<String> {
-        s.route(port, host, path, &http::HeaderMap::new())
+        s.route(port, host, path, &facts(&http::HeaderMap::new()))
             .map(|s| s.name.clone())
     }
 
@@ -452,7 +467,8 @@ mod header_tests {
                     v.parse().unwrap(),
                 );
             }
-            s.route(80, "any", "/", &h).map(|s| s.revision.clone())
+            s.route(80, "any", "/", &super::tests::facts(&h))
+                .map(|s| s.revision.clone())
         };
         assert_eq!(pick(&[("x-canary", "1")]).as_deref(), Some("new"));
         assert_eq!(pick(&[("X-Canary", " 1 ")]).as_deref(), Some("new"));

@@ -45,10 +45,14 @@ pub(crate) enum ExchangeError {
     TimedOut,
 }
 
-/// What the target learns about the client, as `X-Forwarded-For` and `X-Forwarded-Port`.
+/// What the target learns about the client, as `X-Forwarded-For`, `-Port` and `-Proto`.
 pub(crate) struct Forwarded<'a> {
     pub client_ip: &'a [u8],
     pub port: &'a [u8],
+    /// http or https: the listener's protocol.
+    pub proto: &'a [u8],
+    /// What becomes of the client's own `X-Forwarded-For`.
+    pub xff: crate::rules::Xff,
 }
 
 /// Sends one request (the client's head from `parts`, its hop-by-hop headers dropped and the
@@ -321,6 +325,8 @@ mod tests {
     pub(super) const FORWARDED: Forwarded<'static> = Forwarded {
         client_ip: b"10.0.0.9",
         port: b"8080",
+        proto: b"http",
+        xff: crate::rules::Xff::Append,
     };
 
     async fn get(target: &Target) -> Vec<u8> {

@@ -4,6 +4,7 @@
 use super::framing::Framing;
 use super::Forwarded;
 use crate::headers::{is_hop_by_hop, X_FORWARDED_FOR, X_FORWARDED_PORT, X_FORWARDED_PROTO};
+use crate::rules::Xff;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, HOST};
 use hyper::http::request::Parts;
 use hyper::{Method, StatusCode};
@@ -57,15 +58,26 @@ pub(super) fn write_head(
     if let (false, Some(authority)) = (host, parts.uri.authority()) {
         field(out, b"host", authority.as_str().as_bytes());
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if prior_for {
-        for value in parts.headers.get_all(&X_FORWARDED_FOR) {
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b", ");
+    match forwarded.xff {
+        Xff::Append => {
+            out.extend_from_slice(b"x-forwarded-for: ");
+            if prior_for {
+                for value in parts.headers.get_all(&X_FORWARDED_FOR) {
+                    out.extend_from_slice(value.as_bytes());
+                    out.extend_from_slice(b", ");
+                }
+            }
+            out.extend_from_slice(forwarded.client_ip);
+            out.extend_from_slice(b"\r\n");
         }
+        Xff::Preserve => {
+            for value in parts.headers.get_all(&X_FORWARDED_FOR) {
+                field(out, b"x-forwarded-for", value.as_bytes());
+            }
+        }
+        Xff::Remove => {}
     }
-    out.extend_from_slice(forwarded.client_ip);
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    field(out, b"x-forwarded-proto", forwarded.proto);
     field(out, b"x-forwarded-port", forwarded.port);
     let len = body.map_or(0, <[u8]>::len);
     let bodiless = matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE);

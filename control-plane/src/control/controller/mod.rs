@@ -320,6 +320,10 @@ impl Pass<'_> {
                 self.started_ms,
                 now,
             )?;
+            // Registered targets whose deregistration delay has passed leave their group.
+            if let Err(e) = crate::model::elb::registered::sweep(self.state, now) {
+                tracing::warn!(error = %e, "removing drained targets failed; retrying next tick");
+            }
         }
         if woken.everything {
             let all = self.sweep_start(caches, memory, now)?;

@@ -3,15 +3,19 @@
 //! is the service layer every transport calls (the ELBv2 Query API, the CLI's gRPC); it validates,
 //! then commits through `State::update`. Routes are derived from these records by `endpoints`.
 
+pub mod attributes;
 mod check;
 mod ops;
+pub mod priorities;
+pub mod registered;
 mod rule_check;
+pub mod tags;
 mod targets;
 mod views;
 
-pub(crate) use rule_check::order as check_order;
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
 pub use ops::*;
+pub(crate) use rule_check::order as check_order;
 pub use targets::{
     attach, attached_services, check_targets, service_targets, target_health, TargetHealthRow,
     TargetStates,

@@ -76,6 +76,7 @@ pub fn delete_load_balancer(state: &State, arn: &str) -> Result<()> {
             .get::<ElbLoadBalancer>(&key)?
             .filter(|lb| !arn.starts_with("arn:") || same(&lb.arn, arn))
             .ok_or_else(|| super::lb_not_found(arn))?;
+        super::attributes::deletable(&lb)?;
         let mut ops = vec![Op::Delete(key.clone())];
         for k in tx.scan_keys(&keys::listeners_of(&lb.name))? {
             ops.push(Op::Delete(k));

@@ -22,7 +22,10 @@ const TEMPLATES: &[&str] = &["protocol", "host", "port", "path", "query"];
 fn unsupported(at: &str, what: &str) -> Error {
     Error::elb(
         "InvalidLoadBalancerAction",
-        format!("{at}.Type: {} is not served by Berth's proxy; use forward, redirect or fixed-response", quote(what)),
+        format!(
+            "{at}.Type: {} is not served by Berth's proxy; use forward, redirect or fixed-response",
+            quote(what)
+        ),
     )
 }
 
@@ -148,7 +151,10 @@ fn templates(at: &str, v: &str) -> Result<()> {
     while let Some(i) = rest.find("#{") {
         let tail = &rest[i + 2..];
         let Some(end) = tail.find('}') else {
-            return Err(invalid(format!("{at}: {} opens #{{ without closing it", quote(v))));
+            return Err(invalid(format!(
+                "{at}: {} opens #{{ without closing it",
+                quote(v)
+            )));
         };
         let name = &tail[..end];
         if !TEMPLATES.contains(&name) {
@@ -176,7 +182,9 @@ fn redirect(at: &str, r: &ElbRedirect) -> Result<()> {
     }
     let port_ok = r.port.is_empty()
         || r.port == "#{port}"
-        || r.port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+        || r.port
+            .parse::<u32>()
+            .is_ok_and(|p| (1..=65535).contains(&p));
     if !port_ok {
         return Err(invalid(format!(
             "{at}.Port: {} must be 1-65535 or #{{port}}",
@@ -259,7 +267,12 @@ pub(crate) fn order(at: &str, order: i32) -> Result<()> {
 }
 
 /// The kinds a rule may hold once; http-header and query-string may repeat.
-const ONCE: &[&str] = &["host-header", "path-pattern", "http-request-method", "source-ip"];
+const ONCE: &[&str] = &[
+    "host-header",
+    "path-pattern",
+    "http-request-method",
+    "source-ip",
+];
 
 /// 1-5 conditions of ALB's kinds, with 1-5 values in all (the quota of condition values per
 /// rule).
@@ -296,7 +309,10 @@ pub(crate) fn conditions(conditions: &[ElbCondition], quotas: &ElbQuotas) -> Res
         }
         seen.push(c.field.clone());
         if c.field == "http-header" {
-            header_name(&format!("{at}.HttpHeaderConfig.HttpHeaderName"), &c.header_name)?;
+            header_name(
+                &format!("{at}.HttpHeaderConfig.HttpHeaderName"),
+                &c.header_name,
+            )?;
         }
         if c.values.is_empty() {
             return Err(invalid(format!("{at}.Values: give at least one value")));

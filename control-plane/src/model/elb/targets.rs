@@ -152,6 +152,19 @@ pub fn target_health(
             }
         }
     }
+    for t in super::registered::routing_targets(tg, crate::time::now_millis()) {
+        let seen = proxies.target_state(&t.task_arn);
+        let (st, reason, description) = elb_state(t.draining, seen);
+        rows.push(TargetHealthRow {
+            service_name: String::new(),
+            task_arn: t.task_arn,
+            address: t.address,
+            port: t.port,
+            state: st.into(),
+            reason: reason.into(),
+            description,
+        });
+    }
     Ok(rows)
 }
 

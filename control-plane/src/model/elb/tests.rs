@@ -190,7 +190,8 @@ fn weights_and_health_checks_stay_in_albs_ranges() {
     let mut a = forward(&g.arn);
     a[0].target_groups[0].weight = 1000;
     assert!(
-        message(super::rule_check::actions("Actions", &a, &Default::default()).unwrap_err()).contains("Weight")
+        message(super::rule_check::actions("Actions", &a, &Default::default()).unwrap_err())
+            .contains("Weight")
     );
     a[0].target_groups[0].weight = 0;
     assert!(

@@ -7,10 +7,14 @@
 //! groups), and a test route while the new revision takes test traffic.
 
 use super::Attachment;
-use crate::model::elb::{self, keys, same};
+use crate::model::elb::attributes::{self, Kind};
+use crate::model::elb::{self, keys, registered, same};
 use crate::state::error::Result;
 use crate::state::State;
-use berth_proto::v1::{ElbListener, ElbLoadBalancer, ElbTargetGroup, Route, Target};
+use berth_proto::v1::{
+    ElbAction, ElbCondition, ElbListener, ElbLoadBalancer, ElbTargetGroup, Route, RouteAnswer,
+    RouteCondition, Target,
+};
 use std::collections::BTreeMap;
 
 /// `attached`: service key → what that service gives the target groups it is attached to.
@@ -35,27 +39,61 @@ pub(super) fn routes(
                     .collect()
             };
             let (hosts, paths) = (condition("host-header"), condition("path-pattern"));
+            let conditions = route_conditions(&rule.conditions);
+            let lb = lbs.iter().find(|lb| lb.arn == l.load_balancer_arn);
+            let lb_attr = |key: &str| {
+                lb.map_or("", |lb| {
+                    attributes::value(Kind::LoadBalancer, &lb.attributes, key)
+                })
+                .to_string()
+            };
+            let listener = Route {
+                cluster: lb_name.to_string(),
+                listener_port: l.port,
+                host_patterns: hosts.clone(),
+                path_patterns: paths.clone(),
+                priority: rule.priority,
+                rule: rule.arn.clone(),
+                listener_protocol: l.protocol.clone(),
+                conditions: conditions.clone(),
+                drop_invalid_header_fields: lb_attr(
+                    "routing.http.drop_invalid_header_fields.enabled",
+                ) == "true",
+                xff_mode: lb_attr("routing.http.xff_header_processing.mode"),
+                ..Default::default()
+            };
+            for a in rule.actions.iter().filter(|a| a.r#type != "forward") {
+                if let Some(answer) = answer(a) {
+                    out.push(Route {
+                        service_name: a.r#type.clone(),
+                        service_arn: rule.arn.clone(),
+                        health_check: Some(berth_core::lb::health_check_with_defaults(None)),
+                        weight: 1,
+                        answer: Some(answer),
+                        ..listener.clone()
+                    });
+                }
+            }
             for a in rule.actions.iter().filter(|a| a.r#type == "forward") {
                 for w in &a.target_groups {
                     let Some(tg) = groups.iter().find(|g| same(&g.arn, &w.target_group_arn)) else {
                         continue;
                     };
+                    let tg_attr =
+                        |key: &str| attributes::value(Kind::TargetGroup, &tg.attributes, key);
                     let base = Route {
-                        cluster: lb_name.to_string(),
                         service_name: tg.name.clone(),
                         service_arn: tg.arn.clone(),
-                        listener_port: l.port,
-                        host_patterns: hosts.clone(),
-                        path_patterns: paths.clone(),
-                        priority: rule.priority,
                         health_check: Some(berth_core::lb::health_check_with_defaults(
                             tg.health_check.as_ref(),
                         )),
                         drain_timeout_seconds: tg.deregistration_delay_seconds,
-                        algorithm: "round_robin".into(),
-                        rule: rule.arn.clone(),
+                        algorithm: tg_attr("load_balancing.algorithm.type").to_string(),
+                        slow_start_seconds: tg_attr("slow_start.duration_seconds")
+                            .parse()
+                            .unwrap_or(0),
                         weight: w.weight.saturating_mul(1000),
-                        ..Default::default()
+                        ..listener.clone()
                     };
                     out.extend(group_routes(&base, tg, w.weight, attached));
                 }
@@ -117,7 +155,49 @@ fn targets_of(tg: &ElbTargetGroup, attached: &BTreeMap<String, Vec<Attachment>>)
         .filter(|a| same(&a.target_group, &tg.arn))
         .flat_map(|a| a.groups.iter().flat_map(|(_, _, t)| t.iter().cloned()))
         .collect();
+    targets.extend(registered::routing_targets(tg, crate::time::now_millis()));
     targets.sort_by(|a, b| (&a.task_arn, a.port).cmp(&(&b.task_arn, b.port)));
     targets.dedup_by(|a, b| a.task_arn == b.task_arn && a.port == b.port);
     targets
+}
+
+/// The conditions the proxy checks beyond host and path.
+fn route_conditions(conditions: &[ElbCondition]) -> Vec<RouteCondition> {
+    conditions
+        .iter()
+        .filter(|c| !matches!(c.field.as_str(), "host-header" | "path-pattern"))
+        .map(|c| RouteCondition {
+            field: c.field.clone(),
+            name: c.header_name.clone(),
+            values: c.values.clone(),
+        })
+        .collect()
+}
+
+/// What the proxy answers for a redirect or fixed-response action.
+fn answer(a: &ElbAction) -> Option<RouteAnswer> {
+    if let Some(r) = &a.redirect {
+        return Some(RouteAnswer {
+            r#type: "redirect".into(),
+            status: if r.status_code == "HTTP_302" {
+                302
+            } else {
+                301
+            },
+            protocol: r.protocol.clone(),
+            host: r.host.clone(),
+            port: r.port.clone(),
+            path: r.path.clone(),
+            query: r.query.clone(),
+            ..Default::default()
+        });
+    }
+    let f = a.fixed_response.as_ref()?;
+    Some(RouteAnswer {
+        r#type: "fixed-response".into(),
+        status: f.status_code.parse().unwrap_or(200),
+        content_type: f.content_type.clone(),
+        body: f.message_body.clone(),
+        ..Default::default()
+    })
 }

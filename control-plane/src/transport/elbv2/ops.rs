@@ -1,6 +1,7 @@
 //! The ELBv2 operations: each reads its parameters, calls the `elb` service layer and writes its
 //! result in botocore's shape.
 
+use super::iac;
 use super::query::Params;
 use super::shapes;
 use super::xml::Xml;
@@ -34,7 +35,44 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("ModifyRule", modify_rule),
     ("DeleteRule", delete_rule),
     ("DescribeTargetHealth", describe_target_health),
+    ("SetRulePriorities", iac::set_rule_priorities),
+    ("AddTags", iac::add_tags),
+    ("RemoveTags", iac::remove_tags),
+    ("DescribeTags", iac::describe_tags),
+    (
+        "DescribeLoadBalancerAttributes",
+        iac::describe_load_balancer_attributes,
+    ),
+    (
+        "ModifyLoadBalancerAttributes",
+        iac::modify_load_balancer_attributes,
+    ),
+    (
+        "DescribeTargetGroupAttributes",
+        iac::describe_target_group_attributes,
+    ),
+    (
+        "ModifyTargetGroupAttributes",
+        iac::modify_target_group_attributes,
+    ),
+    (
+        "DescribeListenerAttributes",
+        iac::describe_listener_attributes,
+    ),
+    ("ModifyListenerAttributes", iac::modify_listener_attributes),
+    ("RegisterTargets", iac::register_targets),
+    ("DeregisterTargets", iac::deregister_targets),
+    ("DescribeAccountLimits", iac::describe_account_limits),
 ];
+
+/// Tags given on a create (`Tags.member.N`), put on the new resource.
+fn tag_new(ctx: &Ctx<'_>, p: &Params, arn: &str) -> Result<()> {
+    let tags = iac::tag_list(p, "Tags");
+    if tags.is_empty() {
+        return Ok(());
+    }
+    elb::tags::add(ctx.state, &[arn.to_string()], &tags)
+}
 
 fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> {
     let mut with = Vec::new();
@@ -55,7 +93,9 @@ fn create_load_balancer(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
             format!("Type: {t:?} is not served by Berth's proxy; use application"),
         ));
     }
+    elb::tags::check(&iac::tag_list(p, "Tags"))?;
     let lb = elb::create_load_balancer(ctx.state, &name, &p.text("Scheme"))?;
+    tag_new(ctx, p, &lb.arn)?;
     write_lbs(ctx, x, &[lb])
 }
 
@@ -98,7 +138,9 @@ fn create_target_group(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         health: p.health()?,
         deregistration_delay_seconds: None,
     };
+    elb::tags::check(&iac::tag_list(p, "Tags"))?;
     let tg = elb::create_target_group(ctx.state, req)?;
+    tag_new(ctx, p, &tg.arn)?;
     write_tgs(ctx, x, &[tg])
 }
 
@@ -152,7 +194,9 @@ fn create_listener(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         protocol: p.text("Protocol"),
         default_actions: p.actions("DefaultActions")?,
     };
+    elb::tags::check(&iac::tag_list(p, "Tags"))?;
     let l = elb::create_listener(ctx.state, req)?;
+    tag_new(ctx, p, &l.arn)?;
     write_listeners(x, &[l]);
     Ok(())
 }
@@ -210,7 +254,9 @@ fn create_rule(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         conditions: p.conditions("Conditions")?,
         actions: p.actions("Actions")?,
     };
+    elb::tags::check(&iac::tag_list(p, "Tags"))?;
     let r = elb::create_rule(ctx.state, req)?;
+    tag_new(ctx, p, &r.arn)?;
     write_rules(x, &[r]);
     Ok(())
 }

@@ -139,7 +139,11 @@ impl Params {
             let at = format!("{prefix}.member.{i}");
             let r#type = self
                 .get(&format!("{at}.Type"))
-                .ok_or_else(|| invalid(format!("{at}.Type: is required (forward, redirect or fixed-response)")))?
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{at}.Type: is required (forward, redirect or fixed-response)"
+                    ))
+                })?
                 .to_string();
             let single = self.text(&format!("{at}.TargetGroupArn"));
             let fc = format!("{at}.ForwardConfig.TargetGroups");
