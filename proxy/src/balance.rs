@@ -16,9 +16,23 @@ impl Service {
             return None;
         }
         let start = self.targets.next.local().fetch_add(1, Relaxed);
+        let usable =
+            |t: &&Arc<Target>| t.is_available() && exclude.is_none_or(|x| !Arc::ptr_eq(x, t));
+        // Slow start: a target still ramping up passes a turn unless its share of this turn's
+        // slot (spread by a multiplicative hash of the turn) says otherwise; when every target
+        // passes, the ramp is ignored.
+        let window = self.slow_start;
+        let ramped = |t: &&Arc<Target>| {
+            window.is_zero() || {
+                let share = t.slow_start_share(window);
+                let slot = (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+                share >= 1.0 || (slot as f64) < share * 1024.0
+            }
+        };
+        let any_ramped = !window.is_zero() && targets.iter().filter(usable).any(|t| ramped(&t));
         let mut candidates = (0..n)
             .map(|i| &targets[(start.wrapping_add(i)) % n])
-            .filter(|t| t.is_available() && exclude.is_none_or(|x| !Arc::ptr_eq(x, t)));
+            .filter(|t| usable(t) && (!any_ramped || ramped(t)));
         match self.algorithm {
             Algorithm::RoundRobin => candidates.find_map(|t| t.acquire()),
             Algorithm::LeastOutstanding => {
@@ -86,6 +100,25 @@ mod tests {
         }
         let only = s.targets.targets[0].clone();
         assert!(s.pick(Some(&only)).is_none(), "nothing else is available");
+    }
+
+    #[test]
+    fn a_target_in_slow_start_gets_a_small_share_then_all_of_it() {
+        let mut s = with_targets(Algorithm::RoundRobin, 2);
+        s.slow_start = std::time::Duration::from_secs(600);
+        // Target 1 has just become healthy: a few seconds into 600 its share is about 0.
+        let t = &s.targets.targets[1];
+        t.transition(Health::Healthy, Health::Unhealthy, "test");
+        t.transition(Health::Unhealthy, Health::Healthy, "");
+        let to_new = (0..200)
+            .filter(|_| port_of(&s.pick(None).unwrap()) == 1001)
+            .count();
+        assert!(to_new <= 2, "the new target took {to_new} of 200");
+        s.slow_start = std::time::Duration::ZERO;
+        let to_new = (0..200)
+            .filter(|_| port_of(&s.pick(None).unwrap()) == 1001)
+            .count();
+        assert_eq!(to_new, 100);
     }
 
     #[test]

@@ -181,6 +181,9 @@ impl Router {
             revision: route.revision.clone(),
             header: crate::table::HeaderMatch::parse(&route.header_name, &route.header_value),
             edge: crate::rules::Edge::from_route(&route),
+            slow_start: std::time::Duration::from_secs(
+                u64::try_from(route.slow_start_seconds).unwrap_or(0),
+            ),
             route,
         }
     }

@@ -59,6 +59,8 @@ pub(crate) struct Service {
     pub revision: String,
     /// Matches only requests carrying this header (and value, when given): a shift's test route.
     pub header: Option<HeaderMatch>,
+    /// A new healthy target's share ramps up over this long (zero: no slow start).
+    pub slow_start: std::time::Duration,
     /// ELBv2 conditions beyond host and path, a local answer, forwarding headers.
     pub edge: crate::rules::Edge,
     /// The route this was built from, to tell whether a new table changed it.
@@ -317,6 +319,7 @@ pub(crate) mod tests {
             revision: String::new(),
             header: None,
             edge: Default::default(),
+            slow_start: Default::default(),
             route: Default::default(),
         })
     }

@@ -58,6 +58,19 @@ pub(crate) struct Target {
     draining: AtomicBool,
     in_flight: AtomicUsize,
     reporter: Reporter,
+    /// Milliseconds after `epoch()` when the target last became healthy; 0 for one that was
+    /// healthy from the start (handed over), which no slow start holds back.
+    healthy_at: AtomicU64,
+}
+
+/// The process's clock origin for `healthy_at`.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn since_epoch_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64 + 1
 }
 
 impl Target {
@@ -91,6 +104,7 @@ impl Target {
             draining: AtomicBool::new(target.draining),
             in_flight: AtomicUsize::new(0),
             reporter,
+            healthy_at: AtomicU64::new(0),
         });
         t.report_current();
         Some(t)
@@ -122,6 +136,9 @@ impl Target {
             .state
             .compare_exchange(from as u8, to as u8, SeqCst, SeqCst)
             .is_ok();
+        if moved && to == Health::Healthy {
+            self.healthy_at.store(since_epoch_ms(), SeqCst);
+        }
         if moved {
             tracing::info!(
                 target = %self.authority,
@@ -136,6 +153,17 @@ impl Target {
             self.report(to.as_str(), reason);
         }
         moved
+    }
+
+    /// The share of its turns a target takes during a slow start of `window`: rising linearly
+    /// from 0 to 1 over the window after it became healthy (1 outside any window).
+    pub fn slow_start_share(&self, window: std::time::Duration) -> f64 {
+        let at = self.healthy_at.load(SeqCst);
+        if at == 0 || window.is_zero() {
+            return 1.0;
+        }
+        let elapsed = since_epoch_ms().saturating_sub(at) as f64;
+        (elapsed / window.as_millis() as f64).clamp(0.0, 1.0)
     }
 
     /// Passive ejection: a request could not connect, so stop sending here at once. The target
