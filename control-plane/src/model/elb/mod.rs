@@ -309,3 +309,7 @@ pub fn load_balancers_of(state: &State, tg: &ElbTargetGroup) -> Result<Vec<Strin
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_iac;
+#[cfg(test)]
+mod tests_rules;

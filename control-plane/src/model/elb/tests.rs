@@ -2,24 +2,24 @@ use super::*;
 use crate::store::LogStore;
 use berth_proto::v1::{ElbAction, ElbCondition, ElbTargetWeight};
 
-fn state() -> (tempfile::TempDir, State) {
+pub(super) fn state() -> (tempfile::TempDir, State) {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();
     (dir, State::new(std::sync::Arc::new(store)))
 }
 
-fn code(e: Error) -> &'static str {
+pub(super) fn code(e: Error) -> &'static str {
     match e {
         Error::Elb { code, .. } => code,
         other => panic!("not an ELBv2 error: {other}"),
     }
 }
 
-fn message(e: Error) -> String {
+pub(super) fn message(e: Error) -> String {
     e.to_string()
 }
 
-fn forward(arn: &str) -> Vec<ElbAction> {
+pub(super) fn forward(arn: &str) -> Vec<ElbAction> {
     vec![ElbAction {
         r#type: "forward".into(),
         target_groups: vec![ElbTargetWeight {
@@ -28,10 +28,11 @@ fn forward(arn: &str) -> Vec<ElbAction> {
         }],
         order: 0,
         single: true,
+        ..Default::default()
     }]
 }
 
-fn tg(state: &State, name: &str) -> berth_proto::v1::ElbTargetGroup {
+pub(super) fn tg(state: &State, name: &str) -> berth_proto::v1::ElbTargetGroup {
     create_target_group(
         state,
         NewTargetGroup {
@@ -156,6 +157,7 @@ fn rules_take_unique_priorities_and_the_default_rule_stays() {
         conditions: vec![ElbCondition {
             field: "path-pattern".into(),
             values: vec![path.into()],
+            ..Default::default()
         }],
         actions: forward(&green.arn),
     };
