@@ -368,6 +368,7 @@ impl Pass<'_> {
         caches.owners.retain(&exists, &caches.headers);
         self.proxies.retain_tasks(&|arn| {
             crate::model::placement::apply::task_key(arn).is_some_and(|k| exists(&k))
+                || crate::model::elb::registered::known_key(self.state, arn)
         });
         let all = self.state.scan::<Service>(keys::SERVICES)?;
         self.scale(&all, now, memory);

@@ -15,6 +15,23 @@ pub fn target_key(tg: &ElbTargetGroup, t: &ElbRegisteredTarget) -> String {
     format!("{}/{}:{}", tg.arn, t.id, t.port)
 }
 
+/// Whether `key` is a registered target's (`target_key`) whose target group still exists: the
+/// proxies' reports of it are kept like those of live tasks.
+pub fn known_key(state: &State, key: &str) -> bool {
+    let Some(at) = key.find(":targetgroup/") else {
+        return false;
+    };
+    let tg_arn: String = {
+        let rest = &key[at + ":targetgroup/".len()..];
+        let mut parts = rest.splitn(3, '/');
+        let (Some(name), Some(id)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        format!("{}:targetgroup/{name}/{id}", &key[..at])
+    };
+    super::get_target_group(state, &tg_arn).is_ok()
+}
+
 /// An IP address, or a host name of letters, digits, hyphens and dots.
 fn check_id(at: &str, id: &str) -> Result<()> {
     let host = !id.is_empty()

@@ -1,0 +1,435 @@
+//! The ALB's actions and conditions, the client's address and the ELBv2 calls IaC makes, through
+//! the real `aws elbv2` CLI against `berth dev`, with targets that are not ECS tasks: two small
+//! HTTP servers this test runs on 127.0.0.1, registered with register-targets. A redirect
+//! listener answers 301 to https:// with the same host and path; a fixed-response rule answers
+//! its body; an http-header rule routes to the second target group; the targets see
+//! X-Forwarded-For (appended), -Proto and -Port. add-tags/describe-tags and the target group
+//! attributes work, and a deregistered target drains for the delay just set (measured).
+
+mod common;
+
+use common::aws::*;
+use common::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A target: answers every request with its name and the request's header lines, until the
+/// test ends.
+fn backend(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let body = format!("name={name}\n{text}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// `curl -si`: status, the head and the body.
+fn curl(url: &str, headers: &[&str]) -> Option<(u16, String, String)> {
+    common::setup::tools();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "5"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn error_code(r: &Run) -> String {
+    assert!(!r.ok, "expected a failure: {}", r.stdout);
+    r.stderr
+        .split_once("An error occurred (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(code, _)| code.to_string())
+        .unwrap_or_else(|| panic!("no error code in: {}", r.stderr))
+}
+
+fn ip_group(elb: &dyn Fn(&[&str]) -> Value, name: &str, port: u16) -> String {
+    let tg = elb(&[
+        "create-target-group",
+        "--name",
+        name,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &port.to_string(),
+        "--target-type",
+        "ip",
+        "--health-check-interval-seconds",
+        "5",
+        "--health-check-timeout-seconds",
+        "2",
+        "--healthy-threshold-count",
+        "2",
+        "--tags",
+        "Key=made-by,Value=test",
+    ]);
+    tg["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn attribute(attrs: &Value, key: &str) -> String {
+    attrs["Attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["Key"] == key)
+        .map(|a| a["Value"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no {key} in {attrs}"))
+}
+
+#[test]
+fn alb_actions_conditions_client_address_and_iac_calls_work_through_aws_elbv2() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    let http = dev.http.as_str();
+    let c = Creds::default();
+    let elb = |args: &[&str]| elbv2_ok(http, &c, args);
+
+    let (a, b) = (backend("blue"), backend("green"));
+    let blue = ip_group(&elb, "edge-blue", a);
+    let green = ip_group(&elb, "edge-green", b);
+    elb(&[
+        "register-targets",
+        "--target-group-arn",
+        &blue,
+        "--targets",
+        &format!("Id=127.0.0.1,Port={a}"),
+    ]);
+    elb(&[
+        "register-targets",
+        "--target-group-arn",
+        &green,
+        "--targets",
+        "Id=127.0.0.1",
+    ]);
+
+    let lb = elb(&["create-load-balancer", "--name", "edge"]);
+    let lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let listener = elb(&[
+        "create-listener",
+        "--load-balancer-arn",
+        &lb_arn,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &port.to_string(),
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={blue}"),
+    ]);
+    let listener_arn = listener["Listeners"][0]["ListenerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let beta = elb(&[
+        "create-rule",
+        "--listener-arn",
+        &listener_arn,
+        "--priority",
+        "10",
+        "--conditions",
+        r#"[{"Field":"http-header","HttpHeaderConfig":{"HttpHeaderName":"X-Version","Values":["beta*"]}}]"#,
+        "--actions",
+        &format!("Type=forward,TargetGroupArn={green}"),
+    ]);
+    assert_eq!(
+        beta["Rules"][0]["Conditions"][0]["HttpHeaderConfig"]["HttpHeaderName"], "X-Version",
+        "{beta}"
+    );
+    let fixed = elb(&[
+        "create-rule",
+        "--listener-arn",
+        &listener_arn,
+        "--priority",
+        "20",
+        "--conditions",
+        "Field=path-pattern,Values=/maintenance",
+        "--actions",
+        r#"[{"Type":"fixed-response","FixedResponseConfig":{"StatusCode":"503","ContentType":"text/plain","MessageBody":"down for maintenance"}}]"#,
+    ]);
+    assert_eq!(
+        fixed["Rules"][0]["Actions"][0]["FixedResponseConfig"]["MessageBody"],
+        "down for maintenance",
+        "{fixed}"
+    );
+    let redirect_port = free_port();
+    let redirect = elb(&[
+        "create-listener",
+        "--load-balancer-arn",
+        &lb_arn,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &redirect_port.to_string(),
+        "--default-actions",
+        r#"[{"Type":"redirect","RedirectConfig":{"Protocol":"HTTPS","Port":"443","StatusCode":"HTTP_301"}}]"#,
+    ]);
+    let rc = &redirect["Listeners"][0]["DefaultActions"][0]["RedirectConfig"];
+    assert_eq!(
+        (rc["Host"].as_str(), rc["Path"].as_str()),
+        (Some("#{host}"), Some("/#{path}")),
+        "{redirect}"
+    );
+
+    // Bad actions and conditions: ELBv2's codes, the field named, nothing written.
+    let bad = elbv2(
+        http,
+        &c,
+        &[
+            "create-rule",
+            "--listener-arn",
+            &listener_arn,
+            "--priority",
+            "30",
+            "--conditions",
+            r#"[{"Field":"source-ip","SourceIpConfig":{"Values":["10.0.0.1"]}}]"#,
+            "--actions",
+            &format!("Type=forward,TargetGroupArn={green}"),
+        ],
+    );
+    assert_eq!(error_code(&bad), "ValidationError");
+    assert!(
+        bad.stderr.contains("SourceIpConfig.Values.member.1"),
+        "{}",
+        bad.stderr
+    );
+    let bad = elbv2(
+        http,
+        &c,
+        &[
+            "create-rule",
+            "--listener-arn",
+            &listener_arn,
+            "--priority",
+            "30",
+            "--conditions",
+            "Field=path-pattern,Values=/x",
+            "--actions",
+            r#"[{"Type":"redirect","RedirectConfig":{"Protocol":"FTP","StatusCode":"HTTP_301"}}]"#,
+        ],
+    );
+    assert!(
+        bad.stderr.contains("RedirectConfig.Protocol"),
+        "{}",
+        bad.stderr
+    );
+    let rules = elb(&["describe-rules", "--listener-arn", &listener_arn]);
+    assert_eq!(rules["Rules"].as_array().unwrap().len(), 3, "{rules}");
+
+    // Forwarding: the target sees the client's address appended, the listener's proto and port.
+    let url = format!("http://127.0.0.1:{port}");
+    let (_, _, body) = wait_for(
+        Duration::from_secs(30),
+        "the registered target to answer",
+        || {
+            curl(&format!("{url}/hello"), &["X-Forwarded-For: 203.0.113.7"])
+                .filter(|(s, _, _)| *s == 200)
+        },
+    );
+    assert!(body.starts_with("name=blue"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 203.0.113.7, 127.0.0.1"),
+        "{body}"
+    );
+    assert!(body.contains("x-forwarded-proto: http\r\n"), "{body}");
+    assert!(
+        body.contains(&format!("x-forwarded-port: {port}")),
+        "{body}"
+    );
+    let (_, _, body) = wait_for(
+        Duration::from_secs(30),
+        "the http-header rule's target",
+        || curl(&format!("{url}/"), &["X-Version: beta-2"]).filter(|(s, _, _)| *s == 200),
+    );
+    assert!(body.starts_with("name=green"), "{body}");
+    let (status, _, body) = curl(&format!("{url}/maintenance"), &[]).unwrap();
+    assert_eq!((status, body.as_str()), (503, "down for maintenance"));
+    let (status, head, _) = curl(
+        &format!("http://127.0.0.1:{redirect_port}/a/b?x=1"),
+        &["Host: app.test"],
+    )
+    .unwrap();
+    assert_eq!(status, 301, "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some("https://app.test/a/b?x=1"),
+        "{head}"
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "describe-target-health to say healthy",
+        || {
+            let health = elb(&["describe-target-health", "--target-group-arn", &blue]);
+            let t = &health["TargetHealthDescriptions"][0];
+            assert_eq!(t["Target"]["Id"], "127.0.0.1", "{health}");
+            (t["TargetHealth"]["State"] == "healthy").then_some(())
+        },
+    );
+
+    // Tags: given on create, added, described.
+    elb(&[
+        "add-tags",
+        "--resource-arns",
+        &lb_arn,
+        &blue,
+        "--tags",
+        "Key=env,Value=dev",
+    ]);
+    let tags = elb(&["describe-tags", "--resource-arns", &lb_arn, &blue]);
+    let of = |i: usize| tags["TagDescriptions"][i]["Tags"].to_string();
+    assert!(
+        of(0).contains(r#""Key":"env""#) && of(0).contains(r#""Value":"dev""#),
+        "{tags}"
+    );
+    assert!(of(1).contains("made-by") && of(1).contains("env"), "{tags}");
+    let bad = elbv2(
+        http,
+        &c,
+        &[
+            "add-tags",
+            "--resource-arns",
+            &blue,
+            "--tags",
+            "Key=aws:x,Value=1",
+        ],
+    );
+    assert!(bad.stderr.contains("Tags.member.1.Key"), "{}", bad.stderr);
+
+    // Attributes: the table's defaults, then the deregistration delay and slow start set.
+    let attrs = elb(&[
+        "describe-target-group-attributes",
+        "--target-group-arn",
+        &blue,
+    ]);
+    assert_eq!(
+        attribute(&attrs, "deregistration_delay.timeout_seconds"),
+        "30"
+    );
+    let attrs = elb(&[
+        "modify-target-group-attributes",
+        "--target-group-arn",
+        &blue,
+        "--attributes",
+        "Key=deregistration_delay.timeout_seconds,Value=3",
+        "Key=slow_start.duration_seconds,Value=30",
+    ]);
+    assert_eq!(
+        attribute(&attrs, "deregistration_delay.timeout_seconds"),
+        "3"
+    );
+    assert_eq!(attribute(&attrs, "slow_start.duration_seconds"), "30");
+    let bad = elbv2(
+        http,
+        &c,
+        &[
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &blue,
+            "--attributes",
+            "Key=slow_start.duration_seconds,Value=5",
+        ],
+    );
+    assert!(
+        bad.stderr.contains("Attributes.member.1.Value"),
+        "{}",
+        bad.stderr
+    );
+    let lb_attrs = elb(&[
+        "describe-load-balancer-attributes",
+        "--load-balancer-arn",
+        &lb_arn,
+    ]);
+    assert_eq!(
+        attribute(&lb_attrs, "routing.http.xff_header_processing.mode"),
+        "append"
+    );
+    let limits = elb(&["describe-account-limits"]);
+    assert!(
+        limits["Limits"]
+            .to_string()
+            .contains("rules-per-application-load-balancer"),
+        "{limits}"
+    );
+
+    // The drain takes the new delay: the target drains for 3 s (not the 30 s default), then goes.
+    let started = Instant::now();
+    elb(&[
+        "deregister-targets",
+        "--target-group-arn",
+        &blue,
+        "--targets",
+        &format!("Id=127.0.0.1,Port={a}"),
+    ]);
+    let health = elb(&["describe-target-health", "--target-group-arn", &blue]);
+    assert_eq!(
+        health["TargetHealthDescriptions"][0]["TargetHealth"]["State"], "draining",
+        "{health}"
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "the drained target to leave",
+        || {
+            let h = elb(&["describe-target-health", "--target-group-arn", &blue]);
+            h["TargetHealthDescriptions"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    );
+    let took = started.elapsed();
+    eprintln!("drain with deregistration_delay.timeout_seconds=3 took {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "left before its delay: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "took far longer than its delay: {took:?}"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the proxy to stop sending to it",
+        || curl(&format!("{url}/"), &[]).filter(|(s, _, _)| *s == 503),
+    );
+}
