@@ -2,7 +2,6 @@
 //! target learns the client through `X-Forwarded-For`, `-Proto` and `-Port`, as behind an ALB.
 
 use crate::rules::Xff;
-use crate::upstream::Forwarded;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
@@ -13,6 +12,16 @@ use hyper::{Request, Version};
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+/// What the target learns about the client, as `X-Forwarded-For`, `-Port` and `-Proto`.
+pub(crate) struct Forwarded<'a> {
+    pub client_ip: &'a [u8],
+    pub port: &'a [u8],
+    /// http or https: the listener's protocol.
+    pub proto: &'a [u8],
+    /// What becomes of the client's own `X-Forwarded-For`.
+    pub xff: crate::rules::Xff,
+}
+
 pub(crate) static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 pub(crate) static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 

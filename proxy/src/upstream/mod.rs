@@ -45,15 +45,7 @@ pub(crate) enum ExchangeError {
     TimedOut,
 }
 
-/// What the target learns about the client, as `X-Forwarded-For`, `-Port` and `-Proto`.
-pub(crate) struct Forwarded<'a> {
-    pub client_ip: &'a [u8],
-    pub port: &'a [u8],
-    /// http or https: the listener's protocol.
-    pub proto: &'a [u8],
-    /// What becomes of the client's own `X-Forwarded-For`.
-    pub xff: crate::rules::Xff,
-}
+pub(crate) use crate::headers::Forwarded;
 
 /// Sends one request (the client's head from `parts`, its hop-by-hop headers dropped and the
 /// forwarding headers added on the way, and `body`) to `target` and reads the response head; the

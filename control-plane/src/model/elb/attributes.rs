@@ -184,7 +184,11 @@ pub fn modify_target_group(
                         }
                     }
                     if touched && s.status != "INACTIVE" {
-                        ops.push(put(crate::model::services::key_of(&s2), &s2));
+                        let key = crate::state::keys::service(
+                            berth_core::arn::cluster_name(&s2.cluster_arn),
+                            &s2.service_name,
+                        );
+                        ops.push(put(key, &s2));
                     }
                 }
             } else {

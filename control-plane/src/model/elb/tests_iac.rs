@@ -24,7 +24,7 @@ fn tags_are_added_overwritten_removed_and_checked() {
     let g = tg(&s, "blue");
     let arns = vec![lb.arn.clone(), g.arn.clone()];
     tags::add(&s, &arns, &[kv("env", "dev"), kv("team", "a")]).unwrap();
-    tags::add(&s, &[g.arn.clone()], &[kv("env", "prod")]).unwrap();
+    tags::add(&s, std::slice::from_ref(&g.arn), &[kv("env", "prod")]).unwrap();
     let d = tags::describe(&s, &arns).unwrap();
     assert_eq!(d[0].1, vec![kv("env", "dev"), kv("team", "a")]);
     assert_eq!(d[1].1, vec![kv("env", "prod"), kv("team", "a")]);
@@ -52,7 +52,7 @@ fn tags_are_added_overwritten_removed_and_checked() {
         "TargetGroupNotFound"
     );
     assert_eq!(
-        tags::describe(&s, &[lb.arn.clone()]).unwrap()[0].1,
+        tags::describe(&s, std::slice::from_ref(&lb.arn)).unwrap()[0].1,
         vec![kv("env", "dev")],
         "a failed call changes no resource"
     );

@@ -2,7 +2,7 @@
 //! RegisterTargets/DeregisterTargets, SetRulePriorities and DescribeAccountLimits, in botocore's
 //! shapes.
 
-use super::ops::Ctx;
+use super::ctx::Ctx;
 use super::query::Params;
 use super::shapes;
 use super::xml::Xml;
