@@ -3,8 +3,9 @@
 //! HTTP servers this test runs on 127.0.0.1, registered with register-targets. A redirect
 //! listener answers 301 to https:// with the same host and path; a fixed-response rule answers
 //! its body; an http-header rule routes to the second target group; the targets see
-//! X-Forwarded-For (appended), -Proto and -Port. add-tags/describe-tags and the target group
-//! attributes work, and a deregistered target drains for the delay just set (measured).
+//! X-Forwarded-For (appended), -Proto and -Port; an AWSALB cookie keeps a client on one target
+//! of a sticky target group. add-tags/describe-tags and the target group attributes work, and a
+//! deregistered target drains for the delay just set (measured).
 
 mod common;
 
@@ -304,6 +305,54 @@ fn alb_actions_conditions_client_address_and_iac_calls_work_through_aws_elbv2() 
             assert_eq!(t["Target"]["Id"], "127.0.0.1", "{health}");
             (t["TargetHealth"]["State"] == "healthy").then_some(())
         },
+    );
+
+    // Stickiness by load balancer cookie: a second green target, then the AWSALB cookie keeps
+    // a client on one of them.
+    let b2 = backend("green2");
+    elb(&[
+        "register-targets",
+        "--target-group-arn",
+        &green,
+        "--targets",
+        &format!("Id=127.0.0.1,Port={b2}"),
+    ]);
+    elb(&[
+        "modify-target-group-attributes",
+        "--target-group-arn",
+        &green,
+        "--attributes",
+        "Key=stickiness.enabled,Value=true",
+        "Key=stickiness.type,Value=lb_cookie",
+        "Key=stickiness.lb_cookie.duration_seconds,Value=600",
+    ]);
+    let mut names = std::collections::BTreeSet::new();
+    let mut cookie = String::new();
+    wait_for(
+        Duration::from_secs(30),
+        "both green targets to answer",
+        || {
+            let (_, head, body) = curl(&format!("{url}/"), &["X-Version: beta"])?;
+            names.insert(body.lines().next().unwrap_or_default().to_string());
+            if let Some(c) = header(&head, "set-cookie") {
+                cookie = c.split(';').next().unwrap_or_default().to_string();
+            }
+            (names.len() == 2).then_some(())
+        },
+    );
+    assert!(cookie.starts_with("AWSALB="), "{cookie}");
+    let pinned: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| {
+            let cookie_header = format!("Cookie: {cookie}");
+            let (_, _, body) =
+                curl(&format!("{url}/"), &["X-Version: beta", &cookie_header]).unwrap();
+            body.lines().next().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(
+        pinned.len(),
+        1,
+        "one target for a client with the cookie: {pinned:?}"
     );
 
     // Tags: given on create, added, described.

@@ -7,6 +7,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 impl Service {
+    /// The target a request's AWSALB cookie names, when stickiness is on and that target is
+    /// available; otherwise the caller picks as usual.
+    pub fn sticky_pick(&self, headers: &http::HeaderMap) -> Option<TargetGuard> {
+        self.edge.sticky?;
+        let token = crate::rules::sticky_cookie(headers)?;
+        self.targets
+            .targets
+            .iter()
+            .filter(|t| t.is_available())
+            .find(|t| crate::rules::sticky_token(&self.arn, &t.key) == token)?
+            .acquire()
+    }
+
     /// A target for the next request, counted in flight; never `exclude` (the target a retry is
     /// moving away from). `None` when no target is available.
     pub fn pick(&self, exclude: Option<&Arc<Target>>) -> Option<TargetGuard> {
@@ -119,6 +132,28 @@ mod tests {
             .filter(|_| port_of(&s.pick(None).unwrap()) == 1001)
             .count();
         assert_eq!(to_new, 100);
+    }
+
+    #[test]
+    fn an_awsalb_cookie_keeps_a_client_on_its_available_target() {
+        let mut s = with_targets(Algorithm::RoundRobin, 3);
+        let mut headers = http::HeaderMap::new();
+        let token = crate::rules::sticky_token(&s.arn, &s.targets.targets[2].key);
+        headers.insert(
+            http::header::COOKIE,
+            format!("a=b; AWSALB={token}").parse().unwrap(),
+        );
+        assert!(s.sticky_pick(&headers).is_none(), "stickiness is off");
+        s.edge.sticky = Some(std::time::Duration::from_secs(60));
+        for _ in 0..5 {
+            assert_eq!(port_of(&s.sticky_pick(&headers).unwrap()), 1002);
+        }
+        s.targets.targets[2].set_draining(true);
+        assert!(
+            s.sticky_pick(&headers).is_none(),
+            "a draining target lets go"
+        );
+        assert!(s.sticky_pick(&http::HeaderMap::new()).is_none());
     }
 
     #[test]

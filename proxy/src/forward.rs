@@ -150,9 +150,15 @@ async fn forward(
     }
     let body = RequestBody::new(body, &parts.method).await?;
 
-    let first = service.pick(None).ok_or_else(|| Failure::NoHealthyTarget {
-        service: service.name.clone(),
-    })?;
+    let sticky = service.sticky_pick(&parts.headers);
+    let pinned = sticky
+        .as_ref()
+        .map(|t| crate::rules::sticky_token(&service.arn, &t.key));
+    let first = sticky
+        .or_else(|| service.pick(None))
+        .ok_or_else(|| Failure::NoHealthyTarget {
+            service: service.name.clone(),
+        })?;
     let mut out = match body.in_hand() {
         Some(bytes) if !upgrade && parts.method != Method::CONNECT => {
             if parts.headers.contains_key(CONNECTION) {
@@ -219,6 +225,15 @@ async fn forward(
     if matches!(response.body(), Reply::Hyper(_)) {
         // Berth's own client leaves them out as it reads the head.
         strip_hop_by_hop(response.headers_mut());
+    }
+    if let Some(ttl) = service.edge.sticky {
+        // A client already on this target keeps its cookie; any other gets one naming it.
+        let token = crate::rules::sticky_token(&service.arn, &target.key);
+        if pinned.as_deref() != Some(token.as_str()) {
+            if let Some(v) = crate::rules::set_sticky_cookie(&token, ttl) {
+                response.headers_mut().append(hyper::header::SET_COOKIE, v);
+            }
+        }
     }
     Ok((response, Some(target)))
 }

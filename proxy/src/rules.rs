@@ -226,6 +226,50 @@ pub(crate) fn drop_invalid_header_fields(headers: &mut HeaderMap) {
     }
 }
 
+/// The load balancer cookie's name, as ALB's.
+pub(crate) const STICKY_COOKIE: &str = "AWSALB";
+
+/// The cookie value naming a target: a hash of its service and key (the same on every proxy and
+/// after restarts, and telling a client nothing of the address).
+pub(crate) fn sticky_token(service_arn: &str, key: &crate::target::TargetKey) -> String {
+    // FNV-1a: stable across processes, unlike std's randomly seeded hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        service_arn,
+        &key.task_arn,
+        &key.address,
+        &key.port.to_string(),
+    ] {
+        for b in part.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The AWSALB cookie's value in a request, if any.
+pub(crate) fn sticky_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == STICKY_COOKIE).then_some(v)
+        })
+}
+
+/// `Set-Cookie` pinning the client to `token` for `ttl`.
+pub(crate) fn set_sticky_cookie(token: &str, ttl: std::time::Duration) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{STICKY_COOKIE}={token}; Max-Age={}; Path=/",
+        ttl.as_secs()
+    ))
+    .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +365,8 @@ pub(crate) struct Edge {
     pub scheme: &'static str,
     pub drop_invalid_header_fields: bool,
     pub xff: Xff,
+    /// lb_cookie stickiness: how long an AWSALB cookie keeps a client on its target.
+    pub sticky: Option<std::time::Duration>,
 }
 
 /// `routing.http.xff_header_processing.mode`.
@@ -350,6 +396,10 @@ impl Edge {
                 "remove" => Xff::Remove,
                 _ => Xff::Append,
             },
+            sticky: u64::try_from(r.stickiness_seconds)
+                .ok()
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
         }
     }
 

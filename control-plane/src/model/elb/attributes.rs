@@ -69,9 +69,9 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row(Tg, "deregistration_delay.timeout_seconds", "30", Values::Range(0, 3600), "how long a leaving target drains"),
     row(Tg, "slow_start.duration_seconds", "0", Values::ZeroOr(30, 900), "a new healthy target's share ramps up over this long"),
     row(Tg, "load_balancing.algorithm.type", "round_robin", Values::OneOf(&["round_robin", "least_outstanding_requests"]), "how the proxy picks a target"),
-    row(Tg, "stickiness.enabled", "false", Values::Bool, "stored; see docs/load-balancers.md"),
-    row(Tg, "stickiness.type", "lb_cookie", Values::OneOf(&["lb_cookie", "app_cookie"]), "stored"),
-    row(Tg, "stickiness.lb_cookie.duration_seconds", "86400", Values::Range(1, 604_800), "stored"),
+    row(Tg, "stickiness.enabled", "false", Values::Bool, "with stickiness.type lb_cookie, an AWSALB cookie keeps a client on its target"),
+    row(Tg, "stickiness.type", "lb_cookie", Values::OneOf(&["lb_cookie", "app_cookie"]), "lb_cookie is served; app_cookie is stored only"),
+    row(Tg, "stickiness.lb_cookie.duration_seconds", "86400", Values::Range(1, 604_800), "the AWSALB cookie's lifetime"),
     row(L, "routing.http.response.server.enabled", "true", Values::Bool, "stored"),
 ];
 

@@ -92,6 +92,15 @@ pub(super) fn routes(
                         slow_start_seconds: tg_attr("slow_start.duration_seconds")
                             .parse()
                             .unwrap_or(0),
+                        stickiness_seconds: if tg_attr("stickiness.enabled") == "true"
+                            && tg_attr("stickiness.type") == "lb_cookie"
+                        {
+                            tg_attr("stickiness.lb_cookie.duration_seconds")
+                                .parse()
+                                .unwrap_or(0)
+                        } else {
+                            0
+                        },
                         weight: w.weight.saturating_mul(1000),
                         ..listener.clone()
                     };
