@@ -307,6 +307,61 @@ fn alb_actions_conditions_client_address_and_iac_calls_work_through_aws_elbv2() 
         },
     );
 
+    // PROXY protocol on the way in: behind another load balancer, the client it names is the one
+    // the target sees.
+    let behind = free_port();
+    let l2 = elb(&[
+        "create-listener",
+        "--load-balancer-arn",
+        &lb_arn,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &behind.to_string(),
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={blue}"),
+    ]);
+    let l2 = l2["Listeners"][0]["ListenerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attrs = elb(&[
+        "modify-listener-attributes",
+        "--listener-arn",
+        &l2,
+        "--attributes",
+        "Key=berth.proxy_protocol.inbound.enabled,Value=true",
+    ]);
+    assert_eq!(
+        attribute(&attrs, "berth.proxy_protocol.inbound.enabled"),
+        "true"
+    );
+    let body = wait_for(
+        Duration::from_secs(20),
+        "the PROXY listener to answer",
+        || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", behind)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            let request = format!(
+            "PROXY TCP4 198.51.100.9 127.0.0.1 51000 {behind}\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+            s.write_all(request.as_bytes()).ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.starts_with("HTTP/1.1 200").then_some(out)
+        },
+    );
+    assert!(body.contains("x-forwarded-for: 198.51.100.9\r\n"), "{body}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", behind)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(
+        out.is_empty(),
+        "a connection without the header is closed: {out}"
+    );
+
     // Stickiness by load balancer cookie: a second green target, then the AWSALB cookie keeps
     // a client on one of them.
     let b2 = backend("green2");

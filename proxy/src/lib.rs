@@ -21,6 +21,7 @@ mod health;
 mod listener;
 mod metrics;
 mod pattern;
+mod proxy_protocol;
 mod report;
 mod router;
 mod rules;

@@ -216,16 +216,45 @@ impl Drop for Open {
 }
 
 /// Runs on a worker thread.
-async fn serve(ctx: Arc<ConnCtx>, stream: std::net::TcpStream, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    mut ctx: Arc<ConnCtx>,
+    stream: std::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+) {
     ctx.listener.accepted.fetch_add(1, Relaxed);
     let _open = Open(ctx.listener.clone());
-    let stream = match TcpStream::from_std(stream) {
+    let mut stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
         Err(e) => {
             tracing::warn!("cannot adopt a client connection: {e}");
             return;
         }
     };
+    if ctx.shared.snapshot.load().proxy_protocol(ctx.port) {
+        let timeout = ctx.shared.config.header_read_timeout;
+        let header = tokio::time::timeout(timeout, crate::proxy_protocol::read_header(&mut stream));
+        match header.await {
+            Ok(Ok(Some(client))) => {
+                if let Some(c) = Arc::get_mut(&mut ctx) {
+                    c.peer = client.ip().to_canonical();
+                    c.client_ip = HeaderValue::from_str(&c.peer.to_string())
+                        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(port = ctx.port, "connection closed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    port = ctx.port,
+                    "connection closed: no PROXY header in time"
+                );
+                return;
+            }
+        }
+    }
     let _ = stream.set_nodelay(true);
     let shared = ctx.shared.clone();
     let io = TokioIo::new(TimeoutIo::new(

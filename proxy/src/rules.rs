@@ -367,6 +367,8 @@ pub(crate) struct Edge {
     pub xff: Xff,
     /// lb_cookie stickiness: how long an AWSALB cookie keeps a client on its target.
     pub sticky: Option<std::time::Duration>,
+    /// The listener's connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// `routing.http.xff_header_processing.mode`.
@@ -400,6 +402,7 @@ impl Edge {
                 .ok()
                 .filter(|s| *s > 0)
                 .map(std::time::Duration::from_secs),
+            proxy_protocol: r.accept_proxy_protocol,
         }
     }
 

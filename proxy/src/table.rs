@@ -276,6 +276,15 @@ impl Snapshot {
         rules.select(host, path, facts)
     }
 
+    /// Whether the listener on `port` takes a PROXY protocol header first.
+    pub fn proxy_protocol(&self, port: u16) -> bool {
+        self.ports
+            .iter()
+            .filter(|(p, _)| *p == port)
+            .flat_map(|(_, r)| r.rules.iter().flat_map(|r| r.members.iter()))
+            .any(|s| s.edge.proxy_protocol)
+    }
+
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.ports.iter().map(|(port, _)| *port)
     }

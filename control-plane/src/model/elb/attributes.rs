@@ -73,6 +73,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row(Tg, "stickiness.type", "lb_cookie", Values::OneOf(&["lb_cookie", "app_cookie"]), "lb_cookie is served; app_cookie is stored only"),
     row(Tg, "stickiness.lb_cookie.duration_seconds", "86400", Values::Range(1, 604_800), "the AWSALB cookie's lifetime"),
     row(L, "routing.http.response.server.enabled", "true", Values::Bool, "stored"),
+    row(L, "berth.proxy_protocol.inbound.enabled", "false", Values::Bool, "connections must start with a PROXY v1/v2 header naming the client (Berth behind another load balancer)"),
 ];
 
 /// The attributes of `kind` with `stored` over the defaults, in table order.

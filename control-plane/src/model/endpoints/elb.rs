@@ -60,6 +60,11 @@ pub(super) fn routes(
                     "routing.http.drop_invalid_header_fields.enabled",
                 ) == "true",
                 xff_mode: lb_attr("routing.http.xff_header_processing.mode"),
+                accept_proxy_protocol: attributes::value(
+                    Kind::Listener,
+                    &l.attributes,
+                    "berth.proxy_protocol.inbound.enabled",
+                ) == "true",
                 ..Default::default()
             };
             for a in rule.actions.iter().filter(|a| a.r#type != "forward") {
