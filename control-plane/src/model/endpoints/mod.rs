@@ -25,6 +25,8 @@ pub struct Routes {
     attached: BTreeMap<String, Vec<Attachment>>,
     /// The ELBv2 listeners' routes, re-derived when `elbv2/` or an attached service changes.
     elb: Vec<Route>,
+    /// Cloud Map's DNS records, derived alongside.
+    discovery: crate::model::discovery::records::Records,
 }
 
 impl Routes {
@@ -36,7 +38,7 @@ impl Routes {
             self.refresh_service(state, &crate::model::services::key_of(&svc), Some(svc))?;
         }
         self.elb = elb::routes(state, &self.attached)?;
-        Ok(())
+        self.discovery.refresh_all(state)
     }
 
     /// Re-derives what `keys` touch; true when the table may have changed.
@@ -45,6 +47,7 @@ impl Routes {
             self.refresh_all(state)?;
             return Ok(true);
         }
+        let discovery_moved = self.discovery.refresh(state, changed)?;
         let mut services = BTreeSet::new();
         for k in changed {
             if k.starts_with(keys::SERVICES) {
@@ -72,7 +75,7 @@ impl Routes {
         if elb_changed {
             self.elb = elb::routes(state, &self.attached)?;
         }
-        Ok(!services.is_empty() || elb_changed)
+        Ok(!services.is_empty() || elb_changed || discovery_moved)
     }
 
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
@@ -121,7 +124,10 @@ impl Routes {
                 &b.rule,
             ))
         });
-        RoutingTable { routes }
+        RoutingTable {
+            routes,
+            discovery: self.discovery.records(),
+        }
     }
 }
 
