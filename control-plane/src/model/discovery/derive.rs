@@ -71,9 +71,12 @@ fn checked(state: &State, arn: &str, seen: &mut HashMap<String, bool>) -> Result
     Ok(c)
 }
 
+/// (registry ARN, instance) pairs, and the store keys of the service's tasks.
+pub type OfService = (Vec<(String, Derived)>, Vec<String>);
+
 /// Every instance an ECS service gives, with the registry (a Cloud Map service ARN) each is in;
 /// also the store keys of its tasks, so a task's change finds the service again.
-pub fn of_service(state: &State, svc: &Service) -> Result<(Vec<(String, Derived)>, Vec<String>)> {
+pub fn of_service(state: &State, svc: &Service) -> Result<OfService> {
     if svc.status == "INACTIVE" {
         return Ok((Vec::new(), Vec::new()));
     }

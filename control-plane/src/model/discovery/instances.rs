@@ -110,7 +110,7 @@ pub fn register(
     check_attributes(&attributes)?;
     let s = super::services::get(state, service)?;
     let k = key(&s.id, id);
-    let out = state.update(|tx| {
+    state.update(|tx| {
         if tx.get_raw(&super::services_key(&s.id))?.is_none() {
             return Ok((Err(super::services::not_found(service)), vec![]));
         }
@@ -127,8 +127,7 @@ pub fn register(
         };
         let (op_id, op) = operation_op("REGISTER_INSTANCE", ("INSTANCE", id));
         Ok((Ok(op_id), vec![put_op(&k, &i), op]))
-    })?;
-    out
+    })?
 }
 
 /// Deregisters an instance registered through the API; the operation id. An ECS task's

@@ -163,7 +163,7 @@ pub fn service_count(state: &State, ns: &Namespace) -> CmResult<usize> {
 /// Deletes a namespace with no service; its operation id.
 pub fn delete(state: &State, id: &str) -> CmResult<String> {
     let ns = get(state, id)?;
-    let gone = state.update(|tx| {
+    state.update(|tx| {
         if tx.get_raw(&key(&ns.id))?.is_none() {
             return Ok((Err(not_found(id)), vec![]));
         }
@@ -195,8 +195,7 @@ pub fn delete(state: &State, id: &str) -> CmResult<String> {
                 op,
             ],
         ))
-    })?;
-    gone
+    })?
 }
 
 /// The namespace named `name`, made as an HTTP namespace when there is none (what ECS does for

@@ -104,7 +104,7 @@ pub fn create(state: &State, new: NewService) -> CmResult<DService> {
     }
     let id = format!("srv-{}", random_hex(16));
     let index = format!("{BY_NAME}{}/{name}", ns.id);
-    let made = state.update(|tx| {
+    state.update(|tx| {
         if tx.get_raw(&super::namespaces_key(&ns.id))?.is_none() {
             return Ok((Err(super::namespaces::not_found(&ns_ref)), vec![]));
         }
@@ -147,8 +147,7 @@ pub fn create(state: &State, new: NewService) -> CmResult<DService> {
                 Op::Put(index.clone(), id.as_bytes().to_vec()),
             ],
         ))
-    })?;
-    made
+    })?
 }
 
 /// The service an id or ARN names.
