@@ -4,8 +4,9 @@
 //! resolvers. Tasks are given it as their DNS server unless their definition sets `dnsServers`.
 //!
 //! It listens on port 53 of an address the containers reach: by default the gateway of the task
-//! network (`--task-network`), else of Docker's default bridge. Several agents on one host (as
-//! in `berth lab`) share that address through SO_REUSEPORT; they serve the same records.
+//! network (`--task-network`), else of Docker's default bridge; an agent that is itself on the
+//! task network (a `berth lab` agent) uses its own address there. Several agents on one host
+//! share the gateway through SO_REUSEPORT; they serve the same records.
 
 mod server;
 pub mod zone;
@@ -76,30 +77,45 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
 /// Starts the resolver; None (with a warning) when it is off or cannot listen: tasks then keep
 /// Docker's DNS.
 pub async fn start<R: ContainerRuntime>(config: &Config, rt: Arc<R>) -> Option<NodeDns> {
-    let addr = match config.dns {
+    let candidates: Vec<SocketAddr> = match config.dns {
         DnsListen::Off => return None,
-        DnsListen::At(a) => a,
+        DnsListen::At(a) => vec![a],
         DnsListen::Auto => {
             let network = config.task_network.clone().unwrap_or_default();
-            let Some(gw) = rt.network_gateway(&network).await else {
-                tracing::warn!(network = %network, "node DNS off: no gateway address for the task network");
-                return None;
-            };
-            let Ok(ip) = gw.parse() else {
-                tracing::warn!(gateway = %gw, "node DNS off: the gateway is not an IP address");
-                return None;
-            };
-            SocketAddr::new(ip, 53)
+            let gateway = rt.network_gateway(&network).await;
+            // An agent that is itself a host on the task network (a `berth lab` agent in a
+            // container) cannot bind the gateway: its own address there serves instead.
+            let own = Some(config.advertise_addr.clone())
+                .filter(|a| config.task_network.is_some() && !a.starts_with("127."));
+            gateway
+                .into_iter()
+                .chain(own)
+                .filter_map(|ip| ip.parse().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect()
         }
     };
-    let socket = match bind(addr) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(%addr, error = %e, "node DNS off: cannot listen (set --dns-addr, or --dns-addr off)");
-            return None;
+    let mut bound = None;
+    for addr in &candidates {
+        match bind(*addr) {
+            Ok(s) => {
+                bound = Some(s);
+                break;
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "node DNS cannot listen here"),
         }
+    }
+    let Some(socket) = bound else {
+        tracing::warn!(
+            tried = ?candidates,
+            "node DNS off: cannot listen (set --dns-addr IP[:PORT], or --dns-addr off); tasks keep Docker's DNS"
+        );
+        return None;
     };
-    let listening = socket.local_addr().unwrap_or(addr);
+    let listening = match socket.local_addr() {
+        Ok(a) => a,
+        Err(_) => return None,
+    };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let upstream = server::upstreams(&resolv, listening);
     let zone = Arc::new(RwLock::new(Arc::new(Zone::default())));
