@@ -6,9 +6,7 @@ use crate::state::State;
 use crate::store::Op;
 use serde_json::{Map, Value};
 
-pub(crate) fn prefix(service_id: &str) -> String {
-    format!("{}{service_id}/", super::INSTANCES)
-}
+use super::instances_prefix as prefix;
 
 fn key(service_id: &str, id: &str) -> String {
     format!("{}{id}", prefix(service_id))

@@ -7,6 +7,7 @@
 //! Other modules name a namespace by its name, id or ARN through [`namespaces::find`] and make
 //! one with [`namespaces::ensure_http`] (a cluster's `serviceConnectDefaults`).
 
+pub mod by_namespace;
 pub mod derive;
 pub mod instances;
 pub mod namespaces;
@@ -248,4 +249,9 @@ pub(crate) fn namespaces_key(id: &str) -> String {
 /// The store key of service `id`.
 pub(crate) fn services_key(id: &str) -> String {
     format!("{SERVICES}{id}")
+}
+
+/// The store prefix of service `service_id`'s registered instances.
+pub(crate) fn instances_prefix(service_id: &str) -> String {
+    format!("{INSTANCES}{service_id}/")
 }

@@ -152,14 +152,6 @@ pub fn list(state: &State) -> CmResult<Vec<Namespace>> {
     Ok(all)
 }
 
-/// How many services each namespace holds.
-pub fn service_count(state: &State, ns: &Namespace) -> CmResult<usize> {
-    Ok(super::services::list(state)?
-        .iter()
-        .filter(|s| s.namespace_id == ns.id)
-        .count())
-}
-
 /// Deletes a namespace with no service; its operation id.
 pub fn delete(state: &State, id: &str) -> CmResult<String> {
     let ns = get(state, id)?;

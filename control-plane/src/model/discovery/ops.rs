@@ -126,7 +126,7 @@ fn namespace(state: &State, ns: &Namespace, full: bool) -> CmResult<Value> {
     };
     let mut v = json!({
         "Id": ns.id, "Arn": ns.arn, "Name": ns.name, "Type": ns.kind,
-        "ServiceCount": namespaces::service_count(state, ns)?,
+        "ServiceCount": services::list(state)?.iter().filter(|s| s.namespace_id == ns.id).count(),
         "Properties": properties, "CreateDate": ns.created,
     });
     if !ns.description.is_empty() {

@@ -217,7 +217,7 @@ pub fn delete(state: &State, id: &str) -> CmResult<()> {
             ),
         ));
     }
-    let prefix = super::instances::prefix(&s.id);
+    let prefix = super::instances_prefix(&s.id);
     state.update(|tx| {
         if tx.get_raw(&key(&s.id))?.is_none() {
             return Ok((Err(not_found(id)), vec![]));

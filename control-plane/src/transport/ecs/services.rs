@@ -481,7 +481,7 @@ fn describe_one(s: &Service, d: &Deployment) -> Value {
 /// ListServicesByNamespace: the services registered in, or connected through, a Cloud Map
 /// namespace (named by name or ARN).
 pub fn list_by_namespace(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
-    use crate::model::discovery::{derive, namespaces};
+    use crate::model::discovery::{by_namespace, namespaces};
     let name = input.required("namespace")?;
     let cm = |e: crate::model::discovery::CmError| EcsError::server(e.message);
     let ns = namespaces::find(ctx.state, &name).map_err(cm)?.ok_or_else(|| {
@@ -490,7 +490,7 @@ pub fn list_by_namespace(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             format!("namespace: {name} is not a Cloud Map namespace; `aws servicediscovery list-namespaces` shows them"),
         )
     })?;
-    let items = derive::ecs_services_in(ctx.state, &ns)
+    let items = by_namespace::ecs_services_in(ctx.state, &ns)
         .map_err(cm)?
         .into_iter()
         .map(|s| Value::String(s.service_arn))

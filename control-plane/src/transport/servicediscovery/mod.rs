@@ -6,10 +6,9 @@
 
 mod cbor;
 
-use crate::model::auth::Authorizer;
+use crate::model::auth::{Authorizer, AwsDenied};
 use crate::model::discovery::{ops, CmError};
 use crate::state::State;
-use crate::transport::ecs::EcsError;
 use crate::transport::sigv4;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -17,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 pub const TARGET_PREFIX: &str = "Route53AutoNaming_v20170314";
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// The Smithy namespace error types are qualified with on the CBOR wire.
 const SHAPE_NAMESPACE: &str = "com.amazonaws.servicediscovery";
 
@@ -58,7 +58,7 @@ fn reply(wire: Wire, status: StatusCode, body: &Value) -> Response {
         Wire::Json => {
             h.insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(crate::transport::ecs::CONTENT_TYPE),
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
             );
         }
         Wire::Cbor => {
@@ -90,8 +90,15 @@ pub fn error(wire: Wire, kind: &str, message: &str, status: u16) -> Response {
     r
 }
 
-fn from_ecs(wire: Wire, e: EcsError) -> Response {
-    error(wire, e.kind, &e.message, e.status.as_u16())
+/// A refused signature or key, named as AWS's JSON and RPC v2 services name them.
+fn denied(wire: Wire, d: AwsDenied) -> Response {
+    let (kind, message) = match d {
+        AwsDenied::Unsigned => ("MissingAuthenticationTokenException", "this Berth server needs SigV4-signed requests: create a key with `berth token create --aws` and give it to the aws CLI (aws configure) or the SDK".to_string()),
+        AwsDenied::UnknownKey(id) => ("UnrecognizedClientException", format!("the access key id {id} is not valid for this server; `berth token create --aws` makes one")),
+        AwsDenied::BadSignature(why) => ("InvalidSignatureException", format!("the request signature does not match: {why}. Check the secret access key")),
+        AwsDenied::Forbidden(why) => ("AccessDeniedException", why),
+    };
+    error(wire, kind, &message, 400)
 }
 
 fn from_model(wire: Wire, e: CmError) -> Response {
@@ -116,12 +123,7 @@ pub async fn serve(
     let signed = match sigv4::parse(headers) {
         None => None,
         Some(Ok(s)) => Some(s),
-        Some(Err(why)) if auth.enabled() => {
-            return from_ecs(
-                wire,
-                crate::model::auth::AwsDenied::BadSignature(why).into(),
-            )
-        }
+        Some(Err(why)) if auth.enabled() => return denied(wire, AwsDenied::BadSignature(why)),
         Some(Err(_)) => None,
     };
     if signed
@@ -137,7 +139,7 @@ pub async fn serve(
         );
     }
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Err(denied) = auth.authorize_aws(
+    if let Err(refused) = auth.authorize_aws(
         signed.as_ref().map(|s| s.access_key_id.as_str()),
         |secret| match &signed {
             Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
@@ -145,7 +147,7 @@ pub async fn serve(
         },
         &format!("/servicediscovery.{TARGET_PREFIX}/{op}"),
     ) {
-        return from_ecs(wire, denied.into());
+        return denied(wire, refused);
     }
     let input = match wire {
         Wire::Cbor => cbor::decode(body).map_err(|e| format!("request body: {e}")),
