@@ -27,10 +27,23 @@ pub struct Routes {
     elb: Vec<Route>,
     /// Cloud Map's DNS records, derived alongside.
     discovery: crate::model::discovery::records::Records,
+    /// Only the DNS records (a node resolver's watch): no route is derived.
+    discovery_only: bool,
 }
 
 impl Routes {
+    /// A table of the DNS records only, for node resolvers: the routes' work is skipped.
+    pub fn discovery_only() -> Self {
+        Self {
+            discovery_only: true,
+            ..Self::default()
+        }
+    }
+
     pub fn refresh_all(&mut self, state: &State) -> Result<()> {
+        if self.discovery_only {
+            return self.discovery.refresh_all(state);
+        }
         self.by_service.clear();
         self.owners.clear();
         self.attached.clear();
@@ -43,6 +56,9 @@ impl Routes {
 
     /// Re-derives what `keys` touch; true when the table may have changed.
     pub fn refresh(&mut self, state: &State, changed: &[String]) -> Result<bool> {
+        if self.discovery_only {
+            return self.discovery.refresh(state, changed);
+        }
         if changed.iter().any(|k| k.starts_with(keys::NODES)) {
             self.refresh_all(state)?;
             return Ok(true);

@@ -53,11 +53,18 @@ impl Endpoints for EndpointsApi {
             let mut changes = state.store().subscribe();
             let mut last: Option<Vec<u8>> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
-            let mut routes = Some(endpoints::Routes::default());
+            let fresh = move || {
+                if discovery_only {
+                    endpoints::Routes::discovery_only()
+                } else {
+                    endpoints::Routes::default()
+                }
+            };
+            let mut routes = Some(fresh());
             // Everything at first and on each resync; then only what a change touches.
             let mut changed: Option<Vec<String>> = None;
             loop {
-                let mut r = routes.take().unwrap_or_default();
+                let mut r = routes.take().unwrap_or_else(fresh);
                 let keys = changed.take();
                 let res = tokio::task::spawn_blocking({
                     let state = state.clone();
@@ -73,10 +80,7 @@ impl Endpoints for EndpointsApi {
                 match res {
                     Ok((Ok(table), r)) => {
                         routes = Some(r);
-                        if let Some(mut table) = table {
-                            if discovery_only {
-                                table.routes.clear();
-                            }
+                        if let Some(table) = table {
                             let bytes = table.encode_to_vec();
                             if last.as_ref() != Some(&bytes) {
                                 if tx.send(Ok(table)).await.is_err() {
