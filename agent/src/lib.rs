@@ -2,6 +2,7 @@
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
 pub mod desired;
+pub mod dns;
 mod exec;
 pub mod metadata;
 pub mod metrics;
@@ -53,6 +54,8 @@ pub struct Config {
     pub metadata_port: u16,
     /// What this node lets containers do beyond Docker's defaults.
     pub powers: Powers,
+    /// The node's DNS resolver for its tasks (`dns`).
+    pub dns: dns::DnsListen,
 }
 
 /// Powers a node opts in to (`berth agent --allow-…`); a container that needs one the node
@@ -99,6 +102,7 @@ impl Config {
             registry_auth: None,
             metadata_port: DEFAULT_METADATA_PORT,
             powers: Powers::default(),
+            dns: dns::DnsListen::default(),
         }
     }
 }
@@ -198,6 +202,7 @@ pub struct Agent {
     join: JoinHandle<()>,
     metrics: Arc<metrics::AgentMetrics>,
     name: String,
+    dns: Option<dns::NodeDns>,
 }
 
 fn node_id_file(dir: &Path) -> PathBuf {
@@ -255,14 +260,17 @@ pub async fn spawn_with<R: ContainerRuntime>(
     let metrics = Arc::new(metrics::AgentMetrics::default());
     let name = config.name.clone();
     let metadata = start_metadata(&config, rt.clone()).await;
+    let dns = dns::start(&config, rt.clone()).await;
     let mut session = session::Session::new(rt, config, node_id, metrics.clone());
     session.metadata = metadata;
+    session.dns = dns.as_ref().and_then(|d| d.task_dns.clone());
     let join = tokio::spawn(session.run(stopped));
     Ok(Agent {
         stop,
         join,
         metrics,
         name,
+        dns,
     })
 }
 
@@ -275,6 +283,14 @@ impl Agent {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.join.await;
+        if let Some(d) = self.dns {
+            d.stop();
+        }
+    }
+
+    /// Where this node's DNS resolver listens (None: off).
+    pub fn dns_addr(&self) -> Option<std::net::SocketAddr> {
+        self.dns.as_ref().map(|d| d.listening)
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Session<R> {
     metrics: Arc<crate::metrics::AgentMetrics>,
     /// The task metadata endpoint's registry, when it is on.
     pub metadata: Option<Arc<crate::metadata::Registry>>,
+    /// The node resolver's address, given to tasks as their DNS server (None: Docker's DNS).
+    pub dns: Option<String>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -88,6 +90,7 @@ impl<R: ContainerRuntime> Session<R> {
             usage: Default::default(),
             metrics,
             metadata: None,
+            dns: None,
         }
     }
 
@@ -309,6 +312,7 @@ impl<R: ContainerRuntime> Session<R> {
                         allow_host_paths: Arc::new(self.config.allow_host_paths.clone()),
                         metadata: self.metadata.clone(),
                         powers: self.config.powers,
+                        dns: self.dns.clone(),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),
@@ -484,7 +488,7 @@ static PREFERRED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 
 /// Connects to one of the control-plane servers (`--server` takes several, comma-separated):
 /// the one that answered last, then each other in turn.
-async fn connect(config: &Config) -> Result<tonic::transport::Channel, String> {
+pub(crate) async fn connect(config: &Config) -> Result<tonic::transport::Channel, String> {
     use std::sync::atomic::Ordering;
     let servers: Vec<&str> = config
         .server

@@ -66,3 +66,6 @@ pub fn task_of_index(index_key: &str) -> Option<String> {
     };
     Some(task(cluster, id))
 }
+/// Cloud Map: namespaces (`discovery/ns/ID`), services (`discovery/svc/ID`), instances registered
+/// through the API (`discovery/inst/SERVICE/ID`) and operations (`discovery/op/ID`), as JSON.
+pub const DISCOVERY: &str = "discovery/";

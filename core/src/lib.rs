@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod capacity;
+pub mod discovery;
 pub mod error;
 pub mod ids;
 pub mod keys;

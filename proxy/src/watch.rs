@@ -29,6 +29,7 @@ pub(crate) async fn run(
     'outer: loop {
         let request = WatchEndpointsRequest {
             proxy_id: config.proxy_id.clone(),
+            discovery_only: false,
         };
         let opened = tokio::select! {
             opened = client.watch_endpoints(request) => opened,

@@ -85,6 +85,21 @@ impl<R: ContainerRuntime> Runner<R> {
         })
     }
 
+    /// Container `i`'s DNS servers: its definition's, else the node resolver's. None for a
+    /// container that joins another's network namespace (Docker refuses DNS there) or has no
+    /// network.
+    fn dns_servers(&self, i: usize) -> Vec<String> {
+        let c = self.container(i);
+        if !c.dns_servers.is_empty() {
+            return c.dns_servers.clone();
+        }
+        let joins = self.awsvpc() && i != self.owner();
+        match &self.ctx.dns {
+            Some(ip) if !joins && self.def.network_mode != "none" => vec![ip.clone()],
+            _ => Vec::new(),
+        }
+    }
+
     /// ECS's extended fields of container `i`, resolved for Docker.
     pub(super) fn extras(&self, i: usize) -> ContainerExtras {
         let c = self.container(i);
@@ -119,7 +134,7 @@ impl<R: ContainerRuntime> Runner<R> {
                 .iter()
                 .map(|h| format!("{}:{}", h.hostname, h.ip_address))
                 .collect(),
-            dns: c.dns_servers.clone(),
+            dns: self.dns_servers(i),
             dns_search: c.dns_search_domains.clone(),
             hostname: c.hostname.clone(),
             sysctls: c

@@ -82,6 +82,8 @@ pub struct RunnerContext {
     /// The task metadata endpoint (none: containers get no metadata URIs).
     pub metadata: Option<Arc<crate::metadata::Registry>>,
     pub powers: crate::Powers,
+    /// The node resolver (`crate::dns`), the DNS server of tasks that name none.
+    pub dns: Option<String>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.

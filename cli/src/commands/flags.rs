@@ -252,6 +252,11 @@ pub struct NodeArgs {
     /// of publishing host ports (for agents that share one Docker engine).
     #[arg(long)]
     pub task_network: Option<String>,
+    /// The node's DNS resolver for its tasks (`name.namespace` of Cloud Map, the rest relayed to
+    /// /etc/resolv.conf's servers): `auto` (port 53 of the task network's gateway, else of
+    /// Docker's default bridge), `off`, or IP[:PORT]. Tasks get it unless they set dnsServers.
+    #[arg(long, env = "BERTH_DNS_ADDR", default_value = "auto")]
+    pub dns_addr: agent::dns::DnsListen,
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
@@ -293,6 +298,7 @@ impl NodeArgs {
         c.reserved_ports = self.reserved_ports.clone();
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
+        c.dns = self.dns_addr;
         c.allow_host_paths = self.allow_host_paths.clone();
         c.pull_policy = self.pull_policy;
         c.registry_auth = self.registry_auth.clone();

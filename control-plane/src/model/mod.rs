@@ -4,6 +4,7 @@
 pub mod arn_upgrade;
 pub mod auth;
 pub mod clusters;
+pub mod discovery;
 pub mod ecs_extras;
 pub mod elb;
 pub mod endpoints;

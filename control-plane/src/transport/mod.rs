@@ -7,4 +7,5 @@ pub mod elbv2;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod servicediscovery;
 pub mod sigv4;

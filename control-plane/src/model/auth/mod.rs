@@ -67,6 +67,8 @@ pub fn need(path: &str) -> Need {
         }
         "berth.v1.Certificates" => Need::Peer(None),
         "berth.agent.v1.AgentSessions" => Need::Peer(Some(PeerKind::Node)),
+        // Agents watch too, for their DNS resolvers' records (`discovery_only`).
+        "berth.v1.Endpoints" if method == "WatchEndpoints" => Need::Peer(None),
         "berth.v1.Endpoints" => Need::Peer(Some(PeerKind::Proxy)),
         "berth.v1.Tokens" | "berth.v1.Operator" => Need::Token(Role::Admin),
         _ if ["Describe", "List", "Get"]
@@ -327,8 +329,9 @@ mod tests {
             need("/berth.agent.v1.AgentSessions/Session"),
             Need::Peer(Some(PeerKind::Node))
         );
+        assert_eq!(need("/berth.v1.Endpoints/WatchEndpoints"), Need::Peer(None));
         assert_eq!(
-            need("/berth.v1.Endpoints/WatchEndpoints"),
+            need("/berth.v1.Endpoints/ReportTargetHealth"),
             Need::Peer(Some(PeerKind::Proxy))
         );
     }

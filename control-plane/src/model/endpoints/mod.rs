@@ -25,10 +25,25 @@ pub struct Routes {
     attached: BTreeMap<String, Vec<Attachment>>,
     /// The ELBv2 listeners' routes, re-derived when `elbv2/` or an attached service changes.
     elb: Vec<Route>,
+    /// Cloud Map's DNS records, derived alongside.
+    discovery: crate::model::discovery::records::Records,
+    /// Only the DNS records (a node resolver's watch): no route is derived.
+    discovery_only: bool,
 }
 
 impl Routes {
+    /// A table of the DNS records only, for node resolvers: the routes' work is skipped.
+    pub fn discovery_only() -> Self {
+        Self {
+            discovery_only: true,
+            ..Self::default()
+        }
+    }
+
     pub fn refresh_all(&mut self, state: &State) -> Result<()> {
+        if self.discovery_only {
+            return self.discovery.refresh_all(state);
+        }
         self.by_service.clear();
         self.owners.clear();
         self.attached.clear();
@@ -36,15 +51,19 @@ impl Routes {
             self.refresh_service(state, &crate::model::services::key_of(&svc), Some(svc))?;
         }
         self.elb = elb::routes(state, &self.attached)?;
-        Ok(())
+        self.discovery.refresh_all(state)
     }
 
     /// Re-derives what `keys` touch; true when the table may have changed.
     pub fn refresh(&mut self, state: &State, changed: &[String]) -> Result<bool> {
+        if self.discovery_only {
+            return self.discovery.refresh(state, changed);
+        }
         if changed.iter().any(|k| k.starts_with(keys::NODES)) {
             self.refresh_all(state)?;
             return Ok(true);
         }
+        let discovery_moved = self.discovery.refresh(state, changed)?;
         let mut services = BTreeSet::new();
         for k in changed {
             if k.starts_with(keys::SERVICES) {
@@ -72,7 +91,7 @@ impl Routes {
         if elb_changed {
             self.elb = elb::routes(state, &self.attached)?;
         }
-        Ok(!services.is_empty() || elb_changed)
+        Ok(!services.is_empty() || elb_changed || discovery_moved)
     }
 
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
@@ -121,7 +140,10 @@ impl Routes {
                 &b.rule,
             ))
         });
-        RoutingTable { routes }
+        RoutingTable {
+            routes,
+            discovery: self.discovery.records(),
+        }
     }
 }
 

@@ -37,10 +37,9 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         return Err(Error::Invalid(errs).into());
     }
     check_settings(input)?;
-    let extras = Extras {
-        tags,
-        fields: input.rest(&["clusterName", "tags"]),
-    };
+    let mut fields = input.rest(&["clusterName", "tags"]);
+    connect_defaults(ctx, &mut fields)?;
+    let extras = Extras { tags, fields };
     // One batch with the cluster. Creating an ACTIVE cluster again returns it, as ECS does,
     // with the new tags added; a new one starts with only its own.
     let cluster = clusters::create_with(ctx.state, &name, |c, existed| {
@@ -101,12 +100,49 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     check_settings(input)?;
     let cluster = clusters::get_active(ctx.state, &name)?;
     let key = keys::cluster(&cluster.cluster_name);
+    let mut fields = input.rest(&["cluster"]);
+    connect_defaults(ctx, &mut fields)?;
     let add = Extras {
-        fields: input.rest(&["cluster"]),
+        fields,
         ..Extras::default()
     };
     ecs_extras::merge(ctx.state, &key, add)?;
     Ok(json!({ "cluster": shape(ctx, &cluster, true)? }))
+}
+
+/// `serviceConnectDefaults.namespace`: the namespace it names (by name or ARN), made as an HTTP
+/// namespace when a name is new, as ECS does; kept as its ARN, which DescribeClusters echoes.
+fn connect_defaults(ctx: &Ctx<'_>, fields: &mut serde_json::Map<String, Value>) -> EcsResult<()> {
+    let Some(Value::Object(d)) = fields.get_mut("serviceConnectDefaults") else {
+        return Ok(());
+    };
+    let Some(name) = d
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(EcsError::invalid(
+            "serviceConnectDefaults.namespace",
+            "is required: a Cloud Map namespace's name or ARN",
+        ));
+    };
+    if name.trim().is_empty() {
+        // An empty namespace turns the default off, as ECS has it.
+        d.remove("namespace");
+        return Ok(());
+    }
+    let arn = crate::model::discovery::namespaces::ensure_http(ctx.state, &name).map_err(|e| {
+        if e.kind == "NamespaceNotFound" {
+            EcsError::new(
+                "NamespaceNotFoundException",
+                format!("serviceConnectDefaults.namespace: {}", e.message),
+            )
+        } else {
+            EcsError::invalid("serviceConnectDefaults.namespace", e.message)
+        }
+    })?;
+    d.insert("namespace".into(), Value::String(arn));
+    Ok(())
 }
 
 pub fn delete(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {

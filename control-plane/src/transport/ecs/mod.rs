@@ -67,6 +67,7 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("UpdateService", services::update),
     ("DescribeServices", services::describe),
     ("ListServices", services::list),
+    ("ListServicesByNamespace", services::list_by_namespace),
     ("DeleteService", services::delete),
     ("ListServiceDeployments", services::list_deployments),
     ("DescribeServiceDeployments", services::describe_deployments),
@@ -121,7 +122,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "ListGatewayClusterAssociations",
     "ListGatewayRoutes",
     "ListGateways",
-    "ListServicesByNamespace",
     "PutAccountSetting",
     "PutAccountSettingDefault",
     "PutClusterCapacityProviders",
@@ -157,6 +157,7 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/", post(handle))
+        .route("/service/{service}/operation/{op}", post(handle_rpc_v2))
         .with_state(Arc::new(Ecs {
             state,
             sessions,
@@ -275,6 +276,22 @@ async fn handle(
         )
         .into_response();
     }
+    if crate::transport::servicediscovery::serves(&target) {
+        use crate::transport::servicediscovery as cm;
+        let op = target.split_once('.').map_or("", |(_, op)| op);
+        let state = ecs.state.clone();
+        return cm::serve(
+            state,
+            &ecs.auth,
+            cm::Wire::Json,
+            op,
+            &method,
+            &uri,
+            &headers,
+            &body,
+        )
+        .await;
+    }
     if secrets::serves(&target) {
         let state = ecs.state.clone();
         return secrets::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
@@ -288,6 +305,44 @@ async fn handle(
             e.into_response()
         }
     }
+}
+
+/// Smithy RPC v2 CBOR requests (`/service/SERVICE/operation/OP`): Cloud Map's.
+async fn handle_rpc_v2(
+    Ax(ecs): Ax<Arc<Ecs>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    use crate::transport::servicediscovery as cm;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return cm::error(
+                cm::Wire::Cbor,
+                "InvalidInput",
+                &format!("request body: {e}"),
+                400,
+            )
+        }
+    };
+    let op = match cm::cbor_operation(uri.path()) {
+        Ok(op) => op,
+        Err(why) => return cm::error(cm::Wire::Cbor, "UnknownOperationException", &why, 400),
+    };
+    let state = ecs.state.clone();
+    cm::serve(
+        state,
+        &ecs.auth,
+        cm::Wire::Cbor,
+        &op,
+        &method,
+        &uri,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn serve(

@@ -131,9 +131,31 @@ fn shape(ctx: &Ctx<'_>, s: &Service, with_tags: bool) -> EcsResult<Value> {
     Ok(shapes::service(s, &extras))
 }
 
+/// `serviceRegistries`: each entry names a Cloud Map service that exists, so a typo is refused
+/// before anything is written rather than registering nothing.
+fn check_registries(ctx: &Ctx<'_>, input: &Input) -> EcsResult<()> {
+    for (i, r) in input.objects("serviceRegistries")?.iter().enumerate() {
+        let field = |f: &str| format!("serviceRegistries[{i}].{f}");
+        let arn = r.required("registryArn")?;
+        for port in ["port", "containerPort"] {
+            r.int_in(port, 1..=65535)?;
+        }
+        let found = crate::model::discovery::services::find(ctx.state, &arn)
+            .map_err(|e| EcsError::server(e.message))?;
+        if found.is_none() {
+            return Err(EcsError::invalid(
+                &field("registryArn"),
+                format!("{arn} is not a Cloud Map service; make one with `aws servicediscovery create-service` and give its ARN"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let name = input.required("serviceName")?;
+    check_registries(ctx, input)?;
     let task_definition = input.required("taskDefinition")?;
     let tags = input.tags("tags")?;
     let errs = ecs_extras::check_tags("tags", &tags);
@@ -172,6 +194,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
 pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let service = input.required("service")?;
+    check_registries(ctx, input)?;
     let set_placement = input.has("placementStrategy") || input.has("placementConstraints");
     let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = UpdateServiceRequest {
@@ -453,4 +476,24 @@ fn describe_one(s: &Service, d: &Deployment) -> Value {
         "threshold": berth_core::plan::rollout::breaker_threshold(s),
     });
     v
+}
+
+/// ListServicesByNamespace: the services registered in, or connected through, a Cloud Map
+/// namespace (named by name or ARN).
+pub fn list_by_namespace(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
+    use crate::model::discovery::{by_namespace, namespaces};
+    let name = input.required("namespace")?;
+    let cm = |e: crate::model::discovery::CmError| EcsError::server(e.message);
+    let ns = namespaces::find(ctx.state, &name).map_err(cm)?.ok_or_else(|| {
+        EcsError::new(
+            "NamespaceNotFoundException",
+            format!("namespace: {name} is not a Cloud Map namespace; `aws servicediscovery list-namespaces` shows them"),
+        )
+    })?;
+    let items = by_namespace::ecs_services_in(ctx.state, &ns)
+        .map_err(cm)?
+        .into_iter()
+        .map(|s| Value::String(s.service_arn))
+        .collect();
+    paging::page(input, items, "serviceArns", 10, 100)
 }

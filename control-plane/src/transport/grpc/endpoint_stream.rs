@@ -32,7 +32,8 @@ impl Endpoints for EndpointsApi {
         &self,
         req: Request<WatchEndpointsRequest>,
     ) -> Result<Response<Self::WatchEndpointsStream>, Status> {
-        let proxy_id = req.into_inner().proxy_id;
+        let req = req.into_inner();
+        let (proxy_id, discovery_only) = (req.proxy_id, req.discovery_only);
         if proxy_id.trim().is_empty() {
             return Err(Status::invalid_argument(
                 "proxyId: is required (any id stable for the proxy process)",
@@ -43,17 +44,27 @@ impl Endpoints for EndpointsApi {
         // memory that the allocator then keeps.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let (state, proxies) = (self.state.clone(), self.proxies.clone());
-        proxies.watch_started(&proxy_id);
-        tracing::info!(proxy = %proxy_id, "proxy watching endpoints");
+        // A node's resolver is no proxy: its watch does not count among the proxies.
+        if !discovery_only {
+            proxies.watch_started(&proxy_id);
+        }
+        tracing::info!(proxy = %proxy_id, discovery_only, "watching endpoints");
         tokio::spawn(async move {
             let mut changes = state.store().subscribe();
             let mut last: Option<Vec<u8>> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
-            let mut routes = Some(endpoints::Routes::default());
+            let fresh = move || {
+                if discovery_only {
+                    endpoints::Routes::discovery_only()
+                } else {
+                    endpoints::Routes::default()
+                }
+            };
+            let mut routes = Some(fresh());
             // Everything at first and on each resync; then only what a change touches.
             let mut changed: Option<Vec<String>> = None;
             loop {
-                let mut r = routes.take().unwrap_or_default();
+                let mut r = routes.take().unwrap_or_else(fresh);
                 let keys = changed.take();
                 let res = tokio::task::spawn_blocking({
                     let state = state.clone();
@@ -106,8 +117,10 @@ impl Endpoints for EndpointsApi {
                     break;
                 }
             }
-            proxies.watch_ended(&proxy_id);
-            tracing::info!(proxy = %proxy_id, "proxy stopped watching");
+            if !discovery_only {
+                proxies.watch_ended(&proxy_id);
+            }
+            tracing::info!(proxy = %proxy_id, "stopped watching endpoints");
         });
         // Ending the stream closes `rx`, so the loop above sees `tx.closed()` and ends too.
         Ok(Response::new(until_shutdown(rx, self.stop.clone())))

@@ -1,0 +1,179 @@
+//! The node's DNS resolver for its tasks: answers `service.namespace` (A and SRV) for Cloud Map
+//! services in private DNS namespaces, from the endpoint stream the proxies follow (so it keeps
+//! answering while the control plane is away), and relays every other name to the host's own
+//! resolvers. Tasks are given it as their DNS server unless their definition sets `dnsServers`.
+//!
+//! It listens on port 53 of an address the containers reach: by default the gateway of the task
+//! network (`--task-network`), else of Docker's default bridge; an agent that is itself on the
+//! task network (a `berth lab` agent) uses its own address there. Several agents on one host
+//! share the gateway through SO_REUSEPORT; they serve the same records.
+
+mod server;
+pub mod zone;
+
+use crate::runtime::ContainerRuntime;
+use crate::Config;
+use berth_proto::v1::endpoints_client::EndpointsClient;
+use berth_proto::v1::WatchEndpointsRequest;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use zone::Zone;
+
+/// Where the resolver listens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DnsListen {
+    /// No resolver; tasks keep Docker's DNS.
+    Off,
+    /// Port 53 of the task network's gateway, else the default bridge's.
+    #[default]
+    Auto,
+    /// This address. Tasks are given it only on port 53 (resolv.conf names no port).
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for DnsListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "off" => Ok(Self::Off),
+            "auto" => Ok(Self::Auto),
+            a => a
+                .parse::<SocketAddr>()
+                .or_else(|_| {
+                    a.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map(Self::At)
+                .map_err(|_| format!("{a:?}: give off, auto, IP or IP:PORT")),
+        }
+    }
+}
+
+/// The running resolver: the address tasks are given (None: they are given none) and its tasks.
+pub struct NodeDns {
+    pub task_dns: Option<String>,
+    pub listening: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl NodeDns {
+    pub fn stop(self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Agents sharing a host (and so the gateway) each serve the same records.
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(s.into())
+}
+
+/// Starts the resolver; None (with a warning) when it is off or cannot listen: tasks then keep
+/// Docker's DNS.
+pub async fn start<R: ContainerRuntime>(config: &Config, rt: Arc<R>) -> Option<NodeDns> {
+    let candidates: Vec<SocketAddr> = match config.dns {
+        DnsListen::Off => return None,
+        DnsListen::At(a) => vec![a],
+        DnsListen::Auto => {
+            let network = config.task_network.clone().unwrap_or_default();
+            let gateway = rt.network_gateway(&network).await;
+            // An agent that is itself a host on the task network (a `berth lab` agent in a
+            // container) cannot bind the gateway: its own address there serves instead.
+            let own = Some(config.advertise_addr.clone())
+                .filter(|a| config.task_network.is_some() && !a.starts_with("127."));
+            gateway
+                .into_iter()
+                .chain(own)
+                .filter_map(|ip| ip.parse().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect()
+        }
+    };
+    let mut bound = None;
+    for addr in &candidates {
+        match bind(*addr) {
+            Ok(s) => {
+                bound = Some(s);
+                break;
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "node DNS cannot listen here"),
+        }
+    }
+    let Some(socket) = bound else {
+        tracing::warn!(
+            tried = ?candidates,
+            "node DNS off: cannot listen (set --dns-addr IP[:PORT], or --dns-addr off); tasks keep Docker's DNS"
+        );
+        return None;
+    };
+    let listening = match socket.local_addr() {
+        Ok(a) => a,
+        Err(_) => return None,
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let upstream = server::upstreams(&resolv, listening);
+    let zone = Arc::new(RwLock::new(Arc::new(Zone::default())));
+    let serve = tokio::spawn(server::serve(socket, zone.clone(), upstream));
+    let watch = tokio::spawn(follow(config.clone(), zone));
+    tracing::info!(%listening, "node DNS listening");
+    Some(NodeDns {
+        task_dns: (listening.port() == 53).then(|| listening.ip().to_string()),
+        listening,
+        tasks: vec![serve, watch],
+    })
+}
+
+/// Keeps the zone following the control plane's endpoint stream, reconnecting after a break;
+/// the last zone keeps being served meanwhile.
+async fn follow(config: Config, zone: Arc<RwLock<Arc<Zone>>>) {
+    let id = format!("dns-{}-{:08x}", config.name, rand_id());
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match crate::session::connect(&config).await {
+            Ok(channel) => {
+                let mut client = EndpointsClient::new(channel);
+                let req = WatchEndpointsRequest {
+                    proxy_id: id.clone(),
+                    discovery_only: true,
+                };
+                match client.watch_endpoints(req).await {
+                    Ok(stream) => {
+                        backoff = Duration::from_millis(200);
+                        let mut stream = stream.into_inner();
+                        loop {
+                            match stream.message().await {
+                                Ok(Some(table)) => {
+                                    let z = Arc::new(Zone::from_records(&table.discovery));
+                                    if let Ok(mut w) = zone.write() {
+                                        *w = z;
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "node DNS: endpoint stream broke");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "node DNS: cannot watch endpoints"),
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "node DNS: cannot reach the control plane"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn rand_id() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
+}
