@@ -4,6 +4,7 @@
 //! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
 //! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
 
+mod account;
 mod clusters;
 mod error;
 mod input;
@@ -81,6 +82,11 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("ListTagsForResource", tags::list),
     ("TagResource", tags::tag),
     ("UntagResource", tags::untag),
+    // Issue 35c: account settings, service revisions, PAUSE hooks.
+    ("PutAccountSetting", account::put),
+    ("PutAccountSettingDefault", account::put_default),
+    ("DeleteAccountSetting", account::delete),
+    ("ListAccountSettings", account::list),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
@@ -92,7 +98,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "CreateExpressGatewayService",
     "CreateGateway",
     "CreateTaskSet",
-    "DeleteAccountSetting",
     "DeleteCapacityProvider",
     "DeleteDaemon",
     "DeleteDaemonTaskDefinition",
@@ -114,7 +119,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "DiscoverPollEndpoint",
     "ExecuteCommand",
     "GetTaskProtection",
-    "ListAccountSettings",
     "ListDaemonDeployments",
     "ListDaemonTaskDefinitions",
     "ListDaemons",
@@ -122,8 +126,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "ListGatewayRoutes",
     "ListGateways",
     "ListServicesByNamespace",
-    "PutAccountSetting",
-    "PutAccountSettingDefault",
     "PutClusterCapacityProviders",
     "RegisterContainerInstance",
     "RegisterDaemonTaskDefinition",
