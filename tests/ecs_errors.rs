@@ -176,7 +176,10 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
             "{td}"
         );
     }
-    assert_eq!(out["service_role"], "arn:aws:iam::000000000000:role/ecsServiceRole");
+    assert_eq!(
+        out["service_role"],
+        "arn:aws:iam::000000000000:role/ecsServiceRole"
+    );
     assert_eq!(out["service_role_described"], out["service_role"]);
 
     // compatibilities as ECS derives them: EC2 always; EXTERNAL outside awsvpc; FARGATE for an

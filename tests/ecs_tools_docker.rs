@@ -85,6 +85,8 @@ fn env_of(td: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn ecs_deploy_scales_runs_and_deploys_against_berth() {
+    // Dropped after the dev and its containers: Docker keeps a tag a container still uses.
+    let tag = Tag(format!("berth-demo:ecs-tools-{}", std::process::id()));
     let env = DevEnv::start("ecs-tools", &SERIAL);
     let http = env.dev.http.as_str();
     let c = Creds::default();
@@ -93,7 +95,6 @@ fn ecs_deploy_scales_runs_and_deploys_against_berth() {
 
     // The new tag is the demo image under another name, made offline.
     assert!(env.ok(&["images", "build"]).ok);
-    let tag = Tag(format!("berth-demo:{cl}"));
     let tagged = Command::new("docker")
         .args(["tag", "berth-demo:latest", &tag.0])
         .output()
@@ -132,7 +133,14 @@ fn ecs_deploy_scales_runs_and_deploys_against_berth() {
         "--desired-count",
         "1",
     ]);
-    ecs(&["wait", "services-stable", "--cluster", cl, "--services", "web"]);
+    ecs(&[
+        "wait",
+        "services-stable",
+        "--cluster",
+        cl,
+        "--services",
+        "web",
+    ]);
 
     // ecs deploy: a new image and a new variable, waited for until the deployment is done.
     let dir = env.dir.path();
@@ -140,38 +148,78 @@ fn ecs_deploy_scales_runs_and_deploys_against_berth() {
         http,
         "ecs",
         &[
-            "deploy", cl, "web", "--image", "web", &tag.0, "-e", "web", "COLOUR", "blue",
-            "--timeout", "120",
+            "deploy",
+            cl,
+            "web",
+            "--image",
+            "web",
+            &tag.0,
+            "-e",
+            "web",
+            "COLOUR",
+            "blue",
+            "--timeout",
+            "120",
         ],
         dir,
     );
     assert!(r.ok, "ecs deploy: {}\n{}", r.stdout, r.stderr);
     let svc = &ecs(&["describe-services", "--cluster", cl, "--services", "web"])["services"][0];
-    assert_eq!(svc["taskDefinition"], format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:2"));
-    assert_eq!(svc["deployments"].as_array().map(Vec::len), Some(1), "{svc}");
+    assert_eq!(
+        svc["taskDefinition"],
+        format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{family}:2")
+    );
+    assert_eq!(
+        svc["deployments"].as_array().map(Vec::len),
+        Some(1),
+        "{svc}"
+    );
     assert_eq!(svc["runningCount"], 1, "{svc}");
-    let td = &ecs(&["describe-task-definition", "--task-definition", &format!("{family}:2")])
-        ["taskDefinition"];
+    let td = &ecs(&[
+        "describe-task-definition",
+        "--task-definition",
+        &format!("{family}:2"),
+    ])["taskDefinition"];
     assert_eq!(td["containerDefinitions"][0]["image"], tag.0.as_str());
     assert_eq!(
         env_of(td),
-        [("COLOUR".into(), "blue".into()), ("MESSAGE".into(), "one".into())]
+        [
+            ("COLOUR".into(), "blue".into()),
+            ("MESSAGE".into(), "one".into())
+        ]
     );
     let tasks = ecs(&["list-tasks", "--cluster", cl, "--service-name", "web"]);
-    let arns: Vec<&str> = tasks["taskArns"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let arns: Vec<&str> = tasks["taskArns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let mut args = vec!["describe-tasks", "--cluster", cl, "--tasks"];
     args.extend(&arns);
     let described = ecs(&args);
     for t in described["tasks"].as_array().unwrap() {
-        assert!(t["taskDefinitionArn"].as_str().unwrap().ends_with(":2"), "{t}");
+        assert!(
+            t["taskDefinitionArn"].as_str().unwrap().ends_with(":2"),
+            "{t}"
+        );
         assert_eq!(t["lastStatus"], "RUNNING", "{t}");
     }
 
     // ecs scale: two tasks, waited for.
-    let r = tool(http, "ecs", &["scale", cl, "web", "2", "--timeout", "120"], dir);
+    let r = tool(
+        http,
+        "ecs",
+        &["scale", cl, "web", "2", "--timeout", "120"],
+        dir,
+    );
     assert!(r.ok, "ecs scale: {}\n{}", r.stdout, r.stderr);
     let svc = &ecs(&["describe-services", "--cluster", cl, "--services", "web"])["services"][0];
-    assert_eq!((svc["desiredCount"].clone(), svc["runningCount"].clone()), (json!(2), json!(2)), "{svc}");
+    assert_eq!(
+        (svc["desiredCount"].clone(), svc["runningCount"].clone()),
+        (json!(2), json!(2)),
+        "{svc}"
+    );
 
     // ecs run: a one-off task of the definition, started by ecs-deploy, with its override.
     let r = tool(
@@ -184,13 +232,22 @@ fn ecs_deploy_scales_runs_and_deploys_against_berth() {
     let listed = ecs(&["list-tasks", "--cluster", cl, "--started-by", "ECS Deploy"]);
     let arns = listed["taskArns"].as_array().unwrap();
     assert_eq!(arns.len(), 1, "{listed}");
-    let one = &ecs(&["describe-tasks", "--cluster", cl, "--tasks", arns[0].as_str().unwrap()])
-        ["tasks"][0];
+    let one = &ecs(&[
+        "describe-tasks",
+        "--cluster",
+        cl,
+        "--tasks",
+        arns[0].as_str().unwrap(),
+    ])["tasks"][0];
     assert_eq!(one["startedBy"], "ECS Deploy");
     assert_eq!(one["group"], format!("family:{family}"));
-    assert_eq!(
-        one["overrides"]["containerOverrides"][0]["environment"],
-        json!([{"name": "MESSAGE", "value": "once"}]),
+    // ecs-deploy sends the container's whole environment, with the change, as the override.
+    let overridden = &one["overrides"]["containerOverrides"][0];
+    assert_eq!(overridden["name"], "web", "{one}");
+    assert!(
+        overridden["environment"]
+            .as_array()
+            .is_some_and(|e| e.contains(&json!({"name": "MESSAGE", "value": "once"}))),
         "{one}"
     );
 }
@@ -230,12 +287,15 @@ const PLAYBOOK: &str = r#"
         name: site
         cluster: "{{ cluster }}"
         state: present
-        task_definition: "{{ cluster }}-site"
+        # FAMILY:REVISION, as ECS answers it: a bare family would never match the service.
+        task_definition: "{{ td.taskdefinition.family }}:{{ td.taskdefinition.revision }}"
         desired_count: 1
 "#;
 
 fn recap_changed(stdout: &str) -> Option<u32> {
-    let line = stdout.lines().find(|l| l.starts_with("localhost") && l.contains("changed="))?;
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("localhost") && l.contains("changed="))?;
     let n = line.split("changed=").nth(1)?;
     n.split_whitespace().next()?.parse().ok()
 }
@@ -247,31 +307,84 @@ fn an_ansible_playbook_makes_cluster_definition_and_service_then_changes_nothing
     let c = Creds::default();
     // Ansible names the cluster itself: the DevEnv's own cluster is left alone.
     let cl = format!("{}-a", env.cluster);
-    let _cleanup = ContainerCleanup { cluster: cl.clone() };
+    let _cleanup = ContainerCleanup {
+        cluster: cl.clone(),
+    };
     let dir = env.dir.path();
     std::fs::write(dir.join("site.yml"), PLAYBOOK).unwrap();
     let vars = format!("cluster={cl}");
-    let play = || tool(http, "ansible-playbook", &["-i", "localhost,", "-e", &vars, "site.yml"], dir);
+    let play = || {
+        tool(
+            http,
+            "ansible-playbook",
+            &["-i", "localhost,", "-e", &vars, "site.yml"],
+            dir,
+        )
+    };
 
     let first = play();
     assert!(first.ok, "first run: {}\n{}", first.stdout, first.stderr);
     assert_eq!(recap_changed(&first.stdout), Some(3), "{}", first.stdout);
-    let svc = &aws_ok(http, &c, &["describe-services", "--cluster", &cl, "--services", "site"])
-        ["services"][0];
+    let svc = &aws_ok(
+        http,
+        &c,
+        &["describe-services", "--cluster", &cl, "--services", "site"],
+    )["services"][0];
     assert_eq!(svc["status"], "ACTIVE", "{svc}");
     assert_eq!(svc["desiredCount"], 1);
-    assert!(svc["taskDefinition"].as_str().unwrap().ends_with(&format!("{cl}-site:1")), "{svc}");
+    assert!(
+        svc["taskDefinition"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{cl}-site:1")),
+        "{svc}"
+    );
 
     let second = play();
-    assert!(second.ok, "second run: {}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.ok,
+        "second run: {}\n{}",
+        second.stdout, second.stderr
+    );
     assert_eq!(recap_changed(&second.stdout), Some(0), "{}", second.stdout);
-    let families = aws_ok(http, &c, &["list-task-definitions", "--family-prefix", &format!("{cl}-site")]);
-    assert_eq!(families["taskDefinitionArns"].as_array().map(Vec::len), Some(1), "{families}");
+    let families = aws_ok(
+        http,
+        &c,
+        &[
+            "list-task-definitions",
+            "--family-prefix",
+            &format!("{cl}-site"),
+        ],
+    );
+    assert_eq!(
+        families["taskDefinitionArns"].as_array().map(Vec::len),
+        Some(1),
+        "{families}"
+    );
 
     // The service's task runs; then it is taken down so the cluster's containers go.
-    wait_for(Duration::from_secs(60), "the playbook's service to run its task", || {
-        let s = aws_ok(http, &c, &["describe-services", "--cluster", &cl, "--services", "site"]);
-        (s["services"][0]["runningCount"] == 1).then_some(())
-    });
-    aws_ok(http, &c, &["delete-service", "--cluster", &cl, "--service", "site", "--force"]);
+    wait_for(
+        Duration::from_secs(60),
+        "the playbook's service to run its task",
+        || {
+            let s = aws_ok(
+                http,
+                &c,
+                &["describe-services", "--cluster", &cl, "--services", "site"],
+            );
+            (s["services"][0]["runningCount"] == 1).then_some(())
+        },
+    );
+    aws_ok(
+        http,
+        &c,
+        &[
+            "delete-service",
+            "--cluster",
+            &cl,
+            "--service",
+            "site",
+            "--force",
+        ],
+    );
 }

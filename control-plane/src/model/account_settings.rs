@@ -42,7 +42,10 @@ pub struct Setting {
 /// the one every Berth key acts as (Berth has no IAM users).
 pub fn root_arn() -> String {
     let prefix = berth_core::arn::prefix();
-    let account = prefix.split(':').nth(4).unwrap_or(berth_core::arn::DEFAULT_ACCOUNT);
+    let account = prefix
+        .split(':')
+        .nth(4)
+        .unwrap_or(berth_core::arn::DEFAULT_ACCOUNT);
     format!("arn:aws:iam::{account}:root")
 }
 
@@ -56,7 +59,10 @@ pub fn check(name: &str, value: Option<&str>) -> Result<()> {
         let all: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
         return Err(Error::invalid(
             "name",
-            format!("{name:?} is not an ECS account setting; use one of {}", all.join(", ")),
+            format!(
+                "{name:?} is not an ECS account setting; use one of {}",
+                all.join(", ")
+            ),
         ));
     }
     if name == "guardDutyActivate" && value.is_some() {
@@ -75,7 +81,10 @@ pub fn check(name: &str, value: Option<&str>) -> Result<()> {
     if !allowed.contains(&value) {
         return Err(Error::invalid(
             "value",
-            format!("{value:?} is not a value of {name}; use one of {}", allowed.join(", ")),
+            format!(
+                "{value:?} is not a value of {name}; use one of {}",
+                allowed.join(", ")
+            ),
         ));
     }
     Ok(())

@@ -59,8 +59,12 @@ impl From<Error> for EcsError {
     fn from(e: Error) -> Self {
         let message = match &e {
             // AWS's own words, which clients (ecs-deploy, Ansible, SDK waiters) match on.
-            Error::NotFound { kind: "Cluster", .. } => "Cluster not found.".to_string(),
-            Error::NotFound { kind: "Service", .. } => "Service not found.".to_string(),
+            Error::NotFound {
+                kind: "Cluster", ..
+            } => "Cluster not found.".to_string(),
+            Error::NotFound {
+                kind: "Service", ..
+            } => "Service not found.".to_string(),
             Error::NotFound {
                 kind: "TaskDefinition",
                 name,

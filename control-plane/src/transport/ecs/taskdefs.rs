@@ -82,14 +82,19 @@ pub fn register(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
 fn refused_as_ecs_refuses(input: &Input) -> EcsResult<()> {
     let body = input.value();
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").trim().is_empty();
-    let containers = body["containerDefinitions"].as_array().cloned().unwrap_or_default();
+    let containers = body["containerDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let client = |m: String| super::EcsError::new("ClientException", m);
     for c in &containers {
         if text(c.get("name")) {
             return Err(client("Container.name should not be null or empty.".into()));
         }
         if text(c.get("image")) {
-            return Err(client("Container.image should not be null or empty.".into()));
+            return Err(client(
+                "Container.image should not be null or empty.".into(),
+            ));
         }
     }
     let fargate_only = body["requiresCompatibilities"]
