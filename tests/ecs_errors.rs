@@ -89,6 +89,15 @@ out["service_has_tags"] = "tags" in svc["service"]
 out["service_role"] = svc["service"].get("roleArn")
 out["service_role_described"] = ecs.describe_services(services=["echo"], **real
     )["services"][0].get("roleArn")
+deps = ecs.list_service_deployments(service="echo", **real)["serviceDeployments"]
+rev_arn = deps[0]["targetServiceRevisionArn"]
+described = ecs.describe_service_deployments(serviceDeploymentArns=[deps[0]["serviceDeploymentArn"]])
+out["same_revision"] = described["serviceDeployments"][0]["targetServiceRevision"]["arn"] == rev_arn
+revs = ecs.describe_service_revisions(serviceRevisionArns=[rev_arn, rev_arn[:-3] + "zzz"])
+out["revision"] = revs["serviceRevisions"]
+out["revision_failures"] = revs["failures"]
+E["revision_unknown_cluster"] = err(lambda: ecs.describe_service_revisions(
+    serviceRevisionArns=[rev_arn.replace("/real/", "/nope/")]))
 print(json.dumps(out, default=str))
 "#;
 
@@ -116,6 +125,7 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
         ("describe_container_instances", &cluster_not_found),
         ("update_container_instances_state", &cluster_not_found),
         ("list_service_deployments", &cluster_not_found),
+        ("revision_unknown_cluster", &cluster_not_found),
         ("update_unknown_service", &service_not_found),
         ("delete_unknown_service", &service_not_found),
         ("revision_missing", &revision_missing),
@@ -181,6 +191,21 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
         "arn:aws:iam::000000000000:role/ecsServiceRole"
     );
     assert_eq!(out["service_role_described"], out["service_role"]);
+
+    // The revision a deployment names resolves, with what it runs.
+    assert_eq!(out["same_revision"], true);
+    let rev = &out["revision"][0];
+    assert!(
+        rev["taskDefinition"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("task-definition/good:1")),
+        "{rev}"
+    );
+    assert_eq!(
+        rev["containerImages"],
+        json!([{"containerName": "web", "image": "berth-demo:latest"}])
+    );
+    assert_eq!(out["revision_failures"][0]["reason"], "MISSING");
 
     // compatibilities as ECS derives them: EC2 always; EXTERNAL outside awsvpc; FARGATE for an
     // awsvpc definition with task-level cpu and memory.

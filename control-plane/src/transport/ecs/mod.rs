@@ -10,6 +10,7 @@ mod error;
 mod input;
 mod instances;
 mod paging;
+mod revisions;
 pub mod secrets;
 mod services;
 mod shapes;
@@ -87,6 +88,7 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("PutAccountSettingDefault", account::put_default),
     ("DeleteAccountSetting", account::delete),
     ("ListAccountSettings", account::list),
+    ("DescribeServiceRevisions", revisions::describe),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
@@ -113,7 +115,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "DescribeGateway",
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
-    "DescribeServiceRevisions",
     "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",

@@ -305,7 +305,7 @@ fn brief(s: &Service, d: &Deployment) -> Value {
     }))
 }
 
-fn revision_arn(s: &Service, d: &Deployment) -> String {
+pub(super) fn revision_arn(s: &Service, d: &Deployment) -> String {
     let id = d.id.strip_prefix("ecs-svc/").unwrap_or(&d.id);
     format!(
         "{}:service-revision/{}/{}/{id}",
