@@ -250,6 +250,34 @@ fn ecs_deploy_scales_runs_and_deploys_against_berth() {
             .is_some_and(|e| e.contains(&json!({"name": "MESSAGE", "value": "once"}))),
         "{one}"
     );
+
+    // RunTask's clientToken, as ECS keeps it: a retry starts nothing new; the same token with
+    // another request is a ConflictException and starts nothing either.
+    let program = format!(
+        r#"
+import boto3, json, os
+from botocore.exceptions import ClientError
+ecs = boto3.client("ecs", endpoint_url=os.environ["ENDPOINT"])
+kw = dict(cluster="{cl}", taskDefinition="{family}", startedBy="token-test", group="batch",
+          clientToken="retry-me-1")
+first = ecs.run_task(**kw)["tasks"]
+again = ecs.run_task(**kw)["tasks"]
+try:
+    ecs.run_task(**dict(kw, count=2))
+    conflict = None
+except ClientError as e:
+    conflict = e.response["Error"]["Code"]
+listed = ecs.list_tasks(cluster="{cl}", startedBy="token-test")["taskArns"]
+print(json.dumps({{"first": [t["taskArn"] for t in first], "again": [t["taskArn"] for t in again],
+                  "group": first[0]["group"], "conflict": conflict, "listed": listed}}))
+"#
+    );
+    let out = boto3(http, &c, &program);
+    assert_eq!(out["first"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(out["again"], out["first"]);
+    assert_eq!(out["listed"], out["first"]);
+    assert_eq!(out["group"], "batch");
+    assert_eq!(out["conflict"], "ConflictException");
 }
 
 const PLAYBOOK: &str = r#"
