@@ -98,6 +98,13 @@ out["revision"] = revs["serviceRevisions"]
 out["revision_failures"] = revs["failures"]
 E["revision_unknown_cluster"] = err(lambda: ecs.describe_service_revisions(
     serviceRevisionArns=[rev_arn.replace("/real/", "/nope/")]))
+dep_arn = deps[0]["serviceDeploymentArn"]
+E["continue_unknown_cluster"] = err(lambda: ecs.continue_service_deployment(
+    serviceDeploymentArn=dep_arn.replace("/real/", "/nope/"), hookId="pause-0-POST_SCALE_UP-0"))
+E["continue_unknown_deployment"] = err(lambda: ecs.continue_service_deployment(
+    serviceDeploymentArn=dep_arn[:-3] + "zzz", hookId="pause-0-POST_SCALE_UP-0"))
+E["continue_unknown_hook"] = err(lambda: ecs.continue_service_deployment(
+    serviceDeploymentArn=dep_arn, hookId="pause-0-POST_SCALE_UP-0", action="ROLLBACK"))
 print(json.dumps(out, default=str))
 "#;
 
@@ -126,6 +133,7 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
         ("update_container_instances_state", &cluster_not_found),
         ("list_service_deployments", &cluster_not_found),
         ("revision_unknown_cluster", &cluster_not_found),
+        ("continue_unknown_cluster", &cluster_not_found),
         ("update_unknown_service", &service_not_found),
         ("delete_unknown_service", &service_not_found),
         ("revision_missing", &revision_missing),
@@ -191,6 +199,23 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
         "arn:aws:iam::000000000000:role/ecsServiceRole"
     );
     assert_eq!(out["service_role_described"], out["service_role"]);
+
+    // ContinueServiceDeployment: a deployment that is not there, a hook that does not wait.
+    assert_eq!(
+        errors["continue_unknown_deployment"][0],
+        "ServiceDeploymentNotFoundException"
+    );
+    assert_eq!(
+        errors["continue_unknown_hook"][0],
+        "InvalidParameterException"
+    );
+    assert!(
+        errors["continue_unknown_hook"][1]
+            .as_str()
+            .is_some_and(|m| m.contains("hookId") && m.contains("none awaits")),
+        "{}",
+        errors["continue_unknown_hook"]
+    );
 
     // The revision a deployment names resolves, with what it runs.
     assert_eq!(out["same_revision"], true);

@@ -7,12 +7,13 @@
 //! same pass, to tasks that never stopped.
 
 use super::judge::Judgement;
+use super::pause;
 use super::{Event, ServicePlan, ServiceView};
 use crate::status::{end_rollout, rollout, DeploymentStatus, RolloutState};
 use crate::time;
-use super::pause;
 use berth_proto::v1::{
-    DeploymentConfiguration, DeploymentLifecycleHook, HookRun, RevisionFigures, Service, TrafficRollback,
+    DeploymentConfiguration, DeploymentLifecycleHook, HookRun, RevisionFigures, Service,
+    TrafficRollback,
 };
 
 /// How a service moves to a new revision.
@@ -173,7 +174,11 @@ fn gate(p: &mut ServicePlan, stage: &str, step: i32, now: i64) -> Gate {
                 step,
                 url: url.clone(),
                 status: if paused { pause::AWAITING } else { "PENDING" }.into(),
-                called_at: if paused { time::rfc3339(now) } else { String::new() },
+                called_at: if paused {
+                    time::rfc3339(now)
+                } else {
+                    String::new()
+                },
                 ..Default::default()
             };
             p.events.push(Event::Message(if paused {
@@ -241,9 +246,10 @@ pub fn scale_up_allowed(svc: &Service) -> bool {
         .filter(|(_, h)| h.lifecycle_stages.iter().any(|s| s == "PRE_SCALE_UP"))
         .all(|(i, h)| {
             let key = pause::hook_key(i, h);
-            svc.deployments[0].hooks.iter().any(|r| {
-                r.stage == "PRE_SCALE_UP" && r.url == key && r.status == "SUCCEEDED"
-            })
+            svc.deployments[0]
+                .hooks
+                .iter()
+                .any(|r| r.stage == "PRE_SCALE_UP" && r.url == key && r.status == "SUCCEEDED")
         })
 }
 

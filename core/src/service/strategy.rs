@@ -293,7 +293,11 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
 }
 
 /// A PAUSE hook has no target, and ECS refuses it at the two traffic-moving stages.
-fn check_pause(errs: &mut Vec<FieldError>, h: &DeploymentLifecycleHook, at: &dyn Fn(&str) -> String) {
+fn check_pause(
+    errs: &mut Vec<FieldError>,
+    h: &DeploymentLifecycleHook,
+    at: &dyn Fn(&str) -> String,
+) {
     use crate::plan::shift::{HOOK_STAGES, PRODUCTION_TRAFFIC_SHIFT, TEST_TRAFFIC_SHIFT};
     if !h.hook_target_arn.trim().is_empty() {
         errs.push(FieldError::new(

@@ -81,6 +81,7 @@ impl From<Error> for EcsError {
                 "TaskDefinition" => "ClientException",
                 "Task" | "ContainerInstance" => "InvalidParameterException",
                 "Attribute" | "Target" => "TargetNotFoundException",
+                "ServiceDeployment" => "ServiceDeploymentNotFoundException",
                 _ => "ResourceNotFoundException",
             },
             Error::ClusterContainsServices(..) => "ClusterContainsServicesException",

@@ -7,6 +7,7 @@
 mod account;
 mod clusters;
 mod error;
+mod hooks;
 mod input;
 mod instances;
 mod paging;
@@ -89,12 +90,12 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("DeleteAccountSetting", account::delete),
     ("ListAccountSettings", account::list),
     ("DescribeServiceRevisions", revisions::describe),
+    ("ContinueServiceDeployment", hooks::continue_deployment),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
 const NOT_IN_BERTH: &[&str] = &[
     "AssociateGatewayWithCluster",
-    "ContinueServiceDeployment",
     "CreateCapacityProvider",
     "CreateDaemon",
     "CreateExpressGatewayService",

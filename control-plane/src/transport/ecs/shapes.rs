@@ -345,10 +345,19 @@ fn deployment_configuration(dc: &DeploymentConfiguration) -> Value {
             .lifecycle_hooks
             .iter()
             .map(|h| {
-                json!({
+                let mut v = prune(json!({
+                    "targetType": h.target_type,
                     "hookTargetArn": h.hook_target_arn,
                     "lifecycleStages": h.lifecycle_stages,
-                })
+                }));
+                if h.timeout_in_minutes > 0 || !h.timeout_action.is_empty() {
+                    let (ms, continues) = berth_core::plan::pause::timeout(h);
+                    v["timeoutConfiguration"] = json!({
+                        "timeoutInMinutes": ms / 60_000,
+                        "action": if continues { "CONTINUE" } else { "ROLLBACK" },
+                    });
+                }
+                v
             })
             .collect();
     }

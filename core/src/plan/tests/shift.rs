@@ -320,14 +320,20 @@ fn a_pause_hook_holds_the_shift_until_continued_and_is_never_called() {
     let mut seq = 0;
     let now = run(&mut v, &mut seq, NOW, 60);
     let d = &v.service.deployments[0];
-    assert_eq!((d.lifecycle_stage.as_str(), d.traffic_percent), ("SCALE_UP", 0.0));
+    assert_eq!(
+        (d.lifecycle_stage.as_str(), d.traffic_percent),
+        ("SCALE_UP", 0.0)
+    );
     assert_eq!(d.hooks.len(), 1, "{:?}", d.hooks);
     assert_eq!(
         (d.hooks[0].url.as_str(), d.hooks[0].status.as_str()),
         ("pause:0", "AWAITING_ACTION"),
         "no webhook to call: the runner only calls PENDING runs"
     );
-    assert_eq!(crate::plan::pause::hook_id(&d.hooks[0]), "pause-0-POST_SCALE_UP-0");
+    assert_eq!(
+        crate::plan::pause::hook_id(&d.hooks[0]),
+        "pause-0-POST_SCALE_UP-0"
+    );
     continue_pause(&mut v, "SUCCEEDED");
     run(&mut v, &mut seq, now, 4);
     assert_eq!(v.service.deployments[0].traffic_percent, 10.0);
@@ -341,16 +347,30 @@ fn a_pause_answered_rollback_or_timed_out_rolls_back_unless_its_timeout_continue
     let now = run(&mut v, &mut seq, NOW, 20);
     continue_pause(&mut v, "FAILED");
     let p = plan(&v, now);
-    assert_eq!(p.service.deployments[0].id, "d1", "back on the old deployment");
+    assert_eq!(
+        p.service.deployments[0].id, "d1",
+        "back on the old deployment"
+    );
     // A 1-minute timeout whose action is ROLLBACK (ECS's default).
     let mut v = view(with_pause(canary(2), "POST_SCALE_UP", 1, ""), old_tasks(2));
     let now = run(&mut v, &mut seq, NOW, 20);
-    assert_eq!(plan(&v, now).service.deployments[0].id, "d2", "still waiting");
+    assert_eq!(
+        plan(&v, now).service.deployments[0].id,
+        "d2",
+        "still waiting"
+    );
     let p = plan(&v, now + 61_000);
     assert_eq!(p.service.deployments[0].id, "d1", "timed out: rolled back");
-    assert!(messages(&p).iter().any(|e| e.contains("timed out")), "{:?}", messages(&p));
+    assert!(
+        messages(&p).iter().any(|e| e.contains("timed out")),
+        "{:?}",
+        messages(&p)
+    );
     // A timeout whose action is CONTINUE lets the shift go on.
-    let mut v = view(with_pause(canary(2), "POST_SCALE_UP", 1, "CONTINUE"), old_tasks(2));
+    let mut v = view(
+        with_pause(canary(2), "POST_SCALE_UP", 1, "CONTINUE"),
+        old_tasks(2),
+    );
     let now = run(&mut v, &mut seq, NOW, 20);
     run(&mut v, &mut seq, now + 61_000, 4);
     assert_eq!(v.service.deployments[0].id, "d2");
