@@ -58,6 +58,12 @@ fn tool(http: &str, bin: &str, args: &[&str], dir: &std::path::Path) -> Run {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    // What the tool told its user, in the test's output (shown on failure or --nocapture).
+    println!(
+        "$ {bin} {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
     Run {
         ok: out.status.success(),
         code: out.status.code(),
