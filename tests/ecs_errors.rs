@@ -70,6 +70,10 @@ E["revision_missing"] = err(lambda: ecs.describe_task_definition(taskDefinition=
 E["service_revision_missing"] = err(lambda: ecs.create_service(serviceName="web",
     taskDefinition="good:9", desiredCount=0, **real))
 E["run_revision_missing"] = err(lambda: ecs.run_task(taskDefinition="good:9", **real))
+E["pause_at_shift"] = err(lambda: ecs.create_service(serviceName="paused", taskDefinition="good:1",
+    desiredCount=0, deploymentConfiguration={"strategy": "BLUE_GREEN", "lifecycleHooks": [
+        {"targetType": "PAUSE", "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+         "timeoutConfiguration": {"timeoutInMinutes": 30, "action": "CONTINUE"}}]}, **real))
 out["after"]["services"] = ecs.list_services(**real)["serviceArns"]
 out["after"]["tasks"] = ecs.list_tasks(**real)["taskArns"]
 
@@ -101,6 +105,8 @@ E["revision_unknown_cluster"] = err(lambda: ecs.describe_service_revisions(
 dep_arn = deps[0]["serviceDeploymentArn"]
 E["continue_unknown_cluster"] = err(lambda: ecs.continue_service_deployment(
     serviceDeploymentArn=dep_arn.replace("/real/", "/nope/"), hookId="pause-0-POST_SCALE_UP-0"))
+E["stop_unknown_cluster"] = err(lambda: ecs.stop_service_deployment(
+    serviceDeploymentArn=dep_arn.replace("/real/", "/nope/")))
 E["continue_unknown_deployment"] = err(lambda: ecs.continue_service_deployment(
     serviceDeploymentArn=dep_arn[:-3] + "zzz", hookId="pause-0-POST_SCALE_UP-0"))
 E["continue_unknown_hook"] = err(lambda: ecs.continue_service_deployment(
@@ -134,6 +140,7 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
         ("list_service_deployments", &cluster_not_found),
         ("revision_unknown_cluster", &cluster_not_found),
         ("continue_unknown_cluster", &cluster_not_found),
+        ("stop_unknown_cluster", &cluster_not_found),
         ("update_unknown_service", &service_not_found),
         ("delete_unknown_service", &service_not_found),
         ("revision_missing", &revision_missing),
@@ -215,6 +222,17 @@ fn ecs_errors_carry_ecs_types_and_messages_and_write_nothing() {
             .is_some_and(|m| m.contains("hookId") && m.contains("none awaits")),
         "{}",
         errors["continue_unknown_hook"]
+    );
+
+    // A PAUSE hook where ECS allows none: named, and the service not made.
+    assert_eq!(errors["pause_at_shift"][0], "InvalidParameterException");
+    assert!(
+        errors["pause_at_shift"][1]
+            .as_str()
+            .is_some_and(|m| m.contains("lifecycleHooks[0].lifecycleStages[0]")
+                && m.contains("PAUSE hooks cannot run at PRODUCTION_TRAFFIC_SHIFT")),
+        "{}",
+        errors["pause_at_shift"]
     );
 
     // The revision a deployment names resolves, with what it runs.

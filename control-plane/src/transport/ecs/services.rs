@@ -381,6 +381,8 @@ pub fn stop_deployment(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             format!("{a:?} is not a service deployment ARN (arn:aws:ecs:REGION:ACCOUNT:service-deployment/CLUSTER/SERVICE/ID)"),
         ));
     };
+    // The cluster first, as ECS checks it.
+    clusters::describe(ctx.state, cluster)?;
     services::stop_deployment(
         ctx.state,
         StopServiceDeploymentRequest {
