@@ -2,7 +2,7 @@
 //! token records, in the same fenced commit as its tasks, the request's fingerprint and the
 //! tasks it started; a retry with the same token and the same request gets those tasks back
 //! and starts none; the same token with a different request is refused (ECS's
-//! ConflictException). Expired tokens of the cluster are swept when a new one is recorded.
+//! ConflictException). Expired tokens of the cluster are swept now and then when a new one is recorded.
 
 use crate::state::error::{Error, Result};
 use crate::state::{State, Tx};
@@ -13,6 +13,8 @@ use serde_json::Value;
 const PREFIX: &str = "run-tokens/";
 /// How long ECS remembers a RunTask client token.
 pub const TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// One recording in this many (by the token's bytes) also sweeps the expired ones.
+const SWEEP_EVERY: u32 = 32;
 /// ECS's bound on a RunTask client token: 64 characters in the range 33-126.
 pub const MAX_CHARS: usize = 64;
 
@@ -100,6 +102,19 @@ impl RunToken {
             self.key(),
             serde_json::to_vec(&r).map_err(|e| Error::Client(e.to_string()))?,
         )];
+        // The sweep reads every token of the cluster: one run in SWEEP_EVERY pays for it, so
+        // a busy cluster's RunTask stays O(1) on average and its tokens stay bounded.
+        if self
+            .fingerprint
+            .bytes()
+            .chain(self.token.bytes())
+            .map(u32::from)
+            .sum::<u32>()
+            % SWEEP_EVERY
+            != 0
+        {
+            return Ok(ops);
+        }
         for k in state.scan_keys(&format!("{PREFIX}{}/", self.cluster))? {
             if k == self.key() {
                 continue;
@@ -156,5 +171,51 @@ mod tests {
         assert_ne!(a.fingerprint, c.fingerprint);
         assert!(RunToken::of("c", "has space", &json!({})).is_err());
         assert!(RunToken::of("c", &"x".repeat(65), &json!({})).is_err());
+    }
+
+    fn seen(state: &State, t: &RunToken, now: i64) -> &'static str {
+        state
+            .update(|tx| {
+                let s = match t.seen(tx, now)? {
+                    Seen::New => "new",
+                    Seen::Same(_) => "same",
+                    Seen::Different => "different",
+                };
+                Ok((s, Vec::new()))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_token_is_remembered_for_24_hours_then_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::LogStore::open(dir.path()).unwrap();
+        let state = State::new(std::sync::Arc::new(store));
+        let first = RunToken::of("c", "t1", &json!({"taskDefinition": "web"})).unwrap();
+        let other = RunToken::of("c", "t1", &json!({"taskDefinition": "db"})).unwrap();
+        assert_eq!(seen(&state, &first, 0), "new");
+        state
+            .commit(
+                first
+                    .record_ops(&state, vec!["task/c/1".into()], 0)
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(seen(&state, &first, 1_000), "same");
+        assert_eq!(seen(&state, &other, 1_000), "different");
+        assert_eq!(
+            seen(&state, &first, TTL_MS + 1),
+            "new",
+            "forgotten after 24 h"
+        );
+        // Some later recording sweeps it (one in SWEEP_EVERY does).
+        let swept = (0..200)
+            .map(|i| RunToken::of("c", &format!("later-{i}"), &json!({})).unwrap())
+            .map(|t| t.record_ops(&state, Vec::new(), TTL_MS + 1).unwrap())
+            .find(|ops| ops.len() > 1)
+            .expect("a recording that sweeps");
+        assert!(swept
+            .iter()
+            .any(|op| matches!(op, Op::Delete(k) if k == "run-tokens/c/t1")));
     }
 }
