@@ -15,6 +15,47 @@ use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// `berth dev` with a cluster of its own, as `DevEnv`, but with a heartbeat timeout long enough
+/// that a loaded test machine never loses the node mid-deployment: ecs-deploy reads any
+/// "unable to place" event as a failed deployment, as it would on ECS.
+struct Env {
+    dev: ServerProcess,
+    cluster: String,
+    dir: tempfile::TempDir,
+    _cleanup: ContainerCleanup,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Env {
+    fn start(prefix: &str) -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique_cluster(prefix);
+        let cleanup = ContainerCleanup {
+            cluster: cluster.clone(),
+        };
+        let mut flags: Vec<&str> = FAST.to_vec();
+        if let Some(i) = flags.iter().position(|f| *f == "--heartbeat-timeout") {
+            flags[i + 1] = "20s";
+        }
+        let dev = ServerProcess::start_with("dev", dir.path(), &flags);
+        assert!(berth(&dev.grpc, &["cluster", "create", &cluster]).ok);
+        Env {
+            dev,
+            cluster,
+            dir,
+            _cleanup: cleanup,
+            _serial: serial,
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = berth(&self.dev.grpc, args);
+        assert!(r.ok, "berth {args:?}: {}", r.stderr);
+        r
+    }
+}
+
 /// A local image tag made for the test, removed when dropped.
 struct Tag(String);
 
@@ -93,7 +134,7 @@ fn env_of(td: &Value) -> Vec<(String, String)> {
 fn ecs_deploy_scales_runs_and_deploys_against_berth() {
     // Dropped after the dev and its containers: Docker keeps a tag a container still uses.
     let tag = Tag(format!("berth-demo:ecs-tools-{}", std::process::id()));
-    let env = DevEnv::start("ecs-tools", &SERIAL);
+    let env = Env::start("ecs-tools");
     let http = env.dev.http.as_str();
     let c = Creds::default();
     let cl = env.cluster.as_str();
@@ -336,7 +377,7 @@ fn recap_changed(stdout: &str) -> Option<u32> {
 
 #[test]
 fn an_ansible_playbook_makes_cluster_definition_and_service_then_changes_nothing() {
-    let env = DevEnv::start("ecs-ansible", &SERIAL);
+    let env = Env::start("ecs-ansible");
     let http = env.dev.http.as_str();
     let c = Creds::default();
     // Ansible names the cluster itself: the DevEnv's own cluster is left alone.
