@@ -61,7 +61,21 @@ struct Tag(String);
 
 impl Drop for Tag {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", &self.0]).output();
+        // Docker refuses while a removed container still holds the image: ask again, bounded.
+        for _ in 0..20 {
+            let gone = Command::new("docker")
+                .args(["rmi", &self.0])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            let listed = Command::new("docker")
+                .args(["images", "-q", &self.0])
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty());
+            if gone || !listed {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
