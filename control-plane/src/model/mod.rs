@@ -1,6 +1,7 @@
 //! The model layer: one module per resource, each owning its keys, its checks and its reads
 //! and writes through `State`; and `placement`, the single applier every task is created by.
 
+pub mod account_settings;
 pub mod arn_upgrade;
 pub mod auth;
 pub mod clusters;

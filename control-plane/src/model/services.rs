@@ -12,12 +12,14 @@ use berth_core::limits::{
 use berth_core::{arn, scheduler};
 use berth_proto::v1::*;
 
+mod continue_hook;
 #[cfg(test)]
 mod limits_tests;
 mod stop_deployment;
 mod stored;
 pub(crate) use berth_core::service::check_load_balancers;
 use berth_core::service::{check_strategy, keep_unset_shift_settings};
+pub use continue_hook::continue_hook;
 pub use stop_deployment::stop_deployment;
 pub use stored::{report_invalid, stored_problems};
 

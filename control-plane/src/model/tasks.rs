@@ -6,6 +6,7 @@
 pub mod events;
 pub mod overrides;
 pub mod placement_request;
+pub mod run_tokens;
 
 #[cfg(test)]
 mod data_tests;
@@ -26,6 +27,18 @@ use berth_core::limits::RUN_COUNT;
 
 /// `task run`: places `count` tasks; what cannot be placed comes back in `failures`.
 pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Result<RunTaskReply> {
+    run_once(state, sessions, req, None)
+}
+
+/// `run`, idempotent under a client token: a retry with the same token and request gets the
+/// tasks of the first run back and starts none (the token is recorded in the same commit as
+/// the tasks); the same token with another request is refused.
+pub fn run_once(
+    state: &State,
+    sessions: &dyn Capacity,
+    req: RunTaskRequest,
+    token: Option<&run_tokens::RunToken>,
+) -> Result<RunTaskReply> {
     let placement = crate::model::tasks::placement_request::Placement::of(&req)?;
     let count = placement.count(if req.count == 0 { 1 } else { req.count });
     if let Err(e) = RUN_COUNT.check(count.into()) {
@@ -38,10 +51,29 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
         ));
     }
     let cluster = cluster_or_default(&req.cluster);
+    let now_ms = crate::time::now_millis();
     let reply = state.update(|tx| {
         // The cluster is compared at commit: a delete in between refuses this run.
         let cluster = clusters::get_active(tx.state(), cluster)?;
         tx.get::<Cluster>(&keys::cluster(&cluster.cluster_name))?;
+        if let Some(t) = token {
+            match t.seen(tx, now_ms)? {
+                run_tokens::Seen::New => {}
+                run_tokens::Seen::Same(keys) => {
+                    let mut tasks = Vec::new();
+                    for k in keys {
+                        tasks.extend(tx.state().get::<Task>(&k)?);
+                    }
+                    return Ok(((tasks, Vec::new()), Vec::new()));
+                }
+                run_tokens::Seen::Different => {
+                    return Err(Error::Client(format!(
+                        "clientToken {:?} was used for a different RunTask request in this cluster within 24 hours; use a new token",
+                        t.token
+                    )))
+                }
+            }
+        }
         let td = taskdef::describe(tx.state(), &req.task_definition)?;
         if td.status != "ACTIVE" {
             return Err(Error::Client(format!(
@@ -95,7 +127,11 @@ pub fn run(state: &State, sessions: &dyn Capacity, req: RunTaskRequest) -> Resul
         }
         // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
         // makes this attempt decide again.
-        let (tasks, ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
+        let (tasks, mut ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
+        if let Some(t) = token {
+            let keys = tasks.iter().map(key_of).collect();
+            ops.extend(t.record_ops(tx.state(), keys, now_ms)?);
+        }
         Ok(((tasks, failures), ops))
     })?;
     let (tasks, failures) = reply;

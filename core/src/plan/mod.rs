@@ -11,6 +11,7 @@ mod counts;
 pub mod drain;
 mod judge;
 pub mod launch;
+pub mod pause;
 mod progress;
 pub mod rollout;
 pub mod shift;

@@ -7,11 +7,13 @@
 //! same pass, to tasks that never stopped.
 
 use super::judge::Judgement;
+use super::pause;
 use super::{Event, ServicePlan, ServiceView};
 use crate::status::{end_rollout, rollout, DeploymentStatus, RolloutState};
 use crate::time;
 use berth_proto::v1::{
-    DeploymentConfiguration, HookRun, RevisionFigures, Service, TrafficRollback,
+    DeploymentConfiguration, DeploymentLifecycleHook, HookRun, RevisionFigures, Service,
+    TrafficRollback,
 };
 
 /// How a service moves to a new revision.
@@ -141,55 +143,90 @@ enum Gate {
 }
 
 /// The hooks of `stage` (at `step`) for the primary deployment: open once every one answered
-/// SUCCEEDED; a hook not yet asked is recorded PENDING for the hook runner to call.
-fn gate(p: &mut ServicePlan, stage: &str, step: i32) -> Gate {
+/// SUCCEEDED; a webhook not yet asked is recorded PENDING for the hook runner to call, a PAUSE
+/// hook AWAITING_ACTION for ContinueServiceDeployment (or its timeout).
+fn gate(p: &mut ServicePlan, stage: &str, step: i32, now: i64) -> Gate {
     let svc = &mut p.service;
-    let urls: Vec<String> = svc
+    let hooks: Vec<(String, DeploymentLifecycleHook)> = svc
         .deployment_configuration
         .as_ref()
         .map(|d| {
             d.lifecycle_hooks
                 .iter()
-                .filter(|h| h.lifecycle_stages.iter().any(|s| s == stage))
-                .map(|h| h.hook_target_arn.clone())
+                .enumerate()
+                .filter(|(_, h)| h.lifecycle_stages.iter().any(|s| s == stage))
+                .map(|(i, h)| (pause::hook_key(i, h), h.clone()))
                 .collect()
         })
         .unwrap_or_default();
     let name = svc.service_name.clone();
     let dep = &mut svc.deployments[0];
     let mut out = Gate::Open;
-    for url in urls {
+    for (url, hook) in hooks {
         let run = dep
             .hooks
-            .iter()
+            .iter_mut()
             .find(|r| r.stage == stage && r.step == step && r.url == url);
-        match run.map(|r| (r.status.as_str(), r.reason.clone())) {
-            None => {
-                dep.hooks.push(HookRun {
-                    stage: stage.into(),
-                    step,
-                    url: url.clone(),
-                    status: "PENDING".into(),
-                    ..Default::default()
-                });
-                p.events.push(Event::Message(format!(
+        let Some(run) = run else {
+            let paused = pause::is_pause(&hook);
+            let r = HookRun {
+                stage: stage.into(),
+                step,
+                url: url.clone(),
+                status: if paused { pause::AWAITING } else { "PENDING" }.into(),
+                called_at: if paused {
+                    time::rfc3339(now)
+                } else {
+                    String::new()
+                },
+                ..Default::default()
+            };
+            p.events.push(Event::Message(if paused {
+                format!(
+                    "(service {name}) (deployment {}) paused at {stage} (hookId {}): continue or roll back with ContinueServiceDeployment.",
+                    dep.id,
+                    pause::hook_id(&r)
+                )
+            } else {
+                format!(
                     "(service {name}) (deployment {}) waiting for lifecycle hook {url} at {stage}.",
                     dep.id
-                )));
-                out = Gate::Waiting;
+                )
+            }));
+            dep.hooks.push(r);
+            out = Gate::Waiting;
+            continue;
+        };
+        if run.status == pause::AWAITING {
+            let began = time::parse_rfc3339(&run.called_at).unwrap_or(now);
+            match pause::timed_out(&hook, began, now) {
+                None => {}
+                Some(true) => {
+                    run.status = "SUCCEEDED".into();
+                    run.reason = "timed out; the timeout action continues".into();
+                }
+                Some(false) => {
+                    run.status = "FAILED".into();
+                    run.reason = "timed out; the timeout action rolls back".into();
+                }
             }
-            Some(("SUCCEEDED", _)) => {}
-            Some(("FAILED", reason)) => {
+        }
+        match (run.status.as_str(), run.reason.clone()) {
+            ("SUCCEEDED", _) => {}
+            ("FAILED", reason) => {
                 let why = if reason.is_empty() {
                     String::new()
                 } else {
                     format!(" ({reason})")
                 };
-                return Gate::Failed(format!(
-                    "lifecycle hook {url} answered FAILED at {stage}{why}"
-                ));
+                let what = if pause::is_pause(&hook) {
+                    format!("PAUSE hook {}", pause::hook_id(run))
+                } else {
+                    format!("lifecycle hook {url}")
+                };
+                return Gate::Failed(format!("{what} answered FAILED at {stage}{why}"));
             }
-            Some(_) => out = Gate::Waiting,
+            _ => out = Gate::Waiting,
         }
     }
     out
@@ -205,11 +242,14 @@ pub fn scale_up_allowed(svc: &Service) -> bool {
     };
     dc.lifecycle_hooks
         .iter()
-        .filter(|h| h.lifecycle_stages.iter().any(|s| s == "PRE_SCALE_UP"))
-        .all(|h| {
-            svc.deployments[0].hooks.iter().any(|r| {
-                r.stage == "PRE_SCALE_UP" && r.url == h.hook_target_arn && r.status == "SUCCEEDED"
-            })
+        .enumerate()
+        .filter(|(_, h)| h.lifecycle_stages.iter().any(|s| s == "PRE_SCALE_UP"))
+        .all(|(i, h)| {
+            let key = pause::hook_key(i, h);
+            svc.deployments[0]
+                .hooks
+                .iter()
+                .any(|r| r.stage == "PRE_SCALE_UP" && r.url == key && r.status == "SUCCEEDED")
         })
 }
 
@@ -265,7 +305,7 @@ pub(super) fn advance(p: &mut ServicePlan, view: &ServiceView, j: &Judgement, no
     // Each gate either lets the shift go on in this pass, holds it, or rolls it back.
     macro_rules! pass {
         ($stage:expr, $step:expr) => {
-            match gate(p, $stage, $step) {
+            match gate(p, $stage, $step, now) {
                 Gate::Open => {}
                 Gate::Waiting => return false,
                 Gate::Failed(why) => {

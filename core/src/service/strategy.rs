@@ -4,7 +4,7 @@
 
 use crate::error::{quote, FieldError};
 use crate::limits::{HOOK_DETAILS_CHARS, HOOK_URL_CHARS};
-use berth_proto::v1::{DeploymentConfiguration, Service};
+use berth_proto::v1::{DeploymentConfiguration, DeploymentLifecycleHook, Service};
 
 /// An update that names no strategy keeps the service's, with its settings; one that does
 /// brings its own (unset parts take ECS's defaults).
@@ -218,14 +218,34 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
     }
     for (i, h) in dc.lifecycle_hooks.iter().enumerate() {
         let at = |f: &str| format!("deploymentConfiguration.lifecycleHooks[{i}].{f}");
-        if !matches!(h.target_type.as_str(), "" | "HTTP" | "AWS_LAMBDA") {
+        if !matches!(h.target_type.as_str(), "" | "HTTP" | "AWS_LAMBDA" | "PAUSE") {
             errs.push(FieldError::new(
                 at("targetType"),
                 format!(
-                    "{} is not supported: Berth calls HTTP webhooks (leave it out)",
+                    "{} is not supported: PAUSE, or leave it out for an HTTP webhook",
                     quote(&h.target_type)
                 ),
             ));
+        }
+        if !matches!(h.timeout_action.as_str(), "" | "CONTINUE" | "ROLLBACK") {
+            errs.push(FieldError::new(
+                at("timeoutConfiguration.action"),
+                format!("{} must be CONTINUE or ROLLBACK", quote(&h.timeout_action)),
+            ));
+        }
+        if !(0..=crate::plan::pause::DEFAULT_TIMEOUT_MINUTES).contains(&h.timeout_in_minutes) {
+            errs.push(FieldError::new(
+                at("timeoutConfiguration.timeoutInMinutes"),
+                format!(
+                    "{} must be 1 to {} minutes",
+                    h.timeout_in_minutes,
+                    crate::plan::pause::DEFAULT_TIMEOUT_MINUTES
+                ),
+            ));
+        }
+        if crate::plan::pause::is_pause(h) {
+            check_pause(errs, h, &at);
+            continue;
         }
         let url = h.hook_target_arn.trim();
         let ok = url
@@ -268,6 +288,40 @@ fn check_hooks(errs: &mut Vec<FieldError>, dc: &DeploymentConfiguration, shiftin
             && serde_json::from_str::<serde_json::Value>(&h.hook_details).is_err()
         {
             errs.push(FieldError::new(at("hookDetails"), "must be JSON"));
+        }
+    }
+}
+
+/// A PAUSE hook has no target, and ECS refuses it at the two traffic-moving stages.
+fn check_pause(
+    errs: &mut Vec<FieldError>,
+    h: &DeploymentLifecycleHook,
+    at: &dyn Fn(&str) -> String,
+) {
+    use crate::plan::shift::{HOOK_STAGES, PRODUCTION_TRAFFIC_SHIFT, TEST_TRAFFIC_SHIFT};
+    if !h.hook_target_arn.trim().is_empty() {
+        errs.push(FieldError::new(
+            at("hookTargetArn"),
+            "a PAUSE hook has no target; leave hookTargetArn out",
+        ));
+    }
+    if h.lifecycle_stages.is_empty() {
+        errs.push(FieldError::new(
+            at("lifecycleStages"),
+            format!("name at least one of {}", HOOK_STAGES.join(", ")),
+        ));
+    }
+    for (k, stage) in h.lifecycle_stages.iter().enumerate() {
+        if stage == TEST_TRAFFIC_SHIFT || stage == PRODUCTION_TRAFFIC_SHIFT {
+            errs.push(FieldError::new(
+                at(&format!("lifecycleStages[{k}]")),
+                format!("PAUSE hooks cannot run at {stage}; pause at the stage before or after it"),
+            ));
+        } else if !HOOK_STAGES.contains(&stage.as_str()) {
+            errs.push(FieldError::new(
+                at(&format!("lifecycleStages[{k}]")),
+                format!("{} must be one of {}", quote(stage), HOOK_STAGES.join(", ")),
+            ));
         }
     }
 }

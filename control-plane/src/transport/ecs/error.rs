@@ -48,9 +48,30 @@ fn message_of(e: &Error) -> String {
     }
 }
 
+/// `FAMILY:REV` or a task definition ARN ending in one: a reference to one revision.
+fn names_revision(reference: &str) -> bool {
+    reference
+        .rsplit_once(':')
+        .is_some_and(|(_, rev)| !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl From<Error> for EcsError {
     fn from(e: Error) -> Self {
-        let message = message_of(&e);
+        let message = match &e {
+            // AWS's own words, which clients (ecs-deploy, Ansible, SDK waiters) match on.
+            Error::NotFound {
+                kind: "Cluster", ..
+            } => "Cluster not found.".to_string(),
+            Error::NotFound {
+                kind: "Service", ..
+            } => "Service not found.".to_string(),
+            Error::NotFound {
+                kind: "TaskDefinition",
+                name,
+                ..
+            } if names_revision(name) => "Revision is missing.".to_string(),
+            _ => message_of(&e),
+        };
         let kind = match &e {
             Error::Invalid(_) => "InvalidParameterException",
             Error::NotFound { kind, .. } => match *kind {
@@ -60,6 +81,7 @@ impl From<Error> for EcsError {
                 "TaskDefinition" => "ClientException",
                 "Task" | "ContainerInstance" => "InvalidParameterException",
                 "Attribute" | "Target" => "TargetNotFoundException",
+                "ServiceDeployment" => "ServiceDeploymentNotFoundException",
                 _ => "ResourceNotFoundException",
             },
             Error::ClusterContainsServices(..) => "ClusterContainsServicesException",

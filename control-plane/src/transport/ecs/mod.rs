@@ -4,11 +4,14 @@
 //! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
 //! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
 
+mod account;
 mod clusters;
 mod error;
+mod hooks;
 mod input;
 mod instances;
 mod paging;
+mod revisions;
 pub mod secrets;
 mod services;
 mod shapes;
@@ -82,18 +85,23 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("ListTagsForResource", tags::list),
     ("TagResource", tags::tag),
     ("UntagResource", tags::untag),
+    // Issue 35c: account settings, service revisions, PAUSE hooks.
+    ("PutAccountSetting", account::put),
+    ("PutAccountSettingDefault", account::put_default),
+    ("DeleteAccountSetting", account::delete),
+    ("ListAccountSettings", account::list),
+    ("DescribeServiceRevisions", revisions::describe),
+    ("ContinueServiceDeployment", hooks::continue_deployment),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
 const NOT_IN_BERTH: &[&str] = &[
     "AssociateGatewayWithCluster",
-    "ContinueServiceDeployment",
     "CreateCapacityProvider",
     "CreateDaemon",
     "CreateExpressGatewayService",
     "CreateGateway",
     "CreateTaskSet",
-    "DeleteAccountSetting",
     "DeleteCapacityProvider",
     "DeleteDaemon",
     "DeleteDaemonTaskDefinition",
@@ -109,21 +117,17 @@ const NOT_IN_BERTH: &[&str] = &[
     "DescribeGateway",
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
-    "DescribeServiceRevisions",
     "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",
     "ExecuteCommand",
     "GetTaskProtection",
-    "ListAccountSettings",
     "ListDaemonDeployments",
     "ListDaemonTaskDefinitions",
     "ListDaemons",
     "ListGatewayClusterAssociations",
     "ListGatewayRoutes",
     "ListGateways",
-    "PutAccountSetting",
-    "PutAccountSettingDefault",
     "PutClusterCapacityProviders",
     "RegisterContainerInstance",
     "RegisterDaemonTaskDefinition",

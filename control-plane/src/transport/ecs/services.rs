@@ -93,7 +93,18 @@ fn deployment_configuration(input: &Input) -> EcsResult<Option<DeploymentConfigu
         .objects("lifecycleHooks")?
         .iter()
         .map(|h| {
+            let timeout = h.object("timeoutConfiguration")?;
+            let (timeout_in_minutes, timeout_action) = match timeout {
+                Some(t) => (
+                    t.int_in("timeoutInMinutes", 1..=1440)?.unwrap_or(0),
+                    t.choice("action", &["CONTINUE", "ROLLBACK"])?
+                        .unwrap_or_default(),
+                ),
+                None => (0, String::new()),
+            };
             Ok(DeploymentLifecycleHook {
+                timeout_in_minutes,
+                timeout_action,
                 target_type: h.text("targetType")?,
                 hook_target_arn: h.text("hookTargetArn")?,
                 role_arn: h.text("roleArn")?,
@@ -328,7 +339,7 @@ fn brief(s: &Service, d: &Deployment) -> Value {
     }))
 }
 
-fn revision_arn(s: &Service, d: &Deployment) -> String {
+pub(super) fn revision_arn(s: &Service, d: &Deployment) -> String {
     let id = d.id.strip_prefix("ecs-svc/").unwrap_or(&d.id);
     format!(
         "{}:service-revision/{}/{}/{id}",
@@ -393,6 +404,8 @@ pub fn stop_deployment(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             format!("{a:?} is not a service deployment ARN (arn:aws:ecs:REGION:ACCOUNT:service-deployment/CLUSTER/SERVICE/ID)"),
         ));
     };
+    // The cluster first, as ECS checks it.
+    clusters::describe(ctx.state, cluster)?;
     services::stop_deployment(
         ctx.state,
         StopServiceDeploymentRequest {
@@ -463,6 +476,13 @@ fn describe_one(s: &Service, d: &Deployment) -> Value {
         .and_then(|c| c.deployment_circuit_breaker)
         .unwrap_or_default();
     v["updatedAt"] = shapes::epoch(&d.updated_at);
+    if !d.lifecycle_stage.is_empty() {
+        v["lifecycleStage"] = json!(d.lifecycle_stage);
+    }
+    let hooks = super::hooks::details(s, d);
+    if !hooks.is_empty() {
+        v["lifecycleHookDetails"] = json!(hooks);
+    }
     v["sourceServiceRevisions"] = json!(sources);
     v["targetServiceRevision"] = json!({
         "arn": revision_arn(s, d),

@@ -29,8 +29,13 @@ pub fn prune(v: Value) -> Value {
     }
 }
 
+/// A resource's tags; none is no `tags` at all (null, pruned), as ECS leaves it out.
 fn tags(extras: &Extras) -> Value {
-    json!(extras.tags)
+    if extras.tags.is_empty() {
+        Value::Null
+    } else {
+        json!(extras.tags)
+    }
 }
 
 /// Echoes the accepted fields ECS echoes, without overwriting what Berth set.
@@ -158,12 +163,41 @@ pub fn task_definition(td: &TaskDefinition, extras: &Extras) -> Value {
             c.retain(|k, v| !(EXTENDED.contains(&k.as_str()) && is_empty(v)));
         }
     }
-    m.insert("compatibilities".into(), json!(["EXTERNAL", "EC2"]));
+    m.insert("compatibilities".into(), json!(compatibilities(td, extras)));
     m.insert("requiresAttributes".into(), json!([]));
+    // What the request gave first, so an echoed field is not hidden by a default below.
+    merge(&mut m, &extras.fields, TASK_DEFINITION_ECHOED);
     m.entry("volumes").or_insert(json!([]));
     m.entry("placementConstraints").or_insert(json!([]));
-    merge(&mut m, &extras.fields, TASK_DEFINITION_ECHOED);
     Value::Object(m)
+}
+
+/// The launch types a definition fits, as ECS derives them: EC2 always; EXTERNAL (ECS Anywhere)
+/// for every network mode but awsvpc; FARGATE for awsvpc with task-level cpu and memory and no
+/// container feature Fargate lacks (privileged, links, host devices).
+fn compatibilities(td: &TaskDefinition, extras: &Extras) -> Vec<&'static str> {
+    let awsvpc = td.network_mode == "awsvpc";
+    let mut out = Vec::new();
+    if !awsvpc {
+        out.push("EXTERNAL");
+    }
+    out.push("EC2");
+    let constrained = extras
+        .fields
+        .get("placementConstraints")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let fargate_lacks = td.container_definitions.iter().any(|c| {
+        c.privileged == Some(true)
+            || !c.links.is_empty()
+            || c.linux_parameters
+                .as_ref()
+                .is_some_and(|l| !l.devices.is_empty())
+    });
+    if awsvpc && !td.cpu.is_empty() && !td.memory.is_empty() && !constrained && !fargate_lacks {
+        out.push("FARGATE");
+    }
+    out
 }
 
 /// `container-instance/CLUSTER/ID`, as ECS names an instance within a cluster.
@@ -311,10 +345,19 @@ fn deployment_configuration(dc: &DeploymentConfiguration) -> Value {
             .lifecycle_hooks
             .iter()
             .map(|h| {
-                json!({
+                let mut v = prune(json!({
+                    "targetType": h.target_type,
                     "hookTargetArn": h.hook_target_arn,
                     "lifecycleStages": h.lifecycle_stages,
-                })
+                }));
+                if h.timeout_in_minutes > 0 || !h.timeout_action.is_empty() {
+                    let (ms, continues) = berth_core::plan::pause::timeout(h);
+                    v["timeoutConfiguration"] = json!({
+                        "timeoutInMinutes": ms / 60_000,
+                        "action": if continues { "CONTINUE" } else { "ROLLBACK" },
+                    });
+                }
+                v
             })
             .collect();
     }
@@ -413,6 +456,10 @@ pub fn service(s: &Service, extras: &Extras) -> Value {
         if SERVICE_ECHOED.contains(&k.as_str()) && (k != "loadBalancers" || lbs_empty(&m)) {
             m.insert(k.clone(), v.clone());
         }
+    }
+    // CreateService takes `role`; ECS shows it as `roleArn`.
+    if let Some(role) = extras.fields.get("role").filter(|r| !is_empty(r)) {
+        m.insert("roleArn".into(), role.clone());
     }
     Value::Object(m)
 }

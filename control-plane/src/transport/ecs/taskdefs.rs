@@ -42,6 +42,7 @@ pub fn register(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             "is required (at least one container)",
         ));
     }
+    refused_as_ecs_refuses(input)?;
     let tags = input.tags("tags")?;
     let errs = ecs_extras::check_tags("tags", &tags);
     if !errs.is_empty() {
@@ -68,7 +69,55 @@ pub fn register(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         );
     }
     let (td, tags) = shape(ctx, &reg.task_definition)?;
-    Ok(json!({ "taskDefinition": td, "tags": tags }))
+    let mut out = json!({ "taskDefinition": td });
+    if tags.as_array().is_some_and(|t| !t.is_empty()) {
+        out["tags"] = tags;
+    }
+    Ok(out)
+}
+
+/// The definitions ECS refuses with `ClientException` and its own words, checked in its order:
+/// each container's name, then its image, then memory, which a definition that may run on EC2
+/// (or EXTERNAL) needs at the task level or on every container.
+fn refused_as_ecs_refuses(input: &Input) -> EcsResult<()> {
+    let body = input.value();
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").trim().is_empty();
+    let containers = body["containerDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let client = |m: String| super::EcsError::new("ClientException", m);
+    for c in &containers {
+        if text(c.get("name")) {
+            return Err(client("Container.name should not be null or empty.".into()));
+        }
+        if text(c.get("image")) {
+            return Err(client(
+                "Container.image should not be null or empty.".into(),
+            ));
+        }
+    }
+    let fargate_only = body["requiresCompatibilities"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x == "FARGATE"));
+    let task_memory = match &body["memory"] {
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Number(_) => true,
+        _ => false,
+    };
+    if fargate_only || task_memory {
+        return Ok(());
+    }
+    let set = |v: Option<&Value>| v.and_then(Value::as_i64).is_some_and(|n| n > 0);
+    for c in &containers {
+        if !set(c.get("memory")) && !set(c.get("memoryReservation")) {
+            let name = c["name"].as_str().unwrap_or("");
+            return Err(client(format!(
+                "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {

@@ -110,7 +110,22 @@ fn launch(ctx: &Ctx<'_>, input: &Input, instances: Vec<String>) -> EcsResult<Val
         placement_constraints,
         container_instances: instances,
     };
-    let reply = tasks::run(ctx.state, ctx.sessions, req)?;
+    let token = match input.str("clientToken")? {
+        Some(t) => Some(tasks::run_tokens::RunToken::of(
+            berth_core::arn::cluster_name(&req.cluster),
+            &t,
+            &input.value(),
+        )?),
+        None => None,
+    };
+    let reply = match tasks::run_once(ctx.state, ctx.sessions, req, token.as_ref()) {
+        Ok(r) => r,
+        // The same token with another request, as ECS answers it.
+        Err(Error::Client(m)) if token.is_some() && m.starts_with("clientToken ") => {
+            return Err(EcsError::new("ConflictException", m))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let extras = Extras {
         tags,
         fields: input.rest(USED),

@@ -290,6 +290,93 @@ fn a_pre_scale_up_hook_holds_the_new_tasks() {
     assert_eq!(p.service.deployments[0].hooks[0].status, "PENDING");
 }
 
+fn with_pause(mut s: Service, stage: &str, minutes: i32, action: &str) -> Service {
+    s.deployment_configuration
+        .as_mut()
+        .unwrap()
+        .lifecycle_hooks
+        .push(DeploymentLifecycleHook {
+            target_type: "PAUSE".into(),
+            lifecycle_stages: vec![stage.into()],
+            timeout_in_minutes: minutes,
+            timeout_action: action.into(),
+            ..Default::default()
+        });
+    s
+}
+
+/// ContinueServiceDeployment's answer to the awaiting pause, as the model writes it.
+fn continue_pause(v: &mut ServiceView, status: &str) {
+    for r in &mut v.service.deployments[0].hooks {
+        if r.status == "AWAITING_ACTION" {
+            r.status = status.into();
+        }
+    }
+}
+
+#[test]
+fn a_pause_hook_holds_the_shift_until_continued_and_is_never_called() {
+    let mut v = view(with_pause(canary(2), "POST_SCALE_UP", 0, ""), old_tasks(2));
+    let mut seq = 0;
+    let now = run(&mut v, &mut seq, NOW, 60);
+    let d = &v.service.deployments[0];
+    assert_eq!(
+        (d.lifecycle_stage.as_str(), d.traffic_percent),
+        ("SCALE_UP", 0.0)
+    );
+    assert_eq!(d.hooks.len(), 1, "{:?}", d.hooks);
+    assert_eq!(
+        (d.hooks[0].url.as_str(), d.hooks[0].status.as_str()),
+        ("pause:0", "AWAITING_ACTION"),
+        "no webhook to call: the runner only calls PENDING runs"
+    );
+    assert_eq!(
+        crate::plan::pause::hook_id(&d.hooks[0]),
+        "pause-0-POST_SCALE_UP-0"
+    );
+    continue_pause(&mut v, "SUCCEEDED");
+    run(&mut v, &mut seq, now, 4);
+    assert_eq!(v.service.deployments[0].traffic_percent, 10.0);
+}
+
+#[test]
+fn a_pause_answered_rollback_or_timed_out_rolls_back_unless_its_timeout_continues() {
+    // ROLLBACK through ContinueServiceDeployment.
+    let mut v = view(with_pause(canary(2), "POST_SCALE_UP", 0, ""), old_tasks(2));
+    let mut seq = 0;
+    let now = run(&mut v, &mut seq, NOW, 20);
+    continue_pause(&mut v, "FAILED");
+    let p = plan(&v, now);
+    assert_eq!(
+        p.service.deployments[0].id, "d1",
+        "back on the old deployment"
+    );
+    // A 1-minute timeout whose action is ROLLBACK (ECS's default).
+    let mut v = view(with_pause(canary(2), "POST_SCALE_UP", 1, ""), old_tasks(2));
+    let now = run(&mut v, &mut seq, NOW, 20);
+    assert_eq!(
+        plan(&v, now).service.deployments[0].id,
+        "d2",
+        "still waiting"
+    );
+    let p = plan(&v, now + 61_000);
+    assert_eq!(p.service.deployments[0].id, "d1", "timed out: rolled back");
+    assert!(
+        messages(&p).iter().any(|e| e.contains("timed out")),
+        "{:?}",
+        messages(&p)
+    );
+    // A timeout whose action is CONTINUE lets the shift go on.
+    let mut v = view(
+        with_pause(canary(2), "POST_SCALE_UP", 1, "CONTINUE"),
+        old_tasks(2),
+    );
+    let now = run(&mut v, &mut seq, NOW, 20);
+    run(&mut v, &mut seq, now + 61_000, 4);
+    assert_eq!(v.service.deployments[0].id, "d2");
+    assert_eq!(v.service.deployments[0].traffic_percent, 10.0);
+}
+
 #[test]
 fn a_new_revision_much_slower_than_the_old_one_is_rolled_back_by_its_p99() {
     let mut s = canary(2);
