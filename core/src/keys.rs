@@ -66,3 +66,14 @@ pub fn task_of_index(index_key: &str) -> Option<String> {
     };
     Some(task(cluster, id))
 }
+
+/// Scheduled tasks: `schedule/{rule|schedule}/{group}/{name}`.
+pub const SCHEDULES: &str = "schedule/";
+pub fn schedule(kind: &str, group: &str, name: &str) -> String {
+    format!("{SCHEDULES}{kind}/{group}/{name}")
+}
+/// Scheduler's schedule groups.
+pub const SCHEDULE_GROUPS: &str = "schedule-group/";
+pub fn schedule_group(name: &str) -> String {
+    format!("{SCHEDULE_GROUPS}{name}")
+}

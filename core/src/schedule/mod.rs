@@ -158,6 +158,74 @@ impl Expr {
     }
 }
 
+/// A stored schedule's timing, parsed: its expression read in its zone, from its anchor, within
+/// its StartDate and EndDate (0: none).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub expr: Expr,
+    pub tz: TimeZone,
+    pub anchor_ms: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl Timing {
+    pub fn new(
+        expression: &str,
+        one_off_allowed: bool,
+        timezone: &str,
+        anchor_ms: i64,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            expr: parse(expression, one_off_allowed)?,
+            tz: zone(timezone)?,
+            anchor_ms,
+            start_ms,
+            end_ms,
+        })
+    }
+
+    fn within(&self, t: i64) -> bool {
+        t >= self.start_ms && (self.end_ms == 0 || t <= self.end_ms)
+    }
+
+    /// The first tick after `after_ms` inside the start and end dates.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        let from = after_ms.max(self.start_ms - 1);
+        let t = self.expr.next_after(&self.tz, self.anchor_ms, from)?;
+        self.within(t).then_some(t)
+    }
+
+    /// The latest tick in `(last_ms, now_ms]` inside the start and end dates.
+    pub fn due(&self, last_ms: i64, now_ms: i64) -> Option<i64> {
+        let now = if self.end_ms == 0 {
+            now_ms
+        } else {
+            now_ms.min(self.end_ms)
+        };
+        let t = self.expr.due(&self.tz, self.anchor_ms, last_ms, now)?;
+        self.within(t).then_some(t)
+    }
+
+    /// The next `n` ticks after `after_ms`.
+    pub fn upcoming(&self, after_ms: i64, n: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut at = after_ms;
+        while out.len() < n {
+            match self.next_after(at) {
+                Some(t) => {
+                    out.push(t);
+                    at = t;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}
+
 fn next_cron(c: &Cron, tz: &TimeZone, after_ms: i64) -> Option<i64> {
     let after = Timestamp::from_millisecond(after_ms).ok()?;
     let local = after.to_zoned(tz.clone()).datetime();

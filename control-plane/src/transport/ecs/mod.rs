@@ -6,9 +6,12 @@
 
 mod clusters;
 mod error;
+pub mod events;
 mod input;
 mod instances;
 mod paging;
+pub mod schedule_target;
+pub mod scheduler;
 pub mod secrets;
 mod services;
 mod shapes;
@@ -155,6 +158,7 @@ pub fn router(
     proxies: Arc<Proxies>,
     auth: Arc<Authorizer>,
 ) -> Router {
+    let scheduler = scheduler::router(state.clone(), auth.clone());
     Router::new()
         .route("/", post(handle))
         .with_state(Arc::new(Ecs {
@@ -163,6 +167,7 @@ pub fn router(
             proxies,
             auth,
         }))
+        .merge(scheduler)
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -274,6 +279,10 @@ async fn handle(
             format!("X-Amz-Target is required: POST / is the Amazon ECS API ({TARGET_PREFIX}.OPERATION with Content-Type: {CONTENT_TYPE})"),
         )
         .into_response();
+    }
+    if events::serves(&target) {
+        let state = ecs.state.clone();
+        return events::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
     }
     if secrets::serves(&target) {
         let state = ecs.state.clone();
