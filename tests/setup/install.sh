@@ -30,8 +30,12 @@ apache2-utils    command -v htpasswd
 # BERTH_AWS_VENV (tests/common/aws.rs).
 VENV="${BERTH_AWS_VENV:-/var/tmp/berth-venv}"
 PIP_PACKAGES='awscli boto3'
+# Real ECS clients the tests drive against `berth dev`: ecs-deploy's `ecs` and Ansible's
+# community.aws ECS modules (bundled in the `ansible` package).
+PIP_PACKAGES="$PIP_PACKAGES ecs-deploy ansible"
 venv_ready() {
-  "$VENV/bin/aws" --version >/dev/null 2>&1 && "$VENV/bin/python3" -c 'import boto3' >/dev/null 2>&1
+  "$VENV/bin/aws" --version >/dev/null 2>&1 && "$VENV/bin/python3" -c 'import boto3' >/dev/null 2>&1 &&
+    test -x "$VENV/bin/ecs" && test -x "$VENV/bin/ansible-playbook"
 }
 
 missing_packages() {

@@ -181,7 +181,7 @@ fn read_schedule(name: &str, input: &Value) -> Result<Schedule, EcsError> {
             return Err(validation(format!("Target.{field} is required")));
         }
     }
-    let t = schedule_target::read(target, "", "Target")
+    let t = schedule_target::read(target, "Target", "Target")
         .map_err(|(f, why)| validation(format!("{f}: {why}")))?;
     Ok(Schedule {
         kind: SCHEDULE.into(),
