@@ -158,7 +158,12 @@ pub fn put_definition(state: &State, s: Schedule, how: Write, now_ms: i64) -> Re
             Some(o) => {
                 out.created_at = o.created_at;
                 out.runs = o.runs;
-                out.last_tick_ms = o.last_tick_ms;
+                out.last_tick_ms = if o.state != "ENABLED" && s.state == "ENABLED" {
+                    // Ticks that passed while it was off are not owed.
+                    o.last_tick_ms.max(now_ms)
+                } else {
+                    o.last_tick_ms
+                };
                 if s.kind == RULE {
                     out.targets = o.targets;
                     out.tags = if s.tags.is_empty() {
@@ -229,6 +234,10 @@ pub fn set_state(state: &State, kind: &str, group: &str, name: &str, on: bool) -
         let mut s = tx
             .get::<Schedule>(&key)?
             .ok_or_else(|| Error::not_found(noun(kind), name, "see list-rules"))?;
+        if on && s.state != "ENABLED" {
+            // Ticks that passed while it was off are not owed.
+            s.last_tick_ms = s.last_tick_ms.max(time::now_millis());
+        }
         s.state = if on { "ENABLED" } else { "DISABLED" }.into();
         s.updated_at = time::now();
         Ok(((), vec![put(key.clone(), &s)]))

@@ -116,3 +116,61 @@ fn strip_nulls(v: Value) -> Value {
 pub fn echo(t: &ScheduleTarget) -> Value {
     serde_json::from_str(&t.json).unwrap_or_else(|_| json!({"Id": t.id}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: &str = "arn:aws:ecs:us-east-1:000000000000:cluster/demo";
+
+    #[test]
+    fn an_ecs_target_reads_into_its_run_task() {
+        let t = json!({
+            "Id": "1", "Arn": CLUSTER, "RoleArn": "r",
+            "EcsParameters": {"TaskDefinitionArn": "job:3", "TaskCount": 2, "Group": "cron:job",
+                "PlacementConstraints": [{"type": "distinctInstance"}],
+                "PlacementStrategy": [{"type": "spread", "field": "host"}]},
+            "Input": "{\"containerOverrides\": [{\"name\": \"app\", \"command\": [\"run\", \"--all\"]}]}"
+        });
+        let st = read(&t, "1", "Targets[0]").unwrap();
+        let run = st.run.clone().unwrap();
+        assert_eq!(run.cluster, "demo");
+        assert_eq!(run.task_definition, "job:3");
+        assert_eq!(run.count, 2);
+        assert_eq!(run.group, "cron:job");
+        assert_eq!(run.placement_constraints[0].r#type, "distinctInstance");
+        assert_eq!(run.placement_strategy[0].field, "host");
+        let o = run.overrides.unwrap();
+        assert_eq!(o.container_overrides[0].command, ["run", "--all"]);
+        assert_eq!(echo(&st), t, "echoed as it was put");
+    }
+
+    #[test]
+    fn bad_targets_name_the_field() {
+        let ecs = |p: Value| json!({"Arn": CLUSTER, "EcsParameters": p});
+        let table = [
+            (json!({"Arn": CLUSTER}), "Targets[0].EcsParameters"),
+            (
+                json!({"Arn": "arn:aws:lambda:us-east-1:0:function:f", "EcsParameters": {"TaskDefinitionArn": "a"}}),
+                "Targets[0].Arn",
+            ),
+            (ecs(json!({})), "Targets[0].EcsParameters.TaskDefinitionArn"),
+            (
+                ecs(json!({"TaskDefinitionArn": "a", "TaskCount": 11})),
+                "Targets[0].EcsParameters.TaskCount",
+            ),
+            (
+                json!({"Arn": CLUSTER, "EcsParameters": {"TaskDefinitionArn": "a"}, "Input": "not json"}),
+                "Targets[0].Input",
+            ),
+            (
+                json!({"Arn": CLUSTER, "EcsParameters": {"TaskDefinitionArn": "a"}, "Input": "{\"containerOverrides\": 5}"}),
+                "Targets[0].Input",
+            ),
+        ];
+        for (t, field) in table {
+            let (f, why) = read(&t, "1", "Targets[0]").unwrap_err();
+            assert_eq!(f, field, "{t}: {why}");
+        }
+    }
+}
