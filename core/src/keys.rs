@@ -69,3 +69,14 @@ pub fn task_of_index(index_key: &str) -> Option<String> {
 /// Cloud Map: namespaces (`discovery/ns/ID`), services (`discovery/svc/ID`), instances registered
 /// through the API (`discovery/inst/SERVICE/ID`) and operations (`discovery/op/ID`), as JSON.
 pub const DISCOVERY: &str = "discovery/";
+
+/// Scheduled tasks: `schedule/{rule|schedule}/{group}/{name}`.
+pub const SCHEDULES: &str = "schedule/";
+pub fn schedule(kind: &str, group: &str, name: &str) -> String {
+    format!("{SCHEDULES}{kind}/{group}/{name}")
+}
+/// Scheduler's schedule groups.
+pub const SCHEDULE_GROUPS: &str = "schedule-group/";
+pub fn schedule_group(name: &str) -> String {
+    format!("{SCHEDULE_GROUPS}{name}")
+}

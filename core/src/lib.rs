@@ -12,6 +12,7 @@ pub mod lb;
 pub mod limits;
 pub mod plan;
 pub mod powers;
+pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod status;

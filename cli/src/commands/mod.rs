@@ -16,6 +16,7 @@ mod node;
 mod operator;
 mod proxy; // proxy helper
 mod scaling;
+mod schedule;
 mod secret;
 mod serve;
 mod serve_args;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Run, stop, describe and list tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Scheduled tasks (EventBridge rules and Scheduler schedules): next runs, last runs.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// A task's container output, read through the agent that runs it (--follow: live).
     Logs(task::LogsArgs),
     /// Run a command in a running task's container, wherever it runs (-it: a shell).
@@ -180,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secret(c) => secret::run(c, &cli.server, cli.output).await,
         Command::Agent(a) => agent::run(a, &cli.server).await,
         Command::Task(c) => task::run(c, &cli.server, cli.output).await,
+        Command::Schedule(c) => schedule::run(c, &cli.server, cli.output).await,
         Command::Logs(a) => task::logs(a, &cli.server).await,
         Command::Exec(a) => exec::run(a, &cli.server).await,
         Command::Node(c) => node::run(c, &cli.server, cli.output).await,

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod nodes;
 pub mod placement;
 pub mod scaling;
+pub mod schedules;
 pub mod secrets;
 pub mod services;
 pub mod stacks;

@@ -9,7 +9,7 @@ pub mod placement_request;
 pub mod run_tokens;
 
 #[cfg(test)]
-mod data_tests;
+pub(crate) mod data_tests;
 
 use crate::model::placement::apply::{self, NewTask};
 use crate::model::placement::view;
@@ -50,13 +50,11 @@ pub fn run_once(
             "is required (FAMILY or FAMILY:REVISION)",
         ));
     }
-    let cluster = cluster_or_default(&req.cluster);
     let now_ms = crate::time::now_millis();
     let reply = state.update(|tx| {
-        // The cluster is compared at commit: a delete in between refuses this run.
-        let cluster = clusters::get_active(tx.state(), cluster)?;
-        tx.get::<Cluster>(&keys::cluster(&cluster.cluster_name))?;
         if let Some(t) = token {
+            // ECS looks the cluster up first: an unknown one is refused before the token.
+            clusters::get_active(tx.state(), cluster_or_default(&req.cluster))?;
             match t.seen(tx, now_ms)? {
                 run_tokens::Seen::New => {}
                 run_tokens::Seen::Same(keys) => {
@@ -74,60 +72,7 @@ pub fn run_once(
                 }
             }
         }
-        let td = taskdef::describe(tx.state(), &req.task_definition)?;
-        if td.status != "ACTIVE" {
-            return Err(Error::Client(format!(
-                "task definition {}:{} is INACTIVE; register a new revision or use an active one",
-                td.family, td.revision
-            )));
-        }
-        // Stored before today's bounds: not run until a revision within them is registered.
-        let out_of_bounds = crate::model::taskdef::bounds_problems(&td);
-        if !out_of_bounds.is_empty() {
-            return Err(Error::Invalid(out_of_bounds));
-        }
-        let (runs_as, overrides) = overrides::effective(&td, req.overrides.as_ref())?;
-        let mut demand = demand(&runs_as);
-        let placement = placement.requiring(berth_core::powers::constraints(&td));
-        // A retry decides on the cache as of now: what made the first try stale may be in it.
-        let fresh = match tx.attempt() {
-            0 => Freshness::Recent,
-            _ => Freshness::Now,
-        };
-        let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
-        let homes = view::volume_homes(tx.state(), &cluster.cluster_name, [&td])?;
-        berth_core::scheduler::locate_volumes(&mut demand, &homes, &nodes);
-        let mut launches = Vec::new();
-        let mut failures = Vec::new();
-        for i in 0..count as usize {
-            let placed = placement.place(&mut nodes, &demand, i);
-            if let Some(n) = placed
-                .as_ref()
-                .ok()
-                .and_then(|id| nodes.iter().find(|n| &n.id == id))
-            {
-                demand.placed_on(n);
-            }
-            match placed {
-                Ok(node_id) => launches.push(NewTask {
-                    cluster: &cluster.cluster_name,
-                    definition: &td,
-                    node_id,
-                    demand: demand.clone(),
-                    group: group_of(&td, &req),
-                    started_by: req.started_by.clone(),
-                    load_balanced: false,
-                    overrides: overrides.clone(),
-                }),
-                Err(r) => failures.push((
-                    berth_core::powers::explain(&td, r),
-                    td.task_definition_arn.clone(),
-                )),
-            }
-        }
-        // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
-        // makes this attempt decide again.
-        let (tasks, mut ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
+        let ((tasks, failures), mut ops) = place_in(tx, sessions, &req, &placement, count)?;
         if let Some(t) = token {
             let keys = tasks.iter().map(key_of).collect();
             ops.extend(t.record_ops(tx.state(), keys, now_ms)?);
@@ -150,6 +95,79 @@ pub fn run_once(
         })
         .collect();
     Ok(RunTaskReply { tasks, failures })
+}
+
+/// What `place_in` decided: the tasks, and each count it could not place with why.
+pub type Placed = (Vec<Task>, Vec<(berth_core::scheduler::Rejection, String)>);
+
+/// RunTask's decision inside a caller's transaction (a schedule's tick commits its own record
+/// with it): the cluster and definition are compared at commit, the tasks placed by the applier.
+pub fn place_in(
+    tx: &mut crate::state::Tx<'_>,
+    sessions: &dyn Capacity,
+    req: &RunTaskRequest,
+    placement: &crate::model::tasks::placement_request::Placement,
+    count: i32,
+) -> Result<(Placed, Vec<crate::store::Op>)> {
+    let cluster = cluster_or_default(&req.cluster);
+    // The cluster is compared at commit: a delete in between refuses this run.
+    let cluster = clusters::get_active(tx.state(), cluster)?;
+    tx.get::<Cluster>(&keys::cluster(&cluster.cluster_name))?;
+    let td = taskdef::describe(tx.state(), &req.task_definition)?;
+    if td.status != "ACTIVE" {
+        return Err(Error::Client(format!(
+            "task definition {}:{} is INACTIVE; register a new revision or use an active one",
+            td.family, td.revision
+        )));
+    }
+    // Stored before today's bounds: not run until a revision within them is registered.
+    let out_of_bounds = crate::model::taskdef::bounds_problems(&td);
+    if !out_of_bounds.is_empty() {
+        return Err(Error::Invalid(out_of_bounds));
+    }
+    let (runs_as, overrides) = overrides::effective(&td, req.overrides.as_ref())?;
+    let mut demand = demand(&runs_as);
+    let placement = placement.requiring(berth_core::powers::constraints(&td));
+    // A retry decides on the cache as of now: what made the first try stale may be in it.
+    let fresh = match tx.attempt() {
+        0 => Freshness::Recent,
+        _ => Freshness::Now,
+    };
+    let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
+    let homes = view::volume_homes(tx.state(), &cluster.cluster_name, [&td])?;
+    berth_core::scheduler::locate_volumes(&mut demand, &homes, &nodes);
+    let mut launches = Vec::new();
+    let mut failures = Vec::new();
+    for i in 0..count as usize {
+        let placed = placement.place(&mut nodes, &demand, i);
+        if let Some(n) = placed
+            .as_ref()
+            .ok()
+            .and_then(|id| nodes.iter().find(|n| &n.id == id))
+        {
+            demand.placed_on(n);
+        }
+        match placed {
+            Ok(node_id) => launches.push(NewTask {
+                cluster: &cluster.cluster_name,
+                definition: &td,
+                node_id,
+                demand: demand.clone(),
+                group: group_of(&td, req),
+                started_by: req.started_by.clone(),
+                load_balanced: false,
+                overrides: overrides.clone(),
+            }),
+            Err(r) => failures.push((
+                berth_core::powers::explain(&td, r),
+                td.task_definition_arn.clone(),
+            )),
+        }
+    }
+    // The applier re-checks each chosen node on fresh claims; a node filled meanwhile
+    // makes this attempt decide again.
+    let (tasks, ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
+    Ok(((tasks, failures), ops))
 }
 
 fn group_of(td: &TaskDefinition, req: &RunTaskRequest) -> String {

@@ -220,6 +220,11 @@ pub async fn run_while_leading(
         let (stop, stop_rx) = watch::channel(false);
         let fenced = state.fenced(term.fence.clone());
         let hooks = tokio::spawn(hooks::run(fenced.clone(), stop_rx.clone()));
+        let schedules = tokio::spawn(crate::control::schedules::run(
+            fenced.clone(),
+            sessions.clone(),
+            stop_rx.clone(),
+        ));
         let running = tokio::spawn(run(
             fenced,
             sessions.clone(),
@@ -234,6 +239,7 @@ pub async fn run_while_leading(
         let _ = stop.send(true);
         let _ = running.await;
         let _ = hooks.await;
+        let _ = schedules.await;
         if done {
             return;
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 /// The nodes as the sessions would give them, read afresh from the store; `down` are the
 /// nodes whose agents are disconnected.
 #[derive(Default)]
-struct Nodes {
+pub(crate) struct Nodes {
     down: Mutex<Vec<String>>,
 }
 

@@ -7,6 +7,7 @@ const PAGES = {};
 PAGES.clusters = (root) => {
   const name = h("input", { id: "cluster-name", placeholder: "name" });
   const list = h("div", { id: "cluster-list" });
+  const schedules = h("div", { id: "schedule-list" });
   const create = async (ev) => {
     ev.preventDefault();
     const r = await act(() => api("Clusters/CreateCluster", { clusterName: name.value.trim() }));
@@ -21,8 +22,12 @@ PAGES.clusters = (root) => {
     h("section", {}, h("form", { class: "row", onsubmit: create },
       h("label", { class: "field" }, "New cluster", name),
       h("button", { id: "cluster-create", type: "submit" }, "Create"))),
-    h("section", {}, list));
+    h("section", {}, list),
+    h("h3", {}, "Scheduled tasks in the selected cluster"),
+    h("section", {}, schedules));
   async function refresh() {
+    // The schedules are extra: a failure there leaves the clusters' list standing.
+    await refreshSchedules().catch(() => schedules.replaceChildren());
     const r = await api("Clusters/ListClusters", {});
     list.replaceChildren(table(
       ["Name", "Status", "Services", "Running", "Pending", "Nodes", "Created", ""],
@@ -36,6 +41,23 @@ PAGES.clusters = (root) => {
           await refreshClusterSelect();
           await refresh();
         }) : "")))));
+  }
+  // EventBridge rules and Scheduler schedules whose targets run here: next and last runs.
+  async function refreshSchedules() {
+    const r = await api("Tasks/ListSchedules", { cluster: currentCluster() });
+    const outcome = (run) => !run ? "-" : [
+      ...(run.tasks || []).map((t) => `${shortId(t.taskArn)} ${t.lastStatus}` +
+        ((t.containers || []).some((c) => c.exitCode !== undefined)
+          ? ` exit ${(t.containers || []).find((c) => c.exitCode !== undefined).exitCode}` : "")),
+      ...(run.failures || [])].join("; ") || "-";
+    schedules.replaceChildren(table(
+      ["Name", "Kind", "Expression", "State", "Next run", "Last run", "Last tasks"],
+      (r.schedules || []).map((v) => h("tr", { "data-name": v.schedule.name },
+        h("td", {}, v.schedule.name), h("td", {}, v.schedule.kind),
+        h("td", {}, v.schedule.expression), h("td", {}, stateSpan(v.schedule.state)),
+        h("td", { class: "muted" }, (v.nextRuns || [])[0] || "-"),
+        h("td", { class: "muted" }, (v.runs || [])[0] ? v.runs[0].tick : "-"),
+        h("td", {}, outcome((v.runs || [])[0]))))));
   }
   return { refresh };
 };

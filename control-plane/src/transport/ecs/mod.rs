@@ -7,11 +7,14 @@
 mod account;
 mod clusters;
 mod error;
+pub mod events;
 mod hooks;
 mod input;
 mod instances;
 mod paging;
 mod revisions;
+pub mod schedule_target;
+pub mod scheduler;
 pub mod secrets;
 mod services;
 mod shapes;
@@ -159,6 +162,7 @@ pub fn router(
     proxies: Arc<Proxies>,
     auth: Arc<Authorizer>,
 ) -> Router {
+    let scheduler = scheduler::router(state.clone(), auth.clone());
     Router::new()
         .route("/", post(handle))
         .route("/service/{service}/operation/{op}", post(handle_rpc_v2))
@@ -168,6 +172,7 @@ pub fn router(
             proxies,
             auth,
         }))
+        .merge(scheduler)
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -295,6 +300,10 @@ async fn handle(
             &body,
         )
         .await;
+    }
+    if events::serves(&target) {
+        let state = ecs.state.clone();
+        return events::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
     }
     if secrets::serves(&target) {
         let state = ecs.state.clone();

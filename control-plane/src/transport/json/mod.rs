@@ -126,6 +126,7 @@ const METHODS: &[&str] = &[
     "Tasks/StopTask",
     "Tasks/DescribeTask",
     "Tasks/ListTasks",
+    "Tasks/ListSchedules",
     "Tasks/GetLogs",
     "Nodes/ListNodes",
     "Nodes/DescribeNode",
@@ -189,6 +190,7 @@ async fn dispatch(
         ("Tasks", "StopTask") => call(md, &body, |r| a.tasks.stop_task(r)).await,
         ("Tasks", "DescribeTask") => call(md, &body, |r| a.tasks.describe_task(r)).await,
         ("Tasks", "ListTasks") => call(md, &body, |r| a.tasks.list_tasks(r)).await,
+        ("Tasks", "ListSchedules") => call(md, &body, |r| a.tasks.list_schedules(r)).await,
         ("Tasks", "GetLogs") => match parse(md, &body) {
             Ok((req, _)) => logs::collect(&a.tasks, req).await,
             Err(s) => status_response(&s),

@@ -71,6 +71,18 @@ impl Tasks for TasksApi {
         Ok(Response::new(ListTasksReply { tasks }))
     }
 
+    async fn list_schedules(
+        &self,
+        req: Request<ListSchedulesRequest>,
+    ) -> Result<Response<ListSchedulesReply>, Status> {
+        let r = req.into_inner();
+        let schedules = blocking(&self.state, move |s| {
+            crate::model::schedules::view::list(s, &r, crate::time::now_millis())
+        })
+        .await?;
+        Ok(Response::new(ListSchedulesReply { schedules }))
+    }
+
     type GetLogsStream = logs::LogStream;
 
     async fn get_logs(
