@@ -6,6 +6,7 @@
 mod check;
 mod ops;
 mod targets;
+pub mod tls;
 mod views;
 
 pub(crate) use check::order as check_order;
@@ -15,6 +16,7 @@ pub use targets::{
     attach, attached_services, check_targets, service_targets, target_health, TargetHealthRow,
     TargetStates,
 };
+pub use tls::{add_listener_certificates, listener_certificates, remove_listener_certificates};
 pub use views::{load_balancer_view, target_group_view};
 
 use crate::state::error::{Error, Result};

@@ -3,6 +3,7 @@
 //! is stopping stays in the table as draining until the control plane deregisters it.
 
 mod elb;
+pub mod tls;
 
 use crate::state::error::Result;
 use crate::state::{keys, State};
@@ -25,6 +26,9 @@ pub struct Routes {
     attached: BTreeMap<String, Vec<Attachment>>,
     /// The ELBv2 listeners' routes, re-derived when `elbv2/` or an attached service changes.
     elb: Vec<Route>,
+    /// HTTPS listeners and ACME challenges, re-derived when `elbv2/` or `acm/` changes.
+    tls: Vec<TlsListener>,
+    challenges: Vec<AcmeChallenge>,
 }
 
 impl Routes {
@@ -36,6 +40,12 @@ impl Routes {
             self.refresh_service(state, &crate::model::services::key_of(&svc), Some(svc))?;
         }
         self.elb = elb::routes(state, &self.attached)?;
+        self.refresh_tls(state)
+    }
+
+    fn refresh_tls(&mut self, state: &State) -> Result<()> {
+        self.tls = tls::listeners(state)?;
+        self.challenges = tls::challenges(state)?;
         Ok(())
     }
 
@@ -72,7 +82,15 @@ impl Routes {
         if elb_changed {
             self.elb = elb::routes(state, &self.attached)?;
         }
-        Ok(!services.is_empty() || elb_changed)
+        let tls_changed = changed.iter().any(|k| {
+            k.starts_with(crate::model::elb::keys::LISTENERS)
+                || k.starts_with(crate::model::certificates::PREFIX)
+                || k.starts_with(tls::CHALLENGES)
+        });
+        if tls_changed {
+            self.refresh_tls(state)?;
+        }
+        Ok(!services.is_empty() || elb_changed || tls_changed)
     }
 
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
@@ -121,7 +139,11 @@ impl Routes {
                 &b.rule,
             ))
         });
-        RoutingTable { routes }
+        RoutingTable {
+            routes,
+            tls_listeners: self.tls.clone(),
+            acme_challenges: self.challenges.clone(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
 //! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
 
+pub mod acm;
 mod clusters;
 mod error;
 mod input;
@@ -274,6 +275,10 @@ async fn handle(
             format!("X-Amz-Target is required: POST / is the Amazon ECS API ({TARGET_PREFIX}.OPERATION with Content-Type: {CONTENT_TYPE})"),
         )
         .into_response();
+    }
+    if acm::serves(&target) {
+        let state = ecs.state.clone();
+        return acm::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
     }
     if secrets::serves(&target) {
         let state = ecs.state.clone();

@@ -34,6 +34,10 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("ModifyRule", modify_rule),
     ("DeleteRule", delete_rule),
     ("DescribeTargetHealth", describe_target_health),
+    ("AddListenerCertificates", super::certs::add),
+    ("RemoveListenerCertificates", super::certs::remove),
+    ("DescribeListenerCertificates", super::certs::describe),
+    ("DescribeSSLPolicies", super::certs::describe_ssl_policies),
 ];
 
 fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> {
@@ -151,6 +155,8 @@ fn create_listener(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         })?,
         protocol: p.text("Protocol"),
         default_actions: p.actions("DefaultActions")?,
+        certificates: super::certs::certificates(p),
+        ssl_policy: p.get("SslPolicy").map(str::to_string),
     };
     let l = elb::create_listener(ctx.state, req)?;
     write_listeners(x, &[l]);
@@ -186,6 +192,8 @@ fn modify_listener(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         } else {
             None
         },
+        certificates: Some(super::certs::certificates(p)).filter(|c| !c.is_empty()),
+        ssl_policy: p.get("SslPolicy").map(str::to_string),
     };
     let l = elb::modify_listener(ctx.state, &arn, &change)?;
     write_listeners(x, &[l]);
