@@ -219,7 +219,10 @@ impl ControlPlane {
     pub async fn start(routes: Vec<Route>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tables, rx) = watch::channel(RoutingTable { routes });
+        let (tables, rx) = watch::channel(RoutingTable {
+            routes,
+            ..Default::default()
+        });
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let service = EndpointsServer::new(FakeEndpoints {
@@ -252,7 +255,10 @@ impl ControlPlane {
 
     pub fn set(&self, routes: Vec<Route>) {
         if let Some(tables) = &self.tables {
-            tables.send_replace(RoutingTable { routes });
+            tables.send_replace(RoutingTable {
+                routes,
+                ..Default::default()
+            });
         }
     }
 

@@ -298,6 +298,7 @@ async fn start_endpoints(route: Route) -> anyhow::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let service = EndpointsServer::new(FixedTable(RoutingTable {
         routes: vec![route],
+        ..Default::default()
     }));
     tokio::spawn(
         tonic::transport::Server::builder()
