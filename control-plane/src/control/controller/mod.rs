@@ -2,7 +2,7 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 mod headers;
-mod hooks;
+pub(crate) mod hooks;
 mod pace;
 mod scaling;
 mod service;
@@ -220,6 +220,7 @@ pub async fn run_while_leading(
         let (stop, stop_rx) = watch::channel(false);
         let fenced = state.fenced(term.fence.clone());
         let hooks = tokio::spawn(hooks::run(fenced.clone(), stop_rx.clone()));
+        let acme = tokio::spawn(crate::control::acme::run(fenced.clone(), stop_rx.clone()));
         let running = tokio::spawn(run(
             fenced,
             sessions.clone(),
@@ -234,6 +235,7 @@ pub async fn run_while_leading(
         let _ = stop.send(true);
         let _ = running.await;
         let _ = hooks.await;
+        let _ = acme.await;
         if done {
             return;
         }

@@ -4,6 +4,7 @@
 //! proxies (`for_proxies`). No description, list, event or log carries a key.
 
 pub mod ops;
+pub mod orders;
 pub mod pem;
 #[cfg(test)]
 mod tests;
