@@ -107,3 +107,18 @@ where
     });
     Ok(sender.send_request(req).await?)
 }
+
+/// POSTs JSON to a webhook (the DNS-01 hook): its status code.
+pub async fn post_json(url: &str, body: String) -> Result<u16, String> {
+    let req = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(BodyWrapper::from(body.into_bytes()))
+        .map_err(|e| e.to_string())?;
+    let client = Client::new(None)?;
+    let tls = client.tls.clone();
+    match tokio::time::timeout(Duration::from_secs(30), send(tls, req)).await {
+        Ok(Ok(r)) => Ok(r.parts.status.as_u16()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 30 s".into()),
+    }
+}

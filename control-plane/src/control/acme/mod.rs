@@ -290,10 +290,8 @@ async fn dns_hook(
         "action": action, "domain": domain, "name": name, "value": value,
     })
     .to_string();
-    let call = crate::control::controller::hooks::post(url, body);
-    let (status, _) = tokio::time::timeout(Duration::from_secs(30), call)
+    let status = http::post_json(url, body)
         .await
-        .map_err(|_| format!("{url}: no answer within 30 s"))?
         .map_err(|e| format!("{url}: {e}"))?;
     if (200..300).contains(&status) {
         Ok(())

@@ -2,7 +2,7 @@
 //! changes and a periodic resync, never trusting the edge that woke them.
 
 mod headers;
-pub(crate) mod hooks;
+mod hooks;
 mod pace;
 mod scaling;
 mod service;

@@ -13,10 +13,22 @@ use crate::model::secrets::{arn_prefix, key, now, AwsError, AwsResult};
 use crate::state::error::Result;
 use crate::state::State;
 use crate::store::Op;
-use berth_proto::v1::{ElbListener, TlsCertificate};
+use berth_proto::v1::TlsCertificate;
 use serde::{Deserialize, Serialize};
 
 pub const PREFIX: &str = "acm/cert/";
+
+/// Keys under which the leader keeps the HTTP-01 challenges of orders in progress.
+pub const CHALLENGES: &str = "acm/challenge/";
+
+/// Who serves a certificate (the load balancers whose listeners hold it), given by the caller:
+/// load balancers know their certificates, certificates do not know load balancers.
+#[derive(Clone, Copy)]
+pub struct Users {
+    pub now: fn(&State, &str) -> Result<Vec<String>>,
+    /// The same, read as part of a commit (it decides again if a listener changed).
+    pub in_commit: fn(&mut crate::state::Tx<'_>, &str) -> Result<Vec<String>>,
+}
 
 pub fn key_of(id: &str) -> String {
     format!("{PREFIX}{id}")
@@ -163,16 +175,6 @@ pub fn get(state: &State, arn: &str) -> Result<Option<CertificateRecord>> {
         Some(id) => Ok(load(state, &key_of(id))?.filter(|r| r.id == id)),
         None => Ok(None),
     }
-}
-
-/// The listeners that serve `arn` (ACM's InUseBy).
-pub fn in_use_by(state: &State, arn: &str) -> Result<Vec<String>> {
-    let listeners: Vec<ElbListener> = state.scan(crate::model::elb::keys::LISTENERS)?;
-    Ok(listeners
-        .into_iter()
-        .filter(|l| l.certificate_arns.iter().any(|c| same(c, arn)))
-        .map(|l| l.load_balancer_arn)
-        .collect())
 }
 
 /// Two ARNs of one certificate, whatever region and account a client addressed.

@@ -3,7 +3,7 @@
 //! operations. Shapes, error names and messages follow botocore's acm model.
 
 use super::{
-    arn_of, get, id_of, in_use_by, list, pem, put_op, seal_key, CertificateRecord, Tag, Validation,
+    arn_of, get, id_of, list, pem, put_op, seal_key, CertificateRecord, Tag, Users, Validation,
     PREFIX,
 };
 use crate::model::secrets::{now, AwsError, AwsResult};
@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The operations Berth answers; None for one it does not.
-pub fn call(state: &State, op: &str, input: &Value) -> Option<AwsResult<Value>> {
+pub fn call(state: &State, users: Users, op: &str, input: &Value) -> Option<AwsResult<Value>> {
     Some(match op {
         "ImportCertificate" => import(state, input),
-        "DescribeCertificate" => describe(state, input),
-        "ListCertificates" => list_certificates(state, input),
+        "DescribeCertificate" => describe(state, users, input),
+        "ListCertificates" => list_certificates(state, users, input),
         "GetCertificate" => get_certificate(state, input),
-        "DeleteCertificate" => delete(state, input),
+        "DeleteCertificate" => delete(state, users, input),
         "RequestCertificate" => request(state, input),
         "AddTagsToCertificate" => add_tags(state, input),
         "RemoveTagsFromCertificate" => remove_tags(state, input),
@@ -192,8 +192,8 @@ fn import(state: &State, input: &Value) -> AwsResult<Value> {
     Ok(json!({ "CertificateArn": arn }))
 }
 
-fn detail(state: &State, r: &CertificateRecord) -> AwsResult<Value> {
-    let in_use = in_use_by(state, &r.arn)?;
+fn detail(state: &State, users: Users, r: &CertificateRecord) -> AwsResult<Value> {
+    let in_use = (users.now)(state, &r.arn)?;
     let mut d = json!({
         "CertificateArn": r.arn,
         "DomainName": r.domain_name,
@@ -253,12 +253,12 @@ fn detail(state: &State, r: &CertificateRecord) -> AwsResult<Value> {
     Ok(d)
 }
 
-fn describe(state: &State, input: &Value) -> AwsResult<Value> {
+fn describe(state: &State, users: Users, input: &Value) -> AwsResult<Value> {
     let r = existing(state, input)?;
-    Ok(json!({ "Certificate": detail(state, &r)? }))
+    Ok(json!({ "Certificate": detail(state, users, &r)? }))
 }
 
-fn list_certificates(state: &State, input: &Value) -> AwsResult<Value> {
+fn list_certificates(state: &State, users: Users, input: &Value) -> AwsResult<Value> {
     let statuses: Vec<String> = input
         .get("CertificateStatuses")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -300,7 +300,7 @@ fn list_certificates(state: &State, input: &Value) -> AwsResult<Value> {
             "HasAdditionalSubjectAlternativeNames": false,
             "Status": r.status,
             "Type": r.kind,
-            "InUse": !in_use_by(state, &r.arn)?.is_empty(),
+            "InUse": !(users.now)(state, &r.arn)?.is_empty(),
             "RenewalEligibility": if r.kind == "AMAZON_ISSUED" { "ELIGIBLE" } else { "INELIGIBLE" },
             "CreatedAt": r.created_at,
         });
@@ -342,18 +342,12 @@ fn get_certificate(state: &State, input: &Value) -> AwsResult<Value> {
     Ok(out)
 }
 
-fn delete(state: &State, input: &Value) -> AwsResult<Value> {
+fn delete(state: &State, users: Users, input: &Value) -> AwsResult<Value> {
     let r = existing(state, input)?;
     let key = super::key_of(&r.id);
     let refused = state.update(|tx| {
         // Read inside the commit, so a listener added meanwhile makes this decide again.
-        let listeners: Vec<berth_proto::v1::ElbListener> =
-            tx.scan(crate::model::elb::keys::LISTENERS)?;
-        let users: Vec<String> = listeners
-            .into_iter()
-            .filter(|l| l.certificate_arns.iter().any(|c| super::same(c, &r.arn)))
-            .map(|l| l.arn)
-            .collect();
+        let users = (users.in_commit)(tx, &r.arn)?;
         if !users.is_empty() {
             return Ok((Some(users), vec![]));
         }

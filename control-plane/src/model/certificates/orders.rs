@@ -3,8 +3,7 @@
 //! proxies answer meanwhile, and the ACME account's credentials (sealed: they sign for it).
 //! Each is one `State::update`, so only the fenced leader's commits land.
 
-use super::{key_of, pem, put_op, seal_key, CertificateRecord};
-use crate::model::endpoints::tls::CHALLENGES;
+use super::{key_of, pem, put_op, seal_key, CertificateRecord, CHALLENGES};
 use crate::model::secrets::{key, now};
 use crate::state::error::{Error, Result};
 use crate::state::State;
@@ -182,7 +181,7 @@ pub fn due(state: &State) -> Result<Vec<CertificateRecord>> {
             (None, "PENDING_VALIDATION") => true,
             (Some(i), _) => {
                 let renew_at = i.not_before + (i.not_after - i.not_before) * 2.0 / 3.0;
-                t >= renew_at && !r.renewal.as_ref().is_some_and(|(s, _, _)| s == "FAILED")
+                t >= renew_at && r.renewal.as_ref().is_none_or(|(s, _, _)| s != "FAILED")
             }
             _ => false,
         })

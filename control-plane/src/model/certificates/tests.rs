@@ -1,10 +1,23 @@
 //! Certificates: import reads and seals, describes never show a key, and a certificate in use
 //! is not deleted.
 
-use super::ops::call;
+use super::ops;
 use crate::state::State;
 use base64::Engine;
 use serde_json::json;
+
+fn call(
+    state: &State,
+    op: &str,
+    input: &serde_json::Value,
+) -> Option<crate::model::secrets::AwsResult<serde_json::Value>> {
+    // No load balancer here: nothing uses a certificate (tests/https_docker.rs covers that).
+    let nobody = super::Users {
+        now: |_, _| Ok(Vec::new()),
+        in_commit: |_, _| Ok(Vec::new()),
+    };
+    ops::call(state, nobody, op, input)
+}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)

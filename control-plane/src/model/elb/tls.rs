@@ -190,3 +190,34 @@ pub fn https_listeners(state: &State) -> Result<Vec<ElbListener>> {
         .filter(|l| l.protocol == "HTTPS")
         .collect())
 }
+
+/// The load balancers whose listeners serve the certificate `arn` (ACM's InUseBy).
+pub fn certificate_users(state: &State, arn: &str) -> Result<Vec<String>> {
+    users_of(state.scan(keys::LISTENERS)?, arn)
+}
+
+/// `certificate_users`, read as part of a commit.
+pub fn certificate_users_in(tx: &mut Tx<'_>, arn: &str) -> Result<Vec<String>> {
+    users_of(tx.scan(keys::LISTENERS)?, arn)
+}
+
+fn users_of(listeners: Vec<ElbListener>, arn: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = listeners
+        .into_iter()
+        .filter(|l| {
+            l.certificate_arns
+                .iter()
+                .any(|c| certificates::same(c, arn))
+        })
+        .map(|l| l.load_balancer_arn)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// What certificates need to know of load balancers.
+pub const USERS: certificates::Users = certificates::Users {
+    now: certificate_users,
+    in_commit: certificate_users_in,
+};

@@ -8,8 +8,7 @@ use crate::state::error::Result;
 use crate::state::State;
 use berth_proto::v1::{AcmeChallenge, TlsListener};
 
-/// Keys under which the leader keeps the HTTP-01 challenges of orders in progress.
-pub const CHALLENGES: &str = "acm/challenge/";
+pub use crate::model::certificates::CHALLENGES;
 
 pub(super) fn listeners(state: &State) -> Result<Vec<TlsListener>> {
     let mut out = Vec::new();

@@ -62,7 +62,10 @@ pub async fn serve(
         }
     };
     let target = target.to_string();
-    let answer = crate::foreground::blocking(move || ops::call(&state, &op, &input)).await;
+    let answer = crate::foreground::blocking(move || {
+        ops::call(&state, crate::model::elb::tls::USERS, &op, &input)
+    })
+    .await;
     match answer {
         Ok(Some(Ok(v))) => {
             let mut r = (StatusCode::OK, v.to_string()).into_response();

@@ -1,7 +1,7 @@
 //! The ELBv2 operations of HTTPS listeners: Add/Remove/DescribeListenerCertificates and
 //! DescribeSSLPolicies, and the `Certificates` list CreateListener and ModifyListener read.
 
-use super::ops::Ctx;
+use super::ctx::Ctx;
 use super::query::Params;
 use super::xml::Xml;
 use crate::model::elb;

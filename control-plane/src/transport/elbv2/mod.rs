@@ -4,6 +4,7 @@
 //! `Authorizer` as ECS. A transport only: `ops` decodes, calls `crate::model::elb`, shapes the reply.
 
 mod certs;
+mod ctx;
 mod ops;
 mod query;
 mod shapes;

@@ -4,18 +4,11 @@
 use super::query::Params;
 use super::shapes;
 use super::xml::Xml;
-use crate::live::proxies::Proxies;
 use crate::model::elb::{self, ListenerChange, NewListener, NewRule, NewTargetGroup};
 use crate::state::error::{Error, Result};
-use crate::state::State;
 use berth_proto::v1::{ElbListener, ElbLoadBalancer, ElbRule, ElbTargetGroup};
 
-pub struct Ctx<'a> {
-    pub state: &'a State,
-    pub proxies: &'a Proxies,
-}
-
-pub type Handler = fn(&Ctx<'_>, &Params, &mut Xml) -> Result<()>;
+pub use super::ctx::{Ctx, Handler};
 
 pub const OPERATIONS: &[(&str, Handler)] = &[
     ("CreateLoadBalancer", create_load_balancer),
