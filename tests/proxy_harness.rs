@@ -253,6 +253,13 @@ impl ControlPlane {
         format!("http://{}", self.addr)
     }
 
+    /// A whole table (with HTTPS listeners, say).
+    pub fn set_table(&self, table: RoutingTable) {
+        if let Some(tables) = &self.tables {
+            tables.send_replace(table);
+        }
+    }
+
     pub fn set(&self, routes: Vec<Route>) {
         if let Some(tables) = &self.tables {
             tables.send_replace(RoutingTable {

@@ -174,7 +174,56 @@ impl Drop for PidGuard {
 
 /// wrk with 4 connections for 20 s through the proxy, one restart in the middle: no request may
 /// fail (non-2xx or socket error), and the new process serves afterwards.
+/// An HTTPS listener on `port` for the routes of `cp`, with a self-signed certificate for `web`.
+fn tls_table(routes: Vec<berth_proto::v1::Route>, port: u16) -> berth_proto::v1::RoutingTable {
+    let c = rcgen::generate_simple_self_signed(vec!["web".to_string()]).unwrap();
+    berth_proto::v1::RoutingTable {
+        routes,
+        tls_listeners: vec![berth_proto::v1::TlsListener {
+            port: i32::from(port),
+            ssl_policy: "ELBSecurityPolicy-TLS13-1-2-2021-06".into(),
+            certificates: vec![berth_proto::v1::TlsCertificate {
+                arn: "test".into(),
+                chain_pem: c.cert.pem(),
+                key_pem: c.signing_key.serialize_pem(),
+                names: vec!["web".into()],
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
+/// `GET /` with Host `web`: its status, over TLS (not verified: a test certificate) or not.
+async fn status(port: u16, tls: bool) -> u16 {
+    if !tls {
+        return get(port, "web", "/").await.0;
+    }
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args(["--resolve", &format!("web:{port}:127.0.0.1")])
+        .arg(format!("https://web:{port}/"))
+        .output()
+        .await
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 async fn restart_under_load(how: Restart) {
+    restart_under_load_over(how, false).await
+}
+
+async fn restart_under_load_over(how: Restart, tls: bool) {
     setup::tools();
     let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
         .into_iter()
@@ -183,14 +232,18 @@ async fn restart_under_load(how: Restart) {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
     let port = free_port().await;
-    let cp = ControlPlane::start(vec![route("web", port, vec![a.target(1), b.target(2)], 1)]).await;
+    let routes = vec![route("web", port, vec![a.target(1), b.target(2)], 1)];
+    let cp = ControlPlane::start(routes.clone()).await;
+    if tls {
+        cp.set_table(tls_table(routes, port));
+    }
     let data = tempfile::tempdir().unwrap();
     let http_port = free_port().await;
 
     let mut old = ProxyProcess::start("old", &cp.url(), data.path(), http_port);
     wait_healthy(&cp, &[1, 2]).await;
     let up = tokio::time::timeout(WAIT, async {
-        while get(port, "web", "/").await.0 != 200 {
+        while status(port, tls).await != 200 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
@@ -199,7 +252,10 @@ async fn restart_under_load(how: Restart) {
     // 4 connections for 20 s; the restart happens in the middle.
     let load = tokio::process::Command::new(wrk)
         .args(["-t2", "-c4", "-d20s", "--latency"])
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(format!(
+            "{}://127.0.0.1:{port}/",
+            if tls { "https" } else { "http" }
+        ))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -282,7 +338,12 @@ async fn restart_under_load(how: Restart) {
         after > 100,
         "the new proxy answered the requests after the takeover: {after}"
     );
-    assert_eq!(get(port, "web", "/").await.0, 200);
+    assert_eq!(status(port, tls).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_listener_is_handed_over_under_wrk_load_and_no_request_fails() {
+    restart_under_load_over(Restart::SecondProcess, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,5 +17,6 @@ pub mod scheduler;
 pub mod service;
 pub mod status;
 pub mod taskdef;
+pub mod tls;
 
 pub use berth_proto::time;

@@ -13,6 +13,17 @@ pub mod v1 {
     /// The encoded file descriptor set, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/berth_descriptor.bin"));
+
+    /// Says whether a key is there, never what it is.
+    impl std::fmt::Debug for TlsCertificate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("TlsCertificate")
+                .field("arn", &self.arn)
+                .field("chain_pem", &format_args!("{} bytes", self.chain_pem.len()))
+                .field("key_pem", &format_args!("<redacted>"))
+                .finish()
+        }
+    }
 }
 
 /// `berth.agent.v1`: the agent stream (no serde: it is never a user's file).

@@ -54,6 +54,10 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<DownBody>, Infallible> {
     let conn = ctx.conn.enter();
+    if let Some(answer) = crate::tls::acme_answer(&ctx.shared, req.uri().path()) {
+        let body = http_body_util::Full::new(bytes::Bytes::from(answer));
+        return Ok(Response::new(DownBody::local(body, conn)));
+    }
     let service = {
         let snapshot = ctx.shared.snapshot.load();
         let facts = Facts {

@@ -27,6 +27,7 @@ mod router;
 mod rules;
 mod table;
 mod target;
+mod tls;
 mod upstream;
 mod watch;
 mod worker;
@@ -117,6 +118,8 @@ pub(crate) struct Shared {
     /// Sockets and target health taken over from the previous proxy process.
     pub inherited: Option<Arc<Inherited>>,
     pub tables: signal::Sender<u64>,
+    /// HTTPS listener ports' TLS settings and ACME challenges, swapped whole on each table.
+    pub tls: ArcSwap<tls::Tls>,
 }
 
 /// A running proxy. Dropping it without `shutdown` stops its worker threads at once (no draining)
@@ -198,6 +201,7 @@ pub async fn spawn_inheriting(
         sockets: Mutex::new(BTreeMap::new()),
         inherited,
         tables,
+        tls: ArcSwap::from_pointee(tls::Tls::default()),
     });
     let (stop, stop_rx) = signal::channel(false);
     let (reporter, reports) = report::channel();

@@ -216,11 +216,7 @@ impl Drop for Open {
 }
 
 /// Runs on a worker thread.
-async fn serve(
-    mut ctx: Arc<ConnCtx>,
-    stream: std::net::TcpStream,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve(mut ctx: Arc<ConnCtx>, stream: std::net::TcpStream, stop: watch::Receiver<bool>) {
     ctx.listener.accepted.fetch_add(1, Relaxed);
     let _open = Open(ctx.listener.clone());
     let mut stream = match TcpStream::from_std(stream) {
@@ -256,6 +252,25 @@ async fn serve(
         }
     }
     let _ = stream.set_nodelay(true);
+    let acceptor = ctx.shared.tls.load().acceptor(ctx.port);
+    match acceptor {
+        None => serve_io(ctx, stream, stop).await,
+        Some(acceptor) => {
+            // The handshake counts as reading the request's headers.
+            let timeout = ctx.shared.config.header_read_timeout;
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_io(ctx, tls, stop).await,
+                Ok(Err(e)) => tracing::debug!("TLS handshake: {e}"),
+                Err(_) => tracing::debug!("TLS handshake took over {timeout:?}"),
+            }
+        }
+    }
+}
+
+async fn serve_io<S>(ctx: Arc<ConnCtx>, stream: S, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let shared = ctx.shared.clone();
     let io = TokioIo::new(TimeoutIo::new(
         stream,

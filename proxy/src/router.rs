@@ -89,6 +89,13 @@ impl Router {
                     .map(|t| ((s.arn.clone(), t.key.clone()), t.clone()))
             })
             .collect();
+        // Before any listener opens: a TLS port never accepts without its certificates.
+        crate::tls::apply(
+            &self.shared,
+            &table.tls_listeners,
+            &table.acme_challenges,
+            self.shared.config.http2,
+        );
         let mut services = HashMap::new();
         for route in table.routes {
             let Some(port) = u16::try_from(route.listener_port).ok().filter(|p| *p > 0) else {

@@ -23,8 +23,14 @@ impl Wrk {
 
     /// Loads `http://ADDR/` (HOST:PORT).
     pub fn start_at(addr: &str, connections: u32, seconds: u32) -> Self {
+        Self::start_url(&format!("http://{addr}/"), &[], connections, seconds)
+    }
+
+    /// Loads `url` (http or https) with extra `-H` headers.
+    pub fn start_url(url: &str, headers: &[&str], connections: u32, seconds: u32) -> Self {
         super::setup::tools();
         let child = Command::new("wrk")
+            .args(headers.iter().flat_map(|h| ["-H", h]))
             .args([
                 "-t",
                 "1",
@@ -34,7 +40,7 @@ impl Wrk {
                 &format!("{seconds}s"),
                 "--latency",
             ])
-            .arg(format!("http://{addr}/"))
+            .arg(url)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -25,6 +25,7 @@ python3-venv     python3 -c "import ensurepip, venv"
 redis-server     command -v redis-server
 docker-registry  command -v docker-registry
 apache2-utils    command -v htpasswd
+pebble           command -v pebble || test -x /usr/bin/pebble
 '
 # The aws CLI and boto3, for the ECS and ELBv2 API tests, in the venv they find through
 # BERTH_AWS_VENV (tests/common/aws.rs).

@@ -73,6 +73,12 @@ fn install_secrets_key(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
+    cp::control::acme::configure(cp::control::acme::AcmeConfig {
+        directory: args.acme_directory.clone().unwrap_or_default(),
+        email: args.acme_email.clone(),
+        ca_root: args.acme_ca_root.clone(),
+        dns_hook: args.acme_dns_hook.clone(),
+    });
     let name = match mode {
         Mode::Dev => "berth dev",
         Mode::Server => "berth server",

@@ -70,6 +70,21 @@ pub struct ServeArgs {
     /// made on first start.
     #[arg(long, env = "BERTH_SECRETS_KEY_FILE")]
     pub secrets_key_file: Option<PathBuf>,
+    /// The ACME directory URL that `aws acm request-certificate` orders from (RFC 8555; e.g.
+    /// Let's Encrypt's https://acme-v02.api.letsencrypt.org/directory). None: requests FAIL,
+    /// saying so.
+    #[arg(long, env = "BERTH_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// The ACME account's contact address.
+    #[arg(long, env = "BERTH_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// A PEM root to trust for the ACME directory's HTTPS besides the system's (a private CA).
+    #[arg(long)]
+    pub acme_ca_root: Option<PathBuf>,
+    /// DNS-01 (`--validation-method DNS`, wildcards): a URL POSTed {"action": "present" or
+    /// "cleanup", "domain", "name", "value"} that answers 2xx once the TXT record is set.
+    #[arg(long)]
+    pub acme_dns_hook: Option<String>,
     /// dev only: the local node's name.
     #[arg(long, default_value = "dev")]
     pub node_name: String,

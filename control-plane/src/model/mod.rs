@@ -4,6 +4,7 @@
 pub mod account_settings;
 pub mod arn_upgrade;
 pub mod auth;
+pub mod certificates;
 pub mod clusters;
 pub mod discovery;
 pub mod ecs_extras;

@@ -170,7 +170,7 @@ fn short(s: &str) -> &str {
 }
 
 /// One POST over a fresh connection: the status and the body.
-async fn post(url: &str, body: String) -> Result<(u16, String), String> {
+pub(crate) async fn post(url: &str, body: String) -> Result<(u16, String), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
     if uri.scheme_str() != Some("http") {
         return Err(format!("{url:?}: only http:// hooks are called"));

@@ -225,6 +225,7 @@ pub async fn run_while_leading(
             sessions.clone(),
             stop_rx.clone(),
         ));
+        let acme = tokio::spawn(crate::control::acme::run(fenced.clone(), stop_rx.clone()));
         let running = tokio::spawn(run(
             fenced,
             sessions.clone(),
@@ -240,6 +241,7 @@ pub async fn run_while_leading(
         let _ = running.await;
         let _ = hooks.await;
         let _ = schedules.await;
+        let _ = acme.await;
         if done {
             return;
         }

@@ -48,6 +48,9 @@ pub struct NewListener {
     pub port: i32,
     pub protocol: String,
     pub default_actions: Vec<ElbAction>,
+    /// HTTPS: `Certificates.member.N.CertificateArn`; the first is the default.
+    pub certificates: Vec<String>,
+    pub ssl_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,18 +94,14 @@ pub(crate) fn port(field: &str, port: i32) -> Result<()> {
     Ok(())
 }
 
-/// Berth's proxy serves plain HTTP.
+/// Berth's proxy serves HTTP, and HTTPS with ACM certificates (`super::tls`).
 pub(crate) fn protocol(field: &str, p: &str) -> Result<()> {
     match p {
-        "HTTP" => Ok(()),
-        "HTTPS" => Err(Error::elb(
-            "UnsupportedProtocol",
-            format!("{field}: HTTPS needs certificates Berth's proxy does not hold; use HTTP"),
-        )),
+        "HTTP" | "HTTPS" => Ok(()),
         other => Err(Error::elb(
             "UnsupportedProtocol",
             format!(
-                "{field}: {} is not an application load balancer protocol; use HTTP",
+                "{field}: {} is not an application load balancer protocol; use HTTP or HTTPS",
                 quote(other)
             ),
         )),

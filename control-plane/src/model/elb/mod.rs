@@ -11,6 +11,7 @@ pub mod registered;
 mod rule_check;
 pub mod tags;
 mod targets;
+pub mod tls;
 mod views;
 
 pub use check::{HealthInput, NewListener, NewRule, NewTargetGroup};
@@ -20,6 +21,7 @@ pub use targets::{
     attach, attached_services, check_targets, service_targets, target_health, TargetHealthRow,
     TargetStates,
 };
+pub use tls::{add_listener_certificates, listener_certificates, remove_listener_certificates};
 pub use views::{load_balancer_view, target_group_view};
 
 use crate::state::error::{Error, Result};

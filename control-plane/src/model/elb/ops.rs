@@ -323,6 +323,8 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
             ));
         }
         port_free(tx, limits, req.port, "")?;
+        let (certificate_arns, ssl_policy) =
+            super::tls::settle(tx, protocol, &req.certificates, req.ssl_policy.as_deref())?;
         let id = new_id();
         let lb_id = super::lb_id(&lb.arn);
         let listener = ElbListener {
@@ -341,6 +343,8 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
                 lb.name,
                 new_id()
             ),
+            certificate_arns,
+            ssl_policy,
             ..Default::default()
         };
         let key = keys::listener(&lb.name, &id);
@@ -354,6 +358,9 @@ pub struct ListenerChange {
     pub port: Option<i32>,
     pub protocol: Option<String>,
     pub default_actions: Option<Vec<ElbAction>>,
+    /// The default certificate (ModifyListener's `Certificates`).
+    pub certificates: Option<Vec<String>>,
+    pub ssl_policy: Option<String>,
 }
 
 pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Result<ElbListener> {
@@ -375,6 +382,34 @@ pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Res
         }
         if let Some(p) = &change.protocol {
             l.protocol = p.clone();
+        }
+        if l.protocol != "HTTPS" {
+            if change.protocol.is_some() && change.certificates.is_none() {
+                l.certificate_arns.clear();
+                l.ssl_policy.clear();
+            }
+            let certs = change.certificates.clone().unwrap_or_default();
+            super::tls::settle(tx, &l.protocol, &certs, change.ssl_policy.as_deref())?;
+        } else {
+            // The default certificate changes; the SNI ones stay.
+            let default = match &change.certificates {
+                Some(c) => c.clone(),
+                None => l.certificate_arns.first().cloned().into_iter().collect(),
+            };
+            let policy = change
+                .ssl_policy
+                .clone()
+                .or_else(|| Some(l.ssl_policy.clone()).filter(|p| !p.is_empty()));
+            let (arns, policy) = super::tls::settle(tx, "HTTPS", &default, policy.as_deref())?;
+            let rest: Vec<String> = l
+                .certificate_arns
+                .iter()
+                .skip(1)
+                .filter(|c| !crate::model::certificates::same(c, &arns[0]))
+                .cloned()
+                .collect();
+            l.certificate_arns = arns.into_iter().chain(rest).collect();
+            l.ssl_policy = policy;
         }
         if let Some(a) = &change.default_actions {
             l.default_actions = resolve_actions(tx, &state.limits().elb, "DefaultActions", a)?;

@@ -98,6 +98,7 @@ fn a_listener_needs_a_free_port_and_existing_target_groups() {
         port,
         protocol: "HTTP".into(),
         default_actions: forward(arn),
+        ..Default::default()
     };
     assert_eq!(
         code(create_listener(&s, req(8080, &missing)).unwrap_err()),
@@ -126,7 +127,7 @@ fn a_listener_needs_a_free_port_and_existing_target_groups() {
     };
     assert_eq!(
         code(create_listener(&s, https).unwrap_err()),
-        "UnsupportedProtocol"
+        "CertificateNotFound"
     );
     // The target group is in use now.
     assert_eq!(
@@ -148,6 +149,7 @@ fn rules_take_unique_priorities_and_the_default_rule_stays() {
             port: 8080,
             protocol: String::new(),
             default_actions: forward(&blue.arn),
+            ..Default::default()
         },
     )
     .unwrap();

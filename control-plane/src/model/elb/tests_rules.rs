@@ -165,6 +165,7 @@ fn bad_actions_name_their_field_and_write_nothing() {
                 port,
                 protocol: "HTTP".into(),
                 default_actions: actions,
+                ..Default::default()
             },
         )
         .unwrap_err();
@@ -185,6 +186,7 @@ fn bad_conditions_name_their_field_and_write_nothing() {
             port: 8080,
             protocol: "HTTP".into(),
             default_actions: forward(&g.arn),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -280,6 +282,7 @@ fn good_actions_and_conditions_are_kept_and_priorities_swap_in_one_call() {
             port: 8080,
             protocol: "HTTP".into(),
             default_actions: vec![redirect(to_https())],
+            ..Default::default()
         },
     )
     .unwrap();

@@ -3,6 +3,7 @@
 //! is stopping stays in the table as draining until the control plane deregisters it.
 
 mod elb;
+pub mod tls;
 
 use crate::state::error::Result;
 use crate::state::{keys, State};
@@ -29,6 +30,9 @@ pub struct Routes {
     discovery: crate::model::discovery::records::Records,
     /// Only the DNS records (a node resolver's watch): no route is derived.
     discovery_only: bool,
+    /// HTTPS listeners and ACME challenges, re-derived when `elbv2/` or `acm/` changes.
+    tls: Vec<TlsListener>,
+    challenges: Vec<AcmeChallenge>,
 }
 
 impl Routes {
@@ -51,7 +55,14 @@ impl Routes {
             self.refresh_service(state, &crate::model::services::key_of(&svc), Some(svc))?;
         }
         self.elb = elb::routes(state, &self.attached)?;
+        self.refresh_tls(state)?;
         self.discovery.refresh_all(state)
+    }
+
+    fn refresh_tls(&mut self, state: &State) -> Result<()> {
+        self.tls = tls::listeners(state)?;
+        self.challenges = tls::challenges(state)?;
+        Ok(())
     }
 
     /// Re-derives what `keys` touch; true when the table may have changed.
@@ -91,7 +102,15 @@ impl Routes {
         if elb_changed {
             self.elb = elb::routes(state, &self.attached)?;
         }
-        Ok(!services.is_empty() || elb_changed || discovery_moved)
+        let tls_changed = changed.iter().any(|k| {
+            k.starts_with(crate::model::elb::keys::LISTENERS)
+                || k.starts_with(crate::model::certificates::PREFIX)
+                || k.starts_with(tls::CHALLENGES)
+        });
+        if tls_changed {
+            self.refresh_tls(state)?;
+        }
+        Ok(!services.is_empty() || elb_changed || tls_changed || discovery_moved)
     }
 
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
@@ -143,6 +162,8 @@ impl Routes {
         RoutingTable {
             routes,
             discovery: self.discovery.records(),
+            tls_listeners: self.tls.clone(),
+            acme_challenges: self.challenges.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
 
 mod account;
+pub mod acm;
 mod clusters;
 mod error;
 pub mod events;
@@ -304,6 +305,10 @@ async fn handle(
     if events::serves(&target) {
         let state = ecs.state.clone();
         return events::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
+    }
+    if acm::serves(&target) {
+        let state = ecs.state.clone();
+        return acm::serve(state, &ecs.auth, &method, &uri, &headers, &body, &target).await;
     }
     if secrets::serves(&target) {
         let state = ecs.state.clone();

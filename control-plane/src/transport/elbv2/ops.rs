@@ -56,6 +56,10 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("RegisterTargets", iac::register_targets),
     ("DeregisterTargets", iac::deregister_targets),
     ("DescribeAccountLimits", iac::describe_account_limits),
+    ("AddListenerCertificates", super::certs::add),
+    ("RemoveListenerCertificates", super::certs::remove),
+    ("DescribeListenerCertificates", super::certs::describe),
+    ("DescribeSSLPolicies", super::certs::describe_ssl_policies),
 ];
 
 /// Tags given on a create (`Tags.member.N`), put on the new resource.
@@ -186,6 +190,8 @@ fn create_listener(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         })?,
         protocol: p.text("Protocol"),
         default_actions: p.actions("DefaultActions")?,
+        certificates: super::certs::certificates(p),
+        ssl_policy: p.get("SslPolicy").map(str::to_string),
     };
     elb::tags::check(&iac::tag_list(p, "Tags"))?;
     let l = elb::create_listener(ctx.state, req)?;
@@ -223,6 +229,8 @@ fn modify_listener(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
         } else {
             None
         },
+        certificates: Some(super::certs::certificates(p)).filter(|c| !c.is_empty()),
+        ssl_policy: p.get("SslPolicy").map(str::to_string),
     };
     let l = elb::modify_listener(ctx.state, &arn, &change)?;
     write_listeners(x, &[l]);

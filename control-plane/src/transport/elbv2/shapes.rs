@@ -96,6 +96,16 @@ pub fn listener(x: &mut Xml, l: &ElbListener) {
     x.text("LoadBalancerArn", &l.load_balancer_arn);
     x.text("Port", &l.port.to_string());
     x.text("Protocol", &l.protocol);
+    if l.protocol == "HTTPS" {
+        // Describes name the default certificate only, as ELBv2's do.
+        x.list(
+            "Certificates",
+            &l.certificate_arns[..1.min(l.certificate_arns.len())],
+            |x, c| x.text("CertificateArn", c),
+        );
+        x.text("SslPolicy", &l.ssl_policy);
+        x.strings("AlpnPolicy", &["HTTP2Preferred".to_string()]);
+    }
     x.list("DefaultActions", &l.default_actions, action);
 }
 

@@ -157,6 +157,7 @@ impl LoadBalancers for LoadBalancersApi {
                     port: r.port,
                     protocol: "HTTP".into(),
                     default_actions: forward(r.forward),
+                    ..Default::default()
                 },
             )?;
             Ok(ListenerView {
