@@ -25,6 +25,7 @@ mod report;
 mod router;
 mod table;
 mod target;
+mod tcp;
 mod upstream;
 mod watch;
 mod worker;

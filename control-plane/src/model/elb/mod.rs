@@ -6,6 +6,7 @@
 mod check;
 mod ops;
 mod targets;
+mod tcp;
 mod views;
 
 pub(crate) use check::order as check_order;
@@ -15,6 +16,7 @@ pub use targets::{
     attach, attached_services, check_targets, service_targets, target_health, TargetHealthRow,
     TargetStates,
 };
+pub use tcp::{attributes, modify_attributes};
 pub use views::{load_balancer_view, target_group_view};
 
 use crate::state::error::{Error, Result};
@@ -91,7 +93,7 @@ fn lb_id(arn: &str) -> &str {
 /// Where a load balancer's ARN points: its name.
 fn lb_name(arn: &str) -> Option<&str> {
     match resource(arn)?.as_slice() {
-        ["loadbalancer", "app", name, _id] => Some(name),
+        ["loadbalancer", "app" | "net", name, _id] => Some(name),
         _ => None,
     }
 }
@@ -106,14 +108,14 @@ fn tg_name(arn: &str) -> Option<&str> {
 /// A listener's key parts: load balancer name and listener id.
 fn listener_parts(arn: &str) -> Option<(&str, &str)> {
     match resource(arn)?.as_slice() {
-        ["listener", "app", lb, _lbid, id] => Some((lb, id)),
+        ["listener", "app" | "net", lb, _lbid, id] => Some((lb, id)),
         _ => None,
     }
 }
 
 fn rule_parts(arn: &str) -> Option<(&str, &str, &str)> {
     match resource(arn)?.as_slice() {
-        ["listener-rule", "app", lb, _lbid, listener, id] => Some((lb, listener, id)),
+        ["listener-rule", "app" | "net", lb, _lbid, listener, id] => Some((lb, listener, id)),
         _ => None,
     }
 }
@@ -271,6 +273,20 @@ pub fn dns_name(lb: &ElbLoadBalancer, listeners: &[ElbListener]) -> String {
     match listeners.iter().map(|l| l.port).min() {
         Some(port) => format!("{}:{port}", lb.dns_host),
         None => lb.dns_host.clone(),
+    }
+}
+
+/// Whether a load balancer is a network one (TCP listeners and target groups).
+pub fn is_network(lb: &ElbLoadBalancer) -> bool {
+    lb.r#type == "network"
+}
+
+/// The ARN segment of a load balancer's kind: `app` or `net`.
+pub(crate) fn arn_kind(lb: &ElbLoadBalancer) -> &'static str {
+    if is_network(lb) {
+        "net"
+    } else {
+        "app"
     }
 }
 

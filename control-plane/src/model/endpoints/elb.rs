@@ -55,6 +55,12 @@ pub(super) fn routes(
                         algorithm: "round_robin".into(),
                         rule: rule.arn.clone(),
                         weight: w.weight.saturating_mul(1000),
+                        protocol: if l.protocol == "TCP" {
+                            "TCP".into()
+                        } else {
+                            String::new()
+                        },
+                        proxy_protocol_v2: tg.proxy_protocol_v2 && tg.protocol == "TCP",
                         ..Default::default()
                     };
                     out.extend(group_routes(&base, tg, w.weight, attached));

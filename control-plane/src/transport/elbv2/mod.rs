@@ -3,6 +3,7 @@
 //! replies and errors as botocore's elbv2 model defines them, SigV4 checked by the same
 //! `Authorizer` as ECS. A transport only: `ops` decodes, calls `crate::model::elb`, shapes the reply.
 
+mod attributes;
 mod ops;
 mod query;
 mod shapes;

@@ -34,6 +34,14 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("ModifyRule", modify_rule),
     ("DeleteRule", delete_rule),
     ("DescribeTargetHealth", describe_target_health),
+    (
+        "DescribeTargetGroupAttributes",
+        super::attributes::describe_target_group_attributes,
+    ),
+    (
+        "ModifyTargetGroupAttributes",
+        super::attributes::modify_target_group_attributes,
+    ),
 ];
 
 fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> {
@@ -49,13 +57,7 @@ fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> 
 
 fn create_load_balancer(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
     let name = p.required("Name")?;
-    if let Some(t) = p.get("Type").filter(|t| *t != "application") {
-        return Err(Error::elb(
-            "ValidationError",
-            format!("Type: {t:?} is not served by Berth's proxy; use application"),
-        ));
-    }
-    let lb = elb::create_load_balancer(ctx.state, &name, &p.text("Scheme"))?;
+    let lb = elb::create_load_balancer_of(ctx.state, &name, &p.text("Scheme"), &p.text("Type"))?;
     write_lbs(ctx, x, &[lb])
 }
 
