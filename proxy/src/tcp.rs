@@ -68,9 +68,11 @@ fn service_of(shared: &Shared, port: u16) -> Option<Arc<Service>> {
 
 /// Whether any route of the port has a target that may take a new connection.
 fn available(shared: &Shared, port: u16) -> bool {
-    shared.snapshot.load().services().any(|s| {
-        s.port == port && s.weight > 0 && s.targets.targets.iter().any(|t| t.is_available())
-    })
+    shared
+        .snapshot
+        .load()
+        .services()
+        .any(|s| s.port == port && s.targets.targets.iter().any(|t| t.is_available()))
 }
 
 /// Binds `port` (taking a socket inherited from a previous proxy process first) and offers a
