@@ -1,11 +1,11 @@
 //! DescribeTargetGroupAttributes and ModifyTargetGroupAttributes: a target group's attributes as
 //! ELBv2's `Attributes.member.N.Key/Value` pairs (botocore's `TargetGroupAttributes`).
 
-use super::ops::Ctx;
 use super::query::Params;
 use super::xml::Xml;
 use crate::model::elb;
 use crate::state::error::{Error, Result};
+use crate::state::State;
 
 fn write(x: &mut Xml, attributes: &[(String, String)]) {
     x.list("Attributes", attributes, |x, (k, v)| {
@@ -15,16 +15,16 @@ fn write(x: &mut Xml, attributes: &[(String, String)]) {
 }
 
 pub(super) fn describe_target_group_attributes(
-    ctx: &Ctx<'_>,
+    state: &State,
     p: &Params,
     x: &mut Xml,
 ) -> Result<()> {
-    let tg = elb::get_target_group(ctx.state, &p.required("TargetGroupArn")?)?;
+    let tg = elb::get_target_group(state, &p.required("TargetGroupArn")?)?;
     write(x, &elb::attributes(&tg));
     Ok(())
 }
 
-pub(super) fn modify_target_group_attributes(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
+pub(super) fn modify_target_group_attributes(state: &State, p: &Params, x: &mut Xml) -> Result<()> {
     let arn = p.required("TargetGroupArn")?;
     let changes: Vec<(String, String)> = (1..=100)
         .map_while(|i| {
@@ -41,6 +41,6 @@ pub(super) fn modify_target_group_attributes(ctx: &Ctx<'_>, p: &Params, x: &mut 
             "Attributes: give at least one Key=…,Value=… (e.g. Key=proxy_protocol_v2.enabled,Value=true)",
         ));
     }
-    write(x, &elb::modify_attributes(ctx.state, &arn, &changes)?);
+    write(x, &elb::modify_attributes(state, &arn, &changes)?);
     Ok(())
 }

@@ -34,14 +34,12 @@ pub const OPERATIONS: &[(&str, Handler)] = &[
     ("ModifyRule", modify_rule),
     ("DeleteRule", delete_rule),
     ("DescribeTargetHealth", describe_target_health),
-    (
-        "DescribeTargetGroupAttributes",
-        super::attributes::describe_target_group_attributes,
-    ),
-    (
-        "ModifyTargetGroupAttributes",
-        super::attributes::modify_target_group_attributes,
-    ),
+    ("DescribeTargetGroupAttributes", |c, p, x| {
+        super::attributes::describe_target_group_attributes(c.state, p, x)
+    }),
+    ("ModifyTargetGroupAttributes", |c, p, x| {
+        super::attributes::modify_target_group_attributes(c.state, p, x)
+    }),
 ];
 
 fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> {
