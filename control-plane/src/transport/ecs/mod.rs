@@ -10,6 +10,7 @@ mod input;
 mod instances;
 mod paging;
 pub mod secrets;
+mod service_connect;
 mod services;
 mod shapes;
 mod tags;
