@@ -278,7 +278,7 @@ pub fn check(
             };
             if aliases.iter().any(|x| x.dns_name == dns && x.port == p) {
                 errs.push(FieldError::new(
-                    format!("{at}"),
+                    at.clone(),
                     format!("{dns}:{p} is already an alias of this service; give each alias its own name or port"),
                 ));
                 continue;
