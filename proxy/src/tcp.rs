@@ -40,8 +40,14 @@ impl Listener {
         if let Ok(mut listeners) = shared.listeners.lock() {
             listeners.insert(port, stats.clone());
         }
+        // Taken now, before the router closes the inherited sockets no listener claimed.
+        let addr = SocketAddr::new(shared.config.bind_ip, port);
+        let inherited = shared
+            .inherited
+            .as_ref()
+            .and_then(|i| i.take_listener(addr));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(shared.clone(), port, stats, stop_rx));
+        let task = tokio::spawn(run(shared.clone(), port, inherited, stats, stop_rx));
         Self { stop, task }
     }
 
@@ -75,15 +81,15 @@ fn available(shared: &Shared, port: u16) -> bool {
         .any(|s| s.port == port && s.targets.targets.iter().any(|t| t.is_available()))
 }
 
-/// Binds `port` (taking a socket inherited from a previous proxy process first) and offers a
+/// Binds `port` (using the socket inherited from a previous proxy process, if any) and offers a
 /// copy for the next handoff.
-fn bind(shared: &Shared, port: u16) -> std::io::Result<TcpListener> {
+fn bind(
+    shared: &Shared,
+    port: u16,
+    inherited: Option<std::net::TcpListener>,
+) -> std::io::Result<TcpListener> {
     let addr = SocketAddr::new(shared.config.bind_ip, port);
-    let socket = match shared
-        .inherited
-        .as_ref()
-        .and_then(|i| i.take_listener(addr))
-    {
+    let socket = match inherited {
         Some(socket) => {
             socket.set_nonblocking(true)?;
             socket
@@ -111,6 +117,7 @@ fn unpublish(shared: &Shared, port: u16) {
 async fn run(
     shared: Arc<Shared>,
     port: u16,
+    mut inherited: Option<std::net::TcpListener>,
     stats: Arc<ListenerStats>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -121,13 +128,14 @@ async fn run(
     'bound: loop {
         // No available target: no socket, so connects are refused by the kernel.
         while !available(&shared, port) {
+            inherited = None;
             tokio::select! {
                 _ = crate::stopped(&mut stop) => break 'bound,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = ticks.tick() => {}
             }
         }
-        let socket = match bind(&shared, port) {
+        let socket = match bind(&shared, port, inherited.take()) {
             Ok(socket) => {
                 warned = false;
                 tracing::info!("TCP listener port {port}: listening");
