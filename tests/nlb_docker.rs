@@ -81,7 +81,10 @@ fn a_network_load_balancer_made_with_aws_elbv2_forwards_tcp_with_proxy_protocol(
     let _cleanup = ContainerCleanup {
         cluster: cluster.clone(),
     };
-    let dev = ServerProcess::start_with("dev", dir.path(), FAST);
+    // The proxy's log says when the TCP listener binds and closes, should this fail.
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(FAST);
+    let dev = ServerProcess::start_logging("dev", dir.path(), &args, "warn,berth_proxy=info");
     let http = dev.http.as_str();
     let c = Creds::default();
     let ecs = |args: &[&str]| aws_ok(http, &c, args);
@@ -206,13 +209,17 @@ fn a_network_load_balancer_made_with_aws_elbv2_forwards_tcp_with_proxy_protocol(
         &format!("targetGroupArn={tg_arn},containerName=echo,containerPort=7000"),
     ]);
     let mut tasks = BTreeSet::new();
-    wait_for(Duration::from_secs(90), "both echo tasks to answer", || {
-        if let Ok(e) = talk(&address) {
-            assert_eq!(word(&e.greeting, "proxy="), "none", "{}", e.greeting);
-            tasks.insert(word(&e.greeting, "task=").to_string());
-        }
-        (tasks.len() == 2).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(180),
+        "both echo tasks to answer",
+        || {
+            if let Ok(e) = talk(&address) {
+                assert_eq!(word(&e.greeting, "proxy="), "none", "{}", e.greeting);
+                tasks.insert(word(&e.greeting, "task=").to_string());
+            }
+            (tasks.len() == 2).then_some(())
+        },
+    );
     let health = elb(&["describe-target-health", "--target-group-arn", &tg_arn]);
     let states: Vec<&str> = health["TargetHealthDescriptions"]
         .as_array()
