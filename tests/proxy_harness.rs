@@ -324,6 +324,7 @@ pub fn route(name: &str, port: u16, targets: Vec<Target>, healthy: i32) -> Route
             healthy_threshold: Some(healthy),
             unhealthy_threshold: Some(2),
             matcher: "200-399".into(),
+            ..Default::default()
         }),
         drain_timeout_seconds: 30,
         algorithm: "round_robin".into(),

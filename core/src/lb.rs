@@ -24,6 +24,7 @@ pub fn health_check_with_defaults(h: Option<&TargetHealthCheck>) -> TargetHealth
         } else {
             h.matcher
         },
+        protocol: h.protocol,
     }
 }
 

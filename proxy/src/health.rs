@@ -25,6 +25,8 @@ pub(crate) struct HealthSettings {
     pub unhealthy_threshold: u32,
     /// Inclusive status ranges that count as healthy.
     pub codes: Vec<(u16, u16)>,
+    /// Check by opening a TCP connection (a TCP target group's default) instead of a GET.
+    pub tcp: bool,
 }
 
 impl HealthSettings {
@@ -56,6 +58,7 @@ impl HealthSettings {
             healthy_threshold: positive(check.healthy_threshold, 2),
             unhealthy_threshold: positive(check.unhealthy_threshold, 2),
             codes,
+            tcp: check.protocol == "TCP",
         }
     }
 
@@ -100,6 +103,14 @@ enum Outcome {
 }
 
 async fn check_once(client: &CheckClient, target: &Target, settings: &HealthSettings) -> Outcome {
+    if settings.tcp {
+        let dial = tokio::net::TcpStream::connect(target.authority.as_str());
+        return match tokio::time::timeout(settings.timeout, dial).await {
+            Ok(Ok(_)) => Outcome::Pass,
+            Ok(Err(e)) => Outcome::Fail(format!("Connection failed: {e}")),
+            Err(_) => Outcome::Fail("Request timed out".into()),
+        };
+    }
     let uri = format!("http://{}{}", target.authority, settings.path);
     let Ok(uri) = uri.parse::<Uri>() else {
         return Outcome::Fail(format!("Invalid health check path {:?}", settings.path));

@@ -3,6 +3,8 @@
 //! routes only from the control plane's `WatchEndpoints` stream and reports target health back with
 //! `ReportTargetHealth`. `spawn` starts it; tests start it in-process. A new proxy process can take
 //! over the listening sockets of a running one (`handoff`), so restarts and upgrades drop nothing.
+//! A port whose routes say TCP (a network load balancer's) is a TCP listener instead (`tcp`):
+//! connections balanced over healthy targets, refused while there is none.
 //!
 //! When every target of a service is unhealthy the proxy answers 503 (`no healthy target for
 //! service NAME`) instead of failing open the way an ALB does: a broken deployment should be visible
@@ -27,6 +29,7 @@ mod router;
 mod rules;
 mod table;
 mod target;
+mod tcp;
 mod tls;
 mod upstream;
 mod watch;

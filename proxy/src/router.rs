@@ -37,6 +37,8 @@ pub(crate) struct Router {
     /// One checker per target of a service ARN, however many of its routes hold the target.
     checkers: HashMap<(String, TargetKey), Checker>,
     listeners: HashMap<u16, Listener>,
+    /// TCP listener ports (network load balancers), apart: they bind and close by themselves.
+    tcp: HashMap<u16, crate::tcp::Listener>,
     /// Listeners that were closed and may still be finishing requests.
     closing: Vec<JoinHandle<()>>,
     /// Ports that could not be bound (warned about once each).
@@ -54,6 +56,7 @@ impl Router {
             services: HashMap::new(),
             checkers: HashMap::new(),
             listeners: HashMap::new(),
+            tcp: HashMap::new(),
             closing: Vec::new(),
             bind_failures: HashSet::new(),
             inherited_health: shared
@@ -293,6 +296,27 @@ impl Router {
     }
 
     async fn sync_listeners(&mut self, ports: &BTreeSet<u16>) {
+        // A port whose routes are TCP gets a TCP listener; a port that changes kind is reopened.
+        let tcp_ports: BTreeSet<u16> = self
+            .shared
+            .snapshot
+            .load()
+            .services()
+            .filter(|s| s.route.protocol == "TCP")
+            .map(|s| s.port)
+            .collect();
+        let ports: &BTreeSet<u16> = &ports.difference(&tcp_ports).copied().collect();
+        let tcp_gone: Vec<u16> = self
+            .tcp
+            .keys()
+            .filter(|p| !tcp_ports.contains(p))
+            .copied()
+            .collect();
+        for port in tcp_gone {
+            if let Some(listener) = self.tcp.remove(&port) {
+                self.closing.push(listener.close(&self.shared, port));
+            }
+        }
         let gone: Vec<u16> = self
             .listeners
             .keys()
@@ -305,6 +329,12 @@ impl Router {
             }
         }
         self.closing.retain(|task| !task.is_finished());
+        for &port in &tcp_ports {
+            if !self.tcp.contains_key(&port) {
+                let listener = crate::tcp::Listener::open(&self.shared, port);
+                self.tcp.insert(port, listener);
+            }
+        }
         self.bind_failures.retain(|p| ports.contains(p));
         for &port in ports {
             if self.listeners.contains_key(&port) {
@@ -341,6 +371,9 @@ impl Router {
         }
         let mut closing = std::mem::take(&mut self.closing);
         for (port, listener) in self.listeners.drain() {
+            closing.push(listener.close(&self.shared, port));
+        }
+        for (port, listener) in self.tcp.drain() {
             closing.push(listener.close(&self.shared, port));
         }
         for task in closing {

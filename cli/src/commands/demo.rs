@@ -37,6 +37,12 @@ pub enum DemoCommand {
         #[arg(long, default_value_t = 2.0)]
         timeout: f64,
     },
+    /// A TCP line echo server that first names the task and the client (from a PROXY protocol
+    /// v2 header when one comes), for network load balancer tests.
+    Tcp {
+        #[arg(long, env = "PORT", default_value_t = 7000)]
+        port: u16,
+    },
     /// Print `exiting with CODE`, then exit with CODE after `--after` seconds.
     Exit {
         #[arg(allow_negative_numbers = true)]
@@ -56,6 +62,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     match args.command {
         Some(DemoCommand::Serve { port }) => serve(port).await,
+        Some(DemoCommand::Tcp { port }) => super::demo_tcp::serve(port).await,
         // clap applies `env = "PORT"` only when `serve` is named, so honour it here too.
         None => {
             let port = match std::env::var("PORT") {

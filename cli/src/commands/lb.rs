@@ -255,6 +255,7 @@ async fn target_group(c: &mut Client, cmd: TargetGroupCommand, fmt: Format) -> a
                         healthy_threshold,
                         unhealthy_threshold,
                         matcher: health_codes,
+                        ..Default::default()
                     }),
                     deregistration_delay_seconds: deregistration_delay,
                 })

@@ -5,6 +5,7 @@ mod bench; // proxy helper
 mod cert;
 mod cluster;
 mod demo;
+mod demo_tcp;
 pub mod exec;
 mod flags;
 mod images;

@@ -218,6 +218,7 @@ pub(super) fn load_balancer(lb: &LbArgs) -> anyhow::Result<Vec<LoadBalancer>> {
             healthy_threshold: lb.healthy_threshold,
             unhealthy_threshold: lb.unhealthy_threshold,
             matcher: lb.health_codes.clone(),
+            ..Default::default()
         }),
         drain_timeout_seconds: lb.drain_timeout,
         algorithm: lb.lb_algorithm.clone(),

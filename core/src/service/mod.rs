@@ -2,6 +2,7 @@
 //! balancers against their task definition. Creating and updating the records is the control
 //! plane's (`model::services`).
 
+pub mod connect;
 mod load_balancer;
 mod strategy;
 

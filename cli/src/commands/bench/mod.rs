@@ -251,6 +251,7 @@ fn route(port: u16, backends: [SocketAddr; 2]) -> Route {
             healthy_threshold: Some(1),
             unhealthy_threshold: Some(2),
             matcher: "200-399".into(),
+            ..Default::default()
         }),
         drain_timeout_seconds: 30,
         algorithm: "round_robin".into(),

@@ -71,6 +71,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row(Tg, "load_balancing.algorithm.type", "round_robin", Values::OneOf(&["round_robin", "least_outstanding_requests"]), "how the proxy picks a target"),
     row(Tg, "stickiness.enabled", "false", Values::Bool, "with stickiness.type lb_cookie, an AWSALB cookie keeps a client on its target"),
     row(Tg, "stickiness.type", "lb_cookie", Values::OneOf(&["lb_cookie", "app_cookie"]), "lb_cookie is served; app_cookie is stored only"),
+    row(Tg, "proxy_protocol_v2.enabled", "false", Values::Bool, "TCP target groups: each connection to a target starts with a PROXY protocol v2 header naming the client"),
     row(Tg, "stickiness.lb_cookie.duration_seconds", "86400", Values::Range(1, 604_800), "the AWSALB cookie's lifetime"),
     row(L, "routing.http.response.server.enabled", "true", Values::Bool, "stored"),
     row(L, "berth.proxy_protocol.inbound.enabled", "false", Values::Bool, "connections must start with a PROXY v1/v2 header naming the client (Berth behind another load balancer)"),
@@ -169,6 +170,12 @@ pub fn modify_target_group(
             .ok_or_else(|| super::tg_not_found(arn))?;
         let mut ops = Vec::new();
         for (k, v) in given {
+            if k == "proxy_protocol_v2.enabled" && tg.protocol != "TCP" {
+                return Err(invalid(format!(
+                    "Attributes: {k} applies to TCP target groups; {} is {}",
+                    tg.name, tg.protocol
+                )));
+            }
             if k == "deregistration_delay.timeout_seconds" {
                 let delay: i32 = v.trim().parse().unwrap_or(DEFAULT_DRAIN_TIMEOUT_S);
                 tg.deregistration_delay_seconds = delay;

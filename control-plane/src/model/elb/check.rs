@@ -15,6 +15,8 @@ pub struct HealthInput {
     pub healthy_threshold: Option<i32>,
     pub unhealthy_threshold: Option<i32>,
     pub matcher: Option<String>,
+    /// HTTP or TCP.
+    pub protocol: Option<String>,
 }
 
 impl HealthInput {
@@ -27,6 +29,10 @@ impl HealthInput {
             healthy_threshold: self.healthy_threshold.or(base.healthy_threshold),
             unhealthy_threshold: self.unhealthy_threshold.or(base.unhealthy_threshold),
             matcher: self.matcher.clone().unwrap_or_else(|| base.matcher.clone()),
+            protocol: self
+                .protocol
+                .clone()
+                .unwrap_or_else(|| base.protocol.clone()),
         }
     }
 }
@@ -105,6 +111,62 @@ pub(crate) fn protocol(field: &str, p: &str) -> Result<()> {
                 quote(other)
             ),
         )),
+    }
+}
+
+/// A target group's protocol: HTTP (behind an application load balancer) or TCP (behind a
+/// network one).
+pub(crate) fn target_group_protocol(field: &str, p: &str) -> Result<()> {
+    match p {
+        "TCP" => Ok(()),
+        "UDP" | "TLS" | "TCP_UDP" => Err(Error::elb(
+            "UnsupportedProtocol",
+            format!("{field}: {p} is not served by Berth's proxy; use TCP (network) or HTTP (application)"),
+        )),
+        other => protocol(field, other),
+    }
+}
+
+/// HTTP listeners on application load balancers, TCP listeners on network ones.
+pub(crate) fn listener_protocol(
+    field: &str,
+    lb: &berth_proto::v1::ElbLoadBalancer,
+    p: &str,
+) -> Result<()> {
+    if super::is_network(lb) {
+        return match p {
+            "TCP" => Ok(()),
+            other => Err(Error::elb(
+                "UnsupportedProtocol",
+                format!(
+                    "{field}: {} is not a network load balancer protocol Berth serves; use TCP",
+                    quote(other)
+                ),
+            )),
+        };
+    }
+    match p {
+        "TCP" => Err(Error::elb(
+            "UnsupportedProtocol",
+            format!("{field}: TCP listeners belong on a network load balancer (create-load-balancer --type network); use HTTP here"),
+        )),
+        other => protocol(field, other),
+    }
+}
+
+/// How a target group's targets are checked: HTTP for HTTP target groups, TCP or HTTP for TCP
+/// ones (NLB's choices that Berth serves).
+pub(crate) fn health_protocol(tg_protocol: &str, p: &str) -> Result<()> {
+    match (tg_protocol, p) {
+        (_, "" | "HTTP") | ("TCP", "TCP") => Ok(()),
+        ("TCP", other) => Err(invalid(format!(
+            "HealthCheckProtocol: {} is not served for a TCP target group; use TCP or HTTP",
+            quote(other)
+        ))),
+        (_, other) => Err(invalid(format!(
+            "HealthCheckProtocol: {} is not served for an HTTP target group; use HTTP",
+            quote(other)
+        ))),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod registered;
 mod rule_check;
 pub mod tags;
 mod targets;
+mod tcp;
 pub mod tls;
 mod views;
 
@@ -98,7 +99,7 @@ fn lb_id(arn: &str) -> &str {
 /// Where a load balancer's ARN points: its name.
 fn lb_name(arn: &str) -> Option<&str> {
     match resource(arn)?.as_slice() {
-        ["loadbalancer", "app", name, _id] => Some(name),
+        ["loadbalancer", "app" | "net", name, _id] => Some(name),
         _ => None,
     }
 }
@@ -113,14 +114,14 @@ fn tg_name(arn: &str) -> Option<&str> {
 /// A listener's key parts: load balancer name and listener id.
 fn listener_parts(arn: &str) -> Option<(&str, &str)> {
     match resource(arn)?.as_slice() {
-        ["listener", "app", lb, _lbid, id] => Some((lb, id)),
+        ["listener", "app" | "net", lb, _lbid, id] => Some((lb, id)),
         _ => None,
     }
 }
 
 fn rule_parts(arn: &str) -> Option<(&str, &str, &str)> {
     match resource(arn)?.as_slice() {
-        ["listener-rule", "app", lb, _lbid, listener, id] => Some((lb, listener, id)),
+        ["listener-rule", "app" | "net", lb, _lbid, listener, id] => Some((lb, listener, id)),
         _ => None,
     }
 }
@@ -279,6 +280,20 @@ pub fn dns_name(lb: &ElbLoadBalancer, listeners: &[ElbListener]) -> String {
     match listeners.iter().map(|l| l.port).min() {
         Some(port) => format!("{}:{port}", lb.dns_host),
         None => lb.dns_host.clone(),
+    }
+}
+
+/// Whether a load balancer is a network one (TCP listeners and target groups).
+pub fn is_network(lb: &ElbLoadBalancer) -> bool {
+    lb.r#type == "network"
+}
+
+/// The ARN segment of a load balancer's kind: `app` or `net`.
+pub(crate) fn arn_kind(lb: &ElbLoadBalancer) -> &'static str {
+    if is_network(lb) {
+        "net"
+    } else {
+        "app"
     }
 }
 

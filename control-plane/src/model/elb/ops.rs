@@ -29,7 +29,27 @@ fn dns_host() -> String {
 }
 
 pub fn create_load_balancer(state: &State, name: &str, scheme: &str) -> Result<ElbLoadBalancer> {
+    create_load_balancer_of(state, name, scheme, "application")
+}
+
+/// `kind`: application (HTTP) or network (TCP).
+pub fn create_load_balancer_of(
+    state: &State,
+    name: &str,
+    scheme: &str,
+    kind: &str,
+) -> Result<ElbLoadBalancer> {
     check::name("Name", name)?;
+    let kind = match kind {
+        "" | "application" => "application",
+        "network" => "network",
+        other => {
+            return Err(invalid(format!(
+                "Type: {} is not served by Berth's proxy; use application (HTTP) or network (TCP)",
+                quote(other)
+            )))
+        }
+    };
     let scheme = match scheme {
         "" => "internet-facing",
         s @ ("internet-facing" | "internal") => s,
@@ -43,25 +63,27 @@ pub fn create_load_balancer(state: &State, name: &str, scheme: &str) -> Result<E
     let key = keys::load_balancer(name);
     state.update(|tx| {
         if let Some(existing) = tx.get::<ElbLoadBalancer>(&key)? {
-            if existing.scheme == scheme {
+            if existing.scheme == scheme && super::is_network(&existing) == (kind == "network") {
                 // ELBv2 answers a repeated create with the same settings with what exists.
                 return Ok((existing, Vec::new()));
             }
             return Err(Error::elb(
                 "DuplicateLoadBalancerName",
-                format!("Name: a load balancer named {name} already exists (scheme {}); pick another name or delete it first", existing.scheme),
+                format!("Name: a load balancer named {name} already exists (scheme {}, type {}); pick another name or delete it first", existing.scheme, if existing.r#type.is_empty() { "application" } else { &existing.r#type }),
             ));
         }
         let lb = ElbLoadBalancer {
             arn: format!(
-                "{}:loadbalancer/app/{name}/{}",
+                "{}:loadbalancer/{}/{name}/{}",
                 super::arn_prefix(),
+                if kind == "network" { "net" } else { "app" },
                 new_id()
             ),
             name: name.to_string(),
             scheme: scheme.to_string(),
             created_at: crate::time::now(),
             dns_host: dns_host(),
+            r#type: if kind == "network" { kind.to_string() } else { String::new() },
             ..Default::default()
         };
         Ok((lb.clone(), vec![put(key.clone(), &lb)]))
@@ -95,7 +117,7 @@ pub fn create_target_group(state: &State, req: NewTargetGroup) -> Result<ElbTarg
     } else {
         &req.protocol
     };
-    check::protocol("Protocol", protocol)?;
+    check::target_group_protocol("Protocol", protocol)?;
     let target_type = match req.target_type.as_str() {
         "" => "instance",
         t @ ("instance" | "ip") => t,
@@ -110,10 +132,20 @@ pub fn create_target_group(state: &State, req: NewTargetGroup) -> Result<ElbTarg
         invalid("Port: is required for a target group of instances or IP addresses (1-65535)")
     })?;
     check::port("Port", port)?;
+    // A TCP target group checks by connecting unless told to check over HTTP (NLB's default).
+    let base = berth_proto::v1::TargetHealthCheck {
+        protocol: if protocol == "TCP" {
+            "TCP".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    };
     let hc = req
         .health
-        .over(&berth_core::lb::health_check_with_defaults(None));
+        .over(&berth_core::lb::health_check_with_defaults(Some(&base)));
     check::health(&hc)?;
+    check::health_protocol(protocol, &hc.protocol)?;
     let delay = req
         .deregistration_delay_seconds
         .unwrap_or(berth_core::plan::drain::DEFAULT_DRAIN_TIMEOUT_S);
@@ -171,6 +203,7 @@ pub fn modify_target_group(
             .ok_or_else(|| super::tg_not_found(arn))?;
         let hc = health.over(&tg.health_check.clone().unwrap_or_default());
         check::health(&hc)?;
+        check::health_protocol(&tg.protocol, &hc.protocol)?;
         tg.health_check = Some(hc);
         if let Some(d) = deregistration_delay_seconds {
             check::deregistration_delay(d)?;
@@ -295,12 +328,6 @@ fn held_elsewhere(ip: std::net::IpAddr, port: i32) -> Result<()> {
 
 pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
     check::port("Port", req.port)?;
-    let protocol = if req.protocol.is_empty() {
-        "HTTP"
-    } else {
-        &req.protocol
-    };
-    check::protocol("Protocol", protocol)?;
     let lb_key = super::lb_key(&req.load_balancer_arn)?;
     let limits = state.limits();
     state.update(|tx| {
@@ -310,7 +337,14 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
                 !req.load_balancer_arn.starts_with("arn:") || same(&lb.arn, &req.load_balancer_arn)
             })
             .ok_or_else(|| super::lb_not_found(&req.load_balancer_arn))?;
+        let protocol = match req.protocol.as_str() {
+            "" if super::is_network(&lb) => "TCP",
+            "" => "HTTP",
+            p => p,
+        };
+        check::listener_protocol("Protocol", &lb, protocol)?;
         let actions = resolve_actions(tx, &limits.elb, "DefaultActions", &req.default_actions)?;
+        super::tcp::same_protocol(tx, "DefaultActions", protocol, &actions)?;
         let most = limits.elb.listeners_per_load_balancer;
         let have = tx.scan_keys(&keys::listeners_of(&lb.name))?.len();
         if have >= most {
@@ -329,8 +363,9 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
         let lb_id = super::lb_id(&lb.arn);
         let listener = ElbListener {
             arn: format!(
-                "{}:listener/app/{}/{lb_id}/{id}",
+                "{}:listener/{}/{}/{lb_id}/{id}",
                 super::arn_prefix(),
+                super::arn_kind(&lb),
                 lb.name
             ),
             load_balancer_arn: lb.arn.clone(),
@@ -338,8 +373,9 @@ pub fn create_listener(state: &State, req: NewListener) -> Result<ElbListener> {
             protocol: protocol.to_string(),
             default_actions: actions,
             default_rule_arn: format!(
-                "{}:listener-rule/app/{}/{lb_id}/{id}/{}",
+                "{}:listener-rule/{}/{}/{lb_id}/{id}/{}",
                 super::arn_prefix(),
+                super::arn_kind(&lb),
                 lb.name,
                 new_id()
             ),
@@ -368,9 +404,6 @@ pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Res
     if let Some(p) = change.port {
         check::port("Port", p)?;
     }
-    if let Some(p) = &change.protocol {
-        check::protocol("Protocol", p)?;
-    }
     state.update(|tx| {
         let mut l = tx
             .get::<ElbListener>(&key)?
@@ -381,6 +414,10 @@ pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Res
             l.port = p;
         }
         if let Some(p) = &change.protocol {
+            let lb = tx
+                .get::<ElbLoadBalancer>(&super::lb_key(&l.load_balancer_arn)?)?
+                .ok_or_else(|| super::lb_not_found(&l.load_balancer_arn))?;
+            check::listener_protocol("Protocol", &lb, p)?;
             l.protocol = p.clone();
         }
         if l.protocol != "HTTPS" {
@@ -414,6 +451,7 @@ pub fn modify_listener(state: &State, arn: &str, change: &ListenerChange) -> Res
         if let Some(a) = &change.default_actions {
             l.default_actions = resolve_actions(tx, &state.limits().elb, "DefaultActions", a)?;
         }
+        super::tcp::same_protocol(tx, "DefaultActions", &l.protocol, &l.default_actions)?;
         Ok((l.clone(), vec![put(key.clone(), &l)]))
     })
 }
@@ -445,7 +483,14 @@ pub fn create_rule(state: &State, req: NewRule) -> Result<ElbRule> {
             .get::<ElbListener>(&key)?
             .filter(|l| same(&l.arn, &req.listener_arn))
             .ok_or_else(|| super::listener_not_found(&req.listener_arn))?;
+        if l.protocol == "TCP" {
+            return Err(Error::elb(
+                "InvalidConfigurationRequest",
+                "ListenerArn: a TCP listener has only its default action (no rules); change it with modify-listener --default-actions",
+            ));
+        }
         let actions = resolve_actions(tx, quotas, "Actions", &req.actions)?;
+        super::tcp::same_protocol(tx, "Actions", &l.protocol, &actions)?;
         let most = quotas.rules_per_load_balancer;
         let have = tx.scan_keys(&keys::rules_of_lb(lb))?.len();
         if have >= most {

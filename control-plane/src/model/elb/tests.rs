@@ -226,3 +226,78 @@ fn weights_and_health_checks_stay_in_albs_ranges() {
     .unwrap();
     assert_eq!(ok.health_check.unwrap().path, "/healthz");
 }
+
+#[test]
+fn network_load_balancers_take_tcp_listeners_and_target_groups_only() {
+    let (_d, state) = state();
+    let nlb = create_load_balancer_of(&state, "net", "", "network").unwrap();
+    assert!(nlb.arn.contains(":loadbalancer/net/net/"), "{}", nlb.arn);
+    let alb = create_load_balancer(&state, "app", "").unwrap();
+    let tcp = create_target_group(
+        &state,
+        NewTargetGroup {
+            name: "tcp".into(),
+            protocol: "TCP".into(),
+            port: Some(6379),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let hc = tcp.health_check.clone().unwrap();
+    assert_eq!(
+        hc.protocol, "TCP",
+        "a TCP target group checks by connecting"
+    );
+    let http = tg(&state, "web");
+    let listener = |lb: &str, protocol: &str, tg: &str, port: i32| {
+        create_listener(
+            &state,
+            NewListener {
+                load_balancer_arn: lb.into(),
+                port,
+                protocol: protocol.into(),
+                default_actions: forward(tg),
+                ..Default::default()
+            },
+        )
+    };
+    let e = listener(&alb.arn, "TCP", &tcp.arn, 18001).unwrap_err();
+    assert_eq!(code(e), "UnsupportedProtocol");
+    let e = listener(&nlb.arn, "HTTP", &http.arn, 18002).unwrap_err();
+    assert_eq!(code(e), "UnsupportedProtocol");
+    let e = listener(&nlb.arn, "TCP", &http.arn, 18003).unwrap_err();
+    assert!(message(e).contains("DefaultActions: target group web is HTTP"));
+    let l = listener(&nlb.arn, "", &tcp.arn, 18004).unwrap();
+    assert_eq!(l.protocol, "TCP", "a network listener defaults to TCP");
+    assert!(l.arn.contains(":listener/net/net/"), "{}", l.arn);
+    assert_eq!(get_listener(&state, &l.arn).unwrap().port, 18004);
+    // Rules belong to HTTP listeners.
+    let e = create_rule(
+        &state,
+        NewRule {
+            listener_arn: l.arn.clone(),
+            priority: 1,
+            conditions: vec![ElbCondition {
+                field: "path-pattern".into(),
+                values: vec!["/x".into()],
+                ..Default::default()
+            }],
+            actions: forward(&tcp.arn),
+        },
+    )
+    .unwrap_err();
+    assert!(message(e).contains("ListenerArn: a TCP listener"));
+
+    let on = [("proxy_protocol_v2.enabled".to_string(), "true".to_string())];
+    let e = crate::model::elb::attributes::modify_target_group(&state, &http.arn, &on).unwrap_err();
+    assert!(message(e).contains("applies to TCP target groups"));
+    let attrs = crate::model::elb::attributes::modify_target_group(&state, &tcp.arn, &on).unwrap();
+    assert!(attrs.contains(&on[0]));
+    let e = crate::model::elb::attributes::modify_target_group(
+        &state,
+        &tcp.arn,
+        &[("stickiness.type".into(), "x".into())],
+    )
+    .unwrap_err();
+    assert!(message(e).contains("stickiness.type must be"));
+}

@@ -107,6 +107,13 @@ pub(super) fn routes(
                             0
                         },
                         weight: w.weight.saturating_mul(1000),
+                        protocol: if l.protocol == "TCP" {
+                            "TCP".into()
+                        } else {
+                            String::new()
+                        },
+                        proxy_protocol_v2: tg.protocol == "TCP"
+                            && tg_attr("proxy_protocol_v2.enabled") == "true",
                         ..listener.clone()
                     };
                     out.extend(group_routes(&base, tg, w.weight, attached));

@@ -17,6 +17,7 @@ mod revisions;
 pub mod schedule_target;
 pub mod scheduler;
 pub mod secrets;
+mod service_connect;
 mod services;
 mod shapes;
 mod tags;

@@ -173,6 +173,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     if !errs.is_empty() {
         return Err(Error::Invalid(errs).into());
     }
+    super::service_connect::check(ctx, input, &cluster, &name, &task_definition)?;
     let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = CreateServiceRequest {
         cluster,
@@ -223,6 +224,15 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
+    if input.has("serviceConnectConfiguration") {
+        let current = services::find(ctx.state, &cluster, &service)?;
+        let td = if req.task_definition.is_empty() {
+            current.task_definition.clone()
+        } else {
+            req.task_definition.clone()
+        };
+        super::service_connect::check(ctx, input, &cluster, &current.service_name, &td)?;
+    }
     let svc = services::update(ctx.state, req)?;
     let key = key_of(&svc);
     let rest = input.rest(&[

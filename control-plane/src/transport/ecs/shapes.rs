@@ -452,6 +452,16 @@ pub fn service(s: &Service, extras: &Extras) -> Value {
             json!(service_deployment_arn(s, &current.id)),
         );
     }
+    // ECS shows Service Connect on the deployment that runs it (botocore's Deployment), not the
+    // service: the current configuration goes on the primary deployment.
+    if let (Some(sc), Some(Value::Array(ds))) = (
+        extras.fields.get("serviceConnectConfiguration"),
+        m.get_mut("deployments"),
+    ) {
+        if let Some(Value::Object(primary)) = ds.first_mut() {
+            primary.insert("serviceConnectConfiguration".into(), sc.clone());
+        }
+    }
     for (k, v) in &extras.fields {
         if SERVICE_ECHOED.contains(&k.as_str()) && (k != "loadBalancers" || lbs_empty(&m)) {
             m.insert(k.clone(), v.clone());

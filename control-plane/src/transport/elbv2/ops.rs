@@ -84,14 +84,8 @@ fn write_lbs(ctx: &Ctx<'_>, x: &mut Xml, lbs: &[ElbLoadBalancer]) -> Result<()> 
 
 fn create_load_balancer(ctx: &Ctx<'_>, p: &Params, x: &mut Xml) -> Result<()> {
     let name = p.required("Name")?;
-    if let Some(t) = p.get("Type").filter(|t| *t != "application") {
-        return Err(Error::elb(
-            "ValidationError",
-            format!("Type: {t:?} is not served by Berth's proxy; use application"),
-        ));
-    }
     elb::tags::check(&iac::tag_list(p, "Tags"))?;
-    let lb = elb::create_load_balancer(ctx.state, &name, &p.text("Scheme"))?;
+    let lb = elb::create_load_balancer_of(ctx.state, &name, &p.text("Scheme"), &p.text("Type"))?;
     tag_new(ctx, p, &lb.arn)?;
     write_lbs(ctx, x, &[lb])
 }

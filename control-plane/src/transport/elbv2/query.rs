@@ -273,9 +273,12 @@ impl Params {
 
     /// The health check fields of CreateTargetGroup and ModifyTargetGroup.
     pub fn health(&self) -> Result<HealthInput> {
-        if let Some(p) = self.get("HealthCheckProtocol").filter(|p| *p != "HTTP") {
+        if let Some(p) = self
+            .get("HealthCheckProtocol")
+            .filter(|p| !matches!(*p, "HTTP" | "TCP"))
+        {
             return Err(invalid(format!(
-                "HealthCheckProtocol: {} is not served by Berth's proxy; use HTTP",
+                "HealthCheckProtocol: {} is not served by Berth's proxy; use HTTP, or TCP for a TCP target group",
                 quote(p)
             )));
         }
@@ -297,6 +300,7 @@ impl Params {
             healthy_threshold: self.int("HealthyThresholdCount")?,
             unhealthy_threshold: self.int("UnhealthyThresholdCount")?,
             matcher: self.get("Matcher.HttpCode").map(str::to_string),
+            protocol: self.get("HealthCheckProtocol").map(str::to_string),
         })
     }
 }

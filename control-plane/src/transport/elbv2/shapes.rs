@@ -16,7 +16,14 @@ pub fn load_balancer(x: &mut Xml, lb: &ElbLoadBalancer, listeners: &[ElbListener
     x.open("State");
     x.text("Code", "active");
     x.close("State");
-    x.text("Type", "application");
+    x.text(
+        "Type",
+        if elb::is_network(lb) {
+            "network"
+        } else {
+            "application"
+        },
+    );
     x.list::<()>("AvailabilityZones", &[], |_, _| {});
     x.list::<()>("SecurityGroups", &[], |_, _| {});
     x.text("IpAddressType", "ipv4");
@@ -29,7 +36,14 @@ pub fn target_group(x: &mut Xml, tg: &ElbTargetGroup, load_balancers: &[String])
     x.text("Protocol", &tg.protocol);
     x.text("Port", &tg.port.to_string());
     x.opt("VpcId", &tg.vpc_id);
-    x.text("HealthCheckProtocol", "HTTP");
+    x.text(
+        "HealthCheckProtocol",
+        if hc.protocol.is_empty() {
+            "HTTP"
+        } else {
+            &hc.protocol
+        },
+    );
     x.text("HealthCheckPort", "traffic-port");
     x.text("HealthCheckEnabled", "true");
     let n = |v: Option<i32>| v.unwrap_or_default().to_string();
@@ -37,13 +51,17 @@ pub fn target_group(x: &mut Xml, tg: &ElbTargetGroup, load_balancers: &[String])
     x.text("HealthCheckTimeoutSeconds", &n(hc.timeout_seconds));
     x.text("HealthyThresholdCount", &n(hc.healthy_threshold));
     x.text("UnhealthyThresholdCount", &n(hc.unhealthy_threshold));
-    x.text("HealthCheckPath", &hc.path);
-    x.open("Matcher");
-    x.text("HttpCode", &hc.matcher);
-    x.close("Matcher");
+    if hc.protocol != "TCP" {
+        x.text("HealthCheckPath", &hc.path);
+        x.open("Matcher");
+        x.text("HttpCode", &hc.matcher);
+        x.close("Matcher");
+    }
     x.strings("LoadBalancerArns", load_balancers);
     x.text("TargetType", &tg.target_type);
-    x.text("ProtocolVersion", "HTTP1");
+    if tg.protocol != "TCP" {
+        x.text("ProtocolVersion", "HTTP1");
+    }
     x.text("IpAddressType", "ipv4");
 }
 

@@ -46,7 +46,7 @@ fn a_single_target_group_arn_is_one_weighted_entry() {
 
 #[test]
 fn bad_numbers_and_health_protocols_name_the_field() {
-    let p = Params::parse(b"Port=eighty&HealthCheckProtocol=TCP");
+    let p = Params::parse(b"Port=eighty&HealthCheckProtocol=HTTPS");
     assert!(p
         .int("Port")
         .unwrap_err()

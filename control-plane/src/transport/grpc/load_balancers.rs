@@ -92,6 +92,7 @@ impl LoadBalancers for LoadBalancersApi {
                 healthy_threshold: hc.healthy_threshold,
                 unhealthy_threshold: hc.unhealthy_threshold,
                 matcher: Some(hc.matcher).filter(|m| !m.is_empty()),
+                protocol: Some(hc.protocol).filter(|p| !p.is_empty()),
             },
             deregistration_delay_seconds: r.deregistration_delay_seconds,
             ..Default::default()
