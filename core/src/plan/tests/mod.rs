@@ -6,6 +6,7 @@ mod daemon;
 mod health;
 mod lb;
 mod lifecycle;
+mod pools;
 mod powers;
 mod replica;
 mod rollout;
