@@ -126,3 +126,7 @@ mod tests {
         assert!(!is_account_id("AKIAEXAMPLE"));
     }
 }
+
+pub fn capacity_provider(name: &str) -> String {
+    format!("{}:capacity-provider/{name}", prefix())
+}

@@ -66,3 +66,8 @@ pub fn task_of_index(index_key: &str) -> Option<String> {
     };
     Some(task(cluster, id))
 }
+/// A capacity provider (node pool) by name: account-wide, as ECS's are.
+pub fn capacity_provider(name: &str) -> String {
+    format!("capacityprovider/{name}")
+}
+pub const CAPACITY_PROVIDERS: &str = "capacityprovider/";

@@ -157,6 +157,7 @@ async fn create(
             placement_constraints: constraints(&placement.constraints),
             health_check_grace_period_seconds: grace_period,
             load_balancers: load_balancer(&lb)?,
+            capacity_provider_strategy: Vec::new(),
         })
         .await?
         .into_inner();

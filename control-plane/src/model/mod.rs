@@ -3,6 +3,7 @@
 
 pub mod arn_upgrade;
 pub mod auth;
+pub mod capacity;
 pub mod clusters;
 pub mod ecs_extras;
 pub mod elb;

@@ -288,6 +288,7 @@ pub fn create_with(
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;
+    svc.capacity_provider_strategy = capacity_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
     crate::model::elb::attach(tx, &mut svc.load_balancers)?;
     crate::model::elb::check_targets(tx, &state.limits().elb, &svc)?;
     svc.stack = stack.to_string();
@@ -407,6 +408,15 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             svc.load_balancers = req.load_balancers.clone();
         }
         check_strategy(&mut errs, &svc);
+        // ECS's UpdateService: a new capacity provider strategy starts a new deployment, which
+        // moves the tasks to their new pools.
+        let mut pools_changed = false;
+        if req.set_capacity_provider_strategy {
+            let strategy =
+                capacity_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
+            pools_changed = strategy != svc.capacity_provider_strategy;
+            svc.capacity_provider_strategy = strategy;
+        }
         let new_td = if req.task_definition.trim().is_empty() {
             None
         } else {
@@ -441,7 +451,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         let changes_definition = new_td
             .as_ref()
             .is_some_and(|td| td.task_definition_arn != svc.task_definition);
-        if changes_definition || req.force_new_deployment || lb_changed {
+        if changes_definition || req.force_new_deployment || lb_changed || pools_changed {
             let td = match new_td {
                 Some(td) => td,
                 None => taskdef::describe(state, &svc.task_definition)?,
@@ -451,6 +461,26 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
         Ok((svc, ops))
     })
+}
+
+/// The capacity provider strategy a service places by: the one given, else the cluster's
+/// default. A DAEMON service runs on every node and takes none, as in ECS.
+fn capacity_strategy(
+    state: &State,
+    cluster: &str,
+    svc: &Service,
+    given: &[berth_proto::v1::CapacityProviderStrategyItem],
+) -> Result<Vec<berth_proto::v1::CapacityProviderStrategyItem>> {
+    if svc.scheduling_strategy == "DAEMON" {
+        if !given.is_empty() {
+            return Err(Error::invalid(
+                "capacityProviderStrategy",
+                "a DAEMON service runs a task on every node and takes no capacity provider strategy; use placementConstraints to choose nodes",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    crate::model::capacity::resolve(state, cluster, "capacityProviderStrategy", given)
 }
 
 pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {

@@ -123,7 +123,10 @@ pub fn read(
         HashMap::new()
     };
     let volume_homes = view::volume_homes(&state, &cluster, definitions.values())?;
+    let capacity_providers =
+        crate::model::capacity::selectors(&state, &service.capacity_provider_strategy)?;
     Ok(Some(ServiceView {
+        capacity_providers,
         volume_homes,
         drained,
         service,

@@ -2,13 +2,15 @@
 //! tools work against Berth: AWS JSON 1.1, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.Op`,
 //! SigV4 checked by the same `Authorizer` as gRPC and the JSON API. A transport only: each
 //! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
-//! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
+//! `services`, `nodes`, `ecs_extras`, `capacity`) and shapes the reply the way ECS does.
 
+mod capacity;
 mod clusters;
 mod error;
 mod input;
 mod instances;
 mod paging;
+mod protection;
 pub mod secrets;
 mod services;
 mod shapes;
@@ -81,25 +83,30 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("ListTagsForResource", tags::list),
     ("TagResource", tags::tag),
     ("UntagResource", tags::untag),
+    // Issue 35b: capacity providers as node pools, task scale-in protection.
+    ("CreateCapacityProvider", capacity::create),
+    ("DescribeCapacityProviders", capacity::describe),
+    ("UpdateCapacityProvider", capacity::update),
+    ("DeleteCapacityProvider", capacity::delete),
+    ("PutClusterCapacityProviders", capacity::put_cluster),
+    ("GetTaskProtection", protection::get),
+    ("UpdateTaskProtection", protection::update),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
 const NOT_IN_BERTH: &[&str] = &[
     "AssociateGatewayWithCluster",
     "ContinueServiceDeployment",
-    "CreateCapacityProvider",
     "CreateDaemon",
     "CreateExpressGatewayService",
     "CreateGateway",
     "CreateTaskSet",
     "DeleteAccountSetting",
-    "DeleteCapacityProvider",
     "DeleteDaemon",
     "DeleteDaemonTaskDefinition",
     "DeleteExpressGatewayService",
     "DeleteGateway",
     "DeleteTaskSet",
-    "DescribeCapacityProviders",
     "DescribeDaemon",
     "DescribeDaemonDeployments",
     "DescribeDaemonRevisions",
@@ -113,7 +120,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",
     "ExecuteCommand",
-    "GetTaskProtection",
     "ListAccountSettings",
     "ListDaemonDeployments",
     "ListDaemonTaskDefinitions",
@@ -124,19 +130,16 @@ const NOT_IN_BERTH: &[&str] = &[
     "ListServicesByNamespace",
     "PutAccountSetting",
     "PutAccountSettingDefault",
-    "PutClusterCapacityProviders",
     "RegisterContainerInstance",
     "RegisterDaemonTaskDefinition",
     "SubmitAttachmentStateChanges",
     "SubmitContainerStateChange",
     "SubmitTaskStateChange",
-    "UpdateCapacityProvider",
     "UpdateContainerAgent",
     "UpdateDaemon",
     "UpdateExpressGatewayService",
     "UpdateGateway",
     "UpdateServicePrimaryTaskSet",
-    "UpdateTaskProtection",
     "UpdateTaskSet",
 ];
 

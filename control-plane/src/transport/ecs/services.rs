@@ -25,6 +25,7 @@ const USED: &[&str] = &[
     "tags",
     "clientToken",
     "loadBalancers",
+    "capacityProviderStrategy",
 ];
 
 /// `loadBalancers[{targetGroupArn, containerName, containerPort}]`: the service's tasks join
@@ -158,6 +159,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             .int_in("healthCheckGracePeriodSeconds", 0..=2_147_483_647)?
             .unwrap_or(0),
         load_balancers: load_balancers(input)?,
+        capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
     };
     let extras = Extras {
         tags,
@@ -186,6 +188,8 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         set_placement,
         placement_strategy,
         placement_constraints,
+        set_capacity_provider_strategy: input.has("capacityProviderStrategy"),
+        capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
         ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
@@ -201,6 +205,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         "healthCheckGracePeriodSeconds",
         "placementStrategy",
         "placementConstraints",
+        "capacityProviderStrategy",
     ]);
     if !rest.is_empty() {
         let add = Extras {
