@@ -158,6 +158,7 @@ async fn create(
             health_check_grace_period_seconds: grace_period,
             load_balancers: load_balancer(&lb)?,
             capacity_provider_strategy: Vec::new(),
+            deployment_controller: String::new(),
         })
         .await?
         .into_inner();

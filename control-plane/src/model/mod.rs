@@ -16,3 +16,4 @@ pub mod services;
 pub mod stacks;
 pub mod taskdef;
 pub mod tasks;
+pub mod tasksets;

@@ -236,6 +236,22 @@ pub(crate) fn new_service(
         created_at: time::now(),
         ..Default::default()
     };
+    let mut svc = svc;
+    match req.deployment_controller.to_ascii_uppercase().as_str() {
+        "" | "ECS" => {}
+        "EXTERNAL" if !daemon => svc.deployment_controller = "EXTERNAL".into(),
+        "EXTERNAL" => errs.push(FieldError::new(
+            "deploymentController.type",
+            "a DAEMON service takes the ECS deployment controller",
+        )),
+        other => errs.push(FieldError::new(
+            "deploymentController.type",
+            format!(
+                "{} is not served: use ECS (Berth deploys) or EXTERNAL (task sets)",
+                quote(other)
+            ),
+        )),
+    }
     check_placement(&mut errs, &svc);
     check_strategy(&mut errs, &svc);
     (svc, errs)
@@ -270,8 +286,16 @@ pub fn create_with(
     tx.get::<Cluster>(&keys::cluster(&cluster))?;
     let state = tx.state().clone();
     let state = &state;
-    let td = active_definition(state, &req.task_definition)?;
-    check_load_balancers(&mut errs, &svc.load_balancers, &td);
+    // An EXTERNAL service's task sets bring their own definitions.
+    let external = svc.deployment_controller == "EXTERNAL";
+    let td = if external && req.task_definition.trim().is_empty() {
+        None
+    } else {
+        Some(active_definition(state, &req.task_definition)?)
+    };
+    if let Some(td) = &td {
+        check_load_balancers(&mut errs, &svc.load_balancers, td);
+    }
     if !errs.is_empty() {
         return Err(Error::Invalid(errs));
     }
@@ -292,8 +316,12 @@ pub fn create_with(
     crate::model::elb::attach(tx, &mut svc.load_balancers)?;
     crate::model::elb::check_targets(tx, &state.limits().elb, &svc)?;
     svc.stack = stack.to_string();
-    svc.task_definition = td.task_definition_arn.clone();
-    svc.deployments = vec![new_deployment(&td, svc.desired_count)];
+    if let Some(td) = &td {
+        svc.task_definition = td.task_definition_arn.clone();
+        if !external {
+            svc.deployments = vec![new_deployment(td, svc.desired_count)];
+        }
+    }
     let mut ops = vec![put(key(&cluster, &svc.service_name), &svc)];
     ops.extend(also(&svc)?);
     Ok((svc, ops))

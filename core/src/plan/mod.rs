@@ -15,6 +15,7 @@ mod progress;
 pub mod rollout;
 pub mod shift;
 pub mod stop;
+pub mod tasksets;
 #[cfg(test)]
 mod tests;
 
@@ -212,6 +213,9 @@ impl ServicePlan {
 /// One planning pass over a service.
 pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
     let status = service_status(&view.service);
+    if status != ServiceStatus::Inactive && view.service.deployment_controller == "EXTERNAL" {
+        return tasksets::plan(view, now);
+    }
     if status == ServiceStatus::Inactive || view.service.deployments.is_empty() {
         return ServicePlan::unchanged(view);
     }

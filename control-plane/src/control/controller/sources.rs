@@ -62,6 +62,7 @@ pub fn read(
         .deployments
         .iter()
         .map(|d| &d.task_definition)
+        .chain(service.task_sets.iter().map(|ts| &ts.task_definition))
         .chain(
             tasks
                 .iter()

@@ -283,7 +283,10 @@ fn split_routes(
         .deployment_configuration
         .as_ref()
         .map_or("", |d| d.test_traffic_header.trim());
-    let primary = &svc.deployments[0].id;
+    // An EXTERNAL service may have no deployment at all: its task sets run its tasks.
+    let Some(primary) = svc.deployments.first().map(|d| &d.id) else {
+        return out;
+    };
     if !header.is_empty()
         && berth_core::plan::shift::takes_test_traffic(svc)
         && split.iter().any(|(id, _)| id == primary)

@@ -17,6 +17,7 @@ mod shapes;
 mod tags;
 mod taskdefs;
 mod tasks;
+mod tasksets;
 
 pub use error::{EcsError, CONTENT_TYPE};
 
@@ -83,7 +84,7 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("ListTagsForResource", tags::list),
     ("TagResource", tags::tag),
     ("UntagResource", tags::untag),
-    // Issue 35b: capacity providers as node pools, task scale-in protection.
+    // Issue 35b: capacity providers as node pools, task scale-in protection, task sets.
     ("CreateCapacityProvider", capacity::create),
     ("DescribeCapacityProviders", capacity::describe),
     ("UpdateCapacityProvider", capacity::update),
@@ -91,6 +92,11 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("PutClusterCapacityProviders", capacity::put_cluster),
     ("GetTaskProtection", protection::get),
     ("UpdateTaskProtection", protection::update),
+    ("CreateTaskSet", tasksets::create),
+    ("DescribeTaskSets", tasksets::describe),
+    ("UpdateTaskSet", tasksets::update),
+    ("DeleteTaskSet", tasksets::delete),
+    ("UpdateServicePrimaryTaskSet", tasksets::primary),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
@@ -100,13 +106,11 @@ const NOT_IN_BERTH: &[&str] = &[
     "CreateDaemon",
     "CreateExpressGatewayService",
     "CreateGateway",
-    "CreateTaskSet",
     "DeleteAccountSetting",
     "DeleteDaemon",
     "DeleteDaemonTaskDefinition",
     "DeleteExpressGatewayService",
     "DeleteGateway",
-    "DeleteTaskSet",
     "DescribeDaemon",
     "DescribeDaemonDeployments",
     "DescribeDaemonRevisions",
@@ -116,7 +120,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
     "DescribeServiceRevisions",
-    "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",
     "ExecuteCommand",
@@ -139,8 +142,6 @@ const NOT_IN_BERTH: &[&str] = &[
     "UpdateDaemon",
     "UpdateExpressGatewayService",
     "UpdateGateway",
-    "UpdateServicePrimaryTaskSet",
-    "UpdateTaskSet",
 ];
 
 struct Ecs {

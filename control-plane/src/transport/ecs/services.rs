@@ -26,6 +26,7 @@ const USED: &[&str] = &[
     "clientToken",
     "loadBalancers",
     "capacityProviderStrategy",
+    "deploymentController",
 ];
 
 /// `loadBalancers[{targetGroupArn, containerName, containerPort}]`: the service's tasks join
@@ -129,13 +130,40 @@ fn shape(ctx: &Ctx<'_>, s: &Service, with_tags: bool) -> EcsResult<Value> {
     if !with_tags {
         extras.tags.clear();
     }
-    Ok(shapes::service(s, &extras))
+    let mut v = shapes::service(s, &extras);
+    if s.deployment_controller == "EXTERNAL" {
+        v["deploymentController"] = json!({"type": "EXTERNAL"});
+        let sets = s
+            .task_sets
+            .iter()
+            .map(|ts| super::tasksets::shape(ctx, s, ts))
+            .collect::<EcsResult<Vec<_>>>()?;
+        v["taskSets"] = json!(sets);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("deployments");
+            if s.task_definition.is_empty() {
+                m.remove("taskDefinition");
+            }
+        }
+    }
+    Ok(v)
 }
 
 pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let name = input.required("serviceName")?;
-    let task_definition = input.required("taskDefinition")?;
+    let deployment_controller = match input.object("deploymentController")? {
+        Some(dc) => dc
+            .choice("type", &["ECS", "CODE_DEPLOY", "EXTERNAL"])?
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    // An EXTERNAL service's task sets name their own task definitions.
+    let task_definition = if deployment_controller == "EXTERNAL" {
+        input.text("taskDefinition")?
+    } else {
+        input.required("taskDefinition")?
+    };
     let tags = input.tags("tags")?;
     let errs = ecs_extras::check_tags("tags", &tags);
     if !errs.is_empty() {
@@ -160,6 +188,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             .unwrap_or(0),
         load_balancers: load_balancers(input)?,
         capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
+        deployment_controller,
     };
     let extras = Extras {
         tags,

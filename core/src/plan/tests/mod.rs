@@ -11,6 +11,7 @@ mod powers;
 mod replica;
 mod rollout;
 mod shift;
+mod tasksets;
 mod volumes;
 
 use super::*;
