@@ -148,6 +148,9 @@ pub fn assign(strategy: &[Item], live: &[usize], n: usize) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    /// A strategy as (provider, base, weight) triples.
+    type Spec<'a> = &'a [(&'a str, i32, i32)];
+
     fn s(items: &[(&str, i32, i32)]) -> Vec<Item> {
         items
             .iter()
@@ -162,7 +165,7 @@ mod tests {
     #[test]
     fn split_follows_ecs_base_then_weight() {
         // (strategy, total, expected counts)
-        let cases: &[(&[(&str, i32, i32)], usize, &[usize])] = &[
+        let cases: &[(Spec, usize, &[usize])] = &[
             // The case: base 2 on A, then 1:3 over A:B.
             (&[("A", 2, 1), ("B", 0, 3)], 10, &[4, 6]),
             (&[("A", 2, 1), ("B", 0, 3)], 2, &[2, 0]),
@@ -223,7 +226,7 @@ mod tests {
 
     #[test]
     fn bad_strategies_name_the_item_and_the_rule() {
-        let cases: &[(&[(&str, i32, i32)], &str)] = &[
+        let cases: &[(Spec, &str)] = &[
             (&[("", 0, 1)], "s[0].capacityProvider: is required"),
             (
                 &[("A", 0, 1), ("A", 0, 1)],
