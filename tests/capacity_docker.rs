@@ -607,7 +607,27 @@ fn an_external_deployment_through_task_sets() {
         (by_set(&blue) == 2).then_some(())
     });
 
-    // Green at 50% of 2: one task; scaled to 100%: two; made primary; blue deleted.
+    // Green at 50% of 2: one task; scaled to 100%: two; made primary; blue deleted. Green's
+    // tasks, and only they, join green's target group.
+    let tg = elbv2_ok(
+        &http,
+        &k,
+        &[
+            "create-target-group",
+            "--name",
+            "green-tg",
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--target-type",
+            "ip",
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lb = format!("targetGroupArn={tg},containerName=web,containerPort=80");
     let g = ecs(&[
         "create-task-set",
         "--cluster",
@@ -618,7 +638,14 @@ fn an_external_deployment_through_task_sets() {
         "green",
         "--scale",
         "value=50,unit=PERCENT",
+        "--load-balancers",
+        &lb,
     ]);
+    assert_eq!(
+        g["taskSet"]["loadBalancers"][0]["targetGroupArn"],
+        tg.as_str(),
+        "{g}"
+    );
     assert_eq!(g["taskSet"]["status"], "ACTIVE");
     assert_eq!(g["taskSet"]["computedDesiredCount"], 1, "{g}");
     let green = set_id(&g);
@@ -641,6 +668,35 @@ fn an_external_deployment_through_task_sets() {
         (by_set(&green) == 2).then_some(())
     });
     assert_eq!(by_set(&blue), 2, "blue keeps its tasks while both run");
+    let ports_of = |id: &str| -> std::collections::BTreeSet<i64> {
+        running(&ecs, cl, "bg")
+            .iter()
+            .filter(|t| t["startedBy"] == id)
+            .filter_map(|t| t["containers"][0]["networkBindings"][0]["hostPort"].as_i64())
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "green's tasks in green's target group",
+        || {
+            let h = elbv2_ok(
+                &http,
+                &k,
+                &["describe-target-health", "--target-group-arn", &tg],
+            );
+            let ports: std::collections::BTreeSet<i64> = h["TargetHealthDescriptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|d| {
+                    d["Target"]["Port"]
+                        .as_i64()
+                        .or_else(|| d["Target"]["Port"].as_str()?.parse().ok())
+                })
+                .collect();
+            (ports.len() == 2 && ports == ports_of(&green)).then_some(())
+        },
+    );
     let e = error_of(&raw(&[
         "delete-task-set",
         "--cluster",
