@@ -165,6 +165,8 @@ pub fn put_cluster(
     names: &[String],
     default_strategy: &[Item],
 ) -> Result<Cluster> {
+    // ECS's order: an unknown cluster is said before anything about the request.
+    clusters::get_active(state, cluster)?;
     let mut errs = providers::check("defaultCapacityProviderStrategy", default_strategy);
     for (i, it) in default_strategy.iter().enumerate() {
         if !it.capacity_provider.is_empty() && !names.contains(&it.capacity_provider) {
