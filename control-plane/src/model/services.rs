@@ -12,6 +12,7 @@ use berth_core::limits::{
 use berth_core::{arn, scheduler};
 use berth_proto::v1::*;
 
+mod controller;
 #[cfg(test)]
 mod limits_tests;
 mod stop_deployment;
@@ -237,21 +238,7 @@ pub(crate) fn new_service(
         ..Default::default()
     };
     let mut svc = svc;
-    match req.deployment_controller.to_ascii_uppercase().as_str() {
-        "" | "ECS" => {}
-        "EXTERNAL" if !daemon => svc.deployment_controller = "EXTERNAL".into(),
-        "EXTERNAL" => errs.push(FieldError::new(
-            "deploymentController.type",
-            "a DAEMON service takes the ECS deployment controller",
-        )),
-        other => errs.push(FieldError::new(
-            "deploymentController.type",
-            format!(
-                "{} is not served: use ECS (Berth deploys) or EXTERNAL (task sets)",
-                quote(other)
-            ),
-        )),
-    }
+    controller::set_controller(&mut errs, &mut svc, &req.deployment_controller);
     check_placement(&mut errs, &svc);
     check_strategy(&mut errs, &svc);
     (svc, errs)
@@ -312,7 +299,7 @@ pub fn create_with(
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;
-    svc.capacity_provider_strategy = capacity_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
+    svc.capacity_provider_strategy = crate::model::capacity::service_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
     crate::model::elb::attach(tx, &mut svc.load_balancers)?;
     crate::model::elb::check_targets(tx, &state.limits().elb, &svc)?;
     svc.stack = stack.to_string();
@@ -440,8 +427,12 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         // moves the tasks to their new pools.
         let mut pools_changed = false;
         if req.set_capacity_provider_strategy {
-            let strategy =
-                capacity_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
+            let strategy = crate::model::capacity::service_strategy(
+                state,
+                &cluster,
+                &svc,
+                &req.capacity_provider_strategy,
+            )?;
             pools_changed = strategy != svc.capacity_provider_strategy;
             svc.capacity_provider_strategy = strategy;
         }
@@ -489,26 +480,6 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         let ops = vec![put(key(&cluster, &svc.service_name), &svc)];
         Ok((svc, ops))
     })
-}
-
-/// The capacity provider strategy a service places by: the one given, else the cluster's
-/// default. A DAEMON service runs on every node and takes none, as in ECS.
-fn capacity_strategy(
-    state: &State,
-    cluster: &str,
-    svc: &Service,
-    given: &[berth_proto::v1::CapacityProviderStrategyItem],
-) -> Result<Vec<berth_proto::v1::CapacityProviderStrategyItem>> {
-    if svc.scheduling_strategy == "DAEMON" {
-        if !given.is_empty() {
-            return Err(Error::invalid(
-                "capacityProviderStrategy",
-                "a DAEMON service runs a task on every node and takes no capacity provider strategy; use placementConstraints to choose nodes",
-            ));
-        }
-        return Ok(Vec::new());
-    }
-    crate::model::capacity::resolve(state, cluster, "capacityProviderStrategy", given)
 }
 
 pub fn list(state: &State, cluster: &str) -> Result<Vec<Service>> {

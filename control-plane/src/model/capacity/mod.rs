@@ -264,3 +264,23 @@ pub fn selectors(state: &State, strategy: &[Item]) -> Result<HashMap<String, Str
     }
     Ok(out)
 }
+
+/// The capacity provider strategy a service places by: the one given, else the cluster's
+/// default. A DAEMON service runs on every node and takes none, as in ECS.
+pub(crate) fn service_strategy(
+    state: &State,
+    cluster: &str,
+    svc: &Service,
+    given: &[berth_proto::v1::CapacityProviderStrategyItem],
+) -> Result<Vec<berth_proto::v1::CapacityProviderStrategyItem>> {
+    if svc.scheduling_strategy == "DAEMON" {
+        if !given.is_empty() {
+            return Err(Error::invalid(
+                "capacityProviderStrategy",
+                "a DAEMON service runs a task on every node and takes no capacity provider strategy; use placementConstraints to choose nodes",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    resolve(state, cluster, "capacityProviderStrategy", given)
+}
