@@ -80,7 +80,7 @@ fn protocol_errors_are_400s_with_ecs_exception_names_and_change_nothing() {
         .as_str()
         .unwrap()
         .contains("FrobnicateClusters"));
-    let (status, _, body) = ecs_call(http, "CreateCapacityProvider", "{}");
+    let (status, _, body) = ecs_call(http, "CreateDaemon", "{}");
     assert_eq!(
         (status, body["__type"].as_str()),
         (400, Some("UnsupportedFeatureException"))

@@ -63,6 +63,10 @@ pub fn service(cluster: &str, name: &str) -> String {
     format!("{}:service/{cluster}/{name}", prefix())
 }
 
+pub fn capacity_provider(name: &str) -> String {
+    format!("{}:capacity-provider/{name}", prefix())
+}
+
 /// The last path segment of an ARN, or the text itself when it is a bare name or id.
 pub fn last_segment(s: &str) -> &str {
     if s.starts_with("arn:") {

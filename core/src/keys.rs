@@ -80,3 +80,9 @@ pub const SCHEDULE_GROUPS: &str = "schedule-group/";
 pub fn schedule_group(name: &str) -> String {
     format!("{SCHEDULE_GROUPS}{name}")
 }
+
+/// A capacity provider (node pool) by name: account-wide, as ECS's are.
+pub fn capacity_provider(name: &str) -> String {
+    format!("capacityprovider/{name}")
+}
+pub const CAPACITY_PROVIDERS: &str = "capacityprovider/";

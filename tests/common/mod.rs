@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod cluster;
+pub mod ecs_tasks;
 pub mod etcd;
 pub mod hardening;
 pub mod http;

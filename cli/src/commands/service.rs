@@ -157,6 +157,8 @@ async fn create(
             placement_constraints: constraints(&placement.constraints),
             health_check_grace_period_seconds: grace_period,
             load_balancers: load_balancer(&lb)?,
+            capacity_provider_strategy: Vec::new(),
+            deployment_controller: String::new(),
         })
         .await?
         .into_inner();

@@ -4,6 +4,7 @@
 pub mod account_settings;
 pub mod arn_upgrade;
 pub mod auth;
+pub mod capacity;
 pub mod certificates;
 pub mod clusters;
 pub mod discovery;
@@ -19,3 +20,4 @@ pub mod services;
 pub mod stacks;
 pub mod taskdef;
 pub mod tasks;
+pub mod tasksets;

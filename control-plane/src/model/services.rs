@@ -13,6 +13,7 @@ use berth_core::{arn, scheduler};
 use berth_proto::v1::*;
 
 mod continue_hook;
+mod controller;
 #[cfg(test)]
 mod limits_tests;
 mod stop_deployment;
@@ -238,6 +239,8 @@ pub(crate) fn new_service(
         created_at: time::now(),
         ..Default::default()
     };
+    let mut svc = svc;
+    controller::set_controller(&mut errs, &mut svc, &req.deployment_controller);
     check_placement(&mut errs, &svc);
     check_strategy(&mut errs, &svc);
     (svc, errs)
@@ -272,8 +275,16 @@ pub fn create_with(
     tx.get::<Cluster>(&keys::cluster(&cluster))?;
     let state = tx.state().clone();
     let state = &state;
-    let td = active_definition(state, &req.task_definition)?;
-    check_load_balancers(&mut errs, &svc.load_balancers, &td);
+    // An EXTERNAL service's task sets bring their own definitions.
+    let external = svc.deployment_controller == "EXTERNAL";
+    let td = if external && req.task_definition.trim().is_empty() {
+        None
+    } else {
+        Some(active_definition(state, &req.task_definition)?)
+    };
+    if let Some(td) = &td {
+        check_load_balancers(&mut errs, &svc.load_balancers, td);
+    }
     if !errs.is_empty() {
         return Err(Error::Invalid(errs));
     }
@@ -290,11 +301,16 @@ pub fn create_with(
         return Err(Error::Client(why));
     }
     check_listener_conflicts(state, &svc)?;
+    svc.capacity_provider_strategy = crate::model::capacity::service_strategy(state, &cluster, &svc, &req.capacity_provider_strategy)?;
     crate::model::elb::attach(tx, &mut svc.load_balancers)?;
     crate::model::elb::check_targets(tx, &state.limits().elb, &svc)?;
     svc.stack = stack.to_string();
-    svc.task_definition = td.task_definition_arn.clone();
-    svc.deployments = vec![new_deployment(&td, svc.desired_count)];
+    if let Some(td) = &td {
+        svc.task_definition = td.task_definition_arn.clone();
+        if !external {
+            svc.deployments = vec![new_deployment(td, svc.desired_count)];
+        }
+    }
     let mut ops = vec![put(key(&cluster, &svc.service_name), &svc)];
     ops.extend(also(&svc)?);
     Ok((svc, ops))
@@ -409,6 +425,19 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
             svc.load_balancers = req.load_balancers.clone();
         }
         check_strategy(&mut errs, &svc);
+        // ECS's UpdateService: a new capacity provider strategy starts a new deployment, which
+        // moves the tasks to their new pools.
+        let mut pools_changed = false;
+        if req.set_capacity_provider_strategy {
+            let strategy = crate::model::capacity::service_strategy(
+                state,
+                &cluster,
+                &svc,
+                &req.capacity_provider_strategy,
+            )?;
+            pools_changed = strategy != svc.capacity_provider_strategy;
+            svc.capacity_provider_strategy = strategy;
+        }
         let new_td = if req.task_definition.trim().is_empty() {
             None
         } else {
@@ -443,7 +472,7 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         let changes_definition = new_td
             .as_ref()
             .is_some_and(|td| td.task_definition_arn != svc.task_definition);
-        if changes_definition || req.force_new_deployment || lb_changed {
+        if changes_definition || req.force_new_deployment || lb_changed || pools_changed {
             let td = match new_td {
                 Some(td) => td,
                 None => taskdef::describe(state, &svc.task_definition)?,

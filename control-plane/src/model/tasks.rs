@@ -6,6 +6,7 @@
 pub mod events;
 pub mod overrides;
 pub mod placement_request;
+pub mod protection;
 pub mod run_tokens;
 
 #[cfg(test)]
@@ -136,9 +137,22 @@ pub fn place_in(
     let mut nodes = view::snapshot(tx.state(), sessions, fresh)?;
     let homes = view::volume_homes(tx.state(), &cluster.cluster_name, [&td])?;
     berth_core::scheduler::locate_volumes(&mut demand, &homes, &nodes);
+    // A capacity provider strategy (the request's, else the cluster's default) sends each
+    // task to its provider's nodes, split by ECS's base and weight.
+    let strategy = crate::model::capacity::resolve(
+        tx.state(),
+        &cluster.cluster_name,
+        "capacityProviderStrategy",
+        &req.capacity_provider_strategy,
+    )?;
+    let pools = pools_of(tx.state(), &strategy, &placement, count as usize)?;
     let mut launches = Vec::new();
     let mut failures = Vec::new();
     for i in 0..count as usize {
+        let (pool, placement) = match pools.get(i) {
+            Some((name, p)) => (name.clone(), p),
+            None => (String::new(), &placement),
+        };
         let placed = placement.place(&mut nodes, &demand, i);
         if let Some(n) = placed
             .as_ref()
@@ -157,6 +171,7 @@ pub fn place_in(
                 started_by: req.started_by.clone(),
                 load_balanced: false,
                 overrides: overrides.clone(),
+                capacity_provider: pool,
             }),
             Err(r) => failures.push((
                 berth_core::powers::explain(&td, r),
@@ -168,6 +183,38 @@ pub fn place_in(
     // makes this attempt decide again.
     let (tasks, ops) = apply::place(tx, Some((sessions, fresh)), &launches)?;
     Ok(((tasks, failures), ops))
+}
+
+/// Per task of a run by `strategy`: its capacity provider and the placement that keeps it on
+/// the provider's nodes. Empty when the run names no strategy.
+fn pools_of(
+    state: &State,
+    strategy: &[CapacityProviderStrategyItem],
+    placement: &placement_request::Placement,
+    count: usize,
+) -> Result<Vec<(String, placement_request::Placement)>> {
+    if strategy.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selectors = crate::model::capacity::selectors(state, strategy)?;
+    let mut per_item = Vec::new();
+    for it in strategy {
+        let name = &it.capacity_provider;
+        let Some(selector) = selectors.get(name) else {
+            return Err(Error::Client(format!(
+                "The specified capacity provider does not exist: {name}"
+            )));
+        };
+        let c = berth_core::scheduler::parse_constraint("memberOf", selector)
+            .map_err(|e| Error::Client(format!("capacity provider {name}: selector: {e}")))?;
+        per_item.push((name.clone(), placement.requiring(vec![c])));
+    }
+    Ok(
+        berth_core::scheduler::providers::assign(strategy, &[], count)
+            .into_iter()
+            .map(|i| per_item[i].clone())
+            .collect(),
+    )
 }
 
 fn group_of(td: &TaskDefinition, req: &RunTaskRequest) -> String {

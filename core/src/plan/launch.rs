@@ -72,12 +72,25 @@ pub(super) fn launches(
     let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
     let td_arn = primary.task_definition.clone();
     let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
+    let pools = if b.daemon {
+        Pools::default()
+    } else {
+        Pools::of(view, svc, j, targets.len(), &constraints)
+    };
     let mut launches = Vec::new();
     for (i, target) in targets.into_iter().enumerate() {
+        let (pool, pool_constraints) = match pools.of_launch(i) {
+            Some(Ok(p)) => (p.0.clone(), Some(&p.1)),
+            Some(Err(r)) => {
+                p.rejections.push(r);
+                break;
+            }
+            None => (String::new(), None),
+        };
         let req = PlacementRequest {
             demand: &demand,
             strategies: &strategies,
-            constraints: &constraints,
+            constraints: pool_constraints.map_or(&constraints[..], |c| &c[..]),
             seed: now as u64 ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         let placed = match &target {
@@ -85,6 +98,8 @@ pub(super) fn launches(
                 Some(n) => scheduler::place(std::slice::from_mut(n), &req),
                 None => continue,
             },
+            // A pool's tasks are placed on a full scan of its nodes (pools are small).
+            None if pool_constraints.is_some() => scheduler::place(&mut nodes, &req),
             None => placer.place(&mut nodes, &demand, req.seed),
         };
         if let Ok(id) = &placed {
@@ -102,11 +117,16 @@ pub(super) fn launches(
                 ports: demand.ports.clone(),
                 volumes: demand.volumes.clone(),
                 load_balanced,
+                capacity_provider: pool,
             }),
             // A DAEMON node without room waits for it; it does not block the others.
             Err(_) if b.daemon => {}
             Err(r) => {
-                p.rejections.push(crate::powers::explain(td, r));
+                let mut r = crate::powers::explain(td, r);
+                if !pool.is_empty() {
+                    r.detail = format!("capacity provider {pool}: {}", r.detail);
+                }
+                p.rejections.push(r);
                 break;
             }
         }
@@ -131,4 +151,69 @@ fn snapshot_with_service_tasks(view: &ServiceView, j: &Judgement) -> Vec<NodeSna
         n.service_tasks = per_node.get(n.id.as_str()).copied().unwrap_or(0);
     }
     nodes
+}
+
+/// The capacity provider of each launch of a pass, and the constraints that keep it on the
+/// provider's nodes (the service's own, plus the provider's selector).
+#[derive(Default)]
+struct Pools {
+    /// Per launch: an index into `providers`.
+    order: Vec<usize>,
+    providers: Vec<Result<(String, Vec<scheduler::Constraint>), crate::scheduler::Rejection>>,
+}
+
+impl Pools {
+    fn of(
+        view: &ServiceView,
+        svc: &berth_proto::v1::Service,
+        j: &Judgement,
+        n: usize,
+        base: &[scheduler::Constraint],
+    ) -> Self {
+        let strategy = &svc.capacity_provider_strategy;
+        if strategy.is_empty() {
+            return Self::default();
+        }
+        let live: Vec<usize> = strategy
+            .iter()
+            .map(|it| {
+                j.live
+                    .iter()
+                    .filter(|t| t.capacity_provider_name == it.capacity_provider)
+                    .count()
+            })
+            .collect();
+        let providers = strategy
+            .iter()
+            .map(|it| {
+                let name = &it.capacity_provider;
+                let missing = |detail: String| crate::scheduler::Rejection {
+                    reason: "CAPACITY_PROVIDER",
+                    detail,
+                };
+                let Some(selector) = view.capacity_providers.get(name) else {
+                    return Err(missing(format!(
+                        "capacity provider {name} does not exist; create it or change the service's capacityProviderStrategy"
+                    )));
+                };
+                let c = scheduler::parse_constraint("memberOf", selector).map_err(|e| {
+                    missing(format!("capacity provider {name}: selector {selector:?}: {e}"))
+                })?;
+                Ok((name.clone(), base.iter().cloned().chain([c]).collect()))
+            })
+            .collect();
+        Self {
+            order: scheduler::providers::assign(strategy, &live, n),
+            providers,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn of_launch(
+        &self,
+        i: usize,
+    ) -> Option<Result<&(String, Vec<scheduler::Constraint>), crate::scheduler::Rejection>> {
+        let k = *self.order.get(i)?;
+        Some(self.providers.get(k)?.as_ref().map_err(Clone::clone))
+    }
 }

@@ -15,7 +15,8 @@ pub mod pause;
 mod progress;
 pub mod rollout;
 pub mod shift;
-mod stop;
+pub mod stop;
+pub mod tasksets;
 #[cfg(test)]
 mod tests;
 
@@ -99,6 +100,9 @@ pub struct ServiceView {
     /// The node each shared volume of the definitions lives on (volume name → node id), as
     /// placement recorded it: a task follows its data.
     pub volume_homes: HashMap<String, String>,
+    /// The selector (a memberOf expression) of each capacity provider the service's strategy
+    /// names, by provider name; a name missing here has no provider any more.
+    pub capacity_providers: HashMap<String, String>,
 }
 
 /// Operations a pass keeps for the service record and its own compares.
@@ -133,6 +137,8 @@ pub struct Launch {
     /// The shared volumes it mounts: the applier records that they now live on `node_id`.
     pub volumes: Vec<VolumeNeed>,
     pub load_balanced: bool,
+    /// The capacity provider (node pool) it was placed in; empty when none was asked for.
+    pub capacity_provider: String,
 }
 
 impl Launch {
@@ -208,6 +214,9 @@ impl ServicePlan {
 /// One planning pass over a service.
 pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
     let status = service_status(&view.service);
+    if status != ServiceStatus::Inactive && view.service.deployment_controller == "EXTERNAL" {
+        return tasksets::plan(view, now);
+    }
     if status == ServiceStatus::Inactive || view.service.deployments.is_empty() {
         return ServicePlan::unchanged(view);
     }
@@ -230,7 +239,7 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
             ..ServicePlan::unchanged(view)
         };
     }
-    stop::stops(&mut p, &j, &b, placed as i64, view.stop_cap(placed));
+    stop::stops(&mut p, &j, &b, placed as i64, view.stop_cap(placed), now);
     let remaining = counts::remaining(&p, &j);
     counts::count(&mut p, &j, &b, &remaining);
     progress::task_events(&mut p);

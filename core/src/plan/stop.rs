@@ -1,7 +1,8 @@
 //! Which tasks to stop, and why: tasks an older deployment left that are not healthy, unhealthy
 //! tasks once their replacements are in (or no room is left), DAEMON tasks on draining nodes,
 //! the surplus over desired, and healthy old tasks one by one as long as minimumHealthyPercent
-//! still holds.
+//! still holds. A task under scale-in protection (`protected_until_ms` after `now`) is stopped
+//! neither by scale-in nor by a deployment until its protection ends; health still replaces it.
 
 use super::bounds::Bounds;
 use super::judge::Judgement;
@@ -9,7 +10,15 @@ use super::{ServicePlan, Stop};
 use crate::status::{service_status, ServiceStatus};
 use berth_proto::v1::Task;
 
-pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i64, cap: usize) {
+pub(super) fn stops(
+    p: &mut ServicePlan,
+    j: &Judgement,
+    b: &Bounds,
+    launched: i64,
+    cap: usize,
+    now: i64,
+) {
+    let free = |t: &&Task| !is_protected(t, now);
     let primary = j.primary_id.clone();
     let name = p.service.service_name.clone();
     let replaced = || format!("Deployment {primary} replaced this task");
@@ -19,7 +28,7 @@ pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i6
         ..Default::default()
     };
 
-    for t in j.old().filter(|t| !j.is_healthy(t)) {
+    for t in j.old().filter(|t| !j.is_healthy(t)).filter(free) {
         out.add(t, replaced());
     }
     unhealthy(&mut out, j, b, launched, &name);
@@ -39,7 +48,7 @@ pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i6
         } else {
             "Scaling activity initiated by the service (desired count lowered)"
         };
-        for t in surplus(j, b, launched) {
+        for t in surplus(j, b, launched, now) {
             if j.is_healthy(t) {
                 healthy_now -= 1;
             }
@@ -47,11 +56,16 @@ pub(super) fn stops(p: &mut ServicePlan, j: &Judgement, b: &Bounds, launched: i6
         }
     }
     // Healthy tasks that must go (older deployment, draining node), never below min healthy.
-    let mut replaceable: Vec<&Task> = j.old().filter(|t| j.is_healthy(t) && !b.hold_old).collect();
+    let mut replaceable: Vec<&Task> = j
+        .old()
+        .filter(|t| j.is_healthy(t) && !b.hold_old)
+        .filter(free)
+        .collect();
     if !b.daemon {
         replaceable.extend(
             j.primary()
-                .filter(|t| j.draining.contains(t.task_arn.as_str()) && j.is_healthy(t)),
+                .filter(|t| j.draining.contains(t.task_arn.as_str()) && j.is_healthy(t))
+                .filter(free),
         );
     }
     for t in replaceable {
@@ -94,13 +108,21 @@ fn unhealthy(out: &mut Stops, j: &Judgement, b: &Bounds, launched: i64, name: &s
     }
 }
 
-/// Primary tasks over desired: pending before running, newest first.
-fn surplus<'a>(j: &Judgement<'a>, b: &Bounds, launched: i64) -> Vec<&'a Task> {
+/// Under scale-in protection at `now` (UpdateTaskProtection, or the task's own call to the
+/// agent's endpoint).
+pub fn is_protected(t: &Task, now: i64) -> bool {
+    t.protected_until_ms > now
+}
+
+/// Primary tasks over desired: pending before running, newest first; protected ones stay (the
+/// service runs over desired until their protection ends).
+fn surplus<'a>(j: &Judgement<'a>, b: &Bounds, launched: i64, now: i64) -> Vec<&'a Task> {
     let mut extra = j.good_new();
     let n = extra.len() as i64 + launched - b.desired;
     if n <= 0 {
         return Vec::new();
     }
+    extra.retain(|t| !is_protected(t, now));
     extra.sort_by(|a, c| {
         (j.is_healthy(a), std::cmp::Reverse(&a.created_at))
             .cmp(&(j.is_healthy(c), std::cmp::Reverse(&c.created_at)))

@@ -7,6 +7,7 @@
 //! `rank`, the `memberOf` query language in `query`.
 
 mod feasible;
+pub mod providers;
 mod query;
 mod rank;
 mod sample;

@@ -276,6 +276,8 @@ struct Header {
     memory: i32,
     version: i64,
     load_balanced: bool,
+    capacity_provider_name: Arc<str>,
+    protected_until_ms: i64,
 }
 
 impl Header {
@@ -308,6 +310,8 @@ impl Header {
             memory: h.memory,
             version: h.version,
             load_balanced: h.load_balanced,
+            capacity_provider_name: pool.get(h.capacity_provider_name),
+            protected_until_ms: h.protected_until_ms,
         }
     }
 
@@ -343,6 +347,8 @@ impl Header {
             load_balanced: self.load_balanced,
             deregistered_at,
             overrides: None,
+            capacity_provider_name: self.capacity_provider_name.to_string(),
+            protected_until_ms: self.protected_until_ms,
         }
     }
 }
@@ -372,6 +378,8 @@ fn planner_task(h: TaskHeader) -> Task {
         load_balanced: h.load_balanced,
         deregistered_at: h.deregistered_at,
         overrides: None,
+        capacity_provider_name: h.capacity_provider_name,
+        protected_until_ms: h.protected_until_ms,
     }
 }
 

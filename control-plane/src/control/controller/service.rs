@@ -117,6 +117,7 @@ fn ops_of(
                 started_by: l.deployment_id.clone(),
                 load_balanced: l.load_balanced,
                 overrides: None,
+                capacity_provider: l.capacity_provider.clone(),
             })
         })
         .collect::<Result<_>>()?;

@@ -62,6 +62,7 @@ pub fn read(
         .deployments
         .iter()
         .map(|d| &d.task_definition)
+        .chain(service.task_sets.iter().map(|ts| &ts.task_definition))
         .chain(
             tasks
                 .iter()
@@ -123,7 +124,10 @@ pub fn read(
         HashMap::new()
     };
     let volume_homes = view::volume_homes(&state, &cluster, definitions.values())?;
+    let capacity_providers =
+        crate::model::capacity::selectors(&state, &service.capacity_provider_strategy)?;
     Ok(Some(ServiceView {
+        capacity_providers,
         volume_homes,
         drained,
         service,

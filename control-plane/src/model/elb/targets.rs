@@ -92,9 +92,25 @@ pub fn attached_services(state: &State, tg: &ElbTargetGroup) -> Result<Vec<Servi
         .filter(|s| {
             s.load_balancers
                 .iter()
+                .chain(s.task_sets.iter().flat_map(|ts| &ts.load_balancers))
                 .any(|l| same(&l.target_group_arn, &tg.arn))
         })
         .collect())
+}
+
+/// What joins `tg` from `svc`: each of its load balancers for `tg`, and the tasks that join by
+/// it (every task of the service, or a task set's own: its id is their startedBy).
+fn joins<'a>(svc: &'a Service, tg: &ElbTargetGroup) -> Vec<(&'a LoadBalancer, Option<&'a str>)> {
+    svc.load_balancers
+        .iter()
+        .map(|l| (l, None))
+        .chain(svc.task_sets.iter().flat_map(|ts| {
+            ts.load_balancers
+                .iter()
+                .map(move |l| (l, Some(ts.id.as_str())))
+        }))
+        .filter(|(l, _)| same(&l.target_group_arn, &tg.arn))
+        .collect()
 }
 
 /// One target of a target group as DescribeTargetHealth and `service describe` show it.
@@ -132,12 +148,12 @@ pub fn target_health(
 ) -> Result<Vec<TargetHealthRow>> {
     let mut rows = Vec::new();
     for svc in attached_services(state, tg)? {
-        for lb in svc
-            .load_balancers
-            .iter()
-            .filter(|l| same(&l.target_group_arn, &tg.arn))
-        {
-            for t in service_targets(state, &svc, lb)? {
+        for (lb, task_set) in joins(&svc, tg) {
+            let targets = match task_set {
+                None => service_targets(state, &svc, lb)?,
+                Some(id) => task_set_targets(state, &svc, lb, id)?,
+            };
+            for t in targets {
                 let seen = proxies.target_state(&t.task_arn);
                 let (st, reason, description) = elb_state(t.draining, seen);
                 rows.push(TargetHealthRow {
@@ -213,6 +229,19 @@ fn elb_state(
 
 /// The targets a service's tasks give one of its load balancers (its own listener port or the
 /// target group it is attached to): the running tasks' bindings of that container port.
+/// The targets of a task set's load balancer: its own tasks only, as ECS registers them.
+pub fn task_set_targets(
+    state: &State,
+    svc: &Service,
+    lb: &LoadBalancer,
+    task_set: &str,
+) -> Result<Vec<Target>> {
+    let mut tasks = crate::model::placement::view::service_tasks(state, svc)?;
+    tasks.retain(|t| t.started_by == task_set);
+    let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;
+    Ok(berth_core::lb::lb_targets(lb, &tasks, &nodes))
+}
+
 pub fn service_targets(state: &State, svc: &Service, lb: &LoadBalancer) -> Result<Vec<Target>> {
     let tasks = crate::model::placement::view::service_tasks(state, svc)?;
     let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;

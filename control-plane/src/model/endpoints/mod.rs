@@ -116,7 +116,11 @@ impl Routes {
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
         self.owners.retain(|_, s| s != key);
         self.attached.remove(key);
-        let svc = svc.filter(|s| s.status != "INACTIVE" && !s.load_balancers.is_empty());
+        let svc = svc.filter(|s| {
+            s.status != "INACTIVE"
+                && (!s.load_balancers.is_empty()
+                    || s.task_sets.iter().any(|ts| !ts.load_balancers.is_empty()))
+        });
         let Some(svc) = svc else {
             self.by_service.remove(key);
             return Ok(());
@@ -129,12 +133,35 @@ impl Routes {
         }
         let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;
         let split = shares(&svc, &tasks);
-        let attached: Vec<Attachment> = svc
+        let mut attached: Vec<Attachment> = svc
             .load_balancers
             .iter()
             .filter(|lb| !lb.target_group_arn.is_empty())
             .map(|lb| Attachment::of(&svc, lb, split.as_deref(), &tasks, &nodes))
             .collect();
+        // A task set's tasks join its own target groups, as ECS registers them.
+        for ts in &svc.task_sets {
+            let mine: Vec<Task> = tasks
+                .iter()
+                .filter(|t| t.started_by == ts.id)
+                .cloned()
+                .collect();
+            for lb in ts
+                .load_balancers
+                .iter()
+                .filter(|lb| !lb.target_group_arn.is_empty())
+            {
+                attached.push(Attachment {
+                    target_group: lb.target_group_arn.clone(),
+                    groups: vec![(
+                        String::new(),
+                        1000,
+                        berth_core::lb::lb_targets(lb, &mine, &nodes),
+                    )],
+                    test: None,
+                });
+            }
+        }
         if !attached.is_empty() {
             self.attached.insert(key.to_string(), attached);
         }
@@ -326,7 +353,10 @@ fn split_routes(
         .deployment_configuration
         .as_ref()
         .map_or("", |d| d.test_traffic_header.trim());
-    let primary = &svc.deployments[0].id;
+    // An EXTERNAL service may have no deployment at all: its task sets run its tasks.
+    let Some(primary) = svc.deployments.first().map(|d| &d.id) else {
+        return out;
+    };
     if !header.is_empty()
         && berth_core::plan::shift::takes_test_traffic(svc)
         && split.iter().any(|(id, _)| id == primary)

@@ -28,6 +28,8 @@ pub struct NewTask<'a> {
     pub load_balanced: bool,
     /// What RunTask changed for this task only (ECS's overrides).
     pub overrides: Option<TaskOverride>,
+    /// The capacity provider whose nodes it was placed on (empty: none was asked for).
+    pub capacity_provider: String,
 }
 
 /// Re-checks every launch against its node's claims and returns the new tasks and the ops that
@@ -93,6 +95,7 @@ pub fn place(
             );
             let task = Task {
                 overrides: l.overrides.clone(),
+                capacity_provider_name: l.capacity_provider.clone(),
                 ..task
             };
             ops.extend(create_ops(&task, &l.demand));

@@ -2,10 +2,11 @@
 //! tools work against Berth: AWS JSON 1.1, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.Op`,
 //! SigV4 checked by the same `Authorizer` as gRPC and the JSON API. A transport only: each
 //! operation decodes its input, calls the model (`model::clusters`, `taskdef`, `tasks`,
-//! `services`, `nodes`, `ecs_extras`) and shapes the reply the way ECS does.
+//! `services`, `nodes`, `ecs_extras`, `capacity`) and shapes the reply the way ECS does.
 
 mod account;
 pub mod acm;
+mod capacity;
 mod clusters;
 mod error;
 pub mod events;
@@ -13,6 +14,7 @@ mod hooks;
 mod input;
 mod instances;
 mod paging;
+mod protection;
 mod revisions;
 pub mod schedule_target;
 pub mod scheduler;
@@ -23,6 +25,7 @@ mod shapes;
 mod tags;
 mod taskdefs;
 mod tasks;
+mod tasksets;
 
 pub use error::{EcsError, CONTENT_TYPE};
 
@@ -97,23 +100,31 @@ const OPERATIONS: &[(&str, Handler)] = &[
     ("ListAccountSettings", account::list),
     ("DescribeServiceRevisions", revisions::describe),
     ("ContinueServiceDeployment", hooks::continue_deployment),
+    // Issue 35b: capacity providers as node pools, task scale-in protection, task sets.
+    ("CreateCapacityProvider", capacity::create),
+    ("DescribeCapacityProviders", capacity::describe),
+    ("UpdateCapacityProvider", capacity::update),
+    ("DeleteCapacityProvider", capacity::delete),
+    ("PutClusterCapacityProviders", capacity::put_cluster),
+    ("GetTaskProtection", protection::get),
+    ("UpdateTaskProtection", protection::update),
+    ("CreateTaskSet", tasksets::create),
+    ("DescribeTaskSets", tasksets::describe),
+    ("UpdateTaskSet", tasksets::update),
+    ("DeleteTaskSet", tasksets::delete),
+    ("UpdateServicePrimaryTaskSet", tasksets::primary),
 ];
 
 /// ECS operations Berth does not have: told apart from names ECS does not know at all.
 const NOT_IN_BERTH: &[&str] = &[
     "AssociateGatewayWithCluster",
-    "CreateCapacityProvider",
     "CreateDaemon",
     "CreateExpressGatewayService",
     "CreateGateway",
-    "CreateTaskSet",
-    "DeleteCapacityProvider",
     "DeleteDaemon",
     "DeleteDaemonTaskDefinition",
     "DeleteExpressGatewayService",
     "DeleteGateway",
-    "DeleteTaskSet",
-    "DescribeCapacityProviders",
     "DescribeDaemon",
     "DescribeDaemonDeployments",
     "DescribeDaemonRevisions",
@@ -122,31 +133,24 @@ const NOT_IN_BERTH: &[&str] = &[
     "DescribeGateway",
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
-    "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",
     "ExecuteCommand",
-    "GetTaskProtection",
     "ListDaemonDeployments",
     "ListDaemonTaskDefinitions",
     "ListDaemons",
     "ListGatewayClusterAssociations",
     "ListGatewayRoutes",
     "ListGateways",
-    "PutClusterCapacityProviders",
     "RegisterContainerInstance",
     "RegisterDaemonTaskDefinition",
     "SubmitAttachmentStateChanges",
     "SubmitContainerStateChange",
     "SubmitTaskStateChange",
-    "UpdateCapacityProvider",
     "UpdateContainerAgent",
     "UpdateDaemon",
     "UpdateExpressGatewayService",
     "UpdateGateway",
-    "UpdateServicePrimaryTaskSet",
-    "UpdateTaskProtection",
-    "UpdateTaskSet",
 ];
 
 struct Ecs {

@@ -25,6 +25,8 @@ const USED: &[&str] = &[
     "tags",
     "clientToken",
     "loadBalancers",
+    "capacityProviderStrategy",
+    "deploymentController",
 ];
 
 /// `loadBalancers[{targetGroupArn, containerName, containerPort}]`: the service's tasks join
@@ -139,7 +141,23 @@ fn shape(ctx: &Ctx<'_>, s: &Service, with_tags: bool) -> EcsResult<Value> {
     if !with_tags {
         extras.tags.clear();
     }
-    Ok(shapes::service(s, &extras))
+    let mut v = shapes::service(s, &extras);
+    if s.deployment_controller == "EXTERNAL" {
+        v["deploymentController"] = json!({"type": "EXTERNAL"});
+        let sets = s
+            .task_sets
+            .iter()
+            .map(|ts| super::tasksets::shape(ctx, s, ts))
+            .collect::<EcsResult<Vec<_>>>()?;
+        v["taskSets"] = json!(sets);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("deployments");
+            if s.task_definition.is_empty() {
+                m.remove("taskDefinition");
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// `serviceRegistries`: each entry names a Cloud Map service that exists, so a typo is refused
@@ -167,7 +185,18 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     let cluster = cluster_of(input)?;
     let name = input.required("serviceName")?;
     check_registries(ctx, input)?;
-    let task_definition = input.required("taskDefinition")?;
+    let deployment_controller = match input.object("deploymentController")? {
+        Some(dc) => dc
+            .choice("type", &["ECS", "CODE_DEPLOY", "EXTERNAL"])?
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    // An EXTERNAL service's task sets name their own task definitions.
+    let task_definition = if deployment_controller == "EXTERNAL" {
+        input.text("taskDefinition")?
+    } else {
+        input.required("taskDefinition")?
+    };
     let tags = input.tags("tags")?;
     let errs = ecs_extras::check_tags("tags", &tags);
     if !errs.is_empty() {
@@ -192,6 +221,8 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
             .int_in("healthCheckGracePeriodSeconds", 0..=2_147_483_647)?
             .unwrap_or(0),
         load_balancers: load_balancers(input)?,
+        capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
+        deployment_controller,
     };
     let extras = Extras {
         tags,
@@ -221,6 +252,8 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         set_placement,
         placement_strategy,
         placement_constraints,
+        set_capacity_provider_strategy: input.has("capacityProviderStrategy"),
+        capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
         ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
@@ -245,6 +278,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         "healthCheckGracePeriodSeconds",
         "placementStrategy",
         "placementConstraints",
+        "capacityProviderStrategy",
     ]);
     if !rest.is_empty() {
         let add = Extras {

@@ -71,18 +71,13 @@ pub fn cluster(c: &Cluster, extras: &Extras) -> Value {
         "statistics": [],
         "tags": tags(extras),
         "settings": settings,
-        "capacityProviders": [],
-        "defaultCapacityProviderStrategy": [],
+        "capacityProviders": c.capacity_providers,
+        "defaultCapacityProviderStrategy": strategy(&c.default_capacity_provider_strategy),
     }));
     merge(
         &mut m,
         &extras.fields,
-        &[
-            "configuration",
-            "capacityProviders",
-            "defaultCapacityProviderStrategy",
-            "serviceConnectDefaults",
-        ],
+        &["configuration", "serviceConnectDefaults"],
     );
     Value::Object(m)
 }
@@ -279,11 +274,15 @@ pub fn task(t: &Task, extras: &Extras) -> Value {
         "tags": tags(extras),
         "enableExecuteCommand": false,
     }));
-    merge(
-        &mut m,
-        &extras.fields,
-        &["capacityProviderName", "platformVersion"],
-    );
+    if !t.capacity_provider_name.is_empty() {
+        // ECS names the provider and leaves the launch type out.
+        m.remove("launchType");
+        m.insert(
+            "capacityProviderName".into(),
+            json!(t.capacity_provider_name),
+        );
+    }
+    merge(&mut m, &extras.fields, &["platformVersion"]);
     Value::Object(m)
 }
 
@@ -374,7 +373,6 @@ fn deployment_configuration(dc: &DeploymentConfiguration) -> Value {
 pub const SERVICE_ECHOED: &[&str] = &[
     "loadBalancers",
     "serviceRegistries",
-    "capacityProviderStrategy",
     "platformVersion",
     "networkConfiguration",
     "propagateTags",
@@ -445,6 +443,13 @@ pub fn service(s: &Service, extras: &Extras) -> Value {
         "propagateTags": "NONE",
         "enableExecuteCommand": false,
     }));
+    if !s.capacity_provider_strategy.is_empty() {
+        m.remove("launchType");
+        m.insert(
+            "capacityProviderStrategy".into(),
+            strategy(&s.capacity_provider_strategy),
+        );
+    }
     if !s.deployments.is_empty() {
         let current = &s.deployments[0];
         m.insert(
@@ -530,4 +535,12 @@ pub fn container_instance(n: &ContainerInstance, cluster_name: &str, extras: &Ex
 /// A `failures` entry, as ECS reports a name it could not find.
 pub fn failure(arn: &str, reason: &str, detail: &str) -> Value {
     prune(json!({"arn": arn, "reason": reason, "detail": detail}))
+}
+
+/// A capacity provider strategy as ECS writes it.
+pub fn strategy(items: &[CapacityProviderStrategyItem]) -> Value {
+    json!(items
+        .iter()
+        .map(|it| json!({"capacityProvider": it.capacity_provider, "weight": it.weight, "base": it.base}))
+        .collect::<Vec<_>>())
 }

@@ -22,6 +22,7 @@ const USED: &[&str] = &[
     "containerInstances",
     "tags",
     "clientToken",
+    "capacityProviderStrategy",
 ];
 
 fn cluster_of(input: &Input) -> EcsResult<String> {
@@ -109,6 +110,7 @@ fn launch(ctx: &Ctx<'_>, input: &Input, instances: Vec<String>) -> EcsResult<Val
         placement_strategy,
         placement_constraints,
         container_instances: instances,
+        capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
     };
     let token = match input.str("clientToken")? {
         Some(t) => Some(tasks::run_tokens::RunToken::of(

@@ -19,7 +19,7 @@ fn targets_resolve_or_say_why_not() {
         "ok"
     );
     assert_eq!(
-        kind_of("AmazonEC2ContainerServiceV20141113.CreateCapacityProvider"),
+        kind_of("AmazonEC2ContainerServiceV20141113.CreateDaemon"),
         "UnsupportedFeatureException"
     );
     assert_eq!(

@@ -6,10 +6,12 @@ mod daemon;
 mod health;
 mod lb;
 mod lifecycle;
+mod pools;
 mod powers;
 mod replica;
 mod rollout;
 mod shift;
+mod tasksets;
 mod volumes;
 
 use super::*;
