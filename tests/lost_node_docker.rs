@@ -46,7 +46,10 @@ fn node_id(c: &Cluster, name: &str) -> String {
 #[test]
 fn with_defaults_a_paused_agent_keeps_its_tasks_and_a_killed_one_s_run_elsewhere_within_10_s() {
     // The demo image, built offline from this binary (`berth server` does not build it).
-    assert!(berth("http://unused", &["images", "build"]).ok, "berth images build");
+    assert!(
+        berth("http://unused", &["images", "build"]).ok,
+        "berth images build"
+    );
     // No timing flags: what a user running `berth server` gets.
     let mut c = cluster_with("lostd", &[], 2);
     let td = c.register("lostd", "v1", None);
@@ -83,7 +86,11 @@ fn with_defaults_a_paused_agent_keeps_its_tasks_and_a_killed_one_s_run_elsewhere
     while watched.elapsed() < Duration::from_secs(14) {
         let now = live_tasks(&c, "lostd");
         assert_eq!(now, before, "a 3 s pause moved tasks");
-        assert_eq!(c.running_tasks("lostd").len(), 2, "a 3 s pause stopped a task");
+        assert_eq!(
+            c.running_tasks("lostd").len(),
+            2,
+            "a 3 s pause stopped a task"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("measured: agent n2 paused 3 s; the same 2 tasks ran for 14 s after (none moved)");
@@ -91,15 +98,13 @@ fn with_defaults_a_paused_agent_keeps_its_tasks_and_a_killed_one_s_run_elsewhere
     // A crash: the kernel closes the agent's connection at once.
     let killed = Instant::now();
     c.agents[1].kill9();
-    let moved = wait_for(
-        Duration::from_secs(30),
-        "n2's task running on n1",
-        || {
-            let t = c.running_tasks("lostd");
-            (t.len() == 2 && t.iter().all(|t| node_of(t) != n2)).then_some(killed.elapsed())
-        },
+    let moved = wait_for(Duration::from_secs(30), "n2's task running on n1", || {
+        let t = c.running_tasks("lostd");
+        (t.len() == 2 && t.iter().all(|t| node_of(t) != n2)).then_some(killed.elapsed())
+    });
+    eprintln!(
+        "measured: agent n2 SIGKILLed; its task running on n1 after {moved:.1?} (limit 10 s)"
     );
-    eprintln!("measured: agent n2 SIGKILLed; its task running on n1 after {moved:.1?} (limit 10 s)");
     assert!(
         moved <= Duration::from_secs(10),
         "the killed agent's task ran elsewhere only after {moved:?}"

@@ -104,3 +104,7 @@ fn mark_lost(
         Ok((marked, ops))
     })
 }
+
+#[cfg(test)]
+#[path = "lost_tests.rs"]
+mod tests;
