@@ -37,6 +37,23 @@ pub struct Report {
     pub quality: Quality,
     pub lost_node_timeout_s: f64,
     pub min_healthy_time_s: f64,
+    /// With `--restart`.
+    pub restart: Option<Restart>,
+}
+
+/// A restart of the control plane on the fleet's store, from starting the new process.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restart {
+    /// Until it listens (the store opened and read).
+    pub serving_s: f64,
+    /// Until a DescribeServices answers.
+    pub first_api_call_s: f64,
+    pub agents: i64,
+    /// Until every agent that was connected before is connected again.
+    pub agents_reconnected_s: f64,
+    /// The new process's peak RSS.
+    pub peak_rss_mib: f64,
 }
 
 impl Report {
@@ -100,5 +117,23 @@ impl Report {
             format!("{}", q.distinct_instance_violations),
         );
         row("memberOf violations", format!("{}", q.member_of_violations));
+        if let Some(r) = &self.restart {
+            row(
+                "restart: serving (store opened)",
+                format!("{:.1} s", r.serving_s),
+            );
+            row(
+                "restart: first API call answered",
+                format!("{:.1} s", r.first_api_call_s),
+            );
+            row(
+                &format!("restart: {} agents reconnected", r.agents),
+                format!("{:.1} s", r.agents_reconnected_s),
+            );
+            row(
+                "restart: control plane peak RSS",
+                format!("{:.0} MiB", r.peak_rss_mib),
+            );
+        }
     }
 }
