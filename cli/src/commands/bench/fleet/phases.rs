@@ -79,13 +79,12 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
 async fn restart(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Restart> {
     b.phase.send_replace("restarting the control plane");
     let agents = b.counters.connected.load(Ordering::Relaxed);
-    let port: u16 = b
-        .cp
-        .url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .context("the control plane's port")?;
+    let port: u16 =
+        b.cp.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .context("the control plane's port")?;
     b.cp.shutdown();
     wait(b, "agents see the control plane gone", || async {
         Ok(b.counters.connected.load(Ordering::Relaxed) == 0)
@@ -102,15 +101,13 @@ async fn restart(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Restart
     wait(b, "the restarted control plane's first answer", || {
         let mut client = ServicesClient::new(channel.clone());
         async move {
-            let call = client.describe_services(DescribeServicesRequest {
-                services: vec![service_name(0)],
-                ..Default::default()
+            let call = client.describe_service(DescribeServiceRequest {
+                cluster: String::new(),
+                service: service_name(0),
             });
-            Ok(
-                tokio::time::timeout(Duration::from_secs(1), call)
-                    .await
-                    .is_ok_and(|r| r.is_ok()),
-            )
+            Ok(tokio::time::timeout(Duration::from_secs(1), call)
+                .await
+                .is_ok_and(|r| r.is_ok()))
         }
     })
     .await?;

@@ -47,7 +47,7 @@ pub struct Report {
 pub struct Restart {
     /// Until it listens (the store opened and read).
     pub serving_s: f64,
-    /// Until a DescribeServices answers.
+    /// Until a DescribeService answers.
     pub first_api_call_s: f64,
     pub agents: i64,
     /// Until every agent that was connected before is connected again.
