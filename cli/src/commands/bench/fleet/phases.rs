@@ -69,6 +69,9 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
         store_bytes,
         quality,
         lost_node_timeout_s: super::LOST_NODE_TIMEOUT.as_secs_f64(),
+        crash_grace_s: berth_control_plane::control::controller::ControllerConfig::default()
+            .crash_grace
+            .as_secs_f64(),
         min_healthy_time_s: super::MIN_HEALTHY_TIME.as_secs_f64(),
         restart,
     })
@@ -244,8 +247,8 @@ async fn converge(b: &Bench, want: i64) -> anyhow::Result<()> {
     .await
 }
 
-/// Drops 1% of the agents at once; returns how many, and the seconds until every service is
-/// whole again (the lost-node timeout included).
+/// Drops 1% of the agents' streams at once (as crashed agents' kernels would); returns how
+/// many, and the seconds until every service is whole again (the crash grace included).
 async fn lose_nodes(b: &mut Bench) -> anyhow::Result<(usize, f64)> {
     b.phase.send_replace("losing 1% of nodes");
     let step = 100.min(b.agents.len());

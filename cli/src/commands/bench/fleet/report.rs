@@ -36,6 +36,8 @@ pub struct Report {
     pub store_bytes: u64,
     pub quality: Quality,
     pub lost_node_timeout_s: f64,
+    /// A dropped stream (no goodbye) is a crashed agent: its node is lost after this grace.
+    pub crash_grace_s: f64,
     pub min_healthy_time_s: f64,
     /// With `--restart`.
     pub restart: Option<Restart>,
@@ -98,8 +100,8 @@ impl Report {
         );
         row(
             &format!(
-                "{} lost nodes' tasks replaced (timeout {:.0} s)",
-                t.lost_nodes, self.lost_node_timeout_s
+                "{} dropped nodes' tasks replaced (grace {:.0} s)",
+                t.lost_nodes, self.crash_grace_s
             ),
             format!("{:.1} s", t.lost_tasks_replaced_s),
         );
