@@ -1,8 +1,9 @@
 //! The fleet bench's smaller case as a test: `berth bench fleet --nodes 1000 --services 100
 //! --tasks-per-service 100` (the real control plane in a child process, its store in a temp dir, 1,000
 //! simulated agents on real agent streams) must converge, replace a lost 1% of nodes, finish a
-//! rolling deployment, and keep placement within its bounds. It asserts no time: the machine
-//! is shared; the figures go to the test's output.
+//! rolling deployment, keep placement within its bounds, and come back from a restart of the
+//! control plane on its store with every agent reconnected. It asserts no time: the machine is
+//! shared; the figures go to the test's output.
 
 mod common;
 
@@ -23,7 +24,13 @@ fn a_thousand_nodes_converge_and_keep_placement_within_bounds() {
             "--services",
             "100",
         ])
-        .args(["--tasks-per-service", "100", "--timeout", "240s"])
+        .args([
+            "--tasks-per-service",
+            "100",
+            "--timeout",
+            "240s",
+            "--restart",
+        ])
         .env("BERTH_LOG", "error")
         .output()
         .expect("run berth bench fleet");
@@ -53,6 +60,18 @@ fn a_thousand_nodes_converge_and_keep_placement_within_bounds() {
     assert_eq!(n(&t["lostNodes"]), 10.0, "1% of nodes lost: {t}");
     assert!(n(&t["lostTasksReplacedS"]) > 0.0, "{t}");
     assert!(n(&t["rollingDeploymentS"]) > 0.0, "{t}");
+    let restart = &r["restart"];
+    assert_eq!(
+        n(&restart["agents"]),
+        990.0,
+        "the agents not lost: {restart}"
+    );
+    assert!(
+        n(&restart["servingS"]) > 0.0
+            && n(&restart["firstApiCallS"]) >= n(&restart["servingS"])
+            && n(&restart["agentsReconnectedS"]) >= n(&restart["servingS"]),
+        "{restart}"
+    );
     let api = &r["api"];
     for name in ["describeServices", "listTasks", "runTask"] {
         assert!(n(&api[name]["calls"]) > 0.0, "{name} probed: {api}");

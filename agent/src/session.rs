@@ -180,7 +180,19 @@ impl<R: ContainerRuntime> Session<R> {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
-                _ = stopped(shutdown) => return End::Shutdown,
+                _ = stopped(shutdown) => {
+                    // A planned stop: the control plane keeps the node's tasks where they are
+                    // (a stream that just ends reads as a crash, lost after a short grace).
+                    if out.send(send(agent_message::Body::Goodbye(Goodbye {}))).await.is_ok() {
+                        drop(out);
+                        // The server ends the stream once it has the goodbye.
+                        let _ = tokio::time::timeout(GOODBYE_WAIT, async {
+                            while let Some(Ok(_)) = inbound.next().await {}
+                        })
+                        .await;
+                    }
+                    return End::Shutdown;
+                }
                 m = inbound.next() => {
                     let m = match m {
                         Some(Ok(m)) => m,
@@ -479,6 +491,9 @@ impl<R> Drop for Session<R> {
 }
 
 /// Resolves once shutdown is asked for (the watch guard never lives across an await).
+/// How long a stopping agent waits for the control plane to take its goodbye.
+const GOODBYE_WAIT: Duration = Duration::from_secs(1);
+
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }

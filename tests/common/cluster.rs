@@ -74,6 +74,16 @@ impl AgentProcess {
         Self { child }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the agent process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {}", self.child.id());
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -109,6 +119,11 @@ pub const SERVER_FLAGS: &[&str] = &[
 ];
 
 pub fn cluster(prefix: &str) -> Cluster {
+    cluster_with(prefix, SERVER_FLAGS, 3)
+}
+
+/// A cluster of `agents` nodes (n1, n2, …) on a server started with `flags` (none: defaults).
+pub fn cluster_with(prefix: &str, flags: &[&str], agents: usize) -> Cluster {
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let name = unique_cluster(prefix);
@@ -116,9 +131,9 @@ pub fn cluster(prefix: &str) -> Cluster {
         cluster: name.clone(),
     };
     let server_dir = dir.path().join("server");
-    let server = ServerProcess::start_with("server", &server_dir, SERVER_FLAGS);
+    let server = ServerProcess::start_with("server", &server_dir, flags);
     let join_token = server_dir.join("join.token");
-    let agents = (1..=3)
+    let agents = (1..=agents)
         .map(|i| {
             AgentProcess::start_joining(
                 &server.grpc,
@@ -136,12 +151,12 @@ pub fn cluster(prefix: &str) -> Cluster {
         _cleanup: cleanup,
         _serial: serial,
     };
-    wait_for(Duration::from_secs(30), "three connected nodes", || {
+    wait_for(Duration::from_secs(30), "every node connected", || {
         let n = c.cli(&["node", "list", "-o", "json"]).json();
         let up = n["containerInstances"].as_array().map_or(0, |a| {
             a.iter().filter(|x| x["agentConnected"] == true).count()
         });
-        (up == 3).then_some(())
+        (up == c.agents.len()).then_some(())
     });
     assert!(c.cli(&["cluster", "create", &c.name]).ok);
     c

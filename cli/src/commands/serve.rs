@@ -212,6 +212,7 @@ fn config_of(args: &ServeArgs, mode: Mode, name: &str) -> anyhow::Result<(cp::Co
     config.task_retention = args.task_retention;
     config.controller.resync = args.resync;
     config.controller.lost_node_timeout = args.lost_node_timeout;
+    config.controller.crash_grace = args.crash_grace;
     config.controller.min_healthy_time = args.min_healthy_time;
     config.controller.scaling_interval = args.scaling_interval;
     config.region = args.region.clone();

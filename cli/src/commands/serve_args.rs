@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// A node disconnected this long is lost; its tasks are replaced elsewhere.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub lost_node_timeout: Duration,
+    /// A node whose agent's connection closed without a goodbye (a crashed agent) and has not
+    /// reconnected this long is lost at once, without waiting out --lost-node-timeout.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub crash_grace: Duration,
     /// A service task counts as healthy only after running this long (with passing checks).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub min_healthy_time: Duration,

@@ -17,21 +17,46 @@ use std::time::Duration;
 /// (`RUST_LOG=berth_control_plane::nodes=info`) still select its lines.
 const LOG_TARGET: &str = "berth_control_plane::nodes::lost";
 
+/// When a node counts as lost.
+#[derive(Debug, Clone, Copy)]
+pub struct LostAfter {
+    /// Silent (disconnected for missing heartbeats, or never back since this control plane
+    /// started) this long.
+    pub timeout: Duration,
+    /// Its stream ended with its connection, no goodbye, and it has not reconnected for this
+    /// long: a crashed agent. A reconnecting agent (a reset, a restart) is back well within it.
+    pub crash_grace: Duration,
+}
+
 /// Marks the tasks of every lost node STOPPED; returns how many.
 pub fn mark_lost_nodes(
     state: &State,
     sessions: &Sessions,
-    timeout: Duration,
+    after: LostAfter,
     started_ms: i64,
     now: i64,
 ) -> Result<usize> {
     let mut marked = 0;
     for n in state.scan::<ContainerInstance>(keys::NODES)? {
         let id = &n.ec2_instance_id;
-        let silent_ms = now - sessions.last_seen(id).unwrap_or(started_ms);
-        if sessions.is_connected(id) || silent_ms <= timeout.as_millis() as i64 {
+        if sessions.is_connected(id) {
             continue;
         }
+        let silent_ms = now - sessions.last_seen(id).unwrap_or(started_ms);
+        let crashed_ms = sessions.crashed_at(id).map(|at| now - at);
+        let why = if crashed_ms.is_some_and(|ms| ms > after.crash_grace.as_millis() as i64) {
+            format!(
+                "its agent's connection closed without a goodbye and it has not reconnected for {} s",
+                after.crash_grace.as_secs()
+            )
+        } else if silent_ms > after.timeout.as_millis() as i64 {
+            format!(
+                "its agent has not been heard from for {} s",
+                after.timeout.as_secs()
+            )
+        } else {
+            continue;
+        };
         let task_keys: Vec<String> = state
             .scan_keys(&keys::node_claims(id))?
             .iter()
@@ -39,7 +64,7 @@ pub fn mark_lost_nodes(
             .collect();
         // One transaction for a batch of the node's tasks, not one flush each.
         for part in task_keys.chunks(LOST_BATCH) {
-            marked += mark_lost(state, part, &n, timeout, now)?;
+            marked += mark_lost(state, part, &n, &why, now)?;
         }
     }
     Ok(marked)
@@ -52,7 +77,7 @@ fn mark_lost(
     state: &State,
     task_keys: &[String],
     n: &ContainerInstance,
-    timeout: Duration,
+    why: &str,
     now: i64,
 ) -> Result<usize> {
     state.update(|tx| {
@@ -68,11 +93,7 @@ fn mark_lost(
             status::advance(&mut t, TaskStatus::Stopped);
             t.desired_status = "STOPPED".into();
             t.stop_code = "NodeLost".into();
-            t.stopped_reason = format!(
-                "node {} was lost: its agent has not been heard from for {} s",
-                n.name,
-                timeout.as_secs()
-            );
+            t.stopped_reason = format!("node {} was lost: {why}", n.name);
             t.stopped_at = time::rfc3339(now);
             t.version += 1;
             tracing::warn!(target: LOG_TARGET, task = %t.task_arn, node = %n.name, "task lost with its node");
@@ -83,3 +104,7 @@ fn mark_lost(
         Ok((marked, ops))
     })
 }
+
+#[cfg(test)]
+#[path = "lost_tests.rs"]
+mod tests;

@@ -49,6 +49,25 @@ struct SessionsInner {
     usage_pruned_ms: i64,
     /// Nodes whose agents other replicas hold, and when they last said so (several servers).
     remote: HashMap<String, i64>,
+    /// Nodes whose last stream here ended with its connection (no goodbye, no missed
+    /// heartbeats: the agent's process or host went away), and when. Cleared when it returns.
+    crashed: HashMap<String, i64>,
+}
+
+/// How an agent's stream ended, which decides how soon its node counts as lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection closed or reset without a goodbye: a SIGKILLed or crashed agent, whose
+    /// kernel closes its socket at once. A paused or cut-off agent never ends this way (its
+    /// connection stays open), so this is the strong signal a short grace can act on.
+    Crashed,
+    /// Heartbeats stopped on an open connection (a pause, a partition): the server ends the
+    /// stream after its heartbeat timeout, and only the lost-node timeout after that marks the
+    /// node lost.
+    Silent,
+    /// The agent said goodbye (a planned stop), its certificate was revoked, or this control
+    /// plane is stopping.
+    Left,
 }
 
 /// A node's CPU samples: its tasks' ARNs hashed (sorted), with the cores each used.
@@ -149,6 +168,7 @@ impl Sessions {
         let mut s = self.lock();
         s.next_generation += 1;
         let generation = s.next_generation;
+        s.crashed.remove(node_id);
         s.last_seen.insert(node_id.to_string(), time::now_millis());
         s.by_node.insert(
             node_id.to_string(),
@@ -161,13 +181,33 @@ impl Sessions {
         generation
     }
 
-    /// Removes the session if it is still the given generation.
-    pub fn detach(&self, node_id: &str, generation: u64) {
+    /// Removes the session if it is still the given generation, noting how it ended.
+    pub fn detach(&self, node_id: &str, generation: u64, how: Ended) {
         let mut s = self.lock();
         if s.by_node.get(node_id).map(|x| x.generation) == Some(generation) {
+            let now = time::now_millis();
+            if how == Ended::Crashed {
+                s.crashed.insert(node_id.to_string(), now);
+            }
             s.by_node.remove(node_id);
-            s.last_seen.insert(node_id.to_string(), time::now_millis());
+            s.last_seen.insert(node_id.to_string(), now);
         }
+    }
+
+    /// When the node's last stream here ended by its connection closing (no goodbye), if it
+    /// has not reconnected since.
+    pub fn crashed_at(&self, node_id: &str) -> Option<i64> {
+        self.lock().crashed.get(node_id).copied()
+    }
+
+    /// The first moment after `now` at which a crashed node's grace runs out, if any does.
+    pub fn next_crash_deadline(&self, grace_ms: i64, now: i64) -> Option<i64> {
+        let s = self.lock();
+        s.crashed
+            .values()
+            .map(|at| at + grace_ms)
+            .filter(|due| *due > now)
+            .min()
     }
 
     /// Ends the node's live stream on this replica with `status` (its certificate was

@@ -46,6 +46,10 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// A node disconnected this long is lost: its tasks are stopped and replaced elsewhere.
     pub lost_node_timeout: Duration,
+    /// A node whose agent's connection closed without a goodbye (a crash: the kernel closes a
+    /// dead process's sockets) and has not reconnected this long is lost, without waiting out
+    /// the timeout. A paused or cut-off agent keeps its connection open and never gets here.
+    pub crash_grace: Duration,
     /// A task counts as healthy only after running (and passing its checks) this long, so a
     /// revision that crashes a moment after starting cannot complete a deployment.
     pub min_healthy_time: Duration,
@@ -68,6 +72,7 @@ impl Default for ControllerConfig {
         Self {
             resync: Duration::from_secs(2),
             lost_node_timeout: Duration::from_secs(10),
+            crash_grace: Duration::from_secs(3),
             min_healthy_time: Duration::from_secs(5),
             scaling_interval: Duration::from_secs(10),
         }
@@ -100,11 +105,14 @@ pub async fn run(
             let c = lock(&caches);
             (c.pace.next_due(), !c.sweep.is_empty())
         };
+        // A crashed agent's grace may end between ticks: its node is marked lost then.
+        let crash_due = crash_deadline(&sessions, config.crash_grace);
         tokio::select! {
             _ = tick.tick() => {
                 woken.lost_nodes = true;
                 woken.everything = !sweeping && sweeps.due(config.resync);
             }
+            _ = until_due(crash_due) => woken.lost_nodes = true,
             _ = until_due(next_due) => {}
             // A sweep under way goes on pass after pass, with what changed meanwhile.
             _ = std::future::ready(()), if sweeping => drain(&state, &mut changes, &mut woken),
@@ -324,7 +332,10 @@ impl Pass<'_> {
             crate::control::lost::mark_lost_nodes(
                 self.state,
                 self.sessions,
-                self.config.lost_node_timeout,
+                crate::control::lost::LostAfter {
+                    timeout: self.config.lost_node_timeout,
+                    crash_grace: self.config.crash_grace,
+                },
                 self.started_ms,
                 now,
             )?;
@@ -455,6 +466,14 @@ fn lock(caches: &std::sync::Mutex<Caches>) -> std::sync::MutexGuard<'_, Caches> 
 }
 
 /// Resolves when the next held-back service is due (never, when none is).
+/// When the first crashed agent's grace still to come runs out (a moment after, so the pass
+/// sees it past), as an instant.
+fn crash_deadline(sessions: &Sessions, grace: Duration) -> Option<std::time::Instant> {
+    let now = time::now_millis();
+    let due = sessions.next_crash_deadline(grace.as_millis() as i64, now)?;
+    Some(std::time::Instant::now() + Duration::from_millis((due - now + 5) as u64))
+}
+
 async fn until_due(at: Option<std::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,

@@ -4,7 +4,7 @@
 
 use crate::live::desired::NodeDesired;
 use crate::live::push::Push;
-use crate::live::sessions::{self, Sessions};
+use crate::live::sessions::{self, Ended, Sessions};
 use crate::live::shutting_down;
 use crate::state::State;
 use crate::transport::grpc::{blocking, until_shutdown};
@@ -163,24 +163,25 @@ impl AgentSessions for AgentSessionsApi {
         let mut stop = self.stop.clone();
         let reports = self.sessions.reports(&self.state).clone();
         tokio::spawn(async move {
-            loop {
+            let how = loop {
                 let next = tokio::select! {
                     n = tokio::time::timeout(timings.heartbeat_timeout, inbound.message()) => n,
                     // Dropping `inbound` lets the connection close as soon as the reply ends.
-                    _ = shutting_down(&mut stop) => break,
-                    // The reply stream ended (its certificate was revoked, `Sessions::end`).
-                    _ = ended.closed() => break,
+                    _ = shutting_down(&mut stop) => break Ended::Left,
+                    // The reply stream ended: its connection went away (or its certificate
+                    // was revoked, `Sessions::end`, which has removed the session already).
+                    _ = ended.closed() => break Ended::Crashed,
                 };
                 let m = match next {
                     Ok(Ok(Some(m))) => m,
-                    Ok(Ok(None)) => break,
+                    Ok(Ok(None)) => break Ended::Crashed,
                     Ok(Err(e)) => {
                         tracing::info!(target: LOG_TARGET, node = %node_id, error = %e, "agent stream ended");
-                        break;
+                        break Ended::Crashed;
                     }
                     Err(_) => {
                         tracing::warn!(target: LOG_TARGET, node = %node_id, "agent missed its heartbeats; disconnecting it");
-                        break;
+                        break Ended::Silent;
                     }
                 };
                 sessions.heartbeat(&node_id);
@@ -196,12 +197,13 @@ impl AgentSessions for AgentSessionsApi {
                     Some(agent_message::Body::Heartbeat(h)) => {
                         sessions.record_usage(&node_id, h.task_usage, crate::time::now_millis());
                     }
+                    Some(agent_message::Body::Goodbye(_)) => break Ended::Left,
                     Some(agent_message::Body::Hello(_)) | None => {}
                 }
-            }
+            };
             pusher.abort();
-            sessions.detach(&node_id, generation);
-            tracing::info!(target: LOG_TARGET, node = %node_id, "agent disconnected");
+            sessions.detach(&node_id, generation, how);
+            tracing::info!(target: LOG_TARGET, node = %node_id, ended = ?how, "agent disconnected");
         });
         Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }

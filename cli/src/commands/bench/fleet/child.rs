@@ -21,11 +21,12 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts the child on `dir` and waits (bounded) for its URL.
-    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+    /// Starts the child on `dir` (gRPC on `port`, 0: any) and waits (bounded) for its URL.
+    pub fn start(dir: &Path, port: u16) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding this binary")?;
         let mut child = Command::new(exe)
-            .args(["bench", "fleet", "--serve-control-plane"])
+            .args(["bench", "fleet", "--serve-port", &port.to_string()])
+            .arg("--serve-control-plane")
             .arg(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -81,9 +82,10 @@ impl Drop for ControlPlane {
 
 /// The child's side: the real control plane on `dir` (the embedded store, gRPC on 127.0.0.1:0) with the
 /// bench's timings, until stdin closes.
-pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
+pub async fn serve(dir: PathBuf, port: u16) -> anyhow::Result<()> {
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut config = server::Config::new(dir, local, local);
+    let grpc = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut config = server::Config::new(dir, grpc, local);
     config.controller.lost_node_timeout = super::LOST_NODE_TIMEOUT;
     config.controller.min_healthy_time = super::MIN_HEALTHY_TIME;
     let cp = server::spawn(config)

@@ -35,9 +35,16 @@ pub struct BenchFleetArgs {
     /// Give up on any phase after this long.
     #[arg(long, default_value = "600s", value_parser = super::super::flags::parse_duration)]
     pub timeout: Duration,
+    /// At the end, restart the control plane on its store and time it: until it serves, until
+    /// its first API call answers, until every agent has reconnected.
+    #[arg(long)]
+    pub restart: bool,
     /// Internal: run only the control plane, on this data dir, for the bench that started it.
     #[arg(long, hide = true)]
     pub serve_control_plane: Option<std::path::PathBuf>,
+    /// Internal: the gRPC port the control plane child listens on (0: any).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub serve_port: u16,
 }
 
 /// What the bench ran against.
@@ -59,7 +66,7 @@ pub const MIN_HEALTHY_TIME: Duration = Duration::from_secs(2);
 
 pub async fn run(args: BenchFleetArgs, output: crate::output::Format) -> anyhow::Result<()> {
     if let Some(dir) = &args.serve_control_plane {
-        return child::serve(dir.clone()).await;
+        return child::serve(dir.clone(), args.serve_port).await;
     }
     let report = bench(args).await?;
     match output {
@@ -81,7 +88,7 @@ pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
     }
     let dir = std::env::temp_dir().join(format!("berth-bench-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let cp = child::ControlPlane::start(&dir).context("starting the control plane")?;
+    let cp = child::ControlPlane::start(&dir, 0).context("starting the control plane")?;
     let url = cp.url.clone();
     let counters = Arc::new(sim::Counters::default());
     let (phase, phase_rx) = tokio::sync::watch::channel("connecting agents");

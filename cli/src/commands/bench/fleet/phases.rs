@@ -2,7 +2,7 @@
 //! under API probes; placement quality is checked; 1% of nodes vanish and their tasks are
 //! replaced; one service rolls to a new revision.
 
-use super::report::{Report, Timings};
+use super::report::{Report, Restart, Timings};
 use super::{probe, quality, Bench};
 use anyhow::{bail, Context};
 use berth_proto::v1::services_client::ServicesClient;
@@ -41,6 +41,12 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
     let rolling = roll(b).await?;
     let (peak_rss, _) = probe::rss_mib(b.cp.pid);
     let (agents_rss, _) = probe::rss_mib(0);
+    let store_bytes = probe::disk_bytes(dir);
+    let restart = if b.args.restart {
+        Some(restart(b, dir).await?)
+    } else {
+        None
+    };
     Ok(Report {
         nodes: b.args.nodes,
         services: b.args.services,
@@ -60,10 +66,67 @@ pub async fn all(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Report>
         api,
         peak_rss_mib: peak_rss,
         simulated_agents_rss_mib: agents_rss,
-        store_bytes: probe::disk_bytes(dir),
+        store_bytes,
         quality,
         lost_node_timeout_s: super::LOST_NODE_TIMEOUT.as_secs_f64(),
+        crash_grace_s: berth_control_plane::control::controller::ControllerConfig::default()
+            .crash_grace
+            .as_secs_f64(),
         min_healthy_time_s: super::MIN_HEALTHY_TIME.as_secs_f64(),
+        restart,
+    })
+}
+
+/// Stops the control plane (its agents' streams end; they keep retrying), starts a new one on
+/// the same store and port, and times it back: serving, its first API answer, every agent back.
+async fn restart(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Restart> {
+    b.phase.send_replace("restarting the control plane");
+    let agents = b.counters.connected.load(Ordering::Relaxed);
+    let port: u16 =
+        b.cp.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .context("the control plane's port")?;
+    b.cp.shutdown();
+    wait(b, "agents see the control plane gone", || async {
+        Ok(b.counters.connected.load(Ordering::Relaxed) == 0)
+    })
+    .await?;
+    let t0 = Instant::now();
+    let owned = dir.to_path_buf();
+    b.cp = tokio::task::spawn_blocking(move || super::child::ControlPlane::start(&owned, port))
+        .await?
+        .context("restarting the control plane")?;
+    let serving_s = t0.elapsed().as_secs_f64();
+    b.phase.send_replace("restart: first API call");
+    let channel = tonic::transport::Channel::from_shared(b.cp.url.clone())?.connect_lazy();
+    wait(b, "the restarted control plane's first answer", || {
+        let mut client = ServicesClient::new(channel.clone());
+        async move {
+            let call = client.describe_service(DescribeServiceRequest {
+                cluster: String::new(),
+                service: service_name(0),
+            });
+            Ok(tokio::time::timeout(Duration::from_secs(1), call)
+                .await
+                .is_ok_and(|r| r.is_ok()))
+        }
+    })
+    .await?;
+    let first_api_call_s = t0.elapsed().as_secs_f64();
+    b.phase.send_replace("restart: agents reconnect");
+    wait(b, "every agent reconnected", || async {
+        Ok(b.counters.connected.load(Ordering::Relaxed) >= agents)
+    })
+    .await?;
+    let agents_reconnected_s = t0.elapsed().as_secs_f64();
+    Ok(Restart {
+        serving_s,
+        first_api_call_s,
+        agents,
+        agents_reconnected_s,
+        peak_rss_mib: probe::rss_mib(b.cp.pid).0,
     })
 }
 
@@ -184,8 +247,8 @@ async fn converge(b: &Bench, want: i64) -> anyhow::Result<()> {
     .await
 }
 
-/// Drops 1% of the agents at once; returns how many, and the seconds until every service is
-/// whole again (the lost-node timeout included).
+/// Drops 1% of the agents' streams at once (as crashed agents' kernels would); returns how
+/// many, and the seconds until every service is whole again (the crash grace included).
 async fn lose_nodes(b: &mut Bench) -> anyhow::Result<(usize, f64)> {
     b.phase.send_replace("losing 1% of nodes");
     let step = 100.min(b.agents.len());

@@ -36,7 +36,26 @@ pub struct Report {
     pub store_bytes: u64,
     pub quality: Quality,
     pub lost_node_timeout_s: f64,
+    /// A dropped stream (no goodbye) is a crashed agent: its node is lost after this grace.
+    pub crash_grace_s: f64,
     pub min_healthy_time_s: f64,
+    /// With `--restart`.
+    pub restart: Option<Restart>,
+}
+
+/// A restart of the control plane on the fleet's store, from starting the new process.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restart {
+    /// Until it listens (the store opened and read).
+    pub serving_s: f64,
+    /// Until a DescribeService answers.
+    pub first_api_call_s: f64,
+    pub agents: i64,
+    /// Until every agent that was connected before is connected again.
+    pub agents_reconnected_s: f64,
+    /// The new process's peak RSS.
+    pub peak_rss_mib: f64,
 }
 
 impl Report {
@@ -81,8 +100,8 @@ impl Report {
         );
         row(
             &format!(
-                "{} lost nodes' tasks replaced (timeout {:.0} s)",
-                t.lost_nodes, self.lost_node_timeout_s
+                "{} dropped nodes' tasks replaced (grace {:.0} s)",
+                t.lost_nodes, self.crash_grace_s
             ),
             format!("{:.1} s", t.lost_tasks_replaced_s),
         );
@@ -100,5 +119,23 @@ impl Report {
             format!("{}", q.distinct_instance_violations),
         );
         row("memberOf violations", format!("{}", q.member_of_violations));
+        if let Some(r) = &self.restart {
+            row(
+                "restart: serving (store opened)",
+                format!("{:.1} s", r.serving_s),
+            );
+            row(
+                "restart: first API call answered",
+                format!("{:.1} s", r.first_api_call_s),
+            );
+            row(
+                &format!("restart: {} agents reconnected", r.agents),
+                format!("{:.1} s", r.agents_reconnected_s),
+            );
+            row(
+                "restart: control plane peak RSS",
+                format!("{:.0} MiB", r.peak_rss_mib),
+            );
+        }
     }
 }

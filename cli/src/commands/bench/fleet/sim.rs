@@ -41,7 +41,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Drops the stream at once, as a host that vanished would.
+    /// Drops the stream at once, without a goodbye, as a crashed agent's kernel would.
     pub fn kill(&self) {
         let _ = self.stop.send(true);
     }
