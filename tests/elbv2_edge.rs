@@ -3,7 +3,8 @@
 //! HTTP servers this test runs on 127.0.0.1, registered with register-targets. A redirect
 //! listener answers 301 to https:// with the same host and path; a fixed-response rule answers
 //! its body; an http-header rule routes to the second target group; the targets see
-//! X-Forwarded-For (appended), -Proto and -Port; an AWSALB cookie keeps a client on one target
+//! X-Forwarded-For (appended), -Proto and -Port, over HTTP and over an HTTPS listener with a
+//! certificate imported through ACM; an AWSALB cookie keeps a client on one target
 //! of a sticky target group. add-tags/describe-tags and the target group attributes work, and a
 //! deregistered target drains for the delay just set (measured).
 
@@ -56,6 +57,50 @@ fn curl(url: &str, headers: &[&str]) -> Option<(u16, String, String)> {
     for h in headers {
         cmd.args(["-H", h]);
     }
+    let out = cmd.arg(url).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// A self-signed certificate for `host`, imported with `aws acm import-certificate`: its ARN.
+fn import_self_signed(http: &str, c: &Creds, dir: &std::path::Path, host: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![host.to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("edge.cert.pem"), dir.join("edge.key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let r = aws_for(
+        "acm",
+        http,
+        c,
+        &[
+            "import-certificate",
+            "--certificate",
+            &format!("fileb://{}", cert_file.display()),
+            "--private-key",
+            &format!("fileb://{}", key_file.display()),
+        ],
+    );
+    assert!(r.ok, "aws acm import-certificate: {}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["CertificateArn"].as_str().unwrap().to_string()
+}
+
+/// `curl -si -k` of an https:// URL whose host resolves to 127.0.0.1: status, head and body.
+fn curl_insecure(url: &str, port: u16, headers: &[&str]) -> Option<(u16, String, String)> {
+    let host = url.split("://").nth(1)?.split(':').next()?;
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let mut all = vec!["-k", "--resolve", resolve.as_str()];
+    for h in headers {
+        all.extend(["-H", *h]);
+    }
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "5"]).args(&all);
     let out = cmd.arg(url).output().expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -295,6 +340,45 @@ fn alb_actions_conditions_client_address_and_iac_calls_work_through_aws_elbv2() 
         header(&head, "location"),
         Some("https://app.test/a/b?x=1"),
         "{head}"
+    );
+    // Behind an HTTPS listener (a certificate imported through ACM), the target sees
+    // X-Forwarded-Proto: https, the client's address appended, and the HTTPS port.
+    let tls_port = free_port();
+    let cert_arn = import_self_signed(http, &c, dir.path(), "app.test");
+    elb(&[
+        "create-listener",
+        "--load-balancer-arn",
+        &lb_arn,
+        "--protocol",
+        "HTTPS",
+        "--port",
+        &tls_port.to_string(),
+        "--certificates",
+        &format!("CertificateArn={cert_arn}"),
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={blue}"),
+    ]);
+    let (_, _, body) = wait_for(
+        Duration::from_secs(30),
+        "the target to answer over HTTPS",
+        || {
+            curl_insecure(
+                &format!("https://app.test:{tls_port}/tls"),
+                tls_port,
+                &["X-Forwarded-For: 203.0.113.8"],
+            )
+            .filter(|(s, _, _)| *s == 200)
+        },
+    );
+    assert!(body.starts_with("name=blue"), "{body}");
+    assert!(body.contains("x-forwarded-proto: https\r\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 203.0.113.8, 127.0.0.1"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("x-forwarded-port: {tls_port}")),
+        "{body}"
     );
     wait_for(
         Duration::from_secs(20),

@@ -21,11 +21,16 @@ pub(crate) fn same_protocol(
             let Some(tg) = tx.get::<ElbTargetGroup>(&key)? else {
                 continue;
             };
-            if same(&tg.arn, &t.target_group_arn) && tg.protocol != protocol {
+            if same(&tg.arn, &t.target_group_arn) && layer(&tg.protocol) != layer(protocol) {
+                let want = if layer(protocol) == Layer::Tcp {
+                    "TCP"
+                } else {
+                    "HTTP or HTTPS"
+                };
                 return Err(Error::elb(
                     "IncompatibleProtocols",
                     format!(
-                        "{field}: target group {} is {} and the listener is {protocol}; forward to a {protocol} target group",
+                        "{field}: target group {} is {} and the listener is {protocol}; forward to a {want} target group",
                         tg.name, tg.protocol
                     ),
                 ));
@@ -33,4 +38,18 @@ pub(crate) fn same_protocol(
         }
     }
     Ok(())
+}
+
+#[derive(PartialEq, Eq)]
+enum Layer {
+    Tcp,
+    Http,
+}
+
+/// An HTTP or HTTPS listener forwards to HTTP or HTTPS target groups (ALB); a TCP one to TCP.
+fn layer(protocol: &str) -> Layer {
+    match protocol {
+        "TCP" | "TLS" | "UDP" | "TCP_UDP" => Layer::Tcp,
+        _ => Layer::Http,
+    }
 }
