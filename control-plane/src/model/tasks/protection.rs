@@ -152,3 +152,41 @@ pub fn update(
     }
     Ok((done, refused))
 }
+
+/// What a task asks of its own protection through its agent's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnRequest {
+    Get,
+    /// ProtectionEnabled, and ExpiresInMinutes when given.
+    Set(bool, Option<i64>),
+}
+
+/// A task's own request, relayed by the agent of `node_id`: the same checks and writes as
+/// Get/UpdateTaskProtection, for that one task, and only when it runs on that node (an agent
+/// speaks for its own tasks only).
+pub fn own(
+    state: &State,
+    node_id: &str,
+    task_arn: &str,
+    req: OwnRequest,
+    now: i64,
+) -> Result<(Vec<Protection>, Vec<Refused>)> {
+    let Some(cluster) = super::cluster_of_arn(task_arn) else {
+        return Err(Error::invalid("taskArn", "must be a task ARN"));
+    };
+    let t = find(state, cluster, task_arn)?;
+    if berth_core::arn::last_segment(&t.container_instance_arn) != node_id {
+        return Err(Error::not_found(
+            "Task",
+            task_arn,
+            "a task's protection is asked for through the agent of its own node",
+        ));
+    }
+    let tasks = [t.task_arn];
+    match req {
+        OwnRequest::Get => get(state, cluster, &tasks, now),
+        OwnRequest::Set(enabled, given) => {
+            update(state, cluster, &tasks, enabled, minutes(given)?, now)
+        }
+    }
+}
