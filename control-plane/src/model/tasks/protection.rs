@@ -190,3 +190,50 @@ pub fn own(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LogStore;
+    use berth_core::arn;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_task_reaches_its_own_protection_only_through_its_nodes_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
+        crate::model::clusters::create(&state, "demo").unwrap();
+        let t = Task {
+            task_arn: arn::task("demo", "abc"),
+            cluster_arn: arn::cluster("demo"),
+            container_instance_arn: arn::container_instance("n1"),
+            group: "service:web".into(),
+            ..Default::default()
+        };
+        state.commit(vec![put(key_of(&t), &t)]).unwrap();
+        let now = 1_000_000;
+        let set = OwnRequest::Set(true, Some(5));
+        let e = own(&state, "n2", &t.task_arn, set, now).unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+        assert_eq!(
+            own(&state, "n1", &t.task_arn, OwnRequest::Get, now)
+                .unwrap()
+                .0[0]
+                .enabled,
+            false,
+            "another node's agent changed nothing"
+        );
+        let (done, _) = own(&state, "n1", &t.task_arn, set, now).unwrap();
+        assert_eq!(done[0].expires_ms, Some(now + 5 * 60_000));
+        let e = own(
+            &state,
+            "n1",
+            &t.task_arn,
+            OwnRequest::Set(true, Some(2881)),
+            now,
+        );
+        assert!(e.unwrap_err().to_string().contains("expiresInMinutes"));
+        let (found, _) = own(&state, "n1", &t.task_arn, OwnRequest::Get, now).unwrap();
+        assert!(found[0].enabled, "a refused change leaves it as it was");
+    }
+}
