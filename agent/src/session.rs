@@ -211,6 +211,9 @@ impl<R: ContainerRuntime> Session<R> {
                             heartbeat = tokio::time::interval(every);
                             self.usage.set_interval(w.usage_interval_ms);
                             *welcomed = true;
+                            if let Some(m) = &self.metadata {
+                                m.set_control(exec_channel.clone(), self.node_id.clone());
+                            }
                             self.metrics.welcomed();
                             tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
                             // Everything we know, in full: the server may have missed reports.

@@ -2,8 +2,10 @@
 //! container gets URIs with a token only it is told (`ECS_CONTAINER_METADATA_URI_V4`), keyed
 //! from a node secret, the task and the container: the token names the container, so a
 //! container reads only its own task's metadata, and the same token comes back after an agent
-//! restart (adopted containers keep their environment).
+//! restart (adopted containers keep their environment). The same token opens ECS's agent API
+//! (`ECS_AGENT_URI`, `protection`): a task reads and sets its own scale-in protection.
 
+mod protection;
 mod server;
 mod shapes;
 
@@ -37,6 +39,9 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, (String, String)>>,
     /// The agent's address as containers reach it, by Docker network ("host" for host mode).
     endpoints: Mutex<HashMap<String, String>>,
+    /// The control plane's connection and this node's id, once welcomed: task protection
+    /// requests go there.
+    control: Mutex<Option<(tonic::transport::Channel, String)>>,
 }
 
 impl Registry {
@@ -61,6 +66,7 @@ impl Registry {
             tasks: Mutex::default(),
             tokens: Mutex::default(),
             endpoints: Mutex::default(),
+            control: Mutex::default(),
         })
     }
 
@@ -80,14 +86,25 @@ impl Registry {
         lock(&self.endpoints).insert(network.into(), addr);
     }
 
-    /// The v4 and v3 URIs for `container` on `network`, or none when it cannot reach the agent.
-    pub fn uris(&self, network: &str, task_arn: &str, container: &str) -> Option<(String, String)> {
+    /// The connection the agent's session holds, for requests tasks make of the control plane.
+    pub fn set_control(&self, channel: tonic::transport::Channel, node_id: String) {
+        *lock(&self.control) = Some((channel, node_id));
+    }
+
+    fn control(&self) -> Option<(tonic::transport::Channel, String)> {
+        lock(&self.control).clone()
+    }
+
+    /// The URIs for `container` on `network` (ECS_CONTAINER_METADATA_URI_V4,
+    /// ECS_CONTAINER_METADATA_URI, ECS_AGENT_URI), or none when it cannot reach the agent.
+    pub fn uris(&self, network: &str, task_arn: &str, container: &str) -> Option<[String; 3]> {
         let addr = lock(&self.endpoints).get(network).cloned()?;
         let token = self.token(task_arn, container);
-        Some((
+        Some([
             format!("http://{addr}/v4/{token}"),
             format!("http://{addr}/v3/{token}"),
-        ))
+            format!("http://{addr}/api/{token}"),
+        ])
     }
 
     pub fn update(&self, meta: TaskMeta) {

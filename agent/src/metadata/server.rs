@@ -1,6 +1,7 @@
 //! The HTTP side of the metadata endpoint: `/v4/TOKEN` (and `/v3/TOKEN`) answer the container,
 //! `/task` its task, `/stats` and `/task/stats` Docker's stats of the container or of each of
-//! the task's containers by Docker id. An unknown token is a 404 that says nothing more.
+//! the task's containers by Docker id; `/api/TOKEN/task-protection/v1/state` is ECS's agent API
+//! (`protection`). An unknown token is a 404 that says nothing more.
 
 use super::{shapes, Registry};
 use crate::runtime::ContainerRuntime;
@@ -31,6 +32,18 @@ pub async fn serve<R: ContainerRuntime>(
 
 async fn answer<R: ContainerRuntime>(State(s): State<Arc<Shared<R>>>, req: Request) -> Response {
     let path = req.uri().path().trim_end_matches('/').to_string();
+    if let Some(rest) = path.strip_prefix("/api/") {
+        return match rest.split_once('/') {
+            Some((token, "task-protection/v1/state")) => {
+                let method = req.method().clone();
+                let Ok(body) = axum::body::to_bytes(req.into_body(), 64 * 1024).await else {
+                    return (StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n").into_response();
+                };
+                super::protection::answer(&s.registry, token, &method, &body).await
+            }
+            _ => not_found(),
+        };
+    }
     let mut parts = path.trim_start_matches('/').splitn(3, '/');
     let (Some("v4" | "v3"), Some(token)) = (parts.next(), parts.next()) else {
         return not_found();

@@ -7,7 +7,8 @@ use crate::runtime::ContainerRuntime;
 use berth_proto::agent::v1::TaskReport;
 
 impl<R: ContainerRuntime> Runner<R> {
-    /// ECS_CONTAINER_METADATA_URI_V4 and ECS_CONTAINER_METADATA_URI for container `i`; none
+    /// ECS_CONTAINER_METADATA_URI_V4, ECS_CONTAINER_METADATA_URI and ECS_AGENT_URI for container
+    /// `i`; none
     /// with networkMode none (nothing to reach the agent over) or with the endpoint off.
     pub(super) fn metadata_env(&self, i: usize) -> Vec<(String, String)> {
         let Some(m) = &self.ctx.metadata else {
@@ -19,9 +20,10 @@ impl<R: ContainerRuntime> Runner<R> {
             _ => self.ctx.task_network.clone().unwrap_or_default(),
         };
         match m.uris(&network, &self.arn, &self.container(i).name) {
-            Some((v4, v3)) => vec![
+            Some([v4, v3, agent]) => vec![
                 ("ECS_CONTAINER_METADATA_URI_V4".into(), v4),
                 ("ECS_CONTAINER_METADATA_URI".into(), v3),
+                ("ECS_AGENT_URI".into(), agent),
             ],
             None => Vec::new(),
         }

@@ -152,3 +152,82 @@ pub fn update(
     }
     Ok((done, refused))
 }
+
+/// What a task asks of its own protection through its agent's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnRequest {
+    Get,
+    /// ProtectionEnabled, and ExpiresInMinutes when given.
+    Set(bool, Option<i64>),
+}
+
+/// A task's own request, relayed by the agent of `node_id`: the same checks and writes as
+/// Get/UpdateTaskProtection, for that one task, and only when it runs on that node (an agent
+/// speaks for its own tasks only).
+pub fn own(
+    state: &State,
+    node_id: &str,
+    task_arn: &str,
+    req: OwnRequest,
+    now: i64,
+) -> Result<(Vec<Protection>, Vec<Refused>)> {
+    let Some(cluster) = super::cluster_of_arn(task_arn) else {
+        return Err(Error::invalid("taskArn", "must be a task ARN"));
+    };
+    let t = find(state, cluster, task_arn)?;
+    if berth_core::arn::last_segment(&t.container_instance_arn) != node_id {
+        return Err(Error::not_found(
+            "Task",
+            task_arn,
+            "a task's protection is asked for through the agent of its own node",
+        ));
+    }
+    let tasks = [t.task_arn];
+    match req {
+        OwnRequest::Get => get(state, cluster, &tasks, now),
+        OwnRequest::Set(enabled, given) => {
+            update(state, cluster, &tasks, enabled, minutes(given)?, now)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LogStore;
+    use berth_core::arn;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_task_reaches_its_own_protection_only_through_its_nodes_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::new(Arc::new(LogStore::open(dir.path()).unwrap()));
+        crate::model::clusters::create(&state, "demo").unwrap();
+        let t = Task {
+            task_arn: arn::task("demo", "abc"),
+            cluster_arn: arn::cluster("demo"),
+            container_instance_arn: arn::container_instance("n1"),
+            group: "service:web".into(),
+            ..Default::default()
+        };
+        state.commit(vec![put(key_of(&t), &t)]).unwrap();
+        let now = 1_000_000;
+        let set = OwnRequest::Set(true, Some(5));
+        let e = own(&state, "n2", &t.task_arn, set, now).unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+        let (found, _) = own(&state, "n1", &t.task_arn, OwnRequest::Get, now).unwrap();
+        assert!(!found[0].enabled, "another node's agent changed nothing");
+        let (done, _) = own(&state, "n1", &t.task_arn, set, now).unwrap();
+        assert_eq!(done[0].expires_ms, Some(now + 5 * 60_000));
+        let e = own(
+            &state,
+            "n1",
+            &t.task_arn,
+            OwnRequest::Set(true, Some(2881)),
+            now,
+        );
+        assert!(e.unwrap_err().to_string().contains("expiresInMinutes"));
+        let (found, _) = own(&state, "n1", &t.task_arn, OwnRequest::Get, now).unwrap();
+        assert!(found[0].enabled, "a refused change leaves it as it was");
+    }
+}

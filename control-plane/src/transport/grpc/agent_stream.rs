@@ -96,6 +96,15 @@ impl AgentSessions for AgentSessionsApi {
         Ok(Response::new(until_shutdown(rx, self.stop.clone())))
     }
 
+    async fn task_protection(
+        &self,
+        req: Request<TaskProtectionRequest>,
+    ) -> Result<Response<TaskProtectionReply>, Status> {
+        let peer = req.extensions().get::<berth_trust::PeerIdentity>().cloned();
+        let reply = super::task_protection::answer(&self.state, peer, req.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
     async fn session(
         &self,
         req: Request<Streaming<AgentMessage>>,

@@ -13,6 +13,7 @@ pub mod secrets;
 mod servers;
 mod services;
 mod stacks;
+mod task_protection;
 mod taskdefs;
 mod tasks;
 
