@@ -1,11 +1,14 @@
 //! HAProxy as the second reference: Debian's package, started in the foreground from a generated
 //! config equivalent to nginx's (round robin over the same two backends, keep-alive to clients
 //! and to the backends with idle connections shared between clients, the same forwarding headers,
-//! no logging), with as many threads as nginx has worker processes.
+//! no logging), with as many threads as nginx has worker processes; and an HTTPS frontend beside
+//! the HTTP one when the bench runs HTTPS (TLS 1.3 only, the bench's certificate, X25519 first).
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::Path;
+
+use super::tls::BenchCert;
 
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
 
@@ -13,8 +16,22 @@ pub async fn start_haproxy(
     dir: &Path,
     workers: usize,
     port: u16,
+    https: Option<(u16, &BenchCert)>,
     backends: [SocketAddr; 2],
 ) -> anyhow::Result<tokio::process::Child> {
+    let https_frontend = https.map_or(String::new(), |(port, cert)| {
+        format!(
+            r#"
+frontend bench_https
+    bind 127.0.0.1:{port} ssl crt {} ssl-min-ver TLSv1.3 curves X25519:P-256:P-384
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Port %[dst_port]
+    default_backend backends
+"#,
+            cert.combined_file.display()
+        )
+    });
     let config = format!(
         r#"global
     nbthread {workers}
@@ -37,7 +54,7 @@ frontend bench
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Port %[dst_port]
     default_backend backends
-
+{https_frontend}
 backend backends
     balance roundrobin
     server b1 {a}

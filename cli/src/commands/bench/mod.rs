@@ -1,5 +1,7 @@
 //! `berth bench proxy`: Berth's proxy against nginx and HAProxy (Debian's packages) as keep-alive
-//! reverse proxies over the same two local backends, all loaded by `wrk` with the same settings.
+//! reverse proxies over the same two local backends, all loaded by `wrk` with the same settings:
+//! over HTTP, then over HTTPS with the same certificate (keep-alive, and a new handshake per
+//! request).
 //! Berth's proxy runs the production code path: `berth_proxy::spawn` fed by a `WatchEndpoints`
 //! stream, with as many worker threads as nginx has worker processes and HAProxy threads.
 
@@ -30,6 +32,7 @@ pub mod fleet;
 mod haproxy;
 mod nginx;
 mod proxy_report;
+mod tls;
 mod writes;
 mod wrk;
 
@@ -37,7 +40,8 @@ use cpu::Counted;
 use haproxy::{start_haproxy, stop_haproxy, HAPROXY};
 use nginx::{start_nginx, stop_nginx, NGINX};
 use proxy_report::{Measured, Settings};
-use wrk::measure;
+use tls::BenchCert;
+use wrk::{measure, Load};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -67,9 +71,13 @@ pub struct BenchProxyArgs {
     /// An unreported wrk run before each measured one, to open the upstream connections.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Rounds, each loading nginx, HAProxy, then Berth's proxy; the medians are compared.
+    /// Rounds, each loading nginx, HAProxy, then Berth's proxy, over HTTP, then HTTPS with
+    /// keep-alive, then HTTPS with a new handshake per request; the medians are compared.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// HTTP only: skip the HTTPS runs.
+    #[arg(long)]
+    pub no_https: bool,
 }
 
 pub async fn run(command: BenchCommand, format: crate::output::Format) -> anyhow::Result<()> {
@@ -101,7 +109,14 @@ async fn bench_proxy(args: BenchProxyArgs, format: crate::output::Format) -> any
     let backends = [start_backend(1).await?, start_backend(2).await?];
     let dir = std::env::temp_dir().join(format!("berth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let measured = compare(&args, &wrk, workers, backends, &dir).await;
+    let measured = async {
+        let cert = match args.no_https {
+            true => None,
+            false => Some(BenchCert::generate(&dir)?),
+        };
+        compare(&args, &wrk, workers, backends, &dir, cert.as_ref()).await
+    }
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     let settings = Settings {
         wrk_threads: args.threads,
@@ -115,17 +130,29 @@ async fn bench_proxy(args: BenchProxyArgs, format: crate::output::Format) -> any
 }
 
 /// Loads nginx, HAProxy and Berth's proxy, `args.rounds` times each; Berth's runs come last.
+/// With `cert`, each also serves HTTPS with it on a second port, loaded after HTTP.
 async fn compare(
     args: &BenchProxyArgs,
     wrk: &Path,
     workers: usize,
     backends: [SocketAddr; 2],
     dir: &Path,
+    cert: Option<&BenchCert>,
 ) -> anyhow::Result<Vec<Measured>> {
+    // Each proxy's HTTPS port, if the bench runs HTTPS.
+    let https_port = || async {
+        match cert {
+            Some(cert) => anyhow::Ok(Some((free_port().await?, cert))),
+            None => Ok(None),
+        }
+    };
     let nginx_port = free_port().await?;
-    let mut nginx = start_nginx(dir, workers, nginx_port, backends).await?;
+    let nginx_https = https_port().await?;
+    let mut nginx = start_nginx(dir, workers, nginx_port, nginx_https, backends).await?;
     let haproxy_port = free_port().await?;
-    let mut haproxy = match start_haproxy(dir, workers, haproxy_port, backends).await {
+    let haproxy_https = https_port().await?;
+    let mut haproxy = match start_haproxy(dir, workers, haproxy_port, haproxy_https, backends).await
+    {
         Ok(haproxy) => haproxy,
         Err(e) => {
             stop_nginx(&mut nginx).await;
@@ -136,8 +163,20 @@ async fn compare(
     // Berth's proxy, fed by a control plane stand-in, with as many worker threads as nginx has
     // worker processes.
     let berth_port = free_port().await?;
+    let berth_https = https_port().await?;
     let started = async {
-        let endpoints = start_endpoints(route(berth_port, backends)).await?;
+        let mut table = RoutingTable {
+            routes: vec![route("bench", berth_port, backends)],
+            ..Default::default()
+        };
+        if let Some((port, cert)) = berth_https {
+            // A service of its own: the proxy health-checks one route per service ARN when
+            // several of one ARN arrive in its first table, and leaves the other's targets
+            // unchecked (503), a proxy bug this bench steps around.
+            table.routes.push(route("bench-https", port, backends));
+            table.tls_listeners.push(cert.listener(port));
+        }
+        let endpoints = start_endpoints(table).await?;
         let mut config = berth_proxy::Config::new(
             format!("http://{endpoints}"),
             [127, 0, 0, 1].into(),
@@ -157,33 +196,66 @@ async fn compare(
     };
 
     // Each round loads nginx, HAProxy, then Berth's proxy (the idle ones cost nothing
-    // meanwhile), so load from elsewhere on the machine hits all alike.
+    // meanwhile), so load from elsewhere on the machine hits all alike; HTTP first, then HTTPS.
     let rounds = async {
         wait_until_serving(berth_port, "Berth's proxy").await?;
         let master = nginx.id().context("nginx exited")?;
         let haproxy_pid = haproxy.id().context("HAProxy exited")?;
-        let mut measured = [
-            ("nginx", nginx_port, Counted::NginxWorkers(master)),
-            ("haproxy", haproxy_port, Counted::Process(haproxy_pid)),
-            ("berth", berth_port, Counted::BerthWorkers),
-        ]
-        .map(|(name, port, counted)| {
+        let proxies = [
             (
-                Measured {
+                "nginx",
+                nginx_port,
+                nginx_https,
+                Counted::NginxWorkers(master),
+            ),
+            (
+                "haproxy",
+                haproxy_port,
+                haproxy_https,
+                Counted::Process(haproxy_pid),
+            ),
+            ("berth", berth_port, berth_https, Counted::BerthWorkers),
+        ];
+        if let Some(cert) = cert {
+            let client = cert.client()?;
+            for (name, _, https, _) in &proxies {
+                if let Some((port, _)) = https {
+                    tls::wait_until_serving(*port, name, &client).await?;
+                }
+            }
+        }
+        let loads = match cert {
+            Some(_) => &[Load::Http, Load::HttpsKeepAlive, Load::HttpsNewHandshake][..],
+            None => &[Load::Http][..],
+        };
+        let mut measured = Vec::new();
+        for &load in loads {
+            for (name, http, https, counted) in &proxies {
+                let port = match (load, https) {
+                    (Load::Http, _) => *http,
+                    (_, Some((port, _))) => *port,
+                    (_, None) => continue,
+                };
+                let m = Measured {
+                    load,
                     name,
                     rounds: Vec::new(),
-                },
-                port,
-                counted,
-            )
-        });
+                };
+                measured.push((m, port, *counted));
+            }
+        }
         for round in 1..=args.rounds {
             let mut line = format!("round {round}/{}:", args.rounds);
             for (m, port, counted) in &mut measured {
-                let r = measure(wrk, args, *port, *counted)
+                let r = measure(wrk, args, m.load, *port, *counted)
                     .await
-                    .with_context(|| format!("loading {}", m.name))?;
-                line.push_str(&format!(" {} {:.0} req/s", m.name, r.requests_per_sec));
+                    .with_context(|| format!("loading {} ({})", m.name, m.load.key()))?;
+                line.push_str(&format!(
+                    " {} {} {:.0} req/s",
+                    m.name,
+                    m.load.key(),
+                    r.requests_per_sec
+                ));
                 m.rounds.push(r);
             }
             eprintln!("{line}");
@@ -237,12 +309,12 @@ async fn start_backend(n: u8) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// The one route Berth's proxy gets: both backends, checked every 5 s, healthy after one pass.
-fn route(port: u16, backends: [SocketAddr; 2]) -> Route {
+/// A route of Berth's proxy: both backends, checked every 5 s, healthy after one pass.
+fn route(service: &str, port: u16, backends: [SocketAddr; 2]) -> Route {
     Route {
         cluster: "bench".into(),
-        service_name: "bench".into(),
-        service_arn: "arn:berth:bench:service/bench".into(),
+        service_name: service.into(),
+        service_arn: format!("arn:berth:bench:service/{service}"),
         listener_port: i32::from(port),
         health_check: Some(TargetHealthCheck {
             path: "/".into(),
@@ -294,13 +366,10 @@ impl Endpoints for FixedTable {
     }
 }
 
-async fn start_endpoints(route: Route) -> anyhow::Result<SocketAddr> {
+async fn start_endpoints(table: RoutingTable) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let service = EndpointsServer::new(FixedTable(RoutingTable {
-        routes: vec![route],
-        ..Default::default()
-    }));
+    let service = EndpointsServer::new(FixedTable(table));
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

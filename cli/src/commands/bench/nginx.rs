@@ -1,9 +1,13 @@
 //! nginx as the reference: Debian's package, started from a generated production-style config
-//! (worker processes, keep-alive to the upstreams, no access log) in a scratch directory.
+//! (worker processes, keep-alive to the upstreams, no access log) in a scratch directory, with
+//! an HTTPS server beside the HTTP one when the bench runs HTTPS (TLS 1.3 only, the bench's
+//! certificate, X25519 first).
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::Path;
+
+use super::tls::BenchCert;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 
@@ -11,9 +15,35 @@ pub async fn start_nginx(
     dir: &Path,
     workers: usize,
     port: u16,
+    https: Option<(u16, &BenchCert)>,
     backends: [SocketAddr; 2],
 ) -> anyhow::Result<tokio::process::Child> {
     let d = dir.display();
+    // The same forwarding headers Berth's proxy adds, to the same upstreams.
+    let location = r#"location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Port $server_port;
+        }"#;
+    let https_server = https.map_or(String::new(), |(port, cert)| {
+        format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.3;
+        ssl_ecdh_curve X25519:prime256v1:secp384r1;
+        {location}
+    }}"#,
+            cert.cert_file.display(),
+            cert.key_file.display(),
+        )
+    });
     let config = format!(
         r#"worker_processes {workers};
 daemon off;
@@ -38,17 +68,8 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backends;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # The same forwarding headers Berth's proxy adds.
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Port $server_port;
-        }}
-    }}
+        {location}
+    }}{https_server}
 }}
 "#,
         a = backends[0],

@@ -1,7 +1,9 @@
-//! What `berth bench proxy` prints: each proxy's rounds and medians, and Berth's ratios to each
-//! peer, as a table or (`-o json`) one object.
+//! What `berth bench proxy` prints: for each load (HTTP; HTTPS keep-alive; HTTPS with a new
+//! handshake per request), each proxy's rounds and medians, and Berth's ratios to each peer, as
+//! a table or (`-o json`) one object.
 
-use super::wrk::WrkResult;
+use super::tls::SETTINGS as TLS_SETTINGS;
+use super::wrk::{Load, WrkResult};
 use crate::output::{self, Format};
 use serde::Serialize;
 use std::time::Duration;
@@ -19,8 +21,9 @@ pub struct Settings {
     pub rounds: u32,
 }
 
-/// One proxy's runs.
+/// One proxy's runs under one load.
 pub struct Measured {
+    pub load: Load,
     pub name: &'static str,
     pub rounds: Vec<WrkResult>,
 }
@@ -91,25 +94,67 @@ fn ratio(of: &'static str, a: &WrkResult, to: &'static str, b: &WrkResult) -> Ra
     }
 }
 
-/// The report; the last of `measured` is Berth's, compared with each of the others.
-pub fn print(settings: &Settings, measured: &[Measured], format: Format) -> anyhow::Result<()> {
-    let Some((berth, peers)) = measured.split_last() else {
-        return Ok(());
-    };
-    let berth_median = berth.median();
-    let ratios: Vec<Ratio> = peers
-        .iter()
-        .map(|p| ratio(berth.name, &berth_median, p.name, &p.median()))
-        .collect();
-    if format == Format::Json {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Proxy {
-            name: &'static str,
-            median: Figures,
-            rounds: Vec<Figures>,
+/// One load's runs with Berth's ratios to each peer; the last of `measured` is Berth's.
+struct Group<'a> {
+    load: Load,
+    measured: Vec<&'a Measured>,
+    ratios: Vec<Ratio>,
+}
+
+/// `measured` by load, in the order the loads first appear.
+fn groups(measured: &[Measured]) -> Vec<Group<'_>> {
+    let mut loads: Vec<Load> = Vec::new();
+    for m in measured {
+        if !loads.contains(&m.load) {
+            loads.push(m.load);
         }
-        let proxies: Vec<Proxy> = measured
+    }
+    loads
+        .into_iter()
+        .map(|load| {
+            let measured: Vec<&Measured> = measured.iter().filter(|m| m.load == load).collect();
+            let ratios = match measured.split_last() {
+                Some((berth, peers)) => {
+                    let berth_median = berth.median();
+                    peers
+                        .iter()
+                        .map(|p| ratio(berth.name, &berth_median, p.name, &p.median()))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            Group {
+                load,
+                measured,
+                ratios,
+            }
+        })
+        .collect()
+}
+
+/// The report: per load, each proxy's rounds and medians and Berth's ratios to the others.
+pub fn print(settings: &Settings, measured: &[Measured], format: Format) -> anyhow::Result<()> {
+    let groups = groups(measured);
+    if format == Format::Json {
+        return output::json(&json(settings, &groups));
+    }
+    print_table(settings, &groups);
+    Ok(())
+}
+
+/// HTTP's figures as `proxies` and `ratios` (as before HTTPS was measured), HTTPS's under
+/// `https`: its TLS settings, then `keepAlive` and `newHandshake`, each with both.
+fn json(settings: &Settings, groups: &[Group<'_>]) -> serde_json::Value {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Proxy {
+        name: &'static str,
+        median: Figures,
+        rounds: Vec<Figures>,
+    }
+    let figures = |g: &Group<'_>| {
+        let proxies: Vec<Proxy> = g
+            .measured
             .iter()
             .map(|m| Proxy {
                 name: m.name,
@@ -117,30 +162,48 @@ pub fn print(settings: &Settings, measured: &[Measured], format: Format) -> anyh
                 rounds: m.rounds.iter().map(Figures::from).collect(),
             })
             .collect();
-        return output::json(&serde_json::json!({
-            "settings": settings,
-            "proxies": proxies,
-            "ratios": ratios,
-        }));
+        serde_json::json!({ "proxies": proxies, "ratios": g.ratios })
+    };
+    let mut report = serde_json::json!({ "settings": settings });
+    let mut https = serde_json::Map::new();
+    for g in groups {
+        let value = figures(g);
+        if g.load == Load::Http {
+            report["proxies"] = value["proxies"].clone();
+            report["ratios"] = value["ratios"].clone();
+        } else {
+            https.insert(g.load.key().into(), value);
+        }
     }
-    print_table(settings, measured, &ratios);
-    Ok(())
+    if !https.is_empty() {
+        https.insert("tls".into(), TLS_SETTINGS.into());
+        report["https"] = https.into();
+    }
+    report
 }
 
-fn print_table(settings: &Settings, measured: &[Measured], ratios: &[Ratio]) {
-    let names: Vec<&str> = measured.iter().map(|m| m.name).collect();
+fn print_table(settings: &Settings, groups: &[Group<'_>]) {
+    let names: Vec<&str> = groups
+        .first()
+        .map(|g| g.measured.iter().map(|m| m.name).collect())
+        .unwrap_or_default();
+    let loads: Vec<&str> = groups.iter().map(|g| g.load.key()).collect();
     crate::outln!(
         "berth bench proxy: wrk -t{} -c{} -d{}s --latency, two local backends, {w} nginx worker \
          processes / {w} HAProxy threads / {w} Berth worker threads, wrk + proxy + backends on \
-         {} cores, {} rounds ({} in each)",
+         {} cores, {} rounds (each: {} in turn, for {})",
         settings.wrk_threads,
         settings.wrk_connections,
         settings.duration_seconds,
         settings.cores,
         settings.rounds,
-        names.join(", then "),
+        names.join(", "),
+        loads.join(", then "),
         w = settings.workers,
     );
+    if groups.iter().any(|g| g.load != Load::Http) {
+        crate::outln!("HTTPS: {TLS_SETTINGS}");
+    }
     crate::outln!(
         "{:<16} {:>11} {:>9} {:>9} {:>9} {:>15} {:>12} {:>14}",
         "proxy",
@@ -170,32 +233,35 @@ fn print_table(settings: &Settings, measured: &[Measured], ratios: &[Ratio]) {
         );
     };
     let several = settings.rounds > 1;
-    if several {
-        for m in measured {
-            for (i, r) in m.rounds.iter().enumerate() {
-                row(&format!("{} #{}", m.name, i + 1), r);
+    let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
+    for g in groups {
+        crate::outln!("{}:", g.load.title());
+        if several {
+            for m in &g.measured {
+                for (i, r) in m.rounds.iter().enumerate() {
+                    row(&format!("{} #{}", m.name, i + 1), r);
+                }
             }
         }
-    }
-    for m in measured {
-        let label = if several {
-            format!("{} median", m.name)
-        } else {
-            m.name.to_string()
-        };
-        row(&label, &m.median());
-    }
-    let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}x"));
-    for r in ratios {
-        crate::outln!(
-            "{:<16} {:>11} {:>9} {:>9} {:>9} {:>15}",
-            format!("{}/{}", r.of, r.to),
-            x(r.requests_per_sec),
-            x(r.p50),
-            x(r.p90),
-            x(r.p99),
-            x(r.cpu_per_request),
-        );
+        for m in &g.measured {
+            let label = if several {
+                format!("{} median", m.name)
+            } else {
+                m.name.to_string()
+            };
+            row(&label, &m.median());
+        }
+        for r in &g.ratios {
+            crate::outln!(
+                "{:<16} {:>11} {:>9} {:>9} {:>9} {:>15}",
+                format!("{}/{}", r.of, r.to),
+                x(r.requests_per_sec),
+                x(r.p50),
+                x(r.p90),
+                x(r.p99),
+                x(r.cpu_per_request),
+            );
+        }
     }
 }
 

@@ -6,6 +6,43 @@ use anyhow::{bail, Context};
 use std::path::Path;
 use std::time::Duration;
 
+/// How wrk loads a proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Plain HTTP, keep-alive.
+    Http,
+    /// HTTPS, keep-alive: one handshake per connection, then requests.
+    HttpsKeepAlive,
+    /// HTTPS with `Connection: close`: a new TCP connection and full TLS handshake per request.
+    HttpsNewHandshake,
+}
+
+impl Load {
+    /// The report's key (JSON) for this load.
+    pub fn key(self) -> &'static str {
+        match self {
+            Load::Http => "http",
+            Load::HttpsKeepAlive => "keepAlive",
+            Load::HttpsNewHandshake => "newHandshake",
+        }
+    }
+
+    /// The report's title for this load.
+    pub fn title(self) -> &'static str {
+        match self {
+            Load::Http => "HTTP, keep-alive",
+            Load::HttpsKeepAlive => "HTTPS, keep-alive (one handshake per connection)",
+            Load::HttpsNewHandshake => {
+                "HTTPS, a new connection and full handshake per request (-H 'Connection: close')"
+            }
+        }
+    }
+
+    fn https(self) -> bool {
+        self != Load::Http
+    }
+}
+
 /// What wrk reports for one run.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WrkResult {
@@ -54,14 +91,15 @@ impl WrkResult {
 pub async fn measure(
     wrk: &Path,
     args: &BenchProxyArgs,
+    load: Load,
     port: u16,
     counted: Counted,
 ) -> anyhow::Result<WrkResult> {
     if !args.warmup.is_zero() {
-        run_wrk(wrk, args, args.warmup, port).await?;
+        run_wrk(wrk, args, load, args.warmup, port).await?;
     }
     let before = cpu_time(counted);
-    let mut result = run_wrk(wrk, args, args.duration, port).await?;
+    let mut result = run_wrk(wrk, args, load, args.duration, port).await?;
     let requests = result.requests_per_sec * args.duration.as_secs().max(1) as f64;
     if let (Some(before), Some(after)) = (before, cpu_time(counted)) {
         if requests >= 1.0 {
@@ -78,16 +116,23 @@ pub async fn measure(
 async fn run_wrk(
     wrk: &Path,
     args: &BenchProxyArgs,
+    load: Load,
     duration: Duration,
     port: u16,
 ) -> anyhow::Result<WrkResult> {
     let secs = duration.as_secs().max(1);
-    let out = tokio::process::Command::new(wrk)
+    let mut command = tokio::process::Command::new(wrk);
+    command
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
         .arg(format!("-d{secs}s"))
-        .arg("--latency")
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg("--latency");
+    if load == Load::HttpsNewHandshake {
+        command.args(["-H", "Connection: close"]);
+    }
+    let scheme = if load.https() { "https" } else { "http" };
+    let out = command
+        .arg(format!("{scheme}://127.0.0.1:{port}/"))
         .stdin(std::process::Stdio::null())
         .output()
         .await
