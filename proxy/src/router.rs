@@ -82,7 +82,7 @@ impl Router {
         let after = listeners(&mut table.routes.iter().map(|r| r.service_arn.as_str()));
         // A target keeps its health, counters and in-flight count when it moves between the
         // routes of its service (a traffic shift splits one route into one per revision).
-        let known: HashMap<(String, TargetKey), Arc<Target>> = self
+        let mut known: HashMap<(String, TargetKey), Arc<Target>> = self
             .services
             .values()
             .flat_map(|s| {
@@ -127,6 +127,13 @@ impl Router {
                 Some(prev) if prev.route == route => prev.clone(),
                 prev => Arc::new(self.build_service(route, port, prev, &known)),
             };
+            // A target group behind two listeners (HTTP and HTTPS) is one set of targets: the
+            // second route takes the first's, so one checker's health reaches both.
+            for t in &service.targets.targets {
+                known
+                    .entry((service.arn.clone(), t.key.clone()))
+                    .or_insert_with(|| t.clone());
+            }
             services.insert(key, service);
         }
         self.services = services;

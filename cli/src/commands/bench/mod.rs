@@ -170,10 +170,9 @@ async fn compare(
             ..Default::default()
         };
         if let Some((port, cert)) = berth_https {
-            // A service of its own: the proxy health-checks one route per service ARN when
-            // several of one ARN arrive in its first table, and leaves the other's targets
-            // unchecked (503), a proxy bug this bench steps around.
-            table.routes.push(route("bench-https", port, backends));
+            // The same service behind both listeners, as a target group behind HTTP and HTTPS
+            // listeners is: one set of targets, health-checked once.
+            table.routes.push(route("bench", port, backends));
             table.tls_listeners.push(cert.listener(port));
         }
         let endpoints = start_endpoints(table).await?;
