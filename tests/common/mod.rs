@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod ecs_tasks;
+pub mod edge;
 pub mod etcd;
 pub mod hardening;
 pub mod http;
