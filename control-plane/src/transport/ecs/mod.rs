@@ -224,6 +224,38 @@ fn operation(target: &str) -> EcsResult<Handler> {
     ))
 }
 
+/// The SigV4 check every JSON 1.1 API on this port shares: a bad signature is refused when keys
+/// are enforced, and the key (or its absence) is authorized for `path`
+/// (`/{service}.{prefix}/{Operation}`), the name the token check reads.
+pub(crate) fn authorize_signed(
+    auth: &Authorizer,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    path: &str,
+) -> Result<(), EcsError> {
+    let signed = match sigv4::parse(headers) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(why)) if auth.enabled() => {
+            return Err(crate::model::auth::AwsDenied::BadSignature(why).into())
+        }
+        Some(Err(_)) => None,
+    };
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    auth.authorize_aws(
+        signed.as_ref().map(|s| s.access_key_id.as_str()),
+        |secret| match &signed {
+            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
+            None => Err("unsigned".into()),
+        },
+        path,
+    )
+    .map(|_| ())
+    .map_err(EcsError::from)
+}
+
 /// The region and account the client addressed: the SigV4 scope's region (else the server's),
 /// and a 12-digit access key id as the account (else the server's), as LocalStack does.
 fn addressed_prefix(signed: Option<&sigv4::Signed>) -> String {

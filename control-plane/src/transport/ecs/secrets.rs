@@ -7,7 +7,6 @@ use crate::model::auth::Authorizer;
 use crate::model::secrets::{manager, parameters};
 use crate::state::State;
 use crate::transport::ecs::EcsError;
-use crate::transport::sigv4;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -49,30 +48,21 @@ pub async fn serve(
     } else {
         "ssm"
     };
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if auth.enabled() => {
-            return EcsError::from(crate::model::auth::AwsDenied::BadSignature(why)).into_response()
-        }
-        Some(Err(_)) => None,
-    };
     // Value reads are named so the token check asks for read-write, not read-only.
     let method_name = if READS_VALUES.contains(&op) {
         format!("Read{op}")
     } else {
         op.to_string()
     };
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Err(denied) = auth.authorize_aws(
-        signed.as_ref().map(|s| s.access_key_id.as_str()),
-        |secret| match &signed {
-            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
-            None => Err("unsigned".into()),
-        },
+    if let Err(denied) = super::authorize_signed(
+        auth,
+        method,
+        uri,
+        headers,
+        body,
         &format!("/{service}.{api}/{method_name}"),
     ) {
-        return EcsError::from(denied).into_response();
+        return denied.into_response();
     }
     let input: Value = if body.is_empty() {
         Value::Object(Default::default())
