@@ -2,6 +2,7 @@
 //! Signature=…`, and checking a signature by signing the same request again with aws-sigv4 and
 //! the key's secret. The credential scope also gives the region the client meant.
 
+use crate::model::auth::{Authorizer, AwsDenied};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -182,4 +183,72 @@ mod tests {
         h.insert("authorization", "Bearer x".parse().unwrap());
         assert!(parse(&h).is_none());
     }
+}
+
+/// The parts of a request its signature covers.
+pub struct SignedRequest<'a> {
+    pub method: &'a axum::http::Method,
+    pub uri: &'a axum::http::Uri,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// Why [`authorize`] refused a request.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Signed with another AWS service's name in its credential scope; holds the name wanted.
+    OtherService(&'static str),
+    /// Unsigned, an unknown key, a bad signature, or a key that may not call this operation.
+    Denied(AwsDenied),
+}
+
+impl Refusal {
+    /// What to tell the client about an [`Refusal::OtherService`].
+    pub fn other_service_message(wanted: &str) -> String {
+        format!("the request is signed for another AWS service; sign it for {wanted}")
+    }
+}
+
+/// Reads the request's SigV4 signature and checks it, and the key's rights, for `path`
+/// (`/service.Target/Operation`, which names the operation for read-only keys). `service` is the
+/// signing name the credential scope must carry, when the API has one of its own. On a server
+/// without authentication every request passes. Returns the signature, whose scope also says
+/// which region the client meant.
+pub fn authorize(
+    auth: &Authorizer,
+    req: &SignedRequest<'_>,
+    service: Option<&'static str>,
+    path: &str,
+) -> Result<Option<Signed>, Refusal> {
+    let signed = match parse(req.headers) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(why)) if auth.enabled() => {
+            return Err(Refusal::Denied(AwsDenied::BadSignature(why)))
+        }
+        Some(Err(_)) => None,
+    };
+    if let Some(wanted) = service {
+        if auth.enabled() && signed.as_ref().is_some_and(|s| s.service != wanted) {
+            return Err(Refusal::OtherService(wanted));
+        }
+    }
+    let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    auth.authorize_aws(
+        signed.as_ref().map(|s| s.access_key_id.as_str()),
+        |secret| match &signed {
+            Some(s) => verify(
+                s,
+                secret,
+                req.method.as_str(),
+                path_and_query,
+                req.headers,
+                req.body,
+            ),
+            None => Err("unsigned".into()),
+        },
+        path,
+    )
+    .map_err(Refusal::Denied)?;
+    Ok(signed)
 }

@@ -235,25 +235,27 @@ pub(crate) fn authorize_signed(
     body: &Bytes,
     path: &str,
 ) -> Result<(), EcsError> {
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if auth.enabled() => {
-            return Err(crate::model::auth::AwsDenied::BadSignature(why).into())
-        }
-        Some(Err(_)) => None,
+    let req = sigv4::SignedRequest {
+        method,
+        uri,
+        headers,
+        body,
     };
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    auth.authorize_aws(
-        signed.as_ref().map(|s| s.access_key_id.as_str()),
-        |secret| match &signed {
-            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
-            None => Err("unsigned".into()),
-        },
-        path,
-    )
-    .map(|_| ())
-    .map_err(EcsError::from)
+    sigv4::authorize(auth, &req, None, path)
+        .map(|_| ())
+        .map_err(EcsError::from)
+}
+
+impl From<sigv4::Refusal> for EcsError {
+    fn from(r: sigv4::Refusal) -> Self {
+        match r {
+            sigv4::Refusal::OtherService(wanted) => EcsError::new(
+                "InvalidSignatureException",
+                sigv4::Refusal::other_service_message(wanted),
+            ),
+            sigv4::Refusal::Denied(d) => d.into(),
+        }
+    }
 }
 
 /// The region and account the client addressed: the SigV4 scope's region (else the server's),
@@ -415,30 +417,18 @@ async fn serve(
             format!("Content-Type: must be {CONTENT_TYPE} (AWS JSON 1.1)"),
         ));
     }
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if ecs.auth.enabled() => {
-            return Err(crate::model::auth::AwsDenied::BadSignature(why).into())
-        }
-        Some(Err(_)) => None,
-    };
-    if signed.as_ref().is_some_and(|s| s.service != "ecs") && ecs.auth.enabled() {
-        return Err(EcsError::new(
-            "InvalidSignatureException",
-            "the request is signed for another AWS service; sign it for ecs",
-        ));
-    }
     let op = target.rsplit('.').next().unwrap_or("");
-    let path = format!("/ecs.{TARGET_PREFIX}/{op}");
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    ecs.auth.authorize_aws(
-        signed.as_ref().map(|s| s.access_key_id.as_str()),
-        |secret| match &signed {
-            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, &body),
-            None => Err("unsigned".into()),
-        },
-        &path,
+    let req = sigv4::SignedRequest {
+        method,
+        uri,
+        headers,
+        body: &body,
+    };
+    let signed = sigv4::authorize(
+        &ecs.auth,
+        &req,
+        Some("ecs"),
+        &format!("/ecs.{TARGET_PREFIX}/{op}"),
     )?;
     let input = Input::parse(&body)?;
     let to = addressed_prefix(signed.as_ref());

@@ -219,26 +219,20 @@ fn authorize(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), EcsError> {
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if api.auth.enabled() => {
-            return Err(crate::model::auth::AwsDenied::BadSignature(why).into())
-        }
-        Some(Err(_)) => None,
+    let req = sigv4::SignedRequest {
+        method,
+        uri,
+        headers,
+        body,
     };
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    api.auth
-        .authorize_aws(
-            signed.as_ref().map(|s| s.access_key_id.as_str()),
-            |secret| match &signed {
-                Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
-                None => Err("unsigned".into()),
-            },
-            &format!("/scheduler.AWSChronosService/{op}"),
-        )
-        .map(|_| ())
-        .map_err(EcsError::from)
+    sigv4::authorize(
+        &api.auth,
+        &req,
+        None,
+        &format!("/scheduler.AWSChronosService/{op}"),
+    )
+    .map(|_| ())
+    .map_err(EcsError::from)
 }
 
 fn reply(answer: Result<Value, EcsError>) -> Response {

@@ -131,31 +131,21 @@ async fn run(
     let params = Params::parse(body);
     let action = params.text("Action");
     let handler = operation(&action, params.get("Version"))?;
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if auth.enabled() => return Err(AwsDenied::BadSignature(why).into()),
-        Some(Err(_)) => None,
+    let req = sigv4::SignedRequest {
+        method,
+        uri,
+        headers,
+        body,
     };
-    if signed
-        .as_ref()
-        .is_some_and(|s| s.service != "elasticloadbalancing")
-        && auth.enabled()
-    {
-        return Err(Fault::sender(
-            "SignatureDoesNotMatch",
-            "the request is signed for another AWS service; sign it for elasticloadbalancing",
-        ));
+    let path = format!("/elasticloadbalancing.v2015-12-01/{action}");
+    match sigv4::authorize(auth, &req, Some("elasticloadbalancing"), &path) {
+        Ok(_) => {}
+        Err(sigv4::Refusal::OtherService(wanted)) => {
+            let message = sigv4::Refusal::other_service_message(wanted);
+            return Err(Fault::sender("SignatureDoesNotMatch", &message));
+        }
+        Err(sigv4::Refusal::Denied(refused)) => return Err(refused.into()),
     }
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    auth.authorize_aws(
-        signed.as_ref().map(|s| s.access_key_id.as_str()),
-        |secret| match &signed {
-            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
-            None => Err("unsigned".into()),
-        },
-        &format!("/elasticloadbalancing.v2015-12-01/{action}"),
-    )?;
     params.check_members()?;
     let id = id.to_string();
     crate::foreground::blocking(move || {

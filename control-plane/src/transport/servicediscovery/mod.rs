@@ -120,34 +120,20 @@ pub async fn serve(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let signed = match sigv4::parse(headers) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(why)) if auth.enabled() => return denied(wire, AwsDenied::BadSignature(why)),
-        Some(Err(_)) => None,
+    let req = sigv4::SignedRequest {
+        method,
+        uri,
+        headers,
+        body,
     };
-    if signed
-        .as_ref()
-        .is_some_and(|s| s.service != "servicediscovery")
-        && auth.enabled()
-    {
-        return error(
-            wire,
-            "InvalidSignatureException",
-            "the request is signed for another AWS service; sign it for servicediscovery",
-            400,
-        );
-    }
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Err(refused) = auth.authorize_aws(
-        signed.as_ref().map(|s| s.access_key_id.as_str()),
-        |secret| match &signed {
-            Some(s) => sigv4::verify(s, secret, method.as_str(), path_and_query, headers, body),
-            None => Err("unsigned".into()),
-        },
-        &format!("/servicediscovery.{TARGET_PREFIX}/{op}"),
-    ) {
-        return denied(wire, refused);
+    let path = format!("/servicediscovery.{TARGET_PREFIX}/{op}");
+    match sigv4::authorize(auth, &req, Some("servicediscovery"), &path) {
+        Ok(_) => {}
+        Err(sigv4::Refusal::OtherService(wanted)) => {
+            let message = sigv4::Refusal::other_service_message(wanted);
+            return error(wire, "InvalidSignatureException", &message, 400);
+        }
+        Err(sigv4::Refusal::Denied(refused)) => return denied(wire, refused),
     }
     let input = match wire {
         Wire::Cbor => cbor::decode(body).map_err(|e| format!("request body: {e}")),
