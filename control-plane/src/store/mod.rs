@@ -15,6 +15,7 @@ pub mod fs;
 mod health;
 mod history;
 mod log_store;
+mod record;
 mod replay;
 mod sled_store;
 pub mod snapshot_file;
