@@ -368,6 +368,15 @@ impl Store for LogStore {
         Ok(self.inner.read().get(key.as_bytes()).map(versioned))
     }
 
+    fn get_with(&self, key: &str, each: &mut dyn FnMut(&[u8], u64)) -> Result<bool, StoreError> {
+        // Shared under the map's read lock, read after it is released.
+        let Some(r) = self.inner.read().get(key.as_bytes()).cloned() else {
+            return Ok(false);
+        };
+        each(r.value(), r.revision());
+        Ok(true)
+    }
+
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
         let mut out = Vec::new();
         self.scan_slices(prefix, |slice| {

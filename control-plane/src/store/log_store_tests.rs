@@ -282,3 +282,20 @@ fn a_snapshot_and_the_log_after_it_load_as_the_writes_left_them() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_lent_read_sees_what_a_copied_read_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LogStore::open(dir.path()).unwrap();
+    let r = s.commit(vec![put("k/1", b"one")]).unwrap();
+    let mut seen = None;
+    assert!(s
+        .get_with("k/1", &mut |v, at| seen = Some((v.to_vec(), at)))
+        .unwrap());
+    assert_eq!(seen, Some((b"one".to_vec(), r)));
+    let got = s.get("k/1").unwrap().unwrap();
+    assert_eq!((got.value, got.mod_revision), (b"one".to_vec(), r));
+    assert!(!s
+        .get_with("k/2", &mut |_, _| panic!("no such key"))
+        .unwrap());
+}
