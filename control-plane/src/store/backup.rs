@@ -105,8 +105,8 @@ pub fn restore_etcd(file: &Path, etcd: &EtcdStore) -> Result<SnapshotInfo, Store
     let mut failed = None;
     snapshot_file::read(file, |r| {
         for e in r.entries {
-            if let wal::Entry::Put { key, value, .. } = e {
-                batch.push(Op::Put(key, value));
+            if let wal::Entry::Put(r) = e {
+                batch.push(Op::Put(r.key().to_string(), r.value().to_vec()));
             }
             if batch.len() >= etcd.max_txn_ops() && failed.is_none() {
                 failed = etcd.commit(std::mem::take(&mut batch)).err();

@@ -5,7 +5,7 @@
 use super::log_store::LogStore;
 use super::replay::{self, Damage, Torn};
 use super::snapshot_file::{self, SnapshotInfo, Summed};
-use super::wal::{self, Entry, EntryRef};
+use super::wal::{self, Entry};
 use super::StoreError;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -194,20 +194,11 @@ fn rewrite_snapshot(path: &Path, offset: u64) -> Result<(), StoreError> {
         wal::encode(
             &mut buf,
             0,
-            entries.iter().map(|e| match e {
-                Entry::Put {
-                    key,
-                    value,
-                    revision: at,
-                } => {
-                    revision = revision.max(*at);
-                    EntryRef::Put {
-                        key,
-                        value,
-                        revision: *at,
-                    }
+            entries.iter().map(|e| {
+                if let Entry::Put(r) = e {
+                    revision = revision.max(r.revision());
                 }
-                Entry::Delete(k) => EntryRef::Delete(k),
+                e.as_ref()
             }),
         );
     }

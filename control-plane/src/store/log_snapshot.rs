@@ -93,20 +93,20 @@ impl Inner {
             FsFile { fs, file },
         ));
         let mut buf = Vec::new();
-        let mut after: Option<Box<str>> = None;
+        let mut after: Option<Rec> = None;
         let mut unsynced = 0u64;
         loop {
-            let slice = slice_after(&self.read(), "", after.as_deref());
-            let Some((last, _)) = slice.last() else { break };
-            after = Some(last.as_str().into());
+            let slice = slice_after(&self.read(), "", after.as_ref());
+            let Some(last) = slice.last() else { break };
+            after = Some(last.clone());
             buf.clear();
             wal::encode(
                 &mut buf,
                 0,
-                slice.iter().map(|(k, v)| EntryRef::Put {
-                    key: k,
-                    value: &v.value,
-                    revision: v.revision,
+                slice.iter().map(|r| EntryRef::Put {
+                    key: r.key(),
+                    value: r.value(),
+                    revision: r.revision(),
                 }),
             );
             out.write_all(&buf).map_err(|e| wal::io(&tmp, e))?;

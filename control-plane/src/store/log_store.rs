@@ -22,9 +22,10 @@ use super::dirs::Dirs;
 use super::fs::Fs;
 use super::health::Health;
 use super::history::History;
+use super::record::Rec;
 use super::wal::{self, Entry, EntryRef};
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::ops::Bound;
@@ -34,8 +35,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::broadcast;
 
-/// A snapshot is taken once the log since the last one holds this much, and at least twice as
-/// much as that snapshot: the copying then costs at most half as much as the writes did.
+/// A snapshot is taken once the log since the last one holds this much, and at least as much as
+/// that snapshot: the copying then costs at most as much as the writes did, and a start reads
+/// at most a snapshot's worth of log after the snapshot (it was twice that).
 const SNAPSHOT_AFTER: u64 = 256 << 20;
 /// The snapshot's writer syncs what it wrote every this many bytes: the kernel then never holds
 /// a whole snapshot of dirty pages for the log's next sync to wait behind.
@@ -43,22 +45,13 @@ const SNAPSHOT_SYNC_EVERY: u64 = 8 << 20;
 /// Records copied under one hold of the map's read lock while scanning or snapshotting.
 const SLICE: usize = 2048;
 
-type Records = BTreeMap<Box<str>, Held>;
+/// Every record, in key order, found by the key's bytes.
+type Records = BTreeSet<Rec>;
 
-/// A record as the map holds it: its value shared, so a scan or a snapshot copies a pointer
-/// rather than the value.
-#[derive(Clone)]
-struct Held {
-    value: Arc<[u8]>,
-    revision: u64,
-}
-
-impl Held {
-    fn versioned(&self) -> Versioned {
-        Versioned {
-            value: self.value.to_vec(),
-            mod_revision: self.revision,
-        }
+fn versioned(r: &Rec) -> Versioned {
+    Versioned {
+        value: r.value().to_vec(),
+        mod_revision: r.revision(),
     }
 }
 
@@ -214,17 +207,11 @@ impl Inner {
                 match op {
                     Op::Put(k, value) => {
                         c.dirs.put(&k, revision);
-                        records.insert(
-                            k.as_str().into(),
-                            Held {
-                                value: value.into(),
-                                revision,
-                            },
-                        );
+                        records.replace(Rec::new(&k, &value, revision));
                         keys.push(k);
                     }
                     Op::Delete(k) => {
-                        records.remove(k.as_str());
+                        records.remove(k.as_bytes());
                         keys.push(k);
                     }
                 }
@@ -239,7 +226,7 @@ impl Inner {
         self.history().push(change.clone());
         self.appended.store(revision, Ordering::Release);
         self.unsent().push_back(change);
-        if c.logged >= self.snapshot_after.max(2 * c.last_snapshot)
+        if c.logged >= self.snapshot_after.max(c.last_snapshot)
             && !self.snapshotting.swap(true, Ordering::AcqRel)
         {
             // The batch is in the log and the map: whatever befalls the snapshot, it commits.
@@ -251,13 +238,11 @@ impl Inner {
     fn holds(&self, dirs: &Dirs, c: &Compare) -> bool {
         match c {
             Compare::ModRevision { key, revision } => {
-                self.read().get(key.as_str()).map_or(0, |v| v.revision) == *revision
+                self.read().get(key.as_bytes()).map_or(0, Rec::revision) == *revision
             }
-            Compare::PrefixUnchangedSince { prefix, revision } => {
-                dirs.unchanged_since(prefix, *revision).unwrap_or_else(|| {
-                    under(&self.read(), prefix).all(|(_, v)| v.revision <= *revision)
-                })
-            }
+            Compare::PrefixUnchangedSince { prefix, revision } => dirs
+                .unchanged_since(prefix, *revision)
+                .unwrap_or_else(|| under(&self.read(), prefix).all(|r| r.revision() <= *revision)),
         }
     }
 
@@ -356,38 +341,46 @@ impl Inner {
 }
 
 /// The records under `prefix`.
-fn under<'a>(
-    records: &'a Records,
-    prefix: &'a str,
-) -> impl Iterator<Item = (&'a Box<str>, &'a Held)> {
+fn under<'a>(records: &'a Records, prefix: &'a str) -> impl Iterator<Item = &'a Rec> {
+    let prefix = prefix.as_bytes();
     records
-        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(prefix))
+        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |r| r.key_bytes().starts_with(prefix))
 }
 
-/// Up to `SLICE` records under `prefix` after the key `after`, copied.
-fn slice_after(records: &Records, prefix: &str, after: Option<&str>) -> Vec<(String, Held)> {
+/// Up to `SLICE` records under `prefix` after the record `after`, shared (not copied).
+fn slice_after(records: &Records, prefix: &str, after: Option<&Rec>) -> Vec<Rec> {
+    let prefix = prefix.as_bytes();
     let from = match after {
-        Some(a) => Bound::Excluded(a),
+        Some(a) => Bound::Excluded(a.key_bytes()),
         None => Bound::Included(prefix),
     };
     records
-        .range::<str, _>((from, Bound::Unbounded))
-        .take_while(|(k, _)| k.starts_with(prefix))
+        .range::<[u8], _>((from, Bound::Unbounded))
+        .take_while(|r| r.key_bytes().starts_with(prefix))
         .take(SLICE)
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .cloned()
         .collect()
 }
 
 impl Store for LogStore {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        Ok(self.inner.read().get(key).map(Held::versioned))
+        Ok(self.inner.read().get(key.as_bytes()).map(versioned))
+    }
+
+    fn get_with(&self, key: &str, each: &mut dyn FnMut(&[u8], u64)) -> Result<bool, StoreError> {
+        // Shared under the map's read lock, read after it is released.
+        let Some(r) = self.inner.read().get(key.as_bytes()).cloned() else {
+            return Ok(false);
+        };
+        each(r.value(), r.revision());
+        Ok(true)
     }
 
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
         let mut out = Vec::new();
         self.scan_slices(prefix, |slice| {
-            out.extend(slice.into_iter().map(|(k, h)| (k, h.versioned())));
+            out.extend(slice.iter().map(|r| (r.key().to_string(), versioned(r))));
             true
         });
         Ok(out)
@@ -399,7 +392,7 @@ impl Store for LogStore {
         each: &mut dyn FnMut(&str, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         self.scan_slices(prefix, |slice| {
-            slice.into_iter().all(|(k, v)| each(&k, &v.value))
+            slice.iter().all(|r| each(r.key(), r.value()))
         });
         Ok(())
     }
@@ -441,7 +434,7 @@ impl Store for LogStore {
         Ok((
             records
                 .iter()
-                .map(|(k, h)| (k.to_string(), h.versioned()))
+                .map(|r| (r.key().to_string(), versioned(r)))
                 .collect(),
             revision,
         ))
@@ -466,13 +459,13 @@ impl Store for LogStore {
 impl LogStore {
     /// Hands `each` the records under `prefix` a slice at a time, never holding the map while
     /// `each` runs (it may read the store); stops when `each` returns false.
-    fn scan_slices(&self, prefix: &str, mut each: impl FnMut(Vec<(String, Held)>) -> bool) {
-        let mut after: Option<String> = None;
+    fn scan_slices(&self, prefix: &str, mut each: impl FnMut(&[Rec]) -> bool) {
+        let mut after: Option<Rec> = None;
         loop {
-            let slice = slice_after(&self.inner.read(), prefix, after.as_deref());
+            let slice = slice_after(&self.inner.read(), prefix, after.as_ref());
             let full = slice.len() == SLICE;
-            after = slice.last().map(|(k, _)| k.clone());
-            if slice.is_empty() || !each(slice) || !full {
+            after = slice.last().cloned();
+            if slice.is_empty() || !each(&slice) || !full {
                 return;
             }
         }

@@ -244,3 +244,58 @@ fn a_data_directory_on_sled_is_carried_over_with_its_revisions() {
     assert_eq!(s.get("a/1").unwrap(), None);
     assert_eq!(s.revision().unwrap(), r3);
 }
+
+#[test]
+fn a_snapshot_and_the_log_after_it_load_as_the_writes_left_them() {
+    use super::log_open::Loader;
+    use crate::store::record::Rec;
+    use crate::store::wal::Entry;
+    let put = |k: &str, v: &str, r: u64| Entry::Put(Rec::new(k, v.as_bytes(), r));
+    let mut loader = Loader::default();
+    // A snapshot, in key order, in two records.
+    loader.apply(vec![put("a", "1", 1), put("b", "1", 1)]);
+    loader.apply(vec![put("c", "1", 1), put("e", "1", 1)]);
+    // The log: a key written again, a delete, a new key between and after, a key written
+    // twice, and a key deleted then written again.
+    loader.apply(vec![put("b", "2", 2), Entry::Delete("c".into())]);
+    loader.apply(vec![put("d", "3", 3), put("f", "3", 3), put("d", "4", 4)]);
+    loader.apply(vec![Entry::Delete("a".into()), put("a", "5", 5)]);
+    loader.apply(vec![Entry::Delete("zz".into())]);
+    let got: Vec<(String, String, u64)> = loader
+        .finish()
+        .iter()
+        .map(|r| {
+            let v = String::from_utf8(r.value().to_vec()).unwrap();
+            (r.key().to_string(), v, r.revision())
+        })
+        .collect();
+    let want = [
+        ("a", "5", 5),
+        ("b", "2", 2),
+        ("d", "4", 4),
+        ("e", "1", 1),
+        ("f", "3", 3),
+    ];
+    let want: Vec<(String, String, u64)> = want
+        .iter()
+        .map(|(k, v, r)| (k.to_string(), v.to_string(), *r))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_lent_read_sees_what_a_copied_read_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LogStore::open(dir.path()).unwrap();
+    let r = s.commit(vec![put("k/1", b"one")]).unwrap();
+    let mut seen = None;
+    assert!(s
+        .get_with("k/1", &mut |v, at| seen = Some((v.to_vec(), at)))
+        .unwrap());
+    assert_eq!(seen, Some((b"one".to_vec(), r)));
+    let got = s.get("k/1").unwrap().unwrap();
+    assert_eq!((got.value, got.mod_revision), (b"one".to_vec(), r));
+    assert!(!s
+        .get_with("k/2", &mut |_, _| panic!("no such key"))
+        .unwrap());
+}

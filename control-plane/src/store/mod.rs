@@ -15,6 +15,7 @@ pub mod fs;
 mod health;
 mod history;
 mod log_store;
+mod record;
 mod replay;
 mod sled_store;
 pub mod snapshot_file;
@@ -106,6 +107,18 @@ impl Change {
 /// an acknowledged write survives `kill -9`. Every write advances the store's revision by one.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+    /// Hands `each` the value at `key` and the revision that last wrote it, without copying the
+    /// value where the store can lend it (the log store lends its record, so a read that only
+    /// decodes the value skips `get`'s copy); false when there is no such key.
+    fn get_with(&self, key: &str, each: &mut dyn FnMut(&[u8], u64)) -> Result<bool, StoreError> {
+        Ok(match self.get(key)? {
+            Some(v) => {
+                each(&v.value, v.mod_revision);
+                true
+            }
+            None => false,
+        })
+    }
     /// Every key starting with `prefix`, in key order.
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
     /// Every key starting with `prefix`, in key order, handed to `each` with its value one at a

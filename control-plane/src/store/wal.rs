@@ -9,19 +9,45 @@
 //! record carrying the revision the snapshot began at, and a whole-file checksum
 //! (`snapshot_file`).
 
+use super::record::Rec;
 use super::StoreError;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// One write as it is logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One write as it is logged. A put is decoded straight into the record the store's map holds
+/// (one allocation for its key and value), so a replay copies each write once.
+#[derive(Debug, Clone)]
 pub(super) enum Entry {
-    Put {
-        key: String,
-        value: Vec<u8>,
-        revision: u64,
-    },
+    Put(Rec),
     Delete(String),
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Entry::Put(a), Entry::Put(b)) => {
+                (a.key(), a.value(), a.revision()) == (b.key(), b.value(), b.revision())
+            }
+            (Entry::Delete(a), Entry::Delete(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Entry {}
+
+impl Entry {
+    /// The write, borrowed, to encode again.
+    pub(super) fn as_ref(&self) -> EntryRef<'_> {
+        match self {
+            Entry::Put(r) => EntryRef::Put {
+                key: r.key(),
+                value: r.value(),
+                revision: r.revision(),
+            },
+            Entry::Delete(k) => EntryRef::Delete(k),
+        }
+    }
 }
 
 /// One decoded record.
@@ -240,13 +266,9 @@ fn decode(mut p: &[u8]) -> Option<Record> {
         match take(&mut p, 1)?[0] {
             0 => {
                 let revision = u64::from_le_bytes(take(&mut p, 8)?.try_into().ok()?);
-                let key = String::from_utf8(prefixed(&mut p)?.to_vec()).ok()?;
-                let value = prefixed(&mut p)?.to_vec();
-                entries.push(Entry::Put {
-                    key,
-                    value,
-                    revision,
-                });
+                let key = std::str::from_utf8(prefixed(&mut p)?).ok()?;
+                let value = prefixed(&mut p)?;
+                entries.push(Entry::Put(Rec::new(key, value, revision)));
             }
             1 => {
                 let key = String::from_utf8(prefixed(&mut p)?.to_vec()).ok()?;
@@ -330,26 +352,11 @@ mod tests {
     use super::*;
 
     fn put(key: &str, value: &[u8], revision: u64) -> Entry {
-        Entry::Put {
-            key: key.into(),
-            value: value.to_vec(),
-            revision,
-        }
+        Entry::Put(Rec::new(key, value, revision))
     }
 
     fn refs(entries: &[Entry]) -> impl ExactSizeIterator<Item = EntryRef<'_>> {
-        entries.iter().map(|e| match e {
-            Entry::Put {
-                key,
-                value,
-                revision,
-            } => EntryRef::Put {
-                key,
-                value,
-                revision: *revision,
-            },
-            Entry::Delete(k) => EntryRef::Delete(k),
-        })
+        entries.iter().map(Entry::as_ref)
     }
 
     #[test]
