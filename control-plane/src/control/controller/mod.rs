@@ -203,6 +203,9 @@ impl Sweeps {
     }
 }
 
+/// Threads a pass runs woken services' passes on (a store held in memory only).
+const PASS_THREADS: usize = 4;
+
 /// The sweep's period, as a multiple of what the last one cost.
 const SWEEP_SHARE: u32 = 5;
 
@@ -354,12 +357,20 @@ impl Pass<'_> {
             .services_of(self.state, &woken, &caches.headers)?;
         let src = sources::Sources::new(self.sessions, self.proxies, self.config.plan());
         let clock = std::time::Instant::now();
-        for key in woken_services {
-            if self.halted() {
-                return Ok(());
-            }
-            if caches.pace.admit(&key, clock) {
-                caches.sweep.ran(&key);
+        let admitted: Vec<String> = woken_services
+            .into_iter()
+            .filter(|key| caches.pace.admit(key, clock))
+            .collect();
+        for key in &admitted {
+            caches.sweep.ran(key);
+        }
+        if self.state.store().in_memory() && admitted.len() > 1 {
+            self.reconcile_parallel(admitted, caches, memory, now);
+        } else {
+            for key in admitted {
+                if self.halted() {
+                    return Ok(());
+                }
                 self.reconcile(&key, &src, caches, memory, now);
             }
         }
@@ -409,6 +420,73 @@ impl Pass<'_> {
         Ok(keys.into_iter().collect())
     }
 
+    /// The passes of many woken services, on a few threads at once: each is its own optimistic
+    /// transaction as before (two that place on one node conflict at commit and the loser
+    /// decides again), and their commits' syncs overlap instead of queueing one behind another.
+    /// Only for a store held in memory, whose reads need no cache shared between passes.
+    fn reconcile_parallel(
+        &self,
+        keys: Vec<String>,
+        caches: &mut Caches,
+        memory: &mut HashMap<String, ServiceMemory>,
+        now: i64,
+    ) {
+        let work: Vec<(String, ServiceMemory)> = keys
+            .into_iter()
+            .map(|k| {
+                let mem = memory.remove(&k).unwrap_or_default();
+                (k, mem)
+            })
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = PASS_THREADS.min(work.len());
+        let done: Vec<Vec<(usize, Result<service::Passed>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let src =
+                            sources::Sources::new(self.sessions, self.proxies, self.config.plan());
+                        let mut headers = Headers::default();
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= work.len() || self.halted() {
+                                return out;
+                            }
+                            let (key, mem) = &work[i];
+                            let r = service::reconcile(
+                                self.state,
+                                key,
+                                &src,
+                                &mut headers,
+                                mem.clone(),
+                                now,
+                            );
+                            out.push((i, r));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut results: Vec<Option<Result<service::Passed>>> = work.iter().map(|_| None).collect();
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        for ((key, mem), r) in work.into_iter().zip(results) {
+            match r {
+                Some(r) => self.passed(&key, r, mem, caches, memory),
+                // Not run (halted, or its thread failed): it keeps its memory.
+                None => {
+                    memory.insert(key, mem);
+                }
+            }
+        }
+    }
+
     /// One service's pass; its memory kept for the next.
     fn reconcile(
         &self,
@@ -419,7 +497,20 @@ impl Pass<'_> {
         now: i64,
     ) {
         let mem = memory.remove(key).unwrap_or_default();
-        match service::reconcile(self.state, key, src, &mut caches.headers, mem.clone(), now) {
+        let r = service::reconcile(self.state, key, src, &mut caches.headers, mem.clone(), now);
+        self.passed(key, r, mem, caches, memory);
+    }
+
+    /// What a service's pass leaves: its pace, and its memory (the old one if it failed).
+    fn passed(
+        &self,
+        key: &str,
+        r: Result<service::Passed>,
+        mem: ServiceMemory,
+        caches: &mut Caches,
+        memory: &mut HashMap<String, ServiceMemory>,
+    ) {
+        match r {
             Ok(passed) => {
                 let at = std::time::Instant::now();
                 caches.pace.ran(key, passed.read, at);
