@@ -28,7 +28,9 @@ pub struct LostAfter {
     pub crash_grace: Duration,
 }
 
-/// Marks the tasks of every lost node STOPPED; returns how many.
+/// Marks the tasks of every lost node STOPPED; returns how many. The tasks of every node lost
+/// at once go together, a few hundred to a transaction (a hundred nodes lost together cost a
+/// handful of commits, not one a node), so their services see them all in one wake-up.
 pub fn mark_lost_nodes(
     state: &State,
     sessions: &Sessions,
@@ -36,54 +38,74 @@ pub fn mark_lost_nodes(
     started_ms: i64,
     now: i64,
 ) -> Result<usize> {
-    let mut marked = 0;
+    let mut lost: Vec<(ContainerInstance, String)> = Vec::new();
     for n in state.scan::<ContainerInstance>(keys::NODES)? {
         let id = &n.ec2_instance_id;
         if sessions.is_connected(id) {
             continue;
         }
-        let silent_ms = now - sessions.last_seen(id).unwrap_or(started_ms);
-        let crashed_ms = sessions.crashed_at(id).map(|at| now - at);
-        let why = if crashed_ms.is_some_and(|ms| ms > after.crash_grace.as_millis() as i64) {
-            format!(
-                "its agent's connection closed without a goodbye and it has not reconnected for {} s",
-                after.crash_grace.as_secs()
-            )
-        } else if silent_ms > after.timeout.as_millis() as i64 {
-            format!(
-                "its agent has not been heard from for {} s",
-                after.timeout.as_secs()
-            )
-        } else {
-            continue;
-        };
-        let task_keys: Vec<String> = state
-            .scan_keys(&keys::node_claims(id))?
-            .iter()
-            .filter_map(|k| keys::task_of_index(k))
-            .collect();
-        // One transaction for a batch of the node's tasks, not one flush each.
-        for part in task_keys.chunks(LOST_BATCH) {
-            marked += mark_lost(state, part, &n, &why, now)?;
+        if let Some(why) = lost_why(sessions, id, after, started_ms, now) {
+            lost.push((n, why));
         }
     }
+    let mut marked = 0;
+    let mut part: Vec<(String, usize)> = Vec::with_capacity(LOST_BATCH);
+    for (i, (n, _)) in lost.iter().enumerate() {
+        for k in state.scan_keys(&keys::node_claims(&n.ec2_instance_id))? {
+            if let Some(task_key) = keys::task_of_index(&k) {
+                part.push((task_key, i));
+            }
+            if part.len() == LOST_BATCH {
+                marked += mark_lost(state, &std::mem::take(&mut part), &lost, now)?;
+            }
+        }
+    }
+    if !part.is_empty() {
+        marked += mark_lost(state, &part, &lost, now)?;
+    }
     Ok(marked)
+}
+
+/// Why the disconnected node `id` counts as lost by now, if it does.
+fn lost_why(
+    sessions: &Sessions,
+    id: &str,
+    after: LostAfter,
+    started_ms: i64,
+    now: i64,
+) -> Option<String> {
+    let silent_ms = now - sessions.last_seen(id).unwrap_or(started_ms);
+    let crashed_ms = sessions.crashed_at(id).map(|at| now - at);
+    if crashed_ms.is_some_and(|ms| ms > after.crash_grace.as_millis() as i64) {
+        Some(format!(
+            "its agent's connection closed without a goodbye and it has not reconnected for {} s",
+            after.crash_grace.as_secs()
+        ))
+    } else if silent_ms > after.timeout.as_millis() as i64 {
+        Some(format!(
+            "its agent has not been heard from for {} s",
+            after.timeout.as_secs()
+        ))
+    } else {
+        None
+    }
 }
 
 /// Tasks marked lost in one transaction.
 const LOST_BATCH: usize = 500;
 
+/// Marks these tasks (each with the index of its node in `lost`) STOPPED in one transaction.
 fn mark_lost(
     state: &State,
-    task_keys: &[String],
-    n: &ContainerInstance,
-    why: &str,
+    task_keys: &[(String, usize)],
+    lost: &[(ContainerInstance, String)],
     now: i64,
 ) -> Result<usize> {
     state.update(|tx| {
         let mut ops = Vec::new();
         let mut marked = 0;
-        for task_key in task_keys {
+        for (task_key, i) in task_keys {
+            let (n, why) = &lost[*i];
             let Some(mut t) = tx.get::<Task>(task_key)? else {
                 continue;
             };
