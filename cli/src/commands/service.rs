@@ -297,6 +297,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             }
             let svc = reply.service.unwrap_or_default();
             describe(&svc);
+            super::service_view::describe_callers(&reply.connect_callers);
             target_groups(server, &svc).await
         }
         ServiceCommand::List { cluster } => {

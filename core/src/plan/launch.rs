@@ -69,7 +69,10 @@ pub(super) fn launches(
         .chain(crate::powers::constraints(td))
         .collect();
     let mut nodes = snapshot_with_service_tasks(view, j);
-    let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
+    // Service Connect routes drain a stopping task like a load balancer does.
+    let load_balanced =
+        !svc.load_balancers.is_empty() || crate::service::connect_routes::routed(svc);
+    let deployment_id = primary.id.clone();
     let td_arn = primary.task_definition.clone();
     let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
     let pools = if b.daemon {
