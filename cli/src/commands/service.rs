@@ -159,6 +159,7 @@ async fn create(
             load_balancers: load_balancer(&lb)?,
             capacity_provider_strategy: Vec::new(),
             deployment_controller: String::new(),
+            service_connect: None,
         })
         .await?
         .into_inner();
