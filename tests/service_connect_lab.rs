@@ -125,6 +125,7 @@ fn api_settled(lab: &Lab) -> bool {
 }
 
 #[test]
+#[ignore = "written, not yet run: run with --ignored once the lab build is in"]
 fn web_calls_api_across_nodes_and_api_deployments_fail_no_call() {
     let lab = Lab::up("sc");
     let key = lab.ok(&["token", "create", "--aws", "-o", "json"]).json();
