@@ -1,6 +1,7 @@
 //! Berth's agent: registers this host as a node, runs the tasks the control plane places here on
 //! Docker, and reports what it observes. `spawn` starts it; tests start it in-process.
 
+pub mod connect;
 pub mod desired;
 pub mod dns;
 mod exec;
@@ -56,6 +57,8 @@ pub struct Config {
     pub powers: Powers,
     /// The node's DNS resolver for its tasks (`dns`).
     pub dns: dns::DnsListen,
+    /// Where the node's Service Connect proxy listens (`connect`).
+    pub connect: connect::ConnectListen,
 }
 
 /// Powers a node opts in to (`berth agent --allow-…`); a container that needs one the node
@@ -103,6 +106,7 @@ impl Config {
             metadata_port: DEFAULT_METADATA_PORT,
             powers: Powers::default(),
             dns: dns::DnsListen::default(),
+            connect: connect::ConnectListen::default(),
         }
     }
 }
@@ -203,6 +207,7 @@ pub struct Agent {
     metrics: Arc<metrics::AgentMetrics>,
     name: String,
     dns: Option<dns::NodeDns>,
+    connect: Option<std::net::IpAddr>,
 }
 
 fn node_id_file(dir: &Path) -> PathBuf {
@@ -261,9 +266,11 @@ pub async fn spawn_with<R: ContainerRuntime>(
     let name = config.name.clone();
     let metadata = start_metadata(&config, rt.clone()).await;
     let dns = dns::start(&config, rt.clone()).await;
+    let connect = connect::address(&config, rt.as_ref(), dns.as_ref()).await;
     let mut session = session::Session::new(rt, config, node_id, metrics.clone());
     session.metadata = metadata;
     session.dns = dns.as_ref().and_then(|d| d.task_dns.clone());
+    session.connect = connect.map(|ip| ip.to_string());
     let join = tokio::spawn(session.run(stopped));
     Ok(Agent {
         stop,
@@ -271,6 +278,7 @@ pub async fn spawn_with<R: ContainerRuntime>(
         metrics,
         name,
         dns,
+        connect,
     })
 }
 
@@ -286,6 +294,12 @@ impl Agent {
         if let Some(d) = self.dns {
             d.stop();
         }
+    }
+
+    /// Where this node's Service Connect proxy is to listen (None: off): tasks of Service
+    /// Connect services map their aliases here, so the caller starts the proxy on it.
+    pub fn service_connect_addr(&self) -> Option<std::net::IpAddr> {
+        self.connect
     }
 
     /// Where this node's DNS resolver listens (None: off).

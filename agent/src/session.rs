@@ -47,6 +47,8 @@ pub struct Session<R> {
     pub metadata: Option<Arc<crate::metadata::Registry>>,
     /// The node resolver's address, given to tasks as their DNS server (None: Docker's DNS).
     pub dns: Option<String>,
+    /// The node's Service Connect address (`crate::connect`), for tasks' alias hosts.
+    pub connect: Option<String>,
 }
 
 /// How often the agent looks for running containers of tasks it no longer runs.
@@ -91,6 +93,7 @@ impl<R: ContainerRuntime> Session<R> {
             metrics,
             metadata: None,
             dns: None,
+            connect: None,
         }
     }
 
@@ -303,6 +306,7 @@ impl<R: ContainerRuntime> Session<R> {
                     secrets: a.secrets,
                     logins: a.registry_logins,
                     error: a.resolve_error,
+                    connect_hosts: a.connect_hosts,
                 }),
             };
             match self.runners.get(&arn) {
@@ -328,6 +332,7 @@ impl<R: ContainerRuntime> Session<R> {
                         metadata: self.metadata.clone(),
                         powers: self.config.powers,
                         dns: self.dns.clone(),
+                        connect: self.connect.clone(),
                     };
                     let join = tokio::spawn(runner::run(
                         self.rt.clone(),

@@ -105,6 +105,9 @@ pub(crate) async fn handle(
             response
         }
     };
+    if let Some(calls) = &ctx.shared.calls {
+        calls.record(&service.arn, ctx.peer, response.status().is_server_error());
+    }
     // Draining: the client learns from this answer to take its next request elsewhere.
     if ctx.conn.is_draining()
         && version < Version::HTTP_2

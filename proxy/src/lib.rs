@@ -12,6 +12,7 @@
 
 mod balance;
 mod body;
+mod calls;
 mod conn;
 mod counters;
 mod error;
@@ -84,6 +85,10 @@ pub struct Config {
     /// Mutual TLS to the control plane (a proxy certificate from `berth_trust::enroll`); `None`
     /// is plaintext (`berth dev`).
     pub tls: Option<berth_trust::ClientTls>,
+    /// A node's Service Connect proxy: it follows the Service Connect aliases' routes (each
+    /// alias port a listener on `bind_ip`, HTTP aliases told apart by Host) instead of the load
+    /// balancers', and counts calls by caller.
+    pub service_connect: bool,
 }
 
 impl Config {
@@ -104,6 +109,7 @@ impl Config {
             http2: true,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tls: None,
+            service_connect: false,
         }
     }
 }
@@ -123,6 +129,8 @@ pub(crate) struct Shared {
     pub tables: signal::Sender<u64>,
     /// HTTPS listener ports' TLS settings and ACME challenges, swapped whole on each table.
     pub tls: ArcSwap<tls::Tls>,
+    /// A Service Connect proxy's calls by caller (None on a load balancer proxy).
+    pub calls: Option<calls::Calls>,
 }
 
 /// A running proxy. Dropping it without `shutdown` stops its worker threads at once (no draining)
@@ -205,6 +213,7 @@ pub async fn spawn_inheriting(
         inherited,
         tables,
         tls: ArcSwap::from_pointee(tls::Tls::default()),
+        calls: config.service_connect.then(calls::Calls::default),
     });
     let (stop, stop_rx) = signal::channel(false);
     let (reporter, reports) = report::channel();
@@ -220,6 +229,11 @@ pub async fn spawn_inheriting(
                 (
                     metrics::request_totals(&shared),
                     metrics::revision_totals(&shared),
+                    shared
+                        .calls
+                        .as_ref()
+                        .map(calls::Calls::totals)
+                        .unwrap_or_default(),
                 )
             }
         },

@@ -44,7 +44,9 @@ impl Listener {
                 socket.set_nonblocking(true).map_err(bind_error)?;
                 TcpListener::from_std(socket).map_err(bind_error)?
             }
-            None => TcpListener::bind(addr).await.map_err(bind_error)?,
+            None => {
+                TcpListener::from_std(bind_shared(addr).map_err(bind_error)?).map_err(bind_error)?
+            }
         };
         let copy = socket.as_fd().try_clone_to_owned().map_err(bind_error)?;
         if let Ok(mut sockets) = shared.sockets.lock() {
@@ -73,6 +75,23 @@ impl Listener {
         tracing::info!("closing listener port {port}");
         self.task
     }
+}
+
+/// A listening socket (non-blocking) that may share its port with a socket of another address:
+/// SO_REUSEADDR and SO_REUSEPORT on both let a node's Service Connect proxy listen on the task
+/// network's gateway (`172.17.0.1:8080`) beside a load balancer on `0.0.0.0:8080`; the kernel
+/// gives each connection to the most specific address, so tasks calling the gateway reach the
+/// alias and everyone else the load balancer. Several agents of one host sharing a gateway
+/// share its alias ports the same way (they follow the same control plane).
+pub(crate) fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
 }
 
 async fn accept_loop(

@@ -5,7 +5,9 @@
 //! counter, from which the control plane's auto scaling takes request rates.
 
 use berth_proto::v1::endpoints_client::EndpointsClient;
-use berth_proto::v1::{RevisionCount, ServiceRequestCount, TargetHealth, TargetHealthReport};
+use berth_proto::v1::{
+    ConnectCount, RevisionCount, ServiceRequestCount, TargetHealth, TargetHealthReport,
+};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -52,7 +54,11 @@ pub(crate) async fn run(
     mut client: EndpointsClient<crate::failover::Failover>,
     proxy_id: String,
     interval: Duration,
-    request_totals: impl Fn() -> (Vec<ServiceRequestCount>, Vec<RevisionCount>) + Send,
+    request_totals: impl Fn() -> (
+            Vec<ServiceRequestCount>,
+            Vec<RevisionCount>,
+            Vec<ConnectCount>,
+        ) + Send,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pending: Vec<TargetHealth> = Vec::new();
@@ -80,7 +86,7 @@ pub(crate) async fn run(
         while let Ok(r) = rx.try_recv() {
             merge(&mut pending, r);
         }
-        let (service_requests, revisions) = request_totals();
+        let (service_requests, revisions, connect_calls) = request_totals();
         if pending.is_empty() && service_requests.is_empty() {
             continue;
         }
@@ -89,6 +95,7 @@ pub(crate) async fn run(
             targets: pending.clone(),
             service_requests,
             revisions,
+            connect_calls,
         };
         let sent =
             tokio::time::timeout(Duration::from_secs(5), client.report_target_health(report)).await;

@@ -99,6 +99,9 @@ impl Router {
             &table.acme_challenges,
             self.shared.config.http2,
         );
+        if let Some(calls) = &self.shared.calls {
+            calls.set_callers(&table.connect_callers);
+        }
         let mut services = HashMap::new();
         for route in table.routes {
             let Some(port) = u16::try_from(route.listener_port).ok().filter(|p| *p > 0) else {

@@ -97,11 +97,7 @@ fn bind(
             socket.set_nonblocking(true)?;
             socket
         }
-        None => {
-            let socket = std::net::TcpListener::bind(addr)?;
-            socket.set_nonblocking(true)?;
-            socket
-        }
+        None => crate::listener::bind_shared(addr)?,
     };
     let copy = socket.as_fd().try_clone_to_owned()?;
     if let Ok(mut sockets) = shared.sockets.lock() {
@@ -238,7 +234,11 @@ async fn relay(
     let Some(service) = service_of(&shared, port) else {
         return reset(client);
     };
-    let Some((guard, mut upstream)) = connect(&shared, &service).await else {
+    let connected = connect(&shared, &service).await;
+    if let Some(calls) = &shared.calls {
+        calls.record(&service.arn, peer.ip(), connected.is_none());
+    }
+    let Some((guard, mut upstream)) = connected else {
         return reset(client);
     };
     if service.route.proxy_protocol_v2 {

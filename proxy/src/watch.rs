@@ -30,6 +30,7 @@ pub(crate) async fn run(
         let request = WatchEndpointsRequest {
             proxy_id: config.proxy_id.clone(),
             discovery_only: false,
+            service_connect: config.service_connect,
         };
         let opened = tokio::select! {
             opened = client.watch_endpoints(request) => opened,

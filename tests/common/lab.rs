@@ -18,6 +18,8 @@ pub struct Lab {
     pub name: String,
     pub network: String,
     pub server: String,
+    /// The control plane's HTTP address (console, API, the AWS APIs).
+    pub http: String,
     /// The proxy's listener 8080 on this host.
     pub listener: u16,
     _dir: tempfile::TempDir,
@@ -72,10 +74,16 @@ impl Lab {
             name,
             network: info["network"].as_str().unwrap().to_string(),
             server,
+            http: info["http"].as_str().unwrap_or_default().to_string(),
             listener,
             _dir: dir,
             _serial: serial,
         }
+    }
+
+    /// A scratch directory that lives as long as the lab.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn container(&self, role_or_agent: &str) -> String {

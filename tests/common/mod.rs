@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod hardening;
 pub mod http;
 pub mod lab;
+pub mod redis;
 pub mod setup;
 pub mod shell;
 pub mod store;

@@ -15,7 +15,7 @@ use crate::runtime::ContainerRuntime;
 use crate::Config;
 use berth_proto::v1::endpoints_client::EndpointsClient;
 use berth_proto::v1::WatchEndpointsRequest;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -74,26 +74,33 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
     tokio::net::UdpSocket::from_std(s.into())
 }
 
+/// The addresses a node's own services (this resolver, the Service Connect proxy) listen on
+/// for its tasks, best first: the task network's gateway, else the default bridge's; and for an
+/// agent that is itself a host on the task network (a `berth lab` agent in a container, which
+/// cannot bind the gateway), its own address there.
+pub async fn node_addresses<R: ContainerRuntime>(config: &Config, rt: &R) -> Vec<IpAddr> {
+    let network = config.task_network.clone().unwrap_or_default();
+    let gateway = rt.network_gateway(&network).await;
+    let own = Some(config.advertise_addr.clone())
+        .filter(|a| config.task_network.is_some() && !a.starts_with("127."));
+    gateway
+        .into_iter()
+        .chain(own)
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
 /// Starts the resolver; None (with a warning) when it is off or cannot listen: tasks then keep
 /// Docker's DNS.
 pub async fn start<R: ContainerRuntime>(config: &Config, rt: Arc<R>) -> Option<NodeDns> {
     let candidates: Vec<SocketAddr> = match config.dns {
         DnsListen::Off => return None,
         DnsListen::At(a) => vec![a],
-        DnsListen::Auto => {
-            let network = config.task_network.clone().unwrap_or_default();
-            let gateway = rt.network_gateway(&network).await;
-            // An agent that is itself a host on the task network (a `berth lab` agent in a
-            // container) cannot bind the gateway: its own address there serves instead.
-            let own = Some(config.advertise_addr.clone())
-                .filter(|a| config.task_network.is_some() && !a.starts_with("127."));
-            gateway
-                .into_iter()
-                .chain(own)
-                .filter_map(|ip| ip.parse().ok())
-                .map(|ip| SocketAddr::new(ip, 53))
-                .collect()
-        }
+        DnsListen::Auto => node_addresses(config, rt.as_ref())
+            .await
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect(),
     };
     let mut bound = None;
     for addr in &candidates {
@@ -141,6 +148,7 @@ async fn follow(config: Config, zone: Arc<RwLock<Arc<Zone>>>) {
                 let req = WatchEndpointsRequest {
                     proxy_id: id.clone(),
                     discovery_only: true,
+                    service_connect: false,
                 };
                 match client.watch_endpoints(req).await {
                     Ok(stream) => {

@@ -100,6 +100,22 @@ impl<R: ContainerRuntime> Runner<R> {
         }
     }
 
+    /// Container `i`'s Service Connect aliases, each mapped to the node's Service Connect
+    /// proxy (`name:ip`, Docker's ExtraHosts). None for a container that joins another's
+    /// network namespace (it shares the owner's /etc/hosts) or has no network.
+    fn connect_hosts(&self, i: usize) -> Vec<String> {
+        let joins = self.awsvpc() && i != self.owner();
+        match &self.ctx.connect {
+            Some(ip) if !joins && self.def.network_mode != "none" => self
+                .secrets
+                .connect_hosts
+                .iter()
+                .map(|name| format!("{name}:{ip}"))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// ECS's extended fields of container `i`, resolved for Docker.
     pub(super) fn extras(&self, i: usize) -> ContainerExtras {
         let c = self.container(i);
@@ -133,6 +149,7 @@ impl<R: ContainerRuntime> Runner<R> {
                 .extra_hosts
                 .iter()
                 .map(|h| format!("{}:{}", h.hostname, h.ip_address))
+                .chain(self.connect_hosts(i))
                 .collect(),
             dns: self.dns_servers(i),
             dns_search: c.dns_search_domains.clone(),

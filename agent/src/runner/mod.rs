@@ -36,6 +36,8 @@ pub struct Resolved {
     pub logins: Vec<berth_proto::agent::v1::RegistryLogin>,
     /// Why they could not all be resolved (the task must not start).
     pub error: String,
+    /// Service Connect alias names the task's /etc/hosts maps to the node's proxy.
+    pub connect_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Resolved {
@@ -84,6 +86,8 @@ pub struct RunnerContext {
     pub powers: crate::Powers,
     /// The node resolver (`crate::dns`), the DNS server of tasks that name none.
     pub dns: Option<String>,
+    /// The address the node's Service Connect proxy listens on (None: no Service Connect).
+    pub connect: Option<String>,
 }
 
 /// Labels every Berth container carries; adoption and cleanup find containers by them.

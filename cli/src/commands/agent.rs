@@ -73,13 +73,24 @@ pub async fn run(args: AgentArgs, server: &str) -> anyhow::Result<()> {
             args.data.clone(),
         ))
     });
+    let tls = config.tls.clone();
     let a = agent::spawn(config).await?;
+    let a = super::connect_proxy::Node::start(
+        a,
+        server,
+        &format!("connect-{name}-{}", std::process::id()),
+        tls,
+        None,
+    )
+    .await;
     let metrics = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
             crate::say!("berth agent: metrics on http://{addr}/metrics");
         }
         let registry = berth_control_plane::state::metrics::SharedRegistry::default();
-        berth_control_plane::state::metrics::register_with(&registry, |r| a.register_metrics(r));
+        berth_control_plane::state::metrics::register_with(&registry, |r| {
+            a.agent.register_metrics(r)
+        });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(super::metrics_http::serve(
             l,

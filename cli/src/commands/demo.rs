@@ -24,7 +24,8 @@ const EXIT_GRACE: Duration = Duration::from_millis(200);
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
     /// Serve HTTP: `/` names the task and host, `/health` reports health, `/admin/*` flips
-    /// health or exits. Env: MESSAGE, FAIL_HEALTH=1, EXIT_AFTER=SECS with EXIT_CODE=N.
+    /// health or exits. Env: MESSAGE, FAIL_HEALTH=1, EXIT_AFTER=SECS with EXIT_CODE=N, UPSTREAM=URL
+    /// (`/` calls it and answers with its reply, or 502).
     Serve {
         #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
         port: u16,
@@ -144,6 +145,8 @@ struct State {
     /// ERROR_PERCENT: pages (not /health) answer 500 to this many of every 100 requests.
     error_percent: u64,
     pages_served: std::sync::atomic::AtomicU64,
+    /// UPSTREAM: `/` calls it first (`demo_upstream`).
+    upstream: Option<super::demo_upstream::Upstream>,
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
@@ -193,6 +196,7 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         failing: AtomicBool::new(std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1")),
         error_percent,
         pages_served: Default::default(),
+        upstream: super::demo_upstream::Upstream::from_env()?,
     });
     let listener = TcpListener::bind(("0.0.0.0", port))
         .await
@@ -217,7 +221,15 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &state)) }
+                async move {
+                    let called = match &state.upstream {
+                        Some(up) if req.uri().path() == "/" && req.method() == Method::GET => {
+                            Some(up.page(&state.identity.banner).await)
+                        }
+                        _ => None,
+                    };
+                    Ok::<_, Infallible>(respond(&req, &state, called))
+                }
             });
             // Keep-alive is hyper's default; a client hanging up mid-request is not our error.
             let _ = hyper::server::conn::http1::Builder::new()
@@ -229,8 +241,13 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
-fn respond(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
-    let (status, body) = route(req, state);
+/// The answer to `req`; `called`: the answer already made by calling the upstream.
+fn respond(
+    req: &Request<Incoming>,
+    state: &State,
+    called: Option<(StatusCode, String)>,
+) -> Response<Full<Bytes>> {
+    let (status, body) = called.unwrap_or_else(|| route(req, state));
     say(&format!(
         "{} {} {}",
         req.method(),

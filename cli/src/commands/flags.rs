@@ -257,6 +257,11 @@ pub struct NodeArgs {
     /// Docker's default bridge), `off`, or IP[:PORT]. Tasks get it unless they set dnsServers.
     #[arg(long, env = "BERTH_DNS_ADDR", default_value = "auto")]
     pub dns_addr: agent::dns::DnsListen,
+    /// Where the node's Service Connect proxy answers the aliases (`http://api:8080`): `auto`
+    /// (the DNS resolver's address: the task network's or default bridge's gateway), `off`, or an
+    /// IP. Tasks of Service Connect services map their namespace's aliases to it in /etc/hosts.
+    #[arg(long, env = "BERTH_SERVICE_CONNECT_ADDR", default_value = "auto")]
+    pub service_connect_addr: agent::connect::ConnectListen,
     /// Time between SIGTERM and SIGKILL when a container sets no stopTimeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
@@ -299,6 +304,7 @@ impl NodeArgs {
         c.default_stop_timeout = self.stop_timeout;
         c.task_network = self.task_network.clone();
         c.dns = self.dns_addr;
+        c.connect = self.service_connect_addr;
         c.allow_host_paths = self.allow_host_paths.clone();
         c.pull_policy = self.pull_policy;
         c.registry_auth = self.registry_auth.clone();

@@ -4,8 +4,10 @@ mod agent;
 mod bench; // proxy helper
 mod cert;
 mod cluster;
+mod connect_proxy;
 mod demo;
 mod demo_tcp;
+mod demo_upstream;
 pub mod exec;
 mod flags;
 mod images;

@@ -317,7 +317,7 @@ async fn start_local_agent(
     args: &ServeArgs,
     plane: &cp::ControlPlane,
     name: &str,
-) -> anyhow::Result<Option<berth_agent::Agent>> {
+) -> anyhow::Result<Option<super::connect_proxy::Node>> {
     {
         match berth_agent::ensure_demo_image().await {
             Ok(berth_agent::runtime::image::ImageOutcome::Built) => {
@@ -344,7 +344,20 @@ async fn start_local_agent(
                     "{name}: local agent (node {}) on the Docker engine",
                     args.node_name
                 );
-                Ok(Some(a))
+                let id = format!("connect-{}-{}", args.node_name, std::process::id());
+                let tls = match &plane.trust {
+                    Some(trust) => Some(trust.local_client(berth_trust::PeerKind::Proxy, &id)?),
+                    None => None,
+                };
+                let node = super::connect_proxy::Node::start(
+                    a,
+                    &plane.local_url(),
+                    &id,
+                    tls,
+                    Some(&args.limits.lb),
+                )
+                .await;
+                Ok(Some(node))
             }
             Err(e) => anyhow::bail!("the local agent cannot start: {e}"),
         }

@@ -159,6 +159,7 @@ async fn create(
             load_balancers: load_balancer(&lb)?,
             capacity_provider_strategy: Vec::new(),
             deployment_controller: String::new(),
+            service_connect: None,
         })
         .await?
         .into_inner();
@@ -297,6 +298,7 @@ pub async fn run(cmd: ServiceCommand, server: &str, fmt: Format) -> anyhow::Resu
             }
             let svc = reply.service.unwrap_or_default();
             describe(&svc);
+            super::service_view::describe_callers(&reply.connect_callers);
             target_groups(server, &svc).await
         }
         ServiceCommand::List { cluster } => {

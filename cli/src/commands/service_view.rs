@@ -175,6 +175,7 @@ pub fn describe(s: &Service) {
         crate::outln!("Placement        {}", placement(s));
     }
     describe_scaling(s);
+    describe_connect(s);
     for f in &s.placement_failures {
         crate::outln!("Cannot place     {} ({})", f.reason, f.detail);
     }
@@ -188,6 +189,57 @@ pub fn describe(s: &Service) {
         }
         t.print();
     }
+}
+
+/// Service Connect: the namespace and the aliases the service answers.
+fn describe_connect(s: &Service) {
+    let Some(sc) = s.service_connect.as_ref().filter(|c| c.enabled) else {
+        return;
+    };
+    let aliases: Vec<String> = s
+        .service_connect
+        .iter()
+        .flat_map(|c| &c.aliases)
+        .map(|a| {
+            let proto = if a.app_protocol.is_empty() {
+                "tcp"
+            } else {
+                &a.app_protocol
+            };
+            format!(
+                "{}:{} ({proto}) -> {}:{}",
+                a.dns_name, a.port, a.container_name, a.container_port
+            )
+        })
+        .collect();
+    crate::outln!(
+        "Service Connect  namespace {}; {}",
+        sc.namespace,
+        if aliases.is_empty() {
+            "calls others (no alias of its own)".to_string()
+        } else {
+            format!("aliases {}", aliases.join(", "))
+        }
+    );
+}
+
+/// Who calls the service through its aliases, with rates over the last minute.
+pub fn describe_callers(callers: &[berth_proto::v1::ConnectCallerRate]) {
+    if callers.is_empty() {
+        return;
+    }
+    crate::outln!();
+    let mut t = Table::new(&["CALLER", "REQ/S", "ERR/S", "REQUESTS", "ERRORS"]);
+    for c in callers {
+        t.row(vec![
+            c.caller.clone(),
+            format!("{:.1}", c.requests_per_second),
+            format!("{:.1}", c.errors_per_second),
+            c.requests_total.to_string(),
+            c.errors_total.to_string(),
+        ]);
+    }
+    t.print();
 }
 
 /// The deployments, with each one's stage, traffic share and measured figures when the service

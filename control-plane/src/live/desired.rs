@@ -147,7 +147,7 @@ impl NodeDesired {
     /// What changed since the last message, the tasks read as they are now; `None` when,
     /// read now, nothing did.
     pub fn change(&mut self, state: &State) -> Result<Option<DesiredTasksChange>> {
-        let mut defs: HashMap<String, TaskDefinition> = HashMap::new();
+        let mut defs = Defs::default();
         let mut out = DesiredTasksChange::default();
         for (key, arn) in std::mem::take(&mut self.changed) {
             if self.retained.contains_key(&key) {
@@ -174,7 +174,7 @@ impl NodeDesired {
         &self,
         state: &State,
         key: &str,
-        defs: &mut HashMap<String, TaskDefinition>,
+        defs: &mut Defs,
     ) -> Result<Option<std::result::Result<AssignedTask, String>>> {
         let Some(t) = state.get::<Task>(key)? else {
             return Ok(None);
@@ -185,11 +185,12 @@ impl NodeDesired {
         if t.is_stopped() {
             return Ok(Some(Err(t.task_arn)));
         }
-        if !defs.contains_key(&t.task_definition_arn) {
+        if !defs.definitions.contains_key(&t.task_definition_arn) {
             let td = taskdef::describe(state, &t.task_definition_arn)?;
-            defs.insert(t.task_definition_arn.clone(), td);
+            defs.definitions.insert(t.task_definition_arn.clone(), td);
         }
-        let td = defs.get(&t.task_definition_arn).cloned();
+        let td = defs.definitions.get(&t.task_definition_arn).cloned();
+        let connect_hosts = connect_hosts(state, &t, &mut defs.hosts)?;
         // Resolved for this push only: the values go to this agent and are never stored.
         let (secrets, registry_logins, resolve_error) = match &td {
             Some(td) if !t.is_stopped() => crate::model::secrets::resolve::for_task(state, td),
@@ -201,6 +202,7 @@ impl NodeDesired {
             secrets,
             registry_logins,
             resolve_error,
+            connect_hosts,
         })))
     }
 
@@ -230,7 +232,7 @@ impl NodeDesired {
     /// that stopped since is sent as retained), each with its definition.
     pub fn message(&mut self, state: &State) -> Result<DesiredTasks> {
         self.changed.clear();
-        let mut defs: HashMap<String, TaskDefinition> = HashMap::new();
+        let mut defs = Defs::default();
         let mut tasks = Vec::with_capacity(self.tasks.len());
         let mut retained_task_arns: Vec<String> = self.retained.values().cloned().collect();
         for key in self.tasks.keys() {
@@ -251,6 +253,45 @@ impl NodeDesired {
             retained_task_arns,
         })
     }
+}
+
+/// What one message reads once for all its tasks.
+#[derive(Default)]
+pub struct Defs {
+    definitions: HashMap<String, TaskDefinition>,
+    /// Service key → the alias names its tasks get.
+    hosts: HashMap<String, Vec<String>>,
+}
+
+/// The Service Connect alias names a task gets in /etc/hosts: every alias of its namespace,
+/// when its service has Service Connect on (ECS gives aliases to those tasks only).
+fn connect_hosts(
+    state: &State,
+    t: &Task,
+    cache: &mut HashMap<String, Vec<String>>,
+) -> Result<Vec<String>> {
+    let Some(name) = t.group.strip_prefix("service:") else {
+        return Ok(Vec::new());
+    };
+    let cluster = arn::cluster_name(&t.cluster_arn);
+    let key = crate::model::services::key(cluster, name);
+    if let Some(hosts) = cache.get(&key) {
+        return Ok(hosts.clone());
+    }
+    let namespace = state
+        .get::<berth_proto::v1::Service>(&key)?
+        .and_then(|s| s.service_connect)
+        .filter(|c| c.enabled)
+        .map(|c| c.namespace);
+    let hosts = match namespace {
+        Some(ns) => berth_core::service::connect_routes::hosts_of(
+            &ns,
+            &crate::model::services::list(state, cluster)?,
+        ),
+        None => Vec::new(),
+    };
+    cache.insert(key, hosts.clone());
+    Ok(hosts)
 }
 
 /// Every unstopped task placed on the node, with its definition: what the agent must run; and

@@ -3,7 +3,20 @@
 //! re-report on reconnect, and health is re-learned within a few checks.
 
 use crate::time;
-use berth_proto::v1::{RevisionCount, RevisionFigures, ServiceRequestCount, TargetHealth};
+use berth_proto::v1::{
+    ConnectCount, RevisionCount, RevisionFigures, ServiceRequestCount, TargetHealth,
+};
+
+/// One caller of a service through Service Connect, as the node proxies counted it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallRate {
+    pub caller: String,
+    pub requests_per_second: f64,
+    pub errors_per_second: f64,
+    /// Since the proxies started.
+    pub requests_total: u64,
+    pub errors_total: u64,
+}
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +34,11 @@ struct Inner {
     remote: HashMap<String, i64>,
     /// (proxy id, service ARN, revision) → that proxy's latest counters of the revision.
     revisions: HashMap<(String, String, String), (RevisionCount, i64)>,
+    /// The nodes' Service Connect proxies watching here: their health checks (a TCP connect on
+    /// the alias's port) do not judge a load balancer's targets.
+    connect: std::collections::HashSet<String>,
+    /// (proxy id, callee service ARN, caller) → (received at ms, requests, errors) samples.
+    calls: HashMap<(String, String, String), VecDeque<(i64, u64, u64)>>,
 }
 
 /// Proxies watching here, and those another replica refreshed lately.
@@ -57,8 +75,13 @@ impl Proxies {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn watch_started(&self, proxy: &str) {
-        *self.lock().watching.entry(proxy.to_string()).or_default() += 1;
+    /// `connect`: a node's Service Connect proxy.
+    pub fn watch_started(&self, proxy: &str, connect: bool) {
+        let mut s = self.lock();
+        *s.watching.entry(proxy.to_string()).or_default() += 1;
+        if connect {
+            s.connect.insert(proxy.to_string());
+        }
     }
 
     pub fn watch_ended(&self, proxy: &str) {
@@ -67,6 +90,7 @@ impl Proxies {
             *n -= 1;
             if *n == 0 {
                 s.watching.remove(proxy);
+                s.connect.remove(proxy);
                 s.health.retain(|(p, _), _| p != proxy);
             }
         }
@@ -147,7 +171,7 @@ impl Proxies {
     pub fn target_state(&self, task_arn: &str) -> Option<(String, String)> {
         let s = self.lock();
         let mut seen: Option<(String, String)> = None;
-        for proxy in &watchers(&s) {
+        for proxy in watchers(&s).iter().filter(|p| !s.connect.contains(*p)) {
             let Some((h, _)) = s.health.get(&(proxy.clone(), task_arn.to_string())) else {
                 continue;
             };
@@ -270,14 +294,77 @@ impl Proxies {
         s.health.retain(|(_, t), _| keep(t));
     }
 
-    /// True when every watching proxy has reported the draining target DRAINED since `since_ms`.
+    /// True when every watching proxy that routes to the target has reported it DRAINED since
+    /// `since_ms`. A proxy that never reported the target never had it (a target reports
+    /// INITIAL as soon as a proxy takes it in): the load balancer proxies have no Service
+    /// Connect target, and the Service Connect proxies no load balancer target.
     pub fn drained_everywhere(&self, task_arn: &str, since_ms: i64) -> bool {
         let s = self.lock();
         watchers(&s).iter().all(|p| {
             s.health
                 .get(&(p.clone(), task_arn.to_string()))
-                .is_some_and(|(h, at)| h.state == "DRAINED" && *at >= since_ms)
+                .is_none_or(|(h, at)| h.state == "DRAINED" && *at >= since_ms)
         })
+    }
+
+    /// Records a Service Connect proxy's call counters (its latest totals).
+    pub fn record_connect_calls(&self, proxy: &str, counts: Vec<ConnectCount>, now_ms: i64) {
+        let mut s = self.lock();
+        for c in counts {
+            let samples = s
+                .calls
+                .entry((proxy.to_string(), c.service_arn, c.caller))
+                .or_default();
+            samples.push_back((now_ms, c.requests_total, c.errors_total));
+            while samples
+                .front()
+                .is_some_and(|(t, _, _)| now_ms - t > REQUEST_HISTORY_MS)
+            {
+                samples.pop_front();
+            }
+        }
+        s.calls.retain(|_, v| {
+            v.back()
+                .is_some_and(|(t, _, _)| now_ms - t <= REQUEST_HISTORY_MS)
+        });
+    }
+
+    /// Who calls `service_arn` through Service Connect over the last `window_ms`: each caller
+    /// with its requests and errors a second, summed over the proxies (a counter that went
+    /// down, a restarted proxy, counts from zero again).
+    pub fn callers_of(&self, service_arn: &str, window_ms: i64, now_ms: i64) -> Vec<CallRate> {
+        let s = self.lock();
+        let mut by: std::collections::BTreeMap<String, CallRate> = Default::default();
+        for ((_, callee, caller), samples) in &s.calls {
+            if callee != service_arn {
+                continue;
+            }
+            let recent: Vec<&(i64, u64, u64)> = samples
+                .iter()
+                .filter(|(t, _, _)| now_ms - t <= window_ms)
+                .collect();
+            let (Some(first), Some(last)) = (recent.first(), recent.last()) else {
+                continue;
+            };
+            let grew = |a: u64, b: u64| if b >= a { b - a } else { b };
+            let (mut requests, mut errors) = (0, 0);
+            for w in recent.windows(2) {
+                requests += grew(w[0].1, w[1].1);
+                errors += grew(w[0].2, w[1].2);
+            }
+            let secs = ((last.0 - first.0) as f64 / 1000.0).max(f64::EPSILON);
+            let e = by.entry(caller.clone()).or_insert_with(|| CallRate {
+                caller: caller.clone(),
+                ..Default::default()
+            });
+            e.requests_total += last.1;
+            e.errors_total += last.2;
+            if last.0 > first.0 {
+                e.requests_per_second += requests as f64 / secs;
+                e.errors_per_second += errors as f64 / secs;
+            }
+        }
+        by.into_values().collect()
     }
 }
 
@@ -337,7 +424,7 @@ mod tests {
         // it watches here.
         p.absorb_remote_revisions("c", 10, vec![count(50, 50, vec![0, 0, 0, 50])]);
         assert_eq!(p.revision_figures("new").requests, 250);
-        p.watch_started("a");
+        p.watch_started("a", false);
         p.absorb_remote_revisions("a", 20, vec![count(999, 0, vec![999, 0, 0, 0])]);
         assert_eq!(
             p.revision_figures("new").requests,

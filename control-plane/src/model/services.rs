@@ -237,6 +237,7 @@ pub(crate) fn new_service(
         load_balancers: req.load_balancers.clone(),
         health_check_grace_period_seconds: req.health_check_grace_period_seconds,
         created_at: time::now(),
+        service_connect: req.service_connect.clone(),
         ..Default::default()
     };
     let mut svc = svc;
@@ -424,6 +425,12 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         if req.set_load_balancers {
             svc.load_balancers = req.load_balancers.clone();
         }
+        // ECS's UpdateService: a Service Connect change starts a new deployment (the tasks'
+        // aliases are set when they start).
+        let connect_changed = req.set_service_connect && req.service_connect != svc.service_connect;
+        if req.set_service_connect {
+            svc.service_connect = req.service_connect.clone();
+        }
         check_strategy(&mut errs, &svc);
         // ECS's UpdateService: a new capacity provider strategy starts a new deployment, which
         // moves the tasks to their new pools.
@@ -472,7 +479,12 @@ pub fn update(state: &State, req: UpdateServiceRequest) -> Result<Service> {
         let changes_definition = new_td
             .as_ref()
             .is_some_and(|td| td.task_definition_arn != svc.task_definition);
-        if changes_definition || req.force_new_deployment || lb_changed || pools_changed {
+        if changes_definition
+            || req.force_new_deployment
+            || lb_changed
+            || pools_changed
+            || connect_changed
+        {
             let td = match new_td {
                 Some(td) => td,
                 None => taskdef::describe(state, &svc.task_definition)?,

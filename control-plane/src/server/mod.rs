@@ -294,6 +294,7 @@ async fn serve_grpc(
         }))
         .add_service(ServicesServer::new(ServicesApi {
             state: state.clone(),
+            proxies: p.proxies.clone(),
         }))
         .add_service(EndpointsServer::new(EndpointsApi {
             state: state.clone(),

@@ -69,7 +69,14 @@ pub(super) fn launches(
         .chain(crate::powers::constraints(td))
         .collect();
     let mut nodes = snapshot_with_service_tasks(view, j);
-    let (deployment_id, load_balanced) = (primary.id.clone(), !svc.load_balancers.is_empty());
+    // Service Connect routes drain a stopping task like a load balancer does (as
+    // `service::connect_routes::routed` says; `service` already reads `plan`).
+    let load_balanced = !svc.load_balancers.is_empty()
+        || svc
+            .service_connect
+            .as_ref()
+            .is_some_and(|c| c.enabled && !c.aliases.is_empty());
+    let deployment_id = primary.id.clone();
     let td_arn = primary.task_definition.clone();
     let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
     let pools = if b.daemon {

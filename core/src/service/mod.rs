@@ -3,6 +3,7 @@
 //! plane's (`model::services`).
 
 pub mod connect;
+pub mod connect_routes;
 mod load_balancer;
 mod strategy;
 

@@ -181,11 +181,11 @@ fn check_shiftable(errs: &mut Vec<FieldError>, svc: &Service, dc: &DeploymentCon
             format!("{FIELD}.strategy"),
             "a DAEMON service deploys ROLLING only (there is one task per node to shift between)",
         ));
-    } else if svc.load_balancers.is_empty() {
+    } else if svc.load_balancers.is_empty() && !super::connect_routes::routed(svc) {
         errs.push(FieldError::new(
             format!("{FIELD}.strategy"),
             format!(
-                "{} shifts traffic through a load balancer; give the service one (--lb-port, or a target group) or deploy ROLLING",
+                "{} shifts traffic through a load balancer or Service Connect aliases; give the service one (--lb-port, a target group, or serviceConnectConfiguration services) or deploy ROLLING",
                 dc.strategy
             ),
         ));

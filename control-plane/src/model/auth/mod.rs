@@ -67,8 +67,11 @@ pub fn need(path: &str) -> Need {
         }
         "berth.v1.Certificates" => Need::Peer(None),
         "berth.agent.v1.AgentSessions" => Need::Peer(Some(PeerKind::Node)),
-        // Agents watch too, for their DNS resolvers' records (`discovery_only`).
-        "berth.v1.Endpoints" if method == "WatchEndpoints" => Need::Peer(None),
+        // Agents watch too, for their DNS resolvers' records (`discovery_only`), and their
+        // Service Connect proxies watch and report target health with the node's certificate.
+        "berth.v1.Endpoints" if method == "WatchEndpoints" || method == "ReportTargetHealth" => {
+            Need::Peer(None)
+        }
         "berth.v1.Endpoints" => Need::Peer(Some(PeerKind::Proxy)),
         "berth.v1.Tokens" | "berth.v1.Operator" => Need::Token(Role::Admin),
         _ if ["Describe", "List", "Get"]
@@ -330,9 +333,10 @@ mod tests {
             Need::Peer(Some(PeerKind::Node))
         );
         assert_eq!(need("/berth.v1.Endpoints/WatchEndpoints"), Need::Peer(None));
+        // A node's Service Connect proxy reports with the node's certificate.
         assert_eq!(
             need("/berth.v1.Endpoints/ReportTargetHealth"),
-            Need::Peer(Some(PeerKind::Proxy))
+            Need::Peer(None)
         );
     }
 }

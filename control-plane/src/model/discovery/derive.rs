@@ -55,7 +55,7 @@ pub fn registries_in(v: Option<&Value>) -> Vec<(String, Registry)> {
 
 /// Whether a task of `definition` must be HEALTHY to serve: one of its containers has a health
 /// check. Definitions are read once per call.
-fn checked(state: &State, arn: &str, seen: &mut HashMap<String, bool>) -> Result<bool> {
+pub(crate) fn checked(state: &State, arn: &str, seen: &mut HashMap<String, bool>) -> Result<bool> {
     if let Some(c) = seen.get(arn) {
         return Ok(*c);
     }

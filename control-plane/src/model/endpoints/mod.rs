@@ -2,6 +2,7 @@
 //! bindings, never stored. A target is a task's node address and bound host port; a task that
 //! is stopping stays in the table as draining until the control plane deregisters it.
 
+mod connect;
 mod elb;
 pub mod tls;
 
@@ -30,6 +31,11 @@ pub struct Routes {
     discovery: crate::model::discovery::records::Records,
     /// Only the DNS records (a node resolver's watch): no route is derived.
     discovery_only: bool,
+    /// The Service Connect aliases' routes (a node's Service Connect proxy's watch) instead of
+    /// the load balancers'.
+    connect: bool,
+    /// Service key → the addresses of its tasks, for a Service Connect service.
+    callers: BTreeMap<String, Vec<ConnectCaller>>,
     /// HTTPS listeners and ACME challenges, re-derived when `elbv2/` or `acm/` changes.
     tls: Vec<TlsListener>,
     challenges: Vec<AcmeChallenge>,
@@ -44,6 +50,14 @@ impl Routes {
         }
     }
 
+    /// A table of the Service Connect routes only, for the nodes' Service Connect proxies.
+    pub fn service_connect() -> Self {
+        Self {
+            connect: true,
+            ..Self::default()
+        }
+    }
+
     pub fn refresh_all(&mut self, state: &State) -> Result<()> {
         if self.discovery_only {
             return self.discovery.refresh_all(state);
@@ -51,8 +65,12 @@ impl Routes {
         self.by_service.clear();
         self.owners.clear();
         self.attached.clear();
+        self.callers.clear();
         for svc in state.scan::<Service>(keys::SERVICES)? {
             self.refresh_service(state, &crate::model::services::key_of(&svc), Some(svc))?;
+        }
+        if self.connect {
+            return Ok(());
         }
         self.elb = elb::routes(state, &self.attached)?;
         self.refresh_tls(state)?;
@@ -74,7 +92,7 @@ impl Routes {
             self.refresh_all(state)?;
             return Ok(true);
         }
-        let discovery_moved = self.discovery.refresh(state, changed)?;
+        let discovery_moved = !self.connect && self.discovery.refresh(state, changed)?;
         let mut services = BTreeSet::new();
         for k in changed {
             if k.starts_with(keys::SERVICES) {
@@ -99,6 +117,9 @@ impl Routes {
             self.refresh_service(state, key, svc)?;
             elb_changed |= was || self.attached.contains_key(key);
         }
+        if self.connect {
+            return Ok(!services.is_empty());
+        }
         if elb_changed {
             self.elb = elb::routes(state, &self.attached)?;
         }
@@ -116,6 +137,9 @@ impl Routes {
     fn refresh_service(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
         self.owners.retain(|_, s| s != key);
         self.attached.remove(key);
+        if self.connect {
+            return self.refresh_connect(state, key, svc);
+        }
         let svc = svc.filter(|s| {
             s.status != "INACTIVE"
                 && (!s.load_balancers.is_empty()
@@ -174,6 +198,34 @@ impl Routes {
         Ok(())
     }
 
+    /// A Service Connect service's alias routes and its tasks' addresses; a service without
+    /// Service Connect has neither.
+    fn refresh_connect(&mut self, state: &State, key: &str, svc: Option<Service>) -> Result<()> {
+        self.by_service.remove(key);
+        self.callers.remove(key);
+        let Some(svc) = svc.filter(|s| {
+            s.status != "INACTIVE" && s.service_connect.as_ref().is_some_and(|c| c.enabled)
+        }) else {
+            return Ok(());
+        };
+        let tasks = crate::model::placement::view::service_tasks(state, &svc)?;
+        for t in &tasks {
+            if let Some(k) = crate::model::placement::apply::task_key(&t.task_arn) {
+                self.owners.insert(k, key.to_string());
+            }
+        }
+        let nodes = crate::model::nodes::of_live_tasks(state, &tasks)?;
+        let routes = connect::routes(state, &svc, &tasks, shares(&svc, &tasks), &nodes)?;
+        if !routes.is_empty() {
+            self.by_service.insert(key.to_string(), routes);
+        }
+        let callers = connect::callers(&svc, &tasks);
+        if !callers.is_empty() {
+            self.callers.insert(key.to_string(), callers);
+        }
+        Ok(())
+    }
+
     /// The table, in a stable order so that an unchanged table encodes identically.
     pub fn table(&self) -> RoutingTable {
         let mut routes: Vec<Route> = self.by_service.values().flatten().cloned().collect();
@@ -186,11 +238,19 @@ impl Routes {
                 &b.rule,
             ))
         });
+        if self.connect {
+            return RoutingTable {
+                routes,
+                connect_callers: self.callers.values().flatten().cloned().collect(),
+                ..Default::default()
+            };
+        }
         RoutingTable {
             routes,
             discovery: self.discovery.records(),
             tls_listeners: self.tls.clone(),
             acme_challenges: self.challenges.clone(),
+            connect_callers: Vec::new(),
         }
     }
 }
@@ -256,40 +316,49 @@ fn service_routes(
     tasks: &[Task],
     nodes: &HashMap<String, ContainerInstance>,
 ) -> Vec<Route> {
-    let cluster = cluster_of(&svc.cluster_arn);
-    let mut routes = Vec::new();
     let split = shares(svc, tasks);
-    for lb in svc
-        .load_balancers
+    svc.load_balancers
         .iter()
         .filter(|lb| lb.target_group_arn.is_empty() && lb.listener_port > 0)
-    {
-        let route = Route {
-            cluster: cluster.to_string(),
-            service_name: svc.service_name.clone(),
-            service_arn: svc.service_arn.clone(),
-            listener_port: lb.listener_port,
-            host_patterns: lb.host_patterns.clone(),
-            path_patterns: lb.path_patterns.clone(),
-            priority: lb.priority,
-            health_check: Some(berth_core::lb::health_check_with_defaults(
-                lb.health_check.as_ref(),
-            )),
-            drain_timeout_seconds: drain_timeout_s(lb),
-            algorithm: if lb.algorithm.is_empty() {
-                "round_robin".into()
-            } else {
-                lb.algorithm.clone()
-            },
-            targets: berth_core::lb::lb_targets(lb, tasks, nodes),
-            ..Default::default()
-        };
-        match &split {
-            None => routes.push(route),
-            Some(split) => routes.extend(split_routes(svc, lb, &route, split, tasks, nodes)),
-        }
+        .flat_map(|lb| lb_routes(svc, lb, "", split.as_deref(), tasks, nodes))
+        .collect()
+}
+
+/// The routes of one load balancer (or Service Connect alias, as one) of a service: one, or one
+/// per deployment during a shift (`split`). `protocol`: the route's, empty for HTTP.
+pub(super) fn lb_routes(
+    svc: &Service,
+    lb: &LoadBalancer,
+    protocol: &str,
+    split: Option<&[(String, i32)]>,
+    tasks: &[Task],
+    nodes: &HashMap<String, ContainerInstance>,
+) -> Vec<Route> {
+    let route = Route {
+        cluster: cluster_of(&svc.cluster_arn).to_string(),
+        service_name: svc.service_name.clone(),
+        service_arn: svc.service_arn.clone(),
+        listener_port: lb.listener_port,
+        host_patterns: lb.host_patterns.clone(),
+        path_patterns: lb.path_patterns.clone(),
+        priority: lb.priority,
+        health_check: Some(berth_core::lb::health_check_with_defaults(
+            lb.health_check.as_ref(),
+        )),
+        drain_timeout_seconds: drain_timeout_s(lb),
+        algorithm: if lb.algorithm.is_empty() {
+            "round_robin".into()
+        } else {
+            lb.algorithm.clone()
+        },
+        targets: berth_core::lb::lb_targets(lb, tasks, nodes),
+        protocol: protocol.to_string(),
+        ..Default::default()
+    };
+    match split {
+        None => vec![route],
+        Some(split) => split_routes(svc, lb, &route, split, tasks, nodes),
     }
-    routes
 }
 
 /// During a traffic shift (a shifting strategy with live tasks of more than one deployment),

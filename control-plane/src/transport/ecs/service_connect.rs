@@ -16,6 +16,8 @@ use crate::state::error::Error;
 use crate::state::keys;
 use berth_core::arn;
 use berth_core::service::connect::{self, Alias};
+use berth_core::service::connect_routes;
+use berth_proto::v1::ServiceConnect;
 
 const FIELD: &str = "serviceConnectConfiguration";
 
@@ -30,24 +32,48 @@ fn cluster_namespace(ctx: &Ctx<'_>, cluster: &str) -> EcsResult<String> {
         .to_string())
 }
 
-/// Checks the request's configuration, when it has one. `task_definition`: the one the service
-/// will run (the request's, or on update without one, the service's current).
+/// The namespace's name, when it names one (a name that names none stays as it is: the
+/// aliases of services that give the same name still see each other).
+fn namespace_name(ctx: &Ctx<'_>, ns: &str) -> String {
+    match crate::model::discovery::namespaces::find(ctx.state, ns) {
+        Ok(Some(found)) => found.name,
+        _ => ns.to_string(),
+    }
+}
+
+/// Checks the request's configuration, when it has one, and resolves it for the routing: the
+/// aliases' containers and ports from the task definition, the namespace by name. `None`: the
+/// request says nothing of Service Connect. `task_definition`: the one the service will run
+/// (the request's, or on update without one, the service's current).
 pub(super) fn check(
     ctx: &Ctx<'_>,
     input: &Input,
     cluster: &str,
     service_name: &str,
     task_definition: &str,
-) -> EcsResult<()> {
+) -> EcsResult<Option<ServiceConnect>> {
     if !input.has(FIELD) {
-        return Ok(());
+        return Ok(None);
     }
     let config = input.value()[FIELD].clone();
+    resolve(ctx, &config, cluster, service_name, task_definition).map(Some)
+}
+
+/// `check` for a configuration as kept (an update that changes the task definition only: the
+/// aliases' ports come from the new one).
+pub(super) fn resolve(
+    ctx: &Ctx<'_>,
+    config: &serde_json::Value,
+    cluster: &str,
+    service_name: &str,
+    task_definition: &str,
+) -> EcsResult<ServiceConnect> {
     let td = taskdef::describe(ctx.state, task_definition)?;
     let ns = cluster_namespace(ctx, cluster)?;
-    let mine = connect::check(&config, &td, &ns).map_err(Error::Invalid)?;
+    let mine = connect::check(config, &td, &ns).map_err(Error::Invalid)?;
+    let resolved = connect_routes::resolve(&mine, &td, &namespace_name(ctx, &mine.namespace));
     if mine.aliases.is_empty() {
-        return Ok(());
+        return Ok(resolved);
     }
     let mut theirs: Vec<(String, Vec<Alias>)> = Vec::new();
     for s in services::list(ctx.state, cluster)? {
@@ -65,7 +91,7 @@ pub(super) fn check(
             continue;
         };
         if let Ok(c) = connect::check(other, &td, &ns) {
-            if c.namespace == mine.namespace {
+            if namespace_name(ctx, &c.namespace) == resolved.namespace {
                 theirs.push((s.service_name.clone(), c.aliases));
             }
         }
@@ -73,5 +99,18 @@ pub(super) fn check(
     if let Some(e) = connect::port_clash(&mine.aliases, &theirs) {
         return Err(Error::Invalid(vec![e]).into());
     }
-    Ok(())
+    Ok(resolved)
+}
+
+/// The service's kept configuration (its ECS extras), if it has one.
+pub(super) fn kept(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    service: &str,
+) -> EcsResult<Option<serde_json::Value>> {
+    let extras = ecs_extras::get(
+        ctx.state,
+        &services::key(arn::cluster_name(cluster), arn::last_segment(service)),
+    )?;
+    Ok(extras.fields.get(FIELD).cloned())
 }

@@ -202,7 +202,8 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     if !errs.is_empty() {
         return Err(Error::Invalid(errs).into());
     }
-    super::service_connect::check(ctx, input, &cluster, &name, &task_definition)?;
+    let service_connect =
+        super::service_connect::check(ctx, input, &cluster, &name, &task_definition)?;
     let (placement_strategy, placement_constraints) = super::input::placement(input)?;
     let req = CreateServiceRequest {
         cluster,
@@ -223,6 +224,7 @@ pub fn create(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         load_balancers: load_balancers(input)?,
         capacity_provider_strategy: super::capacity::strategy(input, "capacityProviderStrategy")?,
         deployment_controller,
+        service_connect,
     };
     let extras = Extras {
         tags,
@@ -240,7 +242,7 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
     check_registries(ctx, input)?;
     let set_placement = input.has("placementStrategy") || input.has("placementConstraints");
     let (placement_strategy, placement_constraints) = super::input::placement(input)?;
-    let req = UpdateServiceRequest {
+    let mut req = UpdateServiceRequest {
         cluster: cluster.clone(),
         service: service.clone(),
         task_definition: input.text("taskDefinition")?,
@@ -257,14 +259,34 @@ pub fn update(ctx: &Ctx<'_>, input: &Input) -> EcsResult<Value> {
         ..Default::default()
     };
     clusters::get_active(ctx.state, &cluster)?;
-    if input.has("serviceConnectConfiguration") {
+    // A new configuration, or a new task definition under the kept one: the aliases' ports are
+    // resolved again.
+    let kept = super::service_connect::kept(ctx, &cluster, &service)?;
+    if input.has("serviceConnectConfiguration")
+        || (kept.is_some() && !req.task_definition.is_empty())
+    {
         let current = services::find(ctx.state, &cluster, &service)?;
         let td = if req.task_definition.is_empty() {
             current.task_definition.clone()
         } else {
             req.task_definition.clone()
         };
-        super::service_connect::check(ctx, input, &cluster, &current.service_name, &td)?;
+        let resolved = match (
+            super::service_connect::check(ctx, input, &cluster, &current.service_name, &td)?,
+            kept,
+        ) {
+            (Some(r), _) => Some(r),
+            (None, Some(config)) => Some(super::service_connect::resolve(
+                ctx,
+                &config,
+                &cluster,
+                &current.service_name,
+                &td,
+            )?),
+            (None, None) => None,
+        };
+        req.set_service_connect = true;
+        req.service_connect = resolved;
     }
     let svc = services::update(ctx.state, req)?;
     let key = key_of(&svc);

@@ -33,7 +33,8 @@ impl Endpoints for EndpointsApi {
         req: Request<WatchEndpointsRequest>,
     ) -> Result<Response<Self::WatchEndpointsStream>, Status> {
         let req = req.into_inner();
-        let (proxy_id, discovery_only) = (req.proxy_id, req.discovery_only);
+        let (proxy_id, discovery_only, connect) =
+            (req.proxy_id, req.discovery_only, req.service_connect);
         if proxy_id.trim().is_empty() {
             return Err(Status::invalid_argument(
                 "proxyId: is required (any id stable for the proxy process)",
@@ -46,9 +47,9 @@ impl Endpoints for EndpointsApi {
         let (state, proxies) = (self.state.clone(), self.proxies.clone());
         // A node's resolver is no proxy: its watch does not count among the proxies.
         if !discovery_only {
-            proxies.watch_started(&proxy_id);
+            proxies.watch_started(&proxy_id, connect);
         }
-        tracing::info!(proxy = %proxy_id, discovery_only, "watching endpoints");
+        tracing::info!(proxy = %proxy_id, discovery_only, service_connect = connect, "watching endpoints");
         tokio::spawn(async move {
             let mut changes = state.store().subscribe();
             let mut last: Option<Vec<u8>> = None;
@@ -56,6 +57,8 @@ impl Endpoints for EndpointsApi {
             let fresh = move || {
                 if discovery_only {
                     endpoints::Routes::discovery_only()
+                } else if connect {
+                    endpoints::Routes::service_connect()
                 } else {
                     endpoints::Routes::default()
                 }
@@ -143,6 +146,8 @@ impl Endpoints for EndpointsApi {
         self.proxies
             .record_requests(&r.proxy_id, r.service_requests, now);
         self.proxies.record_revisions(&r.proxy_id, r.revisions, now);
+        self.proxies
+            .record_connect_calls(&r.proxy_id, r.connect_calls, now);
         self.proxies.report(&r.proxy_id, r.targets);
         Ok(Response::new(TargetHealthAck {}))
     }

@@ -12,7 +12,12 @@ use tonic::{Request, Response, Status};
 
 pub struct ServicesApi {
     pub state: State,
+    /// What the proxies report: DescribeService's Service Connect callers.
+    pub proxies: Arc<crate::live::proxies::Proxies>,
 }
+
+/// The window Service Connect call rates are taken over.
+const CALLS_WINDOW_MS: i64 = 60_000;
 
 #[tonic::async_trait]
 impl Services for ServicesApi {
@@ -24,6 +29,7 @@ impl Services for ServicesApi {
         let service = blocking(&self.state, move |s| services::create(s, r)).await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            ..Default::default()
         }))
     }
 
@@ -35,6 +41,7 @@ impl Services for ServicesApi {
         let service = blocking(&self.state, move |s| services::update(s, r)).await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            ..Default::default()
         }))
     }
 
@@ -46,6 +53,7 @@ impl Services for ServicesApi {
         let service = blocking(&self.state, move |s| services::stop_deployment(s, r)).await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            ..Default::default()
         }))
     }
 
@@ -58,8 +66,25 @@ impl Services for ServicesApi {
             services::find(s, &r.cluster, &r.service)
         })
         .await?;
+        let connect_callers = self
+            .proxies
+            .callers_of(
+                &service.service_arn,
+                CALLS_WINDOW_MS,
+                crate::time::now_millis(),
+            )
+            .into_iter()
+            .map(|c| ConnectCallerRate {
+                caller: c.caller,
+                requests_per_second: c.requests_per_second,
+                errors_per_second: c.errors_per_second,
+                requests_total: c.requests_total,
+                errors_total: c.errors_total,
+            })
+            .collect();
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            connect_callers,
         }))
     }
 
@@ -83,6 +108,7 @@ impl Services for ServicesApi {
         .await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            ..Default::default()
         }))
     }
 
@@ -94,6 +120,7 @@ impl Services for ServicesApi {
         let service = blocking(&self.state, move |s| scaling::put_policy(s, r)).await?;
         Ok(Response::new(ServiceReply {
             service: Some(service),
+            ..Default::default()
         }))
     }
 }

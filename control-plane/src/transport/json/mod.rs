@@ -84,9 +84,9 @@ impl Api {
             },
             load_balancers: LoadBalancersApi {
                 state: state.clone(),
-                proxies,
+                proxies: proxies.clone(),
             },
-            services: ServicesApi { state },
+            services: ServicesApi { state, proxies },
         }
     }
 }
