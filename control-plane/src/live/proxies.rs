@@ -37,9 +37,12 @@ struct Inner {
     /// The nodes' Service Connect proxies watching here: their health checks (a TCP connect on
     /// the alias's port) do not judge a load balancer's targets.
     connect: std::collections::HashSet<String>,
-    /// (proxy id, callee service ARN, caller) → (received at ms, requests, errors) samples.
-    calls: HashMap<(String, String, String), VecDeque<(i64, u64, u64)>>,
+    /// (proxy id, callee service ARN, caller) → samples of its counters, oldest first.
+    calls: HashMap<(String, String, String), VecDeque<CallSample>>,
 }
+
+/// A proxy's counters of one caller's calls: (received at ms, requests, errors).
+type CallSample = (i64, u64, u64);
 
 /// Proxies watching here, and those another replica refreshed lately.
 fn watchers(s: &Inner) -> Vec<String> {
