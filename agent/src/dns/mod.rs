@@ -80,14 +80,32 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
 /// cannot bind the gateway), its own address there.
 pub async fn node_addresses<R: ContainerRuntime>(config: &Config, rt: &R) -> Vec<IpAddr> {
     let network = config.task_network.clone().unwrap_or_default();
-    let gateway = rt.network_gateway(&network).await;
-    let own = Some(config.advertise_addr.clone())
-        .filter(|a| config.task_network.is_some() && !a.starts_with("127."));
-    gateway
+    let mut out: Vec<IpAddr> = rt
+        .network_gateway(&network)
+        .await
         .into_iter()
-        .chain(own)
         .filter_map(|ip| ip.parse().ok())
-        .collect()
+        .collect();
+    if config.task_network.is_some() {
+        out.extend(own_addresses(&config.advertise_addr).await);
+    }
+    out
+}
+
+/// The agent's advertised address as IPs (a `berth lab` agent advertises its container's name,
+/// which the task network's DNS resolves); none for loopback.
+async fn own_addresses(advertised: &str) -> Vec<IpAddr> {
+    let ips: Vec<IpAddr> = match advertised.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match tokio::net::lookup_host((advertised, 0)).await {
+            Ok(found) => found.map(|a| a.ip()).filter(IpAddr::is_ipv4).collect(),
+            Err(e) => {
+                tracing::debug!(%advertised, error = %e, "cannot resolve the advertised address");
+                Vec::new()
+            }
+        },
+    };
+    ips.into_iter().filter(|ip| !ip.is_loopback()).collect()
 }
 
 /// Starts the resolver; None (with a warning) when it is off or cannot listen: tasks then keep
