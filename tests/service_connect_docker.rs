@@ -15,6 +15,47 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+/// `berth dev` on a Docker network of the test's own, for a fresh cluster name. Dropped in
+/// field order: the server stops, the cluster's containers go, then the network.
+struct Setup {
+    dev: ServerProcess,
+    _cleanup: ContainerCleanup,
+    _net: Network,
+    dir: tempfile::TempDir,
+    cluster: String,
+}
+
+impl Setup {
+    fn start(prefix: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique_cluster(prefix);
+        let net = Network(format!("berth-test-{cluster}"));
+        let made = Command::new("docker")
+            .args(["network", "create", "--label", "berth.test=service-connect"])
+            .arg(&net.0)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let cleanup = ContainerCleanup {
+            cluster: cluster.clone(),
+        };
+        let mut flags = FAST.to_vec();
+        flags.extend_from_slice(&["--task-network", &net.0]);
+        let dev = ServerProcess::start_with("dev", dir.path(), &flags);
+        Setup {
+            dev,
+            _cleanup: cleanup,
+            _net: net,
+            dir,
+            cluster,
+        }
+    }
+}
+
 /// A Docker network for one test, removed when dropped (after the containers on it).
 struct Network(String);
 
@@ -113,37 +154,17 @@ fn upstream_task(body: &str) -> Option<String> {
 
 #[test]
 fn a_client_task_calls_a_service_by_its_alias_through_the_node_proxy() {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster("sc");
-    let net = Network(format!("berth-test-{cluster}"));
-    let made = Command::new("docker")
-        .args([
-            "network",
-            "create",
-            "--label",
-            "berth.test=service-connect",
-            &net.0,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    let setup = Setup::start("sc");
+    let (http, cl, dir) = (
+        setup.dev.http.as_str(),
+        setup.cluster.as_str(),
+        setup.dir.path(),
     );
-    let _cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let mut flags = FAST.to_vec();
-    flags.extend_from_slice(&["--task-network", &net.0]);
-    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
-    let http = dev.http.as_str();
-    let cl = cluster.as_str();
 
     ecs(http, &["create-cluster", "--cluster-name", cl]);
     register(
         http,
-        dir.path(),
+        dir,
         json!({"family": format!("{cl}-api"), "containerDefinitions": [
             {"name": "api", "image": "berth-demo:latest", "memory": 32,
              "environment": [{"name": "MESSAGE", "value": "from-api"}],
@@ -151,7 +172,7 @@ fn a_client_task_calls_a_service_by_its_alias_through_the_node_proxy() {
     );
     register(
         http,
-        dir.path(),
+        dir,
         json!({"family": format!("{cl}-web"), "containerDefinitions": [
             {"name": "web", "image": "berth-demo:latest", "memory": 32,
              "environment": [{"name": "UPSTREAM", "value": "http://api:8080/"}],
@@ -252,7 +273,7 @@ fn a_client_task_calls_a_service_by_its_alias_through_the_node_proxy() {
     // describe shows the alias and who calls api.
     let described = wait_for(Duration::from_secs(20), "web among api's callers", || {
         get(&web_ip);
-        let r = berth(&dev.grpc, &["service", "describe", "--cluster", cl, "api"]);
+        let r = berth(&setup.dev.grpc, &["service", "describe", "--cluster", cl, "api"]);
         (r.ok && r.stdout.contains("web")).then_some(r.stdout)
     });
     assert!(described.contains("api:8080"), "{described}");
@@ -274,36 +295,16 @@ fn redis_cli(container: &str, args: &[&str]) -> Option<String> {
 #[test]
 fn a_tcp_alias_reaches_redis_and_follows_its_replacement() {
     let image = common::redis::redis_image();
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = unique_cluster("sctcp");
-    let net = Network(format!("berth-test-{cluster}"));
-    let made = Command::new("docker")
-        .args([
-            "network",
-            "create",
-            "--label",
-            "berth.test=service-connect",
-            &net.0,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    let setup = Setup::start("sctcp");
+    let (http, cl, dir) = (
+        setup.dev.http.as_str(),
+        setup.cluster.as_str(),
+        setup.dir.path(),
     );
-    let _cleanup = ContainerCleanup {
-        cluster: cluster.clone(),
-    };
-    let mut flags = FAST.to_vec();
-    flags.extend_from_slice(&["--task-network", &net.0]);
-    let dev = ServerProcess::start_with("dev", dir.path(), &flags);
-    let http = dev.http.as_str();
-    let cl = cluster.as_str();
     ecs(http, &["create-cluster", "--cluster-name", cl]);
     register(
         http,
-        dir.path(),
+        dir,
         json!({"family": format!("{cl}-redis"), "containerDefinitions": [
             {"name": "redis", "image": image, "memory": 64, "stopTimeout": 2,
              // Callers come through the node's proxy, not loopback: protected mode would refuse
@@ -315,7 +316,7 @@ fn a_tcp_alias_reaches_redis_and_follows_its_replacement() {
     );
     register(
         http,
-        dir.path(),
+        dir,
         json!({"family": format!("{cl}-client"), "containerDefinitions": [
             {"name": "client", "image": image, "memory": 32, "stopTimeout": 2,
              "command": ["redis-server", "--port", "7000", "--save", ""],
