@@ -273,7 +273,10 @@ fn a_client_task_calls_a_service_by_its_alias_through_the_node_proxy() {
     // describe shows the alias and who calls api.
     let described = wait_for(Duration::from_secs(20), "web among api's callers", || {
         get(&web_ip);
-        let r = berth(&setup.dev.grpc, &["service", "describe", "--cluster", cl, "api"]);
+        let r = berth(
+            &setup.dev.grpc,
+            &["service", "describe", "--cluster", cl, "api"],
+        );
         (r.ok && r.stdout.contains("web")).then_some(r.stdout)
     });
     assert!(described.contains("api:8080"), "{described}");
