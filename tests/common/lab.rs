@@ -231,17 +231,17 @@ impl Lab {
     pub fn assert_invariants(&self, desired: usize, revisions: &[&str]) {
         // Tasks on their way out (draining, then SIGTERM) may still hold a container: the
         // invariants are about the settled cluster.
+        // The listing the wait saw is the one checked: a listing call that fails (a server
+        // between leaders, just after a partition heals) reads as no tasks, not as lost ones.
         let settle = Instant::now();
-        wait_for(Duration::from_secs(40), "the cluster to settle", || {
-            (self.running().len() == desired && self.task_containers().len() == desired)
-                .then_some(())
+        let running = wait_for(Duration::from_secs(40), "the cluster to settle", || {
+            let running = self.running();
+            (running.len() == desired && self.task_containers().len() == desired).then_some(running)
         });
         eprintln!(
             "measured: settled {:.1?} after the check began",
             settle.elapsed()
         );
-        let running = self.running();
-        assert_eq!(running.len(), desired, "running tasks: {running:?}");
         let containers = self.task_containers();
         assert_eq!(
             containers.len(),
