@@ -164,27 +164,7 @@ async fn compare(
     // worker processes.
     let berth_port = free_port().await?;
     let berth_https = https_port().await?;
-    let started = async {
-        let mut table = RoutingTable {
-            routes: vec![route("bench", berth_port, backends)],
-            ..Default::default()
-        };
-        if let Some((port, cert)) = berth_https {
-            // The same service behind both listeners, as a target group behind HTTP and HTTPS
-            // listeners is: one set of targets, health-checked once.
-            table.routes.push(route("bench", port, backends));
-            table.tls_listeners.push(cert.listener(port));
-        }
-        let endpoints = start_endpoints(table).await?;
-        let mut config = berth_proxy::Config::new(
-            format!("http://{endpoints}"),
-            [127, 0, 0, 1].into(),
-            "bench",
-        );
-        config.workers = workers;
-        anyhow::Ok(berth_proxy::spawn(config).await?)
-    }
-    .await;
+    let started = start_berth(berth_port, berth_https, backends, workers).await;
     let proxy = match started {
         Ok(proxy) => proxy,
         Err(e) => {
@@ -223,26 +203,7 @@ async fn compare(
                 }
             }
         }
-        let loads = match cert {
-            Some(_) => &[Load::Http, Load::HttpsKeepAlive, Load::HttpsNewHandshake][..],
-            None => &[Load::Http][..],
-        };
-        let mut measured = Vec::new();
-        for &load in loads {
-            for (name, http, https, counted) in &proxies {
-                let port = match (load, https) {
-                    (Load::Http, _) => *http,
-                    (_, Some((port, _))) => *port,
-                    (_, None) => continue,
-                };
-                let m = Measured {
-                    load,
-                    name,
-                    rounds: Vec::new(),
-                };
-                measured.push((m, port, *counted));
-            }
-        }
+        let mut measured = plan(&proxies, cert.is_some());
         for round in 1..=args.rounds {
             let mut line = format!("round {round}/{}:", args.rounds);
             for (m, port, counted) in &mut measured {
@@ -266,6 +227,65 @@ async fn compare(
     stop_haproxy(&mut haproxy).await;
     proxy.shutdown().await;
     rounds
+}
+
+/// Berth's proxy, fed by a control plane stand-in, on `port` (and `https`), with `workers`
+/// threads.
+async fn start_berth(
+    port: u16,
+    https: Option<(u16, &BenchCert)>,
+    backends: [SocketAddr; 2],
+    workers: usize,
+) -> anyhow::Result<berth_proxy::Proxy> {
+    let mut table = RoutingTable {
+        routes: vec![route("bench", port, backends)],
+        ..Default::default()
+    };
+    if let Some((https_port, cert)) = https {
+        // The same service behind both listeners, as a target group behind HTTP and HTTPS
+        // listeners is: one set of targets, health-checked once.
+        table.routes.push(route("bench", https_port, backends));
+        table.tls_listeners.push(cert.listener(https_port));
+    }
+    let endpoints = start_endpoints(table).await?;
+    let mut config = berth_proxy::Config::new(
+        format!("http://{endpoints}"),
+        [127, 0, 0, 1].into(),
+        "bench",
+    );
+    config.workers = workers;
+    Ok(berth_proxy::spawn(config).await?)
+}
+
+/// A proxy under test: its name, HTTP port, HTTPS port (with the certificate) and what is
+/// counted of its CPU.
+type Proxied<'a> = (&'static str, u16, Option<(u16, &'a BenchCert)>, Counted);
+
+/// One entry a load and proxy, in the order each round runs them: HTTP first, then (with a
+/// certificate) HTTPS keep-alive and HTTPS with a new handshake a request.
+fn plan(proxies: &[Proxied<'_>], https: bool) -> Vec<(Measured, u16, Counted)> {
+    let loads = if https {
+        &[Load::Http, Load::HttpsKeepAlive, Load::HttpsNewHandshake][..]
+    } else {
+        &[Load::Http][..]
+    };
+    let mut measured = Vec::new();
+    for &load in loads {
+        for (name, http, https, counted) in proxies {
+            let port = match (load, https) {
+                (Load::Http, _) => *http,
+                (_, Some((port, _))) => *port,
+                (_, None) => continue,
+            };
+            let m = Measured {
+                load,
+                name,
+                rounds: Vec::new(),
+            };
+            measured.push((m, port, *counted));
+        }
+    }
+    measured
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {
