@@ -204,28 +204,8 @@ impl<R: ContainerRuntime> Session<R> {
                     };
                     match m.body {
                         Some(server_message::Body::Welcome(w)) => {
-                            if w.node_id != self.node_id {
-                                self.node_id = w.node_id.clone();
-                                if let Err(e) = crate::save_node_id(&self.config.data_dir, &self.node_id) {
-                                    tracing::error!(error = %e, "cannot persist the node id");
-                                }
-                            }
-                            let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
-                            heartbeat = tokio::time::interval(every);
-                            self.usage.set_interval(w.usage_interval_ms);
+                            heartbeat = self.welcome(w, &exec_channel, &out).await;
                             *welcomed = true;
-                            if let Some(m) = &self.metadata {
-                                m.set_control(exec_channel.clone(), self.node_id.clone());
-                            }
-                            self.metrics.welcomed();
-                            tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
-                            // Everything we know, in full: the server may have missed reports.
-                            for h in self.runners.values() {
-                                let r = h.report.borrow().clone();
-                                if !r.last_status.is_empty() {
-                                    let _ = out.send(send(agent_message::Body::TaskReport(r))).await;
-                                }
-                            }
                         }
                         Some(server_message::Body::DesiredTasks(d)) if *welcomed => {
                             let set = crate::desired::DesiredSet::whole(d);
@@ -280,6 +260,38 @@ impl<R: ContainerRuntime> Session<R> {
                 }
             }
         }
+    }
+
+    /// Takes the control plane's welcome: the node id it knows this node by, the heartbeat and
+    /// usage intervals (the heartbeat timer is returned), and sends every task's report in full,
+    /// since the server may have missed some.
+    async fn welcome(
+        &mut self,
+        w: Welcome,
+        exec_channel: &tonic::transport::Channel,
+        out: &mpsc::Sender<AgentMessage>,
+    ) -> tokio::time::Interval {
+        if w.node_id != self.node_id {
+            self.node_id = w.node_id.clone();
+            if let Err(e) = crate::save_node_id(&self.config.data_dir, &self.node_id) {
+                tracing::error!(error = %e, "cannot persist the node id");
+            }
+        }
+        let every = Duration::from_millis(w.heartbeat_interval_ms.max(100) as u64);
+        self.usage.set_interval(w.usage_interval_ms);
+        if let Some(m) = &self.metadata {
+            m.set_control(exec_channel.clone(), self.node_id.clone());
+        }
+        self.metrics.welcomed();
+        tracing::info!(node = %self.config.name, id = %self.node_id, "registered with the control plane");
+        for h in self.runners.values() {
+            let r = h.report.borrow().clone();
+            if !r.last_status.is_empty() {
+                let body = agent_message::Body::TaskReport(r);
+                let _ = out.send(AgentMessage { body: Some(body) }).await;
+            }
+        }
+        tokio::time::interval(every)
     }
 
     /// Makes the runners match the desired set, and stops containers of tasks nobody wants.
