@@ -165,9 +165,19 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         }
         crate::say!("{name}: shutting down (tasks keep running; the next start adopts them)");
     }
+    shut_down(name, local_agent, proxy, plane).await;
+    Ok(())
+}
+
+/// Stops the local agent and proxy first, side by side, so they leave before the control plane
+/// does rather than retrying it; each bounded, so the whole stays well within 5 s.
+async fn shut_down(
+    name: &str,
+    local_agent: Option<super::connect_proxy::Node>,
+    proxy: Option<berth_proxy::Proxy>,
+    plane: cp::ControlPlane,
+) {
     let started = std::time::Instant::now();
-    // The local agent and proxy first, side by side, so they leave before the control plane
-    // does rather than retrying it; each bounded, so the whole stays well within 5 s.
     let local = async {
         if let Some(a) = local_agent {
             a.shutdown().await;
@@ -191,7 +201,6 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<()> {
         "{name}: stopped in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
 }
 
 /// The control plane's configuration from the flags, and whether it runs with TLS and auth.
