@@ -180,9 +180,9 @@ fn a_leader_cut_off_from_etcd_stops_leading_and_rejoins_as_a_follower() {
     let rest = others(&lab, &container);
     let (second, took) = new_leader(&rest, &first, cut);
     eprintln!("measured: leader {first} cut off; {second} leads {took:.1?} later");
-    // Within its lease (3 s, stepping down at 2 s) the old leader stopped acting: its commits
-    // are fenced at once; the log line comes once its controllers' pass in flight has ended,
-    // which may wait out one etcd call's timeout (5 s, then a per-member read).
+    // Within its lease (3 s, stepping down at 2 s) the old leader stops acting: its commits are
+    // fenced at once, and it says so as soon as it misses its renewals (every call it makes
+    // while leading is bounded by a third of the lease), without waiting for a pass in flight.
     wait_for(
         Duration::from_secs(20),
         "the cut-off leader to step down",

@@ -167,14 +167,17 @@ async fn term(
         }
         let fence = role.borrow().fence.clone();
         if let Some(Compare::ModRevision { revision, .. }) = fence {
-            // Still leading only while the leader key is the one this term wrote.
-            let held = client
-                .get(key.clone(), None)
+            // Still leading only while the leader key is the one this term wrote. Bounded like
+            // the renewal: a leader cut off from etcd must reach the step-down check above on
+            // time, not wait out the client's own timeout.
+            let held = tokio::time::timeout(ttl / 3, client.get(key.clone(), None))
                 .await
-                .map(|r| r.kvs().first().map(|kv| kv.mod_revision() as u64) == Some(revision));
+                .map(|r| {
+                    r.map(|r| r.kvs().first().map(|kv| kv.mod_revision() as u64) == Some(revision))
+                });
             match held {
-                Ok(true) | Err(_) => continue,
-                Ok(false) => return Err("the leader key is no longer this replica's".into()),
+                Ok(Ok(false)) => return Err("the leader key is no longer this replica's".into()),
+                _ => continue,
             }
         }
         let mut mine = me.clone();
@@ -191,7 +194,7 @@ async fn term(
                 value,
                 Some(put.clone()),
             )]);
-        let Ok(resp) = client.txn(txn).await else {
+        let Ok(Ok(resp)) = tokio::time::timeout(ttl / 3, client.txn(txn)).await else {
             continue;
         };
         if resp.succeeded() {

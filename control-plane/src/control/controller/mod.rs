@@ -246,6 +246,12 @@ pub async fn run_while_leading(
             _ = until_stopped(&mut stopped) => true,
         };
         let _ = stop.send(true);
+        if !done {
+            // Said at once: every commit is already fenced by the lost term, whatever pass is
+            // still in flight (which may wait out one etcd call's timeout before it ends).
+            tracing::warn!("no longer leading: stopping the controllers");
+        }
+        let stopping = std::time::Instant::now();
         let _ = running.await;
         let _ = hooks.await;
         let _ = schedules.await;
@@ -253,7 +259,10 @@ pub async fn run_while_leading(
         if done {
             return;
         }
-        tracing::warn!("no longer leading: controllers stopped");
+        tracing::info!(
+            took_ms = stopping.elapsed().as_millis() as u64,
+            "controllers stopped"
+        );
     }
 }
 
