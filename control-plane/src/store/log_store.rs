@@ -23,9 +23,10 @@ use super::fs::Fs;
 use super::health::Health;
 use super::history::History;
 use super::record::Rec;
+use super::records::Records;
 use super::wal::{self, Entry, EntryRef};
 use super::{Change, Compare, Op, Store, StoreError, TxnOutcome, Versioned};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::ops::Bound;
@@ -44,9 +45,6 @@ const SNAPSHOT_AFTER: u64 = 256 << 20;
 const SNAPSHOT_SYNC_EVERY: u64 = 8 << 20;
 /// Records copied under one hold of the map's read lock while scanning or snapshotting.
 const SLICE: usize = 2048;
-
-/// Every record, in key order, found by the key's bytes.
-type Records = BTreeSet<Rec>;
 
 fn versioned(r: &Rec) -> Versioned {
     Versioned {
@@ -344,7 +342,7 @@ impl Inner {
 fn under<'a>(records: &'a Records, prefix: &'a str) -> impl Iterator<Item = &'a Rec> {
     let prefix = prefix.as_bytes();
     records
-        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+        .range((Bound::Included(prefix), Bound::Unbounded))
         .take_while(move |r| r.key_bytes().starts_with(prefix))
 }
 
@@ -356,7 +354,7 @@ fn slice_after(records: &Records, prefix: &str, after: Option<&Rec>) -> Vec<Rec>
         None => Bound::Included(prefix),
     };
     records
-        .range::<[u8], _>((from, Bound::Unbounded))
+        .range((from, Bound::Unbounded))
         .take_while(|r| r.key_bytes().starts_with(prefix))
         .take(SLICE)
         .cloned()
@@ -427,7 +425,7 @@ impl Store for LogStore {
         // The map and its revision together; the values are shared, not copied, until encoded.
         let (records, revision) = {
             let c = self.inner.lock();
-            (self.inner.read().clone(), c.revision)
+            (self.inner.read().ordered().clone(), c.revision)
         };
         // Only what is durable goes into a backup.
         self.inner.sync(revision)?;

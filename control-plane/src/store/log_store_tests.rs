@@ -263,6 +263,7 @@ fn a_snapshot_and_the_log_after_it_load_as_the_writes_left_them() {
     loader.apply(vec![Entry::Delete("zz".into())]);
     let got: Vec<(String, String, u64)> = loader
         .finish()
+        .ordered()
         .iter()
         .map(|r| {
             let v = String::from_utf8(r.value().to_vec()).unwrap();

@@ -16,6 +16,7 @@ mod health;
 mod history;
 mod log_store;
 mod record;
+mod records;
 mod replay;
 mod sled_store;
 pub mod snapshot_file;
