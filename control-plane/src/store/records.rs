@@ -36,12 +36,9 @@ impl Records {
     }
 
     /// The records whose keys are in `range`, in key order.
-    pub(super) fn range<'a, R: RangeBounds<[u8]>>(
-        &'a self,
-        range: R,
-    ) -> impl Iterator<Item = &'a Rec> + 'a
+    pub(super) fn range<'a, R>(&'a self, range: R) -> impl Iterator<Item = &'a Rec> + 'a
     where
-        R: 'a,
+        R: RangeBounds<[u8]> + 'a,
     {
         self.ordered.range::<[u8], _>(range)
     }
