@@ -121,10 +121,12 @@ impl State {
     /// The value and the revision that last wrote it.
     pub fn get_versioned<T: Message + Default>(&self, key: &str) -> Result<Option<(T, u64)>> {
         self.count(1);
-        match self.store.get(key)? {
-            None => Ok(None),
-            Some(v) => Ok(Some((decode(key, &v.value)?, v.mod_revision))),
-        }
+        // Decoded from the store's own bytes where it lends them (no copy of the value first).
+        let mut got = None;
+        self.store.get_with(key, &mut |value, revision| {
+            got = Some(decode(key, value).map(|v| (v, revision)));
+        })?;
+        got.transpose()
     }
 
     pub fn scan<T: Message + Default>(&self, prefix: &str) -> Result<Vec<T>> {
@@ -168,9 +170,14 @@ impl State {
 
     /// The keys under `prefix` (values unread by the caller, but counted).
     pub fn scan_keys(&self, prefix: &str) -> Result<Vec<String>> {
-        let raw = self.store.scan(prefix)?;
-        self.count(raw.len());
-        Ok(raw.into_iter().map(|(k, _)| k).collect())
+        // The values are never copied out (the store lends them, and they are not wanted).
+        let mut keys = Vec::new();
+        self.store.scan_each(prefix, &mut |k, _| {
+            keys.push(k.to_string());
+            true
+        })?;
+        self.count(keys.len());
+        Ok(keys)
     }
 
     pub fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
