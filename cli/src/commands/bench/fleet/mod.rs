@@ -92,7 +92,8 @@ pub async fn bench(args: BenchFleetArgs) -> anyhow::Result<Report> {
     let url = cp.url.clone();
     let counters = Arc::new(sim::Counters::default());
     let (phase, phase_rx) = tokio::sync::watch::channel("connecting agents");
-    let progress = tokio::spawn(progress(cp.pid, counters.clone(), phase_rx, args.total()));
+    counters.control_plane_pid.store(cp.pid, Ordering::Relaxed);
+    let progress = tokio::spawn(progress(counters.clone(), phase_rx, args.total()));
     let result = async {
         let agents = sim::start(&url, args.nodes, counters.clone()).await?;
         let channel = tonic::transport::Channel::from_shared(url.clone())?
@@ -128,7 +129,6 @@ impl BenchFleetArgs {
 
 /// One line to stderr every two seconds.
 async fn progress(
-    cp_pid: u32,
     counters: Arc<sim::Counters>,
     phase: tokio::sync::watch::Receiver<&'static str>,
     total: usize,
@@ -137,7 +137,7 @@ async fn progress(
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let (_, rss) = probe::rss_mib(cp_pid);
+        let (_, rss) = probe::rss_mib(counters.control_plane_pid.load(Ordering::Relaxed));
         eprintln!(
             "[{:>6.1}s] {:<28} agents {:>6} · running {:>8}/{total} · reports {:>8} · control plane rss {:>6.0} MiB",
             start.elapsed().as_secs_f64(),

@@ -98,6 +98,9 @@ async fn restart(b: &mut Bench, dir: &std::path::Path) -> anyhow::Result<Restart
     b.cp = tokio::task::spawn_blocking(move || super::child::ControlPlane::start(&owned, port))
         .await?
         .context("restarting the control plane")?;
+    b.counters
+        .control_plane_pid
+        .store(b.cp.pid, std::sync::atomic::Ordering::Relaxed);
     let serving_s = t0.elapsed().as_secs_f64();
     b.phase.send_replace("restart: first API call");
     let channel = tonic::transport::Channel::from_shared(b.cp.url.clone())?.connect_lazy();

@@ -30,6 +30,8 @@ pub struct Counters {
     pub running: AtomicI64,
     pub reports: AtomicU64,
     pub connected: AtomicI64,
+    /// The control plane child's pid, for the progress line (a restart starts a new one).
+    pub control_plane_pid: std::sync::atomic::AtomicU32,
 }
 
 /// One simulated node, as the bench sees it.
