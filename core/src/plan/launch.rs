@@ -8,6 +8,7 @@ use super::{Launch, ServicePlan, ServiceView};
 use crate::scheduler::{self, NodeSnapshot, PlacementRequest};
 use crate::status::{service_status, ServiceStatus};
 use crate::{arn, capacity};
+use berth_proto::v1::Service;
 
 /// At most this many launches in one pass, so one commit stays small; the next pass goes on.
 pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
@@ -28,25 +29,9 @@ pub(super) fn launches(
     let Some(td) = view.definitions.get(&primary.task_definition) else {
         return 0;
     };
-    let targets: Vec<Option<String>> = if b.daemon {
-        // Each qualifying node without a live task of the service (an old one goes first).
-        daemon_nodes(view, svc)
-            .filter(|n| {
-                let node_arn = arn::container_instance(&n.id);
-                !j.live.iter().any(|t| t.container_instance_arn == node_arn)
-            })
-            .map(|n| Some(n.id.clone()))
-            .take(view.launch_cap())
-            .collect()
-    } else {
-        let want = b.desired - j.good_new().len() as i64;
-        let room = b.max_total - b.total;
-        let n = want.min(room).clamp(0, view.launch_cap() as i64) as usize;
-        if n > 0 && !view.all_nodes {
-            p.needs_all_nodes = true;
-            return 0;
-        }
-        vec![None; n]
+    let Some(targets) = targets(view, svc, j, b) else {
+        p.needs_all_nodes = true;
+        return 0;
     };
     let mut demand = capacity::demand(td);
     if b.daemon {
@@ -147,6 +132,34 @@ pub(super) fn launches(
     let n = launches.len();
     p.launches = launches;
     n
+}
+
+/// One entry a launch: the node a DAEMON service's launch goes to, or None where placement
+/// chooses (REPLICA). None when a REPLICA service would launch but the view holds only the nodes
+/// its tasks are on: the pass must read every node first.
+fn targets(
+    view: &ServiceView,
+    svc: &Service,
+    j: &Judgement,
+    b: &Bounds,
+) -> Option<Vec<Option<String>>> {
+    if b.daemon {
+        // Each qualifying node without a live task of the service (an old one goes first).
+        return Some(
+            daemon_nodes(view, svc)
+                .filter(|n| {
+                    let node_arn = arn::container_instance(&n.id);
+                    !j.live.iter().any(|t| t.container_instance_arn == node_arn)
+                })
+                .map(|n| Some(n.id.clone()))
+                .take(view.launch_cap())
+                .collect(),
+        );
+    }
+    let want = b.desired - j.good_new().len() as i64;
+    let room = b.max_total - b.total;
+    let n = want.min(room).clamp(0, view.launch_cap() as i64) as usize;
+    (n == 0 || view.all_nodes).then(|| vec![None; n])
 }
 
 /// The view's nodes, each knowing how many of this service's live tasks it holds (for spread
