@@ -236,6 +236,39 @@ fn schedules_and_rules_run_their_task_once_per_tick() {
         &json!([rule_target]).to_string(),
     ]);
     assert_eq!(put["FailedEntryCount"], 0, "{put}");
+    // The rule's tags, and a target id it does not have, answer as EventBridge's do.
+    let arn = events(&["describe-rule", "--name", "nightly"])["Arn"]
+        .as_str()
+        .expect("the rule's Arn")
+        .to_string();
+    events(&[
+        "tag-resource",
+        "--resource-arn",
+        &arn,
+        "--tags",
+        "Key=team,Value=ops",
+    ]);
+    let listed = events(&["list-tags-for-resource", "--resource-arn", &arn]);
+    assert_eq!(
+        listed["Tags"],
+        json!([{"Key": "team", "Value": "ops"}]),
+        "{listed}"
+    );
+    events(&[
+        "untag-resource",
+        "--resource-arn",
+        &arn,
+        "--tag-keys",
+        "team",
+    ]);
+    let listed = events(&["list-tags-for-resource", "--resource-arn", &arn]);
+    assert_eq!(listed["Tags"], json!([]), "{listed}");
+    let removed = events(&["remove-targets", "--rule", "nightly", "--ids", "nope"]);
+    assert_eq!(removed["FailedEntryCount"], 1, "{removed}");
+    assert_eq!(
+        removed["FailedEntries"][0]["ErrorCode"], "ResourceNotFoundException",
+        "{removed}"
+    );
     let tick1 = now_ms() / 60_000 * 60_000 + 60_000;
     assert!(
         tasks(http, &c, cl).is_empty(),

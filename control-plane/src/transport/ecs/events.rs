@@ -125,33 +125,7 @@ fn call(state: &State, op: &str, input: &Value) -> Option<Answer> {
     let r = || -> Answer {
         bus(input)?;
         match op {
-            "PutRule" => {
-                let name = required(input, "Name")?;
-                if input.get("EventPattern").is_some_and(|p| !p.is_null()) {
-                    return Err(validation("EventPattern: Berth runs schedule rules only; give a ScheduleExpression (rate(...) or cron(...)) instead"));
-                }
-                let expression = required(input, "ScheduleExpression")?;
-                let state_text = match text(input, "State").as_str() {
-                    "" => "ENABLED".to_string(),
-                    s => s.to_string(),
-                };
-                let s = Schedule {
-                    kind: RULE.into(),
-                    name: name.clone(),
-                    group: DEFAULT_GROUP.into(),
-                    arn: rule_arn(&name),
-                    expression,
-                    state: state_text,
-                    description: text(input, "Description"),
-                    role_arn: text(input, "RoleArn"),
-                    tags: tags(input, "Tags"),
-                    ..Default::default()
-                };
-                let s =
-                    schedules::put_definition(state, s, Write::Upsert, crate::time::now_millis())
-                        .map_err(from_model)?;
-                Ok(json!({ "RuleArn": s.arn }))
-            }
+            "PutRule" => put_rule(state, input),
             "DescribeRule" => {
                 let s = get_rule(state, &required(input, "Name")?)?;
                 let mut v = rule_shape(&s);
@@ -187,57 +161,8 @@ fn call(state: &State, op: &str, input: &Value) -> Option<Answer> {
                 let targets: Vec<Value> = s.targets.iter().map(schedule_target::echo).collect();
                 Ok(json!({ "Targets": targets }))
             }
-            "RemoveTargets" => {
-                let rule = required(input, "Rule")?;
-                get_rule(state, &rule)?;
-                let ids: Vec<String> = input
-                    .get("Ids")
-                    .and_then(Value::as_array)
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if ids.is_empty() {
-                    return Err(validation("Ids is required (the target ids to remove)"));
-                }
-                let missing = schedules::remove_targets(state, &rule, &ids).map_err(from_model)?;
-                let failed: Vec<Value> = missing
-                    .iter()
-                    .map(|id| json!({"TargetId": id, "ErrorCode": "ResourceNotFoundException", "ErrorMessage": format!("Target {id} is not a target of rule {rule}.")}))
-                    .collect();
-                Ok(json!({ "FailedEntryCount": failed.len(), "FailedEntries": failed }))
-            }
-            "TagResource" | "UntagResource" | "ListTagsForResource" => {
-                let arn = required(input, "ResourceARN")?;
-                let s = schedules::by_arn(state, &arn).map_err(from_model)?;
-                match op {
-                    "TagResource" => schedules::tag(state, &arn, &tags(input, "Tags"), &[]),
-                    "UntagResource" => {
-                        let keys: Vec<String> = input
-                            .get("TagKeys")
-                            .and_then(Value::as_array)
-                            .map(|l| {
-                                l.iter()
-                                    .filter_map(|v| v.as_str().map(String::from))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        schedules::tag(state, &arn, &[], &keys)
-                    }
-                    _ => {
-                        let t: Vec<Value> = s
-                            .tags
-                            .iter()
-                            .map(|t| json!({"Key": t.name, "Value": t.value}))
-                            .collect();
-                        return Ok(json!({ "Tags": t }));
-                    }
-                }
-                .map_err(from_model)?;
-                Ok(json!({}))
-            }
+            "RemoveTargets" => remove_targets(state, input),
+            "TagResource" | "UntagResource" | "ListTagsForResource" => tag_ops(state, op, input),
             _ => unreachable_op(op),
         }
     };
@@ -256,6 +181,84 @@ fn call(state: &State, op: &str, input: &Value) -> Option<Answer> {
         "ListTagsForResource",
     ];
     OPS.contains(&op).then(r)
+}
+
+fn put_rule(state: &State, input: &Value) -> Answer {
+    let name = required(input, "Name")?;
+    if input.get("EventPattern").is_some_and(|p| !p.is_null()) {
+        return Err(validation("EventPattern: Berth runs schedule rules only; give a ScheduleExpression (rate(...) or cron(...)) instead"));
+    }
+    let expression = required(input, "ScheduleExpression")?;
+    let state_text = match text(input, "State").as_str() {
+        "" => "ENABLED".to_string(),
+        s => s.to_string(),
+    };
+    let s = Schedule {
+        kind: RULE.into(),
+        name: name.clone(),
+        group: DEFAULT_GROUP.into(),
+        arn: rule_arn(&name),
+        expression,
+        state: state_text,
+        description: text(input, "Description"),
+        role_arn: text(input, "RoleArn"),
+        tags: tags(input, "Tags"),
+        ..Default::default()
+    };
+    let s = schedules::put_definition(state, s, Write::Upsert, crate::time::now_millis())
+        .map_err(from_model)?;
+    Ok(json!({ "RuleArn": s.arn }))
+}
+
+fn remove_targets(state: &State, input: &Value) -> Answer {
+    let rule = required(input, "Rule")?;
+    get_rule(state, &rule)?;
+    let ids: Vec<String> = strings(input, "Ids");
+    if ids.is_empty() {
+        return Err(validation("Ids is required (the target ids to remove)"));
+    }
+    let missing = schedules::remove_targets(state, &rule, &ids).map_err(from_model)?;
+    let failed: Vec<Value> = missing
+        .iter()
+        .map(|id| json!({"TargetId": id, "ErrorCode": "ResourceNotFoundException", "ErrorMessage": format!("Target {id} is not a target of rule {rule}.")}))
+        .collect();
+    Ok(json!({ "FailedEntryCount": failed.len(), "FailedEntries": failed }))
+}
+
+/// TagResource, UntagResource and ListTagsForResource of a rule.
+fn tag_ops(state: &State, op: &str, input: &Value) -> Answer {
+    let arn = required(input, "ResourceARN")?;
+    let s = schedules::by_arn(state, &arn).map_err(from_model)?;
+    match op {
+        "TagResource" => schedules::tag(state, &arn, &tags(input, "Tags"), &[]),
+        "UntagResource" => {
+            let keys: Vec<String> = strings(input, "TagKeys");
+            schedules::tag(state, &arn, &[], &keys)
+        }
+        _ => {
+            let t: Vec<Value> = s
+                .tags
+                .iter()
+                .map(|t| json!({"Key": t.name, "Value": t.value}))
+                .collect();
+            return Ok(json!({ "Tags": t }));
+        }
+    }
+    .map_err(from_model)?;
+    Ok(json!({}))
+}
+
+/// A list of strings in `input` (empty when absent).
+fn strings(input: &Value, field: &str) -> Vec<String> {
+    input
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn unreachable_op(op: &str) -> Answer {
