@@ -53,29 +53,7 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
     for ts in &svc.task_sets {
         let mine: Vec<&&Task> = live.iter().filter(|t| t.started_by == ts.id).collect();
         let want = computed_desired_count(svc, ts) as usize;
-        if mine.len() > want {
-            // Pending before running, newest first; protected tasks stay.
-            let mut extra: Vec<&&Task> = mine
-                .iter()
-                .copied()
-                .filter(|t| !is_protected(t, now))
-                .collect();
-            extra.sort_by(|a, b| {
-                (a.last_status == "RUNNING", std::cmp::Reverse(&a.created_at))
-                    .cmp(&(b.last_status == "RUNNING", std::cmp::Reverse(&b.created_at)))
-            });
-            let reason = if ts.status == "DRAINING" {
-                format!("Task set {} deleted", ts.id)
-            } else {
-                format!("Scaling activity initiated by task set {}", ts.id)
-            };
-            for t in extra.into_iter().take(mine.len() - want) {
-                p.stops.push(Stop {
-                    task_arn: t.task_arn.clone(),
-                    reason: reason.clone(),
-                });
-            }
-        }
+        p.stops.extend(scale_in(ts, &mine, want, now));
         let n = want
             .saturating_sub(mine.len())
             .min(view.launch_cap().saturating_sub(p.launches.len()));
@@ -151,4 +129,34 @@ pub fn plan(view: &ServiceView, now: i64) -> ServicePlan {
         p.service.status = "INACTIVE".into();
     }
     p
+}
+
+/// The stops that bring task set `ts` down to `want` tasks: pending before running, newest
+/// first; protected tasks stay.
+fn scale_in(ts: &TaskSet, mine: &[&&Task], want: usize, now: i64) -> Vec<Stop> {
+    if mine.len() <= want {
+        return Vec::new();
+    }
+    let mut extra: Vec<&&Task> = mine
+        .iter()
+        .copied()
+        .filter(|t| !is_protected(t, now))
+        .collect();
+    extra.sort_by(|a, b| {
+        (a.last_status == "RUNNING", std::cmp::Reverse(&a.created_at))
+            .cmp(&(b.last_status == "RUNNING", std::cmp::Reverse(&b.created_at)))
+    });
+    let reason = if ts.status == "DRAINING" {
+        format!("Task set {} deleted", ts.id)
+    } else {
+        format!("Scaling activity initiated by task set {}", ts.id)
+    };
+    extra
+        .into_iter()
+        .take(mine.len() - want)
+        .map(|t| Stop {
+            task_arn: t.task_arn.clone(),
+            reason: reason.clone(),
+        })
+        .collect()
 }
