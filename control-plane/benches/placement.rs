@@ -17,7 +17,7 @@ fn nodes(count: usize) -> Vec<NodeSnapshot> {
             let id = format!("i-{i:05}");
             let zone = ["a", "b", "c"][rng.random_range(0..3)];
             NodeSnapshot {
-                name: format!("node-{i}"),
+                name: format!("node-{i}").into(),
                 connected: true,
                 active: true,
                 cpu_free: rng.random_range(2048..=16384),
@@ -31,7 +31,7 @@ fn nodes(count: usize) -> Vec<NodeSnapshot> {
                 ])),
                 service_tasks: 0,
                 allowed_host_paths: Default::default(),
-                id,
+                id: id.into(),
             }
         })
         .collect()

@@ -158,6 +158,8 @@ async fn consume(state: State, mut rx: mpsc::Receiver<Report>) {
         match res {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(reports = n, error = %e, "task reports not applied"),
+            // The runtime is shutting down: the reports are sent again on reconnect.
+            Err(e) if e.is_cancelled() => return,
             Err(e) => tracing::error!(error = %e, "applying task reports panicked"),
         }
     }

@@ -38,7 +38,8 @@ pub struct Sessions {
 #[derive(Default)]
 struct SessionsInner {
     next_generation: u64,
-    by_node: HashMap<String, Session>,
+    /// Hashed fast: a plan that places asks it of every node (ten thousand lookups a pass).
+    by_node: HashMap<String, Session, foldhash::fast::RandomState>,
     /// When each node was last heard from (kept after it disconnects).
     last_seen: HashMap<String, i64>,
     logs: HashMap<String, mpsc::Sender<LogChunk>>,
@@ -262,9 +263,9 @@ impl Sessions {
         let s = self.lock();
         let now = time::now_millis();
         for n in nodes {
-            n.connected = s.by_node.contains_key(&n.id)
+            n.connected = s.by_node.contains_key(&*n.id)
                 || s.remote
-                    .get(&n.id)
+                    .get(&*n.id)
                     .is_some_and(|at| now - at < PRESENCE_FRESH_MS);
         }
     }

@@ -157,7 +157,7 @@ pub fn place_in(
         if let Some(n) = placed
             .as_ref()
             .ok()
-            .and_then(|id| nodes.iter().find(|n| &n.id == id))
+            .and_then(|id| nodes.iter().find(|n| *n.id == **id))
         {
             demand.placed_on(n);
         }

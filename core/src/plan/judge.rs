@@ -47,7 +47,7 @@ impl<'a> Judgement<'a> {
             .nodes
             .iter()
             .filter(|n| n.active)
-            .map(|n| n.id.as_str())
+            .map(|n| &*n.id)
             .collect();
         let mut j = Judgement {
             primary_id: svc.deployments[0].id.clone(),

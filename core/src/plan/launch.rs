@@ -86,7 +86,7 @@ pub(super) fn launches(
             seed: now as u64 ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
         let placed = match &target {
-            Some(id) => match nodes.iter_mut().find(|n| &n.id == id) {
+            Some(id) => match nodes.iter_mut().find(|n| *n.id == **id) {
                 Some(n) => scheduler::place(std::slice::from_mut(n), &req),
                 None => continue,
             },
@@ -101,7 +101,7 @@ pub(super) fn launches(
             .iter()
             .any(|v| v.home.is_none() || v.home_lost);
         if let (Ok(id), true) = (&placed, homeless) {
-            if let Some(n) = nodes.iter().find(|n| &n.id == id) {
+            if let Some(n) = nodes.iter().find(|n| *n.id == **id) {
                 demand.placed_on(n);
             }
         }
@@ -151,7 +151,7 @@ fn targets(
                     let node_arn = arn::container_instance(&n.id);
                     !j.live.iter().any(|t| t.container_instance_arn == node_arn)
                 })
-                .map(|n| Some(n.id.clone()))
+                .map(|n| Some(n.id.to_string()))
                 .take(view.launch_cap())
                 .collect(),
         );
@@ -174,7 +174,7 @@ fn snapshot_with_service_tasks(view: &ServiceView, j: &Judgement) -> Vec<NodeSna
     }
     let mut nodes = view.nodes.clone();
     for n in nodes.iter_mut() {
-        n.service_tasks = per_node.get(n.id.as_str()).copied().unwrap_or(0);
+        n.service_tasks = per_node.get(&*n.id).copied().unwrap_or(0);
     }
     nodes
 }

@@ -177,7 +177,7 @@ fn volumes<'a>(node: &NodeSnapshot, d: &'a Demand) -> Result<(), Why<'a>> {
             None => {}
             Some(_) if v.home_lost && v.autoprovision => {}
             Some(_) if v.home_lost => return Err(Why::VolumeLost(v)),
-            Some(h) if *h != node.id => return Err(Why::VolumeElsewhere(v)),
+            Some(h) if **h != *node.id => return Err(Why::VolumeElsewhere(v)),
             Some(_) => {}
         }
     }

@@ -54,8 +54,13 @@ impl<'a> Placer<'a> {
             .map(|a| {
                 let mut m: HashMap<String, usize> = HashMap::new();
                 for n in nodes {
-                    if let Some(v) = n.attributes.get(&a) {
-                        *m.entry(v.clone()).or_default() += n.service_tasks;
+                    // Looked up before inserting: a value is copied once, not once a node.
+                    match n.attributes.get(&a).map(|v| (m.get_mut(v), v)) {
+                        Some((Some(count), _)) => *count += n.service_tasks,
+                        Some((None, v)) => {
+                            m.insert(v.clone(), n.service_tasks);
+                        }
+                        None => {}
                     }
                 }
                 (a, m)
@@ -117,7 +122,7 @@ impl<'a> Placer<'a> {
         }
         self.recent.push(i);
         self.draw += 1;
-        Ok(n.id.clone())
+        Ok(n.id.to_string())
     }
 
     /// The least-loaded value of the first attribute spread that some node may still take.
@@ -250,7 +255,7 @@ mod tests {
     fn nodes(n: usize) -> Vec<NodeSnapshot> {
         (0..n)
             .map(|i| {
-                let id = format!("i-{i:05}");
+                let id: std::sync::Arc<str> = format!("i-{i:05}").into();
                 NodeSnapshot {
                     name: id.clone(),
                     connected: true,

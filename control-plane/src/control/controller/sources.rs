@@ -155,7 +155,7 @@ fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<V
         .filter(|id| !seen.contains_key(*id))
         .collect();
     if !unseen.is_empty() {
-        let mut found: HashMap<String, NodeSnapshot> = src
+        let mut found: HashMap<std::sync::Arc<str>, NodeSnapshot> = src
             .sessions
             .snapshots_of(state, unseen.iter().copied())?
             .into_iter()

@@ -99,7 +99,7 @@ pub fn placement_snapshot(n: ContainerInstance, room: Room) -> NodeSnapshot {
         attributes: std::sync::Arc::new(attributes),
         service_tasks: 0,
         allowed_host_paths: std::sync::Arc::new(n.allowed_host_paths),
-        name: n.name,
-        id: n.ec2_instance_id,
+        name: n.name.into(),
+        id: n.ec2_instance_id.into(),
     }
 }

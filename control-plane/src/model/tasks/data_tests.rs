@@ -48,7 +48,7 @@ impl Capacity for Nodes {
     fn mark_connected(&self, nodes: &mut [NodeSnapshot]) {
         let down = self.down.lock().unwrap();
         for n in nodes {
-            n.connected = !down.contains(&n.id);
+            n.connected = !down.iter().any(|d| **d == *n.id);
         }
     }
 }

@@ -70,7 +70,7 @@ impl Placement {
     ) -> Result<String, Rejection> {
         if let Some(want) = self.instances.get(i) {
             let id = arn::last_segment(want);
-            let Some(pos) = nodes.iter().position(|n| n.id == id || n.name == *want) else {
+            let Some(pos) = nodes.iter().position(|n| &*n.id == id || *n.name == **want) else {
                 return Err(Rejection {
                     reason: "MISSING",
                     detail: format!("no container instance {want}"),

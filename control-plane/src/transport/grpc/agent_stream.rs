@@ -298,9 +298,14 @@ async fn push_desired(
                 let body = next_message(s, &mut d, last, fp, deltas)?;
                 Ok((d, fp, body))
             })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .await;
+            // The runtime is shutting down: the stream ends with it.
+            if res.as_ref().is_err_and(|e| e.is_cancelled()) {
+                return;
+            }
+            let res = res
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
             match res {
                 Ok((d, fp, body)) => {
                     if let Some(body) = body {

@@ -11,7 +11,7 @@ fn privileged(desired: i32) -> ServiceView {
 }
 
 fn allow_privileged(v: &mut ServiceView, node: &str) {
-    let n = v.nodes.iter_mut().find(|n| n.id == node).unwrap();
+    let n = v.nodes.iter_mut().find(|n| &*n.id == node).unwrap();
     let mut attrs = (*n.attributes).clone();
     attrs.insert("berth.allow-privileged".into(), "true".into());
     n.attributes = std::sync::Arc::new(attrs);

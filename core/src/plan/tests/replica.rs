@@ -152,7 +152,7 @@ fn a_huge_desired_count_launches_at_most_a_bounded_batch() {
 fn a_partial_view_asks_for_every_node_before_placing() {
     let mut v = view(service(2), vec![task("a", "d1", "n1", 60)]);
     v.all_nodes = false;
-    v.nodes.retain(|n| n.id == "n1");
+    v.nodes.retain(|n| &*n.id == "n1");
     let p = plan(&v, NOW);
     assert!(p.needs_all_nodes);
     assert!(p.launches.is_empty() && p.stops.is_empty() && p.events.is_empty());
@@ -163,7 +163,7 @@ fn a_partial_view_is_enough_when_nothing_is_placed() {
     let tasks = vec![task("a", "d1", "n1", 60), task("b", "d1", "n2", 60)];
     let mut v = view(service(2), tasks);
     v.all_nodes = false;
-    v.nodes.retain(|n| n.id != "n3");
+    v.nodes.retain(|n| &*n.id != "n3");
     let p = plan(&v, NOW);
     assert!(!p.needs_all_nodes);
     assert_eq!(p.service.deployments[0].rollout_state, "COMPLETED");

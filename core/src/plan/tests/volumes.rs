@@ -31,7 +31,7 @@ fn the_replacement_lands_on_the_node_that_holds_the_volume() {
     for home in ["n1", "n2", "n3"] {
         let mut v = with_volume(1, false, Some(home));
         // The home is the busiest node: only the volume sends the task there.
-        v.nodes.iter_mut().find(|n| n.id == home).unwrap().tasks = 50;
+        v.nodes.iter_mut().find(|n| *n.id == *home).unwrap().tasks = 50;
         let p = plan(&v, NOW);
         assert_eq!(launched_on(&p), [home]);
         assert_eq!(
@@ -52,7 +52,11 @@ fn tasks_of_a_new_volume_share_the_node_the_first_one_made_it_on() {
 #[test]
 fn a_lost_volume_node_without_autoprovision_places_nothing_and_says_why() {
     let mut v = with_volume(1, false, Some("n2"));
-    v.nodes.iter_mut().find(|n| n.id == "n2").unwrap().connected = false;
+    v.nodes
+        .iter_mut()
+        .find(|n| &*n.id == "n2")
+        .unwrap()
+        .connected = false;
     let p = plan(&v, NOW);
     assert!(p.launches.is_empty());
     assert_eq!(p.service.placement_failures.len(), 1);
@@ -66,14 +70,18 @@ fn a_lost_volume_node_without_autoprovision_places_nothing_and_says_why() {
         "{said:?}"
     );
     // Deregistered, not just disconnected: the same.
-    v.nodes.retain(|n| n.id != "n2");
+    v.nodes.retain(|n| &*n.id != "n2");
     assert_eq!(plan(&v, NOW).rejections[0].reason, "VOLUME");
 }
 
 #[test]
 fn a_lost_volume_node_with_autoprovision_starts_afresh_elsewhere() {
     let mut v = with_volume(1, true, Some("n2"));
-    v.nodes.iter_mut().find(|n| n.id == "n2").unwrap().connected = false;
+    v.nodes
+        .iter_mut()
+        .find(|n| &*n.id == "n2")
+        .unwrap()
+        .connected = false;
     let p = plan(&v, NOW);
     let on = launched_on(&p);
     assert_eq!(on.len(), 1);
