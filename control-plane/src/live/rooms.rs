@@ -9,7 +9,7 @@ use crate::model::placement::Freshness;
 use crate::state::error::Result;
 use crate::state::{keys, State};
 use berth_core::capacity::{Room, Usage};
-use berth_core::scheduler::NodeSnapshot;
+use berth_core::scheduler::{AttributeValues, NodeSnapshot};
 use berth_proto::v1::{ContainerInstance, NodeClaim};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +53,9 @@ pub struct Rooms {
     /// When the cache was last brought up to the store's revision.
     caught_up_at: Option<std::time::Instant>,
     nodes: BTreeMap<String, Node>,
+    /// Every value an attribute takes over the nodes, by attribute, as asked since the nodes
+    /// last changed (a claim leaves them as they are).
+    values: AttributeValues,
 }
 
 impl Rooms {
@@ -64,6 +67,22 @@ impl Rooms {
     /// Every node as placement sees it (`connected` unset), as the cache holds it.
     pub fn snapshots(&mut self) -> Vec<NodeSnapshot> {
         self.nodes.values_mut().map(Node::snapshot).collect()
+    }
+
+    /// Every value `attribute` takes over the nodes (placement's spread counts start from
+    /// them), worked out again only after a node changed.
+    pub fn values_of(&mut self, attribute: &str) -> Arc<[String]> {
+        if let Some(v) = self.values.get(attribute) {
+            return v.clone();
+        }
+        let set: std::collections::BTreeSet<String> = self
+            .nodes
+            .values_mut()
+            .filter_map(|n| n.snapshot().attributes.get(attribute).cloned())
+            .collect();
+        let values: Arc<[String]> = set.into_iter().collect();
+        self.values.insert(attribute.to_string(), values.clone());
+        values
     }
 
     /// These nodes (those that exist) as placement sees them, as the cache holds them: what a
@@ -118,6 +137,7 @@ impl Rooms {
     fn rebuild(&mut self, state: &State) -> Result<()> {
         let revision = state.store().revision()?;
         self.nodes.clear();
+        self.values.clear();
         for n in state.scan::<ContainerInstance>(keys::NODES)? {
             self.nodes.insert(
                 n.ec2_instance_id.clone(),
@@ -139,6 +159,7 @@ impl Rooms {
     }
 
     fn put_node(&mut self, id: String, record: Option<ContainerInstance>) {
+        self.values.clear();
         match record {
             Some(n) => {
                 let node = self.nodes.entry(id).or_default();

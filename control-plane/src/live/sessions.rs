@@ -363,6 +363,23 @@ impl crate::model::placement::Capacity for Sessions {
         Sessions::snapshots(self, state, fresh)
     }
 
+    fn snapshots_with_values(
+        &self,
+        state: &State,
+        fresh: crate::model::placement::Freshness,
+        attributes: &[String],
+    ) -> Result<(
+        Vec<berth_core::scheduler::NodeSnapshot>,
+        berth_core::scheduler::AttributeValues,
+    )> {
+        let mut rooms = self.rooms.read(state, fresh)?;
+        let values = attributes
+            .iter()
+            .map(|a| (a.clone(), rooms.values_of(a)))
+            .collect();
+        Ok((rooms.snapshots(), values))
+    }
+
     fn usage_of(
         &self,
         state: &State,

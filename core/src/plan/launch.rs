@@ -63,7 +63,13 @@ pub(super) fn launches(
             .is_some_and(|c| c.enabled && !c.aliases.is_empty());
     let deployment_id = primary.id.clone();
     let td_arn = primary.task_definition.clone();
-    let mut placer = scheduler::Placer::new(&nodes, &strategies, &constraints, now as u64);
+    let mut placer = scheduler::Placer::with_values(
+        &nodes,
+        &strategies,
+        &constraints,
+        now as u64,
+        &view.spread_values,
+    );
     let pools = if b.daemon {
         Pools::default()
     } else {

@@ -83,6 +83,9 @@ pub struct ServiceView {
     /// Node snapshots: every node when `all_nodes`, else at least those the tasks run on.
     pub nodes: Vec<NodeSnapshot>,
     pub all_nodes: bool,
+    /// Every value each attribute the service spreads over takes on `nodes`, where the caller
+    /// knows it; the others are looked up on every node.
+    pub spread_values: crate::scheduler::AttributeValues,
     /// Some proxy watches the routing table, so target health decides for load-balanced tasks.
     pub lb_watched: bool,
     /// Target health by task ARN.

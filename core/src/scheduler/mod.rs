@@ -17,7 +17,7 @@ mod tests;
 pub use feasible::{host_path_allowed, parse_constraint, parse_constraint_at, Constraint};
 pub use query::Query;
 pub use rank::{parse_strategy, Resource, SpreadField, Strategy};
-pub use sample::{Placer, CANDIDATES, FULL_SCAN_MAX};
+pub use sample::{AttributeValues, Placer, CANDIDATES, FULL_SCAN_MAX};
 
 use rank::{Ranker, Ties};
 use std::collections::{HashMap, HashSet};

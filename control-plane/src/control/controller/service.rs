@@ -45,7 +45,9 @@ pub fn reconcile(
         }
         let mut p = plan::plan(&view, now);
         if p.needs_all_nodes {
-            view.nodes = view::snapshot(tx.state(), src.sessions, Freshness::Now)?;
+            let spread = sources::spread_attributes(&view.service);
+            (view.nodes, view.spread_values) =
+                view::snapshot_with_values(tx.state(), src.sessions, Freshness::Now, &spread)?;
             view.all_nodes = true;
             p = plan::plan(&view, now);
         }

@@ -77,14 +77,15 @@ pub fn read(
         }
     }
     let daemon = service.scheduling_strategy == "DAEMON";
-    let nodes = if all_nodes || daemon {
-        view::snapshot(&state, src.sessions, Freshness::Now)?
+    let (nodes, spread_values) = if all_nodes || daemon {
+        let spread = spread_attributes(&service);
+        view::snapshot_with_values(&state, src.sessions, Freshness::Now, &spread)?
     } else {
         let hosting: HashSet<&str> = tasks
             .iter()
             .map(|t| arn::last_segment(&t.container_instance_arn))
             .collect();
-        status_only(&state, src, hosting)?
+        (status_only(&state, src, hosting)?, Default::default())
     };
     let targets = tasks
         .iter()
@@ -134,6 +135,7 @@ pub fn read(
         tasks,
         definitions,
         nodes,
+        spread_values,
         all_nodes: all_nodes || daemon,
         lb_watched: !src.proxies.watching().is_empty(),
         targets,
@@ -173,4 +175,16 @@ fn status_only(state: &State, src: &Sources<'_>, ids: HashSet<&str>) -> Result<V
         .iter()
         .filter_map(|id| seen.get(*id).cloned().flatten())
         .collect())
+}
+
+/// The node attributes the service's placement spreads over (`spread(attribute:NAME)`).
+pub(super) fn spread_attributes(svc: &Service) -> Vec<String> {
+    use berth_core::scheduler::{parse_strategy, SpreadField, Strategy};
+    svc.placement_strategy
+        .iter()
+        .filter_map(|s| match parse_strategy(&s.r#type, &s.field) {
+            Ok(Strategy::Spread(SpreadField::Attribute(a))) => Some(a),
+            _ => None,
+        })
+        .collect()
 }

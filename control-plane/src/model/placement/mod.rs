@@ -9,7 +9,7 @@ pub mod view;
 use crate::state::error::Result;
 use crate::state::State;
 use berth_core::capacity::Usage;
-use berth_core::scheduler::NodeSnapshot;
+use berth_core::scheduler::{AttributeValues, NodeSnapshot};
 use std::collections::HashMap;
 
 /// How current a read of the rooms cache must be.
@@ -29,6 +29,17 @@ pub enum Freshness {
 pub trait Capacity {
     /// Every node as placement sees it, as fresh as asked (`connected` unset).
     fn snapshots(&self, state: &State, fresh: Freshness) -> Result<Vec<NodeSnapshot>>;
+    /// As `snapshots`, with every value each of `attributes` takes over those nodes, where
+    /// it is known without looking at each (read together, so the two agree).
+    fn snapshots_with_values(
+        &self,
+        state: &State,
+        fresh: Freshness,
+        attributes: &[String],
+    ) -> Result<(Vec<NodeSnapshot>, AttributeValues)> {
+        let _ = attributes;
+        Ok((self.snapshots(state, fresh)?, AttributeValues::new()))
+    }
     /// What the named nodes' claims add up to, and the revision they are as of.
     fn usage_of(
         &self,
@@ -43,6 +54,15 @@ pub trait Capacity {
 impl<T: Capacity + ?Sized> Capacity for std::sync::Arc<T> {
     fn snapshots(&self, state: &State, fresh: Freshness) -> Result<Vec<NodeSnapshot>> {
         (**self).snapshots(state, fresh)
+    }
+
+    fn snapshots_with_values(
+        &self,
+        state: &State,
+        fresh: Freshness,
+        attributes: &[String],
+    ) -> Result<(Vec<NodeSnapshot>, AttributeValues)> {
+        (**self).snapshots_with_values(state, fresh, attributes)
     }
 
     fn usage_of(

@@ -59,6 +59,19 @@ pub fn snapshot(
     Ok(nodes)
 }
 
+/// As `snapshot`, with every value each of `attributes` takes over the nodes (placement's
+/// spread counts start from them instead of looking at every node).
+pub fn snapshot_with_values(
+    state: &State,
+    capacity: &dyn Capacity,
+    fresh: Freshness,
+    attributes: &[String],
+) -> Result<(Vec<NodeSnapshot>, berth_core::scheduler::AttributeValues)> {
+    let (mut nodes, values) = capacity.snapshots_with_values(state, fresh, attributes)?;
+    capacity.mark_connected(&mut nodes);
+    Ok((nodes, values))
+}
+
 /// Where the shared volumes of `definitions` live (volume name → node id), as placement
 /// recorded them; a volume no task has mounted yet has no home.
 pub fn volume_homes<'a>(
