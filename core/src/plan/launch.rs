@@ -8,7 +8,7 @@ use super::{Launch, ServicePlan, ServiceView};
 use crate::scheduler::{self, NodeSnapshot, PlacementRequest};
 use crate::status::{service_status, ServiceStatus};
 use crate::{arn, capacity};
-use berth_proto::v1::Service;
+use berth_proto::v1::{Service, TaskDefinition};
 
 /// At most this many launches in one pass, so one commit stays small; the next pass goes on.
 pub const MAX_LAUNCHES_PER_PASS: usize = 1_000;
@@ -33,34 +33,9 @@ pub(super) fn launches(
         p.needs_all_nodes = true;
         return 0;
     };
-    let mut demand = capacity::demand(td);
-    if b.daemon {
-        // Each node of a DAEMON service keeps its own copy of a shared volume.
-        demand.volumes.clear();
-    } else {
-        scheduler::locate_volumes(&mut demand, &view.volume_homes, &view.nodes);
-    }
-    let strategies: Vec<_> = svc
-        .placement_strategy
-        .iter()
-        .filter_map(|s| scheduler::parse_strategy(&s.r#type, &s.field).ok())
-        .collect();
-    // Powers the definition needs (privileged, devices, security options, GPUs) place it only
-    // on nodes that grant them, as RunTask does.
-    let constraints: Vec<_> = svc
-        .placement_constraints
-        .iter()
-        .filter_map(|c| scheduler::parse_constraint(&c.r#type, &c.expression).ok())
-        .chain(crate::powers::constraints(td))
-        .collect();
+    let (mut demand, strategies, constraints) = placement_rules(view, svc, td, b.daemon);
     let mut nodes = snapshot_with_service_tasks(view, j);
-    // Service Connect routes drain a stopping task like a load balancer does (as
-    // `service::connect_routes::routed` says; `service` already reads `plan`).
-    let load_balanced = !svc.load_balancers.is_empty()
-        || svc
-            .service_connect
-            .as_ref()
-            .is_some_and(|c| c.enabled && !c.aliases.is_empty());
+    let load_balanced = drains_before_stopping(svc);
     let deployment_id = primary.id.clone();
     let td_arn = primary.task_definition.clone();
     let mut placer = scheduler::Placer::with_values(
@@ -138,6 +113,51 @@ pub(super) fn launches(
     let n = launches.len();
     p.launches = launches;
     n
+}
+
+/// What each launch of the service is placed by: the task's demand (its shared volumes located,
+/// or dropped for a DAEMON, whose every node keeps its own copy), the service's strategies, and
+/// its constraints with those of the powers the definition needs (privileged, devices,
+/// security options, GPUs: only nodes that grant them, as RunTask places).
+fn placement_rules(
+    view: &ServiceView,
+    svc: &Service,
+    td: &TaskDefinition,
+    daemon: bool,
+) -> (
+    scheduler::Demand,
+    Vec<scheduler::Strategy>,
+    Vec<scheduler::Constraint>,
+) {
+    let mut demand = capacity::demand(td);
+    if daemon {
+        demand.volumes.clear();
+    } else {
+        scheduler::locate_volumes(&mut demand, &view.volume_homes, &view.nodes);
+    }
+    let strategies = svc
+        .placement_strategy
+        .iter()
+        .filter_map(|s| scheduler::parse_strategy(&s.r#type, &s.field).ok())
+        .collect();
+    let constraints = svc
+        .placement_constraints
+        .iter()
+        .filter_map(|c| scheduler::parse_constraint(&c.r#type, &c.expression).ok())
+        .chain(crate::powers::constraints(td))
+        .collect();
+    (demand, strategies, constraints)
+}
+
+/// Whether the service's tasks drain before they stop: behind a load balancer, or reached
+/// through Service Connect aliases (whose routes drain a stopping task as a load balancer does,
+/// as `service::connect_routes::routed` says).
+fn drains_before_stopping(svc: &Service) -> bool {
+    !svc.load_balancers.is_empty()
+        || svc
+            .service_connect
+            .as_ref()
+            .is_some_and(|c| c.enabled && !c.aliases.is_empty())
 }
 
 /// One entry a launch: the node a DAEMON service's launch goes to, or None where placement

@@ -108,8 +108,32 @@ pub fn check(
     let Some(m) = config.as_object() else {
         return Err(vec![FieldError::new(ROOT, "must be an object")]);
     };
+    let (enabled, namespace, services) = top_level(&mut errs, m, cluster_namespace);
+    let ports = named_ports(td);
+    let mut aliases: Vec<Alias> = Vec::new();
+    for (i, s) in services.iter().enumerate() {
+        let at = format!("{ROOT}.services[{i}]");
+        service_entry(&mut errs, &at, s, &ports, &mut aliases);
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(Checked {
+        enabled,
+        namespace,
+        aliases,
+    })
+}
+
+/// The configuration's own fields: whether it is enabled, its namespace (the cluster's when it
+/// names none) and its services, each required where the others need it.
+fn top_level(
+    errs: &mut Vec<FieldError>,
+    m: &Map<String, Value>,
+    cluster_namespace: &str,
+) -> (bool, String, Vec<Value>) {
     keys(
-        &mut errs,
+        errs,
         ROOT,
         m,
         &["enabled", "namespace", "services", "logConfiguration"],
@@ -135,17 +159,7 @@ pub fn check(
             String::new()
         }
     };
-    let services = match m.get("services") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => {
-            errs.push(FieldError::new(
-                format!("{ROOT}.services"),
-                "must be a list",
-            ));
-            Vec::new()
-        }
-    };
+    let services = list(errs, &format!("{ROOT}.services"), m.get("services"));
     if !services.is_empty() && !enabled {
         errs.push(FieldError::new(
             format!("{ROOT}.services"),
@@ -158,147 +172,164 @@ pub fn check(
             "is required: name the namespace, or set the cluster's serviceConnectDefaults.namespace",
         ));
     }
-    let ports = named_ports(td);
-    let mut aliases: Vec<Alias> = Vec::new();
-    for (i, s) in services.iter().enumerate() {
-        let at = format!("{ROOT}.services[{i}]");
-        let Some(s) = s.as_object() else {
-            errs.push(FieldError::new(at, "must be an object"));
-            continue;
-        };
-        keys(
-            &mut errs,
-            &at,
-            s,
-            &[
-                "portName",
-                "discoveryName",
-                "clientAliases",
-                "ingressPortOverride",
-                "timeout",
-                "tls",
-            ],
-        );
-        let port_name = s.get("portName").and_then(Value::as_str).unwrap_or("");
-        let Some(named) = ports.iter().find(|p| p.name == port_name) else {
-            let known: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+    (enabled, namespace, services)
+}
+
+/// The list at `at` (none: empty); anything else is named.
+fn list(errs: &mut Vec<FieldError>, at: &str, v: Option<&Value>) -> Vec<Value> {
+    match v {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => {
+            errs.push(FieldError::new(at, "must be a list"));
+            Vec::new()
+        }
+    }
+}
+
+/// One entry of `services`: the named port it serves, its discovery name, its timeouts, and
+/// its client aliases (added to `aliases`, each name and port once).
+fn service_entry(
+    errs: &mut Vec<FieldError>,
+    at: &str,
+    s: &Value,
+    ports: &[NamedPort],
+    aliases: &mut Vec<Alias>,
+) {
+    let Some(s) = s.as_object() else {
+        errs.push(FieldError::new(at, "must be an object"));
+        return;
+    };
+    keys(
+        errs,
+        at,
+        s,
+        &[
+            "portName",
+            "discoveryName",
+            "clientAliases",
+            "ingressPortOverride",
+            "timeout",
+            "tls",
+        ],
+    );
+    let port_name = s.get("portName").and_then(Value::as_str).unwrap_or("");
+    let Some(named) = ports.iter().find(|p| p.name == port_name) else {
+        let known: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+        errs.push(FieldError::new(
+            format!("{at}.portName"),
+            if known.is_empty() {
+                format!("{port_name:?} names no port mapping: the task definition names none; give a portMappings entry a name")
+            } else {
+                format!("{port_name:?} names no port mapping of the task definition; use one of {}", known.join(", "))
+            },
+        ));
+        return;
+    };
+    let discovery = match s.get("discoveryName") {
+        None => port_name.to_string(),
+        Some(Value::String(d)) if dns_name(d) && d.len() <= 64 => d.clone(),
+        Some(v) => {
             errs.push(FieldError::new(
-                format!("{at}.portName"),
-                if known.is_empty() {
-                    format!("{port_name:?} names no port mapping: the task definition names none; give a portMappings entry a name")
-                } else {
-                    format!("{port_name:?} names no port mapping of the task definition; use one of {}", known.join(", "))
-                },
+                format!("{at}.discoveryName"),
+                format!("{v} must be 1-64 letters, digits, hyphens and dots"),
             ));
-            continue;
-        };
-        let discovery = match s.get("discoveryName") {
-            None => port_name.to_string(),
-            Some(Value::String(d)) if dns_name(d) && d.len() <= 64 => d.clone(),
-            Some(v) => {
-                errs.push(FieldError::new(
-                    format!("{at}.discoveryName"),
-                    format!("{v} must be 1-64 letters, digits, hyphens and dots"),
-                ));
-                continue;
-            }
-        };
-        if let Some(v) = s.get("ingressPortOverride") {
-            port(&mut errs, &format!("{at}.ingressPortOverride"), v);
+            return;
         }
-        if let Some(t) = s.get("timeout") {
-            let at = format!("{at}.timeout");
-            match t.as_object() {
-                None => errs.push(FieldError::new(&at, "must be an object")),
-                Some(t) => {
-                    keys(
-                        &mut errs,
-                        &at,
-                        t,
-                        &["idleTimeoutSeconds", "perRequestTimeoutSeconds"],
-                    );
-                    for (k, v) in t {
-                        if !v.as_i64().is_some_and(|n| (0..=2_147_483_647).contains(&n)) {
-                            errs.push(FieldError::new(
-                                format!("{at}.{k}"),
-                                format!("{v} must be a whole number of seconds, 0 or more"),
-                            ));
-                        }
-                    }
-                    if t.contains_key("perRequestTimeoutSeconds") && named.app_protocol == "tcp" {
-                        errs.push(FieldError::new(
-                            format!("{at}.perRequestTimeoutSeconds"),
-                            format!("port {port_name} is tcp (its appProtocol): TCP has no requests to time; use idleTimeoutSeconds or set appProtocol to http, http2 or grpc"),
-                        ));
-                    }
-                }
-            }
-        }
-        let given = match s.get("clientAliases") {
-            None => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => {
-                errs.push(FieldError::new(
-                    format!("{at}.clientAliases"),
-                    "must be a list",
-                ));
-                Vec::new()
-            }
-        };
-        for (j, a) in given.iter().enumerate() {
-            let at = format!("{at}.clientAliases[{j}]");
-            let Some(a) = a.as_object() else {
-                errs.push(FieldError::new(at, "must be an object"));
-                continue;
-            };
-            keys(&mut errs, &at, a, &["port", "dnsName", "testTrafficRules"]);
-            let p = match a.get("port") {
-                None => {
-                    errs.push(FieldError::new(
-                        format!("{at}.port"),
-                        "is required: the port clients call",
-                    ));
-                    None
-                }
-                Some(v) => port(&mut errs, &format!("{at}.port"), v),
-            };
-            let Some(p) = p else {
-                continue;
-            };
-            let dns = match a.get("dnsName") {
-                None => discovery.clone(),
-                Some(Value::String(d)) if dns_name(d) => d.clone(),
-                Some(v) => {
-                    errs.push(FieldError::new(
-                        format!("{at}.dnsName"),
-                        format!("{v} must be a DNS name: letters, digits, hyphens, dots"),
-                    ));
-                    continue;
-                }
-            };
-            if aliases.iter().any(|x| x.dns_name == dns && x.port == p) {
-                errs.push(FieldError::new(
-                    at.clone(),
-                    format!("{dns}:{p} is already an alias of this service; give each alias its own name or port"),
-                ));
-                continue;
-            }
-            aliases.push(Alias {
-                port_name: port_name.to_string(),
-                discovery_name: discovery.clone(),
-                dns_name: dns,
-                port: p,
-                app_protocol: named.app_protocol.clone(),
-            });
+    };
+    if let Some(v) = s.get("ingressPortOverride") {
+        port(errs, &format!("{at}.ingressPortOverride"), v);
+    }
+    if let Some(t) = s.get("timeout") {
+        timeout(errs, &format!("{at}.timeout"), t, named);
+    }
+    let given = list(errs, &format!("{at}.clientAliases"), s.get("clientAliases"));
+    for (j, a) in given.iter().enumerate() {
+        let at = format!("{at}.clientAliases[{j}]");
+        if let Some(alias) = client_alias(errs, &at, a, named, &discovery, aliases) {
+            aliases.push(alias);
         }
     }
-    if !errs.is_empty() {
-        return Err(errs);
+}
+
+/// `timeout`: whole seconds, and no per-request timeout on a TCP port (it has no requests).
+fn timeout(errs: &mut Vec<FieldError>, at: &str, t: &Value, named: &NamedPort) {
+    let Some(t) = t.as_object() else {
+        errs.push(FieldError::new(at, "must be an object"));
+        return;
+    };
+    keys(
+        errs,
+        at,
+        t,
+        &["idleTimeoutSeconds", "perRequestTimeoutSeconds"],
+    );
+    for (k, v) in t {
+        if !v.as_i64().is_some_and(|n| (0..=2_147_483_647).contains(&n)) {
+            errs.push(FieldError::new(
+                format!("{at}.{k}"),
+                format!("{v} must be a whole number of seconds, 0 or more"),
+            ));
+        }
     }
-    Ok(Checked {
-        enabled,
-        namespace,
-        aliases,
+    if t.contains_key("perRequestTimeoutSeconds") && named.app_protocol == "tcp" {
+        errs.push(FieldError::new(
+            format!("{at}.perRequestTimeoutSeconds"),
+            format!("port {} is tcp (its appProtocol): TCP has no requests to time; use idleTimeoutSeconds or set appProtocol to http, http2 or grpc", named.name),
+        ));
+    }
+}
+
+/// One client alias of the service's entry for port `named`: its port (required) and DNS name
+/// (the discovery name by default); None, with the field named, when it is not one, or when
+/// `earlier` already holds that name and port.
+fn client_alias(
+    errs: &mut Vec<FieldError>,
+    at: &str,
+    a: &Value,
+    named: &NamedPort,
+    discovery: &str,
+    earlier: &[Alias],
+) -> Option<Alias> {
+    let Some(a) = a.as_object() else {
+        errs.push(FieldError::new(at, "must be an object"));
+        return None;
+    };
+    keys(errs, at, a, &["port", "dnsName", "testTrafficRules"]);
+    let p = match a.get("port") {
+        None => {
+            errs.push(FieldError::new(
+                format!("{at}.port"),
+                "is required: the port clients call",
+            ));
+            None
+        }
+        Some(v) => port(errs, &format!("{at}.port"), v),
+    }?;
+    let dns = match a.get("dnsName") {
+        None => discovery.to_string(),
+        Some(Value::String(d)) if dns_name(d) => d.clone(),
+        Some(v) => {
+            errs.push(FieldError::new(
+                format!("{at}.dnsName"),
+                format!("{v} must be a DNS name: letters, digits, hyphens, dots"),
+            ));
+            return None;
+        }
+    };
+    if earlier.iter().any(|x| x.dns_name == dns && x.port == p) {
+        errs.push(FieldError::new(
+            at,
+            format!("{dns}:{p} is already an alias of this service; give each alias its own name or port"),
+        ));
+        return None;
+    }
+    Some(Alias {
+        port_name: named.name.clone(),
+        discovery_name: discovery.to_string(),
+        dns_name: dns,
+        port: p,
+        app_protocol: named.app_protocol.clone(),
     })
 }
 

@@ -20,11 +20,10 @@ fn stored_keys(s: &State) -> Vec<String> {
     s.scan_keys(berth_core::keys::DISCOVERY).unwrap()
 }
 
+/// Namespaces: a missing or bad field, an unknown id, a bad list filter.
 #[test]
-fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = state(&dir);
-    let cases: Vec<(&str, Value, &str, &str)> = vec![
+fn bad_namespace_calls_are_refused_naming_the_field_and_write_nothing() {
+    refused_writing_nothing(vec![
         (
             "CreateHttpNamespace",
             json!({}),
@@ -62,6 +61,25 @@ fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
             "NamespaceNotFound",
             "ns-nothere",
         ),
+        (
+            "ListNamespaces",
+            json!({"MaxResults": 0}),
+            "InvalidInput",
+            "MaxResults",
+        ),
+        (
+            "ListNamespaces",
+            json!({"Filters": [{"Name": "COLOR", "Values": ["x"]}]}),
+            "InvalidInput",
+            "Filters[0].Name",
+        ),
+    ]);
+}
+
+/// Services, instances and operations: a missing field, an unknown id or namespace.
+#[test]
+fn bad_service_and_instance_calls_are_refused_naming_the_field_and_write_nothing() {
+    refused_writing_nothing(vec![
         (
             "CreateService",
             json!({"NamespaceId": "ns-x"}),
@@ -128,19 +146,13 @@ fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
             "OperationNotFound",
             "nope",
         ),
-        (
-            "ListNamespaces",
-            json!({"MaxResults": 0}),
-            "InvalidInput",
-            "MaxResults",
-        ),
-        (
-            "ListNamespaces",
-            json!({"Filters": [{"Name": "COLOR", "Values": ["x"]}]}),
-            "InvalidInput",
-            "Filters[0].Name",
-        ),
-    ];
+    ]);
+}
+
+/// Each call fails with its error kind and a message naming the field, and nothing is stored.
+fn refused_writing_nothing(cases: Vec<(&str, Value, &str, &str)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(&dir);
     for (op, input, kind, message) in cases {
         let e = call(&s, op, input.clone()).expect_err(&format!("{op} {input} must fail"));
         assert_eq!(e.kind, kind, "{op} {input}: {}", e.message);

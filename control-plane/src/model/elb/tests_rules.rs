@@ -54,112 +54,136 @@ fn bad_actions_name_their_field_and_write_nothing() {
     let (_d, s) = state();
     let lb = create_load_balancer(&s, "web", "").unwrap();
     let g = tg(&s, "blue");
-    let cases: Vec<(&str, Vec<ElbAction>, &str)> = vec![
-        ("no action", vec![], "DefaultActions"),
-        (
-            "two actions",
-            vec![fixed("200", "", ""), fixed("404", "", "")],
-            "DefaultActions",
-        ),
-        (
-            "authenticate",
-            vec![ElbAction {
-                r#type: "authenticate-oidc".into(),
-                ..Default::default()
-            }],
-            "DefaultActions.member.1.Type",
-        ),
-        (
-            "redirect without config",
-            vec![ElbAction {
-                r#type: "redirect".into(),
-                ..Default::default()
-            }],
-            "DefaultActions.member.1.RedirectConfig",
-        ),
-        (
-            "redirect status",
-            vec![redirect(ElbRedirect {
-                status_code: "HTTP_307".into(),
-                ..to_https()
-            })],
-            "RedirectConfig.StatusCode",
-        ),
-        (
-            "redirect protocol",
-            vec![redirect(ElbRedirect {
-                protocol: "FTP".into(),
-                ..to_https()
-            })],
-            "RedirectConfig.Protocol",
-        ),
-        (
-            "redirect port",
-            vec![redirect(ElbRedirect {
-                port: "70000".into(),
-                ..to_https()
-            })],
-            "RedirectConfig.Port",
-        ),
-        (
-            "redirect path",
-            vec![redirect(ElbRedirect {
-                path: "no-slash".into(),
-                ..to_https()
-            })],
-            "RedirectConfig.Path",
-        ),
-        (
-            "redirect template",
-            vec![redirect(ElbRedirect {
-                host: "#{hostname}".into(),
-                ..to_https()
-            })],
-            "RedirectConfig.Host",
-        ),
-        (
-            "redirect loop",
-            vec![redirect(ElbRedirect {
-                status_code: "HTTP_302".into(),
-                ..Default::default()
-            })],
-            "same URL",
-        ),
-        (
-            "fixed status",
-            vec![fixed("302", "", "")],
-            "FixedResponseConfig.StatusCode",
-        ),
-        (
-            "fixed content type",
-            vec![fixed("200", "image/png", "")],
-            "FixedResponseConfig.ContentType",
-        ),
-        (
-            "fixed body",
-            vec![fixed("200", "text/plain", &"x".repeat(1025))],
-            "FixedResponseConfig.MessageBody",
-        ),
-        (
-            "forward with a redirect config",
-            vec![ElbAction {
-                redirect: Some(to_https()),
-                ..forward(&g.arn).remove(0)
-            }],
-            "DefaultActions.member.1.RedirectConfig",
-        ),
-        (
-            "stickiness without duration",
-            vec![ElbAction {
-                group_stickiness: true,
-                ..forward(&g.arn).remove(0)
-            }],
-            "TargetGroupStickinessConfig.DurationSeconds",
-        ),
-    ];
+    refused_writing_nothing(
+        &s,
+        &lb,
+        vec![
+            ("no action", vec![], "DefaultActions"),
+            (
+                "two actions",
+                vec![fixed("200", "", ""), fixed("404", "", "")],
+                "DefaultActions",
+            ),
+            (
+                "authenticate",
+                vec![ElbAction {
+                    r#type: "authenticate-oidc".into(),
+                    ..Default::default()
+                }],
+                "DefaultActions.member.1.Type",
+            ),
+            (
+                "fixed status",
+                vec![fixed("302", "", "")],
+                "FixedResponseConfig.StatusCode",
+            ),
+            (
+                "fixed content type",
+                vec![fixed("200", "image/png", "")],
+                "FixedResponseConfig.ContentType",
+            ),
+            (
+                "fixed body",
+                vec![fixed("200", "text/plain", &"x".repeat(1025))],
+                "FixedResponseConfig.MessageBody",
+            ),
+            (
+                "forward with a redirect config",
+                vec![ElbAction {
+                    redirect: Some(to_https()),
+                    ..forward(&g.arn).remove(0)
+                }],
+                "DefaultActions.member.1.RedirectConfig",
+            ),
+            (
+                "stickiness without duration",
+                vec![ElbAction {
+                    group_stickiness: true,
+                    ..forward(&g.arn).remove(0)
+                }],
+                "TargetGroupStickinessConfig.DurationSeconds",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn bad_redirects_name_their_field_and_write_nothing() {
+    let (_d, s) = state();
+    let lb = create_load_balancer(&s, "web", "").unwrap();
+    refused_writing_nothing(
+        &s,
+        &lb,
+        vec![
+            (
+                "redirect without config",
+                vec![ElbAction {
+                    r#type: "redirect".into(),
+                    ..Default::default()
+                }],
+                "DefaultActions.member.1.RedirectConfig",
+            ),
+            (
+                "redirect status",
+                vec![redirect(ElbRedirect {
+                    status_code: "HTTP_307".into(),
+                    ..to_https()
+                })],
+                "RedirectConfig.StatusCode",
+            ),
+            (
+                "redirect protocol",
+                vec![redirect(ElbRedirect {
+                    protocol: "FTP".into(),
+                    ..to_https()
+                })],
+                "RedirectConfig.Protocol",
+            ),
+            (
+                "redirect port",
+                vec![redirect(ElbRedirect {
+                    port: "70000".into(),
+                    ..to_https()
+                })],
+                "RedirectConfig.Port",
+            ),
+            (
+                "redirect path",
+                vec![redirect(ElbRedirect {
+                    path: "no-slash".into(),
+                    ..to_https()
+                })],
+                "RedirectConfig.Path",
+            ),
+            (
+                "redirect template",
+                vec![redirect(ElbRedirect {
+                    host: "#{hostname}".into(),
+                    ..to_https()
+                })],
+                "RedirectConfig.Host",
+            ),
+            (
+                "redirect loop",
+                vec![redirect(ElbRedirect {
+                    status_code: "HTTP_302".into(),
+                    ..Default::default()
+                })],
+                "same URL",
+            ),
+        ],
+    );
+}
+
+/// Each listener's default actions are refused naming the field, and no listener is written.
+fn refused_writing_nothing(
+    s: &State,
+    lb: &ElbLoadBalancer,
+    cases: Vec<(&str, Vec<ElbAction>, &str)>,
+) {
     for (port, (what, actions, field)) in (8100..).zip(cases) {
         let e = create_listener(
-            &s,
+            s,
             NewListener {
                 load_balancer_arn: lb.arn.clone(),
                 port,
@@ -171,7 +195,7 @@ fn bad_actions_name_their_field_and_write_nothing() {
         .unwrap_err();
         assert!(message(e).contains(field), "{what}: names {field}");
     }
-    assert!(listeners_of(&s, &lb).unwrap().is_empty(), "nothing written");
+    assert!(listeners_of(s, lb).unwrap().is_empty(), "nothing written");
 }
 
 #[test]
