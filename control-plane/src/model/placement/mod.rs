@@ -35,9 +35,8 @@ pub trait Capacity {
         &self,
         state: &State,
         fresh: Freshness,
-        attributes: &[String],
+        _attributes: &[String],
     ) -> Result<(Vec<NodeSnapshot>, AttributeValues)> {
-        let _ = attributes;
         Ok((self.snapshots(state, fresh)?, AttributeValues::new()))
     }
     /// What the named nodes' claims add up to, and the revision they are as of.

@@ -80,17 +80,20 @@ fn rule_arn(name: &str) -> String {
 }
 
 fn tags(input: &Value, name: &str) -> Vec<KeyValuePair> {
-    input
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .map(|t| KeyValuePair {
-                    name: text(t, "Key"),
-                    value: text(t, "Value"),
-                })
-                .collect()
+    list(input, name, |t| {
+        Some(KeyValuePair {
+            name: text(t, "Key"),
+            value: text(t, "Value"),
         })
+    })
+}
+
+/// The entries of the list `field` of `input` that `each` reads (none when it is absent).
+fn list<T>(input: &Value, field: &str, each: impl Fn(&Value) -> Option<T>) -> Vec<T> {
+    input
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(each).collect())
         .unwrap_or_default()
 }
 
@@ -250,15 +253,7 @@ fn tag_ops(state: &State, op: &str, input: &Value) -> Answer {
 
 /// A list of strings in `input` (empty when absent).
 fn strings(input: &Value, field: &str) -> Vec<String> {
-    input
-        .get(field)
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    list(input, field, |v| v.as_str().map(String::from))
 }
 
 fn unreachable_op(op: &str) -> Answer {
